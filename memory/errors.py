@@ -1,0 +1,25 @@
+"""Database errors, mapped from SQLAlchemy/Alembic at the boundary so callers see one hierarchy."""
+
+from __future__ import annotations
+
+from headroom.engine.errors import HeadroomError
+
+
+class DatabaseError(HeadroomError):
+    """The database cannot be opened or used."""
+
+
+class DatabaseTooNew(DatabaseError):
+    """The DB's schema revision is unknown to this code: it was written by a newer headroom."""
+
+    def __init__(self, url: str, revision: str, head: str) -> None:
+        self.url, self.revision, self.head = url, revision, head
+        super().__init__(
+            f"the database {url} is at schema revision {revision}, which this headroom does not know "
+            f"(its newest is {head}): it was written by a newer headroom. Upgrade headroom "
+            "(pip install -U headroom) or point database_url at another database."
+        )
+
+
+class DatabaseLocked(DatabaseError):
+    """Another process kept the database locked past the busy timeout."""

@@ -1,0 +1,204 @@
+"""SQLAlchemy models: the session mirror that ingestion fills and everything else reads.
+
+The tables mirror the agents' own logs in the normalized model of ``headroom.learn.model``; they outlive
+the logs (Claude and Gemini delete sessions after 30 days). Every row derived from a log has a natural key
+(``session_id`` + ``key``, or ``agent`` + ``key`` for usage), so ingestion can upsert: re-reading a file
+after a crash, a truncation or an in-place rewrite converges to the same rows.
+
+Types are kept portable (no SQLite- or PostgreSQL-only column types) so that ``database_url`` may point at
+PostgreSQL. Timestamps are naive UTC. ``day`` columns (UTC date) are stored, not computed, so per-day
+statistics are a plain indexed GROUP BY on either backend.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Alembic batch mode on SQLite recreates tables and needs every constraint to have a predictable name.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class SourceFile(Base):
+    """One agent log file and how far it has been ingested.
+
+    Identity is the file's (device, inode): a renamed file keeps its offset, a replaced one is detected.
+    ``offset`` and ``state`` (the reader's resumable state, JSON) advance in the same transaction as the rows
+    read up to that offset. ``fingerprint`` (hash of the first bytes) tells an appended file from a rewrite.
+    """
+
+    __tablename__ = "source_files"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agent: Mapped[str] = mapped_column(String(16))
+    path: Mapped[str] = mapped_column(Text, unique=True)
+    device: Mapped[int] = mapped_column(BigInteger, default=0)
+    inode: Mapped[int] = mapped_column(BigInteger, default=0)
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger, default=0)
+    offset: Mapped[int] = mapped_column(BigInteger, default=0)
+    fingerprint: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[str | None] = mapped_column(Text)
+    records: Mapped[int] = mapped_column(Integer, default=0)
+    missing: Mapped[bool] = mapped_column(Boolean, default=False)  # deleted by the agent: data is kept
+    first_seen: Mapped[datetime] = mapped_column(DateTime)
+    ingested_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    __table_args__ = (Index("ix_source_files_device_inode", "device", "inode"),)
+
+
+class IngestIssue(Base):
+    """Bad input met while ingesting a file, counted per file and kind (``headroom doctor`` lists them)."""
+
+    __tablename__ = "ingest_issues"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(32))
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    detail: Mapped[str | None] = mapped_column(Text)
+    first_seen: Mapped[datetime] = mapped_column(DateTime)
+    last_seen: Mapped[datetime] = mapped_column(DateTime)
+
+    __table_args__ = (UniqueConstraint("path", "kind"),)
+
+
+class Session(Base):
+    """One agent session (a sub-agent is a session of its own, linked to its parent).
+
+    The counters are derived from the child rows by ingestion (see ``stale``) so that listing thousands of
+    sessions never scans the timeline.
+    """
+
+    __tablename__ = "sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agent: Mapped[str] = mapped_column(String(16))
+    key: Mapped[str] = mapped_column(String(255))
+    parent_key: Mapped[str | None] = mapped_column(String(255))
+    subagent_id: Mapped[str | None] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(16), default="main")
+    title: Mapped[str | None] = mapped_column(Text)
+    cwd: Mapped[str | None] = mapped_column(Text)
+    project_root: Mapped[str | None] = mapped_column(Text)
+    git_branch: Mapped[str | None] = mapped_column(Text)
+    cli_version: Mapped[str | None] = mapped_column(String(64))
+    models: Mapped[str | None] = mapped_column(Text)  # comma-separated, in first-use order
+    started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime)
+    turns: Mapped[int] = mapped_column(Integer, default=0)
+    events: Mapped[int] = mapped_column(Integer, default=0)
+    tool_calls: Mapped[int] = mapped_column(Integer, default=0)
+    failed_tool_calls: Mapped[int] = mapped_column(Integer, default=0)
+    api_errors: Mapped[int] = mapped_column(Integer, default=0)
+    interruptions: Mapped[int] = mapped_column(Integer, default=0)
+    compactions: Mapped[int] = mapped_column(Integer, default=0)
+    input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cache_read_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cache_creation_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    reasoning_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    stale: Mapped[bool] = mapped_column(Boolean, default=True)  # counters need recomputing
+
+    __table_args__ = (
+        UniqueConstraint("agent", "key"),
+        Index("ix_sessions_started_at", "started_at"),
+        Index("ix_sessions_project_root", "project_root"),
+        Index("ix_sessions_stale", "stale"),
+    )
+
+
+class Event(Base):
+    """One timeline entry of a session (see ``headroom.learn.model.EventKind``)."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(32))
+    ts: Mapped[datetime | None] = mapped_column(DateTime)
+    seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    role: Mapped[str | None] = mapped_column(String(32))
+    text: Mapped[str | None] = mapped_column(Text)
+    tool_call_key: Mapped[str | None] = mapped_column(String(255))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    sidechain: Mapped[bool] = mapped_column(Boolean, default=False)
+    raw: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (UniqueConstraint("session_id", "key"), Index("ix_events_session_id_ts", "session_id", "ts"))
+
+
+class ToolCall(Base):
+    """A tool call and its result (either half may arrive first, in another batch)."""
+
+    __tablename__ = "tool_calls"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str | None] = mapped_column(String(255))
+    input: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    day: Mapped[date | None] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    output: Mapped[str | None] = mapped_column(Text)
+    output_size: Mapped[int | None] = mapped_column(Integer)
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime)
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+
+    __table_args__ = (
+        UniqueConstraint("session_id", "key"),
+        Index("ix_tool_calls_day_status", "day", "status"),
+    )
+
+
+class Usage(Base):
+    """Tokens of one model call, deduplicated per agent by its natural key."""
+
+    __tablename__ = "usage"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agent: Mapped[str] = mapped_column(String(16))
+    key: Mapped[str] = mapped_column(String(255))
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
+    ts: Mapped[datetime | None] = mapped_column(DateTime)
+    day: Mapped[date | None] = mapped_column(Date)
+    model: Mapped[str | None] = mapped_column(String(128))
+    input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cache_read_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cache_creation_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    reasoning_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    sidechain: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (
+        UniqueConstraint("agent", "key"),
+        Index("ix_usage_day_agent", "day", "agent"),
+        Index("ix_usage_session_id", "session_id"),
+    )

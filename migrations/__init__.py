@@ -1,0 +1,5 @@
+"""Alembic migrations for headroom's database, shipped inside the package as ``headroom.migrations``.
+
+They run automatically when the daemon or the CLI opens the DB (``headroom.memory.db.open_database``).
+SQLite needs batch mode for most ALTERs; the models' naming convention keeps constraint names stable.
+"""

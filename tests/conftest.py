@@ -1,0 +1,43 @@
+"""Shared fixtures: every test runs with its own HEADROOM_HOME and no inherited agent locations."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+OWN_FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+_AGENT_ENV = ("CLAUDE_CONFIG_DIR", "CODEX_HOME", "GEMINI_CLI_HOME", "GEMINI_DIR")
+
+
+def _shared_dir() -> Path | None:
+    explicit = os.environ.get("HEADROOM_SHARED")
+    candidate = Path(explicit) if explicit else REPO.parent / "shared"
+    return candidate if (candidate / "fixtures").is_dir() else None
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Point every headroom path and every agent root at a fresh tmp dir."""
+    home = tmp_path / "headroom-home"
+    monkeypatch.setenv("HEADROOM_HOME", str(home))
+    monkeypatch.setenv("HOME", str(tmp_path / "user-home"))
+    for name in _AGENT_ENV:
+        monkeypatch.delenv(name, raising=False)
+    for name in list(os.environ):
+        if name.startswith("HEADROOM_") and name not in ("HEADROOM_HOME", "HEADROOM_SHARED"):
+            monkeypatch.delenv(name, raising=False)
+    yield home
+
+
+@pytest.fixture
+def shared() -> Path:
+    """../shared (or $HEADROOM_SHARED): the real fixtures. Skips with a reason when it is absent."""
+    path = _shared_dir()
+    if path is None:
+        pytest.skip("../shared/fixtures is absent (set HEADROOM_SHARED); CI always has it")
+    return path
