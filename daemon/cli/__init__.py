@@ -1,2 +1,72 @@
+"""The ``headroom`` command line: one click group, one module per command group.
+
+The error boundary lives here: a :class:`~headroom.engine.errors.HeadroomError` (and a few mapped
+third-party errors) becomes one line on stderr and exit code 1; only ``HEADROOM_RAISE_ERRORS=1`` shows
+tracebacks. The library packages never import click.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+from headroom.daemon.cli.common import App
+from headroom.engine.errors import HeadroomError
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class _Group(click.Group):
+    """Maps known errors to clean messages at the outermost command."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        if os.environ.get("HEADROOM_RAISE_ERRORS") == "1":
+            return super().invoke(ctx)
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except HeadroomError as exc:
+            raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:
+            raise click.exceptions.Exit(130) from None
+        except Exception as exc:
+            raise click.ClickException(
+                f"unexpected {type(exc).__name__}: {exc} (set HEADROOM_RAISE_ERRORS=1 for a traceback)"
+            ) from None
+
+
+@click.group(cls=_Group, context_settings=CONTEXT_SETTINGS)
+@click.version_option(package_name="headroom", prog_name="headroom")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Use this config.toml.")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None) -> None:
+    """headroom: a local companion for Claude Code, Codex CLI and Gemini CLI.
+
+    It follows the agents' session logs into one database and shows where the tokens go and what fails.
+    """
+    app = ctx.ensure_object(App)
+    app.config_path = config_path
+    ctx.call_on_close(app.close)
+
+
+def _register() -> None:
+    from headroom.daemon.cli import daemon_cmd, doctor, ingest_cmd, sessions, stats
+
+    for module in (daemon_cmd, doctor, ingest_cmd, sessions, stats):
+        module.register(cli)
+
+
+_register()
+
+
 def main() -> None:
-    print("hi")
+    """Console-script entry point."""
+    cli.main(prog_name="headroom", windows_expand_args=False)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

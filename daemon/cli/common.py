@@ -1,0 +1,183 @@
+"""What every command shares: the app context (config, DB), catch-up ingestion, and output helpers."""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+import click
+import orjson
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+from headroom.daemon.config import Config, load_config
+from headroom.daemon.ingest import ScanReport
+from headroom.daemon.service import make_ingestor, running_daemon_pid
+from headroom.memory.db import Database, open_database
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class App:
+    """Lazily opened resources for one CLI invocation."""
+
+    config_path: str | None = None
+    _config: Config | None = None
+    _db: Database | None = None
+    _closers: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(None if self.config_path is None else Path(self.config_path))
+        return self._config
+
+    @property
+    def db(self) -> Database:
+        """The database, created and upgraded on first use."""
+        if self._db is None:
+            self.config.paths.ensure()
+            self._db = open_database(self.config.database_url)
+            self._closers.append(self._db.close)
+        return self._db
+
+    def catch_up(self, *, quiet: bool = False) -> ScanReport | None:
+        """Ingest what is new, unless a running daemon already keeps the DB current."""
+        if running_daemon_pid(self.config.paths) is not None:
+            return None
+        ingestor = make_ingestor(self.config, self.db)
+        if quiet or not sys.stderr.isatty():
+            return ingestor.scan()
+        with progress_bar("ingesting agent logs") as update:
+            return ingestor.scan(progress=update)
+
+    def close(self) -> None:
+        for closer in reversed(self._closers):
+            closer()
+        self._closers.clear()
+
+
+pass_app = click.make_pass_decorator(App, ensure=True)
+
+
+def refresh_option(func: F) -> F:
+    """``--no-refresh``: show the DB as it is, without ingesting new log lines first."""
+    return cast(
+        F,
+        click.option(
+            "--refresh/--no-refresh",
+            default=True,
+            show_default=True,
+            help="Ingest new log lines first (skipped while the daemon runs: it keeps the DB current).",
+        )(func),
+    )
+
+
+def json_option(func: F) -> F:
+    return cast(F, click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(func))
+
+
+def emit_json(data: Any) -> None:
+    """Print data as JSON on stdout (dates as ISO strings)."""
+    click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str).decode())
+
+
+def console() -> Console:
+    """stdout; wide when it is not a terminal, so piped tables are not squeezed to 80 columns."""
+    probe = Console()
+    return Console(soft_wrap=False, width=None if probe.is_terminal else 200)
+
+
+def err_console() -> Console:
+    return Console(stderr=True)
+
+
+class progress_bar:  # noqa: N801 - used like a function in a with-statement
+    """A rich progress bar on stderr fed by (done, total, path) callbacks."""
+
+    def __init__(self, label: str) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+            console=err_console(),
+            transient=True,
+        )
+        self.task = self.progress.add_task(label, total=None)
+
+    def __enter__(self) -> Callable[[int, int, str], None]:
+        self.progress.start()
+
+        def update(done: int, total: int, _path: str) -> None:
+            self.progress.update(self.task, completed=done, total=total)
+
+        return update
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+
+_RELATIVE = re.compile(r"^(\d+)\s*([dwmy])$")
+
+
+def parse_since(value: str | None) -> date | None:
+    """``2026-04-01``, ``20260401``, ``7d``, ``2w``, ``3m``, ``1y``, ``today`` or ``yesterday`` (UTC)."""
+    if value is None:
+        return None
+    text = value.strip().lower()
+    today = datetime.now(timezone.utc).date()
+    if text == "today":
+        return today
+    if text == "yesterday":
+        return today - timedelta(days=1)
+    match = _RELATIVE.match(text)
+    if match:
+        amount, unit = int(match.group(1)), match.group(2)
+        days = {"d": 1, "w": 7, "m": 30, "y": 365}[unit] * amount
+        return today - timedelta(days=days)
+    for fmt in ("%Y-%m-%d", "%Y%m%d"):
+        try:
+            return datetime.strptime(text, fmt).date()
+        except ValueError:
+            continue
+    raise click.BadParameter(f"{value!r} is not a date (use YYYY-MM-DD, or 7d / 2w / 3m / 1y, today, yesterday)")
+
+
+def human_tokens(value: int) -> str:
+    """1234 -> 1.2k, 1234567 -> 1.2M: enough precision to compare rows at a glance."""
+    for limit, suffix in ((1_000_000_000, "B"), (1_000_000, "M"), (1_000, "k")):
+        if abs(value) >= limit:
+            return f"{value / limit:.1f}{suffix}"
+    return str(value)
+
+
+def human_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def local_time(iso: str | None) -> str:
+    """An ISO UTC timestamp shown in the user's local time, to the minute."""
+    if not iso:
+        return "-"
+    moment = datetime.fromisoformat(iso.rstrip("Z")).replace(tzinfo=timezone.utc).astimezone()
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+def project_name(path: str | None) -> str:
+    if not path:
+        return "-"
+    return re.split(r"[\\/]", path.rstrip("/\\"))[-1] or path

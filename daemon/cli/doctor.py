@@ -1,0 +1,118 @@
+"""``headroom doctor``: where everything is, what was found, ingested and skipped."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from sqlalchemy import case, func, select
+
+from headroom.daemon.cli.common import App, console, emit_json, json_option, pass_app
+from headroom.daemon.service import running_daemon_pid
+from headroom.learn.readers import reader_for
+from headroom.memory.db import check_revision
+from headroom.memory.models import Event, IngestIssue, Session, SourceFile, ToolCall, Usage
+
+
+@click.command("doctor")
+@json_option
+@pass_app
+def doctor(app: App, as_json: bool) -> None:
+    """Check the set-up: paths, database revision, agents' logs found, what is ingested, what was skipped."""
+    config = app.config
+    paths = config.paths
+    db = app.db
+    current, head = check_revision(db)
+    report: dict[str, Any] = {
+        "paths": {
+            "data_dir": str(paths.data_dir),
+            "config_file": f"{paths.config_file}" + ("" if paths.config_file.exists() else " (absent: defaults)"),
+            "state_dir": str(paths.state_dir),
+            "log_file": str(paths.log_file),
+        },
+        "database": {
+            "url": db.engine.url.render_as_string(hide_password=True),
+            "revision": current,
+            "head": head,
+            "up_to_date": current == head,
+            "size_bytes": db.size_bytes(),
+        },
+        "daemon": {"pid": running_daemon_pid(paths)},
+        "agents": {},
+        "problems": [],
+    }
+    with db.sessions() as dbs:
+        files = {
+            agent: (count, int(size or 0), int(missing or 0))
+            for agent, count, size, missing in dbs.execute(
+                select(SourceFile.agent, func.count(), func.sum(SourceFile.offset), func.sum(case((SourceFile.missing, 1), else_=0)))
+                .group_by(SourceFile.agent)
+            )
+        }
+        sessions = dict(dbs.execute(select(Session.agent, func.count()).group_by(Session.agent)).all())
+        calls = dict(dbs.execute(select(Session.agent, func.count()).join(ToolCall).group_by(Session.agent)).all())
+        events = dict(dbs.execute(select(Session.agent, func.count()).join(Event).group_by(Session.agent)).all())
+        usage = dict(dbs.execute(select(Usage.agent, func.count()).group_by(Usage.agent)).all())
+        for agent, roots in config.agent_roots().items():
+            reader = reader_for(agent)
+            found = sum(1 for root in roots for _ in reader.discover(root))
+            count, size, missing = files.get(agent, (0, 0, 0))
+            report["agents"][agent] = {
+                "roots": [{"path": str(r), "exists": r.is_dir()} for r in roots],
+                "log_files_on_disk": found,
+                "files_ingested": count,
+                "bytes_ingested": size,
+                "files_deleted_since": missing,
+                "sessions": sessions.get(agent, 0),
+                "events": events.get(agent, 0),
+                "tool_calls": calls.get(agent, 0),
+                "model_calls": usage.get(agent, 0),
+            }
+        for issue in dbs.execute(select(IngestIssue).order_by(IngestIssue.last_seen.desc())).scalars():
+            report["problems"].append(
+                {"path": issue.path, "kind": issue.kind, "count": issue.count, "detail": issue.detail, "last_seen": issue.last_seen.isoformat(timespec="seconds") + "Z"}
+            )
+    if as_json:
+        emit_json(report)
+        return
+    _print(report)
+
+
+def _print(report: dict[str, Any]) -> None:
+    out = console()
+    out.print("[bold]paths[/bold]")
+    for name, value in report["paths"].items():
+        out.print(f"  {name}: {value}")
+    dbinfo = report["database"]
+    state = "[green]up to date[/green]" if dbinfo["up_to_date"] else "[yellow]needs upgrade[/yellow]"
+    size = f", {dbinfo['size_bytes'] / 1e6:.1f} MB" if dbinfo["size_bytes"] is not None else ""
+    out.print(f"[bold]database[/bold] {dbinfo['url']}: revision {dbinfo['revision']} ({state}){size}")
+    pid = report["daemon"]["pid"]
+    out.print(f"[bold]daemon[/bold]: {'running, pid ' + str(pid) if pid else 'not running'}")
+    for agent, info in report["agents"].items():
+        out.print(f"[bold]{agent}[/bold]")
+        for root in info["roots"]:
+            mark = "[green]found[/green]" if root["exists"] else "[dim]absent[/dim]"
+            out.print(f"  {root['path']}: {mark}")
+        out.print(
+            f"  {info['log_files_on_disk']} log files on disk, {info['files_ingested']} ingested "
+            f"({info['bytes_ingested'] / 1e6:.1f} MB; {info['files_deleted_since']} since deleted by the agent, data kept)"
+        )
+        out.print(
+            f"  {info['sessions']} sessions, {info['events']} events, {info['tool_calls']} tool calls, "
+            f"{info['model_calls']} model calls"
+        )
+    problems = report["problems"]
+    if not problems:
+        out.print("[bold]skipped input[/bold]: none")
+        return
+    total = sum(p["count"] for p in problems)
+    out.print(f"[bold]skipped input[/bold]: {total} problems in {len({p['path'] for p in problems})} files")
+    for problem in problems[:20]:
+        out.print(f"  {problem['kind']} ×{problem['count']}: {problem['path']} ({problem['detail']})")
+    if len(problems) > 20:
+        out.print(f"  … and {len(problems) - 20} more (headroom doctor --json lists all)")
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(doctor)

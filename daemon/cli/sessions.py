@@ -1,0 +1,195 @@
+"""``headroom sessions``: the sessions of all agents, and one session's timeline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from rich.table import Table
+from rich.text import Text
+
+from headroom.daemon import analytics
+from headroom.daemon.cli.common import (
+    App,
+    console,
+    emit_json,
+    human_duration,
+    human_tokens,
+    json_option,
+    local_time,
+    parse_since,
+    pass_app,
+    project_name,
+    refresh_option,
+)
+from headroom.learn.model import AGENTS
+
+_STATUS_STYLE = {"ok": "green", "error": "bold red", "cancelled": "yellow", "rejected": "magenta", "pending": "dim"}
+
+
+@click.group("sessions", invoke_without_command=True)
+@click.option("--agent", type=click.Choice(AGENTS), help="Only this agent's sessions.")
+@click.option("--project", help="Only sessions whose project path contains this text.")
+@click.option("--since", help="Only sessions active since (YYYY-MM-DD, 7d, 2w, today...).")
+@click.option("--failed", is_flag=True, help="Only sessions with failed tool calls or API errors.")
+@click.option("-n", "--limit", type=int, default=50, show_default=True, help="At most this many (0: all).")
+@refresh_option
+@json_option
+@click.pass_context
+def sessions_group(
+    ctx: click.Context,
+    agent: str | None,
+    project: str | None,
+    since: str | None,
+    failed: bool,
+    limit: int,
+    refresh: bool,
+    as_json: bool,
+) -> None:
+    """List sessions, newest first: agent, project, start, duration, turns, tool calls, failures, tokens.
+
+    `headroom sessions show ID` shows one session's timeline.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    app = ctx.ensure_object(App)
+    if refresh:
+        app.catch_up(quiet=as_json)
+    filters = analytics.Filters(agent=agent, project=project, since=parse_since(since))
+    with app.db.sessions() as dbs:
+        rows = analytics.session_rows(dbs, filters, failed=failed, limit=limit or None)
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        click.echo("No sessions found. Is the daemon running? (`headroom doctor` shows where logs are looked for.)")
+        return
+    table = Table(title=f"{len(rows)} sessions", title_justify="left")
+    for name, justify in (
+        ("session", "left"), ("agent", "left"), ("project", "left"), ("start", "left"), ("duration", "right"),
+        ("turns", "right"), ("tools", "right"), ("failed", "right"), ("tokens", "right"),
+    ):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for row in rows:
+        failed_text = Text(str(row["failed_tool_calls"]), style="red" if row["failed_tool_calls"] else "")
+        key = row["session"]
+        table.add_row(
+            key[:14] + ("…" if len(key) > 14 else ""),
+            row["agent"] + (" (sub)" if row["kind"] == "subagent" else ""),
+            project_name(row["project"]),
+            local_time(row["started_at"]),
+            human_duration(row["duration_s"]),
+            str(row["turns"]),
+            str(row["tool_calls"]),
+            failed_text,
+            human_tokens(row["total_tokens"]),
+        )
+    console().print(table)
+
+
+@sessions_group.command("show")
+@click.argument("ident")
+@click.option("--full", is_flag=True, help="Show whole texts and tool outputs instead of one line each.")
+@json_option
+@pass_app
+def sessions_show(app: App, ident: str, full: bool, as_json: bool) -> None:
+    """Show one session's timeline: prompts, tool calls with their status, errors.
+
+    IDENT is a session id or a unique prefix of one.
+    """
+    with app.db.sessions() as dbs:
+        found = analytics.find_session(dbs, ident)
+        if not found:
+            raise click.ClickException(f"no session matches {ident!r} (see `headroom sessions`)")
+        if len(found) > 1:
+            keys = ", ".join(s.key for s in found[:5])
+            raise click.ClickException(f"{ident!r} matches several sessions: {keys}; give more of the id")
+        session = found[0]
+        events = analytics.timeline(dbs, session)
+    header = _header(session)
+    if as_json:
+        emit_json({"session": header, "timeline": events})
+        return
+    out = console()
+    out.print(Text(f"{session.agent} session {session.key}", style="bold"))
+    for name, value in header.items():
+        if value not in (None, "", []) and name not in ("session", "agent"):
+            out.print(f"  {name}: {value}")
+    out.print()
+    for event in events:
+        out.print(_line(event, full))
+
+
+def _header(session: Any) -> dict[str, Any]:
+    return {
+        "session": session.key,
+        "agent": session.agent,
+        "kind": session.kind,
+        "parent": session.parent_key,
+        "title": session.title,
+        "project": session.project_root,
+        "cwd": session.cwd,
+        "git_branch": session.git_branch,
+        "cli_version": session.cli_version,
+        "models": session.models.split(",") if session.models else [],
+        "started_at": analytics.iso(session.started_at),
+        "ended_at": analytics.iso(session.ended_at),
+        "turns": session.turns,
+        "tool_calls": session.tool_calls,
+        "failed_tool_calls": session.failed_tool_calls,
+        "api_errors": session.api_errors,
+        "tokens": {
+            "input": session.input_tokens,
+            "output": session.output_tokens,
+            "cache_read": session.cache_read_tokens,
+            "cache_creation": session.cache_creation_tokens,
+        },
+    }
+
+
+def _line(event: dict[str, Any], full: bool) -> Text:
+    when = local_time(event["ts"])[11:] if event["ts"] else "     "
+    kind = event["kind"]
+    line = Text(f"{when}  ")
+    if kind == "tool_call" and "tool" in event:
+        status = event["status"] or "pending"
+        line.append(f"{event['tool'] or '?'}", style="cyan")
+        line.append(f" [{status}", style=_STATUS_STYLE.get(status, ""))
+        if event["exit_code"] not in (None, 0):
+            line.append(f" exit {event['exit_code']}", style=_STATUS_STYLE.get(status, ""))
+        line.append("] ", style=_STATUS_STYLE.get(status, ""))
+        line.append(_clip(event["input"], full), style="dim")
+        if status == "error" and event.get("output"):
+            line.append("\n        → " + _clip(event["output"], full), style="red")
+        return line
+    styles = {
+        "user_prompt": ("you", "bold"),
+        "assistant_text": ("agent", ""),
+        "reasoning": ("thinking", "dim italic"),
+        "api_error": ("API error", "bold red"),
+        "interrupt": ("interrupted", "yellow"),
+        "compaction": ("compacted", "magenta"),
+        "context_overflow": ("context overflow", "bold magenta"),
+        "meta": ("meta", "dim"),
+        "unknown": ("unknown record", "dim"),
+        "tool_call": ("tool call", "cyan"),
+    }
+    label, style = styles.get(kind, (kind, ""))
+    if event.get("status_code"):
+        label += f" {event['status_code']}"
+    line.append(f"{label}: ", style=style or "")
+    line.append(_clip(event["text"], full))
+    return line
+
+
+def _clip(text: str | None, full: bool, width: int = 110) -> str:
+    if not text:
+        return ""
+    if full:
+        return text
+    one_line = " ".join(text.split())
+    return one_line if len(one_line) <= width else one_line[: width - 1] + "…"
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(sessions_group)

@@ -1,0 +1,130 @@
+"""``headroom stats``: token totals per day/week/month/session/project/agent, and what fails."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from rich.table import Table
+
+from headroom.daemon import analytics
+from headroom.daemon.cli.common import (
+    App,
+    console,
+    emit_json,
+    human_tokens,
+    json_option,
+    local_time,
+    parse_since,
+    pass_app,
+    project_name,
+    refresh_option,
+)
+from headroom.learn.model import AGENTS
+
+_TOKEN_COLUMNS = (
+    ("input", "input_tokens"),
+    ("output", "output_tokens"),
+    ("cache read", "cache_read_tokens"),
+    ("cache write", "cache_creation_tokens"),
+    ("total", "total_tokens"),
+)
+
+
+@click.command("stats")
+@click.option("--by", type=click.Choice(analytics.GROUPINGS), default="day", show_default=True, help="Group rows by.")
+@click.option("--agent", type=click.Choice(AGENTS), help="Only this agent.")
+@click.option("--project", help="Only sessions whose project path contains this text.")
+@click.option("--since", help="From this day on (UTC; YYYY-MM-DD, 7d, 2w, today...).")
+@click.option("--until", help="Up to and including this day (UTC).")
+@click.option("--failures", is_flag=True, help="Show the most failing commands instead of token totals.")
+@click.option("-n", "--limit", type=int, default=10, show_default=True, help="Rows of --failures.")
+@refresh_option
+@json_option
+@pass_app
+def stats(
+    app: App,
+    by: str,
+    agent: str | None,
+    project: str | None,
+    since: str | None,
+    until: str | None,
+    failures: bool,
+    limit: int,
+    refresh: bool,
+    as_json: bool,
+) -> None:
+    """Token totals (input without cache reads, output, cache read, cache write) and tool-call failures.
+
+    Per day and agent the token figures equal ccusage's (`ccusage daily --by-agent -z UTC`). With --json
+    the rows are printed as a JSON list.
+    """
+    if refresh:
+        app.catch_up(quiet=as_json)
+    filters = analytics.Filters(agent=agent, project=project, since=parse_since(since), until=parse_since(until))
+    with app.db.sessions() as dbs:
+        if failures:
+            top, summary = analytics.failing_commands(dbs, filters, limit=limit)
+            if as_json:
+                emit_json({**summary, "commands": top})
+            else:
+                _print_failures(top, summary)
+            return
+        rows = analytics.token_rows(dbs, by, filters)
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        click.echo("No usage recorded yet. (`headroom doctor` shows where agent logs are looked for.)")
+        return
+    _print_rows(rows, by)
+
+
+def _print_rows(rows: list[dict[str, Any]], by: str) -> None:
+    table = Table(title=f"tokens by {by}", title_justify="left", show_footer=True)
+    totals = analytics.totals(rows)
+    first = {"session": "session", "project": "project"}.get(by, by)
+    table.add_column(first, footer="total")
+    if by not in ("agent", "project"):
+        table.add_column("agent")
+    for label, key in _TOKEN_COLUMNS:
+        table.add_column(label, justify="right", footer=human_tokens(totals.get(key, 0)))
+    table.add_column("tool calls", justify="right", footer=str(totals.get("tool_calls", 0)))
+    table.add_column("failed", justify="right", footer=str(totals.get("failed_tool_calls", 0)))
+    table.add_column("fail %", justify="right", footer=_rate(totals.get("failed_tool_calls", 0), totals.get("tool_calls", 0)))
+    for row in rows:
+        if by == "session":
+            label = f"{row['session'][:14]} {local_time(row['started_at'])}"
+        elif by == "project":
+            label = project_name(row["project"])
+        else:
+            label = str(row[by])
+        cells = [label] if by in ("agent", "project") else [label, row["agent"]]
+        cells += [human_tokens(row[key]) for _, key in _TOKEN_COLUMNS]
+        cells += [str(row["tool_calls"]), str(row["failed_tool_calls"]), _rate(row["failed_tool_calls"], row["tool_calls"])]
+        table.add_row(*cells)
+    console().print(table)
+
+
+def _print_failures(top: list[dict[str, Any]], summary: dict[str, int]) -> None:
+    out = console()
+    out.print(
+        f"{summary['failed_tool_calls']} failed tool calls, {summary['repeated_failures']} of them repeats of a "
+        "command that had already failed in the same session"
+    )
+    if not top:
+        return
+    table = Table(title="most failing commands", title_justify="left")
+    for name in ("command", "failures", "sessions", "agents", "last seen"):
+        table.add_column(name, justify="right" if name in ("failures", "sessions") else "left")
+    for row in top:
+        table.add_row(row["command"], str(row["failures"]), str(row["sessions"]), ", ".join(row["agents"]), local_time(row["last_seen"]))
+    out.print(table)
+
+
+def _rate(failed: int, calls: int) -> str:
+    return f"{100 * failed / calls:.1f}" if calls else "-"
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(stats)

@@ -1,0 +1,151 @@
+"""Settings from ``config.toml`` (in the config dir), with environment overrides.
+
+Every setting has a default, so a missing file is a normal first run. A wrong key or type is an error that
+names the key and the file: a daemon that silently ignores a typo'd setting is worse than one that refuses
+to start. Example::
+
+    database_url = "postgresql+psycopg://me@db/headroom"   # default: SQLite in the data dir
+
+    [agents.claude]
+    homes = ["~/.claude", "~/work/.claude"]   # default: found like the agent does (CLAUDE_CONFIG_DIR, ...)
+    enabled = true
+
+    [ingest]
+    max_line_mb = 64      # longer lines are skipped and counted, never loaded whole
+    chunk_mb = 4          # bytes read (and committed) per transaction
+
+    [watcher]
+    debounce_ms = 200     # a burst of writes to one file is read once
+    rescan_seconds = 60   # safety net for missed events (and roots that appear later)
+    polling = false       # force the polling observer (network file systems)
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from headroom.daemon.errors import ConfigError
+from headroom.daemon.paths import Paths, agent_roots_from_homes, default_agent_roots, paths
+from headroom.learn.model import AGENTS, Agent
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+
+@dataclass
+class AgentSettings:
+    enabled: bool = True
+    homes: list[str] | None = None  # None: discover like the agent does
+
+
+@dataclass
+class IngestSettings:
+    max_line_mb: float = 64.0
+    chunk_mb: float = 4.0
+
+
+@dataclass
+class WatcherSettings:
+    debounce_ms: int = 200
+    rescan_seconds: float = 60.0
+    polling: bool = False
+
+
+@dataclass
+class Config:
+    """The effective configuration of this process."""
+
+    paths: Paths
+    database_url: str = ""
+    agents: dict[Agent, AgentSettings] = field(default_factory=lambda: {a: AgentSettings() for a in AGENTS})
+    ingest: IngestSettings = field(default_factory=IngestSettings)
+    watcher: WatcherSettings = field(default_factory=WatcherSettings)
+    source: Path | None = None  # the file it was read from, if any
+
+    def agent_roots(self) -> dict[Agent, list[Path]]:
+        """The log roots to ingest, per enabled agent."""
+        defaults = default_agent_roots()
+        roots: dict[Agent, list[Path]] = {}
+        for agent in AGENTS:
+            settings = self.agents[agent]
+            if not settings.enabled:
+                continue
+            if settings.homes is not None:
+                roots[agent] = agent_roots_from_homes(agent, [Path(h) for h in settings.homes])
+            else:
+                roots[agent] = defaults[agent]
+        return roots
+
+
+def load_config(path: Path | None = None) -> Config:
+    """Read the config file (default: ``config.toml`` in the config dir) and apply env overrides."""
+    where = paths()
+    file = path or where.config_file
+    config = Config(paths=where)
+    if file.exists():
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{file}: cannot be read as TOML: {exc}") from exc
+        _apply(config, data, file)
+        config.source = file
+    env_url = os.environ.get("HEADROOM_DATABASE_URL")
+    if env_url:
+        config.database_url = env_url
+    if not config.database_url:
+        config.database_url = f"sqlite:///{where.db_file}"
+    return config
+
+
+def _apply(config: Config, data: dict[str, Any], file: Path) -> None:
+    for key, value in data.items():
+        if key == "database_url":
+            config.database_url = _typed(value, str, key, file)
+        elif key == "agents":
+            for agent, settings in _table(value, key, file).items():
+                if agent not in AGENTS:
+                    raise ConfigError(f"{file}: unknown agent [agents.{agent}] (known: {', '.join(AGENTS)})")
+                _fill(config.agents[agent], _table(settings, f"agents.{agent}", file), f"agents.{agent}", file)
+        elif key == "ingest":
+            _fill(config.ingest, _table(value, key, file), key, file)
+        elif key == "watcher":
+            _fill(config.watcher, _table(value, key, file), key, file)
+        else:
+            raise ConfigError(f"{file}: unknown setting '{key}'")
+
+
+def _fill(target: Any, values: dict[str, Any], prefix: str, file: Path) -> None:
+    known = {f.name: f for f in fields(target)}
+    for key, value in values.items():
+        name = f"{prefix}.{key}"
+        if key not in known:
+            raise ConfigError(f"{file}: unknown setting '{name}' (known: {', '.join(sorted(known))})")
+        current = getattr(target, key)
+        if key == "homes":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{file}: '{name}' must be a list of paths")
+            setattr(target, key, value)
+        elif isinstance(current, bool):
+            setattr(target, key, _typed(value, bool, name, file))
+        elif isinstance(current, (int, float)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise ConfigError(f"{file}: '{name}' must be a positive number, not {value!r}")
+            setattr(target, key, type(current)(value))
+
+
+def _typed(value: Any, kind: type, name: str, file: Path) -> Any:
+    if not isinstance(value, kind):
+        raise ConfigError(f"{file}: '{name}' must be a {kind.__name__}, not {value!r}")
+    return value
+
+
+def _table(value: Any, name: str, file: Path) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{file}: '{name}' must be a table ([{name}])")
+    return value

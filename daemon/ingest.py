@@ -1,0 +1,419 @@
+"""Incremental, exactly-once ingestion of agent log files into the session mirror.
+
+Each file is read from its stored offset. The rows read from a chunk, the new offset and the reader's
+resumable state are committed in one transaction, so a kill -9 at any moment either loses the whole chunk
+(it is read again) or keeps it (its offset moved): nothing is lost, nothing is doubled. Rows are upserted
+on natural keys, so even re-reading a file from the start (after a truncation, a replacement or an in-place
+rewrite) converges to the same rows.
+
+What a file is: identified by (device, inode). A renamed file keeps its offset (Codex moves rollouts to
+``archived_sessions/``); a file whose first bytes changed, or that shrank below the offset, is read again
+from the start; a JSON document rewritten in place (legacy Gemini and Codex) is re-parsed whole, and a torn
+write that does not decode is simply retried on the next change. A file deleted by the agent's retention
+keeps its rows: the mirror outlives the logs.
+
+Bad input never stops ingestion: malformed or binary lines, non-UTF-8 bytes, oversized lines (skipped by
+streaming past them, never loaded whole), unreadable files. Each problem is counted per file and kind in
+``ingest_issues`` (``headroom doctor`` shows them) and logged the first time only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import stat
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import orjson
+from sqlalchemy import select, update
+
+from headroom.daemon.store import record_issue, refresh_sessions, write_batch
+from headroom.learn.model import AGENTS, Agent, Batch
+from headroom.learn.readers import LogReader, State, parse_chunk, reader_for
+from headroom.learn.readers.jsonl import MALFORMED, OVERSIZED
+from headroom.memory.db import Database
+from headroom.memory.models import SourceFile
+
+log = logging.getLogger("headroom.ingest")
+
+FINGERPRINT_BYTES = 1024
+TORN_DOCUMENT_GRACE_S = 5.0  # a whole-file JSON that does not decode is a torn write until this old
+
+Progress = Callable[[int, int, str], None]  # (bytes done, bytes total, current path)
+
+
+@dataclass
+class FileOutcome:
+    """What one call to :meth:`Ingestor.ingest_file` did."""
+
+    path: Path
+    status: str  # ingested | unchanged | waiting | missing | unreadable | skipped
+    bytes_read: int = 0
+    records: int = 0
+    problems: int = 0
+
+
+@dataclass
+class ScanReport:
+    """The totals of a :meth:`Ingestor.scan`."""
+
+    files: int = 0
+    bytes_read: int = 0
+    records: int = 0
+    problems: int = 0
+    missing: int = 0
+    statuses: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class LogFile:
+    agent: Agent
+    root: Path
+    path: Path
+
+
+class Ingestor:
+    """Reads every agent's log roots into the database. One ingestor per process; not thread-safe."""
+
+    def __init__(
+        self,
+        db: Database,
+        roots: dict[Agent, list[Path]],
+        *,
+        max_line_bytes: int = 64 << 20,
+        chunk_bytes: int = 4 << 20,
+    ) -> None:
+        self.db = db
+        self.roots = {agent: [Path(os.path.abspath(r)) for r in rs] for agent, rs in roots.items()}
+        self.readers: dict[Agent, LogReader] = {agent: reader_for(agent) for agent in AGENTS}
+        self.max_line_bytes = max_line_bytes
+        self.chunk_bytes = min(chunk_bytes, max_line_bytes)
+        # (inode, size, mtime) of files fully read in this process: an unchanged file costs one stat().
+        self._seen: dict[str, tuple[int, int, int]] = {}
+        self.problem_counts: Counter[str] = Counter()
+        # Checked between files and chunks so a shutdown never waits for a whole backfill.
+        self.should_stop: Callable[[], bool] = lambda: False
+
+    # -- discovery -------------------------------------------------------------------------------
+
+    def discover(self) -> list[LogFile]:
+        """Every log file under every root, oldest first (parents before their sub-agents, roughly)."""
+        found: dict[str, tuple[float, LogFile]] = {}
+        for agent, roots in self.roots.items():
+            reader = self.readers[agent]
+            for root in roots:
+                for path in reader.discover(root):
+                    try:
+                        mtime = path.stat().st_mtime
+                    except OSError:
+                        continue
+                    found.setdefault(str(path), (mtime, LogFile(agent, root, path)))
+        return [item for _, item in sorted(found.values(), key=lambda pair: (pair[0], str(pair[1].path)))]
+
+    def locate(self, path: Path) -> LogFile | None:
+        """The agent and root a changed path belongs to, if it is a log we ingest."""
+        path = Path(os.path.abspath(path))
+        for agent, roots in self.roots.items():
+            for root in roots:
+                if path.is_relative_to(root) and self.readers[agent].accepts(path, root):
+                    return LogFile(agent, root, path)
+        return None
+
+    # -- the main entry points -------------------------------------------------------------------
+
+    def scan(self, progress: Progress | None = None) -> ScanReport:
+        """Ingest everything new under all roots, mark vanished files, refresh session counters."""
+        started = time.monotonic()
+        report = ScanReport()
+        self._preload_seen()
+        files = self.discover()
+        sizes = [_size(f.path) for f in files]
+        total, done = sum(sizes), 0
+        for item, size in zip(files, sizes):
+            if self.should_stop():
+                break
+            outcome = self.ingest_file(item)
+            report.files += 1
+            report.bytes_read += outcome.bytes_read
+            report.records += outcome.records
+            report.problems += outcome.problems
+            report.statuses[outcome.status] += 1
+            done += size
+            if progress is not None:
+                progress(done, total, str(item.path))
+        report.missing = self.mark_missing({str(f.path) for f in files})
+        self.refresh()
+        report.seconds = time.monotonic() - started
+        return report
+
+    def _preload_seen(self) -> None:
+        """Trust the DB for files read to their end, so a fresh process re-checks them with one stat()."""
+        sf = SourceFile.__table__.c
+        with self.db.sessions() as dbs:
+            rows = dbs.execute(select(sf.path, sf.inode, sf.size, sf.mtime_ns, sf.offset).where(sf.missing.is_(False)))
+            for path, inode, size, mtime_ns, offset in rows:
+                if offset == size:
+                    self._seen.setdefault(path, (inode, size, mtime_ns))
+
+    def refresh(self) -> int:
+        """Bring every stale session's counters up to date."""
+        total = 0
+        while True:
+            with self.db.transaction() as dbs:
+                count = refresh_sessions(dbs)
+            total += count
+            if count == 0:
+                return total
+
+    def ingest_path(self, path: Path) -> FileOutcome | None:
+        """Ingest one changed path if it is an agent log (watcher entry point)."""
+        item = self.locate(path)
+        if item is None:
+            return None
+        return self.ingest_file(item)
+
+    def ingest_file(self, item: LogFile) -> FileOutcome:
+        """Read whatever is new in one file."""
+        path = item.path
+        key = str(path)
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            self._seen.pop(key, None)
+            self.mark_missing(keep=None, only={key})
+            return FileOutcome(path, "missing")
+        except OSError as exc:  # permission denied on a folder, a symlink loop, ...
+            return self._unreadable(item, exc)
+        if not stat.S_ISREG(st.st_mode):
+            return FileOutcome(path, "skipped")
+        signature = (st.st_ino, st.st_size, st.st_mtime_ns)
+        if self._seen.get(key) == signature:
+            return FileOutcome(path, "unchanged")
+        try:
+            with open(path, "rb") as handle:
+                row = self._source_row(item, st)
+                if self.readers[item.agent].whole_file(path):
+                    outcome = self._read_document(item, handle, st, row)
+                else:
+                    outcome = self._read_lines(item, handle, st, row)
+        except FileNotFoundError:
+            self.mark_missing(keep=None, only={key})
+            return FileOutcome(path, "missing")
+        except (PermissionError, IsADirectoryError) as exc:
+            return self._unreadable(item, exc)
+        if outcome.status in ("ingested", "unchanged"):
+            self._seen[key] = signature
+        return outcome
+
+    def mark_missing(self, keep: set[str] | None, only: set[str] | None = None) -> int:
+        """Flag known files that are gone (their rows stay). ``keep``: paths seen on disk."""
+        sf = SourceFile.__table__.c
+        with self.db.transaction() as dbs:
+            query = select(sf.id, sf.path).where(sf.missing.is_(False))
+            if only is not None:
+                query = query.where(sf.path.in_(only))
+            gone = [ident for ident, path in dbs.execute(query) if (keep is None or path not in keep) and not os.path.exists(path)]
+            if gone:
+                dbs.execute(update(SourceFile).where(sf.id.in_(gone)).values(missing=True))
+        return len(gone)
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def _source_row(self, item: LogFile, st: os.stat_result) -> dict[str, Any]:
+        """The stored progress for this file: by path, else a renamed file by (device, inode)."""
+        sf = SourceFile.__table__.c
+        with self.db.sessions() as dbs:
+            row = dbs.execute(select(SourceFile.__table__).where(sf.path == str(item.path))).mappings().first()
+            if row is None:
+                for moved in dbs.execute(
+                    select(SourceFile.__table__).where(sf.device == st.st_dev, sf.inode == st.st_ino)
+                ).mappings():
+                    if not os.path.exists(moved["path"]):
+                        row = moved
+                        break
+        if row is not None and row["path"] != str(item.path):
+            log.info("%s was renamed to %s; resuming at byte %d", row["path"], item.path, row["offset"])
+            with self.db.transaction() as dbs:
+                dbs.execute(update(SourceFile).where(sf.id == row["id"]).values(path=str(item.path), missing=False))
+            row = {**row, "path": str(item.path)}
+        if row is None:
+            return {"id": None, "offset": 0, "state": None, "fingerprint": None, "inode": st.st_ino,
+                    "device": st.st_dev, "size": 0, "mtime_ns": 0, "records": 0}
+        return dict(row)
+
+    def _start(self, item: LogFile, handle: BinaryIO, st: os.stat_result, row: dict[str, Any]) -> tuple[int, State]:
+        """Where to resume, and with what reader state: from the stored offset, or from scratch."""
+        offset: int = row["offset"]
+        if offset and st.st_size >= offset and _fingerprint(handle, offset) == row["fingerprint"]:
+            return offset, orjson.loads(row["state"]) if row["state"] else {}
+        if offset:
+            log.info("re-reading %s from the start (truncated, replaced or rewritten)", item.path)
+        return 0, self.readers[item.agent].begin(item.path, item.root)
+
+    def _read_lines(self, item: LogFile, handle: BinaryIO, st: os.stat_result, row: dict[str, Any]) -> FileOutcome:
+        reader = self.readers[item.agent]
+        offset, state = self._start(item, handle, st, row)
+        outcome = FileOutcome(item.path, "unchanged")
+        handle.seek(offset)
+        while not self.should_stop():
+            data = handle.read(self.chunk_bytes)
+            if not data:
+                break
+            at_eof = len(data) < self.chunk_bytes
+            while b"\n" not in data and not at_eof and len(data) < self.max_line_bytes:
+                more = handle.read(self.chunk_bytes)
+                at_eof = len(more) < self.chunk_bytes
+                data += more
+            cut = data.rfind(b"\n")
+            if cut == -1 and len(data) >= self.max_line_bytes:
+                skipped = _skip_line(handle, offset + len(data), self.chunk_bytes)
+                if skipped is None:  # still being written: wait for its newline
+                    outcome.status = "waiting"
+                    break
+                problem = (OVERSIZED, f"line of {skipped - offset} bytes at byte {offset} skipped")
+                row = self._commit(item, row, st, Batch(), offset, skipped, state, 0, [problem], handle)
+                outcome.problems += 1
+                offset = skipped
+                handle.seek(offset)
+                continue
+            batch = Batch()
+            chunk = data if at_eof else data[: cut + 1]
+            result = parse_chunk(reader, chunk, offset, state, batch, at_eof=False)
+            if result.consumed == 0:
+                outcome.status = "waiting"  # a torn last line: the agent has not finished writing it
+                break
+            end = offset + result.consumed
+            row = self._commit(item, row, st, batch, offset, end, state, result.records, result.problems, handle)
+            outcome.status = "ingested"
+            outcome.bytes_read += result.consumed
+            outcome.records += result.records
+            outcome.problems += len(result.problems)
+            offset = end
+            handle.seek(offset)
+            if at_eof and result.consumed < len(chunk):
+                outcome.status = "waiting"  # the last line is still being written
+                break
+        return outcome
+
+    def _read_document(self, item: LogFile, handle: BinaryIO, st: os.stat_result, row: dict[str, Any]) -> FileOutcome:
+        if row["id"] is not None and row["size"] == st.st_size and row["mtime_ns"] == st.st_mtime_ns:
+            return FileOutcome(item.path, "unchanged")
+        data = handle.read()
+        try:
+            doc = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            if time.time() - st.st_mtime < TORN_DOCUMENT_GRACE_S:
+                return FileOutcome(item.path, "waiting")  # a rewrite in progress; the next event retries
+            problem = (MALFORMED, "the JSON document does not decode")
+            self._commit(item, row, st, Batch(), 0, row["offset"], None, 0, [problem], None)
+            return FileOutcome(item.path, "ingested", problems=1)
+        reader = self.readers[item.agent]
+        state = reader.begin(item.path, item.root)
+        batch = Batch()
+        try:
+            reader.feed_document(doc, state, batch)
+        except Exception as exc:
+            problem = ("reader_error", f"{type(exc).__name__}: {exc}")
+            self._commit(item, row, st, Batch(), 0, len(data), state, 0, [problem], None)
+            return FileOutcome(item.path, "ingested", problems=1)
+        self._commit(item, row, st, batch, 0, len(data), state, 1, [], None)
+        return FileOutcome(item.path, "ingested", bytes_read=len(data), records=1)
+
+    def _commit(
+        self,
+        item: LogFile,
+        row: dict[str, Any],
+        st: os.stat_result,
+        batch: Batch,
+        start: int,
+        end: int,
+        state: State | None,
+        records: int,
+        problems: list[tuple[str, str]],
+        handle: BinaryIO | None,
+    ) -> dict[str, Any]:
+        """Write a chunk's rows, problems and the new offset in one transaction."""
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        fingerprint = _fingerprint(handle, end) if handle is not None else None
+        values = {
+            "agent": item.agent,
+            "path": str(item.path),
+            "device": st.st_dev,
+            "inode": st.st_ino,
+            "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns,
+            "offset": end,
+            "fingerprint": fingerprint,
+            "state": orjson.dumps(state).decode() if state is not None else row["state"],
+            "records": (row["records"] if start else 0) + records,
+            "missing": False,
+            "ingested_at": now,
+        }
+        first_time: list[tuple[str, str]] = []
+        with self.db.transaction() as dbs:
+            write_batch(dbs, item.agent, batch)
+            for kind, detail in problems:
+                self.problem_counts[kind] += 1
+                if record_issue(dbs, str(item.path), kind, detail, now):
+                    first_time.append((kind, detail))
+            if row["id"] is None:
+                row["id"] = dbs.execute(SourceFile.__table__.insert().values(first_seen=now, **values)).inserted_primary_key[0]  # type: ignore[index]
+            else:
+                dbs.execute(update(SourceFile).where(SourceFile.__table__.c.id == row["id"]).values(**values))
+        for kind, detail in first_time:
+            log.warning("%s: %s (%s); counted, further ones in this file are not logged", item.path, kind, detail)
+        return {**row, **values}
+
+    def _unreadable(self, item: LogFile, exc: OSError) -> FileOutcome:
+        kind = "permission_denied" if isinstance(exc, PermissionError) else "unreadable"
+        self.problem_counts[kind] += 1
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        with self.db.transaction() as dbs:
+            first = record_issue(dbs, str(item.path), kind, f"{type(exc).__name__}: {exc.strerror or exc}", now)
+        if first:
+            log.warning("%s: %s (%s)", item.path, kind, exc.strerror or exc)
+        try:
+            st = os.stat(item.path)
+            self._seen[str(item.path)] = (st.st_ino, st.st_size, st.st_mtime_ns)
+        except OSError:
+            pass
+        return FileOutcome(item.path, "unreadable", problems=1)
+
+
+def _fingerprint(handle: BinaryIO | None, offset: int) -> str | None:
+    """A hash of the file's first bytes (up to ``offset``): tells an appended file from a rewritten one."""
+    if handle is None or offset <= 0:
+        return None
+    position = handle.tell()
+    handle.seek(0)
+    head = handle.read(min(offset, FINGERPRINT_BYTES))
+    handle.seek(position)
+    return hashlib.blake2b(head, digest_size=16).hexdigest()
+
+
+def _skip_line(handle: BinaryIO, position: int, chunk: int) -> int | None:
+    """Stream past an oversized line without holding it; the offset after its newline, or None at EOF."""
+    handle.seek(position)
+    while True:
+        data = handle.read(chunk)
+        if not data:
+            return None
+        cut = data.find(b"\n")
+        if cut != -1:
+            return position + cut + 1
+        position += len(data)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0

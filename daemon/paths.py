@@ -1,0 +1,117 @@
+"""Where headroom keeps things, and where each agent keeps its session logs.
+
+``paths()`` is the one function that decides every headroom path. ``HEADROOM_HOME`` puts everything under
+one folder (tests, portable installs); otherwise the platform's data, config and state dirs are used
+(XDG on Linux, ``~/Library/Application Support`` on macOS). Folders that hold user data are created
+owner-only.
+
+Agent log roots are found the way each agent finds them: ``CLAUDE_CONFIG_DIR`` (comma-separated, as
+ccusage accepts) else ``~/.config/claude`` and ``~/.claude``; ``CODEX_HOME`` else ``~/.codex``;
+``GEMINI_CLI_HOME`` (gemini-cli's own override of the home folder) else ``~``. ``config.toml`` can
+override each.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+from headroom.learn.model import AGENTS, Agent
+
+APP = "headroom"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Every file and folder headroom uses."""
+
+    data_dir: Path  # the database
+    config_dir: Path  # config.toml
+    state_dir: Path  # logs, locks, pid
+
+    @property
+    def db_file(self) -> Path:
+        return self.data_dir / "headroom.db"
+
+    @property
+    def config_file(self) -> Path:
+        return self.config_dir / "config.toml"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def log_file(self) -> Path:
+        return self.log_dir / "daemon.log"
+
+    @property
+    def daemon_lock(self) -> Path:
+        return self.state_dir / "daemon.lock"
+
+    def ensure(self) -> Paths:
+        """Create the folders, owner-only (they hold copies of the agents' logs)."""
+        for folder in (self.data_dir, self.config_dir, self.state_dir, self.log_dir):
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for folder in (self.data_dir, self.state_dir, self.log_dir):
+            if folder.stat().st_mode & 0o077:
+                folder.chmod(0o700)
+        return self
+
+
+def paths() -> Paths:
+    """The paths for this process, from ``HEADROOM_HOME`` or the platform's conventions."""
+    home = os.environ.get("HEADROOM_HOME")
+    if home:
+        root = Path(home).expanduser()
+        return Paths(data_dir=root, config_dir=root, state_dir=root / "state")
+    return Paths(
+        data_dir=Path(platformdirs.user_data_dir(APP, appauthor=False)),
+        config_dir=Path(platformdirs.user_config_dir(APP, appauthor=False)),
+        state_dir=Path(platformdirs.user_state_dir(APP, appauthor=False)),
+    )
+
+
+def default_agent_roots() -> dict[Agent, list[Path]]:
+    """Each agent's log roots as the agent itself would find them (existing or not)."""
+    home = Path.home()
+    claude_dirs = [Path(p.strip()).expanduser() for p in os.environ.get("CLAUDE_CONFIG_DIR", "").split(",")]
+    claude_dirs = [p for p in claude_dirs if str(p) not in ("", ".")]
+    if not claude_dirs:
+        claude_dirs = [home / ".config" / "claude", home / ".claude"]
+    codex_home = Path(os.environ.get("CODEX_HOME") or home / ".codex").expanduser()
+    gemini_home = Path(os.environ.get("GEMINI_CLI_HOME") or home).expanduser()
+    return {
+        "claude": [_projects_dir(d) for d in claude_dirs],
+        "codex": [codex_home / "sessions", codex_home / "archived_sessions"],
+        "gemini": [gemini_home / ".gemini" / "tmp"],
+    }
+
+
+def agent_roots_from_homes(agent: Agent, homes: list[Path]) -> list[Path]:
+    """Log roots for agent homes given in config (``~/.claude``, ``~/.codex``, ``~/.gemini``).
+
+    A folder that already is a log root (``projects``, ``sessions``, ``tmp``) is taken as it is.
+    """
+    roots: list[Path] = []
+    for home in (h.expanduser() for h in homes):
+        if agent == "claude":
+            roots.append(_projects_dir(home))
+        elif agent == "codex":
+            if home.name in ("sessions", "archived_sessions"):
+                roots.append(home)
+            else:
+                roots += [home / "sessions", home / "archived_sessions"]
+        else:
+            roots.append(home if home.name == "tmp" else home / "tmp")
+    return roots
+
+
+def _projects_dir(claude_dir: Path) -> Path:
+    return claude_dir if claude_dir.name == "projects" else claude_dir / "projects"
+
+
+__all__ = ["AGENTS", "Paths", "agent_roots_from_homes", "default_agent_roots", "paths"]

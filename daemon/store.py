@@ -1,0 +1,333 @@
+"""Writing normalized batches into the session mirror, idempotently.
+
+Every row is upserted on its natural key, so writing the same batch twice (a crash between reading and
+committing, a file re-read after truncation, two processes catching up at once) converges to the same
+rows. Partial items merge: a tool call's result fills in the call written by an earlier batch, a
+re-appended Gemini message replaces its earlier copy, Claude's streamed copies of one API response keep
+the largest usage. Session counters are derived data: writers mark sessions ``stale`` and
+:func:`refresh_sessions` recomputes them from the child rows in a few grouped queries.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Table, case, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session as DBSession
+
+from headroom.learn import model as m
+from headroom.memory import models as db
+
+_SESSIONS: Table = db.Session.__table__  # type: ignore[assignment]
+_EVENTS: Table = db.Event.__table__  # type: ignore[assignment]
+_TOOLS: Table = db.ToolCall.__table__  # type: ignore[assignment]
+_USAGE: Table = db.Usage.__table__  # type: ignore[assignment]
+_ISSUES: Table = db.IngestIssue.__table__  # type: ignore[assignment]
+
+_TOOL_CALL_SIDE = ("name", "input", "started_at")
+_TOOL_RESULT_SIDE = ("status", "output", "output_size", "exit_code", "ended_at", "duration_ms")
+_TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens")
+
+
+def _insert(dbs: DBSession, table: Table) -> Any:
+    """An INSERT that supports ON CONFLICT on this backend (SQLite and PostgreSQL share the API)."""
+    dialect = dbs.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def write_batch(dbs: DBSession, agent: m.Agent, batch: m.Batch) -> int:
+    """Upsert everything in ``batch`` (inside the caller's transaction). Returns the rows written."""
+    keys = {e.session_key for e in batch.events}
+    keys |= {t.session_key for t in batch.tool_calls}
+    keys |= {u.session_key for u in batch.usage}
+    for key in keys - batch.sessions.keys():
+        batch.sessions[key] = m.SessionInfo(key=key)
+    if not batch.sessions:
+        return 0
+    ids = _upsert_sessions(dbs, agent, list(batch.sessions.values()))
+    written = len(ids)
+    written += _upsert_events(dbs, ids, batch.events)
+    written += _upsert_tool_calls(dbs, ids, batch.tool_calls)
+    written += _upsert_usage(dbs, agent, ids, batch.usage)
+    return written
+
+
+def _upsert_sessions(dbs: DBSession, agent: m.Agent, infos: list[m.SessionInfo]) -> dict[str, int]:
+    rows = []
+    for info in infos:
+        project = info.project_root or info.cwd
+        rows.append(
+            {
+                "agent": agent,
+                "key": info.key,
+                "parent_key": info.parent_key,
+                "subagent_id": info.subagent_id,
+                "kind": info.kind or ("subagent" if info.parent_key else "main"),
+                "title": info.title,
+                "cwd": info.cwd,
+                "project_root": project_root(project) if project else None,
+                "git_branch": info.git_branch,
+                "cli_version": info.cli_version,
+                "started_at": info.started_at,
+                "ended_at": info.ended_at,
+                "stale": True,
+            }
+        )
+    stmt = _insert(dbs, _SESSIONS)
+    new, old = stmt.excluded, _SESSIONS.c
+    first_wins = ("parent_key", "subagent_id", "cwd", "project_root", "git_branch")
+    set_: dict[str, Any] = {name: func.coalesce(old[name], new[name]) for name in first_wins}
+    set_ |= {name: func.coalesce(new[name], old[name]) for name in ("title", "cli_version")}
+    set_["kind"] = case((new.kind == "subagent", new.kind), else_=old.kind)
+    set_["started_at"] = case(
+        (old.started_at.is_(None), new.started_at),
+        (new.started_at < old.started_at, new.started_at),
+        else_=old.started_at,
+    )
+    set_["ended_at"] = case(
+        (old.ended_at.is_(None), new.ended_at),
+        (new.ended_at > old.ended_at, new.ended_at),
+        else_=old.ended_at,
+    )
+    set_["stale"] = True
+    dbs.execute(stmt.on_conflict_do_update(index_elements=["agent", "key"], set_=set_), rows)
+    found = dbs.execute(
+        select(old.key, old.id).where(old.agent == agent, old.key.in_([info.key for info in infos]))
+    )
+    return {key: ident for key, ident in found}
+
+
+def _upsert_events(dbs: DBSession, ids: dict[str, int], events: list[m.Event]) -> int:
+    latest: dict[tuple[str, str], m.Event] = {}
+    for event in events:  # the last copy of a key wins, as on conflict below
+        latest[(event.session_key, event.key)] = event
+    if not latest:
+        return 0
+    rows = [
+        {
+            "session_id": ids[e.session_key],
+            "key": e.key,
+            "kind": e.kind.value,
+            "ts": e.ts,
+            "seq": e.seq,
+            "role": e.role,
+            "text": e.text,
+            "tool_call_key": e.tool_call_key,
+            "status_code": e.status_code,
+            "sidechain": e.sidechain,
+            "raw": e.raw,
+        }
+        for e in latest.values()
+    ]
+    stmt = _insert(dbs, _EVENTS)
+    set_ = {name: stmt.excluded[name] for name in rows[0] if name not in ("session_id", "key")}
+    dbs.execute(stmt.on_conflict_do_update(index_elements=["session_id", "key"], set_=set_), rows)
+    return len(rows)
+
+
+def _upsert_tool_calls(dbs: DBSession, ids: dict[str, int], calls: list[m.ToolCall]) -> int:
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    for call in calls:
+        fields = merged.setdefault((call.session_key, call.key), {})
+        for name in _TOOL_CALL_SIDE + _TOOL_RESULT_SIDE:
+            value = getattr(call, name)
+            if value is not None:
+                fields[name] = value.value if isinstance(value, m.ToolStatus) else value
+    # One statement per shape: an upsert may only overwrite the columns this batch knows about.
+    by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for (session_key, key), fields in merged.items():
+        row = {"session_id": ids[session_key], "key": key, **fields}
+        if "started_at" in fields:
+            row["day"] = fields["started_at"].date()
+        by_shape.setdefault(tuple(sorted(row)), []).append(row)
+    for shape, rows in by_shape.items():
+        stmt = _insert(dbs, _TOOLS)
+        set_ = {name: stmt.excluded[name] for name in shape if name not in ("session_id", "key")}
+        if set_:
+            stmt = stmt.on_conflict_do_update(index_elements=["session_id", "key"], set_=set_)
+        else:
+            stmt = stmt.on_conflict_do_nothing(index_elements=["session_id", "key"])
+        dbs.execute(stmt, rows)
+    return len(merged)
+
+
+def _upsert_usage(dbs: DBSession, agent: m.Agent, ids: dict[str, int], usage: list[m.Usage]) -> int:
+    kept: dict[str, m.Usage] = {}
+    for item in usage:  # the same rule as the SQL below, within the batch
+        known = kept.get(item.key)
+        if known is None or item.merge is m.Merge.LAST or item.total > known.total:
+            kept[item.key] = item
+    written = 0
+    for merge in m.Merge:
+        rows = [
+            {
+                "agent": agent,
+                "key": u.key,
+                "session_id": ids[u.session_key],
+                "ts": u.ts,
+                "day": u.ts.date() if u.ts else None,
+                "model": u.model,
+                "input_tokens": u.input_tokens,
+                "output_tokens": u.output_tokens,
+                "cache_read_tokens": u.cache_read_tokens,
+                "cache_creation_tokens": u.cache_creation_tokens,
+                "reasoning_tokens": u.reasoning_tokens,
+                "sidechain": u.sidechain,
+            }
+            for u in kept.values()
+            if u.merge is merge
+        ]
+        if not rows:
+            continue
+        stmt = _insert(dbs, _USAGE)
+        set_ = {name: stmt.excluded[name] for name in rows[0] if name not in ("agent", "key")}
+        where = None
+        if merge is m.Merge.MAX:  # keep the largest copy; on a tie the first one stays
+            where = _total(stmt.excluded) > _total(_USAGE.c)
+        dbs.execute(stmt.on_conflict_do_update(index_elements=["agent", "key"], set_=set_, where=where), rows)
+        written += len(rows)
+    return written
+
+
+def _total(columns: Any) -> Any:
+    return sum((columns[name] for name in _TOKEN_COLUMNS[1:]), columns[_TOKEN_COLUMNS[0]])
+
+
+def record_issue(dbs: DBSession, path: str, kind: str, detail: str, now: datetime) -> bool:
+    """Count one bad-input problem for a file. Returns True the first time (the caller logs only then)."""
+    row = dbs.execute(select(_ISSUES.c.id).where(_ISSUES.c.path == path, _ISSUES.c.kind == kind)).first()
+    if row is None:
+        dbs.execute(
+            _ISSUES.insert().values(path=path, kind=kind, count=1, detail=detail, first_seen=now, last_seen=now)
+        )
+        return True
+    dbs.execute(
+        update(_ISSUES)
+        .where(_ISSUES.c.id == row.id)
+        .values(count=_ISSUES.c.count + 1, detail=detail, last_seen=now)
+    )
+    return False
+
+
+def refresh_sessions(dbs: DBSession, limit: int = 500) -> int:
+    """Recompute the counters and bounds of up to ``limit`` stale sessions. Returns how many."""
+    stale = [r for (r,) in dbs.execute(select(_SESSIONS.c.id).where(_SESSIONS.c.stale).limit(limit))]
+    if not stale:
+        return 0
+    values: dict[int, dict[str, Any]] = {sid: _empty_counters() for sid in stale}
+    ev = _EVENTS.c
+    kinds = dbs.execute(
+        select(ev.session_id, ev.kind, func.count(), func.min(ev.ts), func.max(ev.ts))
+        .where(ev.session_id.in_(stale))
+        .group_by(ev.session_id, ev.kind)
+    )
+    counted = {
+        m.EventKind.USER_PROMPT.value: "turns",
+        m.EventKind.API_ERROR.value: "api_errors",
+        m.EventKind.INTERRUPT.value: "interruptions",
+        m.EventKind.COMPACTION.value: "compactions",
+    }
+    for sid, kind, count, first, last in kinds:
+        row = values[sid]
+        row["events"] += count
+        if kind in counted:
+            row[counted[kind]] += count
+        _widen(row, first, last)
+    tc = _TOOLS.c
+    calls = dbs.execute(
+        select(
+            tc.session_id,
+            func.count(),
+            func.sum(case((tc.status == m.ToolStatus.ERROR.value, 1), else_=0)),
+            func.min(tc.started_at),
+            func.max(func.coalesce(tc.ended_at, tc.started_at)),
+        )
+        .where(tc.session_id.in_(stale))
+        .group_by(tc.session_id)
+    )
+    for sid, count, failed, first, last in calls:
+        values[sid]["tool_calls"] = count
+        values[sid]["failed_tool_calls"] = int(failed or 0)
+        _widen(values[sid], first, last)
+    us = _USAGE.c
+    sums = dbs.execute(
+        select(
+            us.session_id,
+            us.model,
+            func.min(us.ts),
+            func.max(us.ts),
+            *(func.sum(us[name]) for name in (*_TOKEN_COLUMNS, "reasoning_tokens")),
+        )
+        .where(us.session_id.in_(stale))
+        .group_by(us.session_id, us.model)
+        .order_by(us.session_id, func.min(us.ts))
+    )
+    for sid, model, first, last, *tokens in sums:
+        row = values[sid]
+        for name, amount in zip((*_TOKEN_COLUMNS, "reasoning_tokens"), tokens):
+            row[name] += int(amount or 0)
+        if model and model not in row["models"]:
+            row["models"].append(model)
+        _widen(row, first, last)
+    bounds = dbs.execute(select(_SESSIONS.c.id, _SESSIONS.c.started_at, _SESSIONS.c.ended_at).where(_SESSIONS.c.id.in_(stale)))
+    for sid, started, ended in bounds:
+        _widen(values[sid], started, ended)
+    for sid, row in values.items():
+        row["models"] = ",".join(row["models"]) or None
+        dbs.execute(update(_SESSIONS).where(_SESSIONS.c.id == sid).values(stale=False, **row))
+    return len(stale)
+
+
+def _empty_counters() -> dict[str, Any]:
+    row: dict[str, Any] = dict.fromkeys(
+        (
+            "turns",
+            "events",
+            "tool_calls",
+            "failed_tool_calls",
+            "api_errors",
+            "interruptions",
+            "compactions",
+            *_TOKEN_COLUMNS,
+            "reasoning_tokens",
+        ),
+        0,
+    )
+    row["models"] = []
+    row["started_at"] = None
+    row["ended_at"] = None
+    return row
+
+
+def _widen(row: dict[str, Any], first: datetime | None, last: datetime | None) -> None:
+    if first is not None and (row["started_at"] is None or first < row["started_at"]):
+        row["started_at"] = first
+    if last is not None and (row["ended_at"] is None or last > row["ended_at"]):
+        row["ended_at"] = last
+
+
+@functools.lru_cache(maxsize=4096)
+def project_root(path: str) -> str:
+    """The git work tree that contains ``path`` when it exists on this machine, else ``path`` itself.
+
+    Logs may come from another machine (or a deleted checkout), so a missing path is kept as recorded.
+    """
+    try:
+        current = Path(path)
+        if not current.is_absolute() or not current.exists():
+            return path
+        for folder in (current, *current.parents):
+            if (folder / ".git").exists():
+                return str(folder)
+    except OSError:
+        return path
+    return path
+
+
+__all__ = ["project_root", "record_issue", "refresh_sessions", "write_batch"]

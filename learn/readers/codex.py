@@ -1,0 +1,433 @@
+"""OpenAI Codex CLI rollouts (``$CODEX_HOME/sessions`` and ``archived_sessions``) → the normalized model.
+
+Three on-disk eras, all read here:
+
+* TS ``codex-cli`` (spring 2025): ``rollout-<date>-<uuid>.json``, one pretty JSON document
+  ``{session:{timestamp,id,instructions}, items:[ResponseItem…]}`` rewritten in place. It is a
+  :meth:`whole_file` format; its events are keyed by item index so a re-parse upserts the same rows.
+* Early Rust (summer 2025): JSONL whose first line is a bare ``{id,timestamp,instructions,git}`` header,
+  then bare ResponseItems without timestamps and ``{"record_type":"state"}`` bookkeeping lines.
+* ``RolloutLine`` JSONL (autumn 2025 on): ``{timestamp, type, payload}`` with ``session_meta``,
+  ``turn_context``, ``response_item``, ``event_msg``, ``compacted``; 2026 builds add an ``ordinal``,
+  ``world_state`` and ``token_usage_record`` lines (the latter duplicates ``token_count``: ccusage ignores
+  it, so do we).
+
+Traps handled:
+
+* Only a first ``session_meta`` names the session: resume appends to the same file without a new one, and
+  a fork replays its parent's ``session_meta`` and history after its own. A child's lines stamped before
+  its own start are that replay and produce no events (their token counts still go through accounting).
+* The model's input carries injected context as user messages (AGENTS.md, ``<environment_context>``, …):
+  prompts come from ``response_item`` messages with those items filtered out, the one source present in
+  every era; the ``event_msg/user_message`` UI mirror is ignored so no prompt counts twice.
+* Tool failure is never a field: a non-zero ``Exit code: N`` / ``Process exited with code N`` at the head
+  of the output, ``metadata.exit_code`` in JSON-string outputs, ``apply_patch verification failed``,
+  ``Script failed`` (code mode), sandbox denials → error; ``aborted`` → cancelled; ``… rejected by user``
+  and guardian denials → rejected. Only the head of an output is scanned. Code-mode ``exec`` scripts run
+  nested commands that exist only as ``item_completed`` events: each becomes a tool call of its own.
+* ``compacted`` and the ``context_compacted`` event mark one compaction: the second of a pair is META.
+* Token usage follows ccusage exactly (see ``_codex_usage``).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, ClassVar
+
+import orjson
+
+from headroom.learn.model import Agent, Batch, Event, EventKind, SessionInfo, ToolCall, ToolStatus, parse_ts
+from headroom.learn.readers import _codex_usage as usage
+from headroom.learn.readers.base import LogReader, State
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
+_EXIT = re.compile(r"^(?:Exit code:|Process exited with code) (-?\d+)", re.M)
+_WALL = re.compile(r"^Wall time:? ([\d.]+) seconds", re.M)
+_TAG = re.compile(r"<([A-Za-z_][\w-]*)")
+_CWD = re.compile(r"<cwd>([^<]+)</cwd>")
+_STATUS = re.compile(r"\bstatus(?: code)?:? (\d{3})\b", re.I)
+_HEAD = 400  # characters of a tool output scanned for exit codes and failure markers
+_EPOCH = datetime(1970, 1, 1)
+
+# Known lines and payloads that carry nothing for the model (or duplicate what we read elsewhere).
+_SKIP_LINES = frozenset({"world_state", "token_usage_record"})
+_SKIP_ITEMS = frozenset({"ghost_snapshot", "additional_tools", "compaction", "compaction_summary"})
+_SKIP_EVENTS = frozenset(
+    {
+        "user_message", "agent_message", "agent_reasoning", "agent_reasoning_raw_content",
+        "agent_reasoning_section_break", "task_started", "task_complete", "turn_started", "turn_complete",
+        "item_started", "thread_settings_applied", "thread_name_updated", "plan_update", "exec_command_begin",
+        "patch_apply_begin", "mcp_tool_call_begin", "web_search_begin", "web_search_end", "turn_diff",
+        "view_image_tool_call", "background_event", "session_configured", "undo_started", "undo_completed",
+        "shutdown_complete", "warning", "deprecation_notice", "raw_response_item", "exec_command_output_delta",
+    }
+)
+_META_EVENTS = frozenset({"thread_rolled_back", "entered_review_mode", "exited_review_mode"})
+_REJECTED = ("exec command rejected by user", "patch rejected by user", "rejected by user")
+_ERRORS = ("apply_patch verification failed", "Script failed", "failed in sandbox", "sandbox denied")
+_OVERFLOW = ("context window", "context_length_exceeded", "maximum context length", "context_window_exceeded")
+
+
+class CodexReader(LogReader):
+    """Reads Codex CLI rollouts of every era; usage totals match ccusage 20.0.24 per UTC day."""
+
+    agent: ClassVar[Agent] = "codex"
+
+    def accepts(self, path: Path, root: Path) -> bool:
+        name = path.name
+        return name.startswith("rollout-") and name.endswith((".jsonl", ".json"))
+
+    def whole_file(self, path: Path) -> bool:
+        return path.name.endswith(".json")
+
+    def begin(self, path: Path, root: Path) -> State:
+        # The file name carries the thread id; it keys anything read before a session_meta line.
+        found = _UUID.findall(path.name)
+        return {"sid": found[-1] if found else path.stem, "path": str(path), "root": str(root), "u": usage.new_state(path, root)}
+
+    def feed(self, record: dict[str, Any], raw: bytes, offset: int, state: State, out: Batch) -> None:
+        kind = record.get("type")
+        payload = record.get("payload")
+        key = f"o{offset}"
+        if not isinstance(payload, dict) or not isinstance(kind, str):
+            self._bare(record, raw, offset, state, out)
+            return
+        stamp = record.get("timestamp")
+        ts = parse_ts(stamp)
+        if kind == "session_meta":
+            self._meta(payload, stamp, ts, offset, state, out)
+            return
+        sid: str = state["sid"]
+        if kind == "event_msg" and payload.get("type") == "token_count":
+            state.pop("cmp", None)
+            usage.on_token_count(record, payload, sid, state["u"], out)
+            return
+        if kind == "turn_context":
+            usage.on_turn_context(payload, state["u"])
+            cwd = payload.get("cwd")
+            if isinstance(cwd, str) and cwd and not state.get("cwd"):
+                state["cwd"] = cwd
+                out.session(SessionInfo(sid, cwd=cwd))
+            return
+        child_start = state.get("child")
+        if child_start is not None and ts is not None and (ts - _EPOCH) // timedelta(milliseconds=1) < child_start:
+            return  # the parent's history replayed into a fork or sub-agent: not this session's events
+        if ts is not None:
+            _touch(out, sid, ts)
+        if kind == "response_item":
+            self._item(payload, sid, ts, offset, key, state, out, raw)
+        elif kind == "event_msg":
+            self._event(payload, sid, ts, offset, key, state, out, raw)
+        elif kind == "compacted":
+            text = payload.get("message")
+            self._compaction("line", sid, ts, offset, key, text if isinstance(text, str) else None, state, out)
+        elif kind not in _SKIP_LINES:
+            _unknown(out, sid, ts, offset, key, raw)
+
+    def feed_document(self, doc: Any, state: State, out: Batch) -> None:
+        """The TS-era whole-file rollout; items have no timestamps, so keys and order are item indexes."""
+        if not isinstance(doc, dict):
+            return
+        session = doc.get("session")
+        if isinstance(session, dict) and isinstance(session.get("id"), str) and session["id"]:
+            state["sid"] = session["id"]
+        sid = state["sid"]
+        started = parse_ts(session.get("timestamp")) if isinstance(session, dict) else None
+        out.session(SessionInfo(sid, kind="main", started_at=started))
+        items = doc.get("items")
+        for index, item in enumerate(items if isinstance(items, list) else ()):
+            if isinstance(item, dict):
+                self._item(item, sid, None, index, f"i{index}", state, out, None)
+
+    # -- line kinds -----------------------------------------------------------------------------------
+
+    def _bare(self, record: dict[str, Any], raw: bytes, offset: int, state: State, out: Batch) -> None:
+        """Early-Rust lines: the header, state bookkeeping, and ResponseItems without an envelope."""
+        kind = record.get("type")
+        if "record_type" in record:
+            return
+        if kind is None and offset == 0 and isinstance(record.get("id"), str):
+            state["sid"] = record["id"]
+            state["meta"] = True
+            git = record.get("git")
+            branch = git.get("branch") if isinstance(git, dict) else None
+            stamp = parse_ts(record.get("timestamp"))
+            info = SessionInfo(record["id"], kind="main", started_at=stamp, ended_at=stamp)
+            info.git_branch = branch if isinstance(branch, str) else None
+            out.session(info)
+        elif isinstance(kind, str) and "payload" not in record and _is_item(kind):
+            self._item(record, state["sid"], parse_ts(record.get("timestamp")), offset, f"o{offset}", state, out, raw)
+        else:
+            _unknown(out, state["sid"], parse_ts(record.get("timestamp")), offset, f"o{offset}", raw)
+
+    def _meta(self, p: dict[str, Any], stamp: object, ts: datetime | None, offset: int, state: State, out: Batch) -> None:
+        sid = p.get("id")
+        if not isinstance(sid, str) or not sid or (state.get("meta") and sid != state["sid"]):
+            return  # a fork's replayed parent session_meta: the file's first session_meta owns it
+        state["meta"] = True
+        state["sid"] = sid
+        source = p.get("source")
+        sub = source.get("subagent", source.get("subAgent")) if isinstance(source, dict) else None
+        spawn = sub.get("thread_spawn") if isinstance(sub, dict) else None
+        spawn_parent = spawn.get("parent_thread_id") if isinstance(spawn, dict) else None
+        fork = p.get("forked_from_id")
+        parent = spawn_parent if isinstance(spawn_parent, str) and spawn_parent else None
+        fork = fork if isinstance(fork, str) and fork else None
+        git = p.get("git")
+        branch = git.get("branch") if isinstance(git, dict) else None
+        cwd = p.get("cwd")
+        version = p.get("cli_version")
+        info = SessionInfo(
+            sid,
+            parent_key=parent or fork,
+            subagent_id=sid if sub is not None else None,
+            kind="subagent" if sub is not None else "main",
+            cwd=cwd if isinstance(cwd, str) and cwd else None,
+            git_branch=branch if isinstance(branch, str) and branch else None,
+            cli_version=version if isinstance(version, str) else None,
+            started_at=parse_ts(p.get("timestamp")) or ts,
+            ended_at=ts,
+        )
+        if info.cwd:
+            state["cwd"] = info.cwd
+        out.session(info)
+        # ccusage only honours a parent named on the file's first line (forked_from_id first).
+        if offset == 0 and (fork or parent):
+            forked_at = usage.ts_ms(stamp.strip() if isinstance(stamp, str) else stamp)
+            state["child"] = forked_at
+            usage.start_replay(state["u"], fork or parent or "", forked_at, Path(state["path"]), Path(state["root"]))
+
+    def _item(
+        self, p: dict[str, Any], sid: str, ts: datetime | None, seq: int, key: str, state: State, out: Batch, raw: bytes | None
+    ) -> None:
+        kind = p.get("type")
+        if kind == "message":
+            self._message(p, sid, ts, seq, key, state, out)
+        elif kind == "reasoning":
+            text = _join(p.get("summary")) or _join(p.get("content"))
+            if text:
+                out.events.append(Event(sid, key, EventKind.REASONING, ts, seq, role="assistant", text=text))
+        elif isinstance(kind, str) and kind.endswith("_output"):
+            call_id = p.get("call_id")
+            if isinstance(call_id, str) and call_id:
+                out.tool_calls.append(_result(sid, call_id, p.get("output"), ts))
+        elif isinstance(kind, str) and kind.endswith("_call"):
+            self._call(p, kind, sid, ts, seq, key, out)
+        elif kind not in _SKIP_ITEMS:
+            _unknown(out, sid, ts, seq, key, raw if raw is not None else orjson.dumps(p))
+
+    def _message(self, p: dict[str, Any], sid: str, ts: datetime | None, seq: int, key: str, state: State, out: Batch) -> None:
+        role = p.get("role")
+        if role == "assistant":
+            text = _join(p.get("content"))
+            if text:
+                out.events.append(Event(sid, key, EventKind.ASSISTANT_TEXT, ts, seq, role="assistant", text=text))
+            return
+        if role != "user":
+            return  # developer/system messages: permissions and instructions the harness injects
+        content = p.get("content")
+        parts = [c for c in content if isinstance(c, dict)] if isinstance(content, list) else [{"text": content}]
+        prompt, injected = [], []
+        for part in parts:
+            text = part.get("text")
+            if isinstance(text, str) and text:
+                (injected if _is_injected(text) else prompt).append(text)
+        if prompt:
+            out.events.append(Event(sid, key, EventKind.USER_PROMPT, ts, seq, role="user", text="\n".join(prompt)))
+        elif injected:
+            text = "\n".join(injected)
+            out.events.append(Event(sid, key, EventKind.META, ts, seq, role="user", text=text))
+            match = _CWD.search(text, 0, 2000) if not state.get("cwd") else None
+            if match:  # early Rust logs have no cwd field: the environment context names it
+                state["cwd"] = match.group(1).strip()
+                out.session(SessionInfo(sid, cwd=state["cwd"]))
+
+    def _call(self, p: dict[str, Any], kind: str, sid: str, ts: datetime | None, seq: int, key: str, out: Batch) -> None:
+        call_id = p.get("call_id") or p.get("id")
+        name = p.get("name") if isinstance(p.get("name"), str) else kind.removesuffix("_call")
+        args = p.get("arguments", p.get("input", p.get("action")))
+        text = args if isinstance(args, str) or args is None else orjson.dumps(args).decode()
+        status = None
+        if not p.get("call_id"):  # web_search_call & co. are whole in one item: their status is the result
+            status = {"completed": ToolStatus.OK, "failed": ToolStatus.ERROR}.get(str(p.get("status")))
+        tool_key = call_id if isinstance(call_id, str) and call_id else key
+        out.tool_calls.append(ToolCall(sid, tool_key, name=name, input=text, started_at=ts, status=status))
+        out.events.append(Event(sid, key, EventKind.TOOL_CALL, ts, seq, role="assistant", text=name, tool_call_key=tool_key))
+
+    def _event(
+        self, p: dict[str, Any], sid: str, ts: datetime | None, seq: int, key: str, state: State, out: Batch, raw: bytes
+    ) -> None:
+        kind = p.get("type")
+        if kind in _SKIP_EVENTS:
+            return
+        if kind == "turn_aborted":
+            reason = p.get("reason")
+            interrupted = reason in (None, "interrupted")
+            event_kind = EventKind.INTERRUPT if interrupted else EventKind.META
+            out.events.append(Event(sid, key, event_kind, ts, seq, text=str(reason or "interrupted")))
+        elif kind == "context_compacted":
+            self._compaction("event", sid, ts, seq, key, None, state, out)
+        elif kind in ("error", "stream_error"):
+            message = p.get("message")
+            text = message if isinstance(message, str) else None
+            info = p.get("codex_error_info")
+            overflow = "context_window_exceeded" in str(info) or any(m in (text or "")[:500] for m in _OVERFLOW)
+            code = _STATUS.search(text or "", 0, 300)
+            event_kind = EventKind.CONTEXT_OVERFLOW if overflow else EventKind.API_ERROR
+            out.events.append(Event(sid, key, event_kind, ts, seq, text=text, status_code=int(code.group(1)) if code else None))
+        elif kind in ("exec_command_end", "patch_apply_end", "mcp_tool_call_end"):
+            call_id = p.get("call_id")
+            if isinstance(call_id, str) and call_id:
+                out.tool_calls.append(ToolCall(sid, call_id, status=_end_status(p), exit_code=_int(p.get("exit_code")), ended_at=ts))
+        elif kind == "item_completed":
+            self._completed(p, sid, ts, seq, key, out)
+        elif kind in _META_EVENTS:
+            out.events.append(Event(sid, key, EventKind.META, ts, seq, text=str(kind)))
+        else:
+            _unknown(out, sid, ts, seq, key, raw)
+
+    def _completed(self, p: dict[str, Any], sid: str, ts: datetime | None, seq: int, key: str, out: Batch) -> None:
+        """``item_completed`` (2026): a command or patch result, the only trace of code-mode nested calls."""
+        item = p.get("item")
+        if not isinstance(item, dict) or item.get("type") not in ("CommandExecution", "FileChange", "McpToolCall"):
+            return
+        item_id = item.get("id")
+        if not isinstance(item_id, str) or not item_id:
+            return
+        exit_code = _int(item.get("exit_code"))
+        status = _end_status(item)
+        if item_id.startswith("call"):  # the result of a call logged as a response_item: complete it
+            out.tool_calls.append(ToolCall(sid, item_id, status=status, exit_code=exit_code, ended_at=ts))
+            return
+        kind = item["type"]
+        name = {"CommandExecution": "exec_command", "FileChange": "apply_patch"}.get(kind) or str(item.get("tool") or kind)
+        spec = item.get("command") if kind == "CommandExecution" else item.get("changes", item.get("arguments"))
+        output = item.get("aggregated_output")
+        output = output if isinstance(output, str) else None
+        duration = item.get("duration")
+        millis = None
+        if isinstance(duration, dict):
+            millis = (_int(duration.get("secs")) or 0) * 1000 + (_int(duration.get("nanos")) or 0) // 1_000_000
+        call = ToolCall(sid, item_id, name=name, input=None if spec is None else orjson.dumps(spec).decode())
+        call.started_at, call.ended_at, call.status, call.exit_code = parse_ts(p.get("started_at_ms")), ts, status, exit_code
+        call.output, call.output_size, call.duration_ms = output, None if output is None else len(output), millis
+        out.tool_calls.append(call)
+        out.events.append(Event(sid, key, EventKind.TOOL_CALL, ts, seq, role="assistant", text=name, tool_call_key=item_id))
+
+    def _compaction(
+        self, kind: str, sid: str, ts: datetime | None, seq: int, key: str, text: str | None, state: State, out: Batch
+    ) -> None:
+        # One compaction writes a `compacted` line and a `context_compacted` event: count the pair once.
+        if state.get("cmp") not in (None, kind):
+            state.pop("cmp")
+            out.events.append(Event(sid, key, EventKind.META, ts, seq, text="compaction"))
+        else:
+            state["cmp"] = kind
+            out.events.append(Event(sid, key, EventKind.COMPACTION, ts, seq, text=text or None))
+
+
+def _result(sid: str, call_id: str, output: object, ts: datetime | None) -> ToolCall:
+    """The result side of a tool call from its ``*_output`` item."""
+    exit_code: int | None = None
+    millis: int | None = None
+    ok: bool | None = None
+    text: str | None = None
+    if isinstance(output, str):
+        text = output
+        if output.startswith('{"output"'):  # older JSON-string form: {"output": …, "metadata": {exit_code…}}
+            try:
+                doc = orjson.loads(output)
+            except orjson.JSONDecodeError:
+                doc = None
+            if isinstance(doc, dict) and isinstance(doc.get("output"), str):
+                text = doc["output"]
+                meta = doc.get("metadata")
+                if isinstance(meta, dict):
+                    exit_code = _int(meta.get("exit_code"))
+                    seconds = meta.get("duration_seconds")
+                    if isinstance(seconds, (int, float)) and not isinstance(seconds, bool):
+                        millis = int(seconds * 1000)
+    elif isinstance(output, list):  # content items (code mode, images): keep the text parts
+        text = "".join(part["text"] for part in output if isinstance(part, dict) and isinstance(part.get("text"), str))
+    elif isinstance(output, dict):
+        inner = output.get("content", output.get("output"))
+        text = inner if isinstance(inner, str) else None
+        ok = output.get("success") if isinstance(output.get("success"), bool) else None
+    head = (text or "")[:_HEAD]
+    if exit_code is None:
+        found = _EXIT.search(head)
+        exit_code = int(found.group(1)) if found else None
+    if millis is None:
+        wall = _WALL.search(head)
+        millis = int(float(wall.group(1)) * 1000) if wall else None
+    start = head.lstrip()
+    if start.startswith(_REJECTED) or "rejected due to unacceptable risk" in head:
+        status = ToolStatus.REJECTED
+    elif start.startswith(("aborted", "command aborted")):
+        status = ToolStatus.CANCELLED  # Codex's output for a call cut short by an interrupt
+    elif exit_code is not None:
+        status = ToolStatus.OK if exit_code == 0 else ToolStatus.ERROR
+    elif ok is False or start.startswith(_ERRORS) or "sandbox denied" in head:
+        status = ToolStatus.ERROR
+    else:
+        status = ToolStatus.OK
+    size = None if text is None else len(text)
+    return ToolCall(sid, call_id, status=status, output=text, output_size=size, exit_code=exit_code, ended_at=ts, duration_ms=millis)
+
+
+def _end_status(p: dict[str, Any]) -> ToolStatus | None:
+    """Status of an ``*_end`` event or ``item_completed`` item (their fields vary by kind and version)."""
+    status = str(p.get("status", "")).lower()
+    if status == "declined":
+        return ToolStatus.REJECTED
+    if status == "failed" or p.get("success") is False or p.get("error") or (isinstance(p.get("result"), dict) and "Err" in p["result"]):
+        return ToolStatus.ERROR
+    exit_code = _int(p.get("exit_code"))
+    if exit_code is not None:
+        return ToolStatus.OK if exit_code == 0 else ToolStatus.ERROR
+    return ToolStatus.OK if status == "completed" or p.get("success") is True else None
+
+
+def _touch(out: Batch, sid: str, ts: datetime) -> None:
+    """Widen the session's bounds without allocating a SessionInfo per line."""
+    info = out.sessions.get(sid)
+    if info is None:
+        out.sessions[sid] = SessionInfo(sid, started_at=ts, ended_at=ts)
+        return
+    if info.ended_at is None or ts > info.ended_at:
+        info.ended_at = ts
+    if info.started_at is None or ts < info.started_at:
+        info.started_at = ts
+
+
+def _unknown(out: Batch, sid: str, ts: datetime | None, seq: int, key: str, raw: bytes | None) -> None:
+    text = raw.decode("utf-8", "replace") if raw is not None else None
+    out.events.append(Event(sid, key, EventKind.UNKNOWN, ts, seq, raw=text))
+
+
+def _join(content: object) -> str:
+    """The text of a message's content items (``input_text``, ``output_text``, ``summary_text``…)."""
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        return ""
+    return "\n".join(c["text"] for c in content if isinstance(c, dict) and isinstance(c.get("text"), str) and c["text"])
+
+
+def _is_injected(text: str) -> bool:
+    """Context Codex sends as a user message: AGENTS.md, or one whole ``<tag>…</tag>`` block."""
+    start = text.lstrip()
+    if start.startswith("# AGENTS.md instructions"):
+        return True
+    tag = _TAG.match(start)
+    return tag is not None and start.rstrip().endswith(f"</{tag.group(1)}>")
+
+
+def _is_item(kind: str) -> bool:
+    return kind in ("message", "reasoning") or kind.endswith(("_call", "_output")) or kind in _SKIP_ITEMS
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

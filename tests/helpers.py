@@ -1,0 +1,167 @@
+"""Test helpers: synthetic log lines, and the rows a set of logs must produce when read whole."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from headroom.learn.model import Agent, Merge
+from headroom.learn.readers import read_file, reader_for
+from headroom.memory.db import Database
+from headroom.memory.models import Event, Session, ToolCall, Usage
+
+SESSION = "11111111-2222-4333-8444-555555555555"
+CWD = "/home/dev/src/shop"
+
+
+def claude_record(kind: str, n: int, ts_second: int = 0, **extra: Any) -> dict[str, Any]:
+    """A Claude Code 2.x record of ``kind`` (prompt, tool_use, tool_result, text) with uuid ``u{n}``."""
+    base: dict[str, Any] = {
+        "parentUuid": f"u{n - 1}" if n else None,
+        "isSidechain": False,
+        "userType": "external",
+        "cwd": CWD,
+        "sessionId": SESSION,
+        "version": "2.1.81",
+        "gitBranch": "main",
+        "uuid": f"u{n}",
+        "timestamp": f"2026-05-01T10:{n // 60:02d}:{n % 60:02d}.{ts_second:03d}Z",
+    }
+    if kind == "prompt":
+        base.update(type="user", message={"role": "user", "content": extra.pop("text", f"please do step {n}")})
+    elif kind == "tool_use":
+        base.update(
+            type="assistant",
+            requestId=f"req_{n}",
+            message={
+                "id": f"msg_{n}",
+                "model": "claude-sonnet-4-5-20250929",
+                "role": "assistant",
+                "type": "message",
+                "content": [{"type": "tool_use", "id": f"toolu_{n}", "name": "Bash", "input": {"command": extra.pop("command", "npm test")}}],
+                "usage": {"input_tokens": 10, "cache_creation_input_tokens": 100, "cache_read_input_tokens": 1000, "output_tokens": 20},
+            },
+        )
+    elif kind == "tool_result":
+        error = extra.pop("error", False)
+        base.update(
+            type="user",
+            message={
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": f"toolu_{extra.pop('call', n - 1)}", "content": extra.pop("output", "Exit code 1\nboom" if error else "ok"), "is_error": error}
+                ],
+            },
+        )
+    elif kind == "text":
+        base.update(
+            type="assistant",
+            requestId=f"req_{n}",
+            message={
+                "id": f"msg_{n}",
+                "model": "claude-sonnet-4-5-20250929",
+                "role": "assistant",
+                "type": "message",
+                "content": [{"type": "text", "text": extra.pop("text", f"done with {n}")}],
+                "usage": {"input_tokens": 5, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 2000, "output_tokens": 50},
+            },
+        )
+    else:
+        raise ValueError(kind)
+    base.update(extra)
+    return base
+
+
+def claude_session_lines(turns: int, *, fail_every: int = 3) -> list[bytes]:
+    """A synthetic Claude session: per turn a prompt, a tool call, its result (some failing) and a reply."""
+    lines = []
+    n = 0
+    for turn in range(turns):
+        lines.append(claude_record("prompt", n))
+        lines.append(claude_record("tool_use", n + 1, command=f"npm test -- {turn}"))
+        lines.append(claude_record("tool_result", n + 2, call=n + 1, error=turn % fail_every == 0))
+        lines.append(claude_record("text", n + 3))
+        n += 4
+    return [json.dumps(line).encode() + b"\n" for line in lines]
+
+
+def claude_tree(root: Path, name: str = SESSION) -> Path:
+    """A Claude ``projects/`` root with one project folder; returns the session file path (not created)."""
+    folder = root / "-home-dev-src-shop"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{name}.jsonl"
+
+
+def expected_counts(agent: Agent, files: Iterable[tuple[Path, Path]]) -> dict[str, int]:
+    """Distinct sessions, events, tool calls and usage keys that reading each (path, root) whole gives."""
+    reader = reader_for(agent)
+    sessions: set[str] = set()
+    events: set[tuple[str, str]] = set()
+    calls: set[tuple[str, str]] = set()
+    usage: dict[str, Any] = {}
+    for path, root in files:
+        batch, _, _ = read_file(reader, path, root)
+        sessions |= set(batch.sessions)
+        sessions |= {e.session_key for e in batch.events} | {t.session_key for t in batch.tool_calls}
+        sessions |= {u.session_key for u in batch.usage}
+        events |= {(e.session_key, e.key) for e in batch.events}
+        calls |= {(t.session_key, t.key) for t in batch.tool_calls}
+        for item in batch.usage:
+            known = usage.get(item.key)
+            if known is None or item.merge is Merge.LAST or item.total > known.total:
+                usage[item.key] = item
+    tokens = {
+        "input_tokens": sum(u.input_tokens for u in usage.values()),
+        "output_tokens": sum(u.output_tokens for u in usage.values()),
+        "cache_read_tokens": sum(u.cache_read_tokens for u in usage.values()),
+        "cache_creation_tokens": sum(u.cache_creation_tokens for u in usage.values()),
+    }
+    return {"sessions": len(sessions), "events": len(events), "tool_calls": len(calls), "usage": len(usage), **tokens}
+
+
+def db_counts(db: Database, agent: Agent | None = None) -> dict[str, int]:
+    """The same figures as :func:`expected_counts`, read from the database."""
+    with db.sessions() as dbs:
+
+        def count(model: Any, joined: bool = True) -> int:
+            query = select(func.count()).select_from(model)
+            if agent is not None:
+                query = query.join(Session).where(Session.agent == agent) if joined else query.where(model.agent == agent)
+            return int(dbs.execute(query).scalar_one())
+
+        sessions = count(Session, joined=False)
+        usage_query = select(
+            func.count(),
+            func.coalesce(func.sum(Usage.input_tokens), 0),
+            func.coalesce(func.sum(Usage.output_tokens), 0),
+            func.coalesce(func.sum(Usage.cache_read_tokens), 0),
+            func.coalesce(func.sum(Usage.cache_creation_tokens), 0),
+        )
+        if agent is not None:
+            usage_query = usage_query.where(Usage.agent == agent)
+        n, inp, out, cr, cc = dbs.execute(usage_query).one()
+        return {
+            "sessions": sessions,
+            "events": count(Event),
+            "tool_calls": count(ToolCall),
+            "usage": int(n),
+            "input_tokens": int(inp),
+            "output_tokens": int(out),
+            "cache_read_tokens": int(cr),
+            "cache_creation_tokens": int(cc),
+        }
+
+
+def copy_tree(source: Path, target: Path) -> Path:
+    """Copy a fixture tree (logs are never modified in place in ../shared)."""
+    shutil.copytree(source, target, dirs_exist_ok=True)
+    for dirpath, _dirs, files in os.walk(target):
+        for name in files:
+            (Path(dirpath) / name).chmod(0o644)
+    return target
