@@ -43,9 +43,10 @@ class Filters:
     until: date | None = None
 
 
-def _session_filter(query: Select[Any], filters: Filters) -> Select[Any]:
+def _session_filter(query: Select[Any], filters: Filters, *, agent_column: Any = None) -> Select[Any]:
+    """Apply the agent and project filters (the project lives on sessions: join them before)."""
     if filters.agent:
-        query = query.where(Session.agent == filters.agent)
+        query = query.where((Session.agent if agent_column is None else agent_column) == filters.agent)
     if filters.project:
         query = query.where(Session.project_root.contains(filters.project, autoescape=True))
     return query
@@ -67,9 +68,7 @@ def _period_rows(dbs: DBSession, by: str, filters: Filters) -> list[dict[str, An
     )
     if filters.project:
         query = query.join(Session, Session.id == u.session_id)
-    query = _day_filter(_session_filter(query, filters).where(u.day.is_not(None)), u.day, filters)
-    if filters.agent:
-        query = query.where(u.agent == filters.agent)
+    query = _day_filter(_session_filter(query, filters, agent_column=u.agent).where(u.day.is_not(None)), u.day, filters)
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for day, agent, calls, *tokens in dbs.execute(query):
         row = rows.setdefault((_period(day, by), agent), _blank(by, _period(day, by), agent))

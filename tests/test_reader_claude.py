@@ -587,9 +587,10 @@ def test_daily_totals_equal_ccusage_on_real_logs(shared: Path) -> None:
 
 
 def _ccusage(config_dir: Path, home: Path) -> dict[str, list[int]]:
-    binary = os.environ.get("CCUSAGE") or shutil.which("ccusage")
+    local = Path(__file__).resolve().parent.parent / ".tools" / "node_modules" / ".bin" / "ccusage"
+    binary = os.environ.get("HEADROOM_CCUSAGE") or (str(local) if local.exists() else shutil.which("ccusage"))
     if not binary:
-        pytest.skip("ccusage is not installed (set CCUSAGE to its path)")
+        pytest.skip("ccusage is not installed (make tools installs it)")
     env = {**os.environ, "HOME": str(home), "CLAUDE_CONFIG_DIR": str(config_dir)}
     args = [binary, "daily", "--json", "--by-agent", "--offline", "-z", "UTC"]
     report = json.loads(subprocess.run(args, env=env, capture_output=True, check=True, timeout=120).stdout)

@@ -39,7 +39,7 @@ class _Group(click.Group):
             ) from None
 
 
-@click.group(cls=_Group, context_settings=CONTEXT_SETTINGS)
+@click.group("headroom", cls=_Group, context_settings=CONTEXT_SETTINGS)
 @click.version_option(package_name="headroom", prog_name="headroom")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Use this config.toml.")
 @click.pass_context

@@ -17,12 +17,11 @@ The outcome is read from the first characters of the result only (outputs can be
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Any
 
 import orjson
 
-from headroom.learn.model import Batch, Event, EventKind, ToolCall, ToolStatus
+from headroom.learn.model import Batch, Event, EventKind, ToolCall, ToolStatus, parse_ts
 from headroom.learn.readers.base import State
 
 INTERRUPT_PREFIX = "[Request interrupted by user"
@@ -77,10 +76,10 @@ def tool_result(
     output = flatten(block.get("content"))
     result = record.get("toolUseResult")
     status, exit_code = _outcome(block.get("is_error") is True, output, result)
-    started = state["open"].pop(call_id, None)
+    started = parse_ts(state["open"].pop(call_id, None))
     duration: int | None = None
-    if isinstance(started, str) and event.ts is not None:
-        duration = max(0, round((event.ts - datetime.fromisoformat(started)).total_seconds() * 1000))
+    if started is not None and event.ts is not None:
+        duration = max(0, round((event.ts - started).total_seconds() * 1000))
     elif isinstance(result, dict):  # sub-agent calls report their own run time
         reported = result.get("totalDurationMs", result.get("durationMs"))
         if isinstance(reported, (int, float)) and not isinstance(reported, bool):
