@@ -22,16 +22,31 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Select, case, func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session as DBSession
 
 from headroom.memory.models import Event, Session, ToolCall, Usage
 
 GROUPINGS = ("day", "week", "month", "session", "project", "agent")
-TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens", "reasoning_tokens")
+TOKEN_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_creation_tokens",
+    "reasoning_tokens",
+)
 CHARS_PER_TOKEN = 4
 SHELL_TOOLS = frozenset(
-    {"bash", "shell", "shell_command", "exec_command", "run_shell_command", "local_shell", "exec", "container.exec"}
+    {
+        "bash",
+        "shell",
+        "shell_command",
+        "exec_command",
+        "run_shell_command",
+        "local_shell",
+        "exec",
+        "container.exec",
+    }
 )
 
 
@@ -43,7 +58,7 @@ class Filters:
     until: date | None = None
 
 
-def _session_filter(query: Select[Any], filters: Filters, *, agent_column: Any = None) -> Select[Any]:
+def _session_filter(query: Any, filters: Filters, *, agent_column: Any = None) -> Any:
     """Apply the agent and project filters (the project lives on sessions: join them before)."""
     if filters.agent:
         query = query.where((Session.agent if agent_column is None else agent_column) == filters.agent)
@@ -63,7 +78,7 @@ def token_rows(dbs: DBSession, by: str, filters: Filters) -> list[dict[str, Any]
 
 def _period_rows(dbs: DBSession, by: str, filters: Filters) -> list[dict[str, Any]]:
     u = Usage
-    query = select(u.day, u.agent, func.count(), *(func.sum(getattr(u, f)) for f in TOKEN_FIELDS)).group_by(
+    query: Any = select(u.day, u.agent, func.count(), *(func.sum(getattr(u, f)) for f in TOKEN_FIELDS)).group_by(
         u.day, u.agent
     )
     if filters.project:
@@ -77,13 +92,18 @@ def _period_rows(dbs: DBSession, by: str, filters: Filters) -> list[dict[str, An
             row[name] += int(amount or 0)
     t = ToolCall
     failed = t.status == "error"
-    calls_query = (
+    calls_query: Any = (
         select(
             t.day,
             Session.agent,
             func.count(),
             func.sum(case((failed, 1), else_=0)),
-            func.sum(case((failed, func.coalesce(t.output_size, 0) + func.coalesce(func.length(t.input), 0)), else_=0)),
+            func.sum(
+                case(
+                    (failed, func.coalesce(t.output_size, 0) + func.coalesce(func.length(t.input), 0)),
+                    else_=0,
+                )
+            ),
         )
         .join(Session, Session.id == t.session_id)
         .where(t.day.is_not(None))
@@ -104,17 +124,14 @@ def _period_rows(dbs: DBSession, by: str, filters: Filters) -> list[dict[str, An
 def _dimension_rows(dbs: DBSession, by: str, filters: Filters) -> list[dict[str, Any]]:
     column = Session.agent if by == "agent" else Session.project_root
     s = Session
-    query = (
-        select(
-            column,
-            func.count(),
-            func.sum(s.turns),
-            func.sum(s.tool_calls),
-            func.sum(s.failed_tool_calls),
-            *(func.sum(getattr(s, f)) for f in TOKEN_FIELDS),
-        )
-        .group_by(column)
-    )
+    query: Any = select(
+        column,
+        func.count(),
+        func.sum(s.turns),
+        func.sum(s.tool_calls),
+        func.sum(s.failed_tool_calls),
+        *(func.sum(getattr(s, f)) for f in TOKEN_FIELDS),
+    ).group_by(column)
     query = _started_filter(_session_filter(query, filters), filters)
     result = []
     for key, sessions, turns, calls, failures, *tokens in dbs.execute(query):
@@ -129,7 +146,7 @@ def _dimension_rows(dbs: DBSession, by: str, filters: Filters) -> list[dict[str,
 
 def session_rows(dbs: DBSession, filters: Filters, *, failed: bool, limit: int | None) -> list[dict[str, Any]]:
     """One row per session, newest first."""
-    query = _started_filter(_session_filter(select(Session), filters), filters)
+    query: Any = _started_filter(_session_filter(select(Session), filters), filters)
     if failed:
         query = query.where((Session.failed_tool_calls > 0) | (Session.api_errors > 0))
     query = query.order_by(Session.started_at.desc().nulls_last(), Session.id.desc())
@@ -169,7 +186,7 @@ def failing_commands(dbs: DBSession, filters: Filters, limit: int = 10) -> tuple
     agent retried without fixing the cause, which is exactly what lessons should prevent.
     """
     t = ToolCall
-    query = (
+    query: Any = (
         select(t.session_id, Session.agent, t.name, func.substr(t.input, 1, 2000), t.started_at)
         .join(Session, Session.id == t.session_id)
         .where(t.status == "error")
@@ -185,7 +202,10 @@ def failing_commands(dbs: DBSession, filters: Filters, limit: int = 10) -> tuple
         if (session_id, command) in seen_in_session:
             repeated += 1
         seen_in_session.add((session_id, command))
-        entry = stats.setdefault(command, {"command": command, "failures": 0, "sessions": set(), "agents": set(), "last_seen": None})
+        entry = stats.setdefault(
+            command,
+            {"command": command, "failures": 0, "sessions": set(), "agents": set(), "last_seen": None},
+        )
         entry["failures"] += 1
         entry["sessions"].add(session_id)
         entry["agents"].add(agent)
@@ -256,7 +276,15 @@ def timeline(dbs: DBSession, session: Session) -> list[dict[str, Any]]:
             row.update(_call_fields(call))
         rows.append(row)
     for call in calls.values():  # calls whose timeline event the log did not carry
-        rows.append({"ts": iso(call.started_at), "kind": "tool_call", "text": None, "sidechain": False, **_call_fields(call)})
+        rows.append(
+            {
+                "ts": iso(call.started_at),
+                "kind": "tool_call",
+                "text": None,
+                "sidechain": False,
+                **_call_fields(call),
+            }
+        )
     rows.sort(key=lambda r: r["ts"] or "")
     return rows
 
@@ -283,7 +311,7 @@ def find_session(dbs: DBSession, ident: str) -> list[Session]:
     return list(dbs.execute(select(Session).where(Session.key.like(pattern, escape="\\")).limit(10)).scalars())
 
 
-def _day_filter(query: Select[Any], column: Any, filters: Filters) -> Select[Any]:
+def _day_filter(query: Any, column: Any, filters: Filters) -> Any:
     if filters.since:
         query = query.where(column >= filters.since)
     if filters.until:
@@ -291,11 +319,15 @@ def _day_filter(query: Select[Any], column: Any, filters: Filters) -> Select[Any
     return query
 
 
-def _started_filter(query: Select[Any], filters: Filters) -> Select[Any]:
+def _started_filter(query: Any, filters: Filters) -> Any:
     if filters.since:
-        query = query.where(func.coalesce(Session.ended_at, Session.started_at) >= datetime.combine(filters.since, datetime.min.time()))
+        query = query.where(
+            func.coalesce(Session.ended_at, Session.started_at) >= datetime.combine(filters.since, datetime.min.time())
+        )
     if filters.until:
-        query = query.where(Session.started_at < datetime.combine(filters.until + timedelta(days=1), datetime.min.time()))
+        query = query.where(
+            Session.started_at < datetime.combine(filters.until + timedelta(days=1), datetime.min.time())
+        )
     return query
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import orjson
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, update
 
 from headroom.daemon.store import record_issue, refresh_sessions, write_batch
 from headroom.learn.model import AGENTS, Agent, Batch
@@ -42,6 +42,8 @@ from headroom.memory.db import Database
 from headroom.memory.models import SourceFile
 
 log = logging.getLogger("headroom.ingest")
+
+_FILES: Table = SourceFile.__table__  # type: ignore[assignment]
 
 FINGERPRINT_BYTES = 1024
 TORN_DOCUMENT_GRACE_S = 5.0  # a whole-file JSON that does not decode is a torn write until this old
@@ -156,7 +158,7 @@ class Ingestor:
 
     def _preload_seen(self) -> None:
         """Trust the DB for files read to their end, so a fresh process re-checks them with one stat()."""
-        sf = SourceFile.__table__.c
+        sf = _FILES.c
         with self.db.sessions() as dbs:
             rows = dbs.execute(select(sf.path, sf.inode, sf.size, sf.mtime_ns, sf.offset).where(sf.missing.is_(False)))
             for path, inode, size, mtime_ns, offset in rows:
@@ -215,12 +217,16 @@ class Ingestor:
 
     def mark_missing(self, keep: set[str] | None, only: set[str] | None = None) -> int:
         """Flag known files that are gone (their rows stay). ``keep``: paths seen on disk."""
-        sf = SourceFile.__table__.c
+        sf = _FILES.c
         with self.db.transaction() as dbs:
             query = select(sf.id, sf.path).where(sf.missing.is_(False))
             if only is not None:
                 query = query.where(sf.path.in_(only))
-            gone = [ident for ident, path in dbs.execute(query) if (keep is None or path not in keep) and not os.path.exists(path)]
+            gone = [
+                ident
+                for ident, path in dbs.execute(query)
+                if (keep is None or path not in keep) and not os.path.exists(path)
+            ]
             if gone:
                 dbs.execute(update(SourceFile).where(sf.id.in_(gone)).values(missing=True))
         return len(gone)
@@ -229,15 +235,16 @@ class Ingestor:
 
     def _source_row(self, item: LogFile, st: os.stat_result) -> dict[str, Any]:
         """The stored progress for this file: by path, else a renamed file by (device, inode)."""
-        sf = SourceFile.__table__.c
+        sf = _FILES.c
         with self.db.sessions() as dbs:
-            row = dbs.execute(select(SourceFile.__table__).where(sf.path == str(item.path))).mappings().first()
+            found = dbs.execute(select(_FILES).where(sf.path == str(item.path))).mappings().first()
+            row: dict[str, Any] | None = dict(found) if found is not None else None
             if row is None:
                 for moved in dbs.execute(
-                    select(SourceFile.__table__).where(sf.device == st.st_dev, sf.inode == st.st_ino)
+                    select(_FILES).where(sf.device == st.st_dev, sf.inode == st.st_ino)
                 ).mappings():
                     if not os.path.exists(moved["path"]):
-                        row = moved
+                        row = dict(moved)
                         break
         if row is not None and row["path"] != str(item.path):
             log.info("%s was renamed to %s; resuming at byte %d", row["path"], item.path, row["offset"])
@@ -245,9 +252,18 @@ class Ingestor:
                 dbs.execute(update(SourceFile).where(sf.id == row["id"]).values(path=str(item.path), missing=False))
             row = {**row, "path": str(item.path)}
         if row is None:
-            return {"id": None, "offset": 0, "state": None, "fingerprint": None, "inode": st.st_ino,
-                    "device": st.st_dev, "size": 0, "mtime_ns": 0, "records": 0}
-        return dict(row)
+            return {
+                "id": None,
+                "offset": 0,
+                "state": None,
+                "fingerprint": None,
+                "inode": st.st_ino,
+                "device": st.st_dev,
+                "size": 0,
+                "mtime_ns": 0,
+                "records": 0,
+            }
+        return row
 
     def _start(self, item: LogFile, handle: BinaryIO, st: os.stat_result, row: dict[str, Any]) -> tuple[int, State]:
         """Where to resume, and with what reader state: from the stored offset, or from scratch."""
@@ -365,9 +381,10 @@ class Ingestor:
                 if record_issue(dbs, str(item.path), kind, detail, now):
                     first_time.append((kind, detail))
             if row["id"] is None:
-                row["id"] = dbs.execute(SourceFile.__table__.insert().values(first_seen=now, **values)).inserted_primary_key[0]  # type: ignore[index]
+                inserted = dbs.execute(_FILES.insert().values(first_seen=now, **values))
+                row["id"] = inserted.inserted_primary_key[0]  # type: ignore[attr-defined]
             else:
-                dbs.execute(update(SourceFile).where(SourceFile.__table__.c.id == row["id"]).values(**values))
+                dbs.execute(update(SourceFile).where(_FILES.c.id == row["id"]).values(**values))
         for kind, detail in first_time:
             log.warning("%s: %s (%s); counted, further ones in this file are not logged", item.path, kind, detail)
         return {**row, **values}

@@ -91,14 +91,16 @@ def setup_logging(paths: Paths, *, verbose: bool = False) -> None:
     paths.ensure()
     root = logging.getLogger("headroom")
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    if any(getattr(h, "_headroom", False) for h in root.handlers):
+    target = str(paths.log_file.absolute())
+    if any(getattr(h, "baseFilename", None) == target for h in root.handlers):
         return
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    file_handler = RotatingFileHandler(paths.log_file, maxBytes=5 << 20, backupCount=3, encoding="utf-8")
-    stream_handler = logging.StreamHandler(sys.stderr)
-    for handler in (file_handler, stream_handler):
+    handlers: list[logging.Handler] = [
+        RotatingFileHandler(paths.log_file, maxBytes=5 << 20, backupCount=3, encoding="utf-8"),
+        logging.StreamHandler(sys.stderr),
+    ]
+    for handler in handlers:
         handler.setFormatter(fmt)
-        handler._headroom = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     with contextlib.suppress(OSError):
         paths.log_file.chmod(0o600)

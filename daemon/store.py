@@ -97,10 +97,8 @@ def _upsert_sessions(dbs: DBSession, agent: m.Agent, infos: list[m.SessionInfo])
     )
     set_["stale"] = True
     dbs.execute(stmt.on_conflict_do_update(index_elements=["agent", "key"], set_=set_), rows)
-    found = dbs.execute(
-        select(old.key, old.id).where(old.agent == agent, old.key.in_([info.key for info in infos]))
-    )
-    return {key: ident for key, ident in found}
+    found = dbs.execute(select(old.key, old.id).where(old.agent == agent, old.key.in_([info.key for info in infos])))
+    return {key: ident for key, ident in found.all()}  # noqa: C416 (rows, not pairs, for mypy)
 
 
 def _upsert_events(dbs: DBSession, ids: dict[str, int], events: list[m.Event]) -> int:
@@ -208,9 +206,7 @@ def record_issue(dbs: DBSession, path: str, kind: str, detail: str, now: datetim
         )
         return True
     dbs.execute(
-        update(_ISSUES)
-        .where(_ISSUES.c.id == row.id)
-        .values(count=_ISSUES.c.count + 1, detail=detail, last_seen=now)
+        update(_ISSUES).where(_ISSUES.c.id == row.id).values(count=_ISSUES.c.count + 1, detail=detail, last_seen=now)
     )
     return False
 
@@ -275,7 +271,9 @@ def refresh_sessions(dbs: DBSession, limit: int = 500) -> int:
         if model and model not in row["models"]:
             row["models"].append(model)
         _widen(row, first, last)
-    bounds = dbs.execute(select(_SESSIONS.c.id, _SESSIONS.c.started_at, _SESSIONS.c.ended_at).where(_SESSIONS.c.id.in_(stale)))
+    bounds = dbs.execute(
+        select(_SESSIONS.c.id, _SESSIONS.c.started_at, _SESSIONS.c.ended_at).where(_SESSIONS.c.id.in_(stale))
+    )
     for sid, started, ended in bounds:
         _widen(values[sid], started, ended)
     for sid, row in values.items():

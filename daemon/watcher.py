@@ -116,7 +116,7 @@ class Watcher:
             if self.polling or not root.is_dir():
                 log.warning("cannot watch %s: %s", root, exc)
                 return False
-        log.warning("native watching of %s failed (%s); polling it instead", root, exc)
+            log.warning("native watching of %s failed (%s); polling it instead", root, exc)
         if self._fallback is None:
             self._fallback = PollingObserver(timeout=self.poll_interval)
             self._fallback.daemon = True

@@ -14,6 +14,7 @@ about it", never "clear it".
 from __future__ import annotations
 
 import enum
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -218,6 +219,6 @@ def as_int(value: object) -> int:
         return 0
     if isinstance(value, int):
         return value
-    if isinstance(value, float) and value == value:
+    if isinstance(value, float) and math.isfinite(value):
         return int(value)
     return 0

@@ -150,7 +150,10 @@ class Event(Base):
     sidechain: Mapped[bool] = mapped_column(Boolean, default=False)
     raw: Mapped[str | None] = mapped_column(Text)
 
-    __table_args__ = (UniqueConstraint("session_id", "key"), Index("ix_events_session_id_ts", "session_id", "ts"))
+    __table_args__ = (
+        UniqueConstraint("session_id", "key"),
+        Index("ix_events_session_id_ts", "session_id", "ts"),
+    )
 
 
 class ToolCall(Base):

@@ -29,7 +29,11 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     for name in _AGENT_ENV:
         monkeypatch.delenv(name, raising=False)
     for name in list(os.environ):
-        if name.startswith("HEADROOM_") and name not in ("HEADROOM_HOME", "HEADROOM_SHARED", "HEADROOM_CCUSAGE"):
+        if name.startswith("HEADROOM_") and name not in (
+            "HEADROOM_HOME",
+            "HEADROOM_SHARED",
+            "HEADROOM_CCUSAGE",
+        ):
             monkeypatch.delenv(name, raising=False)
     yield home
 

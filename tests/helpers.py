@@ -44,8 +44,20 @@ def claude_record(kind: str, n: int, ts_second: int = 0, **extra: Any) -> dict[s
                 "model": "claude-sonnet-4-5-20250929",
                 "role": "assistant",
                 "type": "message",
-                "content": [{"type": "tool_use", "id": f"toolu_{n}", "name": "Bash", "input": {"command": extra.pop("command", "npm test")}}],
-                "usage": {"input_tokens": 10, "cache_creation_input_tokens": 100, "cache_read_input_tokens": 1000, "output_tokens": 20},
+                "content": [
+                    {
+                        "type": "tool_use",
+                        "id": f"toolu_{n}",
+                        "name": "Bash",
+                        "input": {"command": extra.pop("command", "npm test")},
+                    }
+                ],
+                "usage": {
+                    "input_tokens": 10,
+                    "cache_creation_input_tokens": 100,
+                    "cache_read_input_tokens": 1000,
+                    "output_tokens": 20,
+                },
             },
         )
     elif kind == "tool_result":
@@ -55,7 +67,12 @@ def claude_record(kind: str, n: int, ts_second: int = 0, **extra: Any) -> dict[s
             message={
                 "role": "user",
                 "content": [
-                    {"type": "tool_result", "tool_use_id": f"toolu_{extra.pop('call', n - 1)}", "content": extra.pop("output", "Exit code 1\nboom" if error else "ok"), "is_error": error}
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": f"toolu_{extra.pop('call', n - 1)}",
+                        "content": extra.pop("output", "Exit code 1\nboom" if error else "ok"),
+                        "is_error": error,
+                    }
                 ],
             },
         )
@@ -69,7 +86,12 @@ def claude_record(kind: str, n: int, ts_second: int = 0, **extra: Any) -> dict[s
                 "role": "assistant",
                 "type": "message",
                 "content": [{"type": "text", "text": extra.pop("text", f"done with {n}")}],
-                "usage": {"input_tokens": 5, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 2000, "output_tokens": 50},
+                "usage": {
+                    "input_tokens": 5,
+                    "cache_creation_input_tokens": 0,
+                    "cache_read_input_tokens": 2000,
+                    "output_tokens": 50,
+                },
             },
         )
     else:
@@ -122,7 +144,13 @@ def expected_counts(agent: Agent, files: Iterable[tuple[Path, Path]]) -> dict[st
         "cache_read_tokens": sum(u.cache_read_tokens for u in usage.values()),
         "cache_creation_tokens": sum(u.cache_creation_tokens for u in usage.values()),
     }
-    return {"sessions": len(sessions), "events": len(events), "tool_calls": len(calls), "usage": len(usage), **tokens}
+    return {
+        "sessions": len(sessions),
+        "events": len(events),
+        "tool_calls": len(calls),
+        "usage": len(usage),
+        **tokens,
+    }
 
 
 def db_counts(db: Database, agent: Agent | None = None) -> dict[str, int]:
@@ -132,7 +160,9 @@ def db_counts(db: Database, agent: Agent | None = None) -> dict[str, int]:
         def count(model: Any, joined: bool = True) -> int:
             query = select(func.count()).select_from(model)
             if agent is not None:
-                query = query.join(Session).where(Session.agent == agent) if joined else query.where(model.agent == agent)
+                query = (
+                    query.join(Session).where(Session.agent == agent) if joined else query.where(model.agent == agent)
+                )
             return int(dbs.execute(query).scalar_one())
 
         sessions = count(Session, joined=False)

@@ -62,7 +62,15 @@ def generated_logs(shared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 def test_help_works_everywhere() -> None:
     assert "sessions" in run("--help").output
-    for command in (["daemon", "run"], ["daemon", "status"], ["sessions"], ["sessions", "show"], ["stats"], ["doctor"], ["ingest"]):
+    for command in (
+        ["daemon", "run"],
+        ["daemon", "status"],
+        ["sessions"],
+        ["sessions", "show"],
+        ["stats"],
+        ["doctor"],
+        ["ingest"],
+    ):
         result = run(*command, "--help")
         assert "Usage: headroom " + " ".join(command) in result.output
     assert run("-h").output == run("--help").output
@@ -149,7 +157,9 @@ def test_stats_failures(real_logs: Path) -> None:
     assert "most failing commands" in run("stats", "--failures", "--no-refresh").output
 
 
-def test_doctor_reports_what_was_found_and_skipped(real_logs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_doctor_reports_what_was_found_and_skipped(
+    real_logs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     bad_root = tmp_path / "bad-claude"
     project = bad_root / "projects" / "-tmp-x"
     project.mkdir(parents=True)
@@ -159,8 +169,15 @@ def test_doctor_reports_what_was_found_and_skipped(real_logs: Path, tmp_path: Pa
     report = as_json("doctor")
     assert report["database"]["up_to_date"] is True
     claude = report["agents"]["claude"]
-    assert claude["log_files_on_disk"] == claude["files_ingested"] == len(list((real_logs / "claude").rglob("*.jsonl"))) + 1
-    assert {(p["kind"], p["count"]) for p in report["problems"]} == {("malformed_json", 1), ("binary_junk", 1)}
+    assert (
+        claude["log_files_on_disk"]
+        == claude["files_ingested"]
+        == len(list((real_logs / "claude").rglob("*.jsonl"))) + 1
+    )
+    assert {(p["kind"], p["count"]) for p in report["problems"]} == {
+        ("malformed_json", 1),
+        ("binary_junk", 1),
+    }
     text = run("doctor").output
     assert "skipped input: 2 problems in 1 files" in text
 
@@ -172,7 +189,7 @@ def test_config_errors_are_clean(isolated_home: Path, monkeypatch: pytest.Monkey
     assert result.exit_code == 1
     assert "unknown setting 'watcher.bogus'" in result.output and "Traceback" not in result.output
     monkeypatch.setenv("HEADROOM_RAISE_ERRORS", "1")
-    with pytest.raises(Exception, match="watcher.bogus"):
+    with pytest.raises(Exception, match=r"watcher\.bogus"):
         CliRunner().invoke(cli, ["stats"], catch_exceptions=False)
 
 
@@ -196,23 +213,40 @@ def _ccusage_daily(tmp: Path, claude: Path, codex: Path, gemini_dir: Path) -> di
     assert binary is not None
     home = tmp / "ccusage-home"
     home.mkdir(exist_ok=True)
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "CLAUDE_CONFIG_DIR": str(claude),
-           "CODEX_HOME": str(codex), "GEMINI_DATA_DIR": str(gemini_dir)}
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(home),
+        "CLAUDE_CONFIG_DIR": str(claude),
+        "CODEX_HOME": str(codex),
+        "GEMINI_DATA_DIR": str(gemini_dir),
+    }
     out = subprocess.run(
-        [binary, "daily", "--json", "--by-agent", "--offline", "-z", "UTC"], env=env, capture_output=True, check=True, timeout=300
+        [binary, "daily", "--json", "--by-agent", "--offline", "-z", "UTC"],
+        env=env,
+        capture_output=True,
+        check=True,
+        timeout=300,
     ).stdout
     rows = {}
     for day in json.loads(out)["daily"]:
         for agent in day["agents"]:
             rows[(day["period"], agent["agent"])] = (
-                agent["inputTokens"], agent["outputTokens"], agent["cacheReadTokens"], agent["cacheCreationTokens"]
+                agent["inputTokens"],
+                agent["outputTokens"],
+                agent["cacheReadTokens"],
+                agent["cacheCreationTokens"],
             )
     return rows
 
 
 def _ours() -> dict[tuple[str, str], tuple[int, ...]]:
     return {
-        (row["day"], row["agent"]): (row["input_tokens"], row["output_tokens"], row["cache_read_tokens"], row["cache_creation_tokens"])
+        (row["day"], row["agent"]): (
+            row["input_tokens"],
+            row["output_tokens"],
+            row["cache_read_tokens"],
+            row["cache_creation_tokens"],
+        )
         for row in as_json("stats", "--by", "day")
         if row["model_calls"]
     }

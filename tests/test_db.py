@@ -18,7 +18,7 @@ def test_a_blank_database_is_created_private_and_upgraded(tmp_path: Path) -> Non
     path = tmp_path / "data" / "headroom.db"
     db = open_database(f"sqlite:///{path}")
     try:
-        current, = db.engine.connect().execute(text("select version_num from alembic_version")).one()
+        (current,) = db.engine.connect().execute(text("select version_num from alembic_version")).one()
         assert current == db.revision()
         assert {"sessions", "events", "tool_calls", "usage", "source_files", "ingest_issues"} <= set(
             inspect(db.engine).get_table_names()
@@ -38,7 +38,7 @@ def test_a_database_from_a_newer_headroom_is_refused(tmp_path: Path) -> None:
     with db.engine.begin() as conn:
         conn.execute(text("update alembic_version set version_num = 'f00dfeed9999'"))
     db.close()
-    with pytest.raises(DatabaseTooNew, match="f00dfeed9999.*newer headroom"):
+    with pytest.raises(DatabaseTooNew, match=r"f00dfeed9999.*newer headroom"):
         open_database(url)
 
 
@@ -53,7 +53,7 @@ def test_an_old_database_is_upgraded_on_open(tmp_path: Path) -> None:
         db.close()
 
 
-def _open_and_report(url: str, queue: "multiprocessing.Queue[str]") -> None:
+def _open_and_report(url: str, queue: multiprocessing.Queue[str]) -> None:
     db = open_database(url)
     queue.put(db.revision() or "")
     db.close()

@@ -182,9 +182,7 @@ def test_v1_odd_records_become_unknown_or_multi_block_events() -> None:
 
 def test_v2_harness_errors_overflow_and_compaction() -> None:
     events = read(V2).events
-    kinds = [
-        (e.kind, e.status_code) for e in events if e.kind not in (EventKind.ASSISTANT_TEXT, EventKind.META)
-    ]
+    kinds = [(e.kind, e.status_code) for e in events if e.kind not in (EventKind.ASSISTANT_TEXT, EventKind.META)]
     assert kinds == [
         (EventKind.USER_PROMPT, None),
         (EventKind.API_ERROR, 529),  # system/api_error, retried
@@ -260,9 +258,7 @@ def test_v21_custom_title_beats_a_later_ai_title() -> None:
 def test_v21_progress_copies_win_like_in_ccusage() -> None:
     parent, child = read(V21), read(V21_AGENT)
     mirrored = [u for u in parent.usage if u.key == "r:msg_v21_sub1|req_v21_sub1"]
-    assert [(u.session_key, u.sidechain, u.output_tokens) for u in mirrored] == [
-        ("agent-a0123456789abcdef", False, 2)
-    ]
+    assert [(u.session_key, u.sidechain, u.output_tokens) for u in mirrored] == [("agent-a0123456789abcdef", False, 2)]
     assert parent.sessions["agent-a0123456789abcdef"].parent_key == "33333333-3333-4333-8333-333333333333"
     own = [u.output_tokens for u in child.usage if u.key == "r:msg_v21_sub1|req_v21_sub1"]
     assert own == [2, 90, 90]
@@ -403,9 +399,7 @@ def test_interrupted_bash_is_cancelled_and_exit_codes_are_read() -> None:
 
 def _usage_of(record: dict[str, Any]) -> list[Usage]:
     out = Batch()
-    reader.feed(
-        record, json.dumps(record, separators=(",", ":")).encode(), 40, reader.begin(V1, PROJECTS), out
-    )
+    reader.feed(record, json.dumps(record, separators=(",", ":")).encode(), 40, reader.begin(V1, PROJECTS), out)
     return out.usage
 
 
@@ -489,15 +483,9 @@ def test_real_logs_sessions_and_links(shared: Path) -> None:
     batches = {path: read(path, root) for path in reader.discover(root)}
     assert set(batches) == set(raw)  # every .jsonl there is a session or sub-agent log
     main_ids = {
-        r["sessionId"]
-        for p, rs in raw.items()
-        if not p.name.startswith("agent-")
-        for r in rs
-        if "sessionId" in r
+        r["sessionId"] for p, rs in raw.items() if not p.name.startswith("agent-") for r in rs if "sessionId" in r
     }
-    agents = {
-        r["agentId"]: r["sessionId"] for p, rs in raw.items() if p.name.startswith("agent-") for r in rs
-    }
+    agents = {r["agentId"]: r["sessionId"] for p, rs in raw.items() if p.name.startswith("agent-") for r in rs}
     sessions = {}
     for batch in batches.values():
         sessions.update({k: v for k, v in batch.sessions.items() if k not in sessions or v.cwd})
@@ -536,9 +524,7 @@ def test_real_logs_error_signals(shared: Path) -> None:
     root = shared / "fixtures" / "sessions" / "claude" / "projects"
     for path, records in _raw_records(root).items():
         kinds = Counter(e.kind for e in read(path, root).events)
-        too_long = sum(
-            1 for r in records if r.get("isApiErrorMessage") and "Prompt is too long" in json.dumps(r)
-        )
+        too_long = sum(1 for r in records if r.get("isApiErrorMessage") and "Prompt is too long" in json.dumps(r))
         api_errors = sum(1 for r in records if r.get("subtype") == "api_error" or r.get("isApiErrorMessage"))
         assert kinds[EventKind.API_ERROR] == api_errors - too_long, path.name
         stderr = sum(1 for r in records if "Conversation too long" in json.dumps(r.get("message", {})))

@@ -19,7 +19,15 @@ from headroom.daemon.config import load_config
 from headroom.daemon.ingest import Ingestor
 from headroom.daemon.service import Service
 from headroom.memory.db import open_database
-from tests.helpers import SESSION, claude_record, claude_session_lines, claude_tree, copy_tree, db_counts, expected_counts
+from tests.helpers import (
+    SESSION,
+    claude_record,
+    claude_session_lines,
+    claude_tree,
+    copy_tree,
+    db_counts,
+    expected_counts,
+)
 
 DAEMON = [sys.executable, "-c", "from headroom.daemon.cli import main; main()"]
 
@@ -91,10 +99,27 @@ def test_backfill_then_follow_live_appends(claude_root: Path, isolated_home: Pat
         wait_for(lambda: scalar(db_file, "select turns from sessions") == 9)
         # A root that appears after start-up (an agent installed later) is picked up.
         codex_home = Path(os.environ["CODEX_HOME"])
-        rollout = codex_home / "sessions" / "2026" / "05" / "01" / "rollout-2026-05-01T10-00-00-019b0000-0000-7000-8000-000000000001.jsonl"
+        rollout = (
+            codex_home
+            / "sessions"
+            / "2026"
+            / "05"
+            / "01"
+            / "rollout-2026-05-01T10-00-00-019b0000-0000-7000-8000-000000000001.jsonl"
+        )
         rollout.parent.mkdir(parents=True)
         rollout.write_text(
-            json.dumps({"timestamp": "2026-05-01T10:00:00Z", "type": "session_meta", "payload": {"id": "019b0000-0000-7000-8000-000000000001", "cwd": "/w", "cli_version": "0.80.0"}})
+            json.dumps(
+                {
+                    "timestamp": "2026-05-01T10:00:00Z",
+                    "type": "session_meta",
+                    "payload": {
+                        "id": "019b0000-0000-7000-8000-000000000001",
+                        "cwd": "/w",
+                        "cli_version": "0.80.0",
+                    },
+                }
+            )
             + "\n",
             encoding="utf-8",
         )
@@ -145,13 +170,17 @@ def _corpus(root: Path, shared_dir: Path | None, sessions: int) -> None:
     template = b"".join(claude_session_lines(150))
     for i in range(sessions):
         fresh = f"{i:08d}-2222-4333-8444-555555555555"
-        (folder / f"{fresh}.jsonl").write_bytes(template.replace(SESSION.encode(), fresh.encode()).replace(b'"msg_', f'"m{i}_'.encode()))
+        (folder / f"{fresh}.jsonl").write_bytes(
+            template.replace(SESSION.encode(), fresh.encode()).replace(b'"msg_', f'"m{i}_'.encode())
+        )
     if shared_dir is not None:
         copy_tree(shared_dir / "fixtures" / "sessions" / "claude" / "projects", root)
 
 
 @pytest.mark.slow
-def test_sigkill_mid_ingest_loses_and_duplicates_nothing(claude_root: Path, isolated_home: Path, tmp_path: Path) -> None:
+def test_sigkill_mid_ingest_loses_and_duplicates_nothing(
+    claude_root: Path, isolated_home: Path, tmp_path: Path
+) -> None:
     shared_candidate = Path(__file__).resolve().parents[2] / "shared"
     _corpus(claude_root, shared_candidate if (shared_candidate / "fixtures").is_dir() else None, sessions=150)
     total = sum(p.stat().st_size for p in claude_root.rglob("*.jsonl"))
@@ -186,10 +215,15 @@ def test_sigkill_mid_ingest_loses_and_duplicates_nothing(claude_root: Path, isol
         assert expected["events"] > 60_000
         assert db_counts(killed) == expected
         conn = sqlite3.connect(db_file)
-        sessions_then = conn.execute("select sum(turns), sum(tool_calls), sum(failed_tool_calls) from sessions").fetchone()
+        sessions_then = conn.execute(
+            "select sum(turns), sum(tool_calls), sum(failed_tool_calls) from sessions"
+        ).fetchone()
         conn.close()
         conn = sqlite3.connect(tmp_path / "clean.db")
-        assert conn.execute("select sum(turns), sum(tool_calls), sum(failed_tool_calls) from sessions").fetchone() == sessions_then
+        assert (
+            conn.execute("select sum(turns), sum(tool_calls), sum(failed_tool_calls) from sessions").fetchone()
+            == sessions_then
+        )
         conn.close()
     finally:
         killed.close()

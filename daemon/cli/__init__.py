@@ -8,7 +8,6 @@ tracebacks. The library packages never import click.
 from __future__ import annotations
 
 import os
-import sys
 from typing import Any
 
 import click
@@ -69,4 +68,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

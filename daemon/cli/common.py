@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import click
 import orjson
@@ -68,19 +68,16 @@ pass_app = click.make_pass_decorator(App, ensure=True)
 
 def refresh_option(func: F) -> F:
     """``--no-refresh``: show the DB as it is, without ingesting new log lines first."""
-    return cast(
-        F,
-        click.option(
-            "--refresh/--no-refresh",
-            default=True,
-            show_default=True,
-            help="Ingest new log lines first (skipped while the daemon runs: it keeps the DB current).",
-        )(func),
-    )
+    return click.option(
+        "--refresh/--no-refresh",
+        default=True,
+        show_default=True,
+        help="Ingest new log lines first (skipped while the daemon runs: it keeps the DB current).",
+    )(func)
 
 
 def json_option(func: F) -> F:
-    return cast(F, click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(func))
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(func)
 
 
 def emit_json(data: Any) -> None:
@@ -98,7 +95,7 @@ def err_console() -> Console:
     return Console(stderr=True)
 
 
-class progress_bar:  # noqa: N801 - used like a function in a with-statement
+class progress_bar:
     """A rich progress bar on stderr fed by (done, total, path) callbacks."""
 
     def __init__(self, label: str) -> None:

@@ -45,8 +45,12 @@ def doctor(app: App, as_json: bool) -> None:
         files = {
             agent: (count, int(size or 0), int(missing or 0))
             for agent, count, size, missing in dbs.execute(
-                select(SourceFile.agent, func.count(), func.sum(SourceFile.offset), func.sum(case((SourceFile.missing, 1), else_=0)))
-                .group_by(SourceFile.agent)
+                select(
+                    SourceFile.agent,
+                    func.count(),
+                    func.sum(SourceFile.offset),
+                    func.sum(case((SourceFile.missing, 1), else_=0)),
+                ).group_by(SourceFile.agent)
             )
         }
         sessions = dict(dbs.execute(select(Session.agent, func.count()).group_by(Session.agent)).all())
@@ -70,7 +74,13 @@ def doctor(app: App, as_json: bool) -> None:
             }
         for issue in dbs.execute(select(IngestIssue).order_by(IngestIssue.last_seen.desc())).scalars():
             report["problems"].append(
-                {"path": issue.path, "kind": issue.kind, "count": issue.count, "detail": issue.detail, "last_seen": issue.last_seen.isoformat(timespec="seconds") + "Z"}
+                {
+                    "path": issue.path,
+                    "kind": issue.kind,
+                    "count": issue.count,
+                    "detail": issue.detail,
+                    "last_seen": issue.last_seen.isoformat(timespec="seconds") + "Z",
+                }
             )
     if as_json:
         emit_json(report)
@@ -96,7 +106,8 @@ def _print(report: dict[str, Any]) -> None:
             out.print(f"  {root['path']}: {mark}")
         out.print(
             f"  {info['log_files_on_disk']} log files on disk, {info['files_ingested']} ingested "
-            f"({info['bytes_ingested'] / 1e6:.1f} MB; {info['files_deleted_since']} since deleted by the agent, data kept)"
+            f"({info['bytes_ingested'] / 1e6:.1f} MB; "
+            f"{info['files_deleted_since']} since deleted by the agent, data kept)"
         )
         out.print(
             f"  {info['sessions']} sessions, {info['events']} events, {info['tool_calls']} tool calls, "

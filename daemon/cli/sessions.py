@@ -24,7 +24,13 @@ from headroom.daemon.cli.common import (
 )
 from headroom.learn.model import AGENTS
 
-_STATUS_STYLE = {"ok": "green", "error": "bold red", "cancelled": "yellow", "rejected": "magenta", "pending": "dim"}
+_STATUS_STYLE = {
+    "ok": "green",
+    "error": "bold red",
+    "cancelled": "yellow",
+    "rejected": "magenta",
+    "pending": "dim",
+}
 
 
 @click.group("sessions", invoke_without_command=True)
@@ -66,8 +72,15 @@ def sessions_group(
         return
     table = Table(title=f"{len(rows)} sessions", title_justify="left")
     for name, justify in (
-        ("session", "left"), ("agent", "left"), ("project", "left"), ("start", "left"), ("duration", "right"),
-        ("turns", "right"), ("tools", "right"), ("failed", "right"), ("tokens", "right"),
+        ("session", "left"),
+        ("agent", "left"),
+        ("project", "left"),
+        ("start", "left"),
+        ("duration", "right"),
+        ("turns", "right"),
+        ("tools", "right"),
+        ("failed", "right"),
+        ("tokens", "right"),
     ):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for row in rows:

@@ -91,7 +91,11 @@ def _print_rows(rows: list[dict[str, Any]], by: str) -> None:
         table.add_column(label, justify="right", footer=human_tokens(totals.get(key, 0)))
     table.add_column("tool calls", justify="right", footer=str(totals.get("tool_calls", 0)))
     table.add_column("failed", justify="right", footer=str(totals.get("failed_tool_calls", 0)))
-    table.add_column("fail %", justify="right", footer=_rate(totals.get("failed_tool_calls", 0), totals.get("tool_calls", 0)))
+    table.add_column(
+        "fail %",
+        justify="right",
+        footer=_rate(totals.get("failed_tool_calls", 0), totals.get("tool_calls", 0)),
+    )
     for row in rows:
         if by == "session":
             label = f"{row['session'][:14]} {local_time(row['started_at'])}"
@@ -101,7 +105,11 @@ def _print_rows(rows: list[dict[str, Any]], by: str) -> None:
             label = str(row[by])
         cells = [label] if by in ("agent", "project") else [label, row["agent"]]
         cells += [human_tokens(row[key]) for _, key in _TOKEN_COLUMNS]
-        cells += [str(row["tool_calls"]), str(row["failed_tool_calls"]), _rate(row["failed_tool_calls"], row["tool_calls"])]
+        cells += [
+            str(row["tool_calls"]),
+            str(row["failed_tool_calls"]),
+            _rate(row["failed_tool_calls"], row["tool_calls"]),
+        ]
         table.add_row(*cells)
     console().print(table)
 
@@ -118,7 +126,13 @@ def _print_failures(top: list[dict[str, Any]], summary: dict[str, int]) -> None:
     for name in ("command", "failures", "sessions", "agents", "last seen"):
         table.add_column(name, justify="right" if name in ("failures", "sessions") else "left")
     for row in top:
-        table.add_row(row["command"], str(row["failures"]), str(row["sessions"]), ", ".join(row["agents"]), local_time(row["last_seen"]))
+        table.add_row(
+            row["command"],
+            str(row["failures"]),
+            str(row["sessions"]),
+            ", ".join(row["agents"]),
+            local_time(row["last_seen"]),
+        )
     out.print(table)
 
 
