@@ -11,11 +11,11 @@ the largest usage. Session counters are derived data: writers mark sessions ``st
 from __future__ import annotations
 
 import functools
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, case, func, select, update
+from sqlalchemy import Table, and_, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session as DBSession
 
@@ -39,6 +39,61 @@ def _insert(dbs: DBSession, table: Table) -> Any:
     if dialect == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
+
+
+_compiled: dict[tuple[Any, ...], tuple[str, tuple[tuple[str, Any], ...]]] = {}
+_FROM_ROW = object()
+
+
+def _execute_many(dbs: DBSession, stmt: Any, rows: list[dict[str, Any]], cache_key: tuple[Any, ...]) -> None:
+    """Run one upsert for many rows.
+
+    On SQLite the statement is compiled once per shape and run with the driver's ``executemany`` on plain
+    tuples: SQLAlchemy's per-row parameter processing costs more than SQLite's insert itself, and this is
+    the backfill's hot path. Values are converted exactly as SQLAlchemy would store them. Other backends
+    take the ordinary path.
+    """
+    if not rows:
+        return
+    bind = dbs.get_bind()
+    if bind.dialect.name != "sqlite":
+        dbs.execute(stmt, rows)
+        return
+    key = (*cache_key, tuple(rows[0]))
+    compiled = _compiled.get(key)
+    if compiled is None:
+        statement = stmt.compile(dialect=bind.dialect, column_keys=list(rows[0]))
+        # Binds come from the row; columns the rows leave out take their scalar Python default (as
+        # SQLAlchemy would), and literals of the ON CONFLICT clause their compiled value.
+        columns, given, fixed = stmt.table.c, set(rows[0]), statement.params
+        binds = tuple(
+            (
+                name,
+                _FROM_ROW
+                if name in given
+                else columns[name].default.arg
+                if name in columns and columns[name].default is not None
+                else fixed[name],
+            )
+            for name in statement.positiontup or ()
+        )
+        compiled = (str(statement), binds)
+        _compiled[key] = compiled
+    sql, binds = compiled
+    params = [tuple(_sqlite_value(row[name] if value is _FROM_ROW else value) for name, value in binds) for row in rows]
+    dbs.connection().exec_driver_sql(sql, params)
+
+
+def _sqlite_value(value: Any) -> Any:
+    kind = type(value)
+    if kind is datetime:  # as SQLAlchemy stores it: always with microseconds, so text order is time order
+        text = value.isoformat(" ")
+        return text if value.microsecond else text + ".000000"
+    if kind is date:
+        return value.isoformat()
+    if kind is bool:
+        return int(value)
+    return value
 
 
 def write_batch(dbs: DBSession, agent: m.Agent, batch: m.Batch) -> int:
@@ -96,7 +151,8 @@ def _upsert_sessions(dbs: DBSession, agent: m.Agent, infos: list[m.SessionInfo])
         else_=old.ended_at,
     )
     set_["stale"] = True
-    dbs.execute(stmt.on_conflict_do_update(index_elements=["agent", "key"], set_=set_), rows)
+    stmt = stmt.on_conflict_do_update(index_elements=["agent", "key"], set_=set_)
+    _execute_many(dbs, stmt, rows, ("sessions",))
     found = dbs.execute(select(old.key, old.id).where(old.agent == agent, old.key.in_([info.key for info in infos])))
     return {key: ident for key, ident in found.all()}  # noqa: C416 (rows, not pairs, for mypy)
 
@@ -125,7 +181,8 @@ def _upsert_events(dbs: DBSession, ids: dict[str, int], events: list[m.Event]) -
     ]
     stmt = _insert(dbs, _EVENTS)
     set_ = {name: stmt.excluded[name] for name in rows[0] if name not in ("session_id", "key")}
-    dbs.execute(stmt.on_conflict_do_update(index_elements=["session_id", "key"], set_=set_), rows)
+    stmt = stmt.on_conflict_do_update(index_elements=["session_id", "key"], set_=set_)
+    _execute_many(dbs, stmt, rows, ("events",))
     return len(rows)
 
 
@@ -151,7 +208,7 @@ def _upsert_tool_calls(dbs: DBSession, ids: dict[str, int], calls: list[m.ToolCa
             stmt = stmt.on_conflict_do_update(index_elements=["session_id", "key"], set_=set_)
         else:
             stmt = stmt.on_conflict_do_nothing(index_elements=["session_id", "key"])
-        dbs.execute(stmt, rows)
+        _execute_many(dbs, stmt, rows, ("tool_calls",))
     return len(merged)
 
 
@@ -159,7 +216,7 @@ def _upsert_usage(dbs: DBSession, agent: m.Agent, ids: dict[str, int], usage: li
     kept: dict[str, m.Usage] = {}
     for item in usage:  # the same rule as the SQL below, within the batch
         known = kept.get(item.key)
-        if known is None or item.merge is m.Merge.LAST or item.total > known.total:
+        if known is None or item.merge is m.Merge.LAST or _rank(item) > _rank(known):
             kept[item.key] = item
     written = 0
     for merge in m.Merge:
@@ -186,11 +243,25 @@ def _upsert_usage(dbs: DBSession, agent: m.Agent, ids: dict[str, int], usage: li
         stmt = _insert(dbs, _USAGE)
         set_ = {name: stmt.excluded[name] for name in rows[0] if name not in ("agent", "key")}
         where = None
-        if merge is m.Merge.MAX:  # keep the largest copy; on a tie the first one stays
-            where = _total(stmt.excluded) > _total(_USAGE.c)
-        dbs.execute(stmt.on_conflict_do_update(index_elements=["agent", "key"], set_=set_, where=where), rows)
+        if merge is m.Merge.MAX:  # see _rank; on a tie the first copy stays
+            new, old = stmt.excluded, _USAGE.c
+            where = or_(
+                and_(new.sidechain.is_(False), old.sidechain.is_(True)),
+                and_(new.sidechain == old.sidechain, _total(new) > _total(old)),
+            )
+        stmt = stmt.on_conflict_do_update(index_elements=["agent", "key"], set_=set_, where=where)
+        _execute_many(dbs, stmt, rows, ("usage", merge.value))
         written += len(rows)
     return written
+
+
+def _rank(item: m.Usage) -> tuple[bool, int]:
+    """Which of two copies of one model call to keep (``Merge.MAX``), as ccusage decides.
+
+    A copy logged by the main conversation beats a sidechain copy (Claude mirrors a sub-agent's responses
+    into the parent log), then the larger total wins: streamed lines carry partial output counts.
+    """
+    return (not item.sidechain, item.total)
 
 
 def _total(columns: Any) -> Any:

@@ -197,6 +197,11 @@ def parse_ts(value: object) -> datetime | None:
             return None
     if not isinstance(value, str) or len(value) < 10:
         return None
+    if value[-1] == "Z" and len(value) in (20, 24, 27):  # the common shapes, already UTC: fast path
+        try:
+            return datetime.fromisoformat(value[:-1])
+        except ValueError:
+            pass
     text = value.strip()
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"

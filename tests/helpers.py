@@ -136,7 +136,11 @@ def expected_counts(agent: Agent, files: Iterable[tuple[Path, Path]]) -> dict[st
         calls |= {(t.session_key, t.key) for t in batch.tool_calls}
         for item in batch.usage:
             known = usage.get(item.key)
-            if known is None or item.merge is Merge.LAST or item.total > known.total:
+            if (
+                known is None
+                or item.merge is Merge.LAST
+                or (not item.sidechain, item.total) > (not known.sidechain, known.total)
+            ):
                 usage[item.key] = item
     tokens = {
         "input_tokens": sum(u.input_tokens for u in usage.values()),

@@ -54,9 +54,7 @@ def tool_use(block: dict[str, Any], item: Event, state: State, out: Batch) -> bo
     except TypeError:  # orjson refuses integers beyond 64 bits; keep the call without its arguments
         arguments = None
     tool_name = name if isinstance(name, str) else None
-    out.tool_calls.append(
-        ToolCall(item.session_key, call_id, name=tool_name, input=arguments, started_at=item.ts)
-    )
+    out.tool_calls.append(ToolCall(item.session_key, call_id, name=tool_name, input=arguments, started_at=item.ts))
     item.kind, item.text, item.tool_call_key = EventKind.TOOL_CALL, tool_name, call_id
     if item.ts is not None:
         opened: dict[str, str] = state["open"]
@@ -66,9 +64,7 @@ def tool_use(block: dict[str, Any], item: Event, state: State, out: Batch) -> bo
     return True
 
 
-def tool_result(
-    block: dict[str, Any], record: dict[str, Any], event: Event, state: State, out: Batch
-) -> None:
+def tool_result(block: dict[str, Any], record: dict[str, Any], event: Event, state: State, out: Batch) -> None:
     """Close a call from a ``tool_result`` block of a user record (``toolUseResult`` adds details)."""
     call_id = block.get("tool_use_id")
     if not isinstance(call_id, str) or not call_id:

@@ -201,6 +201,10 @@ def _session(record: dict[str, Any], ts: datetime | None, state: State, out: Bat
     record_sid = record.get("sessionId")
     sid = record_sid if isinstance(record_sid, str) and record_sid else None
     agent_id = state.get("agent")
+    known = out.sessions.get(sid or state["session"] if agent_id is None else state["session"])
+    if known is not None:  # the hot path: every line repeats these fields; only widen and fill gaps
+        _refresh(known, record, ts)
+        return known.key
     if agent_id is None:
         info = SessionInfo(key=sid or state["session"], kind="main")
     else:
@@ -216,6 +220,26 @@ def _session(record: dict[str, Any], ts: datetime | None, state: State, out: Bat
     info.started_at = info.ended_at = ts
     out.session(info)
     return info.key
+
+
+def _refresh(info: SessionInfo, record: dict[str, Any], ts: datetime | None) -> None:
+    """Fold one more record of a session already in this batch into its info (as ``SessionInfo.merge``)."""
+    if ts is not None:
+        if info.started_at is None or ts < info.started_at:
+            info.started_at = ts
+        if info.ended_at is None or ts > info.ended_at:
+            info.ended_at = ts
+    version = record.get("version")
+    if isinstance(version, str) and version:
+        info.cli_version = version
+    if info.cwd is None:
+        cwd = record.get("cwd")
+        if isinstance(cwd, str) and cwd:
+            info.cwd = info.project_root = cwd
+    if info.git_branch is None:
+        branch = record.get("gitBranch")
+        if isinstance(branch, str) and branch:
+            info.git_branch = branch
 
 
 def _progress_session(record: dict[str, Any], parent: str, out: Batch) -> str:
