@@ -192,6 +192,15 @@ def db_counts(db: Database, agent: Agent | None = None) -> dict[str, int]:
         }
 
 
+def ccusage_binary() -> str | None:
+    """The reference tool for token parity: $HEADROOM_CCUSAGE, ``make tools``' copy, or PATH."""
+    local = Path(__file__).resolve().parent.parent / ".tools" / "node_modules" / ".bin" / "ccusage"
+    for candidate in (os.environ.get("HEADROOM_CCUSAGE"), str(local)):
+        if candidate and Path(candidate).exists():
+            return candidate
+    return shutil.which("ccusage")
+
+
 def copy_tree(source: Path, target: Path) -> Path:
     """Copy a fixture tree (logs are never modified in place in ../shared)."""
     shutil.copytree(source, target, dirs_exist_ok=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from collections import defaultdict
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from headroom.daemon.cli import cli
-from tests.helpers import copy_tree
+from tests.helpers import ccusage_binary, copy_tree
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -201,15 +200,8 @@ def test_bad_dates_are_usage_errors() -> None:
 # -- ccusage parity ---------------------------------------------------------------------------------
 
 
-def _ccusage() -> str | None:
-    for candidate in (os.environ.get("HEADROOM_CCUSAGE"), str(REPO / ".tools/node_modules/.bin/ccusage")):
-        if candidate and Path(candidate).exists():
-            return candidate
-    return shutil.which("ccusage")
-
-
 def _ccusage_daily(tmp: Path, claude: Path, codex: Path, gemini_dir: Path) -> dict[tuple[str, str], tuple[int, ...]]:
-    binary = _ccusage()
+    binary = ccusage_binary()
     assert binary is not None
     home = tmp / "ccusage-home"
     home.mkdir(exist_ok=True)
@@ -253,7 +245,7 @@ def _ours() -> dict[tuple[str, str], tuple[int, ...]]:
 
 
 @pytest.mark.ccusage
-@pytest.mark.skipif(_ccusage() is None, reason="ccusage is not installed (make tools installs it)")
+@pytest.mark.skipif(ccusage_binary() is None, reason="ccusage is not installed (make tools installs it)")
 def test_daily_tokens_equal_ccusage_on_real_logs(real_logs: Path, tmp_path: Path) -> None:
     expected = _ccusage_daily(tmp_path, real_logs / "claude", real_logs / "codex", real_logs / "gemini")
     assert expected, "ccusage found no usage: the fixture layout changed"
@@ -261,7 +253,7 @@ def test_daily_tokens_equal_ccusage_on_real_logs(real_logs: Path, tmp_path: Path
 
 
 @pytest.mark.ccusage
-@pytest.mark.skipif(_ccusage() is None, reason="ccusage is not installed (make tools installs it)")
+@pytest.mark.skipif(ccusage_binary() is None, reason="ccusage is not installed (make tools installs it)")
 def test_daily_tokens_equal_ccusage_on_logs_of_the_real_clis(generated_logs: Path, tmp_path: Path) -> None:
     expected = _ccusage_daily(tmp_path, generated_logs / "claude", generated_logs / "codex", generated_logs / "gemini")
     assert {agent for _, agent in expected} == {"claude", "codex", "gemini"}

@@ -21,6 +21,7 @@ import pytest
 from headroom.learn.model import Batch, EventKind, ToolStatus, Usage
 from headroom.learn.readers.claude import ClaudeReader
 from headroom.learn.readers.jsonl import parse_chunk, read_file
+from tests.helpers import ccusage_binary
 
 OWN = Path(__file__).resolve().parent / "fixtures" / "claude"
 PROJECTS = OWN / "projects"
@@ -573,8 +574,7 @@ def test_daily_totals_equal_ccusage_on_real_logs(shared: Path) -> None:
 
 
 def _ccusage(config_dir: Path, home: Path) -> dict[str, list[int]]:
-    local = Path(__file__).resolve().parent.parent / ".tools" / "node_modules" / ".bin" / "ccusage"
-    binary = os.environ.get("HEADROOM_CCUSAGE") or (str(local) if local.exists() else shutil.which("ccusage"))
+    binary = ccusage_binary()
     if not binary:
         pytest.skip("ccusage is not installed (make tools installs it)")
     env = {**os.environ, "HOME": str(home), "CLAUDE_CONFIG_DIR": str(config_dir)}

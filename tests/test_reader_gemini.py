@@ -23,6 +23,7 @@ import pytest
 from headroom.learn.model import Batch, Event, EventKind, Merge, SessionInfo, ToolCall, ToolStatus, Usage
 from headroom.learn.readers.gemini import GeminiReader
 from headroom.learn.readers.jsonl import parse_chunk, read_file
+from tests.helpers import ccusage_binary
 
 HOME = Path(__file__).parent / "fixtures" / "gemini" / "gemini-home"
 ROOT = HOME / "tmp"
@@ -460,7 +461,7 @@ def test_real_resume_checkpoint_does_not_redate_events(shared: Path, tmp_path: P
 
 
 def _ccusage(root: Path, home: Path) -> dict[str, tuple[int, int, int, int]]:
-    exe = shutil.which("ccusage")
+    exe = ccusage_binary()
     assert exe is not None
     env = {**os.environ, "HOME": str(home), "GEMINI_DATA_DIR": str(root)}
     out = subprocess.run(
@@ -477,7 +478,7 @@ def _ccusage(root: Path, home: Path) -> dict[str, tuple[int, int, int, int]]:
 
 
 @pytest.mark.ccusage
-@pytest.mark.skipif(shutil.which("ccusage") is None, reason="ccusage is not installed")
+@pytest.mark.skipif(ccusage_binary() is None, reason="ccusage is not installed (make tools installs it)")
 def test_totals_equal_ccusage(shared: Path, tmp_path: Path) -> None:
     home = tmp_path / "ccusage-home"
     home.mkdir()
