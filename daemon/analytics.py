@@ -152,31 +152,36 @@ def session_rows(dbs: DBSession, filters: Filters, *, failed: bool, limit: int |
     query = query.order_by(Session.started_at.desc().nulls_last(), Session.id.desc())
     if limit is not None:
         query = query.limit(limit)
-    rows = []
-    for (s,) in dbs.execute(query):
-        duration = (s.ended_at - s.started_at).total_seconds() if s.started_at and s.ended_at else None
-        row: dict[str, Any] = {
-            "session": s.key,
-            "agent": s.agent,
-            "kind": s.kind,
-            "parent": s.parent_key,
-            "project": s.project_root,
-            "title": s.title,
-            "started_at": iso(s.started_at),
-            "ended_at": iso(s.ended_at),
-            "duration_s": duration,
-            "turns": s.turns,
-            "tool_calls": s.tool_calls,
-            "failed_tool_calls": s.failed_tool_calls,
-            "api_errors": s.api_errors,
-            "interruptions": s.interruptions,
-            "compactions": s.compactions,
-            "models": s.models.split(",") if s.models else [],
-        }
-        row.update({name: getattr(s, name) for name in TOKEN_FIELDS})
-        _finish(row)
-        rows.append(row)
-    return rows
+    return [session_dict(s) for (s,) in dbs.execute(query)]
+
+
+def session_dict(s: Session) -> dict[str, Any]:
+    """Everything known about one session, as the CLI shows it and ``--json`` prints it."""
+    duration = (s.ended_at - s.started_at).total_seconds() if s.started_at and s.ended_at else None
+    row: dict[str, Any] = {
+        "session": s.key,
+        "agent": s.agent,
+        "kind": s.kind,
+        "parent": s.parent_key,
+        "title": s.title,
+        "project": s.project_root,
+        "cwd": s.cwd,
+        "git_branch": s.git_branch,
+        "cli_version": s.cli_version,
+        "models": s.models.split(",") if s.models else [],
+        "started_at": iso(s.started_at),
+        "ended_at": iso(s.ended_at),
+        "duration_s": duration,
+        "turns": s.turns,
+        "tool_calls": s.tool_calls,
+        "failed_tool_calls": s.failed_tool_calls,
+        "api_errors": s.api_errors,
+        "interruptions": s.interruptions,
+        "compactions": s.compactions,
+    }
+    row.update({name: getattr(s, name) for name in TOKEN_FIELDS})
+    _finish(row)
+    return row
 
 
 def failing_commands(dbs: DBSession, filters: Filters, limit: int = 10) -> tuple[list[dict[str, Any]], dict[str, int]]:

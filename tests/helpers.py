@@ -36,30 +36,9 @@ def claude_record(kind: str, n: int, ts_second: int = 0, **extra: Any) -> dict[s
     if kind == "prompt":
         base.update(type="user", message={"role": "user", "content": extra.pop("text", f"please do step {n}")})
     elif kind == "tool_use":
-        base.update(
-            type="assistant",
-            requestId=f"req_{n}",
-            message={
-                "id": f"msg_{n}",
-                "model": "claude-sonnet-4-5-20250929",
-                "role": "assistant",
-                "type": "message",
-                "content": [
-                    {
-                        "type": "tool_use",
-                        "id": f"toolu_{n}",
-                        "name": "Bash",
-                        "input": {"command": extra.pop("command", "npm test")},
-                    }
-                ],
-                "usage": {
-                    "input_tokens": 10,
-                    "cache_creation_input_tokens": 100,
-                    "cache_read_input_tokens": 1000,
-                    "output_tokens": 20,
-                },
-            },
-        )
+        command = extra.pop("command", "npm test")
+        call = {"type": "tool_use", "id": f"toolu_{n}", "name": "Bash", "input": {"command": command}}
+        base.update(_assistant(n, call, input_tokens=10, cache_write=100, cache_read=1000, output=20))
     elif kind == "tool_result":
         error = extra.pop("error", False)
         base.update(
@@ -77,27 +56,25 @@ def claude_record(kind: str, n: int, ts_second: int = 0, **extra: Any) -> dict[s
             },
         )
     elif kind == "text":
-        base.update(
-            type="assistant",
-            requestId=f"req_{n}",
-            message={
-                "id": f"msg_{n}",
-                "model": "claude-sonnet-4-5-20250929",
-                "role": "assistant",
-                "type": "message",
-                "content": [{"type": "text", "text": extra.pop("text", f"done with {n}")}],
-                "usage": {
-                    "input_tokens": 5,
-                    "cache_creation_input_tokens": 0,
-                    "cache_read_input_tokens": 2000,
-                    "output_tokens": 50,
-                },
-            },
-        )
+        block = {"type": "text", "text": extra.pop("text", f"done with {n}")}
+        base.update(_assistant(n, block, input_tokens=5, cache_write=0, cache_read=2000, output=50))
     else:
         raise ValueError(kind)
     base.update(extra)
     return base
+
+
+def _assistant(
+    n: int, block: dict[str, Any], *, input_tokens: int, cache_write: int, cache_read: int, output: int
+) -> dict[str, Any]:
+    usage = {
+        "input_tokens": input_tokens,
+        "cache_creation_input_tokens": cache_write,
+        "cache_read_input_tokens": cache_read,
+        "output_tokens": output,
+    }
+    message = {"id": f"msg_{n}", "model": "claude-sonnet-4-5-20250929", "role": "assistant", "type": "message"}
+    return {"type": "assistant", "requestId": f"req_{n}", "message": {**message, "content": [block], "usage": usage}}
 
 
 def claude_session_lines(turns: int, *, fail_every: int = 3) -> list[bytes]:

@@ -30,12 +30,18 @@ def daemon_run(app: App, verbose: bool) -> None:
     setup_logging(config.paths, verbose=verbose)
     service = Service(config)
     service.install_signal_handlers()
-    if sys.stderr.isatty():
-        with progress_bar("backfilling agent logs") as update:
-            service.progress = update
-            service.run()
-    else:
-        service.progress = _log_progress()
+    logged = _log_progress()
+    if not sys.stderr.isatty():
+        service.progress = logged
+        service.run()
+        return
+    with progress_bar("backfilling agent logs") as bar:
+
+        def both(done: int, total: int, path: str) -> None:
+            bar(done, total, path)
+            logged(done, total, path)
+
+        service.progress = both
         service.run()
 
 
@@ -51,7 +57,7 @@ def daemon_status(app: App) -> None:
 
 
 def _log_progress() -> Progress:
-    """Progress lines in the log every 10 %, for a backfill without a terminal."""
+    """Progress lines in the log every 10 % of the backfill (next to the bar on a terminal)."""
     log = logging.getLogger("headroom.daemon")
     state = {"next": 0.1}  # the next fraction to report
 

@@ -119,45 +119,18 @@ def sessions_show(app: App, ident: str, full: bool, as_json: bool) -> None:
             raise click.ClickException(f"{ident!r} matches several sessions: {keys}; give more of the id")
         session = found[0]
         events = analytics.timeline(dbs, session)
-    header = _header(session)
+    header = analytics.session_dict(session)
     if as_json:
         emit_json({"session": header, "timeline": events})
         return
     out = console()
     out.print(Text(f"{session.agent} session {session.key}", style="bold"))
     for name, value in header.items():
-        if value not in (None, "", []) and name not in ("session", "agent"):
-            out.print(f"  {name}: {value}")
+        if value not in (None, "", [], 0) and name not in ("session", "agent", "failure_rate"):
+            out.print(f"  {name}: {', '.join(value) if isinstance(value, list) else value}")
     out.print()
     for event in events:
         out.print(_line(event, full))
-
-
-def _header(session: Any) -> dict[str, Any]:
-    return {
-        "session": session.key,
-        "agent": session.agent,
-        "kind": session.kind,
-        "parent": session.parent_key,
-        "title": session.title,
-        "project": session.project_root,
-        "cwd": session.cwd,
-        "git_branch": session.git_branch,
-        "cli_version": session.cli_version,
-        "models": session.models.split(",") if session.models else [],
-        "started_at": analytics.iso(session.started_at),
-        "ended_at": analytics.iso(session.ended_at),
-        "turns": session.turns,
-        "tool_calls": session.tool_calls,
-        "failed_tool_calls": session.failed_tool_calls,
-        "api_errors": session.api_errors,
-        "tokens": {
-            "input": session.input_tokens,
-            "output": session.output_tokens,
-            "cache_read": session.cache_read_tokens,
-            "cache_creation": session.cache_creation_tokens,
-        },
-    }
 
 
 def _line(event: dict[str, Any], full: bool) -> Text:

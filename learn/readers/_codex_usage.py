@@ -28,6 +28,7 @@ copy of a content key carries the same numbers.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -62,10 +63,8 @@ def new_state(path: Path, root: Path) -> State:
     # ccusage reads sessions/ before archived_sessions/ and drops an archived file whose relative path
     # also exists under sessions/ (events and tool calls still dedup by key; only usage needs this).
     if root.name == "archived_sessions":
-        try:
+        with contextlib.suppress(OSError, ValueError):
             state["off"] = (root.parent / "sessions" / path.relative_to(root)).is_file()
-        except (OSError, ValueError):
-            pass
     return state
 
 
@@ -155,7 +154,12 @@ def token_call(
     if isinstance(stamp, str):
         stamp = stamp.strip()
     # serde rejects the whole line for a timestamp that is neither text nor an unsigned integer.
-    if isinstance(stamp, bool) or not isinstance(stamp, (str, int)) or stamp == "" or (isinstance(stamp, int) and stamp < 0):
+    if (
+        isinstance(stamp, bool)
+        or not isinstance(stamp, (str, int))
+        or stamp == ""
+        or (isinstance(stamp, int) and stamp < 0)
+    ):
         return None
     info = payload.get("info")
     if not isinstance(info, dict):
@@ -202,9 +206,7 @@ def _qualifies(record: dict[str, Any], payload: dict[str, Any]) -> int | None:
     info = payload.get("info")
     if not isinstance(info, dict):
         return None
-    if not isinstance(info.get("last_token_usage"), dict) and not isinstance(
-        info.get("total_token_usage"), dict
-    ):
+    if not isinstance(info.get("last_token_usage"), dict) and not isinstance(info.get("total_token_usage"), dict):
         return None
     stamp = record.get("timestamp")
     return ts_ms(stamp.strip() if isinstance(stamp, str) else stamp)
@@ -217,9 +219,7 @@ def start_replay(state: State, parent_id: str, forked_at: int | None, path: Path
     state.update(rp="match", prefix=prefix, idx=0, t1=None, t2=None)
 
 
-def on_token_count(
-    record: dict[str, Any], payload: dict[str, Any], sid: str, state: State, out: Batch
-) -> None:
+def on_token_count(record: dict[str, Any], payload: dict[str, Any], sid: str, state: State, out: Batch) -> None:
     """Translate one token_count line into at most one :class:`Usage` (plus a retraction)."""
     if state.get("off"):
         return

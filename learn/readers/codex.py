@@ -34,7 +34,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import orjson
 
@@ -50,24 +50,35 @@ _CWD = re.compile(r"<cwd>([^<]+)</cwd>")
 _STATUS = re.compile(r"\bstatus(?: code)?:? (\d{3})\b", re.I)
 _HEAD = 400  # characters of a tool output scanned for exit codes and failure markers
 _EPOCH = datetime(1970, 1, 1)
+_MS = timedelta(milliseconds=1)
 
 # Known lines and payloads that carry nothing for the model (or duplicate what we read elsewhere).
 _SKIP_LINES = frozenset({"world_state", "token_usage_record"})
 _SKIP_ITEMS = frozenset({"ghost_snapshot", "additional_tools", "compaction", "compaction_summary"})
-_SKIP_EVENTS = frozenset(
-    {
-        "user_message", "agent_message", "agent_reasoning", "agent_reasoning_raw_content",
-        "agent_reasoning_section_break", "task_started", "task_complete", "turn_started", "turn_complete",
-        "item_started", "thread_settings_applied", "thread_name_updated", "plan_update", "exec_command_begin",
-        "patch_apply_begin", "mcp_tool_call_begin", "web_search_begin", "web_search_end", "turn_diff",
-        "view_image_tool_call", "background_event", "session_configured", "undo_started", "undo_completed",
-        "shutdown_complete", "warning", "deprecation_notice", "raw_response_item", "exec_command_output_delta",
-    }
+_SKIP_EVENTS = frozenset(  # noqa: SIM905 (a word list reads better than 29 lines)
+    """user_message agent_message agent_reasoning agent_reasoning_raw_content agent_reasoning_section_break
+    task_started task_complete turn_started turn_complete item_started thread_settings_applied
+    thread_name_updated plan_update exec_command_begin patch_apply_begin mcp_tool_call_begin web_search_begin
+    web_search_end turn_diff view_image_tool_call background_event session_configured undo_started
+    undo_completed shutdown_complete warning deprecation_notice raw_response_item exec_command_output_delta""".split()
 )
 _META_EVENTS = frozenset({"thread_rolled_back", "entered_review_mode", "exited_review_mode"})
 _REJECTED = ("exec command rejected by user", "patch rejected by user", "rejected by user")
 _ERRORS = ("apply_patch verification failed", "Script failed", "failed in sandbox", "sandbox denied")
+_ITEM_TOOLS = {"CommandExecution": "exec_command", "FileChange": "apply_patch", "McpToolCall": ""}
 _OVERFLOW = ("context window", "context_length_exceeded", "maximum context length", "context_window_exceeded")
+
+
+class _At(NamedTuple):
+    """Where a record sits: its session, time, position and event key."""
+
+    sid: str
+    ts: datetime | None
+    seq: int
+    key: str
+
+    def event(self, kind: EventKind, text: str | None = None, **extra: Any) -> Event:
+        return Event(self.sid, self.key, kind, self.ts, self.seq, text=text, **extra)
 
 
 class CodexReader(LogReader):
@@ -85,12 +96,12 @@ class CodexReader(LogReader):
     def begin(self, path: Path, root: Path) -> State:
         # The file name carries the thread id; it keys anything read before a session_meta line.
         found = _UUID.findall(path.name)
-        return {"sid": found[-1] if found else path.stem, "path": str(path), "root": str(root), "u": usage.new_state(path, root)}
+        sid = found[-1] if found else path.stem
+        return {"sid": sid, "path": str(path), "root": str(root), "u": usage.new_state(path, root)}
 
     def feed(self, record: dict[str, Any], raw: bytes, offset: int, state: State, out: Batch) -> None:
         kind = record.get("type")
         payload = record.get("payload")
-        key = f"o{offset}"
         if not isinstance(payload, dict) or not isinstance(kind, str):
             self._bare(record, raw, offset, state, out)
             return
@@ -112,19 +123,20 @@ class CodexReader(LogReader):
                 out.session(SessionInfo(sid, cwd=cwd))
             return
         child_start = state.get("child")
-        if child_start is not None and ts is not None and (ts - _EPOCH) // timedelta(milliseconds=1) < child_start:
+        if child_start is not None and ts is not None and (ts - _EPOCH) // _MS < child_start:
             return  # the parent's history replayed into a fork or sub-agent: not this session's events
         if ts is not None:
             _touch(out, sid, ts)
+        at = _At(sid, ts, offset, f"o{offset}")
         if kind == "response_item":
-            self._item(payload, sid, ts, offset, key, state, out, raw)
+            self._item(payload, at, state, out, raw)
         elif kind == "event_msg":
-            self._event(payload, sid, ts, offset, key, state, out, raw)
+            self._event(payload, at, state, out, raw)
         elif kind == "compacted":
             text = payload.get("message")
-            self._compaction("line", sid, ts, offset, key, text if isinstance(text, str) else None, state, out)
+            self._compaction("line", at, text if isinstance(text, str) else None, state, out)
         elif kind not in _SKIP_LINES:
-            _unknown(out, sid, ts, offset, key, raw)
+            out.events.append(at.event(EventKind.UNKNOWN, raw=raw.decode("utf-8", "replace")))
 
     def feed_document(self, doc: Any, state: State, out: Batch) -> None:
         """The TS-era whole-file rollout; items have no timestamps, so keys and order are item indexes."""
@@ -133,19 +145,19 @@ class CodexReader(LogReader):
         session = doc.get("session")
         if isinstance(session, dict) and isinstance(session.get("id"), str) and session["id"]:
             state["sid"] = session["id"]
-        sid = state["sid"]
         started = parse_ts(session.get("timestamp")) if isinstance(session, dict) else None
-        out.session(SessionInfo(sid, kind="main", started_at=started))
+        out.session(SessionInfo(state["sid"], kind="main", started_at=started))
         items = doc.get("items")
         for index, item in enumerate(items if isinstance(items, list) else ()):
             if isinstance(item, dict):
-                self._item(item, sid, None, index, f"i{index}", state, out, None)
+                self._item(item, _At(state["sid"], None, index, f"i{index}"), state, out, None)
 
     # -- line kinds -----------------------------------------------------------------------------------
 
     def _bare(self, record: dict[str, Any], raw: bytes, offset: int, state: State, out: Batch) -> None:
         """Early-Rust lines: the header, state bookkeeping, and ResponseItems without an envelope."""
         kind = record.get("type")
+        at = _At(state["sid"], parse_ts(record.get("timestamp")), offset, f"o{offset}")
         if "record_type" in record:
             return
         if kind is None and offset == 0 and isinstance(record.get("id"), str):
@@ -153,16 +165,17 @@ class CodexReader(LogReader):
             state["meta"] = True
             git = record.get("git")
             branch = git.get("branch") if isinstance(git, dict) else None
-            stamp = parse_ts(record.get("timestamp"))
-            info = SessionInfo(record["id"], kind="main", started_at=stamp, ended_at=stamp)
+            info = SessionInfo(record["id"], kind="main", started_at=at.ts, ended_at=at.ts)
             info.git_branch = branch if isinstance(branch, str) else None
             out.session(info)
         elif isinstance(kind, str) and "payload" not in record and _is_item(kind):
-            self._item(record, state["sid"], parse_ts(record.get("timestamp")), offset, f"o{offset}", state, out, raw)
+            self._item(record, at, state, out, raw)
         else:
-            _unknown(out, state["sid"], parse_ts(record.get("timestamp")), offset, f"o{offset}", raw)
+            out.events.append(at.event(EventKind.UNKNOWN, raw=raw.decode("utf-8", "replace")))
 
-    def _meta(self, p: dict[str, Any], stamp: object, ts: datetime | None, offset: int, state: State, out: Batch) -> None:
+    def _meta(
+        self, p: dict[str, Any], stamp: object, ts: datetime | None, offset: int, state: State, out: Batch
+    ) -> None:
         sid = p.get("id")
         if not isinstance(sid, str) or not sid or (state.get("meta") and sid != state["sid"]):
             return  # a fork's replayed parent session_meta: the file's first session_meta owns it
@@ -171,22 +184,17 @@ class CodexReader(LogReader):
         source = p.get("source")
         sub = source.get("subagent", source.get("subAgent")) if isinstance(source, dict) else None
         spawn = sub.get("thread_spawn") if isinstance(sub, dict) else None
-        spawn_parent = spawn.get("parent_thread_id") if isinstance(spawn, dict) else None
-        fork = p.get("forked_from_id")
-        parent = spawn_parent if isinstance(spawn_parent, str) and spawn_parent else None
-        fork = fork if isinstance(fork, str) and fork else None
+        parent = _text(spawn.get("parent_thread_id")) if isinstance(spawn, dict) else None
+        fork = _text(p.get("forked_from_id"))
         git = p.get("git")
-        branch = git.get("branch") if isinstance(git, dict) else None
-        cwd = p.get("cwd")
-        version = p.get("cli_version")
         info = SessionInfo(
             sid,
             parent_key=parent or fork,
             subagent_id=sid if sub is not None else None,
             kind="subagent" if sub is not None else "main",
-            cwd=cwd if isinstance(cwd, str) and cwd else None,
-            git_branch=branch if isinstance(branch, str) and branch else None,
-            cli_version=version if isinstance(version, str) else None,
+            cwd=_text(p.get("cwd")),
+            git_branch=_text(git.get("branch")) if isinstance(git, dict) else None,
+            cli_version=_text(p.get("cli_version")),
             started_at=parse_ts(p.get("timestamp")) or ts,
             ended_at=ts,
         )
@@ -199,133 +207,131 @@ class CodexReader(LogReader):
             state["child"] = forked_at
             usage.start_replay(state["u"], fork or parent or "", forked_at, Path(state["path"]), Path(state["root"]))
 
-    def _item(
-        self, p: dict[str, Any], sid: str, ts: datetime | None, seq: int, key: str, state: State, out: Batch, raw: bytes | None
-    ) -> None:
+    def _item(self, p: dict[str, Any], at: _At, state: State, out: Batch, raw: bytes | None) -> None:
         kind = p.get("type")
         if kind == "message":
-            self._message(p, sid, ts, seq, key, state, out)
+            self._message(p, at, state, out)
         elif kind == "reasoning":
             text = _join(p.get("summary")) or _join(p.get("content"))
             if text:
-                out.events.append(Event(sid, key, EventKind.REASONING, ts, seq, role="assistant", text=text))
+                out.events.append(at.event(EventKind.REASONING, text, role="assistant"))
         elif isinstance(kind, str) and kind.endswith("_output"):
-            call_id = p.get("call_id")
-            if isinstance(call_id, str) and call_id:
-                out.tool_calls.append(_result(sid, call_id, p.get("output"), ts))
+            call_id = _text(p.get("call_id"))
+            if call_id:
+                out.tool_calls.append(_result(at.sid, call_id, p.get("output"), at.ts))
         elif isinstance(kind, str) and kind.endswith("_call"):
-            self._call(p, kind, sid, ts, seq, key, out)
+            self._call(p, kind, at, out)
         elif kind not in _SKIP_ITEMS:
-            _unknown(out, sid, ts, seq, key, raw if raw is not None else orjson.dumps(p))
+            text = (raw if raw is not None else orjson.dumps(p)).decode("utf-8", "replace")
+            out.events.append(at.event(EventKind.UNKNOWN, raw=text))
 
-    def _message(self, p: dict[str, Any], sid: str, ts: datetime | None, seq: int, key: str, state: State, out: Batch) -> None:
+    def _message(self, p: dict[str, Any], at: _At, state: State, out: Batch) -> None:
         role = p.get("role")
         if role == "assistant":
             text = _join(p.get("content"))
             if text:
-                out.events.append(Event(sid, key, EventKind.ASSISTANT_TEXT, ts, seq, role="assistant", text=text))
+                out.events.append(at.event(EventKind.ASSISTANT_TEXT, text, role="assistant"))
             return
         if role != "user":
             return  # developer/system messages: permissions and instructions the harness injects
         content = p.get("content")
-        parts = [c for c in content if isinstance(c, dict)] if isinstance(content, list) else [{"text": content}]
-        prompt, injected = [], []
+        parts = content if isinstance(content, list) else [{"text": content}]
+        prompt: list[str] = []
+        injected: list[str] = []
         for part in parts:
-            text = part.get("text")
-            if isinstance(text, str) and text:
-                (injected if _is_injected(text) else prompt).append(text)
+            chunk = part.get("text") if isinstance(part, dict) else None
+            if isinstance(chunk, str) and chunk:
+                (injected if _is_injected(chunk) else prompt).append(chunk)
         if prompt:
-            out.events.append(Event(sid, key, EventKind.USER_PROMPT, ts, seq, role="user", text="\n".join(prompt)))
+            out.events.append(at.event(EventKind.USER_PROMPT, "\n".join(prompt), role="user"))
         elif injected:
             text = "\n".join(injected)
-            out.events.append(Event(sid, key, EventKind.META, ts, seq, role="user", text=text))
+            out.events.append(at.event(EventKind.META, text, role="user"))
             match = _CWD.search(text, 0, 2000) if not state.get("cwd") else None
             if match:  # early Rust logs have no cwd field: the environment context names it
                 state["cwd"] = match.group(1).strip()
-                out.session(SessionInfo(sid, cwd=state["cwd"]))
+                out.session(SessionInfo(at.sid, cwd=state["cwd"]))
 
-    def _call(self, p: dict[str, Any], kind: str, sid: str, ts: datetime | None, seq: int, key: str, out: Batch) -> None:
-        call_id = p.get("call_id") or p.get("id")
-        name = p.get("name") if isinstance(p.get("name"), str) else kind.removesuffix("_call")
+    def _call(self, p: dict[str, Any], kind: str, at: _At, out: Batch) -> None:
+        name = _text(p.get("name")) or kind.removesuffix("_call")
         args = p.get("arguments", p.get("input", p.get("action")))
         text = args if isinstance(args, str) or args is None else orjson.dumps(args).decode()
         status = None
         if not p.get("call_id"):  # web_search_call & co. are whole in one item: their status is the result
             status = {"completed": ToolStatus.OK, "failed": ToolStatus.ERROR}.get(str(p.get("status")))
-        tool_key = call_id if isinstance(call_id, str) and call_id else key
-        out.tool_calls.append(ToolCall(sid, tool_key, name=name, input=text, started_at=ts, status=status))
-        out.events.append(Event(sid, key, EventKind.TOOL_CALL, ts, seq, role="assistant", text=name, tool_call_key=tool_key))
+        tool_key = _text(p.get("call_id")) or _text(p.get("id")) or at.key
+        out.tool_calls.append(ToolCall(at.sid, tool_key, name=name, input=text, started_at=at.ts, status=status))
+        out.events.append(at.event(EventKind.TOOL_CALL, name, role="assistant", tool_call_key=tool_key))
 
-    def _event(
-        self, p: dict[str, Any], sid: str, ts: datetime | None, seq: int, key: str, state: State, out: Batch, raw: bytes
-    ) -> None:
+    def _event(self, p: dict[str, Any], at: _At, state: State, out: Batch, raw: bytes) -> None:
         kind = p.get("type")
         if kind in _SKIP_EVENTS:
             return
         if kind == "turn_aborted":
             reason = p.get("reason")
             interrupted = reason in (None, "interrupted")
-            event_kind = EventKind.INTERRUPT if interrupted else EventKind.META
-            out.events.append(Event(sid, key, event_kind, ts, seq, text=str(reason or "interrupted")))
+            out.events.append(
+                at.event(EventKind.INTERRUPT if interrupted else EventKind.META, str(reason or "interrupted"))
+            )
         elif kind == "context_compacted":
-            self._compaction("event", sid, ts, seq, key, None, state, out)
+            self._compaction("event", at, None, state, out)
         elif kind in ("error", "stream_error"):
-            message = p.get("message")
-            text = message if isinstance(message, str) else None
-            info = p.get("codex_error_info")
-            overflow = "context_window_exceeded" in str(info) or any(m in (text or "")[:500] for m in _OVERFLOW)
+            text = _text(p.get("message"))
+            overflow = "context_window_exceeded" in str(p.get("codex_error_info"))
+            overflow = overflow or any(marker in (text or "")[:500] for marker in _OVERFLOW)
             code = _STATUS.search(text or "", 0, 300)
-            event_kind = EventKind.CONTEXT_OVERFLOW if overflow else EventKind.API_ERROR
-            out.events.append(Event(sid, key, event_kind, ts, seq, text=text, status_code=int(code.group(1)) if code else None))
+            kind_ = EventKind.CONTEXT_OVERFLOW if overflow else EventKind.API_ERROR
+            out.events.append(at.event(kind_, text, status_code=int(code.group(1)) if code else None))
         elif kind in ("exec_command_end", "patch_apply_end", "mcp_tool_call_end"):
-            call_id = p.get("call_id")
-            if isinstance(call_id, str) and call_id:
-                out.tool_calls.append(ToolCall(sid, call_id, status=_end_status(p), exit_code=_int(p.get("exit_code")), ended_at=ts))
+            call_id = _text(p.get("call_id"))
+            if call_id:
+                exit_code = _int(p.get("exit_code"))
+                out.tool_calls.append(
+                    ToolCall(at.sid, call_id, status=_end_status(p), exit_code=exit_code, ended_at=at.ts)
+                )
         elif kind == "item_completed":
-            self._completed(p, sid, ts, seq, key, out)
+            self._completed(p, at, out)
         elif kind in _META_EVENTS:
-            out.events.append(Event(sid, key, EventKind.META, ts, seq, text=str(kind)))
+            out.events.append(at.event(EventKind.META, str(kind)))
         else:
-            _unknown(out, sid, ts, seq, key, raw)
+            out.events.append(at.event(EventKind.UNKNOWN, raw=raw.decode("utf-8", "replace")))
 
-    def _completed(self, p: dict[str, Any], sid: str, ts: datetime | None, seq: int, key: str, out: Batch) -> None:
+    def _completed(self, p: dict[str, Any], at: _At, out: Batch) -> None:
         """``item_completed`` (2026): a command or patch result, the only trace of code-mode nested calls."""
         item = p.get("item")
-        if not isinstance(item, dict) or item.get("type") not in ("CommandExecution", "FileChange", "McpToolCall"):
+        if not isinstance(item, dict) or item.get("type") not in _ITEM_TOOLS:
             return
-        item_id = item.get("id")
-        if not isinstance(item_id, str) or not item_id:
+        item_id = _text(item.get("id"))
+        if not item_id:
             return
         exit_code = _int(item.get("exit_code"))
         status = _end_status(item)
         if item_id.startswith("call"):  # the result of a call logged as a response_item: complete it
-            out.tool_calls.append(ToolCall(sid, item_id, status=status, exit_code=exit_code, ended_at=ts))
+            out.tool_calls.append(ToolCall(at.sid, item_id, status=status, exit_code=exit_code, ended_at=at.ts))
             return
         kind = item["type"]
-        name = {"CommandExecution": "exec_command", "FileChange": "apply_patch"}.get(kind) or str(item.get("tool") or kind)
         spec = item.get("command") if kind == "CommandExecution" else item.get("changes", item.get("arguments"))
-        output = item.get("aggregated_output")
-        output = output if isinstance(output, str) else None
+        output = _text(item.get("aggregated_output"))
         duration = item.get("duration")
         millis = None
         if isinstance(duration, dict):
             millis = (_int(duration.get("secs")) or 0) * 1000 + (_int(duration.get("nanos")) or 0) // 1_000_000
-        call = ToolCall(sid, item_id, name=name, input=None if spec is None else orjson.dumps(spec).decode())
-        call.started_at, call.ended_at, call.status, call.exit_code = parse_ts(p.get("started_at_ms")), ts, status, exit_code
-        call.output, call.output_size, call.duration_ms = output, None if output is None else len(output), millis
+        call = ToolCall(at.sid, item_id, name=_ITEM_TOOLS[kind] or str(item.get("tool") or kind))
+        call.input = None if spec is None else orjson.dumps(spec).decode()
+        call.started_at, call.ended_at = parse_ts(p.get("started_at_ms")), at.ts
+        call.status, call.exit_code, call.duration_ms = status, exit_code, millis
+        call.output, call.output_size = output, None if output is None else len(output)
         out.tool_calls.append(call)
-        out.events.append(Event(sid, key, EventKind.TOOL_CALL, ts, seq, role="assistant", text=name, tool_call_key=item_id))
+        out.events.append(at.event(EventKind.TOOL_CALL, call.name, role="assistant", tool_call_key=item_id))
 
-    def _compaction(
-        self, kind: str, sid: str, ts: datetime | None, seq: int, key: str, text: str | None, state: State, out: Batch
-    ) -> None:
+    def _compaction(self, kind: str, at: _At, text: str | None, state: State, out: Batch) -> None:
         # One compaction writes a `compacted` line and a `context_compacted` event: count the pair once.
         if state.get("cmp") not in (None, kind):
             state.pop("cmp")
-            out.events.append(Event(sid, key, EventKind.META, ts, seq, text="compaction"))
+            out.events.append(at.event(EventKind.META, "compaction"))
         else:
             state["cmp"] = kind
-            out.events.append(Event(sid, key, EventKind.COMPACTION, ts, seq, text=text or None))
+            out.events.append(at.event(EventKind.COMPACTION, text or None))
 
 
 def _result(sid: str, call_id: str, output: object, ts: datetime | None) -> ToolCall:
@@ -374,7 +380,9 @@ def _result(sid: str, call_id: str, output: object, ts: datetime | None) -> Tool
     else:
         status = ToolStatus.OK
     size = None if text is None else len(text)
-    return ToolCall(sid, call_id, status=status, output=text, output_size=size, exit_code=exit_code, ended_at=ts, duration_ms=millis)
+    return ToolCall(
+        sid, call_id, status=status, output=text, output_size=size, exit_code=exit_code, ended_at=ts, duration_ms=millis
+    )
 
 
 def _end_status(p: dict[str, Any]) -> ToolStatus | None:
@@ -382,7 +390,12 @@ def _end_status(p: dict[str, Any]) -> ToolStatus | None:
     status = str(p.get("status", "")).lower()
     if status == "declined":
         return ToolStatus.REJECTED
-    if status == "failed" or p.get("success") is False or p.get("error") or (isinstance(p.get("result"), dict) and "Err" in p["result"]):
+    if (
+        status == "failed"
+        or p.get("success") is False
+        or p.get("error")
+        or (isinstance(p.get("result"), dict) and "Err" in p["result"])
+    ):
         return ToolStatus.ERROR
     exit_code = _int(p.get("exit_code"))
     if exit_code is not None:
@@ -400,11 +413,6 @@ def _touch(out: Batch, sid: str, ts: datetime) -> None:
         info.ended_at = ts
     if info.started_at is None or ts < info.started_at:
         info.started_at = ts
-
-
-def _unknown(out: Batch, sid: str, ts: datetime | None, seq: int, key: str, raw: bytes | None) -> None:
-    text = raw.decode("utf-8", "replace") if raw is not None else None
-    out.events.append(Event(sid, key, EventKind.UNKNOWN, ts, seq, raw=text))
 
 
 def _join(content: object) -> str:
@@ -427,6 +435,10 @@ def _is_injected(text: str) -> bool:
 
 def _is_item(kind: str) -> bool:
     return kind in ("message", "reasoning") or kind.endswith(("_call", "_output")) or kind in _SKIP_ITEMS
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _int(value: object) -> int | None:
