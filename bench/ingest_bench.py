@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import platform
@@ -215,7 +216,11 @@ def bench_backfill_and_peer(args: argparse.Namespace, logs: Path, work: Path, re
             cmd = [ccusage, "daily", "--json", "--by-agent", "--offline", "-z", "UTC"]
             result = checked(run(cmd, ccusage_env(home, logs), work), "ccusage")
             peers.append(
-                {"wall_s": round(result.wall_s, 3), "cpu_s": round(result.cpu_s, 3), "max_rss_mb": round(result.max_rss_mb, 1)}
+                {
+                    "wall_s": round(result.wall_s, 3),
+                    "cpu_s": round(result.cpu_s, 3),
+                    "max_rss_mb": round(result.max_rss_mb, 1),
+                }
             )
             (work / "ccusage-daily.json").write_text(result.stdout, encoding="utf-8")
             _say(f"ccusage {index + 1}/{args.runs}: {peers[-1]}")
@@ -352,9 +357,7 @@ def _line(target: Target, marker: str, offset: int) -> tuple[bytes, str]:
 
 def pick_targets(logs: Path) -> list[Target]:
     """One main-session JSONL log per agent in the live corpus (replica 0, first in path order)."""
-    claude = sorted(
-        p for p in (logs / "claude" / "projects").glob("*/*.jsonl") if not p.name.startswith("agent-")
-    )
+    claude = sorted(p for p in (logs / "claude" / "projects").glob("*/*.jsonl") if not p.name.startswith("agent-"))
     codex = sorted((logs / "codex" / "sessions").rglob("rollout-*.jsonl"))
     gemini = sorted((logs / "gemini" / "tmp").glob("*/chats/session-*.jsonl"))
     if not (claude and codex and gemini):
@@ -373,9 +376,7 @@ def _proc_stat(pid: int) -> dict[str, float]:
     """CPU seconds (all threads), RSS, peak RSS, threads and context switches of a process, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
-    status = dict(
-        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
-    )
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
     switches = 0
     for task in Path(f"/proc/{pid}/task").iterdir():
         with contextlib.suppress(OSError):
@@ -560,13 +561,26 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,
         "headroom_commit": _version(["git", "-C", str(REPO), "describe", "--always", "--dirty"]),
+        "source_digest": source_digest(),
         "loadavg_start": [round(x, 2) for x in os.getloadavg()],
     }
 
 
+def source_digest() -> str:
+    """A hash of the package's source: the tree is shared with people editing it, so a run records what it
+    measured and flags a change in the middle of the run."""
+    digest = hashlib.blake2b(digest_size=8)
+    for package in ("daemon", "learn", "memory", "engine", "migrations"):
+        for path in sorted((REPO / package).rglob("*.py")):
+            digest.update(str(path.relative_to(REPO)).encode())
+            with contextlib.suppress(OSError):
+                digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def _version(cmd: list[str]) -> str:
     try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=60).stdout.strip()
+        return subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=60).stdout.strip()
     except OSError:
         return "?"
 
@@ -596,6 +610,13 @@ def markdown(report: dict[str, Any]) -> str:
         f"{m.get('loadavg_end')} at end (other work shares this machine: wall times carry that noise, CPU "
         "times much less).",
         "",
+        f"Source digest {m['source_digest']}"
+        + (
+            f" at start, **{m['source_digest_end']} at end: the code changed during the run**."
+            if m.get("source_digest_end") not in (None, m["source_digest"])
+            else " (unchanged during the run)."
+        ),
+        "",
         f"Corpus: `bench/corpus.py`, {c['replicas']} replicas of the shared fixtures with fresh ids, "
         f"{c['files']} files, {c['log_mb']} MB of session logs ({c['mb']} MB on disk; claude "
         f"{c['by_agent_mb'].get('claude')} MB, codex {c['by_agent_mb'].get('codex')} MB, gemini "
@@ -619,9 +640,10 @@ def markdown(report: dict[str, Any]) -> str:
             f"{c['log_mb']} MB of logs (DB {stats['db_mb']} MB) | ≤ 1 s on ≥ 1 GB | "
             f"{_verdict(stats['no_refresh']['median_s'] <= TARGETS['stats_s']) if big else 'corpus < 1 GB'} |"
         )
+        refreshed = stats["refresh"]["median_s"]
         lines.append(
-            f"| `headroom stats --by day --json` (default: catch-up scan first) | {stats['refresh']['median_s']} s "
-            f"| ≤ 1 s on ≥ 1 GB | {_verdict(stats['refresh']['median_s'] <= TARGETS['stats_s']) if big else 'corpus < 1 GB'} |"
+            f"| `headroom stats --by day --json` (default: catch-up scan first) | {refreshed} s "
+            f"| ≤ 1 s on ≥ 1 GB | {_verdict(refreshed <= TARGETS['stats_s']) if big else 'corpus < 1 GB'} |"
         )
     if live:
         lag = live["lag"]["all"]
@@ -654,27 +676,34 @@ def markdown(report: dict[str, Any]) -> str:
             f"{peer['median_wall_s']} s | {peer['median_cpu_s']} s | {peer['median_max_rss_mb']} MB |",
         ]
         if stats:
-            lines.append(
-                f"| headroom warm (`headroom stats --by day --json --no-refresh`) | {stats['no_refresh']['median_s']} s | | |"
-            )
-            lines.append(f"| headroom warm, default (`headroom stats --by day --json`) | {stats['refresh']['median_s']} s | | |")
+            lines += [
+                "| headroom warm (`headroom stats --by day --json --no-refresh`) | "
+                f"{stats['no_refresh']['median_s']} s | | |",
+                f"| headroom warm, default (`headroom stats --by day --json`) | {stats['refresh']['median_s']} s | | |",
+            ]
         lines += [""]
         ratio = back["median_wall_s"] / peer["median_wall_s"]
         lines.append(
-            f"* Cold: headroom's backfill takes **{ratio:.1f}×** ccusage's wall time for the daily report "
-            f"({back['median_cpu_s'] / peer['median_cpu_s']:.1f}× its CPU time). headroom writes a queryable "
-            "mirror (events, tool calls, usage) once; ccusage re-reads every log on every report."
+            f"* Cold, headroom ÷ ccusage: **{ratio:.1f}×** the wall time "
+            f"({back['median_cpu_s'] / peer['median_cpu_s']:.1f}× the CPU time). headroom parses every log into a "
+            "queryable mirror (events, tool calls, usage) once; ccusage re-reads every log for every report."
         )
         if stats:
-            warm = peer["median_wall_s"] / stats["no_refresh"]["median_s"]
-            warm_r = peer["median_wall_s"] / stats["refresh"]["median_s"]
+            warm = stats["no_refresh"]["median_s"] / peer["median_wall_s"]
+            warm_r = stats["refresh"]["median_s"] / peer["median_wall_s"]
             lines.append(
-                f"* Warm: `headroom stats --no-refresh` answers **{warm:.1f}×** as fast as ccusage "
-                f"(the default with its catch-up scan: {warm_r:.1f}×)."
+                f"* Warm, headroom ÷ ccusage: **{warm:.2f}×** the wall time with `--no-refresh`, {warm_r:.2f}× "
+                "with the default catch-up scan (below 1: headroom answers faster)."
             )
     if back:
-        lines += ["", "## Backfill runs", "", "| run | wall s | scan s | CPU s | MB/s (scan) | MB/s (wall) | "
-                  "peak RSS MB | files | records | problems | DB MB |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "## Backfill runs",
+            "",
+            "| run | wall s | scan s | CPU s | MB/s (scan) | MB/s (wall) | "
+            "peak RSS MB | files | records | problems | DB MB |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for i, r in enumerate(back["runs"], 1):
             lines.append(
                 f"| {i} | {r['wall_s']} | {r['scan_s']} | {r['cpu_s']} | {r['mb_s_scan']} | {r['mb_s_wall']} | "
@@ -685,8 +714,10 @@ def markdown(report: dict[str, Any]) -> str:
     if stats:
         lines += [
             "",
-            "Stats runs (s): `--no-refresh` " + ", ".join(map(str, stats["no_refresh"]["runs_s"]))
-            + "; default " + ", ".join(map(str, stats["refresh"]["runs_s"])),
+            "Stats runs (s): `--no-refresh` "
+            + ", ".join(map(str, stats["no_refresh"]["runs_s"]))
+            + "; default "
+            + ", ".join(map(str, stats["refresh"]["runs_s"])),
         ]
     if par:
         lines += ["", "## Token parity", ""]
@@ -696,12 +727,19 @@ def markdown(report: dict[str, Any]) -> str:
             + "."
         )
         if par["mismatches"]:
-            lines += ["", "| day | agent | field | ccusage | headroom | headroom − ccusage |", "|---|---|---|---|---|---|"]
+            lines += ["", "| day | agent | field | ccusage | headroom | headroom − ccusage |"]
+            lines += ["|---|---|---|---|---|---|"]
             for item in par["mismatches"]:
                 for name, d in item["fields"].items():
-                    lines.append(
-                        f"| {item['day']} | {item['agent']} | {name} | {d['ccusage']:,} | {d['headroom']:,} | {d['diff']:+,} |"
+                    cells = (
+                        item["day"],
+                        item["agent"],
+                        name,
+                        f"{d['ccusage']:,}",
+                        f"{d['headroom']:,}",
+                        f"{d['diff']:+,}",
                     )
+                    lines.append("| " + " | ".join(cells) + " |")
         else:
             lines.append("Every (day, agent) row has the same input, output, cache-read and cache-creation tokens.")
     if live:
@@ -710,8 +748,9 @@ def markdown(report: dict[str, Any]) -> str:
             "## Live daemon",
             "",
             f"`headroom daemon run` on a {live['corpus_mb']} MB corpus ({live['corpus_files']} files): ready after "
-            f"{live['ready_s']} s ({live['backfill_log_line']}); RSS after backfill {live['after_backfill']['rss_mb']} MB "
-            f"(peak {live['after_backfill']['hwm_mb']} MB), {live['after_backfill']['threads']} threads.",
+            f"{live['ready_s']} s ({live['backfill_log_line']}); RSS after backfill "
+            f"{live['after_backfill']['rss_mb']} MB (peak {live['after_backfill']['hwm_mb']} MB), "
+            f"{live['after_backfill']['threads']} threads.",
             "",
             f"{report['args']['appends']} lines per agent appended round-robin at {report['args']['rate']} Hz in "
             "all (one `write` each), DB polled read-only every 5 ms:",
@@ -720,14 +759,15 @@ def markdown(report: dict[str, Any]) -> str:
             "|---|---|---|---|---|---|",
         ]
         for agent, lag in live["lag"].items():
-            lines.append(f"| {agent} | {lag['n']} | {lag['lost']} | {lag['p50_s']} | {lag['p95_s']} | {_fmt(lag['max_s'])} |")
+            cells = (agent, lag["n"], lag["lost"], lag["p50_s"], lag["p95_s"], _fmt(lag["max_s"]))
+            lines.append("| " + " | ".join(map(str, cells)) + " |")
         idle = live["idle"]
         lines += [
             "",
             f"Idle for {idle['seconds']} s: {idle['cpu_s']} CPU-seconds ({idle['cpu_pct']} %), "
             f"{idle['wakeups_per_s']} context switches/s over {idle['threads']} threads; RSS {idle['rss_start_mb']} → "
             f"{idle['rss_end_mb']} MB. SIGTERM → exit in {live['shutdown']['seconds']} s with code "
-            f"{live['shutdown']['exit_code']} (\"stopped\" logged: {live['shutdown']['logged_stopped']}).",
+            f'{live["shutdown"]["exit_code"]} ("stopped" logged: {live["shutdown"]["logged_stopped"]}).',
         ]
     lines += ["", "## Commands", ""]
     lines += [f"    {cmd}" for cmd in report["commands"]]
@@ -791,11 +831,15 @@ def main(argv: list[str] | None = None) -> None:
         if base is None:  # stats alone: backfill once to have a DB
             base = work / "hr-stats"
             shutil.rmtree(base, ignore_errors=True)
-            checked(run([headroom_binary(), "ingest", "--json"], headroom_env(base, work / "home", logs), work), "ingest")
+            env = headroom_env(base, work / "home", logs)
+            checked(run([headroom_binary(), "ingest", "--json"], env, work), "headroom ingest")
         bench_stats(args, base, logs, work, report)
     if "live" in args.parts:
         bench_live(args, work, report)
     report["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    report["machine"]["source_digest_end"] = source_digest()
+    if report["machine"]["source_digest_end"] != report["machine"]["source_digest"]:
+        _say("warning: headroom's source changed during the run; its figures mix two versions")
     text = markdown(report)
     if args.no_save:
         print(text)

@@ -218,6 +218,12 @@ def _upsert_usage(dbs: DBSession, agent: m.Agent, ids: dict[str, int], usage: li
         known = kept.get(item.key)
         if known is None or item.merge is m.Merge.LAST or _rank(item) > _rank(known):
             kept[item.key] = item
+    # A last copy with no tokens retracts the call (Codex withdraws a replayed call once it knows).
+    retracted = [k for k, u in kept.items() if u.merge is m.Merge.LAST and u.total == 0 and not u.reasoning_tokens]
+    if retracted:
+        dbs.execute(_USAGE.delete().where(_USAGE.c.agent == agent, _USAGE.c.key.in_(retracted)))
+        for key in retracted:
+            del kept[key]
     written = 0
     for merge in m.Merge:
         rows = [

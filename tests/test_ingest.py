@@ -10,11 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from headroom.daemon.ingest import Ingestor, LogFile
 from headroom.memory.db import Database, open_database
-from headroom.memory.models import IngestIssue, Session, SourceFile, ToolCall
+from headroom.memory.models import IngestIssue, Session, SourceFile, ToolCall, Usage
 from tests.helpers import claude_record, claude_session_lines, claude_tree, db_counts, expected_counts
 
 
@@ -293,3 +293,20 @@ def test_tool_call_results_complete_calls_from_an_earlier_chunk(db: Database, ro
         call = dbs.execute(select(ToolCall)).scalar_one()
     assert (call.name, call.status, call.exit_code) == ("Bash", "error", 1)
     assert json.loads(call.input or "{}")["command"] == "npm test -- 0"
+
+
+def test_a_retracted_codex_call_leaves_no_usage_row(db: Database) -> None:
+    # Our Codex fixtures hold a sub-agent whose first call is withdrawn once its replay is recognised.
+    home = Path(__file__).resolve().parent / "fixtures" / "codex" / "home"
+    roots = [home / "sessions", home / "archived_sessions"]
+    Ingestor(db, {"codex": roots}).scan()
+    with db.sessions() as dbs:
+        zero = dbs.execute(
+            select(func.count())
+            .select_from(Usage)
+            .where(
+                Usage.input_tokens + Usage.output_tokens + Usage.cache_read_tokens + Usage.cache_creation_tokens == 0
+            )
+        ).scalar_one()
+        assert dbs.execute(select(func.count()).select_from(Usage)).scalar_one() > 0
+    assert zero == 0

@@ -13,12 +13,15 @@ cumulative ``total_token_usage`` and usually a per-call ``last_token_usage``; cc
   and ``codex-auto-review`` is priced as the model current on the call's date;
 * across every file, calls with the same millisecond, model and token counts are one call (forks, archived
   copies and replays repeat lines). Our :class:`Usage` key is exactly that tuple, so ingestion's upsert
-  dedups the way ccusage does, whatever file it reads first;
+  dedups the way ccusage does, whatever file it reads first. An ``archived_sessions/`` file whose relative
+  path also exists under ``sessions/`` is ignored whole, as ccusage does;
 * a fork or spawned sub-agent (``forked_from_id`` / ``thread_spawn.parent_thread_id`` on its *first* line)
   starts by replaying its parent's history. Its leading calls that equal the parent's calls up to the fork
-  instant, in order, are not its own. If the very first one does not match (parent log gone, or a
-  rewritten history), a burst of calls written within 1 s of each other at the head of the file is skipped
-  when the file's first two token_count lines are at most 1000 ms apart.
+  instant, in order, are not its own (the parent's log is found by its thread id and read from disk once,
+  when the child's first line arrives, since ingestion order between the two files is arbitrary). If the
+  very first one does not match (parent log gone, or a rewritten history), a burst of calls written within
+  1 s of each other at the head of the file is skipped when its first two token_count lines are at most
+  1000 ms apart.
 
 That last rule needs the second token_count line to judge the first call, which an incremental reader may
 not have yet. Such a call is emitted at once and *retracted* (same key, zero tokens) if the burst is
@@ -212,9 +215,11 @@ def _qualifies(record: dict[str, Any], payload: dict[str, Any]) -> int | None:
     return ts_ms(stamp.strip() if isinstance(stamp, str) else stamp)
 
 
-def start_replay(state: State, parent_id: str, forked_at: int | None, path: Path, root: Path) -> None:
+def start_replay(state: State, parent_id: str, forked_at: int | None, path: object, root: object) -> None:
     """Called on a child's first line: load the parent's calls up to the fork as the replay prefix."""
-    parent = find_session_file(root.parent, parent_id, path)
+    parent = None
+    if isinstance(path, str) and isinstance(root, str):
+        parent = find_session_file(Path(root).parent, parent_id, Path(path))
     prefix = parent_calls(parent, forked_at) if parent is not None else []
     state.update(rp="match", prefix=prefix, idx=0, t1=None, t2=None)
 

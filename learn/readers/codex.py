@@ -55,13 +55,13 @@ _MS = timedelta(milliseconds=1)
 # Known lines and payloads that carry nothing for the model (or duplicate what we read elsewhere).
 _SKIP_LINES = frozenset({"world_state", "token_usage_record"})
 _SKIP_ITEMS = frozenset({"ghost_snapshot", "additional_tools", "compaction", "compaction_summary"})
-_SKIP_EVENTS = frozenset(  # noqa: SIM905 (a word list reads better than 29 lines)
-    """user_message agent_message agent_reasoning agent_reasoning_raw_content agent_reasoning_section_break
+_SKIPPED_EVENTS = """
+    user_message agent_message agent_reasoning agent_reasoning_raw_content agent_reasoning_section_break
     task_started task_complete turn_started turn_complete item_started thread_settings_applied
     thread_name_updated plan_update exec_command_begin patch_apply_begin mcp_tool_call_begin web_search_begin
     web_search_end turn_diff view_image_tool_call background_event session_configured undo_started
-    undo_completed shutdown_complete warning deprecation_notice raw_response_item exec_command_output_delta""".split()
-)
+    undo_completed shutdown_complete warning deprecation_notice raw_response_item exec_command_output_delta"""
+_SKIP_EVENTS = frozenset(_SKIPPED_EVENTS.split())
 _META_EVENTS = frozenset({"thread_rolled_back", "entered_review_mode", "exited_review_mode"})
 _REJECTED = ("exec command rejected by user", "patch rejected by user", "rejected by user")
 _ERRORS = ("apply_patch verification failed", "Script failed", "failed in sandbox", "sandbox denied")
@@ -105,27 +105,29 @@ class CodexReader(LogReader):
         if not isinstance(payload, dict) or not isinstance(kind, str):
             self._bare(record, raw, offset, state, out)
             return
-        stamp = record.get("timestamp")
-        ts = parse_ts(stamp)
-        if kind == "session_meta":
-            self._meta(payload, stamp, ts, offset, state, out)
-            return
         sid: str = state["sid"]
         if kind == "event_msg" and payload.get("type") == "token_count":
             state.pop("cmp", None)
             usage.on_token_count(record, payload, sid, state["u"], out)
+            ts = parse_ts(record.get("timestamp"))
+            if ts is not None and not _inherited(ts, state):
+                _touch(out, sid, ts)
             return
         if kind == "turn_context":
             usage.on_turn_context(payload, state["u"])
             cwd = payload.get("cwd")
             if isinstance(cwd, str) and cwd and not state.get("cwd"):
                 state["cwd"] = cwd
-                out.session(SessionInfo(sid, cwd=cwd))
+                out.session(SessionInfo(sid, cwd=cwd, project_root=cwd))
             return
-        child_start = state.get("child")
-        if child_start is not None and ts is not None and (ts - _EPOCH) // _MS < child_start:
-            return  # the parent's history replayed into a fork or sub-agent: not this session's events
+        stamp = record.get("timestamp")
+        ts = parse_ts(stamp)
+        if kind == "session_meta":
+            self._meta(payload, stamp, ts, offset, state, out)
+            return
         if ts is not None:
+            if _inherited(ts, state):
+                return  # the parent's history replayed into a fork or sub-agent: not this session's events
             _touch(out, sid, ts)
         at = _At(sid, ts, offset, f"o{offset}")
         if kind == "response_item":
@@ -156,10 +158,10 @@ class CodexReader(LogReader):
 
     def _bare(self, record: dict[str, Any], raw: bytes, offset: int, state: State, out: Batch) -> None:
         """Early-Rust lines: the header, state bookkeeping, and ResponseItems without an envelope."""
-        kind = record.get("type")
-        at = _At(state["sid"], parse_ts(record.get("timestamp")), offset, f"o{offset}")
         if "record_type" in record:
             return
+        kind = record.get("type")
+        at = _At(state["sid"], parse_ts(record.get("timestamp")), offset, f"o{offset}")
         if kind is None and offset == 0 and isinstance(record.get("id"), str):
             state["sid"] = record["id"]
             state["meta"] = True
@@ -193,6 +195,7 @@ class CodexReader(LogReader):
             subagent_id=sid if sub is not None else None,
             kind="subagent" if sub is not None else "main",
             cwd=_text(p.get("cwd")),
+            project_root=_text(p.get("cwd")),  # as for Claude: the folder the agent was started in
             git_branch=_text(git.get("branch")) if isinstance(git, dict) else None,
             cli_version=_text(p.get("cli_version")),
             started_at=parse_ts(p.get("timestamp")) or ts,
@@ -205,21 +208,21 @@ class CodexReader(LogReader):
         if offset == 0 and (fork or parent):
             forked_at = usage.ts_ms(stamp.strip() if isinstance(stamp, str) else stamp)
             state["child"] = forked_at
-            usage.start_replay(state["u"], fork or parent or "", forked_at, Path(state["path"]), Path(state["root"]))
+            usage.start_replay(state["u"], fork or parent or "", forked_at, state.get("path"), state.get("root"))
 
     def _item(self, p: dict[str, Any], at: _At, state: State, out: Batch, raw: bytes | None) -> None:
-        kind = p.get("type")
+        kind = _text(p.get("type")) or ""
         if kind == "message":
             self._message(p, at, state, out)
         elif kind == "reasoning":
             text = _join(p.get("summary")) or _join(p.get("content"))
             if text:
                 out.events.append(at.event(EventKind.REASONING, text, role="assistant"))
-        elif isinstance(kind, str) and kind.endswith("_output"):
+        elif kind.endswith("_output"):
             call_id = _text(p.get("call_id"))
             if call_id:
                 out.tool_calls.append(_result(at.sid, call_id, p.get("output"), at.ts))
-        elif isinstance(kind, str) and kind.endswith("_call"):
+        elif kind.endswith("_call"):
             self._call(p, kind, at, out)
         elif kind not in _SKIP_ITEMS:
             text = (raw if raw is not None else orjson.dumps(p)).decode("utf-8", "replace")
@@ -250,7 +253,7 @@ class CodexReader(LogReader):
             match = _CWD.search(text, 0, 2000) if not state.get("cwd") else None
             if match:  # early Rust logs have no cwd field: the environment context names it
                 state["cwd"] = match.group(1).strip()
-                out.session(SessionInfo(at.sid, cwd=state["cwd"]))
+                out.session(SessionInfo(at.sid, cwd=state["cwd"], project_root=state["cwd"]))
 
     def _call(self, p: dict[str, Any], kind: str, at: _At, out: Batch) -> None:
         name = _text(p.get("name")) or kind.removesuffix("_call")
@@ -264,7 +267,7 @@ class CodexReader(LogReader):
         out.events.append(at.event(EventKind.TOOL_CALL, name, role="assistant", tool_call_key=tool_key))
 
     def _event(self, p: dict[str, Any], at: _At, state: State, out: Batch, raw: bytes) -> None:
-        kind = p.get("type")
+        kind = _text(p.get("type")) or ""
         if kind in _SKIP_EVENTS:
             return
         if kind == "turn_aborted":
@@ -299,7 +302,7 @@ class CodexReader(LogReader):
     def _completed(self, p: dict[str, Any], at: _At, out: Batch) -> None:
         """``item_completed`` (2026): a command or patch result, the only trace of code-mode nested calls."""
         item = p.get("item")
-        if not isinstance(item, dict) or item.get("type") not in _ITEM_TOOLS:
+        if not isinstance(item, dict) or _text(item.get("type")) not in _ITEM_TOOLS:
             return
         item_id = _text(item.get("id"))
         if not item_id:
@@ -403,6 +406,12 @@ def _end_status(p: dict[str, Any]) -> ToolStatus | None:
     return ToolStatus.OK if status == "completed" or p.get("success") is True else None
 
 
+def _inherited(ts: datetime, state: State) -> bool:
+    """Whether a line of a fork or sub-agent predates the child itself (its parent's replayed history)."""
+    start = state.get("child")
+    return start is not None and (ts - _EPOCH) // _MS < start
+
+
 def _touch(out: Batch, sid: str, ts: datetime) -> None:
     """Widen the session's bounds without allocating a SessionInfo per line."""
     info = out.sessions.get(sid)
@@ -426,11 +435,11 @@ def _join(content: object) -> str:
 
 def _is_injected(text: str) -> bool:
     """Context Codex sends as a user message: AGENTS.md, or one whole ``<tag>…</tag>`` block."""
-    start = text.lstrip()
+    start = text[:200].lstrip()  # slices: AGENTS.md text can be long, and only its ends matter
     if start.startswith("# AGENTS.md instructions"):
         return True
     tag = _TAG.match(start)
-    return tag is not None and start.rstrip().endswith(f"</{tag.group(1)}>")
+    return tag is not None and text[-200:].rstrip().endswith(f"</{tag.group(1)}>")
 
 
 def _is_item(kind: str) -> bool:

@@ -187,9 +187,7 @@ class GeminiReader(LogReader):
         # The undone turns stay on the timeline and in usage (they happened and were billed).
         text = f"Rewound the conversation to before message {target}"
         ts = parse_ts(state["ts"])
-        out.events.append(
-            _event(state, f"rewind:{offset}", EventKind.INTERRUPT, ts, offset, role="user", text=text)
-        )
+        out.events.append(_event(state, f"rewind:{offset}", EventKind.INTERRUPT, ts, offset, role="user", text=text))
 
 
 def _message(
