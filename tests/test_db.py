@@ -78,3 +78,11 @@ def test_models_and_migrations_agree(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'check.db'}"
     open_database(url).close()
     command.check(alembic_config(url))
+
+
+def test_the_head_constant_is_the_newest_migration(tmp_path: Path) -> None:
+    from alembic.script import ScriptDirectory
+
+    from headroom.migrations import HEAD
+
+    assert ScriptDirectory.from_config(alembic_config(f"sqlite:///{tmp_path / 'x.db'}")).get_current_head() == HEAD

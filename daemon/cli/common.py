@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import orjson
@@ -16,9 +16,10 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from headroom.daemon.config import Config, load_config
-from headroom.daemon.ingest import ScanReport
-from headroom.daemon.service import make_ingestor, running_daemon_pid
 from headroom.memory.db import Database, open_database
+
+if TYPE_CHECKING:
+    from headroom.daemon.ingest import ScanReport
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -49,6 +50,8 @@ class App:
 
     def catch_up(self, *, quiet: bool = False) -> ScanReport | None:
         """Ingest what is new, unless a running daemon already keeps the DB current."""
+        from headroom.daemon.service import make_ingestor, running_daemon_pid  # readers load only when needed
+
         if running_daemon_pid(self.config.paths) is not None:
             return None
         ingestor = make_ingestor(self.config, self.db)
