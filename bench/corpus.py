@@ -273,12 +273,17 @@ def _digest(files: list[SourceFile]) -> str:
 
 
 def build(out: Path, mb: float, fixtures: Path | None = None, *, quiet: bool = False) -> Manifest:
-    """Write whole replicas into ``out`` until at least ``mb`` megabytes are there; reuse a matching one."""
+    """Write whole replicas into ``out`` until it holds at least ``mb`` MB of session logs.
+
+    A corpus already there with the same fixtures, version and replica count is reused as it is.
+    """
     fixtures = fixtures or default_fixtures()
     files = source_files(fixtures)
     if not files:
         raise SystemExit(f"no fixtures under {fixtures} (set HEADROOM_SHARED to the shared folder)")
-    per_replica = sum(f.size for f in files)
+    # The target counts session logs (what the readers ingest and `headroom ingest` reports as read), not
+    # the few tool-output and metadata files beside them.
+    per_replica = sum(f.size for f in files if _is_log(f.agent, f.relative))
     replicas = max(1, -(-int(mb * MB) // per_replica))
     digest = _digest(files)
     known = Manifest.load(out)
@@ -321,7 +326,9 @@ def build(out: Path, mb: float, fixtures: Path | None = None, *, quiet: bool = F
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("out", type=Path, help="folder to write the corpus into (created; replaced if a corpus)")
-    parser.add_argument("--mb", type=float, default=200, help="at least this many MB (whole replicas; default 200)")
+    parser.add_argument(
+        "--mb", type=float, default=200, help="at least this many MB (10^6 bytes) of session logs (default 200)"
+    )
     parser.add_argument("--fixtures", type=Path, help="the shared fixtures folder (default: ../shared/fixtures)")
     args = parser.parse_args(argv)
     manifest = build(args.out, args.mb, args.fixtures)

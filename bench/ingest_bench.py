@@ -634,7 +634,7 @@ def markdown(report: dict[str, Any]) -> str:
             f"{_verdict(back['median_mb_s_scan'] >= TARGETS['backfill_mb_s'])} |"
         )
     if stats:
-        big = c["log_mb"] >= 1000
+        big = c["log_mb"] >= 1000  # 1 GB of session logs (decimal, as `headroom ingest` reports MB)
         lines.append(
             f"| `headroom stats --by day --json --no-refresh` | {stats['no_refresh']['median_s']} s on "
             f"{c['log_mb']} MB of logs (DB {stats['db_mb']} MB) | ≤ 1 s on ≥ 1 GB | "
