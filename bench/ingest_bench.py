@@ -419,7 +419,7 @@ def bench_live(args: argparse.Namespace, work: Path, report: dict[str, Any]) -> 
         line = _wait_for(log, re.compile(r"started in ([\d.]+)s: backfilled .*"), proc, timeout=600)
         figures["backfill_log_line"] = line.split(": ", 1)[1] if ": " in line else line
         figures["ready_s"] = round(time.perf_counter() - started, 2)
-        figures["after_backfill"] = _rounded(_proc_stat(proc.pid))
+        figures["after_backfill"] = {k: round(v, 1) for k, v in _proc_stat(proc.pid).items()}
         _say(f"daemon ready in {figures['ready_s']} s ({figures['backfill_log_line']})")
         targets = pick_targets(logs)
         db = sqlite3.connect(f"file:{base / 'headroom.db'}?mode=ro", uri=True, isolation_level=None)
@@ -534,10 +534,6 @@ def _wait_for(log: Path, pattern: re.Pattern[str], proc: subprocess.Popen[bytes]
                 return line
         time.sleep(0.1)
     raise SystemExit(f"the daemon did not finish its backfill within {timeout:.0f} s")
-
-
-def _rounded(values: dict[str, float]) -> dict[str, float]:
-    return {k: round(v, 2) for k, v in values.items()}
 
 
 # -- the report ------------------------------------------------------------------------------------
@@ -821,7 +817,8 @@ def main(argv: list[str] | None = None) -> None:
         "ccusage daily --json --by-agent --offline -z UTC",
         f"{w} {h} headroom stats --by day --json --no-refresh",
         f"{w} {h} headroom stats --by day --json",
-        f"{w} {h} headroom daemon run   # on {args.live_mb:g} MB, then appends, idle window, SIGTERM",
+        f"{w} {h} headroom daemon run   # on its own corpus (--live-mb {args.live_mb:g}, whole replicas), "
+        "then appends, an idle window, SIGTERM",
         "python bench/ingest_bench.py " + " ".join(sys.argv[1:] if argv is None else argv),
     ]
     base: Path | None = None
