@@ -11,8 +11,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from headroom.learn.model import Agent, Merge
-from headroom.learn.readers import read_file, reader_for
+from headroom.learn.model import Agent, Batch, Merge
+from headroom.learn.readers import LogReader, read_file, reader_for
 from headroom.memory.db import Database
 from headroom.memory.models import Event, Session, ToolCall, Usage
 
@@ -95,6 +95,14 @@ def claude_tree(root: Path, name: str = SESSION) -> Path:
     folder = root / "-home-dev-src-shop"
     folder.mkdir(parents=True, exist_ok=True)
     return folder / f"{name}.jsonl"
+
+
+def read_whole(reader: LogReader, path: Path, root: Path) -> Batch:
+    """Read a log whole, insisting it has no bad lines and that the reader's state survives JSON."""
+    batch, state, result = read_file(reader, path, root)
+    assert result.problems == []
+    json.dumps(state)  # ingestion stores the state as JSON between reads
+    return batch
 
 
 def expected_counts(agent: Agent, files: Iterable[tuple[Path, Path]]) -> dict[str, int]:

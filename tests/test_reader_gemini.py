@@ -22,8 +22,8 @@ import pytest
 
 from headroom.learn.model import Batch, Event, EventKind, Merge, SessionInfo, ToolCall, ToolStatus, Usage
 from headroom.learn.readers.gemini import GeminiReader
-from headroom.learn.readers.jsonl import parse_chunk, read_file
-from tests.helpers import ccusage_binary
+from headroom.learn.readers.jsonl import parse_chunk
+from tests.helpers import ccusage_binary, read_whole
 
 HOME = Path(__file__).parent / "fixtures" / "gemini" / "gemini-home"
 ROOT = HOME / "tmp"
@@ -47,9 +47,7 @@ CCUSAGE_GENERATED = {"2026-11-20": (311748, 4231, 0, 0)}
 
 
 def read(path: Path, root: Path = ROOT) -> Batch:
-    batch, _state, result = read_file(GeminiReader(), path, root)
-    assert result.problems == []
-    return batch
+    return read_whole(GeminiReader(), path, root)
 
 
 class Final:
