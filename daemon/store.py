@@ -33,12 +33,52 @@ _TOOL_RESULT_SIDE = ("status", "output", "output_size", "exit_code", "ended_at",
 _TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens")
 
 
-def _insert(dbs: DBSession, table: Table) -> Any:
-    """An INSERT that supports ON CONFLICT on this backend (SQLite and PostgreSQL share the API)."""
-    dialect = dbs.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
+def _dialect(dbs: DBSession) -> str:
+    return dbs.get_bind().dialect.name
+
+
+@functools.lru_cache(maxsize=128)
+def _statement(dialect: str, kind: str, shape: tuple[str, ...]) -> Any:
+    """The upsert for one table and row shape, built once: building it costs more than a batch's inserts.
+
+    SQLite and PostgreSQL share the ON CONFLICT API. ``shape`` is the rows' columns, in order.
+    """
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    if kind == "sessions":
+        stmt = insert(_SESSIONS)
+        new, old = stmt.excluded, _SESSIONS.c
+        first_wins = ("parent_key", "subagent_id", "cwd", "project_root", "git_branch")
+        set_: dict[str, Any] = {name: func.coalesce(old[name], new[name]) for name in first_wins}
+        set_ |= {name: func.coalesce(new[name], old[name]) for name in ("title", "cli_version")}
+        set_["kind"] = case((new.kind == "subagent", new.kind), else_=old.kind)
+        set_["started_at"] = case(
+            (old.started_at.is_(None), new.started_at),
+            (new.started_at < old.started_at, new.started_at),
+            else_=old.started_at,
+        )
+        set_["ended_at"] = case(
+            (old.ended_at.is_(None), new.ended_at),
+            (new.ended_at > old.ended_at, new.ended_at),
+            else_=old.ended_at,
+        )
+        set_["stale"] = True
+        return stmt.on_conflict_do_update(index_elements=["agent", "key"], set_=set_)
+    if kind in ("events", "tool_calls"):
+        stmt = insert(_EVENTS if kind == "events" else _TOOLS)
+        set_ = {name: stmt.excluded[name] for name in shape if name not in ("session_id", "key")}
+        if not set_:  # a tool call known by its key only: nothing to overwrite
+            return stmt.on_conflict_do_nothing(index_elements=["session_id", "key"])
+        return stmt.on_conflict_do_update(index_elements=["session_id", "key"], set_=set_)
+    stmt = insert(_USAGE)
+    set_ = {name: stmt.excluded[name] for name in shape if name not in ("agent", "key")}
+    where = None
+    if kind == f"usage-{m.Merge.MAX.value}":  # see _rank; on a tie the first copy stays
+        new, old = stmt.excluded, _USAGE.c
+        where = or_(
+            and_(new.sidechain.is_(False), old.sidechain.is_(True)),
+            and_(new.sidechain == old.sidechain, _total(new) > _total(old)),
+        )
+    return stmt.on_conflict_do_update(index_elements=["agent", "key"], set_=set_, where=where)
 
 
 _compiled: dict[tuple[Any, ...], tuple[str, tuple[tuple[str, Any], ...]]] = {}
@@ -134,25 +174,9 @@ def _upsert_sessions(dbs: DBSession, agent: m.Agent, infos: list[m.SessionInfo])
                 "stale": True,
             }
         )
-    stmt = _insert(dbs, _SESSIONS)
-    new, old = stmt.excluded, _SESSIONS.c
-    first_wins = ("parent_key", "subagent_id", "cwd", "project_root", "git_branch")
-    set_: dict[str, Any] = {name: func.coalesce(old[name], new[name]) for name in first_wins}
-    set_ |= {name: func.coalesce(new[name], old[name]) for name in ("title", "cli_version")}
-    set_["kind"] = case((new.kind == "subagent", new.kind), else_=old.kind)
-    set_["started_at"] = case(
-        (old.started_at.is_(None), new.started_at),
-        (new.started_at < old.started_at, new.started_at),
-        else_=old.started_at,
-    )
-    set_["ended_at"] = case(
-        (old.ended_at.is_(None), new.ended_at),
-        (new.ended_at > old.ended_at, new.ended_at),
-        else_=old.ended_at,
-    )
-    set_["stale"] = True
-    stmt = stmt.on_conflict_do_update(index_elements=["agent", "key"], set_=set_)
+    stmt = _statement(_dialect(dbs), "sessions", ())
     _execute_many(dbs, stmt, rows, ("sessions",))
+    old = _SESSIONS.c
     found = dbs.execute(select(old.key, old.id).where(old.agent == agent, old.key.in_([info.key for info in infos])))
     return {key: ident for key, ident in found.all()}  # noqa: C416 (rows, not pairs, for mypy)
 
@@ -179,9 +203,7 @@ def _upsert_events(dbs: DBSession, ids: dict[str, int], events: list[m.Event]) -
         }
         for e in latest.values()
     ]
-    stmt = _insert(dbs, _EVENTS)
-    set_ = {name: stmt.excluded[name] for name in rows[0] if name not in ("session_id", "key")}
-    stmt = stmt.on_conflict_do_update(index_elements=["session_id", "key"], set_=set_)
+    stmt = _statement(_dialect(dbs), "events", tuple(rows[0]))
     _execute_many(dbs, stmt, rows, ("events",))
     return len(rows)
 
@@ -202,12 +224,7 @@ def _upsert_tool_calls(dbs: DBSession, ids: dict[str, int], calls: list[m.ToolCa
             row["day"] = fields["started_at"].date()
         by_shape.setdefault(tuple(sorted(row)), []).append(row)
     for shape, rows in by_shape.items():
-        stmt = _insert(dbs, _TOOLS)
-        set_ = {name: stmt.excluded[name] for name in shape if name not in ("session_id", "key")}
-        if set_:
-            stmt = stmt.on_conflict_do_update(index_elements=["session_id", "key"], set_=set_)
-        else:
-            stmt = stmt.on_conflict_do_nothing(index_elements=["session_id", "key"])
+        stmt = _statement(_dialect(dbs), "tool_calls", shape)
         _execute_many(dbs, stmt, rows, ("tool_calls",))
     return len(merged)
 
@@ -246,16 +263,7 @@ def _upsert_usage(dbs: DBSession, agent: m.Agent, ids: dict[str, int], usage: li
         ]
         if not rows:
             continue
-        stmt = _insert(dbs, _USAGE)
-        set_ = {name: stmt.excluded[name] for name in rows[0] if name not in ("agent", "key")}
-        where = None
-        if merge is m.Merge.MAX:  # see _rank; on a tie the first copy stays
-            new, old = stmt.excluded, _USAGE.c
-            where = or_(
-                and_(new.sidechain.is_(False), old.sidechain.is_(True)),
-                and_(new.sidechain == old.sidechain, _total(new) > _total(old)),
-            )
-        stmt = stmt.on_conflict_do_update(index_elements=["agent", "key"], set_=set_, where=where)
+        stmt = _statement(_dialect(dbs), f"usage-{merge.value}", tuple(rows[0]))
         _execute_many(dbs, stmt, rows, ("usage", merge.value))
         written += len(rows)
     return written
