@@ -1,9 +1,31 @@
-"""headroom.engine: the compression pipeline (a pure library: no DB, no network, no threads).
+"""headroom.engine: the compression pipeline, a pure library (no DB, no network, no threads).
 
-The compressors arrive with the engine issue; for now the package holds the exception root that every
-other package builds on.
+``compress(messages, model=...)`` routes every tool result to the compressor for its kind (JSON, code,
+numbered file listings, logs, search results, diffs, test output, stack traces, HTML, prose) and returns the
+compressed messages with per-block decisions and the CCR entries that keep every original retrievable;
+``retrieve(ref, store)`` gives an original back. Output is a pure function of input and config.
 """
 
+from headroom.engine.api import BlockDecision, CompressResult, compress, count_messages, retrieve
+from headroom.engine.ccr import CCREntry, CCRStore, MemoryCCRStore, RetrievalError, expand, find_refs
+from headroom.engine.config import EngineConfig
 from headroom.engine.errors import HeadroomError
+from headroom.engine.tokens import TokenCounter, count_tokens
 
-__all__ = ["HeadroomError"]
+__all__ = [
+    "BlockDecision",
+    "CCREntry",
+    "CCRStore",
+    "CompressResult",
+    "EngineConfig",
+    "HeadroomError",
+    "MemoryCCRStore",
+    "RetrievalError",
+    "TokenCounter",
+    "compress",
+    "count_messages",
+    "count_tokens",
+    "expand",
+    "find_refs",
+    "retrieve",
+]

@@ -1,0 +1,213 @@
+"""``compress`` and ``retrieve``: the engine's two verbs.
+
+``compress`` walks the request's text slots (``messages``), sends each tool result through the router and
+rebuilds only the messages it changed (the input is never mutated; untouched messages are returned as the
+same objects, so the first ``frozen`` messages, which the provider has already cached, are byte-identical).
+
+Token counts are computed lazily, on first access to a count: the proxy's hot path needs the compressed
+messages, not the arithmetic, and counting a 300 KB request costs more than compressing it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from headroom.engine.ccr import CCREntry, CCRStore, join_entries, put_all
+from headroom.engine.ccr import retrieve as _retrieve
+from headroom.engine.compressors.base import Block
+from headroom.engine.config import EngineConfig
+from headroom.engine.messages import Path, Slot, iter_slots, set_path, tool_hints, tool_path
+from headroom.engine.router import Outcome, route_cached
+from headroom.engine.tokens import TokenCounter
+
+_PER_MESSAGE = 3
+_REPLY = 3
+#: Keys whose values the model never reads as text (ids, signatures, opaque blobs).
+_UNCOUNTED = frozenset(
+    {
+        "signature",
+        "data",
+        "id",
+        "tool_use_id",
+        "tool_call_id",
+        "call_id",
+        "type",
+        "cache_control",
+        "thoughtSignature",
+        "encrypted_content",
+        "role",
+    }
+)
+
+
+@dataclass
+class BlockDecision:
+    """What happened to one text slot: kind, the compressor that won (``None``: left as is) and why."""
+
+    message: int
+    path: Path
+    kind: str
+    compressor: str | None
+    reason: str | None
+    dropped: Mapping[str, int]
+    original: str = field(repr=False)
+    text: str = field(repr=False)
+    counter: TokenCounter = field(repr=False)
+
+    @cached_property
+    def tokens_in(self) -> int:
+        return self.counter.count(self.original)
+
+    @cached_property
+    def tokens_out(self) -> int:
+        return self.counter.count(self.text) if self.compressor else self.tokens_in
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "message": self.message,
+            "path": list(self.path),
+            "kind": self.kind,
+            "compressor": self.compressor,
+            "tokens_in": self.tokens_in,
+            "tokens_out": self.tokens_out,
+            "reason": self.reason,
+            "dropped": dict(self.dropped),
+        }
+
+
+def _count_value(value: Any, counter: TokenCounter) -> int:
+    if isinstance(value, str):
+        return counter.count(value)
+    if isinstance(value, Mapping):
+        return sum(_count_value(v, counter) for k, v in value.items() if k not in _UNCOUNTED)
+    if isinstance(value, list):
+        return sum(_count_value(v, counter) for v in value)
+    return 0
+
+
+def count_messages(messages: Sequence[Any], counter: TokenCounter) -> int:
+    """Tokens of a message list: every text the model reads, plus a small per-message overhead."""
+    total = _REPLY
+    for msg in messages:
+        total += _PER_MESSAGE + _count_value(msg, counter)
+    return total
+
+
+class CompressResult:
+    """The compressed messages, per-slot decisions and CCR entries; token counts on demand."""
+
+    def __init__(
+        self,
+        original: Sequence[Any],
+        messages: list[Any],
+        decisions: list[BlockDecision],
+        entries: list[CCREntry],
+        counter: TokenCounter,
+    ) -> None:
+        self.original = original
+        self.messages = messages
+        self.decisions = decisions
+        self.ccr_entries = entries
+        self.counter = counter
+
+    @cached_property
+    def tokens_before(self) -> int:
+        return count_messages(self.original, self.counter)
+
+    @cached_property
+    def tokens_after(self) -> int:
+        saved = sum(d.tokens_in - d.tokens_out for d in self.decisions if d.compressor)
+        return self.tokens_before - saved
+
+    @property
+    def tokens_saved(self) -> int:
+        return self.tokens_before - self.tokens_after
+
+    @property
+    def ratio(self) -> float:
+        """Fraction of tokens saved (0.0 when nothing was compressed)."""
+        return self.tokens_saved / self.tokens_before if self.tokens_before else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "model": self.counter.model,
+            "tokens_before": self.tokens_before,
+            "tokens_after": self.tokens_after,
+            "saved": round(self.ratio, 4),
+            "blocks": [d.as_dict() for d in self.decisions],
+            "ccr_ids": [e.id for e in self.ccr_entries],
+        }
+
+
+def _compressible(slot: Slot, config: EngineConfig, last_user_message: int) -> bool:
+    if slot.is_tool_result:
+        return True
+    return config.compress_messages_text and slot.role != "system" and slot.message != last_user_message
+
+
+def compress(
+    messages: Sequence[Any],
+    model: str | None = None,
+    *,
+    question: str | None = None,
+    store: CCRStore | None = None,
+    frozen: int = 0,
+    config: EngineConfig | None = None,
+) -> CompressResult:
+    """Compress a request's messages (Anthropic, OpenAI Chat, OpenAI Responses items or Gemini contents).
+
+    ``question`` overrides the question inferred for each tool result (the user's last words before it);
+    ``frozen`` is how many leading messages the provider has cached: they are returned untouched. The
+    originals behind every marker are put into ``store`` when one is given, and are always listed in
+    ``result.ccr_entries``.
+    """
+    config = config or EngineConfig()
+    counter = TokenCounter(model, config.claude_token_factor)
+    if not isinstance(messages, Sequence) or isinstance(messages, str | bytes):
+        raise TypeError(f"messages must be a list of messages, not {type(messages).__name__}")
+    slots = list(iter_slots(messages))
+    last_user = max((s.message for s in slots if s.role == "user" and not s.is_tool_result), default=-1)
+    out = list(messages)
+    decisions: list[BlockDecision] = []
+    entries: list[CCREntry] = []
+    for slot in slots:
+        if slot.message < frozen or not _compressible(slot, config, last_user):
+            continue
+        block = Block(
+            slot.text, slot.tool.name if slot.tool else None, slot.tool.input if slot.tool else {}, tool_path(slot.tool)
+        )
+        outcome: Outcome = route_cached(block, question or slot.question, tool_hints(slot.tool), config)
+        if outcome.changed:
+            out[slot.message] = set_path(out[slot.message], slot.path, outcome.text)
+            entries.extend(outcome.entries)
+        decisions.append(
+            BlockDecision(
+                slot.message,
+                slot.path,
+                outcome.kind,
+                outcome.compressor,
+                outcome.reason,
+                outcome.dropped,
+                slot.text,
+                outcome.text,
+                counter,
+            )
+        )
+    unique = list(join_entries(entries).values())
+    if store is not None:
+        put_all(store, unique)
+    return CompressResult(messages, out, decisions, unique, counter)
+
+
+def retrieve(
+    ref: str,
+    store: CCRStore,
+    *,
+    query: str | None = None,
+    lines: tuple[int, int] | None = None,
+) -> str:
+    """The original behind a marker's ``hr:…`` reference: whole and byte-exact, a line range, or a query's hits."""
+    return _retrieve(store, ref, query=query, lines=lines)

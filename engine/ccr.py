@@ -1,0 +1,222 @@
+"""Compress-cache-retrieve: what a compressor leaves out stays one call away, byte-exact.
+
+An elided span becomes a marker such as ``[41 lines elided; retrieve hr:3f9a1c2b7d10:120-160]``. The id is
+the first 12 hex digits of the SHA-256 of the original text (deterministic: the same original always gives
+the same id, so markers never break a provider's prompt cache), and the optional ``:a-b`` is a 1-based,
+inclusive line range of that original. A block's original is stored once; every span elided from it points
+into it by line range, so one entry serves any number of markers and ``retrieve`` can also hand back any
+other range (an agent about to edit lines 120-160 of a file asks for exactly those).
+
+The engine never owns storage: ``compress`` is given a :class:`CCRStore` (this module's in-memory one, or
+the persistent one from ``headroom.memory``) and also returns the entries it created.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from headroom.engine.errors import HeadroomError
+
+ID_HEX = 12
+#: A reference inside a marker: ``hr:<id>`` or ``hr:<id>:<first>-<last>``.
+REF_RE = re.compile(r"\bhr:([0-9a-f]{12})(?::(\d+)-(\d+))?(?![0-9a-f])")
+
+
+class RetrievalError(HeadroomError):
+    """The id is unknown to the store, or the range or query does not fit the original."""
+
+
+@dataclass(frozen=True)
+class CCREntry:
+    """An original kept for retrieval. ``kind`` is the content kind of the block it came from."""
+
+    id: str
+    text: str
+    kind: str = "text"
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A parsed marker reference: an entry id and an optional 1-based inclusive line range."""
+
+    id: str
+    first: int | None = None
+    last: int | None = None
+
+    def __str__(self) -> str:
+        if self.first is None:
+            return f"hr:{self.id}"
+        return f"hr:{self.id}:{self.first}-{self.last}"
+
+
+@runtime_checkable
+class CCRStore(Protocol):
+    """Where originals live. ``put`` must be idempotent: the same entry may be put many times."""
+
+    def put(self, entry: CCREntry) -> None: ...
+
+    def get(self, entry_id: str) -> str | None: ...
+
+
+class MemoryCCRStore:
+    """A dict-backed store for one process (tests, the CLI, the benchmark adapter).
+
+    ``max_entries`` bounds memory: the least recently used entry is dropped first.
+    """
+
+    def __init__(self, max_entries: int | None = None) -> None:
+        self._entries: OrderedDict[str, str] = OrderedDict()
+        self._max = max_entries
+
+    def put(self, entry: CCREntry) -> None:
+        self._entries[entry.id] = entry.text
+        self._entries.move_to_end(entry.id)
+        if self._max is not None:
+            while len(self._entries) > self._max:
+                self._entries.popitem(last=False)
+
+    def get(self, entry_id: str) -> str | None:
+        text = self._entries.get(entry_id)
+        if text is not None:
+            self._entries.move_to_end(entry_id)
+        return text
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def content_id(text: str) -> str:
+    """The deterministic id of an original (lone surrogates from JSON are hashed, not rejected)."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:ID_HEX]
+
+
+def parse_ref(ref: str) -> Ref:
+    """Parse ``hr:<id>[:a-b]``, ``<id>`` or ``<id>:a-b`` (what a model copies out of a marker)."""
+    text = ref.strip()
+    if not text.startswith("hr:"):
+        text = "hr:" + text
+    m = REF_RE.fullmatch(text)
+    if m is None:
+        raise RetrievalError(f"not a retrieval id: {ref!r} (expected hr:<12 hex digits>[:first-last])")
+    if m.group(2) is None:
+        return Ref(m.group(1))
+    return Ref(m.group(1), int(m.group(2)), int(m.group(3)))
+
+
+def find_refs(text: str) -> list[Ref]:
+    """Every reference in ``text``, in order of first appearance, without repeats."""
+    seen: dict[Ref, None] = {}
+    for m in REF_RE.finditer(text):
+        ref = Ref(m.group(1)) if m.group(2) is None else Ref(m.group(1), int(m.group(2)), int(m.group(3)))
+        seen.setdefault(ref, None)
+    return list(seen)
+
+
+def line_marker(entry_id: str, first: int, last: int, what: str = "lines") -> str:
+    """The standard marker for original lines ``first..last`` (1-based, inclusive)."""
+    count = last - first + 1
+    noun = what if count != 1 else what.rstrip("s")
+    return f"[{count} {noun} elided; retrieve hr:{entry_id}:{first}-{last}]"
+
+
+def entry_marker(entry_id: str, what: str) -> str:
+    """The standard marker for a whole entry (``what`` says what it holds, e.g. ``"original JSON"``)."""
+    return f"[{what}; retrieve hr:{entry_id}]"
+
+
+def slice_lines(text: str, first: int, last: int) -> str:
+    """Lines ``first..last`` of ``text`` with their own line endings: joining adjacent slices is lossless."""
+    lines = text.splitlines(keepends=True)
+    if first < 1 or last < first or last > len(lines):
+        raise RetrievalError(f"line range {first}-{last} is outside the original's {len(lines)} lines")
+    return "".join(lines[first - 1 : last])
+
+
+def _query_terms(query: str) -> list[str]:
+    return [t for t in re.split(r"\s+", query.strip().lower()) if t]
+
+
+def grep_lines(text: str, query: str, context: int = 1) -> str:
+    """The lines of ``text`` that contain any word of ``query`` (case-insensitive), numbered, with context.
+
+    Numbers are 1-based lines of the original, so a follow-up ``retrieve(id, lines=...)`` can widen a hit.
+    """
+    terms = _query_terms(query)
+    if not terms:
+        raise RetrievalError("empty query")
+    lines = text.splitlines()
+    hits = [i for i, line in enumerate(lines) if any(t in line.lower() for t in terms)]
+    keep: set[int] = set()
+    for i in hits:
+        keep.update(range(max(0, i - context), min(len(lines), i + context + 1)))
+    out: list[str] = []
+    prev = -2
+    for i in sorted(keep):
+        if i != prev + 1 and out:
+            out.append("...")
+        out.append(f"{i + 1}: {lines[i]}")
+        prev = i
+    if not out:
+        return f"(no line matches {query!r})"
+    return "\n".join(out)
+
+
+def retrieve(
+    store: CCRStore,
+    ref: str,
+    *,
+    query: str | None = None,
+    lines: tuple[int, int] | None = None,
+) -> str:
+    """The original behind ``ref``: whole, a line range (from the ref or ``lines``), or the lines matching ``query``.
+
+    Whole originals and line ranges are byte-exact; a query answer is a numbered excerpt for the model.
+    """
+    parsed = parse_ref(ref)
+    text = store.get(parsed.id)
+    if text is None:
+        raise RetrievalError(f"hr:{parsed.id} is not in the store (expired, or from another machine)")
+    first, last = lines if lines is not None else (parsed.first, parsed.last)
+    if first is not None and last is not None:
+        text = slice_lines(text, first, last)
+    if query is not None:
+        return grep_lines(text, query)
+    return text
+
+
+def expand(store: CCRStore, text: str) -> str:
+    """The originals of every reference in ``text``, joined by blank lines (lossless mode, the benchmark)."""
+    parts: list[str] = []
+    for ref in find_refs(text):
+        original = store.get(ref.id)
+        if original is None:
+            continue
+        parts.append(original if ref.first is None else _safe_slice(original, ref))
+    return "\n\n".join(parts)
+
+
+def _safe_slice(original: str, ref: Ref) -> str:
+    assert ref.first is not None and ref.last is not None
+    try:
+        return slice_lines(original, ref.first, ref.last)
+    except RetrievalError:
+        return original
+
+
+def put_all(store: CCRStore, entries: Iterable[CCREntry]) -> None:
+    """Store every entry (the store's ``put`` is idempotent)."""
+    for entry in entries:
+        store.put(entry)
+
+
+def join_entries(entries: Sequence[CCREntry]) -> dict[str, CCREntry]:
+    """Entries by id, first occurrence wins (ids are content hashes, so duplicates are equal)."""
+    out: dict[str, CCREntry] = {}
+    for entry in entries:
+        out.setdefault(entry.id, entry)
+    return out

@@ -1,0 +1,41 @@
+"""Shared checks for compressor tests: run one compressor on a block and prove nothing was lost silently."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from headroom.engine.ccr import MemoryCCRStore, find_refs, put_all, retrieve
+from headroom.engine.compressors.base import Block, Compressor, Context
+from headroom.engine.config import EngineConfig
+
+
+def run(
+    compressor: Compressor,
+    text: str,
+    *,
+    question: str | None = None,
+    tool_name: str | None = None,
+    tool_input: dict[str, Any] | None = None,
+    path: str | None = None,
+    config: EngineConfig | None = None,
+) -> tuple[str, Context]:
+    """Compress ``text`` with ``compressor`` the way the router would, and check every marker redeems."""
+    block = Block(text, tool_name=tool_name, tool_input=tool_input or {}, path=path)
+    hints = " ".join(str(v) for v in (tool_input or {}).values())
+    ctx = Context(text, question=question, hints=hints, config=config, kind=compressor.kind)
+    out = compressor.compress(block, ctx)
+    assert_redeemable(out, ctx)
+    return out, ctx
+
+
+def assert_redeemable(out: str, ctx: Context) -> None:
+    """Every reference in ``out`` resolves, and whole-block references give the original byte-exact."""
+    store = MemoryCCRStore()
+    put_all(store, ctx.entries)
+    for ref in find_refs(out):
+        got = retrieve(store, str(ref))
+        if ref.first is None and ref.id == ctx.original_id():
+            assert got == ctx.original
+        elif ref.first is not None:
+            lines = ctx.original.splitlines(keepends=True)
+            assert got == "".join(lines[ref.first - 1 : ref.last])

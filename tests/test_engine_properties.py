@@ -1,0 +1,149 @@
+"""Properties over generated input: compress never raises, every marker redeems, nothing is lost unmarked.
+
+Plus the bad inputs the engine must survive: JSON that only looks like JSON, 10,000-deep nesting, binary
+data, mixed encodings, code that does not parse, code in an unknown language.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from headroom.engine import EngineConfig, MemoryCCRStore, compress, find_refs, retrieve
+
+CONFIG = EngineConfig(min_tokens=20)
+
+
+def _request(text: str, tool: str = "Bash", tool_input: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    return [
+        {"role": "user", "content": "what is wrong with item 42?"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": tool, "input": tool_input or {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": text}]},
+    ]
+
+
+def _check(text: str, **kw: Any) -> str:
+    """Compress ``text`` as a tool result; every original line must be in the output or behind a marker.
+
+    Lines are searched as substrings: a compressor may rejoin them.
+
+    Blank lines are exempt: compressors may drop whitespace-only lines without a marker.
+    """
+    store = MemoryCCRStore()
+    result = compress(_request(text, **kw), "gpt-4o", store=store, config=CONFIG)
+    out = result.messages[2]["content"][0]["content"]
+    assert isinstance(out, str)
+    recovered = [out]
+    for ref in find_refs(out):
+        recovered.append(retrieve(str(ref), store))
+    available = "\n".join(recovered)
+    # A line must survive whole. A long one may have been cut into sentences or pieces (the text compressor
+    # stashes parts of one line), so it counts as kept when nearly all its 16-character chunks are found.
+    missing = [
+        line for line in text.splitlines() if line.strip() and line not in available and not _pieces(line, available)
+    ]
+    assert not missing, f"lost without a marker: {missing[:3]}"
+    return out
+
+
+def _pieces(line: str, available: str) -> bool:
+    if len(line) < 300:
+        return all(w in available for w in line.split())
+    chunks = [line[i : i + 16] for i in range(0, len(line) - 16, 16)]
+    return sum(c in available for c in chunks) >= 0.9 * len(chunks)
+
+
+_line = st.one_of(
+    st.text(max_size=120),
+    st.builds(
+        lambda n, w: f"2026-11-20 10:00:{n % 60:02d} {w} request {n} done",
+        st.integers(0, 10**6),
+        st.sampled_from(["INFO", "WARN", "ERROR", "DEBUG"]),
+    ),
+    st.builds(
+        lambda p, n, t: f"src/{p}.py:{n}:{t}",
+        st.sampled_from(["a", "b/c", "d_e"]),
+        st.integers(1, 999),
+        st.text(max_size=60),
+    ),
+    st.builds(
+        lambda s, t: f"{s}{t}",
+        st.sampled_from(["+", "-", " ", "@@ -1,3 +1,4 @@ ", "diff --git a/x b/x"]),
+        st.text(max_size=40),
+    ),
+    st.builds(lambda n, t: f"{n:6}\t{t}", st.integers(1, 5000), st.text(max_size=60)),
+    st.sampled_from(
+        [
+            "def f(x):",
+            "    return x",
+            "class A:",
+            "}",
+            "{",
+            "Traceback (most recent call last):",
+            '  File "a.py", line 3, in f',
+            "PASSED",
+            "FAILED tests/t.py::test_x - assert 1 == 2",
+        ]
+    ),
+)
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda children: st.lists(children, max_size=8) | st.dictionaries(st.text(max_size=10), children, max_size=8),
+    max_leaves=60,
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_line, min_size=1, max_size=300))
+def test_any_lines_compress_without_loss(lines: list[str]) -> None:
+    _check("\n".join(lines))
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_json, min_size=1, max_size=40))
+def test_any_json_compresses_without_loss(docs: list[Any]) -> None:
+    _check(json.dumps(docs, indent=1))
+    _check("\n".join(json.dumps(d) for d in docs))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(min_size=200, max_size=4000))
+def test_any_text_compresses_without_loss(text: str) -> None:
+    _check(text)
+
+
+def test_json_that_only_looks_like_json() -> None:
+    broken = '{"items": [' + ",".join(f'{{"id": {i}, "name": "n{i}"' for i in range(500)) + "]"
+    _check(broken)
+
+
+def test_ten_thousand_deep_nesting() -> None:
+    deep = "[" * 10_000 + "1" + "]" * 10_000
+    _check(deep)
+    deep_obj = '{"a":' * 10_000 + "1" + "}" * 10_000
+    _check(deep_obj)
+
+
+def test_binary_and_mixed_encodings() -> None:
+    _check(bytes(range(256)).decode("latin-1") * 40)
+    mixed = ("caf\u00e9 na\u00efve " + b"\xff\xfe".decode("utf-8", "surrogateescape") + " ok\n") * 300
+    _check(mixed)
+    _check("\ud800 lone surrogate in a log line ERROR\n" * 300)
+
+
+def test_code_that_does_not_parse_and_unknown_languages() -> None:
+    broken = "def f(:\n    return ((\n" * 200 + "class X(:\n  pass\n" * 100
+    _check(broken, tool="Read", tool_input={"file_path": "broken.py"})
+    cobol = "       IDENTIFICATION DIVISION.\n       PROGRAM-ID. HELLO.\n       PROCEDURE DIVISION.\n" * 200
+    _check(cobol, tool="Read", tool_input={"file_path": "hello.cob"})
+
+
+def test_fifty_megabyte_block() -> None:
+    line = "2026-11-20 10:00:00 INFO GET /api/items/1 200 3ms\n"
+    big = line * (50_000_000 // len(line))
+    out = _check(big)
+    assert len(out) < 1_000_000
