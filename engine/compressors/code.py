@@ -1,0 +1,133 @@
+"""Source code: keep the outline an agent navigates by, elide the bodies it has not asked about.
+
+An agent that reads a module mostly needs its shape: imports, signatures (decorators and multi-line
+parameter lists verbatim, since the agent edits by exact text), class layouts, types, constants and the
+first line of each docstring. Function bodies are most of the tokens and are elided one body per marker,
+so a single retrieve call gives back exactly the lines an edit needs. Bodies the question points at (by
+function or class name) and bodies too short to be worth a marker stay in full.
+
+Parsing uses tree-sitter grammars; what differs between languages is only node-type names, kept in
+:mod:`._languages`; the walk that picks the ranges is :mod:`._outline`. Every decision is a range of the
+block's lines, so the same outline serves the numbered listings of :mod:`.listing`, which keep their
+original numbered lines.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import ClassVar
+
+from headroom.engine.compressors import _languages as langs
+from headroom.engine.compressors._outline import DETAILED, OUTLINE, Detail, error_rows, outline_tree
+from headroom.engine.compressors.base import Block, Context, Skip, words
+
+#: Share of lines inside parse errors above which the file is not outlined (the tree would mislead).
+MAX_ERROR_SHARE = 0.2
+#: Unlabelled text must parse almost cleanly: a wrong guess of language shows up as errors.
+MAX_ERROR_SHARE_GUESSED = 0.05
+_LISTING_RE = re.compile(r"^\s*\d+(?:\t|→)")
+#: ``path:12:`` / ``path-12-`` prefixes of grep output: code inside, but not a file to outline.
+_GREP_RE = re.compile(r"^[\w./\\-]+[:-]\d+[:-]")
+
+
+def named_by_question(block: Block, ctx: Context) -> bool:
+    """Does the question (not the tool input) name this file, by path, file name or stem?"""
+    if not block.path or not ctx.question:
+        return False
+    path = block.path.replace("\\", "/")
+    base = path.rsplit("/", 1)[-1]
+    stem = base.split(".", 1)[0].lower()
+    question = ctx.question.lower()
+    if path.lower() in question or base.lower() in question:
+        return True
+    return len(stem) > 2 and stem in words(ctx.question)
+
+
+def candidate_languages(block: Block, text: str) -> tuple[tuple[str, ...], bool]:
+    """The languages to try, and whether they are a guess from the text rather than the file name."""
+    by_path = langs.languages_for_path(block.path)
+    if by_path:
+        return by_path, False
+    return langs.detect_languages(text), True
+
+
+def outline_ranges(
+    block: Block, code_lines: Sequence[str], ctx: Context, detail: Detail, line_cost: int = 1
+) -> list[tuple[int, int]]:
+    """Row ranges (0-based, inclusive, sorted, disjoint) of ``code_lines`` to elide; :class:`Skip` if unparsable.
+
+    ``line_cost`` is the tokens a line costs beyond its text (a listing's line number).
+    """
+    source = "\n".join(code_lines)
+    candidates, guessed = candidate_languages(block, source)
+    if not candidates:
+        raise Skip("unknown language")
+    limit = MAX_ERROR_SHARE_GUESSED if guessed else MAX_ERROR_SHARE
+    reasons: list[str] = []
+    for lang in candidates:
+        tree = langs.parse(lang, source.encode("utf-8", "surrogatepass"))
+        if tree is None:
+            reasons.append(f"no {lang} grammar installed")
+            continue
+        root = tree.root_node
+        if root.has_error and error_rows(root) > limit * max(1, len(code_lines)):
+            reasons.append(f"{lang} parse errors")
+            continue
+        return outline_tree(lang, root, code_lines, ctx, detail, line_cost)
+    raise Skip("; ".join(reasons))
+
+
+def render(
+    lines: Sequence[str],
+    ranges: Sequence[tuple[int, int]],
+    ctx: Context,
+    code_lines: Sequence[str],
+    trailing_newline: bool,
+) -> str:
+    """``lines`` with each range replaced by its marker, on a line of its own indented like the code it hides."""
+    out: list[str] = []
+    cur = 0
+    for first, last in ranges:
+        out.extend(lines[cur:first])
+        text = next((code_lines[r] for r in range(first, last + 1) if code_lines[r].strip()), "")
+        out.append(text[: len(text) - len(text.lstrip())] + ctx.elide_lines(first + 1, last + 1))
+        cur = last + 1
+    out.extend(lines[cur:])
+    return "\n".join(out) + ("\n" if trailing_newline else "")
+
+
+def elided_share(lines: Sequence[str], ranges: Sequence[tuple[int, int]]) -> float:
+    """Share of characters the ranges cover (decides whether an outline is worth its markers)."""
+    total = sum(len(line) + 1 for line in lines) or 1
+    return sum(len(lines[r]) + 1 for first, last in ranges for r in range(first, last + 1)) / total
+
+
+def is_listing(text: str, sample: int = 200) -> bool:
+    """At least 80 % of the (first ``sample``) non-blank lines are numbered listing lines."""
+    lines = [line for line in text[: sample * 200].splitlines()[:sample] if line.strip()]
+    return len(lines) >= 2 and sum(1 for line in lines if _LISTING_RE.match(line)) >= 0.8 * len(lines)
+
+
+class CodeCompressor:
+    """Outline of a source file: signatures and declarations stay, long bodies go behind markers."""
+
+    kind: ClassVar[str] = "code"
+
+    def sniff(self, block: Block) -> bool:
+        if is_listing(block.text):
+            return False  # numbered listings belong to the listing compressor
+        sample = [line for line in block.text[:8192].splitlines()[:80] if line.strip()]
+        if sample and sum(1 for line in sample if _GREP_RE.match(line)) >= 0.5 * len(sample):
+            return False
+        return bool(langs.languages_for_path(block.path) or langs.detect_languages(block.text))
+
+    def compress(self, block: Block, ctx: Context) -> str:
+        if ctx.config.file_read_policy == "exact":
+            raise Skip("file_read_policy=exact")
+        lines = block.text.splitlines()
+        named = ctx.config.keep_files_named_by_question and named_by_question(block, ctx)
+        ranges = outline_ranges(block, lines, ctx, DETAILED if named else OUTLINE)
+        if elided_share(lines, ranges) < 0.15:
+            raise Skip("outline keeps almost everything")
+        return render(lines, ranges, ctx, lines, block.text.endswith(("\n", "\r")))
