@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 CCUSAGE_VERSION := 20.0.24
+TORCH_VERSION := 2.13.0
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
@@ -13,10 +14,12 @@ help: ## list the targets
 $(BIN)/headroom: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@# torch first, pinned: the machine has its CPU wheel locally; a bare `torch` would pull CUDA builds.
+	$(BIN)/python -m pip install --quiet torch==$(TORCH_VERSION)
+	$(BIN)/python -m pip install --quiet -e '.[dev,ml]'
 	@touch $@
 
-setup: $(BIN)/headroom ## create .venv and install headroom (editable) with the dev tools
+setup: $(BIN)/headroom ## create .venv and install headroom (editable) with the dev tools and the ML extra
 
 run: setup ## set up, then run the daemon in the foreground (SQLite in the user's data dir)
 	$(BIN)/headroom daemon run
@@ -50,7 +53,11 @@ test-fast: setup ## the test suite without the slow end-to-end tests
 bench: setup ## ingestion benchmarks (see bench/README.md)
 	$(BIN)/python bench/ingest_bench.py
 
+bench-engine: setup ## compression benchmark vs the peer (PEER_PYTHON=path/to/peer-venv/bin/python)
+	$(BIN)/python bench/engine_bench.py $(if $(PEER_PYTHON),--peer-python $(PEER_PYTHON))
+	$(BIN)/python bench/compress_bench.py
+
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) .tools .mypy_path .mypy_cache .ruff_cache .pytest_cache
 
-.PHONY: help setup run tools lint typecheck check test test-fast bench clean
+.PHONY: help setup run tools lint typecheck check test test-fast bench bench-engine clean

@@ -18,18 +18,25 @@ to start. Example::
     debounce_ms = 200     # a burst of writes to one file is read once
     rescan_seconds = 60   # safety net for missed events (and roots that appear later)
     polling = false       # force the polling observer (network file systems)
+
+    [engine]
+    file_read_policy = "outline"   # or "exact": never compress files an agent read (it may edit them next)
+    min_tokens = 200               # smaller tool results are left alone
+    text_model = "/models/llmlingua-2"  # optional local token-classification model for prose
+    disabled = ["code"]            # content kinds to pass through untouched
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from headroom.daemon.errors import ConfigError
 from headroom.daemon.paths import Paths, agent_roots_from_homes, default_agent_roots, paths
+from headroom.engine.config import EngineConfig
 from headroom.learn.model import AGENTS, Agent
 
 if sys.version_info >= (3, 11):
@@ -66,6 +73,7 @@ class Config:
     agents: dict[Agent, AgentSettings] = field(default_factory=lambda: {a: AgentSettings() for a in AGENTS})
     ingest: IngestSettings = field(default_factory=IngestSettings)
     watcher: WatcherSettings = field(default_factory=WatcherSettings)
+    engine: EngineConfig = field(default_factory=EngineConfig)
     source: Path | None = None  # the file it was read from, if any
 
     def agent_roots(self) -> dict[Agent, list[Path]]:
@@ -116,6 +124,8 @@ def _apply(config: Config, data: dict[str, Any], file: Path) -> None:
             _fill(config.ingest, _table(value, key, file), key, file)
         elif key == "watcher":
             _fill(config.watcher, _table(value, key, file), key, file)
+        elif key == "engine":
+            config.engine = _engine(_table(value, key, file), file)
         else:
             raise ConfigError(f"{file}: unknown setting '{key}'")
 
@@ -149,3 +159,35 @@ def _table(value: Any, name: str, file: Path) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError(f"{file}: '{name}' must be a table ([{name}])")
     return value
+
+
+_POLICIES = ("outline", "exact")
+
+
+def _engine(values: dict[str, Any], file: Path) -> EngineConfig:
+    """``[engine]`` as an :class:`EngineConfig` (frozen: built once, with every value checked)."""
+    base = EngineConfig()
+    known = {f.name for f in fields(base)}
+    changes: dict[str, Any] = {}
+    for key, value in values.items():
+        name = f"engine.{key}"
+        if key not in known:
+            raise ConfigError(f"{file}: unknown setting '{name}' (known: {', '.join(sorted(known))})")
+        current = getattr(base, key)
+        if key == "disabled":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{file}: '{name}' must be a list of content kinds")
+            changes[key] = frozenset(value)
+        elif key == "text_model":
+            changes[key] = _typed(value, str, name, file) or None
+        elif key == "file_read_policy":
+            if value not in _POLICIES:
+                raise ConfigError(f"{file}: '{name}' must be one of {', '.join(_POLICIES)}, not {value!r}")
+            changes[key] = value
+        elif isinstance(current, bool):
+            changes[key] = _typed(value, bool, name, file)
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise ConfigError(f"{file}: '{name}' must be a positive number, not {value!r}")
+        else:
+            changes[key] = type(current)(value)
+    return replace(base, **changes)

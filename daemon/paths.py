@@ -41,6 +41,11 @@ class Paths:
         return self.config_dir / "config.toml"
 
     @property
+    def ccr_dir(self) -> Path:
+        """Originals of compressed blocks (the CLI's CCR store)."""
+        return self.data_dir / "ccr"
+
+    @property
     def log_dir(self) -> Path:
         return self.state_dir / "logs"
 

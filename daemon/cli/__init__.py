@@ -53,9 +53,9 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
 
 def _register() -> None:
-    from headroom.daemon.cli import daemon_cmd, doctor, ingest_cmd, sessions, stats
+    from headroom.daemon.cli import compress_cmd, daemon_cmd, doctor, ingest_cmd, sessions, stats
 
-    for module in (daemon_cmd, doctor, ingest_cmd, sessions, stats):
+    for module in (compress_cmd, daemon_cmd, doctor, ingest_cmd, sessions, stats):
         module.register(cli)
 
 

@@ -1,0 +1,124 @@
+"""Run the shared compression benchmark on headroom and on the peer (headroom-ai) in one session.
+
+    python bench/engine_bench.py --peer-python /path/to/peer-venv/bin/python [--rounds 2] [--out bench/results/X]
+
+Each round runs ../shared/bench/run.py once with headroom's adapter and once with the peer (alternating, so
+both see the same background load), each writing the harness's JSON. The report takes, per workload, the
+savings and needles of the first round (both engines are deterministic) and the median over rounds of each
+round's p50 latencies, and prints a markdown table with the latency ratio (headroom / peer).
+
+The peer lives in its own virtualenv: ``python -m venv PEER && PEER/bin/pip install torch==2.13.0
+headroom-ai==0.42.0 tiktoken`` (see ../shared/bench/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("HEADROOM_SHARED", REPO.parent / "shared"))
+RUN = SHARED / "bench" / "run.py"
+ADAPTER = REPO / "bench" / "headroom_adapter.py"
+
+
+def _harness(python: str, adapter: str, out: Path, runs: int, workloads: str | None) -> dict[str, Any]:
+    cmd = [python, str(RUN), "--adapter", adapter, "--runs", str(runs), "--json", str(out)]
+    if workloads:
+        cmd += ["--workloads", workloads]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    subprocess.run(cmd, cwd=RUN.parent, check=True, env=env, stdout=subprocess.DEVNULL)
+    data: dict[str, Any] = json.loads(out.read_text())
+    return data
+
+
+def _rows(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {r["name"]: r for r in data["workloads"]}
+
+
+def _needles(row: dict[str, Any]) -> str:
+    n = row.get("needles", {})
+    return f"{n.get('kept', '?')}/{n.get('total', '?')}"
+
+
+def _with_retrieval(row: dict[str, Any]) -> str:
+    n = row.get("needles", {})
+    if not n.get("retrieve_available"):
+        return "n/a"
+    return f"{n['kept'] + n.get('via_retrieval', 0)}/{n['total']}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--peer-python", help="python of a virtualenv with headroom-ai (omit to measure headroom only)")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--runs", type=int, default=5, help="timed calls per workload and round (the harness's --runs)")
+    ap.add_argument("--workloads", help="another folder of workload files (the harness's --workloads)")
+    ap.add_argument("--out", type=Path, default=Path("/tmp/headroom-engine-bench"), help="folder for the JSON")
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    ours: list[dict[str, dict[str, Any]]] = []
+    peer: list[dict[str, dict[str, Any]]] = []
+    for i in range(args.rounds):
+        print(f"round {i + 1}: headroom", flush=True)
+        ours.append(
+            _rows(
+                _harness(
+                    sys.executable, f"{ADAPTER}:compress", args.out / f"headroom-{i}.json", args.runs, args.workloads
+                )
+            )
+        )
+        if args.peer_python:
+            print(f"round {i + 1}: peer", flush=True)
+            peer.append(
+                _rows(_harness(args.peer_python, "upstream", args.out / f"peer-{i}.json", args.runs, args.workloads))
+            )
+    print(report(ours, peer))
+
+
+def _p50(rounds: list[dict[str, dict[str, Any]]], name: str) -> float:
+    return statistics.median(r[name]["latency_ms"]["fresh"]["p50"] for r in rounds)
+
+
+def report(ours: list[dict[str, dict[str, Any]]], peer: list[dict[str, dict[str, Any]]]) -> str:
+    head = (
+        "| workload | headroom saved | needles | +retrieval | det | p50 ms | peer saved | peer needles | "
+        "peer p50 ms | latency ratio |"
+    )
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    tot_b = tot_a = ptot_a = 0
+    for name, row in sorted(ours[0].items()):
+        before, after = row["before"]["o200k_base"], row["after"]["o200k_base"]
+        tot_b += before
+        tot_a += after
+        p50 = _p50(ours, name)
+        cells = [
+            name,
+            f"{row['saved_pct']['o200k_base']:.1f} %",
+            _needles(row),
+            _with_retrieval(row),
+            "yes" if row["deterministic"] and not row["mutates_input"] else "NO",
+            f"{p50:.1f}",
+        ]
+        if peer:
+            prow = peer[0][name]
+            ptot_a += prow["after"]["o200k_base"]
+            pp50 = _p50(peer, name)
+            cells += [f"{prow['saved_pct']['o200k_base']:.1f} %", _needles(prow), f"{pp50:.1f}", f"{p50 / pp50:.2f}"]
+        else:
+            cells += ["", "", "", ""]
+        lines.append("| " + " | ".join(cells) + " |")
+    total = f"| **total** | {100 * (1 - tot_a / tot_b):.1f} % | | | | |"
+    total += f" {100 * (1 - ptot_a / tot_b):.1f} % | | | |" if peer else " | | | |"
+    lines.append(total)
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""``headroom compress`` and ``headroom retrieve``: the engine from the shell.
+
+``compress`` takes either a request (a JSON body with ``messages``, ``input`` or ``contents``, or a bare list
+of messages) and prints the compressed request, or any other text (a log, a file, command output) and prints
+it compressed as one tool result. The summary goes to stderr so stdout can be piped. Originals are kept in
+the data dir, so ``headroom retrieve hr:…`` works from another shell later.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from headroom.daemon.cli.common import App, emit_json, json_option, pass_app
+
+_BODY_KEYS = ("messages", "input", "contents")
+
+
+def _request_messages(data: Any) -> tuple[list[Any], str | None] | None:
+    """(messages, body key) when ``data`` is a request or a message list; ``None`` for plain data."""
+    if isinstance(data, dict):
+        for key in _BODY_KEYS:
+            items = data.get(key)
+            if (
+                isinstance(items, list)
+                and items
+                and all(isinstance(m, dict) for m in items)
+                and any(("role" in m or "type" in m or "parts" in m) for m in items)
+            ):
+                return items, key
+        return None
+    if isinstance(data, list) and data and all(isinstance(m, dict) and ("role" in m or "parts" in m) for m in data):
+        return data, None
+    return None
+
+
+def _read_input(source: str) -> str:
+    if source == "-":
+        raw = sys.stdin.buffer.read()
+    else:
+        with open(source, "rb") as fh:
+            raw = fh.read()
+    return raw.decode("utf-8", errors="replace")
+
+
+@click.command("compress")
+@click.argument("source", default="-", metavar="[FILE|-]")
+@click.option("-q", "--question", help="What the text is needed for; relevant parts are kept in full.")
+@click.option("-m", "--model", default="gpt-4o", show_default=True, help="Model whose tokenizer counts tokens.")
+@click.option("--frozen", type=int, default=0, help="Leading messages to leave byte-identical (already cached).")
+@json_option
+@pass_app
+def compress_cmd(app: App, source: str, question: str | None, model: str, frozen: int, as_json: bool) -> None:
+    """Compress a request or a tool output (FILE or stdin) and print the result.
+
+    A JSON request body or message list comes back as a compressed request; anything else is compressed as
+    one tool result (a FILE path also tells the language). Originals stay retrievable: see `headroom retrieve`.
+    """
+    from headroom.daemon.ccr_files import FileCCRStore
+    from headroom.engine import compress
+
+    text = _read_input(source)
+    try:
+        data: Any = json.loads(text)
+    except ValueError:
+        data = None
+    found = _request_messages(data)
+    if found is not None:
+        messages, key = found
+        wrapped = False
+    else:
+        tool_input = {"file_path": source} if source != "-" else {}
+        call = {"id": "call_cli", "type": "function", "function": {"name": "read", "arguments": json.dumps(tool_input)}}
+        messages = [
+            {"role": "user", "content": question or ""},
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "call_cli", "content": text},
+        ]
+        key, wrapped = None, True
+    app.config.paths.ensure()  # owner-only data dir before any original is written
+    store = FileCCRStore(app.config.paths.ccr_dir)
+    result = compress(messages, model, question=question, store=store, frozen=frozen, config=app.config.engine)
+    if wrapped:
+        output: Any = result.messages[2]["content"]
+    elif key is None:
+        output = result.messages
+    else:
+        output = {**data, key: result.messages}
+    if as_json:
+        emit_json({**result.summary(), "output": output})
+        return
+    click.echo(output if isinstance(output, str) else json.dumps(output, ensure_ascii=False, indent=2))
+    kinds = sorted({d.compressor for d in result.decisions if d.compressor})
+    click.echo(
+        f"{result.tokens_before:,} → {result.tokens_after:,} tokens ({result.ratio:.1%} saved)"
+        f"{' by ' + ', '.join(kinds) if kinds else ''}; {len(result.ccr_entries)} originals kept"
+        + (" (headroom retrieve hr:<id>)" if result.ccr_entries else ""),
+        err=True,
+    )
+
+
+def _parse_lines(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    first, sep, last = value.partition("-")
+    try:
+        return (int(first), int(last or first)) if sep or first else None
+    except ValueError:
+        raise click.BadParameter(f"expected FIRST-LAST, got {value!r}", param_hint="--lines") from None
+
+
+@click.command("retrieve")
+@click.argument("ref", metavar="ID")
+@click.option("--query", help="Only the lines that contain one of these words (numbered).")
+@click.option("--lines", "line_range", metavar="FIRST-LAST", help="Only these lines of the original (1-based).")
+@pass_app
+def retrieve_cmd(app: App, ref: str, query: str | None, line_range: str | None) -> None:
+    """Print the original behind a marker's hr:<id> (byte-exact), or part of it."""
+    from headroom.daemon.ccr_files import FileCCRStore
+    from headroom.engine import retrieve
+
+    text = retrieve(ref, FileCCRStore(app.config.paths.ccr_dir), query=query, lines=_parse_lines(line_range))
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(compress_cmd)
+    cli.add_command(retrieve_cmd)
