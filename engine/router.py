@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from headroom.engine.ccr import REF_RE, CCREntry
-from headroom.engine.compressors.base import Block, Compressor, Context, Skip, estimate_tokens
+from headroom.engine.compressors.base import Block, Compressor, Context, Skip, estimate_tokens, looks_binary
 from headroom.engine.config import EngineConfig
 
 log = logging.getLogger(__name__)
@@ -88,15 +88,6 @@ def detect(block: Block, config: EngineConfig | None = None, kinds: tuple[str, .
         if kind not in disabled and _sniff(kind, block):
             return kind
     return "text"
-
-
-def looks_binary(text: str) -> bool:
-    """NULs or a high share of control characters in the first 4 KB: bytes that were never text."""
-    head = text[:4096]
-    if "\x00" in head:
-        return True
-    controls = sum(1 for ch in head if ord(ch) < 32 and ch not in "\n\r\t\f\v\x1b")
-    return controls > len(head) // 20
 
 
 @dataclass

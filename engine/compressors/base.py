@@ -76,6 +76,18 @@ def symbols_in(text: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+_CONTROL_RE = re.compile("[\x00-\x08\x0e-\x1a\x1c-\x1f\ufffd]")
+
+
+def looks_binary(text: str) -> bool:
+    """Bytes that were never text: a NUL near the start, or control/replacement characters in more than 5 %
+    of the first 64K characters (ANSI escapes and form feeds are text: terminals and logs use them)."""
+    head = text[:65536]
+    if not head:
+        return False
+    return "\x00" in head[:4096] or len(_CONTROL_RE.findall(head)) * 20 > len(head)
+
+
 def estimate_tokens(text: str) -> int:
     """A cheap token estimate (4 characters per token) for budgeting inside compressors."""
     return (len(text) + 3) // 4

@@ -25,7 +25,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import ClassVar
 
-from headroom.engine.compressors.base import Block, Context, Skip, words
+from headroom.engine.compressors.base import Block, Context, Skip, looks_binary, words
 
 #: Below this many characters a marker costs about what it saves.
 MIN_CHARS = 400
@@ -39,7 +39,7 @@ MIN_STASH_CHARS = 150
 #: However large the block, the kept part stays readable; the rest is one retrieve away.
 MAX_KEEP_CHARS = 60_000
 
-_FENCE_RE = re.compile(r"^\s{0,3}(```|~~~)")
+FENCE_RE = re.compile(r"^\s{0,3}(```|~~~)")
 _HEADING_RE = re.compile(r"^\s{0,3}#{1,6}\s+\S")
 _UNDERLINE_RE = re.compile(r"^\s*([=\-~^*#])\1{2,}\s*$")
 _SENT_END_RE = re.compile(r"[.!?][\"')\]]*\s+(?=[\"'(\[`*_A-Z0-9])")
@@ -86,15 +86,6 @@ class TextCompressor:
         return compress_prose(block.text, ctx, addressable=True)
 
 
-def looks_binary(text: str) -> bool:
-    """Control characters or replacement characters in more than 5% of the first 64K characters."""
-    head = text[:65536]
-    if not head:
-        return False
-    bad = sum(1 for c in head if (c < " " and c not in "\t\n\r\f\v") or c == "\ufffd")
-    return bad * 20 > len(head)
-
-
 def compress_prose(text: str, ctx: Context, *, addressable: bool) -> str:
     """Keep the best units of ``text`` and elide the rest.
 
@@ -124,7 +115,7 @@ def _segment(lines: list[str]) -> list[_Unit]:
         if not line.strip():
             i += 1
             continue
-        fence = _FENCE_RE.match(line)
+        fence = FENCE_RE.match(line)
         if fence:
             close = fence.group(1)
             j = i + 1

@@ -24,8 +24,8 @@ import threading
 import warnings
 from typing import Any, ClassVar
 
-from headroom.engine.compressors.base import Block, Context, Skip
-from headroom.engine.compressors.text import MIN_CHARS, looks_binary
+from headroom.engine.compressors.base import Block, Context, Skip, looks_binary
+from headroom.engine.compressors.text import FENCE_RE, MIN_CHARS
 
 #: The model reads every token: beyond this the extractive compressor is the better trade.
 MAX_MODEL_CHARS = 300_000
@@ -34,7 +34,6 @@ GROUP_CHARS = 600
 #: Shorter groups stay whole: the marker would cost what thinning saves.
 MIN_GROUP_CHARS = 200
 
-_FENCE_RE = re.compile(r"^\s{0,3}(```|~~~)")
 _VERBATIM_RE = re.compile(r"^\s{0,3}(#{1,6}\s|\||[=\-~^*#]{3,}\s*$)|^(\t| {4})")
 _WORD_RE = re.compile(r"\S+")
 _KEEP_WORD_RE = re.compile(r"\d|\w_\w|\w\.\w|[a-z][A-Z]|[`/\\@#$]|^[-*+]$|^\d+[.)]$")
@@ -127,7 +126,7 @@ def _plan(lines: list[str]) -> tuple[list[list[int]], set[int]]:
     current: list[int] = []
     in_fence = ""
     for i, line in enumerate(lines):
-        fence = _FENCE_RE.match(line)
+        fence = FENCE_RE.match(line)
         if in_fence or fence or not line.strip() or _VERBATIM_RE.match(line):
             if fence:
                 in_fence = "" if in_fence and line.lstrip().startswith(in_fence) else in_fence or fence.group(1)
