@@ -3,8 +3,8 @@
     python bench/compress_bench.py [--mb 4] [--runs 3] [--json bench/results/compressors.json]
 
 Each input is built from real material: loghub logs and GitHub issue fixtures from ../shared/bench/data,
-the running interpreter's standard library (source files, grep output over it, pydoc HTML, docstring
-prose), this repository's own ``git log -p``, and pytest's verbose line format. Every input is measured at
+the running interpreter's standard library (source files, grep output over it, unified diffs of edited
+copies, pydoc HTML, docstring prose), and pytest's verbose line format. Every input is measured at
 1/8, 1/4, 1/2 and 1x the target size through the router (``route``), the same call the engine makes per
 block; the growth ratio (time per MB at 1x over time per MB at 1/8x) stays near 1 for linear compressors.
 """
@@ -12,12 +12,12 @@ block; the growth ratio (time per MB at 1x over time per MB at 1/8x) stays near 
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
 import pydoc
 import re
 import statistics
-import subprocess
 import sys
 import sysconfig
 import time
@@ -85,10 +85,15 @@ def search() -> list[str]:
 
 
 def diff() -> list[str]:
-    text = subprocess.run(
-        ["git", "-C", str(REPO), "log", "-p", "-40", "--no-color"], capture_output=True, text=True, check=True
-    ).stdout
-    return [text]
+    """Unified diffs (git layout, 3 lines of context) of stdlib modules with every 25th line edited."""
+    out: list[str] = []
+    for path in _stdlib_files()[:40]:
+        old = path.read_text(errors="replace").splitlines(keepends=True)
+        new = [line.replace("self", "this") if i % 25 == 0 else line for i, line in enumerate(old)]
+        name = f"Lib/{path.name}"
+        out.append(f"diff --git a/{name} b/{name}\n")
+        out.extend(difflib.unified_diff(old, new, f"a/{name}", f"b/{name}", n=3))
+    return ["".join(out)]
 
 
 def tests() -> list[str]:

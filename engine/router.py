@@ -43,6 +43,9 @@ _MODULES: dict[str, tuple[str, str]] = {
 SNIFF_ORDER = ("json", "listing", "diff", "tests", "search", "trace", "logs", "html", "code")
 #: What to try after the owner gives up (prose always comes last).
 _FALLBACKS: dict[str, tuple[str, ...]] = {"tests": ("logs",), "trace": ("logs",), "search": ("logs",)}
+#: Kinds whose every line may matter: when their own compressor passes, the block stays as it is rather
+#: than being thinned as prose (a diff's changed lines are the point of it).
+_NO_PROSE_FALLBACK = frozenset({"diff"})
 #: A compression must save at least this fraction, or the original is cheaper to keep than to explain.
 MIN_SAVING = 0.1
 _PREAMBLE_LINES = 8
@@ -84,6 +87,13 @@ def _sniff(kind: str, block: Block) -> bool:
 def detect(block: Block, config: EngineConfig | None = None, kinds: tuple[str, ...] = SNIFF_ORDER) -> str:
     """The content kind of ``block`` (``text`` when nothing more specific fits), asking only ``kinds``."""
     disabled = config.disabled if config else frozenset()
+    if block.path is not None and "code" in kinds and "code" not in disabled:
+        # A file the tool names by path is what its extension says, whatever its text mentions (a Python
+        # module whose docstrings quote a traceback is still code).
+        if "listing" not in disabled and _sniff("listing", block):
+            return "listing"
+        if _sniff("code", block):
+            return "code"
     for kind in kinds:
         if kind not in disabled and _sniff(kind, block):
             return kind
@@ -108,6 +118,8 @@ class Outcome:
 
 def _chain(kind: str, config: EngineConfig) -> list[str]:
     chain = [kind, *_FALLBACKS.get(kind, ())]
+    if kind in _NO_PROSE_FALLBACK:
+        return [k for k in chain if k not in config.disabled]
     if config.text_model:
         chain.append("text-model")
     chain.append("text")

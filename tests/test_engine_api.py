@@ -219,3 +219,28 @@ def test_expand_returns_every_original_still_referenced() -> None:
 def test_compress_rejects_a_non_list() -> None:
     with pytest.raises(TypeError):
         compress("not messages", "gpt-4o")  # type: ignore[arg-type]
+
+
+def test_a_file_read_by_path_is_routed_by_its_extension() -> None:
+    """doctest.py quotes tracebacks in its docstrings; it is still Python, not a stack trace."""
+    source = (STDLIB / "doctest.py").read_text()
+    assert "Traceback (most recent call last):" in source
+    msgs = _chat_with(source, tool="read_file", tool_input={"file_path": "Lib/doctest.py"})
+    [decision] = compress(msgs, "gpt-4o").decisions
+    assert (decision.kind, decision.compressor) == ("code", "code")
+
+
+def test_a_diff_that_cannot_shrink_stays_whole_rather_than_thinned_as_prose() -> None:
+    import difflib
+
+    old = (STDLIB / "shlex.py").read_text().splitlines(keepends=True)
+    new = [line.replace("self", "this") if i % 4 == 0 else line for i, line in enumerate(old)]
+    patch = "diff --git a/shlex.py b/shlex.py\n" + "".join(difflib.unified_diff(old, new, "a/shlex.py", "b/shlex.py"))
+    result = compress(_chat_with(patch, tool="Bash", tool_input={"command": "git diff"}), "gpt-4o")
+    [decision] = result.decisions
+    assert decision.kind == "diff"
+    if decision.compressor is None:
+        assert result.messages[2]["content"][0]["content"] == patch
+    else:
+        out = result.messages[2]["content"][0]["content"]
+        assert all(line in out for line in patch.splitlines() if line.startswith(("+", "-")))
