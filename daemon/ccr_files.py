@@ -31,8 +31,10 @@ class FileCCRStore:
         path = self._path(entry.id)
         if path.exists():
             return
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(self.root, 0o700)
+        if not self.root.exists():
+            self.root.mkdir(parents=True, mode=0o700)
+            os.chmod(self.root, 0o700)  # mkdir's mode is filtered by the umask
+        path.parent.mkdir(exist_ok=True, mode=0o700)
         tmp = path.with_name(f".{entry.id}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8", errors="surrogatepass", newline="") as fh:

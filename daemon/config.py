@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -131,22 +132,29 @@ def _apply(config: Config, data: dict[str, Any], file: Path) -> None:
 
 
 def _fill(target: Any, values: dict[str, Any], prefix: str, file: Path) -> None:
-    known = {f.name: f for f in fields(target)}
+    for key, value in _checked(target, values, prefix, file).items():
+        setattr(target, key, value)
+
+
+def _checked(defaults: Any, values: dict[str, Any], prefix: str, file: Path) -> dict[str, Any]:
+    """``values`` of table ``[prefix]`` validated against the dataclass ``defaults``: unknown keys and wrong
+    types name the key and the file. A setting's type is its default's, unless ``_SPECIAL`` knows better."""
+    known = {f.name for f in fields(defaults)}
+    out: dict[str, Any] = {}
     for key, value in values.items():
         name = f"{prefix}.{key}"
         if key not in known:
             raise ConfigError(f"{file}: unknown setting '{name}' (known: {', '.join(sorted(known))})")
-        current = getattr(target, key)
-        if key == "homes":
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise ConfigError(f"{file}: '{name}' must be a list of paths")
-            setattr(target, key, value)
+        current = getattr(defaults, key)
+        if key in _SPECIAL:
+            out[key] = _SPECIAL[key](value, name, file)
         elif isinstance(current, bool):
-            setattr(target, key, _typed(value, bool, name, file))
+            out[key] = _typed(value, bool, name, file)
         elif isinstance(current, (int, float)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise ConfigError(f"{file}: '{name}' must be a positive number, not {value!r}")
-            setattr(target, key, type(current)(value))
+            out[key] = type(current)(value)
+    return out
 
 
 def _typed(value: Any, kind: type, name: str, file: Path) -> Any:
@@ -164,30 +172,31 @@ def _table(value: Any, name: str, file: Path) -> dict[str, Any]:
 _POLICIES = ("outline", "exact")
 
 
+def _strings(what: str) -> Callable[[Any, str, Path], list[str]]:
+    def check(value: Any, name: str, file: Path) -> list[str]:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{file}: '{name}' must be a list of {what}")
+        return value
+
+    return check
+
+
+def _policy(value: Any, name: str, file: Path) -> str:
+    if value not in _POLICIES:
+        raise ConfigError(f"{file}: '{name}' must be one of {', '.join(_POLICIES)}, not {value!r}")
+    return str(value)
+
+
+#: Settings whose type is not their default's (``None`` defaults, lists, enumerations).
+_SPECIAL: dict[str, Callable[[Any, str, Path], Any]] = {
+    "homes": _strings("paths"),
+    "disabled": lambda value, name, file: frozenset(_strings("content kinds")(value, name, file)),
+    "text_model": lambda value, name, file: _typed(value, str, name, file) or None,
+    "file_read_policy": _policy,
+}
+
+
 def _engine(values: dict[str, Any], file: Path) -> EngineConfig:
     """``[engine]`` as an :class:`EngineConfig` (frozen: built once, with every value checked)."""
     base = EngineConfig()
-    known = {f.name for f in fields(base)}
-    changes: dict[str, Any] = {}
-    for key, value in values.items():
-        name = f"engine.{key}"
-        if key not in known:
-            raise ConfigError(f"{file}: unknown setting '{name}' (known: {', '.join(sorted(known))})")
-        current = getattr(base, key)
-        if key == "disabled":
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise ConfigError(f"{file}: '{name}' must be a list of content kinds")
-            changes[key] = frozenset(value)
-        elif key == "text_model":
-            changes[key] = _typed(value, str, name, file) or None
-        elif key == "file_read_policy":
-            if value not in _POLICIES:
-                raise ConfigError(f"{file}: '{name}' must be one of {', '.join(_POLICIES)}, not {value!r}")
-            changes[key] = value
-        elif isinstance(current, bool):
-            changes[key] = _typed(value, bool, name, file)
-        elif isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise ConfigError(f"{file}: '{name}' must be a positive number, not {value!r}")
-        else:
-            changes[key] = type(current)(value)
-    return replace(base, **changes)
+    return replace(base, **_checked(base, values, "engine", file))

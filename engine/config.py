@@ -21,8 +21,8 @@ class EngineConfig:
 
     #: Blocks smaller than this many tokens are left alone: the marker would cost more than it saves.
     min_tokens: int = 200
-    #: Blocks larger than this are not parsed (a 50 MB tool result): head and tail stay, the middle is
-    #: elided behind one marker.
+    #: Blocks larger than this (counted in characters, a cheap stand-in for bytes) are never handed to a
+    #: compressor (a 50 MB tool result): the router keeps head and tail and elides the middle behind one marker.
     max_block_bytes: int = 8_000_000
     file_read_policy: FileReadPolicy = "outline"
     #: A file read whose path the question names keeps more detail (all signatures; only long bodies elided).

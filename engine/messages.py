@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 Path = tuple[str | int, ...]
@@ -54,7 +54,6 @@ class Slot:
     question: str | None = None
     #: Position among the message's slots (stable order for decisions).
     order: int = 0
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _as_input(raw: Any) -> Mapping[str, Any]:

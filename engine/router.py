@@ -115,6 +115,10 @@ class Outcome:
     def changed(self) -> bool:
         return self.compressor is not None
 
+    def copy(self) -> Outcome:
+        """A copy whose lists a caller may change without touching the cached one."""
+        return Outcome(self.text, self.kind, self.compressor, list(self.entries), self.reason, dict(self.dropped))
+
 
 def _chain(kind: str, config: EngineConfig) -> list[str]:
     chain = [kind, *_FALLBACKS.get(kind, ())]
@@ -252,12 +256,10 @@ def route_cached(block: Block, question: str | None, hints: str, config: EngineC
         if hit is not None:
             _cache.move_to_end(key)
     if hit is not None:
-        return Outcome(hit.text, hit.kind, hit.compressor, list(hit.entries), hit.reason, dict(hit.dropped))
+        return hit.copy()
     outcome = route(block, question, hints, config)
     with _lock:
         _cache[key] = outcome
         while len(_cache) > _CACHE_SIZE:
             _cache.popitem(last=False)
-    return Outcome(
-        outcome.text, outcome.kind, outcome.compressor, list(outcome.entries), outcome.reason, dict(outcome.dropped)
-    )
+    return outcome.copy()

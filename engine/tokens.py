@@ -12,7 +12,7 @@ and Claude counts are scaled by ``EngineConfig.claude_token_factor`` (Claude's t
 from __future__ import annotations
 
 import threading
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 from typing import TYPE_CHECKING
 
@@ -97,8 +97,13 @@ class TokenCounter:
 
     def __init__(self, model: str | None = None, claude_factor: float = 1.0) -> None:
         self.model = model
-        self.encoding = get_encoding(encoding_for(model))
+        self.encoding_name = encoding_for(model)
         self.factor = claude_factor if is_claude(model) else 1.0
+
+    @cached_property
+    def encoding(self) -> tiktoken.Encoding:
+        """Loaded on the first count: ``compress`` builds a counter but may never be asked for tokens."""
+        return get_encoding(self.encoding_name)
 
     def raw(self, text: str) -> int:
         """Exact token count of ``text`` with the encoding (special-token text counts as ordinary text)."""

@@ -7,6 +7,7 @@ from typing import Any
 from headroom.engine.ccr import MemoryCCRStore, find_refs, put_all, retrieve
 from headroom.engine.compressors.base import Block, Compressor, Context
 from headroom.engine.config import EngineConfig
+from headroom.engine.messages import ToolCall, tool_hints
 
 
 def run(
@@ -21,7 +22,7 @@ def run(
 ) -> tuple[str, Context]:
     """Compress ``text`` with ``compressor`` the way the router would, and check every marker redeems."""
     block = Block(text, tool_name=tool_name, tool_input=tool_input or {}, path=path)
-    hints = " ".join(str(v) for v in (tool_input or {}).values())
+    hints = tool_hints(ToolCall(tool_name or "", tool_input or {}))
     ctx = Context(text, question=question, hints=hints, config=config, kind=compressor.kind)
     out = compressor.compress(block, ctx)
     assert_redeemable(out, ctx)

@@ -96,8 +96,8 @@ def estimate_tokens(text: str) -> int:
 class Context:
     """What a compressor may consult and the only way it may leave content out.
 
-    ``line_offset`` maps the lines a compressor sees (1-based, of ``block.text``) to lines of the stored
-    original when the router compresses a section of a larger block.
+    ``original`` is the text the compressor sees; when the router splits a block, each section is an
+    original of its own, so line numbers in markers are always lines of ``block.text``.
     """
 
     def __init__(
@@ -108,13 +108,11 @@ class Context:
         hints: str = "",
         config: EngineConfig | None = None,
         kind: str = "text",
-        line_offset: int = 0,
     ) -> None:
         self.original = original
         self.question = question
         self.config = config or EngineConfig()
         self.kind = kind
-        self.line_offset = line_offset
         #: Lower-cased significant words of the question and the tool input (pattern, path, command).
         self.terms: frozenset[str] = frozenset(words(question or "") + words(hints))
         #: Code-like names the question or the tool input points at (a grep pattern, a backticked name).
@@ -138,8 +136,7 @@ class Context:
         if last < first:
             raise ValueError(f"empty line range {first}-{last}")
         self.count(what, last - first + 1)
-        off = self.line_offset
-        return line_marker(self.original_id(), first + off, last + off, what)
+        return line_marker(self.original_id(), first, last, what)
 
     def stash(self, text: str, what: str) -> str:
         """Store ``text`` as its own entry and return a marker for it (``what`` describes it for the model)."""

@@ -126,8 +126,6 @@ def _compress(block: Block, ctx: Context) -> str:
     text = block.text
     if len(text) < MIN_CHARS:
         raise Skip("json too small to pay for a marker")
-    if len(text.encode("utf-8", "surrogatepass")) > ctx.config.max_block_bytes:
-        raise Skip("json block over max_block_bytes")
     doc, ndjson = _parse(text)
     if is_scalar(doc):
         raise Skip("json scalar")

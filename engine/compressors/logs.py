@@ -172,8 +172,6 @@ class LogCompressor:
 
     def compress(self, block: Block, ctx: Context) -> str:
         text = block.text
-        if len(text) > ctx.config.max_block_bytes:
-            raise Skip("block too large to parse")
         lines = text.splitlines()
         n = len(lines)
         if n < 8:

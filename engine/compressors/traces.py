@@ -219,8 +219,6 @@ class TraceCompressor:
         return len(_SNIFF.findall(head)) >= 3
 
     def compress(self, block: Block, ctx: Context) -> str:
-        if len(block.text) > ctx.config.max_block_bytes:
-            raise Skip("block too large to parse")
         lines = block.text.splitlines()
         keep = [True] * len(lines)
         notes: dict[int, list[str]] = {}
