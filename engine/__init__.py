@@ -4,12 +4,15 @@
 numbered file listings, logs, search results, diffs, test output, stack traces, HTML, prose) and returns the
 compressed messages with per-block decisions and the CCR entries that keep every original retrievable;
 ``retrieve(ref, store)`` gives an original back. Output is a pure function of input and config.
+``EngineConfig(lossless=True)`` applies only transforms that drop nothing (for clients that cannot retrieve);
+``compress_lossless``/``expand_lossless`` are those transforms and their exact inverse.
 """
 
 from headroom.engine.api import BlockDecision, CompressResult, compress, count_messages, retrieve
 from headroom.engine.ccr import CCREntry, CCRStore, MemoryCCRStore, RetrievalError, expand, find_refs
 from headroom.engine.config import EngineConfig
 from headroom.engine.errors import HeadroomError
+from headroom.engine.lossless import compress_lossless, expand_lossless
 from headroom.engine.tokens import TokenCounter, count_tokens
 
 __all__ = [
@@ -23,9 +26,11 @@ __all__ = [
     "RetrievalError",
     "TokenCounter",
     "compress",
+    "compress_lossless",
     "count_messages",
     "count_tokens",
     "expand",
+    "expand_lossless",
     "find_refs",
     "retrieve",
 ]

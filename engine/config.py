@@ -36,5 +36,10 @@ class EngineConfig:
     claude_token_factor: float = 1.1
     #: Compress only tool results (the bulk); ``True`` also compresses long user and assistant text.
     compress_messages_text: bool = False
-    #: Kinds switched off (``{"code"}`` passes code through untouched).
+    #: Kinds switched off (``{"code"}`` passes code through untouched). In lossless mode it names lossless
+    #: transforms instead (``json``, ``search``, ``repeats``).
     disabled: frozenset[str] = field(default_factory=frozenset)
+    #: Only transforms that drop nothing (compact JSON and tables, grep hits grouped by file, repeated lines
+    #: counted), and no CCR markers: for clients that cannot call the retrieval tool (no MCP), a marker
+    #: would hide content they could never get back.
+    lossless: bool = False

@@ -8,6 +8,10 @@ the fallback. A block a harness wrapped in a few lines of preamble (Codex's ``Ch
 Each kind has a chain: when a compressor raises :class:`Skip`, or fails in any way, or saves too little, the
 next one is tried; when none fits, the block passes through unchanged with the reason recorded. The router
 never raises into the caller and rejects any output that shrank without leaving a retrieval marker.
+
+In lossless mode (``EngineConfig.lossless``, for clients that cannot call the retrieval tool) no compressor
+runs: a block is rewritten only by a transform of :mod:`headroom.engine.lossless`, which drops nothing and
+leaves no marker, and only when that saves at least :data:`MIN_SAVING`.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import cast
 from headroom.engine.ccr import REF_RE, CCREntry
 from headroom.engine.compressors.base import Block, Compressor, Context, Skip, estimate_tokens, looks_binary
 from headroom.engine.config import EngineConfig
+from headroom.engine.lossless import lossless_transform
 
 log = logging.getLogger(__name__)
 
@@ -208,6 +213,29 @@ def is_file_read(block: Block, kind: str) -> bool:
     return block.path is not None and any(word in name for word in _READ_TOOLS)
 
 
+def _route_lossless(block: Block, config: EngineConfig) -> Outcome:
+    """Lossless mode: the shortest lossless transform when it saves enough, else the block as it is."""
+    text = block.text
+    if len(text) > config.max_block_bytes:
+        return Outcome(text, "text", None, reason=f"lossless mode: larger than {config.max_block_bytes} bytes")
+    kind = detect(block, config)
+    file_read = is_file_read(block, kind)
+    if config.file_read_policy == "exact" and file_read:
+        return Outcome(text, kind, None, reason="lossless mode: file_read_policy=exact")
+    try:
+        # A file the agent may edit next by exact text gets only transforms that give its bytes back.
+        got = lossless_transform(text, byte_exact=file_read, skip=config.disabled)
+    except Exception as exc:  # never raise into the caller
+        log.debug("lossless transform failed", exc_info=True)
+        return Outcome(text, kind, None, reason=f"lossless mode: failed ({type(exc).__name__}: {exc})")
+    if got is None:
+        return Outcome(text, kind, None, reason="lossless mode: no lossless transform fits")
+    name, out = got
+    if len(out) >= len(text) * (1 - MIN_SAVING):
+        return Outcome(text, kind, None, reason=f"lossless mode: {name} saved too little")
+    return Outcome(out, kind, f"lossless-{name}", reason="lossless mode")
+
+
 def route(block: Block, question: str | None, hints: str, config: EngineConfig) -> Outcome:
     """Compress one block with the best compressor that fits (never raises)."""
     text = block.text
@@ -215,6 +243,8 @@ def route(block: Block, question: str | None, hints: str, config: EngineConfig) 
         return Outcome(text, "text", None, reason="below min_tokens")
     if looks_binary(text):
         return Outcome(text, "binary", None, reason="binary data")
+    if config.lossless:
+        return _route_lossless(block, config)
     if len(text) > config.max_block_bytes:
         return _head_tail(block, config)
     kind = detect(block, config)
