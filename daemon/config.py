@@ -24,6 +24,18 @@ to start. Example::
     min_tokens = 200               # smaller tool results are left alone
     text_model = "/models/llmlingua-2"  # optional local token-classification model for prose
     disabled = ["code"]            # content kinds to pass through untouched
+
+    [proxy]
+    enabled = true                 # run the proxy inside `headroom daemon run`
+    host = "127.0.0.1"             # a non-loopback address must be set on purpose (the proxy has no auth)
+    port = 8787
+    mode = "ccr"                   # or "lossless": only transforms that drop nothing (clients without MCP)
+    anthropic_upstream = "https://api.anthropic.com"   # a gateway URL may carry a path prefix
+    openai_upstream = "https://api.openai.com"
+    gemini_upstream = "https://generativelanguage.googleapis.com"
+    max_body_mb = 100              # larger request bodies get a 413 in the provider's error format
+    connect_timeout = 10           # seconds
+    read_timeout = 600             # seconds between two chunks of an answer
 """
 
 from __future__ import annotations
@@ -37,6 +49,7 @@ from typing import Any
 
 from headroom.daemon.errors import ConfigError
 from headroom.daemon.paths import Paths, agent_roots_from_homes, default_agent_roots, paths
+from headroom.daemon.proxy.routes import DEFAULT_UPSTREAMS
 from headroom.engine.config import EngineConfig
 from headroom.learn.model import AGENTS, Agent
 
@@ -66,6 +79,20 @@ class WatcherSettings:
 
 
 @dataclass
+class ProxyConfig:
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8787
+    mode: str = "ccr"
+    anthropic_upstream: str = DEFAULT_UPSTREAMS["anthropic"]
+    openai_upstream: str = DEFAULT_UPSTREAMS["openai"]
+    gemini_upstream: str = DEFAULT_UPSTREAMS["gemini"]
+    max_body_mb: float = 100.0
+    connect_timeout: float = 10.0
+    read_timeout: float = 600.0
+
+
+@dataclass
 class Config:
     """The effective configuration of this process."""
 
@@ -75,6 +102,7 @@ class Config:
     ingest: IngestSettings = field(default_factory=IngestSettings)
     watcher: WatcherSettings = field(default_factory=WatcherSettings)
     engine: EngineConfig = field(default_factory=EngineConfig)
+    proxy: ProxyConfig = field(default_factory=ProxyConfig)
     source: Path | None = None  # the file it was read from, if any
 
     def agent_roots(self) -> dict[Agent, list[Path]]:
@@ -104,6 +132,11 @@ def load_config(path: Path | None = None) -> Config:
             raise ConfigError(f"{file}: cannot be read as TOML: {exc}") from exc
         _apply(config, data, file)
         config.source = file
+    env_port = os.environ.get("HEADROOM_PROXY_PORT")
+    if env_port:
+        config.proxy.port = _port(
+            int(env_port) if env_port.isdigit() else env_port, "HEADROOM_PROXY_PORT", Path("environment")
+        )
     env_url = os.environ.get("HEADROOM_DATABASE_URL")
     if env_url:
         config.database_url = env_url
@@ -127,6 +160,8 @@ def _apply(config: Config, data: dict[str, Any], file: Path) -> None:
             _fill(config.watcher, _table(value, key, file), key, file)
         elif key == "engine":
             config.engine = _engine(_table(value, key, file), file)
+        elif key == "proxy":
+            _fill(config.proxy, _table(value, key, file), key, file)
         else:
             raise ConfigError(f"{file}: unknown setting '{key}'")
 
@@ -154,6 +189,8 @@ def _checked(defaults: Any, values: dict[str, Any], prefix: str, file: Path) -> 
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise ConfigError(f"{file}: '{name}' must be a positive number, not {value!r}")
             out[key] = type(current)(value)
+        elif isinstance(current, str):
+            out[key] = _typed(value, str, name, file)
     return out
 
 
@@ -170,6 +207,7 @@ def _table(value: Any, name: str, file: Path) -> dict[str, Any]:
 
 
 _POLICIES = ("outline", "exact")
+_MODES = ("ccr", "lossless")
 
 
 def _strings(what: str) -> Callable[[Any, str, Path], list[str]]:
@@ -181,10 +219,25 @@ def _strings(what: str) -> Callable[[Any, str, Path], list[str]]:
     return check
 
 
-def _policy(value: Any, name: str, file: Path) -> str:
-    if value not in _POLICIES:
-        raise ConfigError(f"{file}: '{name}' must be one of {', '.join(_POLICIES)}, not {value!r}")
-    return str(value)
+def _one_of(choices: tuple[str, ...]) -> Callable[[Any, str, Path], str]:
+    def check(value: Any, name: str, file: Path) -> str:
+        if value not in choices:
+            raise ConfigError(f"{file}: '{name}' must be one of {', '.join(choices)}, not {value!r}")
+        return str(value)
+
+    return check
+
+
+def _url(value: Any, name: str, file: Path) -> str:
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")) or value[-3:] == "://":
+        raise ConfigError(f"{file}: '{name}' must be an http:// or https:// URL, not {value!r}")
+    return value.rstrip("/")
+
+
+def _port(value: Any, name: str, file: Path) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
+        raise ConfigError(f"{file}: '{name}' must be a port number (0-65535), not {value!r}")
+    return value
 
 
 #: Settings whose type is not their default's (``None`` defaults, lists, enumerations).
@@ -192,7 +245,12 @@ _SPECIAL: dict[str, Callable[[Any, str, Path], Any]] = {
     "homes": _strings("paths"),
     "disabled": lambda value, name, file: frozenset(_strings("content kinds")(value, name, file)),
     "text_model": lambda value, name, file: _typed(value, str, name, file) or None,
-    "file_read_policy": _policy,
+    "file_read_policy": _one_of(_POLICIES),
+    "mode": _one_of(_MODES),
+    "port": _port,
+    "anthropic_upstream": _url,
+    "openai_upstream": _url,
+    "gemini_upstream": _url,
 }
 
 

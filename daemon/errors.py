@@ -15,3 +15,7 @@ class DaemonError(HeadroomError):
 
 class AlreadyRunning(DaemonError):
     """Another daemon of this user holds the lock."""
+
+
+class ProxyError(HeadroomError):
+    """The proxy cannot start (port taken, bad address)."""

@@ -54,6 +54,11 @@ class Paths:
         return self.log_dir / "daemon.log"
 
     @property
+    def proxy_state(self) -> Path:
+        """Where the running proxy says it listens (written on start, removed on stop)."""
+        return self.state_dir / "proxy.json"
+
+    @property
     def daemon_lock(self) -> Path:
         return self.state_dir / "daemon.lock"
 

@@ -1,10 +1,11 @@
 """The long-running service: one process per user that keeps the session mirror current.
 
-Lifecycle, in order: take the per-user lock, open (and upgrade) the database, start watching the agents'
-log roots, backfill everything already on disk (with a progress bar on a terminal, progress lines in the
-log), then follow changes until SIGINT/SIGTERM. Watching starts *before* the backfill so nothing written
-during it is missed (a file both backfilled and reported by the watcher is simply read twice: the second
-read finds nothing new). Shutdown runs in reverse and is logged as "stopped".
+Lifecycle, in order: take the per-user lock, open (and upgrade) the database, start the proxy (on its own
+thread, with its own event loop), start watching the agents' log roots, backfill everything already on disk
+(with a progress bar on a terminal, progress lines in the log), then follow changes until SIGINT/SIGTERM.
+Watching starts *before* the backfill so nothing written during it is missed (a file both backfilled and
+reported by the watcher is simply read twice: the second read finds nothing new). Shutdown runs in reverse
+and is logged as "stopped".
 
 All ingestion happens on the main thread; watchdog's threads only mark paths dirty. One writer means no
 write contention inside the process, and the DB's busy timeout absorbs other processes (the CLI).
@@ -23,15 +24,19 @@ from collections.abc import Iterator
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from filelock import FileLock, Timeout
 
 from headroom.daemon.config import Config
-from headroom.daemon.errors import AlreadyRunning
+from headroom.daemon.errors import AlreadyRunning, ProxyError
 from headroom.daemon.ingest import Ingestor, Progress, ScanReport
 from headroom.daemon.paths import Paths
 from headroom.daemon.watcher import Watcher
 from headroom.memory.db import Database, open_database
+
+if TYPE_CHECKING:
+    from headroom.daemon.proxy.server import ProxyServer
 from headroom.memory.errors import DatabaseError, DatabaseLocked
 
 log = logging.getLogger("headroom.daemon")
@@ -115,6 +120,7 @@ class Service:
         self.stop_event = threading.Event()
         self.watcher: Watcher | None = None
         self.ingestor: Ingestor | None = None
+        self.proxy: ProxyServer | None = None
         self.last_error: str | None = None
 
     def request_stop(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
@@ -136,6 +142,7 @@ class Service:
             log.info("starting (pid %d, database %s)", os.getpid(), _display_url(self.config.database_url))
             db = open_database(self.config.database_url)
             stack.callback(db.close)
+            self._start_proxy(db, stack)
             ingestor = make_ingestor(self.config, db)
             ingestor.should_stop = self.stop_event.is_set
             self.ingestor = ingestor
@@ -164,6 +171,25 @@ class Service:
             )
             self._follow(ingestor, watcher)
         log.info("stopped")
+
+    def _start_proxy(self, db: Database, stack: contextlib.ExitStack) -> None:
+        """The proxy on its own thread; a taken port is logged and ingestion goes on without it."""
+        if not self.config.proxy.enabled:
+            log.info("proxy disabled in the config")
+            return
+        from headroom.daemon.proxy.server import ProxyServer, build_app
+
+        try:
+            proxy = self.config.proxy
+            server = ProxyServer(
+                build_app(self.config, db), proxy.host, proxy.port, state_file=self.config.paths.proxy_state
+            )
+            server.start()
+        except ProxyError as exc:
+            self._note_error(f"proxy not started: {exc}")
+            return
+        self.proxy = server
+        stack.callback(server.stop)
 
     def _follow(self, ingestor: Ingestor, watcher: Watcher) -> None:
         next_root_check = time.monotonic() + ROOT_CHECK_SECONDS

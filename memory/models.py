@@ -205,3 +205,39 @@ class Usage(Base):
         Index("ix_usage_day_agent", "day", "agent"),
         Index("ix_usage_session_id", "session_id"),
     )
+
+
+class ProxyRequest(Base):
+    """One request that went through the local proxy: what it cost before and after compression.
+
+    ``tokens_before``/``tokens_after`` are headroom's own counts of the request's messages; the ``input_…``,
+    ``cache_…`` and ``output_tokens`` columns are what the provider reported in its answer (``None`` when it
+    reported nothing, e.g. an error or a cut stream). ``added_ms`` is the time the proxy spent before the
+    upstream call (parsing, compressing, re-encoding). No header, key or body is ever stored here.
+    """
+
+    __tablename__ = "proxy_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ts: Mapped[datetime] = mapped_column(DateTime, index=True)
+    day: Mapped[date] = mapped_column(Date, index=True)
+    agent: Mapped[str] = mapped_column(String(16))
+    provider: Mapped[str] = mapped_column(String(16))
+    endpoint: Mapped[str] = mapped_column(String(32))
+    model: Mapped[str | None] = mapped_column(String(128))
+    stream: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[int] = mapped_column(Integer, default=0)
+    mode: Mapped[str] = mapped_column(String(16), default="ccr")
+    tokens_before: Mapped[int] = mapped_column(Integer, default=0)
+    tokens_after: Mapped[int] = mapped_column(Integer, default=0)
+    bytes_before: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_after: Mapped[int] = mapped_column(BigInteger, default=0)
+    blocks_compressed: Mapped[int] = mapped_column(Integer, default=0)
+    frozen_messages: Mapped[int] = mapped_column(Integer, default=0)
+    input_tokens: Mapped[int | None] = mapped_column(Integer)
+    output_tokens: Mapped[int | None] = mapped_column(Integer)
+    cache_read_tokens: Mapped[int | None] = mapped_column(Integer)
+    cache_write_tokens: Mapped[int | None] = mapped_column(Integer)
+    added_ms: Mapped[float] = mapped_column(default=0.0)
+    duration_ms: Mapped[float] = mapped_column(default=0.0)
+    error: Mapped[str | None] = mapped_column(Text)

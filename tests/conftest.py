@@ -35,6 +35,8 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
             "HEADROOM_CCUSAGE",
         ):
             monkeypatch.delenv(name, raising=False)
+    # A daemon started by a test runs its proxy on a free port, never on the user's 8787.
+    monkeypatch.setenv("HEADROOM_PROXY_PORT", "0")
     yield home
 
 

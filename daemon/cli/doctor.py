@@ -38,6 +38,7 @@ def doctor(app: App, as_json: bool) -> None:
             "size_bytes": db.size_bytes(),
         },
         "daemon": {"pid": running_daemon_pid(paths)},
+        "proxy": _proxy_state(app),
         "agents": {},
         "problems": [],
     }
@@ -88,6 +89,26 @@ def doctor(app: App, as_json: bool) -> None:
     _print(report)
 
 
+def _proxy_state(app: App) -> dict[str, Any]:
+    """Where the proxy answers (if it does) and how it is configured."""
+    from headroom.daemon.cli.wrap_cmd import find_proxy, probe
+
+    proxy = app.config.proxy
+    url = find_proxy(app.config)
+    health = probe(url) if url else None
+    return {
+        "url": url,
+        "configured": f"{proxy.host}:{proxy.port}" if proxy.enabled else "off",
+        "mode": (health or {}).get("mode", proxy.mode),
+        "requests": (health or {}).get("requests", 0),
+        "upstreams": {
+            "anthropic": proxy.anthropic_upstream,
+            "openai": proxy.openai_upstream,
+            "gemini": proxy.gemini_upstream,
+        },
+    }
+
+
 def _print(report: dict[str, Any]) -> None:
     out = console()
     out.print("[bold]paths[/bold]")
@@ -99,6 +120,11 @@ def _print(report: dict[str, Any]) -> None:
     out.print(f"[bold]database[/bold] {dbinfo['url']}: revision {dbinfo['revision']} ({state}){size}")
     pid = report["daemon"]["pid"]
     out.print(f"[bold]daemon[/bold]: {'running, pid ' + str(pid) if pid else 'not running'}")
+    proxy = report["proxy"]
+    if proxy["url"]:
+        out.print(f"[bold]proxy[/bold]: {proxy['url']} (mode {proxy['mode']}, {proxy['requests']} requests served)")
+    else:
+        out.print(f"[bold]proxy[/bold]: not running (configured for {proxy['configured']})")
     for agent, info in report["agents"].items():
         out.print(f"[bold]{agent}[/bold]")
         for root in info["roots"]:

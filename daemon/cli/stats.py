@@ -39,6 +39,7 @@ _TOKEN_COLUMNS = (
 @click.option("--until", help="Up to and including this day (UTC).")
 @click.option("--failures", is_flag=True, help="Show the most failing commands instead of token totals.")
 @click.option("-n", "--limit", type=int, default=10, show_default=True, help="Rows of --failures.")
+@click.option("--proxy", "proxy_only", is_flag=True, help="Only what the proxy saved (per agent).")
 @refresh_option
 @json_option
 @pass_app
@@ -51,14 +52,24 @@ def stats(
     until: str | None,
     failures: bool,
     limit: int,
+    proxy_only: bool,
     refresh: bool,
     as_json: bool,
 ) -> None:
     """Token totals (input without cache reads, output, cache read, cache write) and tool-call failures.
 
     Per day and agent the token figures equal ccusage's (`ccusage daily --by-agent -z UTC`). With --json
-    the rows are printed as a JSON list.
+    the rows are printed as a JSON list. What the proxy saved is shown below the table (--proxy: only that).
     """
+    if proxy_only:
+        from headroom.daemon.proxy.stats import proxy_summary
+
+        summary = proxy_summary(app.db, since=parse_since(since), agent=agent)
+        if as_json:
+            emit_json(summary)
+        else:
+            _print_proxy(summary, empty="The proxy has not handled a request yet.")
+        return
     if refresh:
         app.catch_up(quiet=as_json)
     filters = analytics.Filters(agent=agent, project=project, since=parse_since(since), until=parse_since(until))
@@ -76,8 +87,36 @@ def stats(
         return
     if not rows:
         click.echo("No usage recorded yet. (`headroom doctor` shows where agent logs are looked for.)")
+    else:
+        _print_rows(rows, by)
+    from headroom.daemon.proxy.stats import proxy_summary
+
+    _print_proxy(proxy_summary(app.db, since=parse_since(since), agent=agent))
+
+
+def _print_proxy(summary: dict[str, Any], empty: str | None = None) -> None:
+    """Requests, tokens before and after compression, and the provider-reported cache reads, per agent."""
+    if not summary["total"]["requests"]:
+        if empty:
+            click.echo(empty)
         return
-    _print_rows(rows, by)
+    table = Table(title="saved by the proxy", title_justify="left", show_footer=True)
+    columns = (
+        ("requests", "requests", str),
+        ("tokens sent", "tokens_before", human_tokens),
+        ("after compression", "tokens_after", human_tokens),
+        ("saved", "tokens_saved", human_tokens),
+        ("cache read", "cache_read_tokens", human_tokens),
+        ("errors", "errors", str),
+    )
+    table.add_column("agent", footer="total")
+    total = summary["total"]
+    for label, key, fmt in columns:
+        table.add_column(label, justify="right", footer=fmt(total[key]))
+    table.add_column("saved %", justify="right", footer=f"{100 * total['saved']:.1f}")
+    for agent, row in summary["agents"].items():
+        table.add_row(agent, *(fmt(row[key]) for _, key, fmt in columns), f"{100 * row['saved']:.1f}")
+    console().print(table)
 
 
 def _print_rows(rows: list[dict[str, Any]], by: str) -> None:

@@ -1,0 +1,168 @@
+"""Request bodies in, smaller request bodies out: decoding, the frozen prefix, the engine, re-encoding.
+
+Fail open everywhere: a body that is not JSON, an encoding we cannot read, a conversation in a shape the
+engine does not know, an exception inside the engine: the original bytes go upstream untouched and the
+reason is logged and counted. A body the proxy did not change is forwarded as the very bytes it received.
+
+Cache safety has two layers. The engine is deterministic, and :class:`~headroom.engine.cache.PrefixCache`
+remembers what was sent for every message seen: the leading messages of a request that were seen before are
+replaced by exactly what went upstream then (frozen), and only the rest is compressed.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import threading
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import orjson
+
+from headroom.daemon.proxy.routes import Route
+from headroom.engine import CCRStore, EngineConfig, TokenCounter, compress, count_messages
+from headroom.engine.cache import PrefixCache, chain_keys
+
+log = logging.getLogger("headroom.proxy")
+
+
+@dataclass
+class Rewritten:
+    """One request body after the proxy looked at it."""
+
+    body: bytes
+    changed: bool = False
+    decoded: bool = False  # the body was sent decoded (its content-encoding must be dropped)
+    model: str | None = None
+    stream: bool = False
+    blocks: int = 0
+    frozen: int = 0
+    tokens: Callable[[], tuple[int, int]] | None = None
+    skipped: str | None = None  # why nothing was compressed, when it was not the normal case
+
+
+def decode_body(raw: bytes, encoding: str) -> bytes:
+    """The request body without its content-encoding (zstd, gzip, deflate); ValueError when unreadable."""
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return raw
+    try:
+        if encoding == "zstd":
+            import zstandard
+
+            # Streamed zstd frames carry no content size, so decompress without relying on it.
+            with zstandard.ZstdDecompressor().stream_reader(raw) as reader:
+                return reader.read()
+        if encoding in ("gzip", "x-gzip"):
+            return gzip.decompress(raw)
+        if encoding == "deflate":
+            return zlib.decompress(raw)
+    except Exception as exc:
+        raise ValueError(f"cannot decode a {encoding} body: {exc}") from exc
+    raise ValueError(f"unsupported content-encoding {encoding!r}")
+
+
+def encode_json(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value)
+    except (TypeError, orjson.JSONEncodeError):  # integers beyond 64 bits: the stdlib keeps them exact
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")
+
+
+def _tokens(
+    model: str | None, factor: float, before: Sequence[Any], after: Sequence[Any]
+) -> Callable[[], tuple[int, int]]:
+    """Token counts for the stats thread: the whole request once, then only the messages that changed."""
+
+    def count() -> tuple[int, int]:
+        counter = TokenCounter(model, factor)
+        total = count_messages(before, counter)
+        saved = sum(
+            count_messages([b], counter) - count_messages([a], counter) for b, a in zip(before, after) if a is not b
+        )
+        return total, total - saved
+
+    return count
+
+
+class Rewriter:
+    """Compresses the conversation in request bodies; shared by every request (thread-safe)."""
+
+    def __init__(self, config: EngineConfig, store: CCRStore | None, prefix: PrefixCache | None = None) -> None:
+        self.configs = {"ccr": config, "lossless": replace(config, lossless=True)}
+        self.store = store
+        self.prefix = prefix or PrefixCache()
+        self._lock = threading.Lock()
+        self.failures = 0
+
+    def rewrite(self, route: Route, raw: bytes, content_encoding: str, mode: str) -> Rewritten:
+        try:
+            text = decode_body(raw, content_encoding)
+            body = orjson.loads(text)
+        except (ValueError, orjson.JSONDecodeError) as exc:
+            return Rewritten(raw, skipped=f"body not readable: {str(exc)[:200]}")
+        if not isinstance(body, dict):
+            return Rewritten(raw, skipped="body is not a JSON object")
+        model = body.get("model") if isinstance(body.get("model"), str) else route.model
+        stream = body.get("stream") is True or route.endpoint == "stream_generate"
+        messages = body.get(route.key or "")
+        if not isinstance(messages, list) or not messages:
+            return Rewritten(raw, model=model, stream=stream)
+        config = self.configs[mode]
+        try:
+            out, frozen, blocks = self.compress_list(f"{route.key}:{mode}", messages, model, config)
+        except Exception as exc:  # fail open: the original goes upstream
+            self.failures += 1
+            log.warning("compression failed, forwarding the original: %s: %s", type(exc).__name__, exc)
+            return Rewritten(raw, model=model, stream=stream, skipped=f"compression failed: {type(exc).__name__}")
+        tokens = _tokens(model, config.claude_token_factor, messages, out)
+        if all(a is b for a, b in zip(out, messages)):
+            return Rewritten(raw, model=model, stream=stream, frozen=frozen, tokens=tokens)
+        new_body = dict(body)
+        new_body[route.key or ""] = out
+        return Rewritten(
+            encode_json(new_body),
+            changed=True,
+            decoded=True,
+            model=model,
+            stream=stream,
+            blocks=blocks,
+            frozen=frozen,
+            tokens=tokens,
+        )
+
+    def reconfigure(self, config: EngineConfig) -> None:
+        """New engine settings (a config reload): new content follows them; what was sent stays as sent."""
+        self.configs = {"ccr": config, "lossless": replace(config, lossless=True)}
+
+    def compress_list(
+        self, root: str, messages: list[Any], model: str | None, config: EngineConfig
+    ) -> tuple[list[Any], int, int]:
+        """``messages`` with the seen prefix as sent before and the rest compressed: (out, frozen, blocks)."""
+        keys = chain_keys(root, messages)
+        with self._lock:
+            frozen, sent = self.prefix.frozen(keys, messages)
+        blocks = 0
+        if frozen < len(messages):
+            result = compress(messages, model, store=self.store, frozen=frozen, config=config)
+            out = sent + result.messages[frozen:]
+            blocks = sum(1 for d in result.decisions if d.compressor)
+        else:
+            out = sent
+        with self._lock:
+            self.prefix.remember(keys, messages, out)
+        return out, frozen, blocks
+
+    def rewrite_items(
+        self, items: list[Any], context: list[Any], model: str | None, mode: str
+    ) -> tuple[list[Any], int, Callable[[], tuple[int, int]]]:
+        """New Responses input items of an incremental (WebSocket) turn; ``context`` holds earlier user turns
+        so a tool output is compressed with the question that preceded it, as it would be over HTTP."""
+        config = self.configs[mode]
+        result = compress(context + items, model, store=self.store, frozen=len(context), config=config)
+        out = result.messages[len(context) :]
+        blocks = sum(1 for d in result.decisions if d.compressor)
+        return out, blocks, _tokens(model, config.claude_token_factor, items, out)

@@ -1,0 +1,177 @@
+"""Serving the proxy: uvicorn on a socket we bind ourselves, in the foreground or on a thread of the daemon.
+
+Binding first (instead of letting uvicorn do it) turns "address already in use" into one clear error that
+names the host and port before anything else starts, and lets the daemon keep ingesting when the port is
+taken. The daemon runs the proxy's event loop on its own thread; stopping sets uvicorn's exit flag, which
+drains open connections for a few seconds and closes the upstream pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import os
+import socket
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from headroom.daemon.ccr_files import FileCCRStore
+from headroom.daemon.config import Config
+from headroom.daemon.errors import ProxyError
+from headroom.daemon.proxy.app import ProxyApp, ProxySettings, UpstreamCut
+from headroom.daemon.proxy.rewrite import Rewriter
+from headroom.daemon.proxy.stats import StatsWriter, proxy_summary
+from headroom.memory.db import Database
+
+log = logging.getLogger("headroom.proxy")
+
+_MAX_FRAME = 256 << 20
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def build_app(config: Config, db: Database | None, *, transport: httpx.AsyncBaseTransport | None = None) -> ProxyApp:
+    """The proxy app for this config: engine settings, upstreams, the file CCR store, stats into ``db``."""
+    p = config.proxy
+    settings = ProxySettings(
+        upstreams={"anthropic": p.anthropic_upstream, "openai": p.openai_upstream, "gemini": p.gemini_upstream},
+        mode=p.mode,
+        max_body_bytes=int(p.max_body_mb * (1 << 20)),
+        connect_timeout=p.connect_timeout,
+        read_timeout=p.read_timeout,
+    )
+    rewriter = Rewriter(config.engine, FileCCRStore(config.paths.ccr_dir))
+    stats = StatsWriter(db)
+    summary = (lambda: proxy_summary(db)) if db is not None else None
+    return ProxyApp(settings, rewriter, stats, transport=transport, summary=summary)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket, or a :class:`ProxyError` that says which address is taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ProxyError(f"cannot listen on {host}:{port}: {exc.strerror or exc} (is another proxy running?)") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+class _QuietCut(logging.Filter):
+    """uvicorn logs a traceback when an app aborts a response; an upstream cut is already logged in one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], UpstreamCut))
+
+
+class ProxyServer:
+    """One proxy listening on ``host:port``; ``run()`` in the foreground, or ``start()``/``stop()`` on a thread."""
+
+    def __init__(self, app: ProxyApp, host: str, port: int, *, state_file: Path | None = None) -> None:
+        import uvicorn
+
+        self.app = app
+        self.state_file = state_file
+        self.host = host
+        self.socket = bind(host, port)
+        self.port: int = self.socket.getsockname()[1]
+        if not is_loopback(host):
+            log.warning(
+                "listening on %s:%d: reachable from other machines; the proxy has no authentication", host, port
+            )
+        logging.getLogger("uvicorn.error").addFilter(_QuietCut())
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                log_level="warning",
+                access_log=False,
+                lifespan="on",
+                ws_max_size=_MAX_FRAME,
+                ws_per_message_deflate=False,
+                ws_ping_interval=None,
+                timeout_graceful_shutdown=5,
+                server_header=False,
+                date_header=False,
+            )
+        )
+        self.error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def run(self) -> None:
+        """Serve until SIGINT/SIGTERM (uvicorn's own handlers, in the main thread)."""
+        log.info("proxy listening on %s", self.url)
+        self._write_state()
+        try:
+            asyncio.run(self.server.serve(sockets=[self.socket]))
+        finally:
+            self._close()
+
+    def start(self) -> None:
+        """Serve on a background thread; returns once the server accepts connections."""
+        self._thread = threading.Thread(target=self._thread_main, name="headroom-proxy", daemon=True)
+        self._thread.start()
+        for _ in range(200):
+            if self.server.started or not self._thread.is_alive():
+                break
+            threading.Event().wait(0.025)
+        if not self.server.started:
+            raise ProxyError(f"proxy did not start on {self.url}: {self.error or 'timed out'}")
+        log.info("proxy listening on %s", self.url)
+        self._write_state()
+
+    def _thread_main(self) -> None:
+        try:
+            asyncio.run(self.server.serve(sockets=[self.socket]))
+        except BaseException as exc:  # reported by start() / status, never raised into the daemon
+            self.error = exc
+            log.error("proxy stopped: %s: %s", type(exc).__name__, exc)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._close()
+
+    def _write_state(self) -> None:
+        """Where this proxy listens, for ``headroom wrap`` (the port may have been picked by the OS)."""
+        if self.state_file is not None:
+            data = orjson.dumps({"url": self.url, "pid": os.getpid(), "mode": self.app.settings.mode})
+            tmp = self.state_file.with_suffix(".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, self.state_file)
+
+    def _close(self) -> None:
+        if self.state_file is not None:
+            with contextlib.suppress(OSError):
+                self.state_file.unlink()
+        with contextlib.suppress(OSError):
+            self.socket.close()
+        if self.app.stats is not None:
+            self.app.stats.close()
+
+    def health(self) -> dict[str, Any]:
+        return {"url": self.url, "running": bool(self.server.started and not self.server.should_exit)}

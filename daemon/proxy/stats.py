@@ -1,0 +1,212 @@
+"""Per-request proxy statistics: written off the hot path, summarised for ``GET /stats`` and ``headroom stats``.
+
+The request handler only builds a :class:`RequestRecord` and drops it into a bounded queue; a single writer
+thread counts tokens (the engine's counts are lazy precisely so that this happens here, not before the
+upstream call) and inserts rows in batches. A full queue drops records and counts the drops instead of
+slowing requests down: statistics are worth less than latency.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import func, insert, select
+
+from headroom.memory.db import Database
+from headroom.memory.models import ProxyRequest
+
+log = logging.getLogger("headroom.proxy")
+
+_QUEUE_MAX = 10_000
+_BATCH = 200
+
+
+@dataclass
+class RequestRecord:
+    """What one proxied request cost; ``tokens`` is called in the writer thread and returns (before, after)."""
+
+    agent: str
+    provider: str
+    endpoint: str
+    model: str | None
+    stream: bool
+    mode: str
+    bytes_before: int
+    bytes_after: int
+    blocks_compressed: int = 0
+    frozen_messages: int = 0
+    status: int = 0
+    added_ms: float = 0.0
+    duration_ms: float = 0.0
+    error: str | None = None
+    usage: dict[str, int] = field(default_factory=dict)
+    tokens: Callable[[], tuple[int, int]] | None = None
+    ts: datetime = field(default_factory=lambda: datetime.now(timezone.utc).replace(tzinfo=None))
+
+    def row(self) -> dict[str, Any]:
+        before = after = 0
+        if self.tokens is not None:
+            try:
+                before, after = self.tokens()
+            except Exception as exc:  # a count must never lose the row
+                log.warning("token count failed: %s: %s", type(exc).__name__, exc)
+        return {
+            "ts": self.ts,
+            "day": self.ts.date(),
+            "agent": self.agent,
+            "provider": self.provider,
+            "endpoint": self.endpoint,
+            "model": (self.model or None) and self.model[:128],
+            "stream": self.stream,
+            "status": self.status,
+            "mode": self.mode,
+            "tokens_before": before,
+            "tokens_after": after,
+            "bytes_before": self.bytes_before,
+            "bytes_after": self.bytes_after,
+            "blocks_compressed": self.blocks_compressed,
+            "frozen_messages": self.frozen_messages,
+            "input_tokens": self.usage.get("input"),
+            "output_tokens": self.usage.get("output"),
+            "cache_read_tokens": self.usage.get("cache_read"),
+            "cache_write_tokens": self.usage.get("cache_write"),
+            "added_ms": round(self.added_ms, 3),
+            "duration_ms": round(self.duration_ms, 3),
+            "error": self.error[:500] if self.error else None,
+        }
+
+
+class StatsWriter:
+    """One background thread that turns records into rows; ``db=None`` keeps rows in memory (no DB)."""
+
+    def __init__(self, db: Database | None) -> None:
+        self.db = db
+        self.dropped = 0
+        self.written = 0
+        self.failed = 0
+        # None stops the thread; an Event is a flush marker, set once everything before it is written.
+        self._queue: queue.Queue[RequestRecord | threading.Event | None] = queue.Queue(_QUEUE_MAX)
+        self._thread = threading.Thread(target=self._run, name="headroom-proxy-stats", daemon=True)
+        self._thread.start()
+
+    def submit(self, record: RequestRecord) -> None:
+        try:
+            self._queue.put_nowait(record)
+        except queue.Full:
+            self.dropped += 1
+
+    def flush(self, timeout: float = 10.0) -> None:
+        """Wait until every record submitted so far is written (tests, shutdown)."""
+        done = threading.Event()
+        self._queue.put(done)
+        done.wait(timeout)
+
+    def close(self, timeout: float = 10.0) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            batch: list[RequestRecord] = []
+            markers: list[threading.Event] = []
+            item = self._queue.get()
+            while True:
+                if item is None:
+                    stop = True
+                    break
+                if isinstance(item, threading.Event):
+                    markers.append(item)
+                else:
+                    batch.append(item)
+                if len(batch) >= _BATCH:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            if batch:
+                self._write([r.row() for r in batch])
+            for marker in markers:
+                marker.set()
+
+    def _write(self, rows: list[dict[str, Any]]) -> None:
+        if self.db is None:
+            self.written += len(rows)
+            return
+        try:
+            with self.db.transaction() as session:
+                session.execute(insert(ProxyRequest), rows)
+            self.written += len(rows)
+        except Exception as exc:  # a full disk or a locked DB loses statistics, never a request
+            self.failed += len(rows)
+            log.error("writing %d proxy stats rows failed: %s: %s", len(rows), type(exc).__name__, exc)
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    values = sorted(values)
+    return round(values[min(len(values) - 1, int(q * len(values)))], 2)
+
+
+def proxy_summary(
+    db: Database, *, days: int | None = None, since: date | None = None, agent: str | None = None
+) -> dict[str, Any]:
+    """Totals and per-agent figures of the proxy's requests (all time, the last ``days`` days, or from the
+    UTC day ``since``; optionally one agent's)."""
+    t = ProxyRequest
+    where: list[Any] = []
+    if days is not None:
+        where.append(t.ts >= datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(days=days))
+    if since is not None:
+        where.append(t.day >= since)
+    if agent is not None:
+        where.append(t.agent == agent)
+    columns = (
+        func.count(),
+        func.coalesce(func.sum(t.tokens_before), 0),
+        func.coalesce(func.sum(t.tokens_after), 0),
+        func.coalesce(func.sum(t.bytes_before), 0),
+        func.coalesce(func.sum(t.bytes_after), 0),
+        func.coalesce(func.sum(t.input_tokens), 0),
+        func.coalesce(func.sum(t.cache_read_tokens), 0),
+        func.coalesce(func.sum(t.cache_write_tokens), 0),
+        func.coalesce(func.sum(t.output_tokens), 0),
+        func.sum(func.cast(t.status >= 400, ProxyRequest.status.type)),
+    )
+    keys = (
+        "requests",
+        "tokens_before",
+        "tokens_after",
+        "bytes_before",
+        "bytes_after",
+        "input_tokens",
+        "cache_read_tokens",
+        "cache_write_tokens",
+        "output_tokens",
+        "errors",
+    )
+
+    def shape(values: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {k: int(v or 0) for k, v in zip(keys, values)}
+        out["tokens_saved"] = out["tokens_before"] - out["tokens_after"]
+        out["saved"] = round(out["tokens_saved"] / out["tokens_before"], 4) if out["tokens_before"] else 0.0
+        return out
+
+    with db.transaction() as session:
+        total = shape(session.execute(select(*columns).where(*where)).one())
+        per_agent = {
+            row[0]: shape(row[1:])
+            for row in session.execute(select(t.agent, *columns).where(*where).group_by(t.agent).order_by(t.agent))
+        }
+        latencies = [v for (v,) in session.execute(select(t.added_ms).where(*where).order_by(t.id.desc()).limit(5000))]
+    total["added_ms_p50"] = _percentile(latencies, 0.5)
+    total["added_ms_p99"] = _percentile(latencies, 0.99)
+    return {"days": days, "total": total, "agents": per_agent}
