@@ -53,9 +53,19 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
 
 def _register() -> None:
-    from headroom.daemon.cli import compress_cmd, daemon_cmd, doctor, ingest_cmd, sessions, stats
+    from headroom.daemon.cli import (
+        compress_cmd,
+        daemon_cmd,
+        doctor,
+        ingest_cmd,
+        mcp_cmd,
+        proxy_cmd,
+        sessions,
+        stats,
+        wrap_cmd,
+    )
 
-    for module in (compress_cmd, daemon_cmd, doctor, ingest_cmd, sessions, stats):
+    for module in (compress_cmd, daemon_cmd, doctor, ingest_cmd, mcp_cmd, proxy_cmd, sessions, stats, wrap_cmd):
         module.register(cli)
 
 

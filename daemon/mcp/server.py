@@ -1,0 +1,230 @@
+"""headroom's MCP server: the tools an agent calls to get elided text back, compress text, and see savings.
+
+The proxy replaces what it leaves out of a tool result with a marker such as
+``[41 lines elided; retrieve hr:3f9a1c2b7d10:120-160]``. The agent gets the original back by calling
+``headroom_retrieve`` with that reference, like any other tool, so streams stay streams and nothing is lost.
+The server reads the same file CCR store the proxy and ``headroom compress`` write (``<data dir>/ccr``),
+so it works with or without the daemon running.
+
+It speaks MCP over stdio through the official SDK's ``MCPServer``: tools are plain functions whose
+signatures become the input schemas. stdout is the protocol, so logs go to stderr (the SDK also points fd 1
+at stderr while serving, so a stray print cannot corrupt a frame). The engine and the database are
+imported and opened on first use, so an agent that starts the server at launch does not wait for them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timedelta, timezone
+from functools import cached_property
+from typing import TYPE_CHECKING, Annotated, Any
+
+import orjson
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import Field
+
+from headroom.engine.errors import HeadroomError
+
+if TYPE_CHECKING:
+    from headroom.daemon.ccr_files import FileCCRStore
+    from headroom.daemon.config import Config
+    from headroom.memory.db import Database
+
+log = logging.getLogger("headroom.mcp")
+
+INSTRUCTIONS = (
+    "headroom shortens large tool results (logs, JSON, search results, files) before they reach you. What it "
+    "leaves out is replaced by a marker like `[41 lines elided; retrieve hr:3f9a1c2b7d10:120-160]`. When you "
+    "need the elided part, call headroom_retrieve with the `hr:...` reference from the marker; ask for a line "
+    "range or a query rather than a whole large original."
+)
+
+RETRIEVE_DESCRIPTION = """Get back the original text that headroom elided from a tool result.
+
+Call this when a tool result contains a marker such as `[41 lines elided; retrieve hr:3f9a1c2b7d10:120-160]` \
+or `[original JSON; retrieve hr:3f9a1c2b7d10]` and you need what it stands for. Pass the `hr:...` reference \
+exactly as the marker shows it. With neither `lines` nor `query` you get the whole original, byte-exact; \
+`lines="120-160"` returns only those lines of the original (1-based, inclusive; overrides a range in the \
+reference); `query="timeout refused"` returns the numbered lines that contain any of those words, with one \
+line of context. For a large original prefer `lines` or `query`."""
+
+COMPRESS_DESCRIPTION = """Compress a large text (a log, JSON, command output, search results, a source file) \
+so it takes fewer tokens to read.
+
+Call this before reading a big blob you produced or received yourself that did not go through headroom's \
+proxy. The text comes back shortened by a compressor for its kind; what was left out is replaced by \
+`retrieve hr:...` markers that headroom_retrieve expands, so nothing is lost. Pass `question` (what you need \
+the text for) to keep the relevant parts in full. A second block gives tokens before and after."""
+
+STATS_DESCRIPTION = """How many tokens headroom has saved and where the agents' tokens go, as JSON.
+
+Call this when the user asks about headroom, token savings, or token usage and tool failures of recent \
+agent sessions. `proxy` has the compressing proxy's totals per agent (tokens before/after, requests, \
+added latency); `sessions` has per-agent session totals (tokens, tool calls, failures) from the agents' logs."""
+
+_SESSION_FIELDS = (
+    "sessions",
+    "turns",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_creation_tokens",
+    "total_tokens",
+    "tool_calls",
+    "failed_tool_calls",
+)
+
+
+class Tools:
+    """The tool bodies, apart from the SDK: plain methods that raise ``HeadroomError`` for the caller's mistakes.
+
+    Sync on purpose: the SDK runs sync tools on a worker thread, so a long compression does not stall the
+    protocol. The database is opened once, on the first ``stats`` call, and shared by those threads.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._db: Database | None = None
+        self._lock = threading.Lock()
+
+    @cached_property
+    def store(self) -> FileCCRStore:
+        from headroom.daemon.ccr_files import FileCCRStore
+
+        return FileCCRStore(self.config.paths.ccr_dir)
+
+    def retrieve(self, ref: str, query: str | None = None, lines: str | None = None) -> str:
+        """The original behind ``ref``: whole, lines ``"a-b"`` of it, or the lines matching ``query``."""
+        from headroom.daemon.cli.compress_cmd import parse_line_range
+        from headroom.engine import RetrievalError, retrieve
+
+        try:
+            span = parse_line_range(lines or None)
+        except ValueError as exc:
+            raise RetrievalError(f"lines: {exc}") from None
+        return retrieve(ref, self.store, query=query or None, lines=span)
+
+    def compress(self, content: str, question: str | None = None) -> tuple[str, str]:
+        """``content`` compressed as one tool result, and a one-line summary of what it saved."""
+        from headroom.daemon.cli.compress_cmd import compress_text, summary_line
+
+        self.config.paths.ensure()  # owner-only data dir before any original is written
+        text, result = compress_text(content, self.store, question=question or None, config=self.config.engine)
+        return text, "headroom: " + summary_line(result, "headroom_retrieve hr:<id>")
+
+    def database(self) -> Database:
+        with self._lock:
+            if self._db is None:
+                from headroom.memory.db import open_database
+
+                self.config.paths.ensure()
+                self._db = open_database(self.config.database_url)
+            return self._db
+
+    def stats(self, days: int | None = None) -> dict[str, Any]:
+        """Proxy savings and per-agent session totals, over the last ``days`` days (``None``: all time)."""
+        from headroom.daemon import analytics
+
+        db = self.database()
+        out: dict[str, Any] = {}
+        try:
+            from headroom.daemon.proxy.stats import proxy_summary
+
+            out["proxy"] = proxy_summary(db, days=days)
+        except Exception as exc:  # one half failing (say, an older schema) must not hide the other
+            log.warning("proxy stats failed: %s: %s", type(exc).__name__, exc)
+            out["proxy"] = {"error": f"{type(exc).__name__}: {exc}"}
+        since = None if days is None else datetime.now(timezone.utc).date() - timedelta(days=days)
+        with db.sessions() as dbs:
+            rows = analytics.token_rows(dbs, "agent", analytics.Filters(since=since))
+        agents = {row["agent"]: {k: row[k] for k in (*_SESSION_FIELDS, "failure_rate") if k in row} for row in rows}
+        summed = analytics.totals(rows)
+        out["sessions"] = {
+            "days": days,
+            "agents": agents,
+            "total": {k: summed.get(k, 0) for k in _SESSION_FIELDS},
+            "note": "as of the last ingest (the daemon keeps it current; `headroom ingest` catches up)",
+        }
+        return out
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+
+def build_server(tools: Tools) -> MCPServer[Any]:
+    """An ``MCPServer`` with headroom's three tools bound to ``tools``."""
+    server: MCPServer[Any] = MCPServer(
+        name="headroom",
+        title="headroom",
+        instructions=INSTRUCTIONS,
+        version=_version(),
+        log_level="WARNING",  # the SDK's INFO lines would fill the agent's MCP log with every call
+    )
+    read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+
+    def headroom_retrieve(
+        ref: Annotated[str, Field(description="The reference from the marker: hr:<12 hex>[:first-last].")],
+        query: Annotated[str | None, Field(description="Only lines containing any of these words (numbered).")] = None,
+        lines: Annotated[str | None, Field(description='Only these lines of the original, e.g. "120-160".')] = None,
+    ) -> str:
+        try:
+            return tools.retrieve(ref, query, lines)
+        except HeadroomError as exc:  # unknown id, bad range, empty query: the model can fix its call
+            raise ToolError(str(exc)) from None
+
+    def headroom_compress(
+        content: Annotated[str, Field(description="The text to compress.")],
+        question: Annotated[str | None, Field(description="What you need the text for.")] = None,
+    ) -> CallToolResult:
+        try:
+            text, summary = tools.compress(content, question)
+        except HeadroomError as exc:
+            raise ToolError(str(exc)) from None
+        return CallToolResult(content=[TextContent(text=text), TextContent(text=summary)])
+
+    def headroom_stats(
+        days: Annotated[int | None, Field(ge=1, description="Only the last N days (default: all time).")] = None,
+    ) -> str:
+        try:
+            return orjson.dumps(tools.stats(days), option=orjson.OPT_INDENT_2, default=str).decode()
+        except HeadroomError as exc:
+            raise ToolError(str(exc)) from None
+
+    server.add_tool(headroom_retrieve, description=RETRIEVE_DESCRIPTION, annotations=read_only, structured_output=False)
+    server.add_tool(
+        headroom_compress,
+        description=COMPRESS_DESCRIPTION,
+        annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False),
+        structured_output=False,
+    )
+    server.add_tool(headroom_stats, description=STATS_DESCRIPTION, annotations=read_only, structured_output=False)
+    return server
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("headroom")
+    except PackageNotFoundError:  # pragma: no cover - a source checkout without an install
+        return "0"
+
+
+def serve(config: Config) -> None:
+    """Serve the tools over stdin/stdout until the client closes the connection."""
+    tools = Tools(config)
+    try:
+        log.info("headroom MCP server started (CCR store %s)", config.paths.ccr_dir)
+        build_server(tools).run("stdio")
+    finally:
+        tools.close()
+        log.info("headroom MCP server stopped")
+
+
+__all__ = ["Tools", "build_server", "serve"]
