@@ -46,6 +46,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from headroom.daemon.errors import ConfigError
 from headroom.daemon.paths import Paths, agent_roots_from_homes, default_agent_roots, paths
@@ -229,7 +230,8 @@ def _one_of(choices: tuple[str, ...]) -> Callable[[Any, str, Path], str]:
 
 
 def _url(value: Any, name: str, file: Path) -> str:
-    if not isinstance(value, str) or not value.startswith(("http://", "https://")) or value[-3:] == "://":
+    parts = urlsplit(value) if isinstance(value, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigError(f"{file}: '{name}' must be an http:// or https:// URL, not {value!r}")
     return value.rstrip("/")
 

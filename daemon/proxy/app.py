@@ -174,6 +174,7 @@ class ProxyApp:
             if not message.get("more_body", False):
                 break
         self.requests += 1
+        received = time.perf_counter()  # the proxy's own time starts once the body is in
         raw = bytes(body)
         rewritten = Rewritten(raw)
         if route.compresses and method == "POST":
@@ -192,7 +193,7 @@ class ProxyApp:
         record = self._record(route, hmap, mode, raw, rewritten) if route.compresses else None
         added = time.perf_counter()
         if record is not None:
-            record.added_ms = (added - started) * 1000
+            record.added_ms = (added - received) * 1000
         try:
             await self._exchange(request, route, receive, send, record)
         finally:
