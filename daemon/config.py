@@ -233,7 +233,7 @@ def _url(value: Any, name: str, file: Path) -> str:
     parts = urlsplit(value) if isinstance(value, str) else None
     if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigError(f"{file}: '{name}' must be an http:// or https:// URL, not {value!r}")
-    return value.rstrip("/")
+    return str(value).rstrip("/")
 
 
 def _port(value: Any, name: str, file: Path) -> int:

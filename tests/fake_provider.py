@@ -10,6 +10,7 @@ The benchmark (bench/proxy_bench.py) serves the same app.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import socket
 import threading
@@ -156,6 +157,7 @@ class FakeProvider:
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
+        _RECEIVE.set(receive)
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         req = Received(scope["method"], scope["path"], scope["query_string"].decode(), headers, bytes(body))
         self.received.append(req)
@@ -296,20 +298,25 @@ class FakeProvider:
                 "headers": [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")],
             }
         )
+        receive = _RECEIVE.get()
+        gone = asyncio.ensure_future(_disconnect(receive))  # h11 drops sends to a closed peer silently
         try:
             for n, event in enumerate(events):
                 if "cut" in model and n == 3:
                     raise ConnectionAbortedError("fake provider cut the stream")
                 if delay:
                     await asyncio.sleep(delay)
+                if gone.done():
+                    self.streams_cancelled += 1
+                    return
                 await send({"type": "http.response.body", "body": event, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             self.streams_finished += 1
         except asyncio.CancelledError:
             self.streams_cancelled += 1
             raise
-        except OSError:  # the client (the proxy) went away
-            self.streams_cancelled += 1
+        finally:
+            gone.cancel()
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         await receive()  # websocket.connect
@@ -330,6 +337,14 @@ class FakeProvider:
                 events = responses_events(frame.get("model", ""), self.reply, {"input": size // 4, "cached": 13})
             for event in events:
                 await send({"type": "websocket.send", "text": json.dumps(event)})
+
+
+_RECEIVE: contextvars.ContextVar[Receive] = contextvars.ContextVar("receive")
+
+
+async def _disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 async def _json(send: Send, status: int, payload: Any) -> None:

@@ -13,6 +13,7 @@ mode: elided content the agent could not fetch back would be lost to it.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from headroom.daemon.config import Config
 from headroom.daemon.errors import DaemonError
 from headroom.daemon.proxy.routes import LOSSLESS_PREFIX
 
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")  # a TOML bare key: usable unquoted in a -c override
 AGENT_COMMANDS = {"claude": "claude", "codex": "codex", "gemini": "gemini"}
 START_TIMEOUT = 30.0
 
@@ -126,9 +128,9 @@ def _codex_provider() -> str | None:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         return None
     provider = data.get("model_provider")
-    return (
-        provider if isinstance(provider, str) and provider not in ("openai", "") and provider.isidentifier() else None
-    )
+    if not isinstance(provider, str) or provider in ("openai", "") or not _BARE_KEY.fullmatch(provider):
+        return None
+    return provider
 
 
 @click.command("wrap", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
@@ -146,6 +148,10 @@ def wrap_cmd(app: App, agent: str, args: tuple[str, ...], lossless: bool) -> Non
     Starts the daemon if no proxy runs; changes no config file; exits with the agent's exit code.
     Arguments after AGENT (or after --) go to the agent: headroom wrap claude -- -p "fix the tests"
     """
+    if args[:1] == ("--",):  # click keeps the separator when options stop at AGENT
+        args = args[1:]
+    if shutil.which(AGENT_COMMANDS[agent]) is None:  # before anything is started on its behalf
+        raise DaemonError(f"{AGENT_COMMANDS[agent]} is not on PATH (install {agent} first)")
     config = app.config
     url = ensure_proxy(config, app.config_path)
     if not lossless and not _mcp_installed(agent):

@@ -168,8 +168,8 @@ class ProxyApp:
                 return
             body += message.get("body", b"")
             if len(body) > self.settings.max_body_bytes:
-                limit = self.settings.max_body_bytes >> 20
-                await _respond(send, 413, error_body(route.provider, 413, f"request body over {limit} MB"))
+                limit = self.settings.max_body_bytes / (1 << 20)
+                await _respond(send, 413, error_body(route.provider, 413, f"request body over {limit:g} MB"))
                 return
             if not message.get("more_body", False):
                 break
@@ -261,7 +261,7 @@ class ProxyApp:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except httpx.HTTPError as exc:
             self.upstream_errors += 1
-            reason = f"upstream stream cut: {type(exc).__name__}: {exc}"
+            reason = f"upstream stream cut: {type(exc).__name__}" + (f": {exc}" if str(exc) else "")
             log.warning("%s %s: %s", response.request.method, response.request.url.path, reason)
             if record is not None:
                 record.error = reason

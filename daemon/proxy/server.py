@@ -13,9 +13,11 @@ import contextlib
 import ipaddress
 import logging
 import os
+import signal
 import socket
 import threading
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import httpx
@@ -53,6 +55,8 @@ def build_app(config: Config, db: Database | None, *, transport: httpx.AsyncBase
         connect_timeout=p.connect_timeout,
         read_timeout=p.read_timeout,
     )
+    # httpx logs every upstream URL at INFO, and Gemini's may carry ?key=: keep it out of any log.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     rewriter = Rewriter(config.engine, FileCCRStore(config.paths.ccr_dir))
     stats = StatsWriter(db)
     summary = (lambda: proxy_summary(db)) if db is not None else None
@@ -72,6 +76,10 @@ def bind(host: str, port: int) -> socket.socket:
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
+
+
+def _exit_cleanly(_signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 class _QuietCut(logging.Filter):
@@ -94,7 +102,7 @@ class ProxyServer:
         self.port: int = self.socket.getsockname()[1]
         if not is_loopback(host):
             log.warning(
-                "listening on %s:%d: reachable from other machines; the proxy has no authentication", host, port
+                "listening on %s:%d: reachable from other machines; the proxy has no authentication", host, self.port
             )
         logging.getLogger("uvicorn.error").addFilter(_QuietCut())
         self.server = uvicorn.Server(
@@ -116,16 +124,22 @@ class ProxyServer:
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
+        """A URL a local client can connect to (a wildcard address becomes loopback)."""
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)
+        host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{self.port}"
 
     def run(self) -> None:
         """Serve until SIGINT/SIGTERM (uvicorn's own handlers, in the main thread)."""
         log.info("proxy listening on %s", self.url)
         self._write_state()
+        # uvicorn re-raises a captured SIGTERM after its shutdown, and SIGTERM's default action would end the
+        # process before the state file is removed and the queued statistics are written.
+        previous = signal.signal(signal.SIGTERM, _exit_cleanly)
         try:
             asyncio.run(self.server.serve(sockets=[self.socket]))
         finally:
+            signal.signal(signal.SIGTERM, previous)
             self._close()
 
     def start(self) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import case, func, insert, or_, select
 
 from headroom.memory.db import Database
 from headroom.memory.models import ProxyRequest
@@ -179,7 +179,7 @@ def proxy_summary(
         func.coalesce(func.sum(t.cache_read_tokens), 0),
         func.coalesce(func.sum(t.cache_write_tokens), 0),
         func.coalesce(func.sum(t.output_tokens), 0),
-        func.sum(func.cast(t.status >= 400, ProxyRequest.status.type)),
+        func.sum(case((or_(t.status >= 400, t.error.is_not(None)), 1), else_=0)),
     )
     keys = (
         "requests",
