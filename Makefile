@@ -57,7 +57,11 @@ bench-engine: setup ## compression benchmark vs the peer (PEER_PYTHON=path/to/pe
 	$(BIN)/python bench/engine_bench.py $(if $(PEER_PYTHON),--peer-python $(PEER_PYTHON))
 	$(BIN)/python bench/compress_bench.py
 
+bench-proxy: setup ## proxy latency/streams/memory and the agent CLIs through it, vs the peer (PEER_BIN=peer/bin)
+	$(BIN)/python bench/proxy_bench.py $(if $(PEER_BIN),--peer-bin $(PEER_BIN))
+	$(BIN)/python bench/agents_bench.py $(if $(PEER_BIN),--peer-bin $(PEER_BIN))
+
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) .tools .mypy_path .mypy_cache .ruff_cache .pytest_cache
 
-.PHONY: help setup run tools lint typecheck check test test-fast bench bench-engine clean
+.PHONY: help setup run tools lint typecheck check test test-fast bench bench-engine bench-proxy clean

@@ -66,7 +66,7 @@ def build_app(config: Config, db: Database | None, *, transport: httpx.AsyncBase
 def bind(host: str, port: int) -> socket.socket:
     """A listening socket, or a :class:`ProxyError` that says which address is taken."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # else asyncio skips TCP_NODELAY
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
