@@ -38,6 +38,7 @@ import contextlib
 import copy
 import json
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -151,6 +152,16 @@ def _descendants(pid: int) -> list[int]:
     return out
 
 
+#: CPUs for the proxies and for the rest (fake upstream, load generator); empty: no pinning.
+PIN: dict[str, set[int]] = {}
+
+
+def _pinned(role: str, cmd: list[str]) -> list[str]:
+    """``cmd`` confined, with every thread it starts, to its role's CPUs (``taskset``)."""
+    cpus = PIN.get(role)
+    return ["taskset", "-c", ",".join(map(str, sorted(cpus))), *cmd] if cpus else cmd
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -174,7 +185,7 @@ def start_fake(work: Path) -> Service:
     port_file.unlink(missing_ok=True)
     log = work / "fake.log"
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--serve-fake", str(port_file)],
+        _pinned("rest", [sys.executable, __file__, "--serve-fake", str(port_file)]),
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
@@ -199,7 +210,13 @@ def start_headroom(work: Path, name: str, binary: str, upstream: str, *, stats: 
     if not stats:
         cmd.append("--no-stats")
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEADROOM_")} | {"HEADROOM_HOME": str(home)}
-    proc = subprocess.Popen(cmd, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _pinned("proxy", cmd),
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
     state = home / "state" / "proxy.json"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
@@ -222,7 +239,12 @@ def start_peer(work: Path, peer_bin: Path, upstream: str) -> Service:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEADROOM_")}
     env |= {"HOME": str(home), "HEADROOM_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     proc = subprocess.Popen(
-        cmd, env=env, cwd=home, stdout=log.open("wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        _pinned("proxy", cmd),
+        env=env,
+        cwd=home,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     _wait_http(url + "/livez", proc, log, timeout=180)
@@ -634,6 +656,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--duration", type=float, help="seconds of concurrent load (60)")
     ap.add_argument("--rss-requests", type=int, help="requests of the memory part (10000)")
     ap.add_argument("--rss-every", type=int, help="sample RSS every N requests (1000)")
+    ap.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="do not pin the proxies to the last CPU and the fake upstream and load generator to the others",
+    )
     ap.add_argument("--parts", default="latency,ttfb,concurrency,rss", help="which parts to run")
     ap.add_argument("--json", type=Path, help="write the report here (and a .md beside it)")
     args = ap.parse_args(argv)
@@ -647,6 +674,10 @@ def main(argv: list[str] | None = None) -> None:
     rss_total = args.rss_requests or (2000 if quick else 10_000)
     rss_every = args.rss_every or (500 if quick else 1000)
     parts = set(args.parts.split(","))
+    cpus = sorted(os.sched_getaffinity(0))
+    if not args.no_pin and len(cpus) >= 2 and shutil.which("taskset"):
+        PIN.update(proxy={cpus[-1]}, rest=set(cpus[:-1]))
+        os.sched_setaffinity(0, PIN["rest"])
     peer_bin = args.peer_bin or (args.peer_python.parent if args.peer_python else None)
     headroom_bin = args.headroom_bin or str(Path(sys.executable).with_name("headroom"))
     sys.path.insert(0, str(REPO / "bench"))
@@ -663,6 +694,7 @@ def main(argv: list[str] | None = None) -> None:
             "rss_requests": rss_total,
             "rss_every": rss_every,
             "quick": quick,
+            "pinning": {k: sorted(v) for k, v in PIN.items()} or None,
         },
         "targets": TARGETS,
     }
@@ -694,20 +726,28 @@ def main(argv: list[str] | None = None) -> None:
             if "concurrency" in parts:
                 say(f"3. {concurrency} concurrent streams for {duration:.0f} s")
                 report["concurrency"] = {}
-                for name in ["headroom"] + (["peer"] if peer_bin else []):
-                    proxy = (
-                        start_headroom(work, "headroom-c", headroom_bin, fake.url)
-                        if name == "headroom"
-                        else (start_peer(work, peer_bin, fake.url) if peer_bin else None)
-                    )
-                    assert proxy is not None
-                    services.append(proxy)
-                    report["concurrency"][name] = bench_concurrency(fake, proxy, concurrency, duration)
-                    report["concurrency"][name]["proxy_rss_mb_after"] = round(proxy.rss_mb(), 1)
+                for name in ["direct", "headroom"] + (["peer"] if peer_bin else []):
+                    if name == "direct":  # the load generator and the fake upstream alone: the ceiling here
+                        report["concurrency"][name] = bench_concurrency(fake, fake, concurrency, duration)
+                    else:
+                        proxy = (
+                            start_headroom(work, "headroom-c", headroom_bin, fake.url)
+                            if name == "headroom"
+                            else start_peer(work, peer_bin, fake.url)  # type: ignore[arg-type]
+                        )
+                        services.append(proxy)
+                        report["concurrency"][name] = bench_concurrency(fake, proxy, concurrency, duration)
+                        report["concurrency"][name]["proxy_rss_mb_after"] = round(proxy.rss_mb(), 1)
+                        if name == "headroom":
+                            health = httpx.get(proxy.url + "/healthz", timeout=10).json()
+                            report["concurrency"][name]["proxy_health"] = health
+                        proxy.stop()
+                        services.remove(proxy)
                     c = report["concurrency"][name]
-                    say(f"  {name}: {c['completed']} streams, {c['errors']} errors, {c['mismatches']} mismatches")
-                    proxy.stop()
-                    services.remove(proxy)
+                    say(
+                        f"  {name}: {c['completed']} streams ({c['streams_per_s']}/s), {c['errors']} errors "
+                        f"{c['error_kinds']}, {c['mismatches']} mismatches"
+                    )
             if "rss" in parts:
                 say(f"4. RSS over {rss_total} requests")
                 report["rss"] = {}
