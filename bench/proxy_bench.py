@@ -77,7 +77,7 @@ def serve_fake(port_file: Path) -> None:
     sys.path.insert(0, str(REPO / "tests"))
     from fake_provider import FakeProvider
 
-    class Provider(FakeProvider):
+    class Provider(FakeProvider):  # type: ignore[misc]  # tests/ is not a typed package
         def _usage(self, body: bytes) -> int:
             # The usage it reports depends on the request's content, not on its JSON spacing: a proxy that
             # re-encodes a body it did not change must not make the answer differ (the peer compacts JSON).
@@ -226,6 +226,15 @@ def start_headroom(work: Path, name: str, binary: str, upstream: str, *, stats: 
             return Service(name, url, proc, home)
         time.sleep(0.05)
     raise SystemExit(f"headroom proxy did not start:\n{log.read_text()[-3000:]}")
+
+
+def start_proxy(name: str, work: Path, tag: str, headroom_bin: str, peer_bin: Path | None, upstream: str) -> Service:
+    """A fresh ``headroom`` or ``peer`` proxy in front of ``upstream``."""
+    if name == "headroom":
+        return start_headroom(work, f"headroom-{tag}", headroom_bin, upstream)
+    if peer_bin is None:
+        raise ValueError("the peer needs --peer-bin")
+    return start_peer(work, peer_bin, upstream)
 
 
 def start_peer(work: Path, peer_bin: Path, upstream: str) -> Service:
@@ -663,6 +672,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     ap.add_argument("--parts", default="latency,ttfb,concurrency,rss", help="which parts to run")
     ap.add_argument("--json", type=Path, help="write the report here (and a .md beside it)")
+    ap.add_argument("--work", type=Path, help="keep the servers' homes and logs here (default: a temporary folder)")
     args = ap.parse_args(argv)
     if args.serve_fake:
         serve_fake(args.serve_fake)
@@ -700,7 +710,8 @@ def main(argv: list[str] | None = None) -> None:
     }
     services: list[Service] = []
     with tempfile.TemporaryDirectory(prefix="headroom-proxy-bench-") as tmp:
-        work = Path(tmp)
+        work = args.work or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
         try:
             fake = start_fake(work)
             services.append(fake)
@@ -730,11 +741,7 @@ def main(argv: list[str] | None = None) -> None:
                     if name == "direct":  # the load generator and the fake upstream alone: the ceiling here
                         report["concurrency"][name] = bench_concurrency(fake, fake, concurrency, duration)
                     else:
-                        proxy = (
-                            start_headroom(work, "headroom-c", headroom_bin, fake.url)
-                            if name == "headroom"
-                            else start_peer(work, peer_bin, fake.url)  # type: ignore[arg-type]
-                        )
+                        proxy = start_proxy(name, work, "c", headroom_bin, peer_bin, fake.url)
                         services.append(proxy)
                         report["concurrency"][name] = bench_concurrency(fake, proxy, concurrency, duration)
                         report["concurrency"][name]["proxy_rss_mb_after"] = round(proxy.rss_mb(), 1)
@@ -752,12 +759,7 @@ def main(argv: list[str] | None = None) -> None:
                 say(f"4. RSS over {rss_total} requests")
                 report["rss"] = {}
                 for name in ["headroom"] + (["peer"] if peer_bin else []):
-                    proxy = (
-                        start_headroom(work, "headroom-m", headroom_bin, fake.url)
-                        if name == "headroom"
-                        else (start_peer(work, peer_bin, fake.url) if peer_bin else None)
-                    )
-                    assert proxy is not None
+                    proxy = start_proxy(name, work, "m", headroom_bin, peer_bin, fake.url)
                     services.append(proxy)
                     report["rss"][name] = bench_rss(proxy, rss_total, rss_every, warmup=200)
                     r = report["rss"][name]
