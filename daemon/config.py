@@ -24,6 +24,7 @@ to start. Example::
     min_tokens = 200               # smaller tool results are left alone
     text_model = "/models/llmlingua-2"  # optional local token-classification model for prose
     disabled = ["code"]            # content kinds to pass through untouched
+    dedup_repeats = true           # a tool result identical to an earlier one becomes a reference to it
 
     [proxy]
     enabled = true                 # run the proxy inside `headroom daemon run`
@@ -36,6 +37,15 @@ to start. Example::
     max_body_mb = 100              # larger request bodies get a 413 in the provider's error format
     connect_timeout = 10           # seconds
     read_timeout = 600             # seconds between two chunks of an answer
+
+    [memory]
+    enabled = true                 # feed the shared memory from the sessions; memory tools in MCP
+    embeddings = true              # vectors with all-MiniLM-L6-v2 (the ml extra); false: full-text only
+    model_path = ""                # another sentence-transformers model folder (default: the packaged one)
+    ccr_retention_days = 7         # originals behind compression markers are kept this long after last use
+    max_db_mb = 4096               # past this, the oldest low-value items are pruned (see memory.store.prune)
+    briefing_kb = 9                # the SessionStart briefing's size (Claude Code truncates past 10 KB)
+    embed_batch = 32               # items embedded per batch by the background worker
 """
 
 from __future__ import annotations
@@ -94,6 +104,17 @@ class ProxyConfig:
 
 
 @dataclass
+class MemoryConfig:
+    enabled: bool = True
+    embeddings: bool = True
+    model_path: str = ""
+    ccr_retention_days: float = 7.0
+    max_db_mb: float = 4096.0
+    briefing_kb: float = 9.0
+    embed_batch: int = 32
+
+
+@dataclass
 class Config:
     """The effective configuration of this process."""
 
@@ -104,6 +125,7 @@ class Config:
     watcher: WatcherSettings = field(default_factory=WatcherSettings)
     engine: EngineConfig = field(default_factory=EngineConfig)
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
     source: Path | None = None  # the file it was read from, if any
 
     def agent_roots(self) -> dict[Agent, list[Path]]:
@@ -163,6 +185,8 @@ def _apply(config: Config, data: dict[str, Any], file: Path) -> None:
             config.engine = _engine(_table(value, key, file), file)
         elif key == "proxy":
             _fill(config.proxy, _table(value, key, file), key, file)
+        elif key == "memory":
+            _fill(config.memory, _table(value, key, file), key, file)
         else:
             raise ConfigError(f"{file}: unknown setting '{key}'")
 

@@ -42,8 +42,13 @@ class Paths:
 
     @property
     def ccr_dir(self) -> Path:
-        """Originals of compressed blocks (the CLI's CCR store)."""
+        """Originals of compressed blocks (the CCR store shared by the proxy, the MCP server and the CLI)."""
         return self.data_dir / "ccr"
+
+    @property
+    def index_dir(self) -> Path:
+        """The memory's vector index files (a cache of the DB's vectors, rebuilt when missing or stale)."""
+        return self.data_dir / "index"
 
     @property
     def log_dir(self) -> Path:

@@ -1,7 +1,8 @@
 """The long-running service: one process per user that keeps the session mirror current.
 
-Lifecycle, in order: take the per-user lock, open (and upgrade) the database, start the proxy (on its own
-thread, with its own event loop), start watching the agents' log roots, backfill everything already on disk
+Lifecycle, in order: take the per-user lock, open (and upgrade) the database, start the memory worker (feed,
+embeddings and retention on its own thread), start the proxy (on its own thread, with its own event loop),
+start watching the agents' log roots, backfill everything already on disk
 (with a progress bar on a terminal, progress lines in the log), then follow changes until SIGINT/SIGTERM.
 Watching starts *before* the backfill so nothing written during it is missed (a file both backfilled and
 reported by the watcher is simply read twice: the second read finds nothing new). Shutdown runs in reverse
@@ -36,7 +37,10 @@ from headroom.daemon.watcher import Watcher
 from headroom.memory.db import Database, open_database
 
 if TYPE_CHECKING:
+    from headroom.daemon.memory_service import MemoryWorker
+    from headroom.daemon.proxy.app import ProxyApp
     from headroom.daemon.proxy.server import ProxyServer
+    from headroom.memory.memo_store import DBBlockMemo
 from headroom.memory.errors import DatabaseError, DatabaseLocked
 
 log = logging.getLogger("headroom.daemon")
@@ -121,6 +125,7 @@ class Service:
         self.watcher: Watcher | None = None
         self.ingestor: Ingestor | None = None
         self.proxy: ProxyServer | None = None
+        self.memory: MemoryWorker | None = None
         self.last_error: str | None = None
 
     def request_stop(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
@@ -142,7 +147,8 @@ class Service:
             log.info("starting (pid %d, database %s)", os.getpid(), _display_url(self.config.database_url))
             db = open_database(self.config.database_url)
             stack.callback(db.close)
-            self._start_proxy(db, stack)
+            memo = self._start_memory(db, stack)
+            self._start_proxy(db, stack, memo)
             ingestor = make_ingestor(self.config, db)
             ingestor.should_stop = self.stop_event.is_set
             self.ingestor = ingestor
@@ -172,17 +178,33 @@ class Service:
             self._follow(ingestor, watcher)
         log.info("stopped")
 
-    def _start_proxy(self, db: Database, stack: contextlib.ExitStack) -> None:
+    def _start_memory(self, db: Database, stack: contextlib.ExitStack) -> DBBlockMemo | None:
+        """The memory worker (feed, embeddings, retention) and the block memo the proxy shares across agents."""
+        if not self.config.memory.enabled:
+            log.info("memory disabled in the config")
+            return None
+        from headroom.daemon.memory_service import MemoryWorker, open_memory
+        from headroom.memory.memo_store import DBBlockMemo
+
+        memo = DBBlockMemo(db)
+        stack.callback(memo.close)
+        worker = MemoryWorker(self.config, open_memory(self.config, db), memo)
+        worker.start()
+        stack.callback(worker.stop)
+        self.memory = worker
+        return memo
+
+    def _start_proxy(self, db: Database, stack: contextlib.ExitStack, memo: DBBlockMemo | None = None) -> None:
         """The proxy on its own thread; a taken port is logged and ingestion goes on without it."""
         if not self.config.proxy.enabled:
             log.info("proxy disabled in the config")
             return
-        from headroom.daemon.proxy.server import ProxyServer, build_app
+        from headroom.daemon.proxy.server import ProxyServer
 
         try:
             proxy = self.config.proxy
             server = ProxyServer(
-                build_app(self.config, db), proxy.host, proxy.port, state_file=self.config.paths.proxy_state
+                self._proxy_app(db, memo), proxy.host, proxy.port, state_file=self.config.paths.proxy_state
             )
             server.start()
         except ProxyError as exc:
@@ -190,6 +212,13 @@ class Service:
             return
         self.proxy = server
         stack.callback(server.stop)
+
+    def _proxy_app(self, db: Database, memo: DBBlockMemo | None) -> ProxyApp:
+        from headroom.daemon.memory_service import search_endpoint
+        from headroom.daemon.proxy.server import build_app
+
+        search = search_endpoint(self.memory.memory) if self.memory is not None else None
+        return build_app(self.config, db, memo=memo, memory_search=search)
 
     def _follow(self, ingestor: Ingestor, watcher: Watcher) -> None:
         next_root_check = time.monotonic() + ROOT_CHECK_SECONDS
@@ -224,10 +253,15 @@ class Service:
             ingestor.refresh()
         except DatabaseError as exc:
             self._note_error(f"refreshing session counters failed: {exc}")
+        if self.memory is not None:
+            self.memory.wake()
 
     def _scan(self, ingestor: Ingestor, progress: Progress | None) -> ScanReport:
         try:
-            return ingestor.scan(progress=progress)
+            report = ingestor.scan(progress=progress)
+            if self.memory is not None:
+                self.memory.wake()
+            return report
         except DatabaseError as exc:
             self._note_error(f"scan failed, will retry: {exc}")
         except Exception as exc:

@@ -11,6 +11,7 @@ the largest usage. Session counters are derived data: writers mark sessions ``st
 from __future__ import annotations
 
 import functools
+import os
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -413,4 +414,11 @@ def project_root(path: str) -> str:
     return path
 
 
-__all__ = ["project_root", "record_issue", "refresh_sessions", "write_batch"]
+def project_of(cwd: str | None) -> str:
+    """The project a working directory belongs to: its git root when it has one, else the folder ("" for none)."""
+    if not cwd:
+        return ""
+    return project_root(os.path.expanduser(cwd))
+
+
+__all__ = ["project_of", "project_root", "record_issue", "refresh_sessions", "write_batch"]

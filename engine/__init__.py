@@ -5,7 +5,9 @@ numbered file listings, logs, search results, diffs, test output, stack traces, 
 compressed messages with per-block decisions and the CCR entries that keep every original retrievable;
 ``retrieve(ref, store)`` gives an original back. Output is a pure function of input and config.
 ``EngineConfig(lossless=True)`` applies only transforms that drop nothing (for clients that cannot retrieve);
-``compress_lossless``/``expand_lossless`` are those transforms and their exact inverse.
+``compress_lossless``/``expand_lossless`` are those transforms and their exact inverse. A tool result that
+repeats an earlier one becomes a marker naming it; a :class:`BlockMemo` given to ``compress`` serves a content
+the way it was first compressed (one project, every agent).
 """
 
 from headroom.engine.api import BlockDecision, CompressResult, compress, count_messages, retrieve
@@ -13,15 +15,18 @@ from headroom.engine.ccr import CCREntry, CCRStore, MemoryCCRStore, RetrievalErr
 from headroom.engine.config import EngineConfig
 from headroom.engine.errors import HeadroomError
 from headroom.engine.lossless import compress_lossless, expand_lossless
+from headroom.engine.memo import BlockMemo, MemoryBlockMemo, memo_key
 from headroom.engine.tokens import TokenCounter, count_tokens
 
 __all__ = [
     "BlockDecision",
+    "BlockMemo",
     "CCREntry",
     "CCRStore",
     "CompressResult",
     "EngineConfig",
     "HeadroomError",
+    "MemoryBlockMemo",
     "MemoryCCRStore",
     "RetrievalError",
     "TokenCounter",
@@ -32,5 +37,6 @@ __all__ = [
     "expand",
     "expand_lossless",
     "find_refs",
+    "memo_key",
     "retrieve",
 ]

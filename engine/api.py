@@ -4,6 +4,12 @@
 rebuilds only the messages it changed (the input is never mutated; untouched messages are returned as the
 same objects, so the first ``frozen`` messages, which the provider has already cached, are byte-identical).
 
+Before routing, a tool result is checked twice. A *repeat* (the same text as an earlier tool result of this
+request: a file read again, a command re-run) becomes a marker naming the first occurrence; it looks only
+backwards, so a message's output never depends on what comes after it. Then the caller's *block memo*
+(:mod:`headroom.engine.memo`) may serve the text this content was compressed to before, so every agent of
+a project sees one content the same way.
+
 Token counts are computed lazily, on first access to a count: the proxy's hot path needs the compressed
 messages, not the arithmetic, and counting a 300 KB request costs more than compressing it.
 """
@@ -15,12 +21,13 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from headroom.engine.ccr import CCREntry, CCRStore, join_entries, put_all
+from headroom.engine.ccr import CCREntry, CCRStore, content_id, entry_marker, find_refs, join_entries, put_all
 from headroom.engine.ccr import retrieve as _retrieve
-from headroom.engine.compressors.base import Block
+from headroom.engine.compressors.base import Block, estimate_tokens, looks_binary
 from headroom.engine.config import EngineConfig
+from headroom.engine.memo import BlockMemo, memo_key
 from headroom.engine.messages import Path, Slot, iter_slots, set_path, tool_hints, tool_path
-from headroom.engine.router import Outcome, route_cached
+from headroom.engine.router import Outcome, detect, is_file_read, route_cached
 from headroom.engine.tokens import TokenCounter
 
 _PER_MESSAGE = 3
@@ -148,6 +155,43 @@ def _compressible(slot: Slot, config: EngineConfig, last_user_message: int) -> b
     return config.compress_messages_text and slot.role != "system" and slot.message != last_user_message
 
 
+def _kind(block: Block, config: EngineConfig) -> str:
+    """The content kind, as the router would name it, for a block the router does not see."""
+    if looks_binary(block.text):
+        return "binary"
+    if len(block.text) > config.max_block_bytes:  # too large to sniff, as in the router
+        return "text"
+    return detect(block, config)
+
+
+def _exact_file_read(block: Block, config: EngineConfig) -> bool:
+    """A file read that ``file_read_policy="exact"`` promises to leave as it is (no repeat, no memo either)."""
+    return config.file_read_policy == "exact" and is_file_read(block, detect(block, config))
+
+
+def _repeat(block: Block, first: Slot, config: EngineConfig) -> Outcome:
+    """The marker for a tool result that repeats ``first``: the original stays one retrieve call away."""
+    kind = _kind(block, config)
+    entry = CCREntry(content_id(block.text), block.text, kind)
+    marker = entry_marker(entry.id, f"same output as an earlier tool result (message {first.message})")
+    lines = len(block.text.splitlines())
+    return Outcome(marker, kind, "repeat", [entry], f"same as message {first.message}", {"lines": lines})
+
+
+def _memo_hit(block: Block, key: str, memo: BlockMemo, store: CCRStore | None, config: EngineConfig) -> Outcome | None:
+    """The memo's text for ``key``, unless a reference in it no longer redeems from ``store``.
+
+    An original that expired from the store must not leave a dangling marker: the block is then routed
+    again, and that compression, whose originals are stored afresh, replaces the memo's text.
+    """
+    text = memo.get(key)
+    if text is None:
+        return None
+    if store is not None and any(store.get(ref.id) is None for ref in find_refs(text)):
+        return None
+    return Outcome(text, _kind(block, config), "memo", reason="served from the block memo")
+
+
 def compress(
     messages: Sequence[Any],
     model: str | None = None,
@@ -156,6 +200,7 @@ def compress(
     store: CCRStore | None = None,
     frozen: int = 0,
     config: EngineConfig | None = None,
+    memo: BlockMemo | None = None,
 ) -> CompressResult:
     """Compress a request's messages (Anthropic, OpenAI Chat, OpenAI Responses items or Gemini contents).
 
@@ -163,6 +208,17 @@ def compress(
     ``frozen`` is how many leading messages the provider has cached: they are returned untouched. The
     originals behind every marker are put into ``store`` when one is given, and are always listed in
     ``result.ccr_entries``.
+
+    A tool result identical to an earlier one (the earlier one may be frozen) becomes a marker naming the
+    first occurrence (``config.dedup_repeats``; never in lossless mode, whose clients cannot retrieve).
+
+    ``memo`` (given per request by the caller, e.g. one per project) makes the first compression of a content
+    win: a block whose text the memo knows is served the memo's text, whatever this request's question and
+    tool call are, though the router would weigh them (a grep pattern, a file the question names). That is
+    deliberate: Claude and Codex reading the same file get the same bytes, and a conversation that is
+    compressed again (a restarted proxy) gets what it got before. A hit adds no CCR entries: its originals
+    are already stored, and a hit whose references ``store`` no longer holds is ignored. A miss that the
+    router changes is put into the memo. Repeats are decided first and never consult the memo.
     """
     config = config or EngineConfig()
     counter = TokenCounter(model, config.claude_token_factor)
@@ -170,16 +226,37 @@ def compress(
         raise TypeError(f"messages must be a list of messages, not {type(messages).__name__}")
     slots = list(iter_slots(messages))
     last_user = max((s.message for s in slots if s.role == "user" and not s.is_tool_result), default=-1)
+    dedup = config.dedup_repeats and not config.lossless
+    #: The first tool result with each text, frozen ones included: slots come in message order, so a
+    #: repeat only ever points backwards and appending messages never changes an earlier one's output.
+    first_seen: dict[str, Slot] = {}
     out = list(messages)
     decisions: list[BlockDecision] = []
     entries: list[CCREntry] = []
     for slot in slots:
+        first = first_seen.setdefault(slot.text, slot) if dedup and slot.is_tool_result else slot
         if slot.message < frozen or not _compressible(slot, config, last_user):
             continue
         block = Block(
             slot.text, slot.tool.name if slot.tool else None, slot.tool.input if slot.tool else {}, tool_path(slot.tool)
         )
-        outcome: Outcome = route_cached(block, question or slot.question, tool_hints(slot.tool), config)
+        outcome: Outcome | None = None
+        key: str | None = None
+        # Below min_tokens the router leaves a block alone: a marker or a memo lookup would not pay.
+        if (
+            (first is not slot or memo is not None)
+            and estimate_tokens(slot.text) >= config.min_tokens
+            and not _exact_file_read(block, config)
+        ):
+            if first is not slot:
+                outcome = _repeat(block, first, config)
+            elif memo is not None:
+                key = memo_key(slot.text, config)
+                outcome = _memo_hit(block, key, memo, store, config)
+        if outcome is None:
+            outcome = route_cached(block, question or slot.question, tool_hints(slot.tool), config)
+            if memo is not None and key is not None and outcome.changed:
+                memo.put(key, outcome.text, [e.id for e in outcome.entries])
         if outcome.changed:
             out[slot.message] = set_path(out[slot.message], slot.path, outcome.text)
             entries.extend(outcome.entries)

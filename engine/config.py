@@ -43,3 +43,7 @@ class EngineConfig:
     #: counted), and no CCR markers: for clients that cannot call the retrieval tool (no MCP), a marker
     #: would hide content they could never get back.
     lossless: bool = False
+    #: A tool result identical to an earlier one in the same request (a file read twice, a command re-run)
+    #: becomes a marker naming the first occurrence, with the original one retrieve call away. Never in
+    #: lossless mode, whose clients cannot retrieve.
+    dedup_repeats: bool = True

@@ -22,6 +22,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -241,3 +242,99 @@ class ProxyRequest(Base):
     added_ms: Mapped[float] = mapped_column(default=0.0)
     duration_ms: Mapped[float] = mapped_column(default=0.0)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class MemoryItem(Base):
+    """One distinct piece of content in the shared memory, whoever read or wrote it.
+
+    Identity is the hash of the normalized, *redacted* content: the same file read by Claude and by Codex is
+    one item with two sightings. Visibility follows the sightings: an item belongs to every project it was
+    seen in (``global_scope`` items belong to all). A newer version of the same thing (the same file after an
+    edit, or a near-duplicate by the dedup policy) points at the one it replaces through ``supersedes_id``;
+    the old one stays, with ``status = "superseded"``: nothing is ever deleted by similarity.
+
+    ``content`` is already redacted. A blob larger than the store's inline limit keeps only an excerpt here
+    and a reference (``ref``) to where the whole lives (a tool call of the session mirror, a file).
+    """
+
+    __tablename__ = "memory_items"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    content_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    title: Mapped[str | None] = mapped_column(Text)
+    content: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger, default=0)  # characters of the whole content
+    ref: Mapped[str | None] = mapped_column(Text)  # where a blob stored by reference lives
+    global_scope: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active | superseded
+    supersedes_id: Mapped[int | None] = mapped_column(ForeignKey("memory_items.id", ondelete="SET NULL"))
+    link_reason: Mapped[str | None] = mapped_column(String(64))  # why it supersedes: "same path", "similar 0.93"
+    redactions: Mapped[int] = mapped_column(Integer, default=0)
+    sightings: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    embed_model: Mapped[str | None] = mapped_column(String(64))  # the model of its vector; NULL: to embed
+
+    __table_args__ = (
+        Index("ix_memory_items_embed_model", "embed_model"),
+        Index("ix_memory_items_supersedes_id", "supersedes_id"),
+    )
+
+
+class MemorySighting(Base):
+    """Who met an item, where and when: provenance. One row per (item, agent, session, tool call)."""
+
+    __tablename__ = "memory_sightings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("memory_items.id", ondelete="CASCADE"))
+    project: Mapped[str] = mapped_column(Text, default="")  # git root or cwd; "" for none
+    agent: Mapped[str] = mapped_column(String(16), default="")
+    session_key: Mapped[str] = mapped_column(String(255), default="")
+    tool_call_key: Mapped[str] = mapped_column(String(255), default="")
+    path: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(16), default="api")  # log | proxy | mcp | cli | api
+    ts: Mapped[datetime] = mapped_column(DateTime)
+
+    __table_args__ = (
+        UniqueConstraint("item_id", "agent", "session_key", "tool_call_key"),
+        Index("ix_memory_sightings_project_ts", "project", "ts"),
+        Index("ix_memory_sightings_item_id", "item_id"),
+    )
+
+
+class MemoryVector(Base):
+    """An item's embedding (float32, L2-normalised): the source of truth the vector index is rebuilt from."""
+
+    __tablename__ = "memory_vectors"
+
+    item_id: Mapped[int] = mapped_column(ForeignKey("memory_items.id", ondelete="CASCADE"), primary_key=True)
+    model: Mapped[str] = mapped_column(String(64))
+    dim: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class BlockMemo(Base):
+    """What the proxy served for a block's content in a project: every agent gets the same bytes and ids."""
+
+    __tablename__ = "block_memo"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project: Mapped[str] = mapped_column(Text, default="")
+    key: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    entry_ids: Mapped[str] = mapped_column(Text, default="")  # space-separated CCR ids the text refers to
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    last_used_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+    __table_args__ = (UniqueConstraint("project", "key"),)
+
+
+class StateValue(Base):
+    """Small named values that must survive restarts (e.g. how far the memory feed has read)."""
+
+    __tablename__ = "state_values"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

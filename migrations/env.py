@@ -11,12 +11,18 @@ config = context.config
 target_metadata = Base.metadata
 
 
+def _include_name(name: str | None, type_: str, _parent: object) -> bool:
+    """Leave the SQLite FTS5 table and its shadow tables out of model comparison (they have no model)."""
+    return not (type_ == "table" and name is not None and name.startswith("memory_fts"))
+
+
 def _configure(connection: object) -> None:
     context.configure(
         connection=connection,  # type: ignore[arg-type]
         target_metadata=target_metadata,
         render_as_batch=True,  # SQLite cannot ALTER most things in place
         compare_type=True,
+        include_name=_include_name,
     )
 
 

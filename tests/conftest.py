@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import copy_tree, point_agents_at
+
 REPO = Path(__file__).resolve().parent.parent
 OWN_FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -47,3 +49,23 @@ def shared() -> Path:
     if path is None:
         pytest.skip("../shared/fixtures is absent (set HEADROOM_SHARED); CI always has it")
     return path
+
+
+@pytest.fixture
+def real_logs(shared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The real public session logs of all three agents."""
+    base = shared / "fixtures" / "sessions"
+    point_agents_at(monkeypatch, tmp_path, base / "claude", base / "codex", base / "gemini" / "tmp")
+    return base
+
+
+@pytest.fixture
+def generated_logs(shared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The logs the real CLIs wrote offline, each agent's scenarios merged into one root."""
+    out = tmp_path / "generated"
+    gen = shared / "fixtures" / "generated"
+    for agent, sub in (("claude", "claude/projects"), ("codex", "codex/sessions"), ("gemini", "gemini/tmp")):
+        for scenario in sorted((gen / agent).iterdir()):
+            copy_tree(scenario, out / sub)
+    point_agents_at(monkeypatch, tmp_path, out / "claude", out / "codex", out / "gemini" / "tmp")
+    return out

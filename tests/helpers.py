@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from headroom.learn.model import Agent, Batch, Merge
@@ -193,3 +194,13 @@ def copy_tree(source: Path, target: Path) -> Path:
         for name in files:
             (Path(dirpath) / name).chmod(0o644)
     return target
+
+
+def point_agents_at(env: pytest.MonkeyPatch, tmp: Path, claude: Path, codex: Path, gemini_tmp: Path) -> None:
+    """Set the agents' own variables (as a user would) to fixture trees."""
+    env.setenv("CLAUDE_CONFIG_DIR", str(claude))
+    env.setenv("CODEX_HOME", str(codex))
+    home = tmp / "gemini-home"
+    (home / ".gemini").mkdir(parents=True, exist_ok=True)
+    (home / ".gemini" / "tmp").symlink_to(gemini_tmp)
+    env.setenv("GEMINI_CLI_HOME", str(home))

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from headroom.daemon.ccr_files import FileCCRStore
 from headroom.engine import MemoryCCRStore, RetrievalError, TokenCounter, count_tokens, retrieve
 from headroom.engine.ccr import CCREntry, content_id, find_refs, line_marker, parse_ref, slice_lines
 from headroom.engine.tokens import encoding_for
+from headroom.memory.ccr_store import FileCCRStore
 
 TEXT = "alpha\r\nbeta\n\ngamma with trailing spaces   \ndelta"  # mixed endings, no final newline
 

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from headroom.daemon.cli import cli
-from tests.helpers import ccusage_binary, copy_tree
+from tests.helpers import ccusage_binary
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -27,36 +27,6 @@ def run(*args: str, ok: bool = True) -> Result:
 
 def as_json(*args: str) -> Any:
     return json.loads(run(*args, "--json").stdout)
-
-
-def point_agents_at(env: pytest.MonkeyPatch, tmp: Path, claude: Path, codex: Path, gemini_tmp: Path) -> None:
-    """Set the agents' own variables (as a user would) to fixture trees."""
-    env.setenv("CLAUDE_CONFIG_DIR", str(claude))
-    env.setenv("CODEX_HOME", str(codex))
-    home = tmp / "gemini-home"
-    (home / ".gemini").mkdir(parents=True, exist_ok=True)
-    (home / ".gemini" / "tmp").symlink_to(gemini_tmp)
-    env.setenv("GEMINI_CLI_HOME", str(home))
-
-
-@pytest.fixture
-def real_logs(shared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The real public session logs of all three agents."""
-    base = shared / "fixtures" / "sessions"
-    point_agents_at(monkeypatch, tmp_path, base / "claude", base / "codex", base / "gemini" / "tmp")
-    return base
-
-
-@pytest.fixture
-def generated_logs(shared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The logs the real CLIs wrote offline, each agent's scenarios merged into one root."""
-    out = tmp_path / "generated"
-    gen = shared / "fixtures" / "generated"
-    for agent, sub in (("claude", "claude/projects"), ("codex", "codex/sessions"), ("gemini", "gemini/tmp")):
-        for scenario in sorted((gen / agent).iterdir()):
-            copy_tree(scenario, out / sub)
-    point_agents_at(monkeypatch, tmp_path, out / "claude", out / "codex", out / "gemini" / "tmp")
-    return out
 
 
 def test_help_works_everywhere() -> None:

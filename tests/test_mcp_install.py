@@ -110,7 +110,7 @@ def test_fresh_install_creates_the_file_and_uninstall_takes_it_away(agent: Agent
     assert entry == server_entry(agent)
     assert entry["command"] == os.path.abspath(sys.executable)
     assert entry["args"] == ["-m", "headroom.daemon.cli", "mcp", "serve"]
-    assert entry["env"] == {"HEADROOM_HOME": str(Path(os.environ["HEADROOM_HOME"]).resolve())}
+    assert entry["env"] == {"HEADROOM_HOME": str(Path(os.environ["HEADROOM_HOME"]).resolve()), "HEADROOM_AGENT": agent}
     if agent == "claude":
         assert entry["type"] == "stdio"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -228,7 +228,7 @@ def test_update_keeps_what_the_user_added_to_the_entry(monkeypatch: pytest.Monke
     assert install("codex").action == "update"
     entry = installed_entry("codex")
     assert entry is not None
-    assert entry["env"] == {"HEADROOM_HOME": str((tmp_path / "elsewhere").resolve())}
+    assert entry["env"] == {"HEADROOM_HOME": str((tmp_path / "elsewhere").resolve()), "HEADROOM_AGENT": "codex"}
     assert entry["startup_timeout_sec"] == 30
     assert state("codex") == "installed"
 

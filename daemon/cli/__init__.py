@@ -59,13 +59,25 @@ def _register() -> None:
         doctor,
         ingest_cmd,
         mcp_cmd,
+        memory_cmd,
         proxy_cmd,
         sessions,
         stats,
         wrap_cmd,
     )
 
-    for module in (compress_cmd, daemon_cmd, doctor, ingest_cmd, mcp_cmd, proxy_cmd, sessions, stats, wrap_cmd):
+    for module in (
+        compress_cmd,
+        daemon_cmd,
+        doctor,
+        ingest_cmd,
+        mcp_cmd,
+        memory_cmd,
+        proxy_cmd,
+        sessions,
+        stats,
+        wrap_cmd,
+    ):
         module.register(cli)
 
 

@@ -106,8 +106,8 @@ def compress_cmd(app: App, source: str, question: str | None, model: str, frozen
     A JSON request body or message list comes back as a compressed request; anything else is compressed as
     one tool result (a FILE path also tells the language). Originals stay retrievable: see `headroom retrieve`.
     """
-    from headroom.daemon.ccr_files import FileCCRStore
     from headroom.engine import compress
+    from headroom.memory.ccr_store import FileCCRStore
 
     text = _read_input(source)
     try:
@@ -162,8 +162,8 @@ def _parse_lines(value: str | None) -> tuple[int, int] | None:
 @pass_app
 def retrieve_cmd(app: App, ref: str, query: str | None, line_range: str | None) -> None:
     """Print the original behind a marker's hr:<id> (byte-exact), or part of it."""
-    from headroom.daemon.ccr_files import FileCCRStore
     from headroom.engine import retrieve
+    from headroom.memory.ccr_store import FileCCRStore
 
     text = retrieve(ref, FileCCRStore(app.config.paths.ccr_dir), query=query, lines=_parse_lines(line_range))
     sys.stdout.write(text)

@@ -79,7 +79,7 @@ def server_entry(agent: Agent, *, config_path: str | None = None) -> dict[str, A
     """The entry that starts ``headroom mcp serve`` with this interpreter (so the agent needs no PATH).
 
     ``HEADROOM_HOME`` is passed on when it is set: Codex starts servers with a scrubbed environment, and the
-    server must read the same CCR store as the proxy.
+    server must read the same CCR store as the proxy. ``HEADROOM_AGENT`` names the agent for provenance.
     """
     args = ["-m", "headroom.daemon.cli"]
     if config_path:
@@ -87,6 +87,7 @@ def server_entry(agent: Agent, *, config_path: str | None = None) -> dict[str, A
     args += ["mcp", "serve"]
     home = os.environ.get("HEADROOM_HOME")
     env = {"HEADROOM_HOME": str(Path(home).expanduser().resolve())} if home else {}
+    env["HEADROOM_AGENT"] = agent  # provenance of what the agent saves through memory_save
     entry: dict[str, Any] = {"command": os.path.abspath(sys.executable), "args": args, "env": env}
     return {"type": "stdio", **entry} if agent == "claude" else entry
 
@@ -180,7 +181,8 @@ def _remove(agent: Agent, text: str, *, prune: bool) -> str:
 # -- planning and writing ----------------------------------------------------------------------------------
 
 
-def _read(path: Path) -> str | None:
+def read_config(path: Path) -> str | None:
+    """The text of an agent config file (None when absent); an unreadable or non-UTF-8 file is refused."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -203,7 +205,7 @@ def _check(agent: Agent, path: Path, before: dict[str, Any], after_text: str | N
 def plan_install(agent: Agent, *, config_path: str | None = None) -> Change:
     """What installing the server for ``agent`` would change (nothing is written)."""
     path = config_file(agent)
-    before = _read(path)
+    before = read_config(path)
     data = _parse(agent, before or "", path)
     if not isinstance(data.get(_CONTAINER[agent], {}), dict):
         raise InstallError(f"{path}: {_CONTAINER[agent]} is not a table of servers; refusing to edit it")
@@ -223,14 +225,14 @@ def plan_install(agent: Agent, *, config_path: str | None = None) -> Change:
 def plan_uninstall(agent: Agent) -> Change:
     """What uninstalling the server for ``agent`` would change (nothing is written)."""
     path = config_file(agent)
-    before = _read(path)
+    before = read_config(path)
     data = _parse(agent, before or "", path)
     if before is None or _entry(agent, data) is None:
         return Change(agent, path, "absent", before, before)
     # The backup is the file as it was before headroom first changed it: it tells whether headroom created
     # the file or the server container, which then go again.
     try:
-        original = _read(backup_file(path))
+        original = read_config(backup_file(path))
         had_container = original is not None and _CONTAINER[agent] in _parse(agent, original, path)
     except InstallError:  # an unreadable backup proves nothing: keep what might be the user's
         original, had_container = None, True
@@ -251,7 +253,7 @@ def apply(change: Change) -> None:
     """Write a planned change: backup first, then an atomic replace that keeps the file's mode."""
     if not change.changed:
         return
-    if _read(change.path) != change.before:
+    if read_config(change.path) != change.before:
         raise InstallError(f"{change.path} changed while headroom was editing it; run the command again")
     target = Path(os.path.realpath(change.path))  # a symlinked dotfile stays a symlink
     backup = backup_file(change.path)
@@ -295,7 +297,7 @@ def uninstall(agent: Agent, *, dry_run: bool = False) -> Change:
 def installed_entry(agent: Agent) -> dict[str, Any] | None:
     """headroom's entry in ``agent``'s config, or ``None``; ``InstallError`` when the file cannot be read."""
     path = config_file(agent)
-    entry = _entry(agent, _parse(agent, _read(path) or "", path))
+    entry = _entry(agent, _parse(agent, read_config(path) or "", path))
     return entry if isinstance(entry, dict) else None
 
 

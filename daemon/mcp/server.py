@@ -1,4 +1,5 @@
-"""headroom's MCP server: the tools an agent calls to get elided text back, compress text, and see savings.
+"""headroom's MCP server: the tools an agent calls to get elided text back, compress text, see savings, and
+search, read and add to the shared memory of all agents (:mod:`~headroom.daemon.mcp.memory_tools`).
 
 The proxy replaces what it leaves out of a tool result with a marker such as
 ``[41 lines elided; retrieve hr:3f9a1c2b7d10:120-160]``. The agent gets the original back by calling
@@ -26,11 +27,12 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
+from headroom.daemon.mcp.memory_tools import GET_DESCRIPTION, SAVE_DESCRIPTION, SEARCH_DESCRIPTION, MemoryTools
 from headroom.engine.errors import HeadroomError
 
 if TYPE_CHECKING:
-    from headroom.daemon.ccr_files import FileCCRStore
     from headroom.daemon.config import Config
+    from headroom.memory.ccr_store import FileCCRStore
     from headroom.memory.db import Database
 
 log = logging.getLogger("headroom.mcp")
@@ -92,7 +94,7 @@ class Tools:
 
     @cached_property
     def store(self) -> FileCCRStore:
-        from headroom.daemon.ccr_files import FileCCRStore
+        from headroom.memory.ccr_store import FileCCRStore
 
         return FileCCRStore(self.config.paths.ccr_dir)
 
@@ -204,7 +206,53 @@ def build_server(tools: Tools) -> MCPServer[Any]:
         structured_output=False,
     )
     server.add_tool(headroom_stats, description=STATS_DESCRIPTION, annotations=read_only, structured_output=False)
+    _add_memory_tools(server, MemoryTools(tools.config, tools.database), read_only)
     return server
+
+
+def _add_memory_tools(server: MCPServer[Any], tools: MemoryTools, read_only: ToolAnnotations) -> None:
+    def memory_search(
+        query: Annotated[str, Field(description="What to look for (words, a path, a command); empty: the briefing.")],
+        k: Annotated[int, Field(ge=1, le=50, description="How many items.")] = 8,
+        kinds: Annotated[
+            list[str] | None,
+            Field(description="Only these kinds: file_read, tool_output, fetched_doc, decision, instruction, lesson."),
+        ] = None,
+    ) -> str:
+        try:
+            return orjson.dumps(tools.search(query, k, kinds), option=orjson.OPT_INDENT_2).decode()
+        except HeadroomError as exc:
+            raise ToolError(str(exc)) from None
+
+    def memory_get(
+        id: Annotated[int, Field(description="The item id (#123 in the briefing, id in search results).")],
+        lines: Annotated[str | None, Field(description='Only these lines, e.g. "120-160".')] = None,
+        query: Annotated[str | None, Field(description="Only the lines containing any of these words.")] = None,
+    ) -> str:
+        try:
+            return tools.get(id, lines, query)
+        except HeadroomError as exc:
+            raise ToolError(str(exc)) from None
+
+    def memory_save(
+        content: Annotated[str, Field(description="The note, in one or a few sentences.")],
+        kind: Annotated[str, Field(description="decision, lesson or instruction.")] = "decision",
+        title: Annotated[str | None, Field(description="A short title.")] = None,
+        global_scope: Annotated[bool, Field(description="True: for every project, not only this one.")] = False,
+    ) -> str:
+        try:
+            return tools.save(content, kind, title, global_scope)
+        except HeadroomError as exc:
+            raise ToolError(str(exc)) from None
+
+    server.add_tool(memory_search, description=SEARCH_DESCRIPTION, annotations=read_only, structured_output=False)
+    server.add_tool(memory_get, description=GET_DESCRIPTION, annotations=read_only, structured_output=False)
+    server.add_tool(
+        memory_save,
+        description=SAVE_DESCRIPTION,
+        annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False),
+        structured_output=False,
+    )
 
 
 def _version() -> str:

@@ -6,7 +6,8 @@ re-chunking, no buffering), and a client that goes away cancels the upstream cal
 the next chunk happens to arrive. The engine runs on a worker thread for large bodies so one big request
 never stalls the streams of the others.
 
-Two local endpoints: ``GET /healthz`` and ``GET /stats``. A path starting with ``/lossless`` is served in
+Local endpoints: ``GET /healthz``, ``GET /stats``, and ``GET /memory/search`` (the daemon's memory search for
+the MCP servers, behind a token from the owner-only state file). A path starting with ``/lossless`` is served in
 lossless mode (for clients that cannot call ``headroom_retrieve``); every path no provider route names is
 passed through untouched.
 """
@@ -14,9 +15,12 @@ passed through untouched.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import os
+import secrets
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +32,7 @@ from headroom.daemon.proxy.rewrite import Rewriter, Rewritten
 from headroom.daemon.proxy.routes import (
     DEFAULT_UPSTREAMS,
     LOSSLESS_PREFIX,
+    MEMORY_SEARCH_PATH,
     Provider,
     Route,
     agent_of,
@@ -91,11 +96,16 @@ class ProxyApp:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         summary: Callable[[], dict[str, Any]] | None = None,
+        memory_search: Callable[[dict[str, str]], dict[str, Any]] | None = None,
     ) -> None:
         self.settings = settings
         self.rewriter = rewriter
         self.stats = stats
         self.summary = summary
+        # The daemon's memory search (its embedding model is loaded once, here, instead of in every agent's
+        # MCP server). It reads memory, so unlike the rest it needs the token from the owner-only state file.
+        self.memory_search = memory_search
+        self.token = secrets.token_urlsafe(24)
         self.transport = transport
         self.requests = 0
         self.upstream_errors = 0
@@ -159,6 +169,9 @@ class ProxyApp:
         path, mode, hmap, headers = self.target(scope)
         if method == "GET" and path in ("/healthz", "/stats"):
             await self._local(path, send)
+            return
+        if method == "GET" and path == MEMORY_SEARCH_PATH:
+            await self._memory(scope, hmap, send)
             return
         route = match(method, path, hmap)
         body = bytearray()
@@ -291,6 +304,21 @@ class ProxyApp:
                 await asyncio.to_thread(self.stats.flush, 2.0)
             summary = await asyncio.to_thread(self.summary)
             await _respond(send, 200, orjson.dumps(summary))
+
+    async def _memory(self, scope: Scope, hmap: dict[str, str], send: Send) -> None:
+        if self.memory_search is None:
+            await _respond(send, 503, orjson.dumps({"error": "memory search runs in the daemon only"}))
+            return
+        if not hmac.compare_digest(hmap.get("x-headroom-token", "").encode(), self.token.encode()):
+            await _respond(send, 403, orjson.dumps({"error": "a token from the daemon's state file is required"}))
+            return
+        params = dict(urllib.parse.parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        try:
+            result = await asyncio.to_thread(self.memory_search, params)
+        except ValueError as exc:
+            await _respond(send, 400, orjson.dumps({"error": str(exc)}))
+            return
+        await _respond(send, 200, orjson.dumps(result, default=str))
 
 
 async def _disconnected(receive: Receive) -> None:

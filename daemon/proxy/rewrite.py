@@ -7,6 +7,10 @@ reason is logged and counted. A body the proxy did not change is forwarded as th
 Cache safety has two layers. The engine is deterministic, and :class:`~headroom.engine.cache.PrefixCache`
 remembers what was sent for every message seen: the leading messages of a request that were seen before are
 replaced by exactly what went upstream then (frozen), and only the rest is compressed.
+
+Across agents, the block memo (:class:`~headroom.memory.memo_store.DBBlockMemo`) makes a content that any
+agent of the same project sent before come out as the same bytes with the same CCR ids; the project is read
+from the request itself (:mod:`headroom.daemon.proxy.project`).
 """
 
 from __future__ import annotations
@@ -18,13 +22,18 @@ import threading
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from headroom.daemon.proxy.project import request_project
 from headroom.daemon.proxy.routes import Route
 from headroom.engine import CCRStore, EngineConfig, TokenCounter, compress, count_messages
 from headroom.engine.cache import PrefixCache, chain_keys
+from headroom.engine.memo import BlockMemo
+
+if TYPE_CHECKING:
+    from headroom.memory.memo_store import DBBlockMemo
 
 log = logging.getLogger("headroom.proxy")
 
@@ -91,9 +100,16 @@ def _tokens(
 class Rewriter:
     """Compresses the conversation in request bodies; shared by every request (thread-safe)."""
 
-    def __init__(self, config: EngineConfig, store: CCRStore | None, prefix: PrefixCache | None = None) -> None:
+    def __init__(
+        self,
+        config: EngineConfig,
+        store: CCRStore | None,
+        prefix: PrefixCache | None = None,
+        memo: DBBlockMemo | None = None,
+    ) -> None:
         self.configs = {"ccr": config, "lossless": replace(config, lossless=True)}
         self.store = store
+        self.memo = memo
         self.prefix = prefix or PrefixCache()
         self._lock = threading.Lock()
         self.failures = 0
@@ -113,7 +129,8 @@ class Rewriter:
             return Rewritten(raw, model=model, stream=stream)
         config = self.configs[mode]
         try:
-            out, frozen, blocks = self.compress_list(f"{route.key}:{mode}", messages, model, config)
+            memo = self.memo_for(request_project(body, route.key))
+            out, frozen, blocks = self.compress_list(f"{route.key}:{mode}", messages, model, config, memo)
         except Exception as exc:  # fail open: the original goes upstream
             self.failures += 1
             log.warning("compression failed, forwarding the original: %s: %s", type(exc).__name__, exc)
@@ -138,8 +155,14 @@ class Rewriter:
         """New engine settings (a config reload): new content follows them; what was sent stays as sent."""
         self.configs = {"ccr": config, "lossless": replace(config, lossless=True)}
 
+    def memo_for(self, project: str | None) -> BlockMemo | None:
+        """The memo view of ``project`` (None without a memo or a known project: no sharing across agents)."""
+        if self.memo is None or not project:
+            return None
+        return self.memo.scoped(project)
+
     def compress_list(
-        self, root: str, messages: list[Any], model: str | None, config: EngineConfig
+        self, root: str, messages: list[Any], model: str | None, config: EngineConfig, memo: BlockMemo | None = None
     ) -> tuple[list[Any], int, int]:
         """``messages`` with the seen prefix as sent before and the rest compressed: (out, frozen, blocks)."""
         keys = chain_keys(root, messages)
@@ -147,7 +170,7 @@ class Rewriter:
             frozen, sent = self.prefix.frozen(keys, messages)
         blocks = 0
         if frozen < len(messages):
-            result = compress(messages, model, store=self.store, frozen=frozen, config=config)
+            result = compress(messages, model, store=self.store, frozen=frozen, config=config, memo=memo)
             out = sent + result.messages[frozen:]
             blocks = sum(1 for d in result.decisions if d.compressor)
         else:
@@ -157,12 +180,14 @@ class Rewriter:
         return out, frozen, blocks
 
     def rewrite_items(
-        self, items: list[Any], context: list[Any], model: str | None, mode: str
+        self, items: list[Any], context: list[Any], model: str | None, mode: str, project: str | None = None
     ) -> tuple[list[Any], int, Callable[[], tuple[int, int]]]:
         """New Responses input items of an incremental (WebSocket) turn; ``context`` holds earlier user turns
         so a tool output is compressed with the question that preceded it, as it would be over HTTP."""
         config = self.configs[mode]
-        result = compress(context + items, model, store=self.store, frozen=len(context), config=config)
+        result = compress(
+            context + items, model, store=self.store, frozen=len(context), config=config, memo=self.memo_for(project)
+        )
         out = result.messages[len(context) :]
         blocks = sum(1 for d in result.decisions if d.compressor)
         return out, blocks, _tokens(model, config.claude_token_factor, items, out)

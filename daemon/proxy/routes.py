@@ -26,6 +26,8 @@ DEFAULT_UPSTREAMS: dict[Provider, str] = {
 
 #: A path prefix that asks for lossless compression (clients that cannot call headroom_retrieve).
 LOSSLESS_PREFIX = "/lossless"
+#: The daemon's memory search for the MCP servers (local, token-protected).
+MEMORY_SEARCH_PATH = "/memory/search"
 
 _GEMINI_RE = re.compile(r"^/(?:v1|v1beta|v1alpha)/(?:tunedModels|models)/(?P<model>[^/:]+):(?P<verb>[A-Za-z]+)$")
 

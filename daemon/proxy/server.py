@@ -16,6 +16,7 @@ import os
 import signal
 import socket
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -23,13 +24,14 @@ from typing import Any
 import httpx
 import orjson
 
-from headroom.daemon.ccr_files import FileCCRStore
 from headroom.daemon.config import Config
 from headroom.daemon.errors import ProxyError
 from headroom.daemon.proxy.app import ProxyApp, ProxySettings, UpstreamCut
 from headroom.daemon.proxy.rewrite import Rewriter
 from headroom.daemon.proxy.stats import StatsWriter, proxy_summary
+from headroom.memory.ccr_store import FileCCRStore
 from headroom.memory.db import Database
+from headroom.memory.memo_store import DBBlockMemo
 
 log = logging.getLogger("headroom.proxy")
 
@@ -45,8 +47,16 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def build_app(config: Config, db: Database | None, *, transport: httpx.AsyncBaseTransport | None = None) -> ProxyApp:
-    """The proxy app for this config: engine settings, upstreams, the file CCR store, stats into ``db``."""
+def build_app(
+    config: Config,
+    db: Database | None,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    memo: DBBlockMemo | None = None,
+    memory_search: Callable[[dict[str, str]], dict[str, Any]] | None = None,
+) -> ProxyApp:
+    """The proxy app for this config: engine settings, upstreams, the CCR store, stats into ``db``, and the
+    block memo shared by every agent of a project (its own when none is given and memory is enabled)."""
     p = config.proxy
     settings = ProxySettings(
         upstreams={"anthropic": p.anthropic_upstream, "openai": p.openai_upstream, "gemini": p.gemini_upstream},
@@ -57,10 +67,12 @@ def build_app(config: Config, db: Database | None, *, transport: httpx.AsyncBase
     )
     # httpx logs every upstream URL at INFO, and Gemini's may carry ?key=: keep it out of any log.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    rewriter = Rewriter(config.engine, FileCCRStore(config.paths.ccr_dir))
+    if memo is None and db is not None and config.memory.enabled:
+        memo = DBBlockMemo(db)
+    rewriter = Rewriter(config.engine, FileCCRStore(config.paths.ccr_dir), memo=memo)
     stats = StatsWriter(db)
     summary = (lambda: proxy_summary(db)) if db is not None else None
-    return ProxyApp(settings, rewriter, stats, transport=transport, summary=summary)
+    return ProxyApp(settings, rewriter, stats, transport=transport, summary=summary, memory_search=memory_search)
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -171,7 +183,8 @@ class ProxyServer:
     def _write_state(self) -> None:
         """Where this proxy listens, for ``headroom wrap`` (the port may have been picked by the OS)."""
         if self.state_file is not None:
-            data = orjson.dumps({"url": self.url, "pid": os.getpid(), "mode": self.app.settings.mode})
+            state = {"url": self.url, "pid": os.getpid(), "mode": self.app.settings.mode, "token": self.app.token}
+            data = orjson.dumps(state)
             tmp = self.state_file.with_suffix(".tmp")
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb") as fh:
@@ -186,6 +199,8 @@ class ProxyServer:
             self.socket.close()
         if self.app.stats is not None:
             self.app.stats.close()
+        if self.app.rewriter.memo is not None:
+            self.app.rewriter.memo.close()
 
     def health(self) -> dict[str, Any]:
         return {"url": self.url, "running": bool(self.server.started and not self.server.should_exit)}

@@ -9,8 +9,6 @@ slowing requests down: statistics are worth less than latency.
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -20,11 +18,9 @@ from sqlalchemy import case, func, insert, or_, select
 
 from headroom.memory.db import Database
 from headroom.memory.models import ProxyRequest
+from headroom.memory.writer import BatchWriter
 
 log = logging.getLogger("headroom.proxy")
-
-_QUEUE_MAX = 10_000
-_BATCH = 200
 
 
 @dataclass
@@ -82,71 +78,18 @@ class RequestRecord:
         }
 
 
-class StatsWriter:
-    """One background thread that turns records into rows; ``db=None`` keeps rows in memory (no DB)."""
+class StatsWriter(BatchWriter[RequestRecord]):
+    """The proxy's statistics writer; ``db=None`` keeps no rows (counts only)."""
 
     def __init__(self, db: Database | None) -> None:
         self.db = db
-        self.dropped = 0
-        self.written = 0
-        self.failed = 0
-        # None stops the thread; an Event is a flush marker, set once everything before it is written.
-        self._queue: queue.Queue[RequestRecord | threading.Event | None] = queue.Queue(_QUEUE_MAX)
-        self._thread = threading.Thread(target=self._run, name="headroom-proxy-stats", daemon=True)
-        self._thread.start()
+        super().__init__(self._insert, "headroom-proxy-stats")
 
-    def submit(self, record: RequestRecord) -> None:
-        try:
-            self._queue.put_nowait(record)
-        except queue.Full:
-            self.dropped += 1
-
-    def flush(self, timeout: float = 10.0) -> None:
-        """Wait until every record submitted so far is written (tests, shutdown)."""
-        done = threading.Event()
-        self._queue.put(done)
-        done.wait(timeout)
-
-    def close(self, timeout: float = 10.0) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout)
-
-    def _run(self) -> None:
-        stop = False
-        while not stop:
-            batch: list[RequestRecord] = []
-            markers: list[threading.Event] = []
-            item = self._queue.get()
-            while True:
-                if item is None:
-                    stop = True
-                    break
-                if isinstance(item, threading.Event):
-                    markers.append(item)
-                else:
-                    batch.append(item)
-                if len(batch) >= _BATCH:
-                    break
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-            if batch:
-                self._write([r.row() for r in batch])
-            for marker in markers:
-                marker.set()
-
-    def _write(self, rows: list[dict[str, Any]]) -> None:
-        if self.db is None:
-            self.written += len(rows)
-            return
-        try:
+    def _insert(self, records: list[RequestRecord]) -> None:
+        rows = [r.row() for r in records]  # token counting happens here, on the writer thread
+        if self.db is not None:
             with self.db.transaction() as session:
                 session.execute(insert(ProxyRequest), rows)
-            self.written += len(rows)
-        except Exception as exc:  # a full disk or a locked DB loses statistics, never a request
-            self.failed += len(rows)
-            log.error("writing %d proxy stats rows failed: %s: %s", len(rows), type(exc).__name__, exc)
 
 
 def _percentile(values: list[float], q: float) -> float | None:

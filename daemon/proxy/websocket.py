@@ -23,6 +23,7 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
+from headroom.daemon.proxy.project import request_project
 from headroom.daemon.proxy.routes import agent_of, error_body, upstream_url
 from headroom.daemon.proxy.stats import RequestRecord
 from headroom.daemon.proxy.usage import usage_of
@@ -44,6 +45,7 @@ class _Turns:
         self.user: Any = None
         self.calls: deque[Any] = deque(maxlen=64)
         self.pending: deque[RequestRecord] = deque()
+        self.project: str | None = None  # announced in the first turn's instructions and environment context
 
     def context(self) -> list[Any]:
         return ([self.user] if self.user is not None else []) + list(self.calls)
@@ -139,14 +141,18 @@ async def _rewrite_frame(app: ProxyApp, text: str, turns: _Turns, agent: str, mo
     record = RequestRecord(agent, "openai", "responses_ws", model, True, mode, len(text), len(text))
     if frame.get("generate") is False or not isinstance(items, list) or not items:
         return text  # a prewarm: no turn, no usage to wait for
+    if turns.project is None:
+        turns.project = request_project(frame, "input")
     context = turns.context()
     turns.saw_client_items(items)
     out_text = text
     try:
         if len(text) > app.settings.inline_bytes:
-            out, blocks, tokens = await asyncio.to_thread(app.rewriter.rewrite_items, items, context, model, mode)
+            out, blocks, tokens = await asyncio.to_thread(
+                app.rewriter.rewrite_items, items, context, model, mode, turns.project
+            )
         else:
-            out, blocks, tokens = app.rewriter.rewrite_items(items, context, model, mode)
+            out, blocks, tokens = app.rewriter.rewrite_items(items, context, model, mode, turns.project)
         record.tokens, record.blocks_compressed = tokens, blocks
         if any(a is not b for a, b in zip(out, items)):
             from headroom.daemon.proxy.rewrite import encode_json

@@ -1,0 +1,166 @@
+"""Feeds the shared memory from the session mirror: what each agent read, ran, fetched and was asked.
+
+The feed follows two cursors (the last tool-call row and the last prompt event it handled), stored in
+``state_values`` and advanced in the same transaction as the items it put, so a crash either keeps a batch
+and its cursor or neither: nothing is fed twice, nothing is skipped. A tool call still waiting for its
+result stops the tool-call cursor for a while (its output usually lands in the next batch); one that never
+completes (an interrupted session) is passed over after :data:`PENDING_GRACE`.
+
+It reads only committed rows, so it may run on any thread after ingestion (the daemon calls it after each
+ingest pass; ``headroom memory …`` commands call it before answering, so they work without the daemon).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session as OrmSession
+
+from headroom.learn.knowledge import Found, from_prompt, from_tool_call
+from headroom.memory.models import Event, Session, ToolCall
+from headroom.memory.store import Draft, MemoryStore, utcnow
+
+log = logging.getLogger("headroom.memory")
+
+PENDING_GRACE = timedelta(minutes=30)
+BATCH = 200
+_TOOLS_CURSOR = "memory_feed.tool_calls"
+_PROMPTS_CURSOR = "memory_feed.prompts"
+
+
+@dataclass
+class FeedReport:
+    tool_calls: int = 0
+    prompts: int = 0
+    items_created: int = 0
+    sightings: int = 0
+    skipped: int = 0
+    redactions: int = 0
+
+    def add(self, other: FeedReport) -> None:
+        for name in vars(self):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+class MemoryFeed:
+    """Moves new rows of the session mirror into the memory store."""
+
+    def __init__(self, store: MemoryStore, *, now: datetime | None = None) -> None:
+        self.store = store
+        self._now = now
+
+    def run(self, max_batches: int | None = None) -> FeedReport:
+        """Feed everything new (or ``max_batches`` batches of each kind)."""
+        total = FeedReport()
+        batches = 0
+        while max_batches is None or batches < max_batches:
+            got = self._tool_batch()
+            got.add(self._prompt_batch())
+            total.add(got)
+            batches += 1
+            if got.tool_calls < BATCH and got.prompts < BATCH:
+                break
+        if total.items_created or total.sightings:
+            log.info(
+                "memory: %d new items, %d sightings (%d redactions) from %d tool calls and %d prompts",
+                total.items_created,
+                total.sightings,
+                total.redactions,
+                total.tool_calls,
+                total.prompts,
+            )
+        return total
+
+    def _tool_batch(self) -> FeedReport:
+        report = FeedReport()
+        now = self._now or utcnow()
+        with self.store.db.transaction() as s:
+            cursor = int(self.store.state(_TOOLS_CURSOR, s) or 0)
+            rows = s.execute(
+                select(ToolCall, Session.agent, Session.key, Session.cwd, Session.project_root)
+                .join(Session, Session.id == ToolCall.session_id)
+                .where(ToolCall.id > cursor)
+                .order_by(ToolCall.id)
+                .limit(BATCH)
+            ).all()
+            drafts: list[Draft] = []
+            last = cursor
+            for call, agent, session_key, cwd, project in rows:
+                if call.status == "pending":
+                    started = call.started_at or now
+                    if now - started < PENDING_GRACE:
+                        break  # its result is probably in the next batch: wait here
+                last = call.id
+                report.tool_calls += 1
+                if call.status != "ok":
+                    continue
+                found = from_tool_call(call.name, call.input, call.output, cwd)
+                if found is None:
+                    continue
+                drafts.append(
+                    _draft(found, agent, session_key, call.key, project or cwd, call.ended_at or call.started_at)
+                )
+            self._put(drafts, report, s)
+            if last != cursor:
+                self.store.set_state(s, _TOOLS_CURSOR, str(last))
+        return report
+
+    def _prompt_batch(self) -> FeedReport:
+        report = FeedReport()
+        with self.store.db.transaction() as s:
+            cursor = int(self.store.state(_PROMPTS_CURSOR, s) or 0)
+            rows = s.execute(
+                select(
+                    Event.id,
+                    Event.key,
+                    Event.text,
+                    Event.ts,
+                    Session.agent,
+                    Session.key,
+                    Session.cwd,
+                    Session.project_root,
+                )
+                .join(Session, Session.id == Event.session_id)
+                .where(Event.id > cursor, Event.kind == "user_prompt")
+                .order_by(Event.id)
+                .limit(BATCH)
+            ).all()
+            drafts: list[Draft] = []
+            for _id, key, text, ts, agent, session_key, cwd, project in rows:
+                report.prompts += 1
+                found = from_prompt(text)
+                if found is not None:
+                    drafts.append(_draft(found, agent, session_key, f"prompt:{key}", project or cwd, ts))
+            self._put(drafts, report, s)
+            if rows:
+                self.store.set_state(s, _PROMPTS_CURSOR, str(rows[-1][0]))
+        return report
+
+    def _put(self, drafts: list[Draft], report: FeedReport, s: OrmSession) -> None:
+        for result in self.store.put_many(drafts, session=s):
+            if result.item_id is None:
+                report.skipped += 1
+                continue
+            report.items_created += int(result.created)
+            report.sightings += int(result.new_sighting)
+            report.redactions += result.redactions
+
+
+def _draft(
+    found: Found, agent: str, session_key: str, call_key: str, project: str | None, ts: datetime | None
+) -> Draft:
+    return Draft(
+        found.content,
+        found.kind,
+        project=project or "",
+        agent=agent,
+        session_key=session_key,
+        tool_call_key=call_key,
+        path=found.path,
+        title=found.title,
+        ts=ts,
+        source="log",
+    )

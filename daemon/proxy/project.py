@@ -1,0 +1,69 @@
+"""Which project a request comes from, read from the context each agent puts in its own requests.
+
+The proxy sees no cwd, but every agent tells the model where it works: Claude Code's system prompt says
+``Primary working directory: /path`` (older versions ``Working directory: /path``), Codex sends an
+``<environment_context>`` with ``<cwd>/path</cwd>``, Gemini CLI lists ``Workspace Directories:`` followed by
+``  - /path``. The project is that folder's git root when it exists here (:func:`headroom.daemon.store.project_of`).
+
+Only the start of the system/developer text and of the first dozen input items is scanned (32 K characters
+of each string, 256 K in all), so this stays well under a millisecond on a large request. No match means no project: the block memo is then not used.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from headroom.daemon.store import project_of
+
+_SCAN_CHARS = 256_000  # in all; each string is scanned up to _STRING_CHARS
+_STRING_CHARS = 32_000
+_MESSAGES = 12  # Codex in code mode puts its environment context after four developer messages and more
+_PATTERNS = (
+    re.compile(r"Primary working directory: (/[^\n\r`\"<]+)"),
+    re.compile(r"<cwd>(/[^<\n]+)</cwd>"),
+    re.compile(r"Workspace Directories:\*{0,2}\s*\n\s*- (/[^\n\r]+)"),
+    re.compile(r"[Ww]orking directory: (/[^\n\r`\"<]+)"),
+)
+
+
+def _texts(value: Any, out: list[str], budget: list[int]) -> None:
+    """Strings inside ``value`` (nested lists and dicts), up to the budget of characters."""
+    if budget[0] <= 0:
+        return
+    if isinstance(value, str):
+        piece = value[: min(budget[0], _STRING_CHARS)]
+        out.append(piece)
+        budget[0] -= len(piece)
+    elif isinstance(value, list):
+        for item in value:
+            _texts(item, out, budget)
+    elif isinstance(value, dict):
+        for key in ("text", "content", "parts", "input_text"):
+            if key in value:
+                _texts(value[key], out, budget)
+
+
+def find_cwd(body: dict[str, Any], key: str | None) -> str | None:
+    """The working directory an agent announced in this request body, or None."""
+    texts: list[str] = []
+    budget = [_SCAN_CHARS]
+    for field in ("system", "instructions", "systemInstruction"):
+        if field in body:
+            _texts(body[field], texts, budget)
+    messages = body.get(key or "")
+    if isinstance(messages, list):
+        for message in messages[:_MESSAGES]:  # the system/developer turns and the first user turn carry it
+            _texts(message, texts, budget)
+    for text in texts:
+        for pattern in _PATTERNS:
+            m = pattern.search(text)
+            if m:
+                return m.group(1).strip().rstrip("/.") or "/"
+    return None
+
+
+def request_project(body: dict[str, Any], key: str | None) -> str | None:
+    """The project of this request (git root of the announced cwd), or None when the agent did not say."""
+    cwd = find_cwd(body, key)
+    return project_of(cwd) if cwd else None

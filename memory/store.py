@@ -1,0 +1,548 @@
+"""The shared memory: items with provenance, deduplicated across agents, secrets redacted before storage.
+
+``put`` is the only way in. It redacts, normalizes and hashes the content (:mod:`headroom.memory.dedup`), then
+either adds a sighting to the item with that hash or creates the item, linking it as the newer version of
+what was at the same path before. Everything happens in one transaction per batch, so the feed can commit a
+batch and its cursor together. Embedding, vector search and near-duplicate links live in
+:mod:`headroom.memory.vectors`; ranking and full-text search in :mod:`headroom.memory.search`.
+
+Scoping: an item is visible in a project when it has a sighting there, or when it was saved as global. The
+same content read in two projects is stored once (one item, a sighting in each), and neither project's
+sessions can learn from the other what the other did not already hold.
+
+Large content (over ``inline_chars``) is stored by reference: an excerpt (head and tail) is kept and indexed,
+``ref`` says where the whole lives, and the hash is still over the whole, so exact dedup still holds.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from headroom.memory.db import Database
+from headroom.memory.dedup import clean_text, content_hash, looks_binary, normalize
+from headroom.memory.models import MemoryItem, MemorySighting, MemoryVector, StateValue
+from headroom.memory.redact import redact
+
+log = logging.getLogger("headroom.memory")
+
+KINDS = ("file_read", "tool_output", "fetched_doc", "decision", "instruction", "lesson")
+SOURCES = ("log", "proxy", "mcp", "cli", "api")
+INLINE_CHARS = 1 << 20  # 1 M characters stored whole; larger is stored by reference
+EXCERPT_CHARS = 16_000  # head + tail kept (and indexed) for content stored by reference
+TITLE_CHARS = 200
+_GENERATION = "memory.generation"
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class Draft:
+    """Content to put, and where it was met. ``project`` is a git root or cwd ("" for none)."""
+
+    content: str
+    kind: str
+    project: str = ""
+    agent: str = ""
+    session_key: str = ""
+    tool_call_key: str = ""
+    path: str | None = None
+    title: str | None = None
+    ts: datetime | None = None
+    source: str = "api"
+    global_scope: bool = False
+    ref: str | None = None  # where the whole lives, for content stored by reference
+
+
+@dataclass(frozen=True)
+class PutResult:
+    """What a put did. ``item_id`` is None when the content was skipped (``skipped`` says why)."""
+
+    item_id: int | None
+    created: bool = False
+    new_sighting: bool = False
+    redactions: int = 0
+    supersedes: int | None = None
+    skipped: str | None = None
+
+
+@dataclass
+class Sighting:
+    project: str
+    agent: str
+    session_key: str
+    tool_call_key: str
+    path: str | None
+    source: str
+    ts: datetime
+
+
+@dataclass
+class Item:
+    """An item as shown to a user or an agent (content already redacted)."""
+
+    id: int
+    kind: str
+    title: str | None
+    content: str
+    size: int
+    ref: str | None
+    global_scope: bool
+    status: str
+    supersedes_id: int | None
+    superseded_by: list[int]
+    link_reason: str | None
+    redactions: int
+    created_at: datetime
+    last_seen_at: datetime
+    sightings: list[Sighting] = field(default_factory=list)
+
+    @property
+    def agents(self) -> list[str]:
+        return sorted({s.agent for s in self.sightings if s.agent})
+
+    @property
+    def projects(self) -> list[str]:
+        return sorted({s.project for s in self.sightings})
+
+    def scoped(self, project: str | None) -> Item:
+        """This item as ``project`` may see it: only that project's sightings, and its own path as the title.
+
+        Another project's paths, sessions and agents never show through a shared item (None: all of them).
+        """
+        if project is None:
+            return self
+        mine = [s for s in self.sightings if s.project == project]
+        paths = [s.path for s in mine if s.path]
+        title = paths[-1] if paths else (None if self.kind == "file_read" and self.sightings else self.title)
+        return replace(self, sightings=mine, title=title)
+
+    def as_dict(self, *, content: bool = True) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "kind": self.kind,
+            "title": self.title,
+            "size": self.size,
+            "ref": self.ref,
+            "global": self.global_scope,
+            "status": self.status,
+            "supersedes": self.supersedes_id,
+            "superseded_by": self.superseded_by,
+            "link_reason": self.link_reason,
+            "redactions": self.redactions,
+            "created_at": self.created_at.isoformat(),
+            "last_seen_at": self.last_seen_at.isoformat(),
+            "agents": self.agents,
+            "sightings": [
+                {
+                    "project": s.project,
+                    "agent": s.agent,
+                    "session": s.session_key,
+                    "tool_call": s.tool_call_key,
+                    "path": s.path,
+                    "source": s.source,
+                    "ts": s.ts.isoformat(),
+                }
+                for s in self.sightings
+            ],
+        }
+        if content:
+            out["content"] = self.content
+        return out
+
+
+def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """Head and tail of ``text`` within ``limit`` characters, with a note of what is left out."""
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}\n[… {len(text) - 2 * half} characters not stored inline …]\n{text[-half:]}"
+
+
+class MemoryStore:
+    """Items, sightings and their lifecycle in the database (thread-safe: every call opens its own session)."""
+
+    def __init__(self, db: Database, *, inline_chars: int = INLINE_CHARS) -> None:
+        self.db = db
+        self.inline_chars = inline_chars
+
+    # -- writing -----------------------------------------------------------------------------------
+
+    def put(self, content: str, kind: str, **where: Any) -> PutResult:
+        """Put one piece of content (see :class:`Draft` for ``where``)."""
+        return self.put_many([Draft(content, kind, **where)])[0]
+
+    def put_many(self, drafts: Sequence[Draft], session: Session | None = None) -> list[PutResult]:
+        """Put a batch in one transaction (or in ``session``, the caller's, to commit with its own rows)."""
+        if session is not None:
+            results = [self._put(session, d) for d in drafts]
+            self._bump(session)
+            return results
+        with self.db.transaction() as s:
+            results = [self._put(s, d) for d in drafts]
+            self._bump(s)
+            return results
+
+    def _put(self, s: Session, d: Draft) -> PutResult:
+        if d.kind not in KINDS:
+            raise ValueError(f"unknown memory kind {d.kind!r} (one of {', '.join(KINDS)})")
+        if looks_binary(d.content):
+            return PutResult(None, skipped="binary content")
+        cleaned = clean_text(d.content)
+        red = redact(cleaned)
+        text = normalize(red.text)
+        if not text.strip():
+            return PutResult(None, skipped="empty")
+        digest = content_hash(text)
+        now = utcnow()
+        ts = d.ts.astimezone(timezone.utc).replace(tzinfo=None) if d.ts and d.ts.tzinfo else (d.ts or now)
+        title = _title(d)
+        item = s.execute(select(MemoryItem).where(MemoryItem.content_hash == digest)).scalar_one_or_none()
+        created = item is None
+        supersedes: int | None = None
+        if item is None:
+            stored, ref = (text, d.ref) if len(text) <= self.inline_chars else (excerpt(text), d.ref or "not kept")
+            item = MemoryItem(
+                content_hash=digest,
+                kind=d.kind,
+                title=title,
+                content=stored,
+                size=len(text),
+                ref=ref,
+                global_scope=d.global_scope,
+                status="active",
+                redactions=len(red.findings),
+                sightings=0,
+                created_at=now,
+                last_seen_at=ts,
+            )
+            s.add(item)
+            s.flush()
+            if d.path and d.kind == "file_read":
+                supersedes = self._link_same_path(s, item, d.project, d.path)
+        else:
+            if d.global_scope and not item.global_scope:
+                item.global_scope = True
+            item.last_seen_at = max(item.last_seen_at, ts)
+        new_sighting = self._add_sighting(s, item, d, ts)
+        return PutResult(item.id, created, new_sighting, len(red.findings), supersedes)
+
+    def _add_sighting(self, s: Session, item: MemoryItem, d: Draft, ts: datetime) -> bool:
+        key = (item.id, d.agent, d.session_key, d.tool_call_key)
+        exists = s.execute(
+            select(MemorySighting.id).where(
+                MemorySighting.item_id == key[0],
+                MemorySighting.agent == key[1],
+                MemorySighting.session_key == key[2],
+                MemorySighting.tool_call_key == key[3],
+            )
+        ).first()
+        if exists is not None and (d.session_key or d.tool_call_key):
+            return False  # the same meeting read again (a re-ingested log): idempotent
+        if exists is not None:  # an anonymous save repeated: refresh its time instead of a second row
+            s.execute(update(MemorySighting).where(MemorySighting.id == exists[0]).values(ts=ts))
+            return False
+        s.add(
+            MemorySighting(
+                item_id=item.id,
+                project=d.project,
+                agent=d.agent,
+                session_key=d.session_key,
+                tool_call_key=d.tool_call_key,
+                path=d.path,
+                source=d.source,
+                ts=ts,
+            )
+        )
+        item.sightings = (item.sightings or 0) + 1
+        return True
+
+    def _link_same_path(self, s: Session, item: MemoryItem, project: str, path: str) -> int | None:
+        """Rule 2 of the policy: the newest other item read at ``path`` in ``project`` is superseded."""
+        prev = s.execute(
+            select(MemoryItem)
+            .join(MemorySighting, MemorySighting.item_id == MemoryItem.id)
+            .where(
+                MemorySighting.project == project,
+                MemorySighting.path == path,
+                MemoryItem.id != item.id,
+                MemoryItem.kind == "file_read",
+                MemoryItem.status == "active",
+            )
+            .order_by(MemorySighting.ts.desc())
+            .limit(1)
+        ).scalar_one_or_none()
+        if prev is None:
+            return None
+        link(prev, item, "same path")
+        return prev.id
+
+    def forget(self, item_ids: Iterable[int]) -> int:
+        """Delete items (their sightings and vectors go with them): only ever on an explicit request."""
+        ids = list(item_ids)
+        if not ids:
+            return 0
+        with self.db.transaction() as s:
+            s.execute(update(MemoryItem).where(MemoryItem.supersedes_id.in_(ids)).values(supersedes_id=None))
+            s.execute(delete(MemorySighting).where(MemorySighting.item_id.in_(ids)))
+            s.execute(delete(MemoryVector).where(MemoryVector.item_id.in_(ids)))
+            n = len(s.execute(select(MemoryItem.id).where(MemoryItem.id.in_(ids))).all())
+            s.execute(delete(MemoryItem).where(MemoryItem.id.in_(ids)))
+            self._bump(s)
+        return n
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def get(self, item_id: int, *, project: str | None = None) -> Item | None:
+        """One item with its sightings; None when unknown or (with ``project``) not visible there."""
+        with self.db.sessions() as s:
+            row = s.get(MemoryItem, item_id)
+            if row is None:
+                return None
+            sightings = s.execute(
+                select(MemorySighting).where(MemorySighting.item_id == item_id).order_by(MemorySighting.ts)
+            ).scalars()
+            newer = s.execute(select(MemoryItem.id).where(MemoryItem.supersedes_id == item_id)).scalars().all()
+            item = _item(row, list(newer), [_sighting(x) for x in sightings])
+        if project is not None and not item.global_scope and project not in item.projects:
+            return None
+        return item
+
+    def items(self, ids: Sequence[int]) -> dict[int, Item]:
+        """Several items by id, with their sightings (one query each for items, sightings and links)."""
+        if not ids:
+            return {}
+        with self.db.sessions() as s:
+            rows = s.execute(select(MemoryItem).where(MemoryItem.id.in_(ids))).scalars().all()
+            sightings: dict[int, list[Sighting]] = {}
+            for x in s.execute(
+                select(MemorySighting).where(MemorySighting.item_id.in_(ids)).order_by(MemorySighting.ts)
+            ).scalars():
+                sightings.setdefault(x.item_id, []).append(_sighting(x))
+            newer: dict[int, list[int]] = {}
+            for new_id, old_id in s.execute(
+                select(MemoryItem.id, MemoryItem.supersedes_id).where(MemoryItem.supersedes_id.in_(ids))
+            ):
+                if old_id is not None:
+                    newer.setdefault(old_id, []).append(new_id)
+        return {r.id: _item(r, newer.get(r.id, []), sightings.get(r.id, [])) for r in rows}
+
+    def history(self, item_id: int) -> list[int]:
+        """The version chain through ``item_id``, oldest first."""
+        with self.db.sessions() as s:
+            chain = [item_id]
+            cur: int | None = item_id
+            while cur is not None and len(chain) < 1000:
+                cur = s.execute(select(MemoryItem.supersedes_id).where(MemoryItem.id == cur)).scalar()
+                if cur is not None:
+                    chain.insert(0, cur)
+            cur = item_id
+            while cur is not None and len(chain) < 1000:
+                cur = s.execute(
+                    select(MemoryItem.id).where(MemoryItem.supersedes_id == cur).order_by(MemoryItem.id)
+                ).scalar()
+                if cur is not None:
+                    chain.append(cur)
+        return chain
+
+    def visible_ids(self, project: str | None, *, include_global: bool = True) -> set[int] | None:
+        """Ids of the items ``project`` may see (None: every item, for a search across all projects)."""
+        if project is None:
+            return None
+        with self.db.sessions() as s:
+            ids = set(
+                s.execute(select(MemorySighting.item_id).where(MemorySighting.project == project).distinct()).scalars()
+            )
+            if include_global:
+                ids.update(s.execute(select(MemoryItem.id).where(MemoryItem.global_scope.is_(True))).scalars())
+        return ids
+
+    def stats(self, project: str | None = None) -> dict[str, Any]:
+        """Counts for ``headroom memory stats`` (per kind, per agent, links, redactions, embedding backlog)."""
+        visible = self.visible_ids(project)
+        with self.db.sessions() as s:
+            where = [MemoryItem.id.in_(visible)] if visible is not None else []
+            kinds = dict(s.execute(select(MemoryItem.kind, func.count()).where(*where).group_by(MemoryItem.kind)).all())
+            swhere = [MemorySighting.project == project] if project is not None else []
+            agents = dict(
+                s.execute(
+                    select(MemorySighting.agent, func.count()).where(*swhere).group_by(MemorySighting.agent)
+                ).all()
+            )
+            row = s.execute(
+                select(
+                    func.count(),
+                    func.coalesce(func.sum(MemoryItem.size), 0),
+                    func.coalesce(func.sum(MemoryItem.redactions), 0),
+                    func.count(MemoryItem.supersedes_id),
+                    func.count(MemoryItem.embed_model),
+                    func.count(MemoryItem.ref),
+                ).where(*where)
+            ).one()
+            projects = s.execute(select(func.count(func.distinct(MemorySighting.project)))).scalar() or 0
+        return {
+            "project": project,
+            "items": int(row[0]),
+            "chars": int(row[1]),
+            "redactions": int(row[2]),
+            "versions_linked": int(row[3]),
+            "embedded": int(row[4]),
+            "by_reference": int(row[5]),
+            "by_kind": {k: int(v) for k, v in sorted(kinds.items())},
+            "sightings_by_agent": {k or "(none)": int(v) for k, v in sorted(agents.items())},
+            "projects": int(projects),
+            "db_bytes": self.db.size_bytes(),
+        }
+
+    # -- maintenance -------------------------------------------------------------------------------
+
+    def redact_scan(self, *, apply: bool = False) -> dict[str, Any]:
+        """Find stored content that today's redaction would change (rules grow); with ``apply``, clean it.
+
+        A cleaned item whose new hash equals another item's is merged into that one (its sightings move).
+        """
+        found: dict[str, int] = {}
+        changed: list[int] = []
+        last = 0
+        while True:
+            with self.db.sessions() as s:
+                rows = s.execute(
+                    select(MemoryItem.id, MemoryItem.content, MemoryItem.title)
+                    .where(MemoryItem.id > last)
+                    .order_by(MemoryItem.id)
+                    .limit(500)
+                ).all()
+            if not rows:
+                break
+            last = rows[-1][0]
+            for item_id, content, title in rows:
+                red, red_title = redact(content), redact(title or "")
+                if not red.findings and not red_title.findings:
+                    continue
+                for kind, n in {**red.counts(), **red_title.counts()}.items():
+                    found[kind] = found.get(kind, 0) + n
+                changed.append(item_id)
+                if apply:
+                    self._rewrite(item_id, red.text, red_title.text if title else None, len(red.findings))
+        return {"items": len(changed), "ids": changed, "findings": found, "applied": apply}
+
+    def _rewrite(self, item_id: int, content: str, title: str | None, redactions: int) -> None:
+        text = normalize(content)
+        digest = content_hash(text)
+        with self.db.transaction() as s:
+            item = s.get(MemoryItem, item_id)
+            if item is None:
+                return
+            twin = s.execute(select(MemoryItem).where(MemoryItem.content_hash == digest)).scalar_one_or_none()
+            if twin is not None and twin.id != item_id:
+                s.execute(update(MemorySighting).where(MemorySighting.item_id == item_id).values(item_id=twin.id))
+                s.execute(update(MemoryItem).where(MemoryItem.supersedes_id == item_id).values(supersedes_id=twin.id))
+                twin.sightings = (twin.sightings or 0) + (item.sightings or 0)
+                s.execute(delete(MemoryVector).where(MemoryVector.item_id == item_id))
+                s.delete(item)
+            else:
+                item.content, item.content_hash = text, digest
+                item.title = title if title is not None else item.title
+                item.redactions = (item.redactions or 0) + redactions
+                item.embed_model = None  # the vector was of the unredacted text: embed again
+                s.execute(delete(MemoryVector).where(MemoryVector.item_id == item_id))
+            self._bump(s)
+
+    def prune_ids(self, max_bytes: int, *, keep_days: int = 30) -> list[int]:
+        """The oldest, least-seen items to delete so that stored content fits ``max_bytes``.
+
+        Never chosen: the newest version of anything with a sighting in the last ``keep_days`` days, global
+        items, decisions and lessons (what agents or users chose to keep). Superseded versions go first.
+        """
+        with self.db.sessions() as s:
+            total = int(s.execute(select(func.coalesce(func.sum(func.length(MemoryItem.content)), 0))).scalar() or 0)
+        if total <= max_bytes:
+            return []
+        cutoff = utcnow() - timedelta(days=keep_days)
+        doomed: list[int] = []
+        with self.db.sessions() as s:
+            candidates = s.execute(
+                select(MemoryItem.id, func.length(MemoryItem.content), MemoryItem.status, MemoryItem.last_seen_at)
+                .where(MemoryItem.global_scope.is_(False), MemoryItem.kind.notin_(("decision", "lesson")))
+                .order_by(MemoryItem.status.desc(), MemoryItem.sightings, MemoryItem.last_seen_at)
+            ).all()
+        for item_id, size, status, last_seen in candidates:
+            if total <= max_bytes:
+                break
+            if status == "active" and last_seen >= cutoff:
+                continue
+            doomed.append(item_id)
+            total -= int(size or 0)
+        return doomed
+
+    # -- small persistent values -------------------------------------------------------------------
+
+    def generation(self) -> int:
+        """A number that changes whenever any process changes which items a project sees (one indexed read).
+
+        Caches of visible ids key on it: the daemon's search must see what an MCP server or the CLI saved.
+        """
+        return int(self.state(_GENERATION) or 0)
+
+    def _bump(self, session: Session) -> None:
+        self.set_state(session, _GENERATION, str(int(self.state(_GENERATION, session) or 0) + 1))
+
+    def state(self, name: str, session: Session | None = None) -> str | None:
+        if session is not None:
+            return session.execute(select(StateValue.value).where(StateValue.name == name)).scalar()
+        with self.db.sessions() as s:
+            return s.execute(select(StateValue.value).where(StateValue.name == name)).scalar()
+
+    def set_state(self, session: Session, name: str, value: str) -> None:
+        row = session.get(StateValue, name)
+        if row is None:
+            session.add(StateValue(name=name, value=value))
+        else:
+            row.value = value
+
+
+def link(old: MemoryItem, new: MemoryItem, reason: str) -> None:
+    """Mark ``new`` as the newer version of ``old`` (``old`` is kept)."""
+    new.supersedes_id = old.id
+    new.link_reason = reason[:64]
+    old.status = "superseded"
+
+
+def _title(d: Draft) -> str | None:
+    title = d.title or d.path
+    if title is None:
+        first = next((line.strip() for line in d.content.splitlines() if line.strip()), "")
+        title = first[:TITLE_CHARS] or None
+    return redact(clean_text(title)).text[:TITLE_CHARS] if title else None
+
+
+def _sighting(x: MemorySighting) -> Sighting:
+    return Sighting(x.project, x.agent, x.session_key, x.tool_call_key, x.path, x.source, x.ts)
+
+
+def _item(r: MemoryItem, newer: list[int], sightings: list[Sighting]) -> Item:
+    return Item(
+        r.id,
+        r.kind,
+        r.title,
+        r.content,
+        r.size,
+        r.ref,
+        r.global_scope,
+        r.status,
+        r.supersedes_id,
+        newer,
+        r.link_reason,
+        r.redactions,
+        r.created_at,
+        r.last_seen_at,
+        sightings,
+    )

@@ -1,0 +1,221 @@
+"""Embeddings for the shared memory: computed lazily in batches, kept in the DB, searched through an index.
+
+The database is the source of truth (``memory_vectors``: item id, model, dim, float32 bytes). The vector index
+beside it (:class:`headroom.memory.index.VectorIndex`, one file per model) is only a cache: a missing,
+corrupt or stale file (its ids differ from the DB's) is rebuilt from the table on first use.
+
+An item is embedded when its ``embed_model`` is not the current embedder's name, so a model change re-embeds
+everything, in the background, batch by batch. Ingestion never waits on this: the feed writes items and
+returns; :meth:`Vectors.embed_pending` is called by the daemon's worker thread (or by a CLI command).
+
+After embedding a batch, each new item is checked against older items of its kind in its projects (rule 3 of
+:mod:`headroom.memory.dedup`) and linked as their newer version when both checks agree.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Collection
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import delete, select
+
+from headroom.memory.dedup import is_new_version
+from headroom.memory.embed import Embedder, EmbedderUnavailable
+from headroom.memory.index import VectorIndex
+from headroom.memory.models import MemoryItem, MemorySighting, MemoryVector
+from headroom.memory.store import MemoryStore, link
+
+log = logging.getLogger("headroom.memory")
+
+BATCH = 32
+EMBED_CHARS = 4000  # what the model sees of an item (it truncates at 256 word pieces anyway)
+
+
+@dataclass
+class EmbedReport:
+    embedded: int = 0
+    linked: int = 0
+    pending: int = 0
+    error: str | None = None
+
+
+class Vectors:
+    """The embedder, the index and the backlog for one store (thread-safe)."""
+
+    def __init__(self, store: MemoryStore, embedder: Embedder, index_dir: Path | None) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.index_dir = index_dir
+        self._index: VectorIndex | None = None
+        self._lock = threading.RLock()
+        self.error: str | None = None  # why embeddings are unavailable (doctor shows it)
+
+    @property
+    def index_path(self) -> Path | None:
+        if self.index_dir is None:
+            return None
+        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in self.embedder.name)
+        return self.index_dir / f"vectors-{safe}.idx"
+
+    # -- the index ---------------------------------------------------------------------------------
+
+    def index(self) -> VectorIndex:
+        """The index, loaded from its file when it matches the DB, else rebuilt from the DB."""
+        with self._lock:
+            if self._index is not None:
+                return self._index
+            db_ids = self._vector_ids()
+            path = self.index_path
+            loaded = None
+            if path is not None and path.exists():
+                loaded = VectorIndex.load(self.embedder.dim, self.embedder.name, path)
+                if loaded is not None and not loaded.matches(db_ids):
+                    log.warning("memory: vector index %s is stale, rebuilding it from the database", path)
+                    loaded = None
+            if loaded is None:
+                loaded = VectorIndex(self.embedder.dim, self.embedder.name, path)
+                loaded.rebuild(self._vector_rows())
+                if path is not None:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    loaded.save()
+            self._index = loaded
+            return loaded
+
+    def _vector_ids(self) -> set[int]:
+        with self.store.db.sessions() as s:
+            return set(
+                s.execute(select(MemoryVector.item_id).where(MemoryVector.model == self.embedder.name)).scalars()
+            )
+
+    def _vector_rows(self) -> list[tuple[int, bytes]]:
+        with self.store.db.sessions() as s:
+            return [
+                (int(i), bytes(v))
+                for i, v in s.execute(
+                    select(MemoryVector.item_id, MemoryVector.vector).where(MemoryVector.model == self.embedder.name)
+                )
+            ]
+
+    def save(self) -> None:
+        with self._lock:
+            if self._index is not None:
+                self._index.save()
+
+    def drop(self, ids: Collection[int]) -> None:
+        """Forget vectors of deleted items in the index too."""
+        with self._lock:
+            if self._index is not None:
+                self._index.remove(ids)
+
+    # -- search ------------------------------------------------------------------------------------
+
+    def search(self, query: str, k: int, allowed: Collection[int] | None) -> list[tuple[int, float]]:
+        """(item id, cosine) best first; [] when the model cannot be loaded (the caller falls back to FTS)."""
+        try:
+            vec = self.embedder.embed([query[:EMBED_CHARS]])[0]
+        except EmbedderUnavailable as exc:
+            self.error = str(exc)
+            return []
+        return self.index().search(vec, k, allowed=allowed)
+
+    # -- the backlog -------------------------------------------------------------------------------
+
+    def pending(self) -> int:
+        with self.store.db.sessions() as s:
+            return len(
+                s.execute(
+                    select(MemoryItem.id).where(
+                        (MemoryItem.embed_model.is_(None)) | (MemoryItem.embed_model != self.embedder.name)
+                    )
+                ).all()
+            )
+
+    def embed_pending(self, limit: int | None = None, batch: int = BATCH) -> EmbedReport:
+        """Embed up to ``limit`` items that lack a vector of the current model (all when None)."""
+        report = EmbedReport()
+        while limit is None or report.embedded < limit:
+            with self.store.db.sessions() as s:
+                rows = s.execute(
+                    select(MemoryItem.id, MemoryItem.title, MemoryItem.content)
+                    .where((MemoryItem.embed_model.is_(None)) | (MemoryItem.embed_model != self.embedder.name))
+                    .order_by(MemoryItem.id)
+                    .limit(batch if limit is None else min(batch, limit - report.embedded))
+                ).all()
+            if not rows:
+                break
+            texts = [_embed_text(title, content) for _, title, content in rows]
+            try:
+                vectors = self.embedder.embed(texts)
+            except EmbedderUnavailable as exc:
+                self.error = report.error = str(exc)
+                break
+            ids = [int(r[0]) for r in rows]
+            self._write(ids, vectors)
+            report.embedded += len(ids)
+            report.linked += self._link_near_duplicates(ids, vectors)
+        report.pending = self.pending()
+        if report.embedded:
+            self.save()
+        return report
+
+    def _write(self, ids: list[int], vectors: np.ndarray) -> None:
+        name, dim = self.embedder.name, self.embedder.dim
+        with self.store.db.transaction() as s:
+            s.execute(delete(MemoryVector).where(MemoryVector.item_id.in_(ids)))
+            existing = set(s.execute(select(MemoryItem.id).where(MemoryItem.id.in_(ids))).scalars())
+            for item_id, vec in zip(ids, vectors):
+                if item_id not in existing:  # forgotten while being embedded
+                    continue
+                s.add(MemoryVector(item_id=item_id, model=name, dim=dim, vector=vec.astype(np.float32).tobytes()))
+                s.get(MemoryItem, item_id).embed_model = name  # type: ignore[union-attr]
+        keep = [i for i, item_id in enumerate(ids) if item_id in existing]
+        if keep:
+            self.index().add([ids[i] for i in keep], vectors[keep])
+
+    def _link_near_duplicates(self, ids: list[int], vectors: np.ndarray) -> int:
+        """Rule 3: link each new item to an older, similar one of its kind in one of its projects."""
+        linked = 0
+        index = self.index()
+        with self.store.db.transaction() as s:
+            for item_id, vec in zip(ids, vectors):
+                item = s.get(MemoryItem, item_id)
+                if item is None or item.supersedes_id is not None:
+                    continue
+                projects = set(
+                    s.execute(select(MemorySighting.project).where(MemorySighting.item_id == item_id)).scalars()
+                )
+                if not projects:
+                    continue
+                peers = set(
+                    s.execute(
+                        select(MemorySighting.item_id)
+                        .join(MemoryItem, MemoryItem.id == MemorySighting.item_id)
+                        .where(
+                            MemorySighting.project.in_(projects),
+                            MemoryItem.kind == item.kind,
+                            MemoryItem.id < item_id,
+                            MemoryItem.status == "active",
+                        )
+                    ).scalars()
+                )
+                if not peers:
+                    continue
+                for other_id, score in index.search(vec, 3, allowed=peers):
+                    other = s.get(MemoryItem, other_id)
+                    if other is None:
+                        continue
+                    ok, overlap = is_new_version(score, other.content, item.content)
+                    if ok:
+                        link(other, item, f"similar {score:.2f}, lines {overlap:.2f}")
+                        linked += 1
+                        break
+        return linked
+
+
+def _embed_text(title: str | None, content: str) -> str:
+    head = content[:EMBED_CHARS]
+    return f"{title}\n{head}" if title and not head.startswith(title) else head

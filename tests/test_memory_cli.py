@@ -1,0 +1,171 @@
+"""``headroom memory``: the commands, the briefing, and the Claude Code SessionStart hook's install."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from headroom.daemon import memory_hook
+from headroom.daemon.cli import cli
+from headroom.memory.briefing import build_briefing
+from headroom.memory.db import open_database
+from headroom.memory.store import MemoryStore
+
+FAKE_TOKEN = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+
+
+def run(*args: str, ok: bool = True, stdin: str | None = None) -> Result:
+    result = CliRunner().invoke(cli, list(args), input=stdin, catch_exceptions=False)
+    if ok:
+        assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    folder = tmp_path / "proj"
+    (folder / ".git").mkdir(parents=True)
+    (folder / "src").mkdir()
+    return folder
+
+
+def test_save_search_show_forget(project: Path) -> None:
+    saved = json.loads(run("memory", "save", "-p", str(project), "Use uv, not pip, in this repo.", "--json").output)
+    assert saved["created"]
+    hits = json.loads(run("memory", "search", "-p", str(project / "src"), "uv pip", "--text-only", "--json").output)
+    assert [h["id"] for h in hits["hits"]] == [saved["id"]] and hits["mode"] == "text"
+    shown = json.loads(run("memory", "show", str(saved["id"]), "--json").output)
+    assert shown["content"] == "Use uv, not pip, in this repo." and shown["sightings"][0]["source"] == "cli"
+    assert "forgot 1 item" in run("memory", "forget", str(saved["id"]), "--yes").output
+    assert run("memory", "show", str(saved["id"]), ok=False).exit_code != 0
+
+
+def test_other_projects_do_not_see_it_unless_asked(project: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    run("memory", "save", "-p", str(project), "Release on Fridays only.")
+    assert "nothing found" in run("memory", "search", "-p", str(other), "release", "--text-only").output
+    assert "Release" not in run("memory", "briefing", "-p", str(other)).output
+    everywhere = json.loads(run("memory", "search", "--all-projects", "release", "--text-only", "--json").output)
+    assert len(everywhere["hits"]) == 1
+
+
+def test_secrets_never_reach_the_store_or_the_output(project: Path) -> None:
+    out = run("memory", "save", "-p", str(project), f"the CI token is {FAKE_TOKEN}").output
+    assert "1 secret redacted" in out
+    shown = run("memory", "search", "-p", str(project), "CI token", "--text-only", "--json").output
+    assert FAKE_TOKEN not in shown
+    assert FAKE_TOKEN not in run("memory", "briefing", "-p", str(project)).output
+
+
+def test_stats_and_redact_scan(project: Path) -> None:
+    run("memory", "save", "-p", str(project), "a decision about logging")
+    stats = json.loads(run("memory", "stats", "-p", str(project), "--json").output)
+    assert stats["items"] == 1 and stats["by_kind"] == {"decision": 1}
+    assert "embeddings" in stats
+    assert "would clean 0 items" in run("memory", "redact", "--scan", "--dry-run").output
+
+
+def test_briefing_hook_prints_claude_code_json(project: Path) -> None:
+    run("memory", "save", "-p", str(project), "Tests run with make test.")
+    event = {"session_id": "abc", "cwd": str(project / "src"), "hook_event_name": "SessionStart", "source": "startup"}
+    out = json.loads(run("memory", "briefing", "--hook", stdin=json.dumps(event)).output)
+    hook = out["hookSpecificOutput"]
+    assert hook["hookEventName"] == "SessionStart" and "Tests run with make test." in hook["additionalContext"]
+
+
+def test_briefing_hook_never_breaks_the_session(project: Path) -> None:
+    result = run("memory", "briefing", "--hook", stdin="this is not json")
+    assert result.exit_code == 0 and result.stdout == ""
+    empty = run("memory", "briefing", "--hook", stdin=json.dumps({"cwd": str(project)}))
+    assert empty.stdout == ""  # nothing known: no context added
+
+
+def test_the_briefing_fits_the_hosts_limits(tmp_path: Path) -> None:
+    db = open_database(f"sqlite:///{tmp_path / 'b.db'}")
+    store = MemoryStore(db)
+    for i in range(300):
+        store.put(f"decision number {i}: " + "details " * 40, "decision", project="/p", session_key=str(i))
+        store.put(f"file {i}\n" * 20, "file_read", project="/p", path=f"/p/src/module_{i}.py", session_key=str(i))
+        store.put(f"please do thing {i} carefully and well", "instruction", project="/p", session_key=str(i))
+    assert len(build_briefing(store, "/p").encode()) <= 9000  # the default, 15 per section
+    text = build_briefing(store, "/p", max_bytes=9000, per_section=100)
+    assert len(text.encode()) <= 9000 and text.endswith("[… more in memory_search]")
+    assert "### Decisions and lessons" in text and "src/module_" in text
+    assert "/p/src/module_" not in text  # paths inside the project are shown relative to it
+    assert build_briefing(store, "/elsewhere") == ""
+    db.close()
+
+
+# -- the hook installer -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def claude_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "claude-config"
+    folder.mkdir()
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(folder))
+    return folder
+
+
+def test_install_creates_settings_and_uninstall_takes_them_away(claude_dir: Path) -> None:
+    settings = claude_dir / "settings.json"
+    assert "would be installed" in run("memory", "install", "--dry-run").output and not settings.exists()
+    assert "installed in" in run("memory", "install").output
+    data = json.loads(settings.read_text())
+    (group,) = data["hooks"]["SessionStart"]
+    command = group["hooks"][0]["command"]
+    assert "memory briefing --hook" in command and sys.executable in command
+    assert memory_hook.installed()
+    assert "already installed" in run("memory", "install").output
+    run("memory", "uninstall")
+    assert not settings.exists() and not memory_hook.installed()
+
+
+@pytest.mark.parametrize(
+    "original",
+    [
+        '{\n  "model": "opus"\n}\n',
+        '{\n    "hooks": {\n        "PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": "x"}]}]\n'
+        '    },\n    "theme": "dark"\n}\n',
+        '{"hooks": {"SessionStart": [{"hooks": [{"type": "command", "command": "echo hi"}]}]}}',
+        "{}",
+    ],
+)
+def test_install_keeps_the_users_settings_and_uninstall_restores_the_bytes(claude_dir: Path, original: str) -> None:
+    settings = claude_dir / "settings.json"
+    settings.write_text(original)
+    before = json.loads(original)
+    run("memory", "install")
+    after = json.loads(settings.read_text())
+    assert {k: v for k, v in after.items() if k != "hooks"} == {k: v for k, v in before.items() if k != "hooks"}
+    for event, groups in before.get("hooks", {}).items():
+        assert all(g in after["hooks"][event] for g in groups)  # the user's own hooks are all still there
+    run("memory", "uninstall")
+    assert settings.read_text() == original
+
+
+def test_install_refuses_a_file_it_cannot_parse(claude_dir: Path) -> None:
+    settings = claude_dir / "settings.json"
+    settings.write_text("{ not json")
+    result = run("memory", "install", ok=False)
+    assert result.exit_code != 0 and "not valid JSON" in result.output
+    assert settings.read_text() == "{ not json"
+
+
+def test_the_installed_hook_runs_as_claude_code_would(claude_dir: Path, project: Path, tmp_path: Path) -> None:
+    """Run the exact command line the settings file holds, through a shell, with the event on stdin."""
+    run("memory", "save", "-p", str(project), "Prefer small commits.")
+    run("memory", "install")
+    command = json.loads((claude_dir / "settings.json").read_text())["hooks"]["SessionStart"][0]["hooks"][0]["command"]
+    event = json.dumps({"session_id": "s", "cwd": str(project), "hook_event_name": "SessionStart"})
+    env = {**os.environ, "PATH": "/usr/bin:/bin"}  # no headroom on PATH: the command names the interpreter
+    done = subprocess.run(command, shell=True, input=event, capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "Prefer small commits." in json.loads(done.stdout)["hookSpecificOutput"]["additionalContext"]

@@ -1,0 +1,224 @@
+"""The feed from the session mirror into the memory, on the logs the real CLIs wrote, and its extraction rules."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+
+from headroom.daemon.config import load_config
+from headroom.daemon.memory_feed import PENDING_GRACE, MemoryFeed
+from headroom.daemon.service import make_ingestor
+from headroom.learn.knowledge import from_prompt, from_tool_call, unwrap_output
+from headroom.memory.api import Memory
+from headroom.memory.db import Database, open_database
+from headroom.memory.models import MemoryItem, MemorySighting, ToolCall
+from headroom.memory.store import utcnow
+
+
+@pytest.fixture
+def fed(generated_logs: Path) -> tuple[Memory, Database]:
+    config = load_config()
+    db = open_database(config.database_url)
+    make_ingestor(config, db).scan()
+    memory = Memory(db)
+    MemoryFeed(memory.store).run()
+    yield memory, db
+    db.close()
+
+
+def _items_for(db: Database, suffix: str) -> list[tuple[int, list[str]]]:
+    with db.sessions() as s:
+        rows = s.execute(
+            select(MemorySighting.item_id, MemorySighting.agent).where(MemorySighting.path.like(f"%{suffix}"))
+        ).all()
+    by_item: dict[int, list[str]] = {}
+    for item_id, agent in rows:
+        by_item.setdefault(item_id, []).append(agent)
+    return sorted(by_item.items())
+
+
+def test_the_same_file_read_by_three_agents_is_one_item(fed: tuple[Memory, Database]) -> None:
+    """records.json: Claude's numbered Read, Codex's `cat` behind its exec header, Gemini's read_file."""
+    memory, db = fed
+    items = _items_for(db, "/data/records.json")
+    assert len(items) == 1, items
+    item_id, agents = items[0]
+    assert {"claude", "codex", "gemini"} <= set(agents)
+    item = memory.get(item_id)
+    assert item is not None and item.kind == "file_read"
+    assert item.content.startswith('[\n{"id": 1, "name": "hinge-gear-1"')  # no line numbers, no header
+    # calc.py read by all three before any edit: one item as well
+    assert {a for _, agents in _items_for(db, "/calc/test_calc.py") for a in agents} == {"claude", "codex", "gemini"}
+    assert len(_items_for(db, "/calc/test_calc.py")) == 1
+
+
+def test_prompts_become_instructions_with_provenance(fed: tuple[Memory, Database]) -> None:
+    memory, _db = fed
+    hits = memory.search("digit strings", project=None, kinds=["instruction"]).hits
+    assert hits and "add() must also accept digit strings" in hits[0].item.content
+    assert set(hits[0].item.agents) == {"claude", "codex", "gemini"}
+
+
+def test_feeding_again_adds_nothing(fed: tuple[Memory, Database]) -> None:
+    memory, db = fed
+    with db.sessions() as s:
+        before = (len(s.execute(select(MemoryItem.id)).all()), len(s.execute(select(MemorySighting.id)).all()))
+    report = MemoryFeed(memory.store).run()
+    assert (report.tool_calls, report.prompts, report.sightings) == (0, 0, 0)
+    with db.sessions() as s:
+        after = (len(s.execute(select(MemoryItem.id)).all()), len(s.execute(select(MemorySighting.id)).all()))
+    assert after == before
+
+
+def test_a_fresh_feed_over_the_same_rows_gives_the_same_store(fed: tuple[Memory, Database], tmp_path: Path) -> None:
+    """The cursor is what makes it exactly-once; without it the natural keys still make re-feeding idempotent."""
+    memory, db = fed
+    with db.transaction() as s:
+        from headroom.memory.models import StateValue
+
+        s.execute(update(StateValue).values(value="0"))
+    report = MemoryFeed(memory.store).run()
+    assert report.tool_calls > 0 and report.sightings == 0 and report.items_created == 0
+
+
+def test_a_pending_tool_call_holds_the_cursor_until_it_completes_or_grows_old(tmp_path: Path) -> None:
+    db = open_database(f"sqlite:///{tmp_path / 'feed.db'}")
+    from headroom.memory.models import Session
+
+    now = utcnow()
+    with db.transaction() as s:
+        session = Session(agent="codex", key="s1", cwd="/p", project_root="/p")
+        s.add(session)
+        s.flush()
+        s.add(
+            ToolCall(
+                session_id=session.id,
+                key="c1",
+                name="exec_command",
+                input='{"cmd": "cat a.txt"}',
+                status="pending",
+                started_at=now,
+            )
+        )
+        s.add(
+            ToolCall(
+                session_id=session.id,
+                key="c2",
+                name="exec_command",
+                input='{"cmd": "cat b.txt"}',
+                status="ok",
+                output="contents of b.txt here",
+                started_at=now,
+            )
+        )
+    memory = Memory(db)
+    first = MemoryFeed(memory.store, now=now).run()
+    assert first.tool_calls == 0  # c1 is waiting for its output: nothing past it is taken yet
+    with db.transaction() as s:
+        s.execute(update(ToolCall).where(ToolCall.key == "c1").values(status="ok", output="contents of a.txt here"))
+    second = MemoryFeed(memory.store, now=now).run()
+    assert second.tool_calls == 2 and second.items_created == 2
+    with db.transaction() as s:
+        s.add(
+            ToolCall(
+                session_id=1,
+                key="c3",
+                name="exec_command",
+                input='{"cmd": "cat c.txt"}',
+                status="pending",
+                started_at=now - PENDING_GRACE - timedelta(minutes=1),
+            )
+        )
+        s.add(
+            ToolCall(
+                session_id=1,
+                key="c4",
+                name="exec_command",
+                input='{"cmd": "cat d.txt"}',
+                status="ok",
+                output="contents of d.txt here",
+                started_at=now,
+            )
+        )
+    third = MemoryFeed(memory.store, now=now).run()  # c3 never completed (an interrupted session): passed over
+    assert third.tool_calls == 2 and third.items_created == 1
+    db.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "output", "kind", "content", "path"),
+    [
+        (
+            "Read",
+            '{"file_path": "/p/a.py"}',
+            "     1\tx = 1\n     2\ty = 2\n",
+            "file_read",
+            "x = 1\ny = 2\n",
+            "/p/a.py",
+        ),
+        (
+            "Read",
+            '{"file_path": "/p/a.py"}',
+            "1\u2192x = 1\n2\u2192y = 2\n<system-reminder>ignore</system-reminder>",
+            "file_read",
+            "x = 1\ny = 2\n",
+            "/p/a.py",
+        ),
+        (
+            "exec_command",
+            '{"cmd": "cat notes.txt"}',
+            "Chunk ID: 1a\nWall time: 0.0 seconds\nProcess exited with code 0\nOriginal token count: 3\nOutput:\nmilk\neggs\n",
+            "file_read",
+            "milk\neggs\n",
+            "/p/notes.txt",
+        ),
+        (
+            "run_shell_command",
+            '{"command": "cat notes.txt"}',
+            "<untrusted_context>\nOutput: milk\neggs\nProcess Group PGID: 12\n</untrusted_context>",
+            "file_read",
+            "milk\neggs",
+            "/p/notes.txt",
+        ),
+        (
+            "read_file",
+            '{"file_path": "notes.txt"}',
+            "milk\neggs\nbread\n",
+            "file_read",
+            "milk\neggs\nbread\n",
+            "/p/notes.txt",
+        ),
+        (
+            "exec_command",
+            '["/bin/bash", "-lc", "cat notes.txt"]',
+            "milk\neggs\nbread\n",
+            "file_read",
+            "milk\neggs\nbread\n",
+            "/p/notes.txt",
+        ),
+    ],
+)
+def test_wrappers_are_stripped_so_contents_compare(
+    name: str, args: str, output: str, kind: str, content: str, path: str
+) -> None:
+    found = from_tool_call(name, args, output, "/p")
+    assert found is not None and (found.kind, found.content, found.path) == (kind, content, path)
+
+
+def test_what_is_not_kept() -> None:
+    assert from_tool_call("Edit", '{"file_path": "/p/a"}', "The file has been updated." * 20, "/p") is None
+    assert from_tool_call("apply_patch", "*** Begin Patch", "Success. Updated the following files" * 20, "/p") is None
+    assert from_tool_call("Bash", '{"command": "grep -c x f"}', "34", "/p") is None  # too short to matter
+    assert from_tool_call("Bash", '{"command": "ls"}', "", "/p") is None
+    assert from_prompt("ok") is None
+
+
+def test_long_outputs_and_fetches_are_kept_with_a_title() -> None:
+    out = from_tool_call("Bash", '{"command": "pytest -q"}', "F" * 300, "/p")
+    assert out is not None and out.kind == "tool_output" and out.title == "$ pytest -q"
+    doc = from_tool_call("WebFetch", '{"url": "https://docs.example.com/x"}', "doc text " * 50, "/p")
+    assert doc is not None and doc.kind == "fetched_doc" and doc.title == "https://docs.example.com/x"
+    assert unwrap_output("Script completed\nWall time 0.0 seconds\nOutput:\nhello") == "hello"

@@ -1,0 +1,262 @@
+"""The memory tools of ``headroom mcp serve`` (memory_search, memory_get, memory_save), end to end.
+
+Each agent starts its MCP server in the session's working directory, and that directory's git root is the
+project: an item saved from one project's server must never be readable from another's, while a
+``global_scope`` note is for all of them. Search prefers the running daemon (its embedding model is loaded
+once, for everyone), reached through the URL and token in the owner-only proxy state file; without a daemon,
+or with a token the daemon refuses, the server searches full-text on its own and says so.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp import ClientSession, StdioServerParameters, stdio_client
+from mcp.types import CallToolResult, TextContent
+
+from headroom.daemon.config import Config, load_config
+from headroom.daemon.mcp.memory_tools import MemoryTools
+from headroom.daemon.memory_service import search_endpoint
+from headroom.daemon.proxy.server import ProxyServer, build_app
+from headroom.engine.errors import HeadroomError
+from headroom.memory.api import Memory
+from headroom.memory.db import Database, open_database
+from headroom.memory.embed import HashEmbedder
+
+Scenario = Callable[[ClientSession], Awaitable[None]]
+
+#: An AWS access key id, built so that no scanner flags this file.
+AWS_KEY = "AKIA" + "QWERTYUIOPASDFGH"
+
+
+def _git_project(path: Path) -> Path:
+    path.mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", str(path)], check=True, capture_output=True)
+    return path
+
+
+def _serve(home: Path, cwd: Path, scenario: Scenario, agent: str) -> None:
+    """Start the server in ``cwd`` as agents do (``python -m headroom.daemon.cli mcp serve``); run ``scenario``."""
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "headroom.daemon.cli", "mcp", "serve"],
+        env={"HEADROOM_HOME": str(home), "HEADROOM_AGENT": agent},  # the SDK passes only a safe subset
+        cwd=cwd,
+    )
+    log = cwd.parent / f"mcp-{cwd.name}-stderr.log"
+
+    async def main() -> None:
+        with open(log, "w") as errlog:
+            async with stdio_client(params, errlog=errlog) as (read, write), ClientSession(read, write) as session:
+                await session.initialize()
+                await scenario(session)
+
+    try:
+        anyio.run(main)
+    finally:
+        if log.exists() and log.read_text().strip():
+            print(f"server stderr ({cwd.name}):\n" + log.read_text())
+
+
+def _text(result: CallToolResult) -> str:
+    item = result.content[0]
+    assert isinstance(item, TextContent)
+    return item.text
+
+
+async def _call(session: ClientSession, tool: str, **arguments: Any) -> CallToolResult:
+    return await session.call_tool(tool, arguments)
+
+
+async def _ok(session: ClientSession, tool: str, **arguments: Any) -> str:
+    result = await _call(session, tool, **arguments)
+    assert not result.is_error, _text(result)
+    return _text(result)
+
+
+def _saved_id(reply: str) -> int:
+    found = re.match(r"saved as #(\d+)", reply)
+    assert found, reply
+    return int(found.group(1))
+
+
+def _lesson() -> str:
+    return "".join(
+        f"step {i}: {'run uv sync before the tests' if i == 7 else f'check item {i}'}\n" for i in range(1, 13)
+    )
+
+
+@pytest.mark.slow
+def test_memory_tools_over_stdio_are_scoped_to_the_servers_project(isolated_home: Path, tmp_path: Path) -> None:
+    shop = _git_project(tmp_path / "shop")
+    (shop / "src").mkdir()
+    blog = _git_project(tmp_path / "blog")
+    ids: dict[str, int] = {}
+    lesson = _lesson()
+
+    async def in_shop(session: ClientSession) -> None:
+        saved = await _ok(
+            session,
+            "memory_save",
+            content=f"Deploy the shop with make deploy-staging; the CI key is {AWS_KEY}.",
+            title="shop deploy",
+        )
+        assert "1 secret(s) redacted" in saved
+        ids["deploy"] = _saved_id(saved)
+        ids["lesson"] = _saved_id(await _ok(session, "memory_save", content=lesson, kind="lesson", title="setup"))
+        ids["global"] = _saved_id(
+            await _ok(
+                session,
+                "memory_save",
+                content="Always write commit messages in English.",
+                kind="instruction",
+                global_scope=True,
+            )
+        )
+        again = await _ok(
+            session, "memory_save", content=f"Deploy the shop with make deploy-staging; the CI key is {AWS_KEY}."
+        )
+        assert _saved_id(again) == ids["deploy"] and "already known" in again
+
+        found = json.loads(await _ok(session, "memory_search", query="deploy staging"))
+        assert found["project"] == str(shop)
+        assert found["mode"] == "text" and "full-text" in found["note"]  # no daemon: searched here
+        assert [hit["id"] for hit in found["hits"]] == [ids["deploy"]]
+        assert AWS_KEY not in json.dumps(found)
+
+        whole = await _ok(session, "memory_get", id=ids["deploy"])
+        head, _, body = whole.partition("\n\n")
+        assert head.startswith(f"#{ids['deploy']} decision: shop deploy")
+        assert re.search(r"^seen: claude \d{4}-\d\d-\d\d \d\d:\d\d$", head, re.M), head  # provenance
+        assert "make deploy-staging" in body and "[REDACTED" in body and AWS_KEY not in whole
+
+        span = await _ok(session, "memory_get", id=ids["lesson"], lines="2-3")
+        assert span.partition("\n\n")[2] == "step 2: check item 2\nstep 3: check item 3\n"
+        hits = await _ok(session, "memory_get", id=ids["lesson"], query="uv sync")
+        assert "7: step 7: run uv sync before the tests" in hits and "step 12" not in hits
+
+        unknown = await _call(session, "memory_get", id=987654)
+        assert unknown.is_error and "no memory item #987654" in _text(unknown)
+        bad_lines = await _call(session, "memory_get", id=ids["lesson"], lines="x-y")
+        assert bad_lines.is_error
+        bad_kind = await _call(session, "memory_save", content="a note", kind="gossip")
+        assert bad_kind.is_error and "kind must be one of" in _text(bad_kind)
+
+        briefing = json.loads(await _ok(session, "memory_search", query=""))
+        assert briefing["project"] == str(shop)
+        assert str(shop) in briefing["briefing"] and f"#{ids['deploy']}" in briefing["briefing"]
+        assert AWS_KEY not in briefing["briefing"]
+
+    async def in_blog(session: ClientSession) -> None:
+        nothing = json.loads(await _ok(session, "memory_search", query="deploy staging"))
+        assert nothing["project"] == str(blog) and nothing["hits"] == []
+        for item in (ids["deploy"], ids["lesson"]):
+            hidden = await _call(session, "memory_get", id=item)
+            assert hidden.is_error and f"no memory item #{item} in this project" in _text(hidden)
+        shared = json.loads(await _ok(session, "memory_search", query="commit messages English"))
+        assert [hit["id"] for hit in shared["hits"]] == [ids["global"]]
+        assert "Always write commit messages in English." in await _ok(session, "memory_get", id=ids["global"])
+        briefing = json.loads(await _ok(session, "memory_search", query=""))["briefing"]
+        assert "deploy-staging" not in briefing
+
+    _serve(isolated_home, shop / "src", in_shop, "claude")  # started in a subfolder: the project is the root
+    _serve(isolated_home, blog, in_blog, "codex")
+
+
+# -- the daemon route, in process ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def config(isolated_home: Path) -> Config:
+    cfg = load_config()
+    cfg.paths.ensure()
+    return cfg
+
+
+@pytest.fixture
+def db(config: Config) -> Iterator[Database]:
+    database = open_database(config.database_url)
+    try:
+        yield database
+    finally:
+        database.close()
+
+
+@pytest.fixture
+def daemon(config: Config, db: Database) -> Iterator[ProxyServer]:
+    """A running proxy whose ``/memory/search`` is the daemon's (hash embeddings), with its state file written."""
+    memory = Memory(db, embedder=HashEmbedder())
+    server = ProxyServer(
+        build_app(config, db, memory_search=search_endpoint(memory)),
+        "127.0.0.1",
+        0,
+        state_file=config.paths.proxy_state,
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_search_goes_to_the_daemon_and_falls_back_on_a_bad_token(
+    config: Config, db: Database, daemon: ProxyServer, tmp_path: Path
+) -> None:
+    shop, blog = _git_project(tmp_path / "shop"), _git_project(tmp_path / "blog")
+    tools = MemoryTools(config, lambda: db, cwd=str(shop))
+    assert tools.project == str(shop)
+    own = _saved_id(tools.save("Deploy the shop with make deploy-staging.", title="shop deploy"))
+    MemoryTools(config, lambda: db, cwd=str(blog)).save("Deploy the blog by pushing gh-pages.", title="blog")
+
+    state = json.loads(config.paths.proxy_state.read_bytes())
+    assert state["url"] == daemon.url and state["token"] == daemon.app.token
+    via_daemon = tools.search("deploy staging")
+    assert via_daemon["mode"] == "hybrid" and via_daemon["note"] is None  # the daemon's answer, not the fallback
+    assert via_daemon["project"] == str(shop)
+    assert [hit["id"] for hit in via_daemon["hits"]] == [own]  # the daemon scopes to the caller's project too
+
+    config.paths.proxy_state.write_bytes(json.dumps({**state, "token": "not-the-token"}).encode())
+    local = tools.search("deploy staging")
+    assert local["mode"] == "text" and "full-text" in local["note"]
+    assert [hit["id"] for hit in local["hits"]] == [own]
+
+    config.paths.proxy_state.write_bytes(json.dumps({"url": state["url"]}).encode())  # an old state file
+    assert tools.search("deploy staging")["mode"] == "text"
+
+
+def test_search_falls_back_when_the_daemon_is_gone(config: Config, db: Database, tmp_path: Path) -> None:
+    shop = _git_project(tmp_path / "shop")
+    tools = MemoryTools(config, lambda: db, cwd=str(shop))
+    tools.save("Deploy the shop with make deploy-staging.")
+    # A state file left by a daemon that died: nothing listens at its URL.
+    config.paths.proxy_state.write_bytes(json.dumps({"url": "http://127.0.0.1:9", "token": "t"}).encode())
+    result = tools.search("deploy")
+    assert result["mode"] == "text" and len(result["hits"]) == 1
+
+    off = MemoryTools(replace(config, memory=replace(config.memory, enabled=False)), lambda: db, cwd=str(shop))
+    with pytest.raises(HeadroomError, match="disabled"):
+        off.search("deploy")
+
+
+def test_the_daemon_finds_an_item_saved_after_its_last_search(
+    config: Config, db: Database, daemon: ProxyServer, tmp_path: Path
+) -> None:
+    shop = _git_project(tmp_path / "shop")
+    tools = MemoryTools(config, lambda: db, cwd=str(shop))  # its own Memory, as in an MCP server process
+    tools.save("Deploy the shop with make deploy-staging.", title="shop deploy")
+    assert len(tools.search("deploy")["hits"]) == 1  # the daemon has now searched this project once
+    later = _saved_id(tools.save("The release train leaves on Thursdays.", title="release"))
+    fresh = Memory(db).search("release train Thursdays", project=str(shop))
+    assert [hit.item.id for hit in fresh.hits] == [later]  # a fresh reader sees it
+    via_daemon = tools.search("release train Thursdays")
+    assert via_daemon["mode"] == "hybrid"
+    assert later in [hit["id"] for hit in via_daemon["hits"]]
