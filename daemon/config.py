@@ -160,6 +160,9 @@ def load_config(path: Path | None = None) -> Config:
         config.proxy.port = _port(
             int(env_port) if env_port.isdigit() else env_port, "HEADROOM_PROXY_PORT", Path("environment")
         )
+    env_embeddings = os.environ.get("HEADROOM_EMBEDDINGS", "").strip().lower()
+    if env_embeddings:  # "off" on a small machine, or in tests that do not want torch loaded
+        config.memory.embeddings = env_embeddings not in ("0", "off", "false", "no")
     env_url = os.environ.get("HEADROOM_DATABASE_URL")
     if env_url:
         config.database_url = env_url

@@ -114,6 +114,7 @@ class MemoryWorker:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="headroom-memory", daemon=True)
         self._next_maintenance = time.monotonic() + 60.0  # not during start-up's backfill
+        self._last_embed_error: str | None = None  # logged once, not every round
 
     def start(self) -> None:
         self._thread.start()
@@ -161,8 +162,6 @@ class MemoryWorker:
             self.state.errors += 1
             self.state.last_error = f"{type(exc).__name__}: {exc}"
             log.error("memory worker round failed: %s", self.state.last_error)
-
-    _last_embed_error: str | None = None
 
     def maintain(self) -> dict[str, int]:
         """The retention jobs: expire CCR originals and memo entries, prune the store to its cap."""

@@ -235,6 +235,20 @@ class SentenceTransformerEmbedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
+def unavailable_reason(model_path: Path | None = None) -> str | None:
+    """Why the model could not be loaded, checked without loading it (for ``headroom doctor``); None: looks fine."""
+    import importlib.util
+
+    path = model_path if model_path is not None else _packaged_model_path()
+    if path is None:
+        return f"the embedding model package {_MODEL_PACKAGE} is not installed; {_INSTALL_HINT}"
+    if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
+        return f"no sentence-transformers model in {path}"
+    if importlib.util.find_spec("sentence_transformers") is None:
+        return f"sentence-transformers is not installed; {_INSTALL_HINT}"
+    return None
+
+
 def default_embedder(model_path: Path | None = None) -> SentenceTransformerEmbedder:
     """The embedder headroom uses unless told otherwise (not loaded yet)."""
     return SentenceTransformerEmbedder(model_path)

@@ -33,6 +33,7 @@ log = logging.getLogger("headroom.memory")
 
 BATCH = 32
 EMBED_CHARS = 4000  # what the model sees of an item (it truncates at 256 word pieces anyway)
+_NEIGHBOURS = 20  # nearest items checked for rule 3 of the dedup policy
 
 
 @dataclass
@@ -177,7 +178,11 @@ class Vectors:
             self.index().add([ids[i] for i in keep], vectors[keep])
 
     def _link_near_duplicates(self, ids: list[int], vectors: np.ndarray) -> int:
-        """Rule 3: link each new item to an older, similar one of its kind in one of its projects."""
+        """Rule 3: link each new item to an older, similar one of its kind in one of its projects.
+
+        The index is asked for the nearest neighbours overall and the few candidates are checked in the DB:
+        restricting the search to a project's items first would cost a set of every id per new item.
+        """
         linked = 0
         index = self.index()
         with self.store.db.transaction() as s:
@@ -185,27 +190,24 @@ class Vectors:
                 item = s.get(MemoryItem, item_id)
                 if item is None or item.supersedes_id is not None:
                     continue
-                projects = set(
-                    s.execute(select(MemorySighting.project).where(MemorySighting.item_id == item_id)).scalars()
-                )
-                if not projects:
+                near = [(i, score) for i, score in index.search(vec, _NEIGHBOURS) if i < item_id]
+                if not near:
                     continue
-                peers = set(
+                projects = select(MemorySighting.project).where(MemorySighting.item_id == item_id)
+                candidates = set(
                     s.execute(
                         select(MemorySighting.item_id)
                         .join(MemoryItem, MemoryItem.id == MemorySighting.item_id)
                         .where(
+                            MemorySighting.item_id.in_([i for i, _ in near]),
                             MemorySighting.project.in_(projects),
                             MemoryItem.kind == item.kind,
-                            MemoryItem.id < item_id,
                             MemoryItem.status == "active",
                         )
                     ).scalars()
                 )
-                if not peers:
-                    continue
-                for other_id, score in index.search(vec, 3, allowed=peers):
-                    other = s.get(MemoryItem, other_id)
+                for other_id, score in near:
+                    other = s.get(MemoryItem, other_id) if other_id in candidates else None
                     if other is None:
                         continue
                     ok, overlap = is_new_version(score, other.content, item.content)

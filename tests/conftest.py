@@ -5,10 +5,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.helpers import copy_tree, point_agents_at
+
+if TYPE_CHECKING:
+    from headroom.daemon.service import Service
 
 REPO = Path(__file__).resolve().parent.parent
 OWN_FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -39,6 +43,8 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
             monkeypatch.delenv(name, raising=False)
     # A daemon started by a test runs its proxy on a free port, never on the user's 8787.
     monkeypatch.setenv("HEADROOM_PROXY_PORT", "0")
+    # Daemons and CLI commands in tests search full-text unless a test asks for the real model (slow tests).
+    monkeypatch.setenv("HEADROOM_EMBEDDINGS", "off")
     yield home
 
 
@@ -69,3 +75,32 @@ def generated_logs(shared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
             copy_tree(scenario, out / sub)
     point_agents_at(monkeypatch, tmp_path, out / "claude", out / "codex", out / "gemini" / "tmp")
     return out
+
+
+@pytest.fixture
+def claude_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "claude-home"
+    (home / "projects").mkdir(parents=True)
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(home))
+    monkeypatch.setenv("CODEX_HOME", str(tmp_path / "no-codex"))
+    monkeypatch.setenv("GEMINI_CLI_HOME", str(tmp_path / "no-gemini"))
+    return home / "projects"
+
+
+@pytest.fixture
+def running_service(claude_root: Path) -> Iterator[Service]:
+    """A daemon (``Service``) running on a thread over ``claude_root``; stopped and checked afterwards."""
+    import threading
+
+    from headroom.daemon.config import load_config
+    from headroom.daemon.service import Service
+
+    config = load_config()
+    config.watcher.debounce_ms = 50
+    service = Service(config)
+    thread = threading.Thread(target=service.run, daemon=True)
+    thread.start()
+    yield service
+    service.request_stop()
+    thread.join(10)
+    assert not thread.is_alive(), "the service did not stop within 10 s"

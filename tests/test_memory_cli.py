@@ -132,7 +132,8 @@ def test_install_creates_settings_and_uninstall_takes_them_away(claude_dir: Path
     "original",
     [
         '{\n  "model": "opus"\n}\n',
-        '{\n    "hooks": {\n        "PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": "x"}]}]\n'
+        '{\n    "hooks": {\n        "PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": "x"}]}]'
+        "\n"
         '    },\n    "theme": "dark"\n}\n',
         '{"hooks": {"SessionStart": [{"hooks": [{"type": "command", "command": "echo hi"}]}]}}',
         "{}",

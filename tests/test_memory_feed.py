@@ -170,7 +170,8 @@ def test_a_pending_tool_call_holds_the_cursor_until_it_completes_or_grows_old(tm
         (
             "exec_command",
             '{"cmd": "cat notes.txt"}',
-            "Chunk ID: 1a\nWall time: 0.0 seconds\nProcess exited with code 0\nOriginal token count: 3\nOutput:\nmilk\neggs\n",
+            "Chunk ID: 1a\nWall time: 0.0 seconds\nProcess exited with code 0\nOriginal token count: 3\n"
+            "Output:\nmilk\neggs\n",
             "file_read",
             "milk\neggs\n",
             "/p/notes.txt",

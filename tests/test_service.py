@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -52,29 +52,6 @@ def scalar(db_file: Path, sql: str) -> int:
         return 0
     finally:
         conn.close()
-
-
-@pytest.fixture
-def claude_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "claude-home"
-    (home / "projects").mkdir(parents=True)
-    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(home))
-    monkeypatch.setenv("CODEX_HOME", str(tmp_path / "no-codex"))
-    monkeypatch.setenv("GEMINI_CLI_HOME", str(tmp_path / "no-gemini"))
-    return home / "projects"
-
-
-@pytest.fixture
-def running_service(claude_root: Path) -> Iterator[Service]:
-    config = load_config()
-    config.watcher.debounce_ms = 50
-    service = Service(config)
-    thread = threading.Thread(target=service.run, daemon=True)
-    thread.start()
-    yield service
-    service.request_stop()
-    thread.join(10)
-    assert not thread.is_alive(), "the service did not stop within 10 s"
 
 
 def test_backfill_then_follow_live_appends(claude_root: Path, isolated_home: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -39,6 +40,7 @@ def doctor(app: App, as_json: bool) -> None:
         },
         "daemon": {"pid": running_daemon_pid(paths)},
         "proxy": _proxy_state(app),
+        "memory": _memory_state(app),
         "agents": {},
         "problems": [],
     }
@@ -109,6 +111,35 @@ def _proxy_state(app: App) -> dict[str, Any]:
     }
 
 
+def _memory_state(app: App) -> dict[str, Any]:
+    """The shared memory: size, embedding model (checked without loading it), backlog, the briefing hook."""
+    from sqlalchemy import func, select
+
+    from headroom.daemon import memory_hook
+    from headroom.memory.embed import unavailable_reason
+    from headroom.memory.models import MemoryItem
+
+    cfg = app.config.memory
+    with app.db.sessions() as s:
+        items = s.execute(select(func.count()).select_from(MemoryItem)).scalar() or 0
+        embedded = s.execute(select(func.count(MemoryItem.embed_model))).scalar() or 0
+    if not cfg.enabled:
+        embeddings = "memory disabled"
+    elif not cfg.embeddings:
+        embeddings = "off (full-text search only)"
+    else:
+        reason = unavailable_reason(Path(cfg.model_path).expanduser() if cfg.model_path else None)
+        embeddings = f"unavailable, search falls back to full-text: {reason}" if reason else "all-MiniLM-L6-v2"
+    return {
+        "enabled": cfg.enabled,
+        "items": int(items),
+        "embedded": int(embedded),
+        "embeddings": embeddings,
+        "ccr_retention_days": cfg.ccr_retention_days,
+        "session_start_hook": memory_hook.installed(),
+    }
+
+
 def _print(report: dict[str, Any]) -> None:
     out = console()
     out.print("[bold]paths[/bold]")
@@ -125,6 +156,12 @@ def _print(report: dict[str, Any]) -> None:
         out.print(f"[bold]proxy[/bold]: {proxy['url']} (mode {proxy['mode']}, {proxy['requests']} requests served)")
     else:
         out.print(f"[bold]proxy[/bold]: not running (configured for {proxy['configured']})")
+    mem = report["memory"]
+    hook = "installed" if mem["session_start_hook"] else "not installed (headroom memory install)"
+    out.print(
+        f"[bold]memory[/bold]: {mem['items']} items, {mem['embedded']} embedded; embeddings: {mem['embeddings']}; "
+        f"Claude Code briefing hook {hook}"
+    )
     for agent, info in report["agents"].items():
         out.print(f"[bold]{agent}[/bold]")
         for root in info["roots"]:
