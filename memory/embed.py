@@ -192,6 +192,9 @@ class SentenceTransformerEmbedder:
         # Set before the import: huggingface_hub and transformers read these when they are imported.
         os.environ["HF_HUB_OFFLINE"] = "1"
         os.environ["TRANSFORMERS_OFFLINE"] = "1"
+        # A daemon's log and a CLI's stderr are no place for download-style progress bars.
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:
@@ -202,6 +205,9 @@ class SentenceTransformerEmbedder:
 
                 # Process-wide: the daemon runs one embedder, and capping it keeps the agent's machine responsive.
                 torch.set_num_threads(self.threads)
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
             model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
             dim = model.get_embedding_dimension()
         except Exception as exc:  # a broken folder fails in many library-specific ways; all mean "unavailable"

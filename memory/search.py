@@ -36,8 +36,9 @@ class Hit:
     via: str  # "text", "vector" or "both"
     similarity: float | None = None
 
-    def as_dict(self, *, content: bool = False) -> dict[str, Any]:
-        out = self.item.as_dict(content=content)
+    def as_dict(self, *, content: bool = False, project: str | None = None) -> dict[str, Any]:
+        """The hit as JSON, with only ``project``'s provenance when one is given."""
+        out = self.item.scoped(project).as_dict(content=content)
         out.update(score=round(self.score, 5), via=self.via, similarity=self.similarity)
         return out
 

@@ -170,3 +170,20 @@ def test_the_installed_hook_runs_as_claude_code_would(claude_dir: Path, project:
     done = subprocess.run(command, shell=True, input=event, capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "Prefer small commits." in json.loads(done.stdout)["hookSpecificOutput"]["additionalContext"]
+
+
+def test_a_shared_item_found_from_one_project_shows_only_its_own_paths(tmp_path: Path) -> None:
+    from headroom.daemon.config import load_config
+    from headroom.memory.api import Memory
+
+    config = load_config()
+    config.paths.ensure()
+    db = open_database(config.database_url)
+    text = "SECRET_PLAN_NAME = 'orion'\n" * 3
+    Memory(db).put(text, "file_read", project=str(tmp_path / "a"), agent="claude", path=str(tmp_path / "a/x.py"))
+    Memory(db).put(text, "file_read", project=str(tmp_path / "b"), agent="codex", path=str(tmp_path / "b/x.py"))
+    db.close()
+    out = json.loads(run("memory", "search", "-p", str(tmp_path / "b"), "orion", "--text-only", "--json").output)
+    (hit,) = out["hits"]
+    assert hit["title"] == str(tmp_path / "b/x.py") and hit["agents"] == ["codex"]
+    assert str(tmp_path / "a") not in json.dumps(hit)

@@ -80,8 +80,9 @@ def memory_search(
     scope = _project(project, all_projects)
     memory = _memory(app, embeddings=not text_only)
     result = memory.search(query, project=scope, k=limit, kinds=list(kinds) or None)
+    hits = [(hit, hit.item.scoped(scope)) for hit in result.hits]  # another project's paths stay out
     if as_json:
-        emit_json({"mode": result.mode, "note": result.note, "hits": [h.as_dict() for h in result.hits]})
+        emit_json({"mode": result.mode, "note": result.note, "hits": [h.as_dict(project=scope) for h in result.hits]})
         return
     if result.note:
         click.echo(f"({result.note})", err=True)
@@ -89,8 +90,7 @@ def memory_search(
         click.echo("nothing found" + (f" in {scope}" if scope else ""))
         return
     table = Table("id", "kind", "title", "agents", "last seen", "via", box=None)
-    for hit in result.hits:
-        item = hit.item
+    for hit, item in hits:
         title = item.title or ""
         if item.status == "superseded":
             title += " (older version)"
