@@ -15,6 +15,7 @@ After embedding a batch, each new item is checked against older items of its kin
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -22,8 +23,9 @@ from pathlib import Path
 
 import numpy as np
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
-from headroom.memory.dedup import is_new_version
+from headroom.memory.dedup import is_new_version, may_link
 from headroom.memory.embed import Embedder, EmbedderUnavailable
 from headroom.memory.index import VectorIndex
 from headroom.memory.models import MemoryItem, MemorySighting, MemoryVector
@@ -188,7 +190,7 @@ class Vectors:
         with self.store.db.transaction() as s:
             for item_id, vec in zip(ids, vectors):
                 item = s.get(MemoryItem, item_id)
-                if item is None or item.supersedes_id is not None:
+                if item is None or item.supersedes_id is not None or not may_link(item.kind, set(), set()):
                     continue
                 near = [(i, score) for i, score in index.search(vec, _NEIGHBOURS) if i < item_id]
                 if not near:
@@ -206,9 +208,10 @@ class Vectors:
                         )
                     ).scalars()
                 )
+                paths = _paths(s, [item_id])
                 for other_id, score in near:
                     other = s.get(MemoryItem, other_id) if other_id in candidates else None
-                    if other is None:
+                    if other is None or not may_link(item.kind, paths, _paths(s, [other_id])):
                         continue
                     ok, overlap = is_new_version(score, other.content, item.content)
                     if ok:
@@ -216,6 +219,11 @@ class Vectors:
                         linked += 1
                         break
         return linked
+
+
+def _paths(s: Session, item_ids: list[int]) -> set[str]:
+    rows = s.execute(select(MemorySighting.path).where(MemorySighting.item_id.in_(item_ids))).scalars()
+    return {os.path.normpath(p) for p in rows if p}
 
 
 def _embed_text(title: str | None, content: str) -> str:

@@ -180,3 +180,19 @@ def test_full_text_without_embeddings(db: Database) -> None:
     assert result.mode == "text" and result.hits[0].item.id == ids[4]
     assert memory.search("   ", project="/p").hits == []
     assert memory.search('weird "quotes" AND OR NOT (', project="/p").mode == "text"  # FTS syntax is escaped
+
+
+def test_look_alikes_the_calibration_found_are_not_linked(db: Database, tmp_path: Path) -> None:
+    """Two files made from one template, and two prompts from one template, are different things."""
+    memory = _memory(db, tmp_path)
+    page = "\n".join(f"  <Field name='field_{i}' label='Field {i}' required />" for i in range(40))
+    memory.put("export function SignIn() {\n" + page, "file_read", project="/p", path="/p/SignIn.tsx", session_key="1")
+    other = memory.put(
+        "export function SignUp() {\n" + page, "file_read", project="/p", path="/p/SignUp.tsx", session_key="2"
+    )
+    prompt = "You are the QA agent. Review the story below and list every acceptance criterion that fails.\n"
+    memory.put(prompt + "Story 1: login", "instruction", project="/p", session_key="3")
+    second = memory.put(prompt + "Story 2: login", "instruction", project="/p", session_key="4")
+    assert memory.embed_pending().linked == 0
+    assert memory.get(other.item_id).supersedes_id is None  # type: ignore[union-attr]
+    assert memory.get(second.item_id).supersedes_id is None  # type: ignore[union-attr]
