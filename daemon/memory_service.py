@@ -37,7 +37,9 @@ def make_embedder(config: Config) -> Embedder | None:
     if not config.memory.embeddings:
         return None
     path = Path(config.memory.model_path).expanduser() if config.memory.model_path else None
-    return SentenceTransformerEmbedder(path)
+    # One torch thread: the daemon shares the machine with the agents, and with the cores busy two threads
+    # were 14 times slower per query than one (bench/README.md, Memory); idle, the second saves ~2 ms.
+    return SentenceTransformerEmbedder(path, threads=1)
 
 
 def open_memory(config: Config, db: Database, *, embedder: Embedder | None = None) -> Memory:
@@ -115,6 +117,8 @@ class MemoryWorker:
         self._thread = threading.Thread(target=self._run, name="headroom-memory", daemon=True)
         self._next_maintenance = time.monotonic() + 60.0  # not during start-up's backfill
         self._last_embed_error: str | None = None  # logged once, not every round
+        self._loader: threading.Thread | None = None
+        self._load_error: str | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -145,7 +149,7 @@ class MemoryWorker:
         try:
             report = self.feed.run()
             self.state.fed_items += report.items_created
-            while self.memory.vectors is not None and not self._stop.is_set():
+            while self.memory.vectors is not None and self._embedder_ready() and not self._stop.is_set():
                 got = self.memory.embed_pending(
                     limit=self.config.memory.embed_batch, batch=self.config.memory.embed_batch
                 )
@@ -162,6 +166,28 @@ class MemoryWorker:
             self.state.errors += 1
             self.state.last_error = f"{type(exc).__name__}: {exc}"
             log.error("memory worker round failed: %s", self.state.last_error)
+
+    def _embedder_ready(self) -> bool:
+        """Whether the model is loaded; the first call starts loading it on its own thread.
+
+        Loading torch and the model takes seconds: on the worker's thread it would hold back the feed, and
+        with it full-text search of everything the agents did meanwhile.
+        """
+        assert self.memory.vectors is not None
+        embedder = self.memory.vectors.embedder
+        if getattr(embedder, "loaded", True) or self._load_error is not None:
+            return True  # a failed load: embed_pending reports the error (and search falls back to full text)
+        if self._loader is None:
+            self._loader = threading.Thread(target=self._load, args=(embedder,), name="headroom-model", daemon=True)
+            self._loader.start()
+        return False
+
+    def _load(self, embedder: Any) -> None:
+        try:
+            embedder.load()
+        except Exception as exc:  # EmbedderUnavailable, or a library failing in its own way
+            self._load_error = f"{type(exc).__name__}: {exc}"
+        self.wake()
 
     def maintain(self) -> dict[str, int]:
         """The retention jobs: expire CCR originals and memo entries, prune the store to its cap."""

@@ -207,7 +207,7 @@ class SentenceTransformerEmbedder:
                 torch.set_num_threads(self.threads)
             from transformers.utils import logging as hf_logging
 
-            hf_logging.disable_progress_bar()
+            hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
             model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
             dim = model.get_embedding_dimension()
         except Exception as exc:  # a broken folder fails in many library-specific ways; all mean "unavailable"

@@ -278,6 +278,7 @@ class MemoryItem(Base):
 
     __table_args__ = (
         Index("ix_memory_items_embed_model", "embed_model"),
+        Index("ix_memory_items_global_scope", "global_scope"),  # every search adds the global items
         Index("ix_memory_items_supersedes_id", "supersedes_id"),
     )
 
@@ -300,7 +301,8 @@ class MemorySighting(Base):
     __table_args__ = (
         UniqueConstraint("item_id", "agent", "session_key", "tool_call_key"),
         Index("ix_memory_sightings_project_ts", "project", "ts"),
-        Index("ix_memory_sightings_item_id", "item_id"),
+        # Which items a project sees, answered from the index alone (item lookups use the unique key above).
+        Index("ix_memory_sightings_project_item_id", "project", "item_id"),
     )
 
 

@@ -13,20 +13,25 @@ that query otherwise.
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 from collections.abc import Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import or_, select, text
+from sqlalchemy import func, or_, select, text
 
 from headroom.memory.models import MemoryItem
 from headroom.memory.store import Item, MemoryStore
 from headroom.memory.vectors import Vectors
 
 RRF_K = 60
-_TOKEN = re.compile(r"[\w][\w.\-/]*", re.UNICODE)
+_WORD = re.compile(r"\w+")  # as FTS5's unicode61 tokenizer splits text
+COMMON_FRACTION = 0.02  # a word in more than this share of items does not narrow a search
+COMMON_MIN = 50
+MAX_TERMS = 6
 
 
 @dataclass
@@ -60,6 +65,13 @@ class Searcher:
         self.pool = pool
         self._visible: dict[tuple[str | None, bool], tuple[int, set[int] | None]] = {}
         self._lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
+
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="headroom-search")
+            return self._executor
 
     def visible(self, project: str | None, include_global: bool = True) -> set[int] | None:
         key = (project, include_global)
@@ -93,11 +105,13 @@ class Searcher:
             allowed = self._of_kinds(None, kinds)
         if allowed is not None and not allowed:
             return SearchResult([], "text", "nothing stored for this project yet")
+        # The query embedding (torch, GIL released) runs beside the full-text query: latency is the slower
+        # of the two, not their sum.
+        pending = self._pool().submit(self.vectors.search, query, self.pool, allowed) if self.vectors else None
         text_ranked = self._text(query, allowed)
-        vec_ranked: list[tuple[int, float]] = []
+        vec_ranked: list[tuple[int, float]] = pending.result() if pending is not None else []
         mode, note = "text", None
         if self.vectors is not None:
-            vec_ranked = self.vectors.search(query, self.pool, allowed)
             if self.vectors.error:
                 note = f"full-text only: {self.vectors.error}"
             else:
@@ -113,11 +127,13 @@ class Searcher:
         for rank, (item_id, _sim) in enumerate(vec_ranked):
             scores[item_id] = scores.get(item_id, 0.0) + 1 / (RRF_K + rank + 1)
             via[item_id] = "both" if item_id in via else "vector"
-        items = self.store.items(list(scores))
+        # Only the front runners are loaded in full; the superseded penalty can reorder them, not promote others.
+        front = sorted(scores, key=lambda i: (-scores[i], -i))[: max(2 * k, k + 10)]
+        items = self.store.items(front)
         for item_id, item in items.items():
             if item.status == "superseded" and (allowed is None or set(item.superseded_by) & allowed):
                 scores[item_id] /= 2
-        best = sorted((i for i in scores if i in items), key=lambda i: (-scores[i], -i))[:k]
+        best = sorted(items, key=lambda i: (-scores[i], -i))[:k]
         hits = [Hit(items[i], scores[i], via[i], sims.get(i)) for i in best]
         return SearchResult(hits, mode, note)
 
@@ -128,31 +144,51 @@ class Searcher:
         return ids if allowed is None else ids & allowed
 
     def _text(self, query: str, allowed: Collection[int] | None) -> list[int]:
-        tokens = [t for t in _TOKEN.findall(query.lower()) if len(t) > 1][:16]
-        if not tokens:
+        words = list(dict.fromkeys(w for w in _WORD.findall(query.lower()) if len(w) > 1))[:32]
+        if not words:
             return []
         if self.store.db.is_sqlite:
-            match = " OR ".join('"' + t.replace('"', '""') + '"' for t in tokens)
-            # A small project filters in SQL (its ids inline: they are ints); a large one over-fetches and filters
-            # here, where a huge IN () list would cost more than it saves.
-            sql = "SELECT rowid FROM memory_fts WHERE memory_fts MATCH :q"
-            limit = self.pool
-            if allowed is not None and len(allowed) <= 2000:
-                sql += " AND rowid IN (" + ",".join(str(int(i)) for i in allowed) + ")"
-            elif allowed is not None:
-                limit = self.pool * 20
-            with self.store.db.sessions() as s:
-                rows = s.execute(text(sql + " ORDER BY bm25(memory_fts) LIMIT :n"), {"q": match, "n": limit})
-                ids = [int(r) for r in rows.scalars()]
-            if allowed is not None:
-                ids = [i for i in ids if i in allowed]
-            return ids[: self.pool]
+            return self._fts(words, allowed)
         with self.store.db.sessions() as s:  # PostgreSQL: no FTS5; a plain scan is enough for a team's store
-            conds = [MemoryItem.content.ilike(f"%{t}%") for t in tokens] + [
-                MemoryItem.title.ilike(f"%{t}%") for t in tokens
+            conds = [MemoryItem.content.ilike(f"%{w}%") for w in words] + [
+                MemoryItem.title.ilike(f"%{w}%") for w in words
             ]
             q = select(MemoryItem.id).where(or_(*conds)).order_by(MemoryItem.last_seen_at.desc()).limit(self.pool * 8)
             ids = [int(i) for i in s.execute(q).scalars()]
         if allowed is not None:
             ids = [i for i in ids if i in allowed]
         return ids[: self.pool]
+
+    def _fts(self, words: list[str], allowed: Collection[int] | None) -> list[int]:
+        """Items holding the query's selective words, ranked by the summed idf of the words they hold.
+
+        FTS5's own bm25 ranking scores every match and, restricted to a project with ``rowid IN (…)``, runs
+        the match again per listed id: seconds at 100k items. Instead each selective word's posting list is
+        read once (no scoring: a walk of the doclist), filtered by the project's ids here, and scored with
+        the idf the vocabulary table gives. Words held by more than :data:`COMMON_FRACTION` of the items are
+        left out unless nothing else is left; at most :data:`MAX_TERMS` of the rarest are used.
+        """
+        with self.store.db.sessions() as s:
+            marks = ",".join(f":w{i}" for i in range(len(words)))
+            params: dict[str, Any] = {f"w{i}": w for i, w in enumerate(words)}
+            vocab = text(f"SELECT term, doc FROM memory_fts_vocab WHERE term IN ({marks})")
+            held: dict[str, int] = {str(term): int(doc) for term, doc in s.execute(vocab, params)}
+            if not held:
+                return []
+            total = int(s.execute(select(func.max(MemoryItem.id))).scalar() or 1)
+            ranked = sorted(held, key=lambda w: held[w])
+            selective = [w for w in ranked if held[w] <= max(COMMON_MIN, total * COMMON_FRACTION)]
+            scores: dict[int, float] = {}
+            # The DB-API cursor directly: thousands of rowids per word through the ORM's row machinery cost
+            # more than the whole index walk.
+            cursor = s.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+            try:
+                for term in (selective or ranked[:2])[:MAX_TERMS]:
+                    idf = math.log((total - held[term] + 0.5) / (held[term] + 0.5) + 1)
+                    cursor.execute("SELECT rowid FROM memory_fts WHERE memory_fts MATCH ?", ('"' + term + '"',))
+                    hits = (r[0] for r in cursor.fetchall())
+                    for rowid in hits if allowed is None else (r for r in hits if r in allowed):
+                        scores[rowid] = scores.get(rowid, 0.0) + idf
+            finally:
+                cursor.close()
+        return sorted(scores, key=lambda i: (-scores[i], -i))[: self.pool]

@@ -21,19 +21,24 @@ SESSION = "11111111-2222-4333-8444-555555555555"
 CWD = "/home/dev/src/shop"
 
 
-def claude_record(kind: str, n: int, ts_second: int = 0, **extra: Any) -> dict[str, Any]:
-    """A Claude Code 2.x record of ``kind`` (prompt, tool_use, tool_result, text) with uuid ``u{n}``."""
-    base: dict[str, Any] = {
+def claude_envelope(n: int, timestamp: str, *, cwd: str = CWD, session: str = SESSION) -> dict[str, Any]:
+    """The fields every Claude Code 2.x log record carries (uuid ``u{n}``, chained to ``u{n-1}``)."""
+    return {
         "parentUuid": f"u{n - 1}" if n else None,
         "isSidechain": False,
         "userType": "external",
-        "cwd": CWD,
-        "sessionId": SESSION,
+        "cwd": cwd,
+        "sessionId": session,
         "version": "2.1.81",
         "gitBranch": "main",
         "uuid": f"u{n}",
-        "timestamp": f"2026-05-01T10:{n // 60:02d}:{n % 60:02d}.{ts_second:03d}Z",
+        "timestamp": timestamp,
     }
+
+
+def claude_record(kind: str, n: int, ts_second: int = 0, **extra: Any) -> dict[str, Any]:
+    """A Claude Code 2.x record of ``kind`` (prompt, tool_use, tool_result, text) with uuid ``u{n}``."""
+    base = claude_envelope(n, f"2026-05-01T10:{n // 60:02d}:{n % 60:02d}.{ts_second:03d}Z")
     if kind == "prompt":
         base.update(type="user", message={"role": "user", "content": extra.pop("text", f"please do step {n}")})
     elif kind == "tool_use":

@@ -80,13 +80,13 @@ def test_compress_then_retrieve_over_stdio(isolated_home: Path, tmp_path: Path) 
     async def scenario(session: ClientSession) -> None:
         tools = {tool.name: tool for tool in (await session.list_tools()).tools}
         assert set(tools) == {
-        "headroom_retrieve",
-        "headroom_compress",
-        "headroom_stats",
-        "memory_search",
-        "memory_get",
-        "memory_save",
-    }
+            "headroom_retrieve",
+            "headroom_compress",
+            "headroom_stats",
+            "memory_search",
+            "memory_get",
+            "memory_save",
+        }
         assert "retrieve hr:" in (tools["headroom_retrieve"].description or "")
         assert tools["headroom_retrieve"].input_schema["required"] == ["ref"]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -139,3 +140,35 @@ def test_items_survive_a_restart_of_the_store(tmp_path: Path) -> None:
     with db2.sessions() as s:
         assert s.get(MemoryItem, got.item_id) is not None
     db2.close()
+
+
+class SlowLoadingEmbedder(HashEmbedder):
+    """A model that takes a while to load, like torch and all-MiniLM-L6-v2 do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loaded = False
+        self.release = threading.Event()
+
+    def load(self) -> None:
+        self.release.wait(10)
+        self.loaded = True
+
+
+def test_loading_the_model_never_holds_back_the_feed(tmp_path: Path) -> None:
+    config = load_config()
+    db = open_database(config.database_url)
+    embedder = SlowLoadingEmbedder()
+    memory = Memory(db, embedder=embedder, index_dir=tmp_path / "index")
+    memory.put("a first note, fed before the model is there", "decision", project="/p")
+    worker = MemoryWorker(config, memory)
+    started = time.monotonic()
+    worker.run_round()  # starts the load on its own thread and returns
+    assert time.monotonic() - started < 2 and worker.state.embedded == 0
+    assert memory.search("first note", project="/p").hits  # full text works meanwhile
+    embedder.release.set()
+    assert worker._loader is not None
+    worker._loader.join(5)
+    worker.run_round()
+    assert worker.state.embedded == 1
+    db.close()

@@ -3,10 +3,12 @@
 The proxy sees no cwd, but every agent tells the model where it works: Claude Code's system prompt says
 ``Primary working directory: /path`` (older versions ``Working directory: /path``), Codex sends an
 ``<environment_context>`` with ``<cwd>/path</cwd>``, Gemini CLI lists ``Workspace Directories:`` followed by
-``  - /path``. The project is that folder's git root when it exists here (:func:`headroom.daemon.store.project_of`).
+``  - /path``. The project is that folder's git root when it exists here
+(:func:`headroom.daemon.store.project_of`).
 
 Only the start of the system/developer text and of the first dozen input items is scanned (32 K characters
-of each string, 256 K in all), so this stays well under a millisecond on a large request. No match means no project: the block memo is then not used.
+of each string, 256 K in all), so this stays well under a millisecond on a large request. No match means no
+project: the block memo is then not used.
 """
 
 from __future__ import annotations

@@ -30,11 +30,14 @@ FTS_SQL = (
     "CREATE TRIGGER memory_fts_au AFTER UPDATE OF title, content ON memory_items BEGIN "
     "INSERT INTO memory_fts(memory_fts, rowid, title, content) VALUES ('delete', old.id, old.title, old.content); "
     "INSERT INTO memory_fts(rowid, title, content) VALUES (new.id, new.title, new.content); END",
+    # How many items hold each term: search leaves out terms so common that OR-ing them would score everything.
+    "CREATE VIRTUAL TABLE memory_fts_vocab USING fts5vocab(memory_fts, 'row')",
 )
 FTS_DROP = (
     "DROP TRIGGER IF EXISTS memory_fts_au",
     "DROP TRIGGER IF EXISTS memory_fts_ad",
     "DROP TRIGGER IF EXISTS memory_fts_ai",
+    "DROP TABLE IF EXISTS memory_fts_vocab",
     "DROP TABLE IF EXISTS memory_fts",
 )
 
@@ -85,6 +88,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("memory_items", schema=None) as batch_op:
         batch_op.create_index("ix_memory_items_embed_model", ["embed_model"], unique=False)
+        batch_op.create_index("ix_memory_items_global_scope", ["global_scope"], unique=False)
         batch_op.create_index(batch_op.f("ix_memory_items_last_seen_at"), ["last_seen_at"], unique=False)
         batch_op.create_index("ix_memory_items_supersedes_id", ["supersedes_id"], unique=False)
 
@@ -118,7 +122,7 @@ def upgrade() -> None:
         ),
     )
     with op.batch_alter_table("memory_sightings", schema=None) as batch_op:
-        batch_op.create_index("ix_memory_sightings_item_id", ["item_id"], unique=False)
+        batch_op.create_index("ix_memory_sightings_project_item_id", ["project", "item_id"], unique=False)
         batch_op.create_index("ix_memory_sightings_project_ts", ["project", "ts"], unique=False)
 
     op.create_table(
@@ -146,13 +150,14 @@ def downgrade() -> None:
     op.drop_table("memory_vectors")
     with op.batch_alter_table("memory_sightings", schema=None) as batch_op:
         batch_op.drop_index("ix_memory_sightings_project_ts")
-        batch_op.drop_index("ix_memory_sightings_item_id")
+        batch_op.drop_index("ix_memory_sightings_project_item_id")
 
     op.drop_table("memory_sightings")
     op.drop_table("state_values")
     with op.batch_alter_table("memory_items", schema=None) as batch_op:
         batch_op.drop_index("ix_memory_items_supersedes_id")
         batch_op.drop_index(batch_op.f("ix_memory_items_last_seen_at"))
+        batch_op.drop_index("ix_memory_items_global_scope")
         batch_op.drop_index("ix_memory_items_embed_model")
 
     op.drop_table("memory_items")
