@@ -46,6 +46,14 @@ to start. Example::
     max_db_mb = 4096               # past this, the oldest low-value items are pruned (see memory.store.prune)
     briefing_kb = 9                # the SessionStart briefing's size (Claude Code truncates past 10 KB)
     embed_batch = 32               # items embedded per batch by the background worker
+
+    [learn]
+    enabled = true                 # mine lessons on the daemon's schedule
+    auto_apply_personal = true     # write them into personal files (CLAUDE.local.md, git-ignored files)
+    auto_apply_shared = false      # and into files git would share (AGENTS.md, GEMINI.md, CLAUDE.md)
+    claude_file = "CLAUDE.local.md"   # or "CLAUDE.md"
+    idle_minutes = 15              # a session idle this long is mined
+    nightly_at = "03:30"           # local time of the nightly run over every project
 """
 
 from __future__ import annotations
@@ -115,6 +123,16 @@ class MemoryConfig:
 
 
 @dataclass
+class LearnConfig:
+    enabled: bool = True
+    auto_apply_personal: bool = True
+    auto_apply_shared: bool = False
+    claude_file: str = "CLAUDE.local.md"
+    idle_minutes: float = 15.0
+    nightly_at: str = "03:30"
+
+
+@dataclass
 class Config:
     """The effective configuration of this process."""
 
@@ -126,6 +144,7 @@ class Config:
     engine: EngineConfig = field(default_factory=EngineConfig)
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     memory: MemoryConfig = field(default_factory=MemoryConfig)
+    learn: LearnConfig = field(default_factory=LearnConfig)
     source: Path | None = None  # the file it was read from, if any
 
     def agent_roots(self) -> dict[Agent, list[Path]]:
@@ -190,6 +209,8 @@ def _apply(config: Config, data: dict[str, Any], file: Path) -> None:
             _fill(config.proxy, _table(value, key, file), key, file)
         elif key == "memory":
             _fill(config.memory, _table(value, key, file), key, file)
+        elif key == "learn":
+            _fill(config.learn, _table(value, key, file), key, file)
         else:
             raise ConfigError(f"{file}: unknown setting '{key}'")
 
@@ -270,7 +291,17 @@ def _port(value: Any, name: str, file: Path) -> int:
 
 
 #: Settings whose type is not their default's (``None`` defaults, lists, enumerations).
+def _time_of_day(value: Any, name: str, file: Path) -> str:
+    text = str(_typed(value, str, name, file))
+    hour, _, minute = text.partition(":")
+    if not (hour.isdigit() and minute.isdigit() and int(hour) < 24 and int(minute) < 60 and len(minute) == 2):
+        raise ConfigError(f"{file}: '{name}' must be a time of day like \"03:30\", not {value!r}")
+    return text
+
+
 _SPECIAL: dict[str, Callable[[Any, str, Path], Any]] = {
+    "nightly_at": _time_of_day,
+    "claude_file": _one_of(("CLAUDE.local.md", "CLAUDE.md")),
     "homes": _strings("paths"),
     "disabled": lambda value, name, file: frozenset(_strings("content kinds")(value, name, file)),
     "text_model": lambda value, name, file: _typed(value, str, name, file) or None,

@@ -1,8 +1,8 @@
 """The long-running service: one process per user that keeps the session mirror current.
 
-Lifecycle, in order: take the per-user lock, open (and upgrade) the database, start the memory worker (feed,
-embeddings and retention on its own thread), start the proxy (on its own thread, with its own event loop),
-start watching the agents' log roots, backfill everything already on disk
+Lifecycle, in order: take the per-user lock, open (and upgrade) the database, start the memory worker
+(feed, embeddings and retention on its own thread), the learn schedule (apscheduler), the proxy (on its own
+thread, with its own event loop), start watching the agents' log roots, backfill everything already on disk
 (with a progress bar on a terminal, progress lines in the log), then follow changes until SIGINT/SIGTERM.
 Watching starts *before* the backfill so nothing written during it is missed (a file both backfilled and
 reported by the watcher is simply read twice: the second read finds nothing new). Shutdown runs in reverse
@@ -37,6 +37,7 @@ from headroom.daemon.watcher import Watcher
 from headroom.memory.db import Database, open_database
 
 if TYPE_CHECKING:
+    from headroom.daemon.learn_service import LearnScheduler
     from headroom.daemon.memory_service import MemoryWorker
     from headroom.daemon.proxy.app import ProxyApp
     from headroom.daemon.proxy.server import ProxyServer
@@ -126,6 +127,7 @@ class Service:
         self.ingestor: Ingestor | None = None
         self.proxy: ProxyServer | None = None
         self.memory: MemoryWorker | None = None
+        self.learn: LearnScheduler | None = None
         self.last_error: str | None = None
 
     def request_stop(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
@@ -149,6 +151,7 @@ class Service:
             stack.callback(db.close)
             memo = self._start_memory(db, stack)
             self._start_proxy(db, stack, memo)
+            self._start_learn(db, stack)
             ingestor = make_ingestor(self.config, db)
             ingestor.should_stop = self.stop_event.is_set
             self.ingestor = ingestor
@@ -193,6 +196,18 @@ class Service:
         stack.callback(worker.stop)
         self.memory = worker
         return memo
+
+    def _start_learn(self, db: Database, stack: contextlib.ExitStack) -> None:
+        """Lessons after idle sessions and nightly (apscheduler, its own thread)."""
+        if not self.config.learn.enabled:
+            log.info("learn disabled in the config")
+            return
+        from headroom.daemon.learn_service import LearnScheduler
+
+        scheduler = LearnScheduler(self.config, db)
+        scheduler.start()
+        stack.callback(scheduler.stop)
+        self.learn = scheduler
 
     def _start_proxy(self, db: Database, stack: contextlib.ExitStack, memo: DBBlockMemo | None = None) -> None:
         """The proxy on its own thread; a taken port is logged and ingestion goes on without it."""

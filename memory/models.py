@@ -340,3 +340,44 @@ class StateValue(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class Lesson(Base):
+    """A lesson mined from failed sessions, with its evidence and where it is in its life.
+
+    ``key`` is stable across runs (a hash over the scope and the failure signature), so mining again
+    updates the same row. ``status``: proposed (mined, not written yet), active (written into the agents'
+    files), retired (``retired_reason``: expired, a path it names is gone, it did not help, or by hand).
+    ``sessions_before``/``recurring_before`` are the project's sessions and those showing the failure in the
+    window before activation; ``sessions_after``/``recurring_after`` the same since: whether it helped.
+    """
+
+    __tablename__ = "lessons"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    project: Mapped[str] = mapped_column(Text, default="")  # "" for lessons about the environment
+    scope: Mapped[str] = mapped_column(String(16), default="project")
+    kind: Mapped[str] = mapped_column(String(32))
+    signature: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)
+    names: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of the paths/commands it names
+    evidence: Mapped[str] = mapped_column(Text, default="[]")  # JSON list, redacted
+    status: Mapped[str] = mapped_column(String(16), default="proposed", index=True)
+    retired_reason: Mapped[str | None] = mapped_column(Text)
+    sessions: Mapped[int] = mapped_column(Integer, default=0)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    corrected_by_user: Mapped[bool] = mapped_column(Boolean, default=False)
+    first_seen: Mapped[datetime | None] = mapped_column(DateTime)
+    last_seen: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+    activated_at: Mapped[datetime | None] = mapped_column(DateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    validated_at: Mapped[datetime | None] = mapped_column(DateTime)
+    sessions_before: Mapped[int | None] = mapped_column(Integer)
+    recurring_before: Mapped[int | None] = mapped_column(Integer)
+    sessions_after: Mapped[int | None] = mapped_column(Integer)
+    recurring_after: Mapped[int | None] = mapped_column(Integer)
+
+    __table_args__ = (Index("ix_lessons_project_status", "project", "status"),)

@@ -1,0 +1,143 @@
+"""``headroom learn``: lessons from failed sessions, shown as a diff, written with ``--apply``, and undone.
+
+Works without the daemon: it ingests what is new first. Without ``--apply`` nothing is written: the diff of
+every agent file of the project is printed. ``report`` shows each lesson with its evidence and whether the
+failure recurred less after it was written; ``undo`` takes back the last write (a user's later edits of
+the file are kept).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+
+import click
+
+from headroom.daemon.cli.common import App, console, emit_json, json_option, pass_app
+from headroom.learn.model import AGENTS
+
+
+def _project(project: str | None) -> str:
+    from headroom.daemon.store import project_of
+
+    return project_of(project or os.getcwd())
+
+
+@click.group("learn", invoke_without_command=True)
+@click.option("--project", "-p", help="A project folder (default: the git root of the current directory).")
+@click.option("--agent", "agents", multiple=True, type=click.Choice(AGENTS), help="Only this agent's file.")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), help="Only sessions from this day on.")
+@click.option("--apply", "do_apply", is_flag=True, help="Write the lessons (default: show the diff only).")
+@json_option
+@click.pass_context
+def learn_group(
+    ctx: click.Context,
+    project: str | None,
+    agents: tuple[str, ...],
+    since: datetime | None,
+    do_apply: bool,
+    as_json: bool,
+) -> None:
+    """Mine the project's failed sessions and show (or --apply) the lessons in each agent's file."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from headroom.daemon.learn_service import journal_for
+    from headroom.learn.apply import run_learn
+
+    app = ctx.ensure_object(App)
+    app.catch_up(quiet=True)
+    scope = _project(project)
+    run = run_learn(
+        app.db,
+        scope,
+        journal=journal_for(app.config),
+        agents=list(agents) or None,
+        since=since,
+        apply_personal=do_apply,
+        apply_shared=do_apply,
+        claude_file=app.config.learn.claude_file,
+    )
+    if as_json:
+        emit_json(
+            {
+                "project": scope,
+                "lessons_mined": len(run.drafts),
+                "new": run.synced.new,
+                "files": [
+                    {
+                        "path": str(p.target.path),
+                        "agent": p.target.agent,
+                        "changed": p.changed,
+                        "written": p in run.written,
+                        "lessons": p.lessons_written,
+                        "dropped_for_limits": p.lessons_dropped,
+                    }
+                    for p in run.plans
+                ],
+                "skipped": run.skipped,
+            }
+        )
+        return
+    click.echo(f"{scope}: {len(run.drafts)} lessons mined ({run.synced.new} new)")
+    for reason in run.skipped:
+        click.echo(f"  skipped: {reason}", err=True)
+    for plan in run.plans:
+        state = "written" if plan in run.written else ("unchanged" if not plan.changed else "would change")
+        extra = f", {plan.lessons_dropped} left out for the file's size limit" if plan.lessons_dropped else ""
+        click.echo(f"  {plan.target.agent}: {plan.target.path} ({state}; {plan.lessons_written} lessons{extra})")
+        if plan.changed and plan not in run.written:
+            click.echo(plan.diff(), nl=False)
+    if not do_apply and any(p.changed for p in run.plans):
+        click.echo("(dry run: `headroom learn --apply` writes these)")
+
+
+@learn_group.command("report")
+@click.option("--project", "-p", help="A project folder (default: every project).")
+@json_option
+@pass_app
+def learn_report(app: App, project: str | None, as_json: bool) -> None:
+    """Every lesson with its evidence, status, and the failure's recurrence before and after it was written."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from headroom.learn.lessons import report
+
+    rows = report(app.db, _project(project) if project else None)
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        click.echo("no lessons yet (headroom learn mines them)")
+        return
+    table = Table("status", "lesson", "project", "sessions", "before", "after", box=None)
+    for r in rows:
+        status = r["status"] + (f" ({r['retired_reason']})" if r["retired_reason"] else "")
+        table.add_row(
+            status,
+            escape(r["text"]),
+            escape(os.path.basename(r["project"]) or r["project"]),
+            str(r["sessions"]),
+            r["before"] or "-",
+            r["after"] or "-",
+        )
+    console().print(table)
+    click.echo("before/after: sessions showing the failure / sessions of the project, around when it was written")
+
+
+@learn_group.command("undo")
+@click.argument("entry", required=False)
+@pass_app
+def learn_undo(app: App, entry: str | None) -> None:
+    """Take back the last write of lessons (or the journal ENTRY given); the user's own edits are kept."""
+    from headroom.daemon.learn_service import journal_for
+
+    changed = journal_for(app.config).undo(entry)
+    if not changed:
+        click.echo("nothing to undo")
+        return
+    for path in changed:
+        click.echo(f"restored {path}")
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(learn_group)

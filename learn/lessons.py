@@ -1,0 +1,233 @@
+"""The lesson lifecycle in the database: proposed → active → retired, and whether a lesson helped.
+
+Mining (:mod:`headroom.learn.mining`) is a pure function of the sessions; this module keeps what must
+outlive a run. :func:`sync` upserts the mined drafts by their stable key (new evidence refreshes a lesson, a
+retired lesson stays retired: it does not flip back because its old evidence is mined again). A lesson
+becomes *active* when it is written into an agent's file (:func:`activate`), which also records the
+failure's recurrence in the project's sessions before that moment. :func:`review` then:
+
+- retires a lesson whose project folder, or a path it names, no longer exists (re-validation);
+- retires a lesson past its TTL (``ttl_days`` after its last evidence, refreshed whenever the failure is seen);
+- measures the outcome: among the project's sessions since activation, how many show the failure again.
+  After ``min_sessions_after`` sessions, a lesson whose failure recurs at least as often as before is retired
+  as "did not help" — the peer never checks this, and stale lessons cost every session tokens.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+
+from headroom.learn.mining import LessonDraft, recurrences
+from headroom.memory.db import Database
+from headroom.memory.models import Lesson, Session
+from headroom.memory.redact import redact_text
+
+TTL_DAYS = 90
+MIN_SESSIONS_AFTER = 3
+BEFORE_WINDOW_DAYS = 30
+
+
+def _now() -> datetime:
+    from headroom.memory.store import utcnow
+
+    return utcnow()
+
+
+@dataclass
+class SyncReport:
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+def sync(db: Database, drafts: Sequence[LessonDraft], *, now: datetime | None = None) -> SyncReport:
+    """Upsert mined drafts; returns what changed. Text and evidence are redacted again on the way in."""
+    now = now or _now()
+    report = SyncReport()
+    with db.transaction() as s:
+        for d in drafts:
+            row = s.execute(select(Lesson).where(Lesson.key == d.key)).scalar_one_or_none()
+            evidence = json.dumps(
+                [
+                    {
+                        "agent": e.agent,
+                        "session": e.session_key,
+                        "ts": e.ts.isoformat() if e.ts else None,
+                        "command": redact_text(e.command) if e.command else None,
+                        "error": redact_text(e.error) if e.error else None,
+                    }
+                    for e in d.evidence[:20]
+                ]
+            )
+            values: dict[str, Any] = {
+                "project": d.project,
+                "scope": d.scope,
+                "kind": d.kind,
+                "signature": d.signature,
+                "text": redact_text(d.text),
+                "names": json.dumps(list(d.names)),
+                "evidence": evidence,
+                "sessions": d.sessions,
+                "count": d.count,
+                "corrected_by_user": d.corrected_by_user,
+                "first_seen": d.first_seen,
+                "last_seen": d.last_seen,
+            }
+            if row is None:
+                s.add(Lesson(key=d.key, status="proposed", created_at=now, updated_at=now, **values))
+                report.new += 1
+                continue
+            if all(getattr(row, k) == v for k, v in values.items()):
+                report.unchanged += 1
+                continue
+            for k, v in values.items():
+                setattr(row, k, v)
+            row.updated_at = now
+            if row.status == "active" and d.last_seen is not None:
+                row.expires_at = max(row.expires_at or now, d.last_seen + timedelta(days=TTL_DAYS))
+            report.updated += 1
+    return report
+
+
+def lessons_for(db: Database, project: str, *, statuses: Sequence[str] = ("proposed", "active")) -> list[Lesson]:
+    """The lessons one project's files should carry: its own and the environment's, best first."""
+    with db.sessions() as s:
+        rows = s.execute(
+            select(Lesson)
+            .where(Lesson.project.in_([project, ""]), Lesson.status.in_(list(statuses)))
+            .order_by(Lesson.corrected_by_user.desc(), Lesson.sessions.desc(), Lesson.last_seen.desc(), Lesson.key)
+        ).scalars()
+        return list(rows)
+
+
+def _project_sessions(db: Database, project: str, start: datetime | None, end: datetime | None) -> int:
+    with db.sessions() as s:
+        q = select(func.count()).select_from(Session).where(Session.kind == "main")
+        if project:
+            q = q.where(Session.project_root == project)
+        if start is not None:
+            q = q.where(Session.started_at >= start)
+        if end is not None:
+            q = q.where(Session.started_at < end)
+        return int(s.execute(q).scalar() or 0)
+
+
+def activate(db: Database, keys: Sequence[str], *, now: datetime | None = None) -> int:
+    """Mark lessons written: active from now, with the failure's recent recurrence as the baseline."""
+    now = now or _now()
+    n = 0
+    with db.transaction() as s:
+        for row in s.execute(select(Lesson).where(Lesson.key.in_(list(keys)))).scalars():
+            if row.status == "active":
+                continue
+            start = now - timedelta(days=BEFORE_WINDOW_DAYS)
+            row.status, row.activated_at, row.retired_reason = "active", now, None
+            row.expires_at = (row.last_seen or now) + timedelta(days=TTL_DAYS)
+            row.sessions_before = _project_sessions(db, row.project, start, now)
+            row.recurring_before = recurrences(db, row.signature, row.project, after=start, before=now)
+            n += 1
+    return n
+
+
+def retire(db: Database, keys: Sequence[str], reason: str) -> int:
+    with db.transaction() as s:
+        rows = list(s.execute(select(Lesson).where(Lesson.key.in_(list(keys)))).scalars())
+        for row in rows:
+            row.status, row.retired_reason = "retired", reason
+    return len(rows)
+
+
+@dataclass
+class ReviewReport:
+    retired: dict[str, int]
+    measured: int
+
+
+def review(db: Database, *, now: datetime | None = None, min_sessions_after: int = MIN_SESSIONS_AFTER) -> ReviewReport:
+    """Re-validate active lessons, expire old ones, measure outcomes and retire the ones that did not help."""
+    now = now or _now()
+    retired: dict[str, int] = {}
+    measured = 0
+    with db.sessions() as s:
+        active = list(s.execute(select(Lesson).where(Lesson.status == "active")).scalars())
+    for row in active:
+        reason = _invalid(row) or ("expired" if row.expires_at is not None and row.expires_at < now else None)
+        after = _project_sessions(db, row.project, row.activated_at, None)
+        again = recurrences(db, row.signature, row.project, after=row.activated_at or now)
+        measured += 1
+        if reason is None and after >= min_sessions_after and _did_not_help(row, after, again):
+            reason = "did not help"
+        with db.transaction() as s:
+            fresh = s.get(Lesson, row.id)
+            if fresh is None:
+                continue
+            fresh.sessions_after, fresh.recurring_after, fresh.validated_at = after, again, now
+            if reason is not None:
+                fresh.status, fresh.retired_reason = "retired", reason
+                retired[reason] = retired.get(reason, 0) + 1
+    return ReviewReport(retired, measured)
+
+
+def _did_not_help(row: Lesson, after: int, again: int) -> bool:
+    before_rate = (row.recurring_before or 0) / max(1, row.sessions_before or 0)
+    return again / max(1, after) >= before_rate and again > 0
+
+
+def _invalid(row: Lesson) -> str | None:
+    """Why a lesson no longer fits the project on disk (None: still valid, or nothing to check here)."""
+    if not row.project:
+        return None
+    if not os.path.isdir(row.project):
+        return None  # logs from another machine, or the checkout is elsewhere now: nothing to check
+    for name in json.loads(row.names or "[]"):
+        if isinstance(name, str) and ("/" in name or "." in name) and not name.startswith("-"):
+            path = name if os.path.isabs(name) else os.path.join(row.project, name)
+            if not os.path.exists(path) and not _is_command(name):
+                return f"{name} no longer exists"
+    return None
+
+
+def _is_command(name: str) -> bool:
+    return " " in name.strip()
+
+
+def report(db: Database, project: str | None = None) -> list[dict[str, Any]]:
+    """Every lesson (of ``project``, or all), with its evidence counts and before/after recurrence."""
+    with db.sessions() as s:
+        q = select(Lesson).order_by(Lesson.status, Lesson.sessions.desc(), Lesson.key)
+        if project is not None:
+            q = q.where(Lesson.project.in_([project, ""]))
+        rows = list(s.execute(q).scalars())
+    out = []
+    for r in rows:
+        out.append(
+            {
+                "key": r.key,
+                "project": r.project or "(environment)",
+                "kind": r.kind,
+                "status": r.status,
+                "retired_reason": r.retired_reason,
+                "text": r.text,
+                "sessions": r.sessions,
+                "count": r.count,
+                "corrected_by_user": r.corrected_by_user,
+                "last_seen": r.last_seen,
+                "activated_at": r.activated_at,
+                "before": _rate(r.recurring_before, r.sessions_before),
+                "after": _rate(r.recurring_after, r.sessions_after),
+            }
+        )
+    return out
+
+
+def _rate(recurring: int | None, sessions: int | None) -> str | None:
+    if recurring is None or sessions is None:
+        return None
+    return f"{recurring}/{sessions}"
