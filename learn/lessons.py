@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -181,8 +182,16 @@ def _did_not_help(row: Lesson, after: int, again: int) -> bool:
 
 
 def _invalid(row: Lesson) -> str | None:
-    """Why a lesson no longer fits the project on disk (None: still valid, or nothing to check here)."""
+    """Why a lesson no longer fits the machine or the project on disk (None: still valid, or nothing to check).
+
+    An environment lesson ("use `python3`, not `python`") is void once the program it recommends is gone; a
+    project lesson once a path it names is.
+    """
     if not row.project:
+        for name in json.loads(row.names or "[]"):
+            program = name.split()[0] if isinstance(name, str) and name.strip() else ""
+            if program and "/" not in program and shutil.which(program) is None:
+                return f"{program} is no longer installed"
         return None
     if not os.path.isdir(row.project):
         return None  # logs from another machine, or the checkout is elsewhere now: nothing to check

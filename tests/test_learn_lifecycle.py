@@ -221,3 +221,11 @@ def test_a_project_that_is_gone_is_skipped_not_written(
     run = run_learn(db, str(gone), journal=Journal(tmp_path / "j"), apply_personal=True, apply_shared=True)
     assert run.skipped and "not on this machine" in run.skipped[0] and not run.written
     assert report(db)[0]["status"] == "proposed"  # kept in the DB, never activated
+
+
+def test_an_environment_lesson_goes_when_its_program_does(db: Database) -> None:
+    real = draft("", "not-found:python", "Use `sh`, not `python`.", names=("sh",))
+    fake = draft("", "not-found:pip", "Use `no-such-program-xyz`, not `pip`.", names=("no-such-program-xyz install",))
+    sync(db, [real, fake], now=NOW)
+    activate(db, [real.key, fake.key], now=NOW)
+    assert review(db, now=NOW + timedelta(days=1)).retired == {"no-such-program-xyz is no longer installed": 1}
