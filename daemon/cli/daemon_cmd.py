@@ -1,15 +1,40 @@
-"""``headroom daemon``: the background service (``run`` now; install/start/stop arrive with the service issue)."""
+"""``headroom daemon``: run the background service, install it as a login service, and manage it.
+
+The service-manager work lives in :mod:`headroom.daemon.install`; this module only parses options, asks
+for confirmation and prints. :data:`RUNNER` and :data:`PLATFORM` are the seams tests replace.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 import click
 
 from headroom.daemon.cli.common import App, pass_app, progress_bar
+from headroom.daemon.errors import DaemonError
 from headroom.daemon.ingest import Progress
+from headroom.daemon.install import (
+    STOP_TIMEOUT,
+    UNIT_NAME,
+    Runner,
+    ServiceInstaller,
+    detect_manager,
+    follow,
+    purge_targets,
+    remove_paths,
+    run_command,
+    service_spec,
+    tail_lines,
+    terminate,
+)
 from headroom.daemon.service import Service, running_daemon_pid, setup_logging
+
+#: Every service-manager command goes through this (tests put a recorder here).
+RUNNER: Runner = run_command
+#: The platform whose service manager is used (tests pick one).
+PLATFORM: str = sys.platform
 
 
 @click.group("daemon")
@@ -48,12 +73,170 @@ def daemon_run(app: App, verbose: bool) -> None:
 @daemon_group.command("status")
 @pass_app
 def daemon_status(app: App) -> None:
-    """Say whether the daemon is running (exit code 0 if it is, 3 if not)."""
+    """Say whether the daemon runs and whether it is installed (exit code 0 if it runs, 3 if not)."""
     pid = running_daemon_pid(app.config.paths)
     if pid is None:
         click.echo("headroom daemon: not running")
+    else:
+        click.echo(f"headroom daemon: running (pid {pid})")
+    installer = _installer(app, required=False)
+    if installer is None:
+        click.echo(f"service: none on {PLATFORM}")
+    elif not installer.installed():
+        click.echo(f"service: not installed ({installer.unit_path})")
+    else:
+        click.echo(f"service: installed ({installer.unit_path})")
+        problem = installer.manager_problem()
+        click.echo(f"service state: {'unknown, ' + problem if problem else installer.state() or 'unknown'}")
+    if pid is None:
         raise SystemExit(3)
-    click.echo(f"headroom daemon: running (pid {pid})")
+
+
+@daemon_group.command("install")
+@click.option("--dry-run", is_flag=True, help="Print the service file instead of writing it.")
+@pass_app
+def daemon_install(app: App, dry_run: bool) -> None:
+    """Install the daemon as a login service (systemd user unit / launchd agent) and start it."""
+    installer = _require(_installer(app, required=True))
+    if dry_run:
+        click.echo(f"# {installer.unit_path} (not written: --dry-run)", err=True)
+        click.echo(installer.render().decode(), nl=False)
+        return
+    was_installed = installer.installed()
+    pid = running_daemon_pid(app.config.paths)
+    result = installer.install()
+    if result.changed:
+        click.echo(f"{'updated' if was_installed else 'installed'} {result.path}")
+    else:
+        click.echo(f"already installed ({result.path})")
+    if not result.manager_ok:
+        click.echo(f"warning: {result.problem}; the service file is written but not enabled.", err=True)
+        click.echo(f"Enable it where the service manager runs with: {_enable_hint(installer)}", err=True)
+        return
+    click.echo("enabled and started: it starts at login and restarts after a crash")
+    if pid is not None and not was_installed:
+        click.echo(
+            f"note: a daemon started by hand is running (pid {pid}); the service takes over once it stops "
+            "(`headroom daemon stop`, then `headroom daemon start`)",
+            err=True,
+        )
+
+
+@daemon_group.command("uninstall")
+@click.option("--purge", is_flag=True, help="Also delete headroom's data and state (the database, logs).")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask before deleting data.")
+@pass_app
+def daemon_uninstall(app: App, purge: bool, yes: bool) -> None:
+    """Stop and remove the login service; the data stays unless --purge."""
+    installer = _installer(app, required=False)
+    if installer is not None and installer.installed():
+        problem = installer.uninstall()
+        click.echo(f"removed {installer.unit_path}")
+        if problem:
+            click.echo(f"warning: {problem}; the service could not be stopped or disabled", err=True)
+    else:
+        click.echo("the service is not installed")
+    if not purge:
+        click.echo(f"data kept in {app.config.paths.data_dir} (--purge deletes it)")
+        return
+    paths = app.config.paths
+    pid = running_daemon_pid(paths)
+    if pid is not None:
+        _stop_pid(pid)
+    targets = purge_targets(paths)
+    if not targets:
+        click.echo("no data to delete")
+        return
+    listing = "\n".join(f"  {target}" for target in targets)
+    if not yes and not click.confirm(f"Delete these?\n{listing}\n", default=False):
+        raise click.exceptions.Exit(1)
+    remove_paths(targets)
+    click.echo(f"deleted:\n{listing}")
+
+
+@daemon_group.command("start")
+@pass_app
+def daemon_start(app: App) -> None:
+    """Start the installed service."""
+    _require(_installer(app, required=True)).start()
+    click.echo("headroom daemon: started")
+
+
+@daemon_group.command("stop")
+@pass_app
+def daemon_stop(app: App) -> None:
+    """Stop the daemon: through the service manager, or with SIGTERM when it was started by hand."""
+    installer = _installer(app, required=False)
+    if installer is not None and installer.installed() and not installer.manager_problem():
+        installer.stop()
+        click.echo("headroom daemon: stopped")
+        return
+    pid = running_daemon_pid(app.config.paths)
+    if pid is None:
+        if installer is not None and installer.installed():  # installed, but its manager is out of reach
+            installer.stop()  # raises the manager's problem
+        click.echo("headroom daemon: not running")
+        return
+    _stop_pid(pid)
+    click.echo(f"headroom daemon: stopped (pid {pid})")
+
+
+@daemon_group.command("restart")
+@pass_app
+def daemon_restart(app: App) -> None:
+    """Restart the installed service (after an upgrade or a config change)."""
+    _require(_installer(app, required=True)).restart()
+    click.echo("headroom daemon: restarted")
+
+
+@daemon_group.command("logs")
+@click.option("-n", "--lines", "count", type=click.IntRange(min=0), default=50, show_default=True)
+@click.option("-f", "--follow", "keep_following", is_flag=True, help="Keep printing new lines (Ctrl-C stops).")
+@pass_app
+def daemon_logs(app: App, count: int, keep_following: bool) -> None:
+    """Show the end of the daemon's log file."""
+    log_file = app.config.paths.log_file
+    if not log_file.exists() and not keep_following:
+        click.echo(f"no log yet ({log_file})", err=True)
+        return
+    for line in tail_lines(log_file, count):
+        click.echo(line)
+    if keep_following:
+        try:
+            for line in follow(log_file):
+                click.echo(line)
+        except KeyboardInterrupt:
+            return
+
+
+def _installer(app: App, *, required: bool) -> ServiceInstaller | None:
+    """The installer for this platform and invocation (``--config`` goes into the service's command line)."""
+    manager = detect_manager(PLATFORM)
+    if manager is None:
+        if required:
+            raise DaemonError(f"no login service on {PLATFORM}; run `headroom daemon run` in a terminal instead")
+        return None
+    config_file = Path(app.config_path) if app.config_path else None
+    return ServiceInstaller(service_spec(app.config.paths, config_file=config_file), manager, run=RUNNER)
+
+
+def _require(installer: ServiceInstaller | None) -> ServiceInstaller:
+    assert installer is not None  # _installer(required=True) raises instead of returning None
+    return installer
+
+
+def _enable_hint(installer: ServiceInstaller) -> str:
+    if installer.manager == "launchd":
+        return f"launchctl bootstrap gui/{installer.uid} {installer.unit_path}"
+    return f"systemctl --user daemon-reload && systemctl --user enable --now {UNIT_NAME}"
+
+
+def _stop_pid(pid: int) -> None:
+    """SIGTERM a daemon that no service manager runs, and wait for it to finish."""
+    if pid <= 0:
+        raise DaemonError("a daemon holds the lock but its pid is unknown; stop it from its terminal")
+    if not terminate(pid, timeout=STOP_TIMEOUT):
+        raise DaemonError(f"the daemon (pid {pid}) did not stop within {STOP_TIMEOUT:.0f}s after SIGTERM")
 
 
 def _log_progress() -> Progress:
