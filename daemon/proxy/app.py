@@ -6,16 +6,18 @@ re-chunking, no buffering), and a client that goes away cancels the upstream cal
 the next chunk happens to arrive. The engine runs on a worker thread for large bodies so one big request
 never stalls the streams of the others.
 
-Local endpoints: ``GET /healthz``, ``GET /stats``, and ``GET /memory/search`` (the daemon's memory search for
-the MCP servers, behind a token from the owner-only state file). A path starting with ``/lossless`` is served in
-lossless mode (for clients that cannot call ``headroom_retrieve``); every path no provider route names is
-passed through untouched.
+Local endpoints: ``GET /healthz``, ``GET /stats``, ``GET /memory/search`` (the daemon's memory search for
+the MCP servers, behind a token from the owner-only state file) and the dashboard under ``GET /dashboard``
+(the page for anyone, its data only for loopback clients that name a loopback host). A path starting with
+``/lossless`` is served in lossless mode (for clients that cannot call ``headroom_retrieve``); every path no
+provider route names is passed through untouched.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
+import ipaddress
 import logging
 import os
 import secrets
@@ -44,6 +46,9 @@ from headroom.daemon.proxy.stats import RequestRecord, StatsWriter
 from headroom.daemon.proxy.usage import UsageSniffer
 
 log = logging.getLogger("headroom.proxy")
+
+#: The dashboard's page (``/dashboard``), its files (``/dashboard/<name>``) and data (``/dashboard/data.json``).
+DASHBOARD_PATH = "/dashboard"
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -97,6 +102,7 @@ class ProxyApp:
         transport: httpx.AsyncBaseTransport | None = None,
         summary: Callable[[], dict[str, Any]] | None = None,
         memory_search: Callable[[dict[str, str]], dict[str, Any]] | None = None,
+        dashboard_data: Callable[[int], dict[str, Any]] | None = None,
     ) -> None:
         self.settings = settings
         self.rewriter = rewriter
@@ -105,6 +111,8 @@ class ProxyApp:
         # The daemon's memory search (its embedding model is loaded once, here, instead of in every agent's
         # MCP server). It reads memory, so unlike the rest it needs the token from the owner-only state file.
         self.memory_search = memory_search
+        # The dashboard's figures for the last N days (``GET /dashboard/data.json``).
+        self.dashboard_data = dashboard_data
         self.token = secrets.token_urlsafe(24)
         self.transport = transport
         self.requests = 0
@@ -172,6 +180,9 @@ class ProxyApp:
             return
         if method == "GET" and path == MEMORY_SEARCH_PATH:
             await self._memory(scope, hmap, send)
+            return
+        if method == "GET" and (path == DASHBOARD_PATH or path.startswith(DASHBOARD_PATH + "/")):
+            await self._dashboard(scope, path, hmap, send)
             return
         route = match(method, path, hmap)
         body = bytearray()
@@ -320,13 +331,85 @@ class ProxyApp:
             return
         await _respond(send, 200, orjson.dumps(result, default=str))
 
+    async def _dashboard(self, scope: Scope, path: str, hmap: dict[str, str], send: Send) -> None:
+        """The page's files to anyone; its data only to a loopback client that asked for a loopback host.
+
+        The page holds no data, so it needs no guard. The data has none of the tokens a browser could be
+        given, so two checks stand in: the peer address (the proxy may be bound to a public address) and the
+        Host header, which a web page's DNS-rebinding trick (evil.example resolving to 127.0.0.1) cannot forge.
+        """
+        from headroom.daemon.dashboard import static_file
+
+        name = path[len(DASHBOARD_PATH) :].lstrip("/")
+        if name != "data.json":
+            found = static_file(name)
+            if found is None:
+                await _respond(send, 404, orjson.dumps({"error": f"no such dashboard file: {name}"}))
+                return
+            body, content_type = found
+            await _respond(send, 200, body, content_type=content_type, extra=_PAGE_HEADERS)
+            return
+        client = scope.get("client")
+        if not client or not _loopback(str(client[0])) or not _loopback_host(hmap.get("host", "")):
+            await _respond(send, 403, orjson.dumps({"error": "the dashboard's data is served to local clients only"}))
+            return
+        if self.dashboard_data is None:
+            await _respond(send, 503, orjson.dumps({"error": "the dashboard needs the database"}))
+            return
+        params = dict(urllib.parse.parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        try:
+            days = int(params.get("days", "30"))
+        except ValueError:
+            days = 0
+        if not 1 <= days <= 366:
+            await _respond(send, 400, orjson.dumps({"error": "days must be a whole number from 1 to 366"}))
+            return
+        if self.stats is not None:
+            await asyncio.to_thread(self.stats.flush, 2.0)
+        data = await asyncio.to_thread(self.dashboard_data, days)
+        await _respond(send, 200, orjson.dumps(data, default=str), extra=[(b"cache-control", b"no-store")])
+
+
+#: The page loads only its own files and its own data, and may not be framed by another site.
+_PAGE_HEADERS = [
+    (
+        b"content-security-policy",
+        b"default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
+        b"base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    ),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-cache"),
+]
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _loopback_host(host: str) -> bool:
+    """Whether a Host header names this machine: ``localhost``, ``127.x.y.z`` or ``[::1]``, any port."""
+    name = host.rsplit("]", 1)[0].lstrip("[") if host.startswith("[") else host.rsplit(":", 1)[0]
+    return name.lower() == "localhost" or _loopback(name)
+
 
 async def _disconnected(receive: Receive) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
 
 
-async def _respond(send: Send, status: int, body: bytes) -> None:
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+async def _respond(
+    send: Send,
+    status: int,
+    body: bytes,
+    *,
+    content_type: str = "application/json",
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
+    headers += extra or []
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

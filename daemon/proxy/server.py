@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import logging
 import os
@@ -54,9 +55,11 @@ def build_app(
     transport: httpx.AsyncBaseTransport | None = None,
     memo: DBBlockMemo | None = None,
     memory_search: Callable[[dict[str, str]], dict[str, Any]] | None = None,
+    dashboard_data: Callable[[int], dict[str, Any]] | None = None,
 ) -> ProxyApp:
-    """The proxy app for this config: engine settings, upstreams, the CCR store, stats into ``db``, and the
-    block memo shared by every agent of a project (its own when none is given and memory is enabled)."""
+    """The proxy app for this config: engine settings, upstreams, the CCR store, stats into ``db``, the
+    block memo shared by every agent of a project (its own when none is given and memory is enabled), and the
+    dashboard's figures from ``db`` (unless ``dashboard_data`` gives them)."""
     p = config.proxy
     settings = ProxySettings(
         upstreams={"anthropic": p.anthropic_upstream, "openai": p.openai_upstream, "gemini": p.gemini_upstream},
@@ -72,7 +75,19 @@ def build_app(
     rewriter = Rewriter(config.engine, FileCCRStore(config.paths.ccr_dir), memo=memo)
     stats = StatsWriter(db)
     summary = (lambda: proxy_summary(db)) if db is not None else None
-    return ProxyApp(settings, rewriter, stats, transport=transport, summary=summary, memory_search=memory_search)
+    if dashboard_data is None and db is not None:
+        from headroom.daemon.dashboard import dashboard_data as figures
+
+        dashboard_data = functools.partial(figures, db)
+    return ProxyApp(
+        settings,
+        rewriter,
+        stats,
+        transport=transport,
+        summary=summary,
+        memory_search=memory_search,
+        dashboard_data=dashboard_data,
+    )
 
 
 def bind(host: str, port: int) -> socket.socket:

@@ -1,0 +1,238 @@
+"""What ``GET /dashboard/data.json`` returns: one JSON document with every figure the dashboard page draws.
+
+One function, :func:`dashboard_data`, reads the same tables as ``headroom stats``, ``headroom lessons`` and
+``headroom memory stats`` and shapes them for charts: every day of the window is present (a day without
+requests is a zero bar, not a gap), agents are listed once so the page can give each a stable colour, and
+numbers are plain ints and floats. It never reads tool outputs, events or memory contents: the page is
+served without a token, so nothing beyond aggregates, project paths and the (already redacted) lesson
+texts may appear here.
+
+The dollar figures are an *estimate*: saved tokens times a list price of uncached input tokens for the
+model's family (:data:`PRICES`). Saved tokens that would have been cache reads cost far less, so the real
+saving is usually lower; the page says so next to every dollar amount.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import case, func, select
+
+from headroom.daemon.analytics import Filters, iso, token_rows
+from headroom.learn.lessons import report
+from headroom.memory.db import Database
+from headroom.memory.models import ProxyRequest, Session
+from headroom.memory.store import MemoryStore
+
+DEFAULT_DAYS = 30
+MAX_DAYS = 366
+MAX_LESSONS = 200
+
+#: Estimate only: list price in USD per million *uncached input* tokens, by model family. The first family
+#: whose name occurs in the request's model id wins, so the more specific names come first.
+PRICES: tuple[tuple[str, float], ...] = (
+    ("opus", 15.0),
+    ("sonnet", 3.0),
+    ("haiku", 1.0),
+    ("gpt-5-mini", 0.25),
+    ("gpt-5-nano", 0.05),
+    ("gpt-5", 1.25),
+    ("codex-mini", 1.5),
+    ("gpt-4.1-mini", 0.4),
+    ("gpt-4.1", 2.0),
+    ("gpt-4o-mini", 0.15),
+    ("gpt-4o", 2.5),
+    ("o4-mini", 1.1),
+    ("o3", 2.0),
+    ("gemini-2.5-pro", 1.25),
+    ("gemini-2.5-flash-lite", 0.1),
+    ("gemini-2.5-flash", 0.3),
+    ("gemini", 0.3),
+)
+#: Estimate only: the price used when the model is unknown or in no family above, by provider.
+PROVIDER_PRICES: dict[str, float] = {"anthropic": 3.0, "openai": 1.25, "gemini": 1.25}
+FALLBACK_PRICE = 3.0
+PRICE_NOTE = (
+    "estimate: saved tokens × list price of uncached input tokens (USD per million) for the model family; "
+    "tokens that would have been cache reads cost less, so the real saving is usually lower"
+)
+
+
+def price_per_million(model: str | None, provider: str | None = None) -> float:
+    """The estimated USD price of a million input tokens of ``model`` (see :data:`PRICES`)."""
+    name = (model or "").lower()
+    for family, price in PRICES:
+        if family in name:
+            return price
+    return PROVIDER_PRICES.get(provider or "", FALLBACK_PRICE)
+
+
+def dashboard_data(db: Database, days: int = DEFAULT_DAYS, *, today: date | None = None) -> dict[str, Any]:
+    """Every figure of the dashboard for the last ``days`` UTC days (today included)."""
+    days = max(1, min(int(days), MAX_DAYS))
+    until = today or datetime.now(timezone.utc).date()
+    since = until - timedelta(days=days - 1)
+    return {
+        "generated_at": iso(datetime.now(timezone.utc).replace(tzinfo=None)),
+        "days": days,
+        "since": since.isoformat(),
+        "until": until.isoformat(),
+        "prices": {
+            "note": PRICE_NOTE,
+            "usd_per_million_input": dict(PRICES),
+            "by_provider": dict(PROVIDER_PRICES),
+        },
+        "savings": savings(db, since, until),
+        "projects": projects(db, since, until),
+        "lessons": lessons(db),
+        "memory": memory(db),
+    }
+
+
+def savings(db: Database, since: date, until: date) -> dict[str, Any]:
+    """Tokens the proxy saved (``tokens_before - tokens_after``) per UTC day and agent, with a $ estimate."""
+    t = ProxyRequest
+    query = (
+        select(
+            t.day,
+            t.agent,
+            t.provider,
+            t.model,
+            func.count(),
+            func.coalesce(func.sum(t.tokens_before), 0),
+            func.coalesce(func.sum(t.tokens_after), 0),
+        )
+        .where(t.day >= since, t.day <= until)
+        .group_by(t.day, t.agent, t.provider, t.model)
+    )
+    with db.sessions() as s:
+        rows = list(s.execute(query))
+    per_day: dict[str, dict[str, dict[str, Any]]] = {}
+    by_agent: dict[str, dict[str, Any]] = {}
+    for day, agent, provider, model, requests, tokens_before, tokens_after in rows:
+        before, after = int(tokens_before), int(tokens_after)
+        usd = (before - after) * price_per_million(model, provider) / 1e6
+        for bucket in (
+            per_day.setdefault(_day(day), {}).setdefault(agent, _blank()),
+            by_agent.setdefault(agent, _blank()),
+        ):
+            bucket["requests"] += int(requests)
+            bucket["tokens_before"] += before
+            bucket["tokens_after"] += after
+            bucket["usd_estimate"] += usd
+    agents = sorted(by_agent)
+    timeline = []
+    for n in range((until - since).days + 1):
+        name = (since + timedelta(days=n)).isoformat()
+        on_day = per_day.get(name, {})
+        timeline.append({"day": name, "agents": {a: _finish(on_day[a]) for a in agents if a in on_day}})
+    total = _blank()
+    for figures in by_agent.values():
+        for key in ("requests", "tokens_before", "tokens_after", "usd_estimate"):
+            total[key] += figures[key]
+    return {
+        "agents": agents,
+        "days": timeline,
+        "by_agent": {a: _finish(by_agent[a]) for a in agents},
+        "total": _finish(total),
+    }
+
+
+def projects(db: Database, since: date, until: date) -> list[dict[str, Any]]:
+    """Sessions, failed sessions and the tool-call failure rate of every project active in the window."""
+    filters = Filters(since=since, until=until)
+    with db.sessions() as s:
+        rows = token_rows(s, "project", filters)
+        failed_query: Any = select(
+            Session.project_root,
+            func.sum(case(((Session.failed_tool_calls > 0) | (Session.api_errors > 0), 1), else_=0)),
+            func.coalesce(func.sum(Session.api_errors), 0),
+        ).group_by(Session.project_root)
+        # The same window as token_rows: a session counts when it was active on a day in [since, until].
+        failed_query = failed_query.where(
+            func.coalesce(Session.ended_at, Session.started_at) >= datetime.combine(since, datetime.min.time()),
+            Session.started_at < datetime.combine(until + timedelta(days=1), datetime.min.time()),
+        )
+        failed = {project: (int(n or 0), int(errors or 0)) for project, n, errors in s.execute(failed_query)}
+    out = []
+    for row in rows:
+        failed_sessions, api_errors = failed.get(row["project"], (0, 0))
+        sessions = int(row["sessions"])
+        out.append(
+            {
+                "project": row["project"] or "(no project)",
+                "sessions": sessions,
+                "failed_sessions": failed_sessions,
+                "session_failure_rate": round(failed_sessions / sessions, 4) if sessions else 0.0,
+                "tool_calls": row["tool_calls"],
+                "failed_tool_calls": row["failed_tool_calls"],
+                "failure_rate": row["failure_rate"],
+                "api_errors": api_errors,
+                "total_tokens": row["total_tokens"],
+            }
+        )
+    out.sort(key=lambda r: (-r["failure_rate"], -r["sessions"], r["project"]))
+    return out
+
+
+def lessons(db: Database) -> dict[str, Any]:
+    """The lessons (texts are redacted when they are stored) with their before/after recurrence."""
+    rows = report(db)
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    status_order = {"active": 0, "proposed": 1, "retired": 2}
+    rows.sort(key=lambda r: (status_order.get(r["status"], 3), -(r["sessions"] or 0), r["key"]))
+    items = [
+        {
+            "project": r["project"],
+            "kind": r["kind"],
+            "status": r["status"],
+            "retired_reason": r["retired_reason"],
+            "text": r["text"],
+            "sessions": r["sessions"],
+            "count": r["count"],
+            "corrected_by_user": bool(r["corrected_by_user"]),
+            "last_seen": iso(r["last_seen"]),
+            "activated_at": iso(r["activated_at"]),
+            "before": r["before"],
+            "after": r["after"],
+        }
+        for r in rows[:MAX_LESSONS]
+    ]
+    return {"total": len(rows), "by_status": dict(sorted(counts.items())), "items": items}
+
+
+def memory(db: Database) -> dict[str, Any]:
+    """The shared memory's size: items by kind, stored characters, and the database file's size."""
+    stats = MemoryStore(db).stats()
+    return {
+        "items": stats["items"],
+        "chars": stats["chars"],
+        "by_kind": stats["by_kind"],
+        "sightings_by_agent": stats["sightings_by_agent"],
+        "projects": stats["projects"],
+        "redactions": stats["redactions"],
+        "db_bytes": stats["db_bytes"],
+    }
+
+
+def _day(value: date | str) -> str:
+    return value if isinstance(value, str) else value.isoformat()
+
+
+def _blank() -> dict[str, Any]:
+    return {"requests": 0, "tokens_before": 0, "tokens_after": 0, "usd_estimate": 0.0}
+
+
+def _finish(figures: dict[str, Any]) -> dict[str, Any]:
+    before, after = figures["tokens_before"], figures["tokens_after"]
+    return {
+        "requests": figures["requests"],
+        "tokens_before": before,
+        "tokens_after": after,
+        "tokens_saved": before - after,
+        "saved_ratio": round((before - after) / before, 4) if before else 0.0,
+        "usd_estimate": round(figures["usd_estimate"], 4),
+    }
