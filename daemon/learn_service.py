@@ -10,7 +10,9 @@ outcomes) and then runs learn for every project active in the last 30 days. What
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -104,14 +106,20 @@ class LearnScheduler:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600}
         )
         self.last: dict[str, Any] = {}
+        #: The last job that raised (apscheduler only logs it); shown by the daemon's health check.
+        self.last_error: str | None = None
+
+    @property
+    def running(self) -> bool:
+        return bool(self.scheduler.running)
 
     def start(self) -> None:
-        from apscheduler.triggers.cron import CronTrigger
         from apscheduler.triggers.interval import IntervalTrigger
 
-        hour, minute = (int(x) for x in self.config.learn.nightly_at.split(":"))
-        self.scheduler.add_job(self.after_idle, IntervalTrigger(minutes=IDLE_CHECK_MINUTES), id="learn-idle")
-        self.scheduler.add_job(self.nightly, CronTrigger(hour=hour, minute=minute), id="learn-nightly")
+        self.scheduler.add_job(
+            self._guarded(self.after_idle), IntervalTrigger(minutes=IDLE_CHECK_MINUTES), id="learn-idle"
+        )
+        self.scheduler.add_job(self._guarded(self.nightly), self._nightly_trigger(), id="learn-nightly")
         self.scheduler.start()
         log.info(
             "learn scheduled: idle sessions every %d min, nightly at %s",
@@ -123,10 +131,38 @@ class LearnScheduler:
         self.scheduler.shutdown(wait=False)
         log.info("learn scheduler stopped")
 
+    def reconfigure(self, config: Config) -> None:
+        """New settings (a config reload): the jobs read ``self.config`` on every run; only the nightly time
+        lives in a trigger, so that job is rescheduled when it changed."""
+        old_at, self.config = self.config.learn.nightly_at, config
+        if config.learn.nightly_at != old_at and self.scheduler.running:
+            self.scheduler.reschedule_job("learn-nightly", trigger=self._nightly_trigger())
+            log.info("nightly learn now at %s", config.learn.nightly_at)
+
+    def _nightly_trigger(self) -> Any:
+        from apscheduler.triggers.cron import CronTrigger
+
+        hour, minute = (int(x) for x in self.config.learn.nightly_at.split(":"))
+        return CronTrigger(hour=hour, minute=minute)
+
+    def _guarded(self, job: Callable[[], None]) -> Callable[[], None]:
+        """``job`` recording its failure in :attr:`last_error` (and still raising, for apscheduler's log)."""
+
+        @functools.wraps(job)
+        def run() -> None:
+            try:
+                job()
+            except Exception as exc:
+                self.last_error = f"{job.__name__}: {type(exc).__name__}: {exc}"
+                raise
+
+        return run
+
     def after_idle(self) -> None:
         projects = idle_projects(self.db, timedelta(minutes=self.config.learn.idle_minutes))
         if projects:
             self.last["idle"] = learn_projects(self.config, self.db, projects)
+            self._note_failures(self.last["idle"])
             log.info("learn after idle sessions: %s", self.last["idle"])
 
     def nightly(self) -> None:
@@ -135,4 +171,9 @@ class LearnScheduler:
         reviewed = review(self.db)
         self.last["review"] = {"retired": reviewed.retired, "measured": reviewed.measured}
         self.last["nightly"] = learn_projects(self.config, self.db, recent_projects(self.db))
+        self._note_failures(self.last["nightly"])
         log.info("nightly learn: %s; review: %s", self.last["nightly"], self.last["review"])
+
+    def _note_failures(self, totals: dict[str, int]) -> None:
+        if totals.get("failed"):
+            self.last_error = f"learn failed for {totals['failed']} project(s); the log names them"

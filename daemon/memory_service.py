@@ -101,6 +101,9 @@ class WorkerState:
     errors: int = 0
     last_error: str | None = None
     last_maintenance: dict[str, int] = field(default_factory=dict)
+    #: Items still waiting for an embedding after the last batch (None until one ran, or without embeddings):
+    #: kept here so health checks read a number instead of counting rows on every request.
+    embed_backlog: int | None = None
 
 
 class MemoryWorker:
@@ -126,6 +129,15 @@ class MemoryWorker:
 
     def wake(self) -> None:
         self._wake.set()
+
+    @property
+    def alive(self) -> bool:
+        """Whether the worker's thread runs (it catches every error, so a dead thread is a bug worth reporting)."""
+        return self._thread.is_alive()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
@@ -154,6 +166,7 @@ class MemoryWorker:
                     limit=self.config.memory.embed_batch, batch=self.config.memory.embed_batch
                 )
                 self.state.embedded += got.embedded
+                self.state.embed_backlog = got.pending
                 if got.error and got.error != self._last_embed_error:
                     log.warning("memory: embeddings unavailable, search is full-text only: %s", got.error)
                 self._last_embed_error = got.error

@@ -8,6 +8,11 @@ Watching starts *before* the backfill so nothing written during it is missed (a 
 reported by the watcher is simply read twice: the second read finds nothing new). Shutdown runs in reverse
 and is logged as "stopped".
 
+SIGHUP re-reads the config file between ingestion passes (never inside the signal handler): settings the
+running components read on every use are applied, the rest is logged as needing a restart, and a broken file
+is logged and the old config kept. :meth:`Service.health` answers from counters the components keep anyway,
+so ``GET /healthz`` and ``headroom daemon status`` never query the database.
+
 All ingestion happens on the main thread; watchdog's threads only mark paths dirty. One writer means no
 write contention inside the process, and the DB's busy timeout absorbs other processes (the CLI).
 """
@@ -15,6 +20,7 @@ write contention inside the process, and the DB's busy timeout absorbs other pro
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -25,12 +31,12 @@ from collections.abc import Iterator
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock, Timeout
 
-from headroom.daemon.config import Config
-from headroom.daemon.errors import AlreadyRunning, ProxyError
+from headroom.daemon.config import Config, load_config
+from headroom.daemon.errors import AlreadyRunning, ConfigError, ProxyError
 from headroom.daemon.ingest import Ingestor, Progress, ScanReport
 from headroom.daemon.paths import Paths
 from headroom.daemon.watcher import Watcher
@@ -47,6 +53,13 @@ from headroom.memory.errors import DatabaseError, DatabaseLocked
 log = logging.getLogger("headroom.daemon")
 
 ROOT_CHECK_SECONDS = 5.0
+
+#: Config keys a running daemon applies on SIGHUP: its components read them on every use. A whole section
+#: means every key of it; anything else (ports, database_url, agents' homes...) needs a restart.
+LIVE_KEYS = frozenset(
+    {"engine", "learn", "watcher.debounce_ms", "watcher.rescan_seconds"}
+    | {f"memory.{key}" for key in ("ccr_retention_days", "max_db_mb", "briefing_kb", "embed_batch")}
+)
 
 
 def make_ingestor(config: Config, db: Database) -> Ingestor:
@@ -119,9 +132,11 @@ def setup_logging(paths: Paths, *, verbose: bool = False) -> None:
 class Service:
     """The daemon: backfill, then follow the agents' logs until stopped."""
 
-    def __init__(self, config: Config, *, progress: Progress | None = None) -> None:
+    def __init__(self, config: Config, *, progress: Progress | None = None, config_file: Path | None = None) -> None:
         self.config = config
         self.progress = progress
+        #: What SIGHUP re-reads (``--config``); None: the default file, as at start.
+        self.config_file = config_file
         self.stop_event = threading.Event()
         self.watcher: Watcher | None = None
         self.ingestor: Ingestor | None = None
@@ -129,6 +144,12 @@ class Service:
         self.memory: MemoryWorker | None = None
         self.learn: LearnScheduler | None = None
         self.last_error: str | None = None
+        self.db: Database | None = None
+        self._errors: dict[str, str] = {}  # the last error per component ("ingest", "proxy", "config")
+        self._started: float | None = None
+        self._running = False
+        self._pass_started: float | None = None  # when the ingestion pass in progress began
+        self._reload = threading.Event()
 
     def request_stop(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
         if signum is not None:
@@ -137,18 +158,28 @@ class Service:
         if self.watcher is not None:
             self.watcher.wake()
 
+    def request_reload(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
+        """Re-read the config at the next turn of the follow loop (the handler itself only sets a flag)."""
+        self._reload.set()
+        if self.watcher is not None:
+            self.watcher.wake()
+
     def install_signal_handlers(self) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self.request_stop)
+        signal.signal(signal.SIGHUP, self.request_reload)
 
     def run(self) -> None:
         """Run until :meth:`request_stop` (or a signal)."""
         paths = self.config.paths
         with daemon_lock(paths), contextlib.ExitStack() as stack:
-            started = time.monotonic()
+            started = self._started = time.monotonic()
             log.info("starting (pid %d, database %s)", os.getpid(), _display_url(self.config.database_url))
             db = open_database(self.config.database_url)
             stack.callback(db.close)
+            self.db = db
+            self._running = True
+            stack.callback(setattr, self, "_running", False)
             memo = self._start_memory(db, stack)
             self._start_proxy(db, stack, memo)
             self._start_learn(db, stack)
@@ -223,7 +254,7 @@ class Service:
             )
             server.start()
         except ProxyError as exc:
-            self._note_error(f"proxy not started: {exc}")
+            self._note_error(f"proxy not started: {exc}", component="proxy")
             return
         self.proxy = server
         stack.callback(server.stop)
@@ -233,7 +264,7 @@ class Service:
         from headroom.daemon.proxy.server import build_app
 
         search = search_endpoint(self.memory.memory) if self.memory is not None else None
-        return build_app(self.config, db, memo=memo, memory_search=search)
+        return build_app(self.config, db, memo=memo, memory_search=search, health=self.health)
 
     def _follow(self, ingestor: Ingestor, watcher: Watcher) -> None:
         next_root_check = time.monotonic() + ROOT_CHECK_SECONDS
@@ -243,6 +274,9 @@ class Service:
             dirty, rescan = watcher.take(timeout=max(0.05, min(next_root_check, next_rescan) - now))
             if self.stop_event.is_set():
                 break
+            if self._reload.is_set():
+                self._reload.clear()
+                self.reload()
             if dirty:
                 self._ingest_paths(ingestor, watcher, dirty)
             now = time.monotonic()
@@ -255,6 +289,13 @@ class Service:
                 self._scan(ingestor, None)
 
     def _ingest_paths(self, ingestor: Ingestor, watcher: Watcher, dirty: set[Path]) -> None:
+        self._pass_started = time.monotonic()
+        try:
+            self._ingest_each(ingestor, watcher, dirty)
+        finally:
+            self._pass_started = None
+
+    def _ingest_each(self, ingestor: Ingestor, watcher: Watcher, dirty: set[Path]) -> None:
         for path in sorted(dirty):
             try:
                 ingestor.ingest_path(path)
@@ -272,6 +313,7 @@ class Service:
             self.memory.wake()
 
     def _scan(self, ingestor: Ingestor, progress: Progress | None) -> ScanReport:
+        self._pass_started = time.monotonic()
         try:
             report = ingestor.scan(progress=progress)
             if self.memory is not None:
@@ -281,11 +323,151 @@ class Service:
             self._note_error(f"scan failed, will retry: {exc}")
         except Exception as exc:
             self._note_error(f"scan failed: {type(exc).__name__}: {exc}", exc)
+        finally:
+            self._pass_started = None
         return ScanReport()
 
-    def _note_error(self, message: str, exc: BaseException | None = None) -> None:
+    def _note_error(self, message: str, exc: BaseException | None = None, *, component: str = "ingest") -> None:
         self.last_error = message
+        self._errors[component] = message
         log.error(message, exc_info=exc if os.environ.get("HEADROOM_RAISE_ERRORS") else None)
+
+    # -- config reload -----------------------------------------------------------------------------
+
+    def reload(self) -> None:
+        """Re-read the config file and apply what the running components can take (see :data:`LIVE_KEYS`)."""
+        try:
+            new = load_config(self.config_file)
+        except ConfigError as exc:  # names the file and the key
+            self._note_error(f"config not reloaded, the old one stays: {exc}", component="config")
+            return
+        changed = config_changes(self.config, new)
+        live = [key for key in changed if _is_live(key)]
+        restart = [key for key in changed if not _is_live(key)]
+        config = self.config
+        for key in live:
+            section, _, name = key.partition(".")
+            value = (
+                getattr(new, section)
+                if not name
+                else dataclasses.replace(getattr(config, section), **{name: getattr(getattr(new, section), name)})
+            )
+            config = dataclasses.replace(config, **{section: value})
+        self.config = config
+        if self.proxy is not None and any(key.startswith("engine") for key in live):
+            self.proxy.app.rewriter.reconfigure(config.engine)
+        if self.learn is not None:
+            self.learn.reconfigure(config)
+        if self.memory is not None:
+            self.memory.config = config
+        if self.watcher is not None:
+            self.watcher.debounce = config.watcher.debounce_ms / 1000
+        self._errors.pop("config", None)
+        if restart:
+            log.warning("config: %s changed; needs a restart to take effect", ", ".join(restart))
+        log.info(
+            "reloaded config from %s: %s",
+            new.source or "defaults (no config file)",
+            f"applied {', '.join(live)}" if live else "nothing to apply",
+        )
+
+    # -- health ------------------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """Every component's state, last error and backlog, from numbers kept anyway (cheap enough per request).
+
+        ``ingest.lag_s`` is how far ingestion is behind the agents' writes: the age of the oldest change the
+        watcher reported that is not ingested yet (still queued, or in the pass now running); 0 when caught up.
+        """
+        now = time.monotonic()
+        db_size = None
+        if self.db is not None:
+            with contextlib.suppress(OSError):  # the WAL can vanish between exists() and stat()
+                db_size = self.db.size_bytes()
+        return {
+            "pid": os.getpid(),
+            "uptime_s": round(now - self._started, 1) if self._started is not None else None,
+            "last_error": self.last_error,
+            "config": {
+                "file": str(self.config.source) if self.config.source else None,
+                "last_error": self._errors.get("config"),
+            },
+            "database": {"url": _display_url(self.config.database_url), "size_bytes": db_size},
+            "components": {
+                "ingest": self._ingest_health(now),
+                "memory": self._memory_health(),
+                "learn": self._learn_health(),
+                "proxy": self._proxy_health(),
+            },
+        }
+
+    def _ingest_health(self, now: float) -> dict[str, Any]:
+        pending, oldest = 0, None
+        if self.watcher is not None:
+            pending, oldest = self.watcher.backlog()
+        started = self._pass_started
+        ages = [now - t for t in (oldest, started) if t is not None]
+        return {
+            "state": "running" if self._running else "stopped",
+            "last_error": self._errors.get("ingest"),
+            "pending_paths": pending,
+            "lag_s": round(max(ages, default=0.0), 3),
+            "events_seen": self.watcher.events_seen if self.watcher is not None else 0,
+        }
+
+    def _memory_health(self) -> dict[str, Any]:
+        worker = self.memory
+        if worker is None:
+            return {"state": "disabled" if not self.config.memory.enabled else "stopped", "last_error": None}
+        state = "running" if worker.alive else "stopped" if worker.stopping else "failed"
+        return {
+            "state": state,
+            "last_error": worker.state.last_error,
+            "embed_backlog": worker.state.embed_backlog,
+            "rounds": worker.state.rounds,
+            "errors": worker.state.errors,
+        }
+
+    def _learn_health(self) -> dict[str, Any]:
+        scheduler = self.learn
+        if scheduler is None:
+            return {"state": "disabled" if not self.config.learn.enabled else "stopped", "last_error": None}
+        return {
+            "state": "running" if scheduler.running else "stopped",
+            "last_error": scheduler.last_error,
+            "last": scheduler.last,
+        }
+
+    def _proxy_health(self) -> dict[str, Any]:
+        if self.proxy is None:
+            if not self.config.proxy.enabled:
+                return {"state": "disabled", "last_error": None}
+            failed = self._errors.get("proxy")
+            return {"state": "failed" if failed else "stopped", "last_error": failed}
+        info = self.proxy.health()
+        stopping = self.proxy.server.should_exit or self.stop_event.is_set()
+        state = "running" if info.pop("running") else "stopped" if stopping else "failed"
+        return {"state": state, "last_error": info.pop("error"), **info}
+
+
+def config_changes(old: Config, new: Config) -> list[str]:
+    """The keys that differ, as ``section.key`` (``engine``, ``agents`` as a whole; paths and source ignored)."""
+    changed = []
+    for f in dataclasses.fields(old):
+        if f.name in ("paths", "source"):
+            continue
+        a, b = getattr(old, f.name), getattr(new, f.name)
+        if a == b:
+            continue
+        if f.name != "engine" and dataclasses.is_dataclass(a):
+            changed += [f"{f.name}.{g.name}" for g in dataclasses.fields(a) if getattr(a, g.name) != getattr(b, g.name)]
+        else:
+            changed.append(f.name)
+    return changed
+
+
+def _is_live(key: str) -> bool:
+    return key in LIVE_KEYS or (key.partition(".")[0] in LIVE_KEYS and key != "learn.enabled")
 
 
 def _display_url(url: str) -> str:

@@ -147,6 +147,11 @@ class Watcher:
             self._woken = True
             self._cond.notify_all()
 
+    def backlog(self) -> tuple[int, float | None]:
+        """Paths held for the next pass, and when the oldest was reported (monotonic time; None when none)."""
+        with self._cond:
+            return len(self._pending), (self._first_pending if self._pending else None)
+
     def take(self, timeout: float) -> tuple[set[Path], bool]:
         """Wait up to ``timeout`` for dirty paths whose writes have settled.
 

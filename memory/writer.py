@@ -36,6 +36,11 @@ class BatchWriter(Generic[T]):
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
+    @property
+    def queued(self) -> int:
+        """Records waiting to be written (approximate: the queue moves while it is read)."""
+        return self._queue.qsize()
+
     def submit(self, record: T) -> None:
         try:
             self._queue.put_nowait(record)

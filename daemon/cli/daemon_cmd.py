@@ -6,9 +6,11 @@ for confirmation and prints. :data:`RUNNER` and :data:`PLATFORM` are the seams t
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -53,7 +55,7 @@ def daemon_run(app: App, verbose: bool) -> None:
     """
     config = app.config
     setup_logging(config.paths, verbose=verbose)
-    service = Service(config)
+    service = Service(config, config_file=Path(app.config_path) if app.config_path else None)
     service.install_signal_handlers()
     logged = _log_progress()
     if not sys.stderr.isatty():
@@ -71,25 +73,75 @@ def daemon_run(app: App, verbose: bool) -> None:
 
 
 @daemon_group.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (pid, health, service).")
 @pass_app
-def daemon_status(app: App) -> None:
-    """Say whether the daemon runs and whether it is installed (exit code 0 if it runs, 3 if not)."""
+def daemon_status(app: App, as_json: bool) -> None:
+    """Say whether the daemon runs, how its components are, and whether it is installed (exit 0 if it runs, 3 if not).
+
+    The components' health comes from the daemon's proxy (``GET /healthz``); with the proxy off or
+    unreachable only the pid is known.
+    """
     pid = running_daemon_pid(app.config.paths)
-    if pid is None:
-        click.echo("headroom daemon: not running")
-    else:
-        click.echo(f"headroom daemon: running (pid {pid})")
+    health = daemon_health(app.config.paths.proxy_state) if pid is not None else None
     installer = _installer(app, required=False)
     if installer is None:
-        click.echo(f"service: none on {PLATFORM}")
+        service = f"none on {PLATFORM}"
     elif not installer.installed():
-        click.echo(f"service: not installed ({installer.unit_path})")
+        service = f"not installed ({installer.unit_path})"
     else:
-        click.echo(f"service: installed ({installer.unit_path})")
-        problem = installer.manager_problem()
-        click.echo(f"service state: {'unknown, ' + problem if problem else installer.state() or 'unknown'}")
+        service = f"installed ({installer.unit_path})"
+    if as_json:
+        click.echo(json.dumps({"running": pid is not None, "pid": pid, "health": health, "service": service}))
+    else:
+        if pid is None:
+            click.echo("headroom daemon: not running")
+        else:
+            click.echo(f"headroom daemon: running (pid {pid})")
+        for line in health_lines(health) if health is not None else []:
+            click.echo(line)
+        click.echo(f"service: {service}")
+        if installer is not None and installer.installed():
+            problem = installer.manager_problem()
+            click.echo(f"service state: {'unknown, ' + problem if problem else installer.state() or 'unknown'}")
     if pid is None:
         raise SystemExit(3)
+
+
+def daemon_health(proxy_state: Path, timeout: float = 3.0) -> dict[str, Any] | None:
+    """The running daemon's health from its proxy's ``/healthz``; None when the proxy is off or does not answer
+    (or is a standalone ``headroom proxy``, whose answer has no "daemon")."""
+    import httpx
+
+    try:
+        url = json.loads(proxy_state.read_text(encoding="utf-8"))["url"]
+        answer = httpx.get(f"{url}/healthz", timeout=timeout)
+        daemon = answer.json().get("daemon") if answer.status_code == 200 else None
+    except (OSError, ValueError, KeyError, TypeError, httpx.HTTPError):
+        return None
+    return daemon if isinstance(daemon, dict) else None
+
+
+def health_lines(health: dict[str, Any]) -> list[str]:
+    """One line per component (state, then its backlog and last error), and the database's size."""
+    lines = []
+    for name, c in health.get("components", {}).items():
+        details = []
+        if name == "ingest":
+            details += [f"{c.get('pending_paths', 0)} paths pending", f"lag {c.get('lag_s', 0):.1f}s"]
+        elif name == "memory" and c.get("embed_backlog") is not None:
+            details.append(f"embedding backlog {c['embed_backlog']}")
+        elif name == "proxy" and "url" in c:
+            details += [c["url"], f"stats queue {c.get('stats_queue', 0)}, {c.get('stats_dropped', 0)} dropped"]
+        if c.get("last_error"):
+            details.append(f"last error: {c['last_error']}")
+        lines.append(f"  {name}: {c.get('state', 'unknown')}" + (f" ({'; '.join(details)})" if details else ""))
+    size = health.get("database", {}).get("size_bytes")
+    if size is not None:
+        lines.append(f"  database: {size / 1e6:.1f} MB")
+    config_error = health.get("config", {}).get("last_error")
+    if config_error:
+        lines.append(f"  config: {config_error}")
+    return lines
 
 
 @daemon_group.command("install")

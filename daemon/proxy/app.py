@@ -103,6 +103,7 @@ class ProxyApp:
         summary: Callable[[], dict[str, Any]] | None = None,
         memory_search: Callable[[dict[str, str]], dict[str, Any]] | None = None,
         dashboard_data: Callable[[int], dict[str, Any]] | None = None,
+        health: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.settings = settings
         self.rewriter = rewriter
@@ -113,6 +114,9 @@ class ProxyApp:
         self.memory_search = memory_search
         # The dashboard's figures for the last N days (``GET /dashboard/data.json``).
         self.dashboard_data = dashboard_data
+        # The daemon's health of every component, under "daemon" in ``GET /healthz`` (the standalone proxy
+        # has no daemon around it and keeps the proxy-only answer).
+        self.health = health
         self.token = secrets.token_urlsafe(24)
         self.transport = transport
         self.requests = 0
@@ -307,6 +311,8 @@ class ProxyApp:
                 "compression_failures": self.rewriter.failures,
                 "stats_dropped": self.stats.dropped if self.stats else 0,
             }
+            if self.health is not None:
+                payload["daemon"] = await asyncio.to_thread(self.health)  # stats of files: off the event loop
             await _respond(send, 200, orjson.dumps(payload))
         elif self.summary is None:
             await _respond(send, 503, orjson.dumps({"error": "statistics need the database"}))

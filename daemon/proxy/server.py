@@ -56,10 +56,12 @@ def build_app(
     memo: DBBlockMemo | None = None,
     memory_search: Callable[[dict[str, str]], dict[str, Any]] | None = None,
     dashboard_data: Callable[[int], dict[str, Any]] | None = None,
+    health: Callable[[], dict[str, Any]] | None = None,
 ) -> ProxyApp:
     """The proxy app for this config: engine settings, upstreams, the CCR store, stats into ``db``, the
     block memo shared by every agent of a project (its own when none is given and memory is enabled), and the
-    dashboard's figures from ``db`` (unless ``dashboard_data`` gives them)."""
+    dashboard's figures from ``db`` (unless ``dashboard_data`` gives them); ``health`` (the daemon's) joins
+    ``GET /healthz``."""
     p = config.proxy
     settings = ProxySettings(
         upstreams={"anthropic": p.anthropic_upstream, "openai": p.openai_upstream, "gemini": p.gemini_upstream},
@@ -87,6 +89,7 @@ def build_app(
         summary=summary,
         memory_search=memory_search,
         dashboard_data=dashboard_data,
+        health=health,
     )
 
 
@@ -218,4 +221,16 @@ class ProxyServer:
             self.app.rewriter.memo.close()
 
     def health(self) -> dict[str, Any]:
-        return {"url": self.url, "running": bool(self.server.started and not self.server.should_exit)}
+        """Where it listens, whether it serves, and the statistics writer's backlog (rows not yet in the DB)."""
+        stats = self.app.stats
+        thread_alive = self._thread is None or self._thread.is_alive()  # None: run() in the foreground
+        return {
+            "url": self.url,
+            "running": bool(self.server.started and not self.server.should_exit and thread_alive),
+            "error": f"{type(self.error).__name__}: {self.error}" if self.error is not None else None,
+            "requests": self.app.requests,
+            "upstream_errors": self.app.upstream_errors,
+            # BatchWriter keeps its queue private; its size is all we read (a racy but harmless snapshot).
+            "stats_queue": stats.queued if stats is not None else 0,
+            "stats_dropped": stats.dropped if stats is not None else 0,
+        }
