@@ -40,6 +40,18 @@ _TOKEN_COLUMNS = (
 @click.option("--failures", is_flag=True, help="Show the most failing commands instead of token totals.")
 @click.option("-n", "--limit", type=int, default=10, show_default=True, help="Rows of --failures.")
 @click.option("--proxy", "proxy_only", is_flag=True, help="Only what the proxy saved (per agent).")
+@click.option(
+    "--overview",
+    is_flag=True,
+    help="The dashboard's figures in the terminal: totals, tokens saved per day, failing projects, lessons.",
+)
+@click.option(
+    "--days",
+    type=click.IntRange(1, 366),
+    default=30,
+    show_default=True,
+    help="Days (UTC, today included) that --overview covers.",
+)
 @refresh_option
 @json_option
 @pass_app
@@ -53,6 +65,8 @@ def stats(
     failures: bool,
     limit: int,
     proxy_only: bool,
+    overview: bool,
+    days: int,
     refresh: bool,
     as_json: bool,
 ) -> None:
@@ -60,7 +74,16 @@ def stats(
 
     Per day and agent the token figures equal ccusage's (`ccusage daily --by-agent -z UTC`). With --json
     the rows are printed as a JSON list. What the proxy saved is shown below the table (--proxy: only that).
+
+    --overview shows what the web dashboard (/dashboard) shows, with the same numbers, for the last --days
+    days: totals (tokens saved by the proxy, a $ estimate, sessions, the tool-call failure rate, lessons,
+    memory), tokens saved per day and agent as a bar of block characters, the 5 projects with the highest
+    failure rate and the active lessons with their recurrence before and after. With --json it prints the
+    dashboard's data document itself.
     """
+    if overview:
+        _overview(app, days, refresh=refresh, as_json=as_json)
+        return
     if proxy_only:
         from headroom.daemon.proxy.stats import proxy_summary
 
@@ -92,6 +115,19 @@ def stats(
     from headroom.daemon.proxy.stats import proxy_summary
 
     _print_proxy(proxy_summary(app.db, since=parse_since(since), agent=agent))
+
+
+def _overview(app: App, days: int, *, refresh: bool, as_json: bool) -> None:
+    from headroom.daemon.cli.stats_view import print_overview
+    from headroom.daemon.dashboard import dashboard_data
+
+    if refresh:
+        app.catch_up(quiet=as_json)
+    data = dashboard_data(app.db, days)
+    if as_json:
+        emit_json(data)
+    else:
+        print_overview(data)
 
 
 def _print_proxy(summary: dict[str, Any], empty: str | None = None) -> None:
