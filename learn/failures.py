@@ -39,10 +39,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import orjson
 from sqlalchemy import or_, select
 
-from headroom.learn.knowledge import unwrap_output
+from headroom.learn.knowledge import shell_command, tool_args, unwrap_output
 from headroom.memory.db import Database
 from headroom.memory.models import Event, Session, ToolCall
 from headroom.memory.redact import redact_text
@@ -178,31 +177,6 @@ def mask(text: str) -> str:
     return _NUMBER.sub("N", text)
 
 
-def _args(raw: str | None) -> Any:
-    if not raw:
-        return {}
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return raw
-
-
-def shell_command(args: Any) -> str | None:
-    """The command line of a shell tool call (Codex logs argv lists such as ``["bash", "-lc", "…"]``)."""
-    if isinstance(args, list) and args and all(isinstance(a, str) for a in args):
-        if len(args) >= 3 and args[1] in ("-c", "-lc"):
-            return str(args[2])
-        return shlex.join(args)
-    if isinstance(args, dict):
-        for key in ("cmd", "command"):
-            value = args.get(key)
-            if isinstance(value, str):
-                return value
-            if isinstance(value, list):
-                return shell_command(value)
-    return None
-
-
 def split_command(command: str, project: str) -> list[str]:
     """The words of a command's first real step: env assignments and a leading ``cd DIR &&`` dropped."""
     try:
@@ -294,7 +268,7 @@ def _prepare(calls: Sequence[ToolCall], project: str) -> list[_Call]:
     out: list[_Call] = []
     for i, call in enumerate(calls):
         base = (call.name or "").lower().rsplit("__", 1)[-1]
-        args = _args(call.input)
+        args = tool_args(call.input)
         words: list[str] = []
         if base in _SHELL_TOOLS:
             command = shell_command(args)

@@ -66,7 +66,8 @@ class Found:
     title: str | None = None
 
 
-def _args(raw: str | None) -> Any:
+def tool_args(raw: str | None) -> Any:
+    """A tool call's logged input: parsed JSON, or the text itself for freeform tools."""
     if not raw:
         return {}
     try:
@@ -87,18 +88,19 @@ def unwrap_output(output: str) -> str:
     return output
 
 
-def _command(args: Any) -> str | None:
-    if isinstance(args, list) and all(isinstance(a, str) for a in args):
+def shell_command(args: Any) -> str | None:
+    """The command line of a shell tool call (Codex logs argv lists such as ``["bash", "-lc", "…"]``)."""
+    if isinstance(args, list) and args and all(isinstance(a, str) for a in args):
         if len(args) >= 3 and args[1] in ("-c", "-lc"):
             return str(args[2])
-        return " ".join(args)
+        return shlex.join(args)
     if isinstance(args, dict):
         for key in ("cmd", "command"):
             value = args.get(key)
             if isinstance(value, str):
                 return value
             if isinstance(value, list):
-                return _command(value)
+                return shell_command(value)
     return None
 
 
@@ -127,7 +129,7 @@ def from_tool_call(name: str | None, raw_input: str | None, output: str | None, 
     base = lname.rsplit("__", 1)[-1]  # MCP tools: mcp__server__tool
     if base in _SKIP_TOOLS:
         return None
-    args = _args(raw_input)
+    args = tool_args(raw_input)
     if base in _FILE_READ_TOOLS and isinstance(args, dict):
         raw_path = args.get("file_path") or args.get("absolute_path") or args.get("path")
         text = _SYSTEM_REMINDER.sub("\n", output)
@@ -147,7 +149,7 @@ def from_tool_call(name: str | None, raw_input: str | None, output: str | None, 
             return None
         return Found("fetched_doc", text, None, str(title)[:200] if title else None)
     text = unwrap_output(output)
-    command = _command(args) if base in _SHELL_TOOLS else None
+    command = shell_command(args) if base in _SHELL_TOOLS else None
     if command is not None:
         cat = _cat_path(command)
         if cat is not None and len(text.strip()) >= MIN_FILE_CHARS:
