@@ -30,7 +30,7 @@ _CURSOR = "learn.idle_checked_until"
 
 
 def journal_for(config: Config) -> Any:
-    from headroom.learn.writers import Journal
+    from headroom.learn.journal import Journal
 
     return Journal(config.paths.data_dir / "learn")
 

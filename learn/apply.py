@@ -20,10 +20,11 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from headroom.learn.journal import Journal
 from headroom.learn.lessons import SyncReport, activate, lessons_for, sync
 from headroom.learn.mining import LessonDraft, mine_db
 from headroom.learn.model import AGENTS
-from headroom.learn.writers import Journal, Plan, WriteError, apply, plan_write, target_for
+from headroom.learn.writers import Plan, WriteError, apply, plan_write, target_for
 from headroom.memory.db import Database
 from headroom.memory.models import Session
 

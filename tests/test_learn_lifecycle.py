@@ -17,9 +17,9 @@ from headroom.daemon.learn_service import LearnScheduler, idle_projects, journal
 from headroom.learn import apply as learn_apply
 from headroom.learn import lessons as learn_lessons
 from headroom.learn.apply import run_learn
+from headroom.learn.journal import Journal
 from headroom.learn.lessons import activate, report, review, sync
 from headroom.learn.mining import Evidence, LessonDraft
-from headroom.learn.writers import Journal
 from headroom.memory.db import Database, open_database
 from headroom.memory.models import Lesson, Session
 from headroom.memory.store import utcnow

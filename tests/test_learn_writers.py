@@ -12,11 +12,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from headroom.learn.journal import Journal
 from headroom.learn.writers import (
     BEGIN,
     CODEX_MAX_BYTES,
     END,
-    Journal,
     Target,
     WriteError,
     _find_block,
