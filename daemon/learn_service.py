@@ -1,16 +1,15 @@
 """The daemon's learn schedule: after a session has been idle a while, and nightly over every project.
 
-Both jobs run on an apscheduler ``BackgroundScheduler`` (one thread; each job at most one instance at a
-time, missed runs coalesced into one). The idle job looks for sessions that ended ``idle_minutes`` ago or
-more since its last look (a cursor in ``state_values``, so a restart neither repeats nor skips a project) and
-runs learn for their projects; the nightly job first reviews the active lessons (re-validation, expiry,
-outcomes) and then runs learn for every project active in the last 30 days. What is written follows
-``[learn] auto_apply_personal`` / ``auto_apply_shared``.
+Both jobs run on the daemon's scheduler (``daemon/scheduler.py``: apscheduler with its job store in the DB;
+each job at most one instance at a time, missed runs coalesced into one and made up after a restart).
+The idle job looks for sessions that ended ``idle_minutes`` ago or more since its last look (a cursor in
+``state_values``, so a restart neither repeats nor skips a project) and runs learn for their projects; the nightly
+job first reviews the active lessons (re-validation, expiry, outcomes) and then runs learn for every project active
+in the last 30 days. What is written follows ``[learn] auto_apply_personal`` / ``auto_apply_shared``.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -19,6 +18,7 @@ from typing import Any
 from sqlalchemy import select
 
 from headroom.daemon.config import Config
+from headroom.daemon.scheduler import Scheduler
 from headroom.memory.db import Database
 from headroom.memory.models import Session, StateValue
 from headroom.memory.store import utcnow
@@ -35,12 +35,26 @@ def journal_for(config: Config) -> Any:
     return Journal(config.paths.data_dir / "learn")
 
 
-def learn_projects(config: Config, db: Database, projects: list[str], *, apply: bool = True) -> dict[str, int]:
-    """Run learn for each project; returns counts for the log. One project failing never stops the others."""
+def learn_projects(
+    config: Config,
+    db: Database,
+    projects: list[str],
+    *,
+    apply: bool = True,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> dict[str, int]:
+    """Run learn for each project; returns counts for the log. One project failing never stops the others;
+    a shutdown stops it between projects (each project's files are written atomically, never halfway)."""
     from headroom.learn.apply import run_learn
 
     totals = {"projects": 0, "lessons": 0, "files_written": 0, "failed": 0}
     for project in projects:
+        if should_stop():
+            log.info(
+                "learn stopped for shutdown; %d project(s) left for the next run",
+                len(projects) - totals["projects"] - totals["failed"],
+            )
+            break
         try:
             run = run_learn(
                 db,
@@ -94,49 +108,40 @@ def recent_projects(db: Database, days: int = 30, now: datetime | None = None) -
         return sorted(p for p in rows if p)
 
 
-class LearnScheduler:
-    """The two learn jobs on an apscheduler background scheduler."""
+class LearnJobs:
+    """The two learn jobs, registered on the daemon's :class:`~headroom.daemon.scheduler.Scheduler`."""
+
+    IDLE, NIGHTLY = "learn-idle", "learn-nightly"
 
     def __init__(self, config: Config, db: Database) -> None:
-        from apscheduler.schedulers.background import BackgroundScheduler
-
         self.config = config
         self.db = db
-        self.scheduler = BackgroundScheduler(
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600}
-        )
         self.last: dict[str, Any] = {}
-        #: The last job that raised (apscheduler only logs it); shown by the daemon's health check.
-        self.last_error: str | None = None
+        self.scheduler: Scheduler | None = None
 
-    @property
-    def running(self) -> bool:
-        return bool(self.scheduler.running)
-
-    def start(self) -> None:
+    def register(self, scheduler: Scheduler) -> None:
         from apscheduler.triggers.interval import IntervalTrigger
 
-        self.scheduler.add_job(
-            self._guarded(self.after_idle), IntervalTrigger(minutes=IDLE_CHECK_MINUTES), id="learn-idle"
+        self.scheduler = scheduler
+        scheduler.add(
+            self.IDLE, self.after_idle, IntervalTrigger(minutes=IDLE_CHECK_MINUTES), what="learn after idle sessions"
         )
-        self.scheduler.add_job(self._guarded(self.nightly), self._nightly_trigger(), id="learn-nightly")
-        self.scheduler.start()
+        # A nightly run missed while the machine slept is made up when the daemon next runs, within 12 hours.
+        scheduler.add(
+            self.NIGHTLY, self.nightly, self._nightly_trigger(), grace_s=12 * 3600, what="review and learn, nightly"
+        )
         log.info(
             "learn scheduled: idle sessions every %d min, nightly at %s",
             IDLE_CHECK_MINUTES,
             self.config.learn.nightly_at,
         )
 
-    def stop(self) -> None:
-        self.scheduler.shutdown(wait=False)
-        log.info("learn scheduler stopped")
-
     def reconfigure(self, config: Config) -> None:
         """New settings (a config reload): the jobs read ``self.config`` on every run; only the nightly time
         lives in a trigger, so that job is rescheduled when it changed."""
         old_at, self.config = self.config.learn.nightly_at, config
-        if config.learn.nightly_at != old_at and self.scheduler.running:
-            self.scheduler.reschedule_job("learn-nightly", trigger=self._nightly_trigger())
+        if config.learn.nightly_at != old_at and self.scheduler is not None:
+            self.scheduler.reschedule(self.NIGHTLY, self._nightly_trigger())
             log.info("nightly learn now at %s", config.learn.nightly_at)
 
     def _nightly_trigger(self) -> Any:
@@ -145,35 +150,36 @@ class LearnScheduler:
         hour, minute = (int(x) for x in self.config.learn.nightly_at.split(":"))
         return CronTrigger(hour=hour, minute=minute)
 
-    def _guarded(self, job: Callable[[], None]) -> Callable[[], None]:
-        """``job`` recording its failure in :attr:`last_error` (and still raising, for apscheduler's log)."""
+    def _should_stop(self) -> bool:
+        return self.scheduler is not None and self.scheduler.stopping.is_set()
 
-        @functools.wraps(job)
-        def run() -> None:
-            try:
-                job()
-            except Exception as exc:
-                self.last_error = f"{job.__name__}: {type(exc).__name__}: {exc}"
-                raise
-
-        return run
-
-    def after_idle(self) -> None:
+    def after_idle(self) -> dict[str, int] | None:
         projects = idle_projects(self.db, timedelta(minutes=self.config.learn.idle_minutes))
-        if projects:
-            self.last["idle"] = learn_projects(self.config, self.db, projects)
-            self._note_failures(self.last["idle"])
-            log.info("learn after idle sessions: %s", self.last["idle"])
+        if not projects:
+            return None
+        totals = self.last["idle"] = learn_projects(self.config, self.db, projects, should_stop=self._should_stop)
+        log.info("learn after idle sessions: %s", totals)
+        _raise_failures(totals)
+        return totals
 
-    def nightly(self) -> None:
+    def nightly(self) -> dict[str, Any]:
         from headroom.learn.lessons import review
 
         reviewed = review(self.db)
         self.last["review"] = {"retired": reviewed.retired, "measured": reviewed.measured}
-        self.last["nightly"] = learn_projects(self.config, self.db, recent_projects(self.db))
-        self._note_failures(self.last["nightly"])
+        self.last["nightly"] = learn_projects(
+            self.config, self.db, recent_projects(self.db), should_stop=self._should_stop
+        )
         log.info("nightly learn: %s; review: %s", self.last["nightly"], self.last["review"])
+        _raise_failures(self.last["nightly"])
+        return {**self.last["nightly"], **self.last["review"]}
 
-    def _note_failures(self, totals: dict[str, int]) -> None:
-        if totals.get("failed"):
-            self.last_error = f"learn failed for {totals['failed']} project(s); the log names them"
+
+def _raise_failures(totals: dict[str, int]) -> None:
+    """Projects that failed (each logged by name) make the run count as failed, for the health check."""
+    if totals.get("failed"):
+        raise LearnFailed(f"learn failed for {totals['failed']} project(s); the log names them")
+
+
+class LearnFailed(RuntimeError):
+    pass

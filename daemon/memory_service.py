@@ -1,25 +1,32 @@
-"""The daemon's side of the shared memory: building it from the config, and the worker that keeps it current.
+"""The daemon's side of the shared memory: building it from the config, the worker that keeps it current,
+and its periodic jobs.
 
-The worker is one thread. Woken after every ingestion pass (and every few seconds anyway), it feeds new
-session rows into the store, embeds a batch of the backlog, and once an hour runs the retention jobs:
-CCR originals and block-memo entries unused for ``ccr_retention_days`` are expired, and the store is pruned
-to ``max_db_mb``. Ingestion never waits for any of it: the main thread only sets an event. An error in one
-round is logged and counted; the next round tries again.
+The worker is one thread. Woken after every ingestion pass, it feeds new session rows into the store and
+embeds the backlog batch by batch; it is the only thread that changes the in-memory vector index. The
+periodic work runs on the daemon's scheduler (``daemon/scheduler.py``, its job store in the DB):
+``memory-backlog`` wakes the worker every minute for what other processes added (``headroom memory save``,
+the MCP server), ``memory-prune`` prunes the store to ``max_db_mb`` (handed to the worker's thread, since it
+drops vectors), ``ccr-expiry`` deletes CCR originals and block-memo entries unused for ``ccr_retention_days``,
+and ``db-compact`` checkpoints the WAL and VACUUMs a SQLite file that has much free space, nightly.
+Ingestion never waits for any of it: the main thread only sets an event. An error in one round is logged and
+counted; the next round tries again.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from concurrent.futures import Future
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from headroom.daemon.config import Config
 from headroom.daemon.memory_feed import MemoryFeed
+from headroom.daemon.scheduler import Scheduler
 from headroom.memory.api import Memory
 from headroom.memory.ccr_store import FileCCRStore
 from headroom.memory.db import Database
@@ -28,8 +35,7 @@ from headroom.memory.memo_store import DBBlockMemo
 
 log = logging.getLogger("headroom.memory")
 
-ROUND_SECONDS = 5.0
-MAINTENANCE_SECONDS = 3600.0
+CALL_TIMEOUT_S = 600.0
 
 
 def make_embedder(config: Config) -> Embedder | None:
@@ -100,7 +106,6 @@ class WorkerState:
     embedded: int = 0
     errors: int = 0
     last_error: str | None = None
-    last_maintenance: dict[str, int] = field(default_factory=dict)
     #: Items still waiting for an embedding after the last batch (None until one ran, or without embeddings):
     #: kept here so health checks read a number instead of counting rows on every request.
     embed_backlog: int | None = None
@@ -118,7 +123,7 @@ class MemoryWorker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="headroom-memory", daemon=True)
-        self._next_maintenance = time.monotonic() + 60.0  # not during start-up's backfill
+        self._calls: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
         self._last_embed_error: str | None = None  # logged once, not every round
         self._loader: threading.Thread | None = None
         self._load_error: str | None = None
@@ -147,16 +152,42 @@ class MemoryWorker:
             self.memory.vectors.save()
         log.info("memory worker stopped")
 
+    def call(self, func: Callable[[], Any], timeout: float = CALL_TIMEOUT_S) -> Any:
+        """Run ``func`` on the worker's thread (between rounds) and return its result: for jobs that change
+        what the worker owns (the vector index), from the scheduler's threads."""
+        if not self.alive:
+            raise RuntimeError("the memory worker is not running")
+        done: Future[Any] = Future()
+        self._calls.put((func, done))
+        self._wake.set()
+        return done.result(timeout)
+
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(ROUND_SECONDS)
+            self._wake.wait()
             self._wake.clear()
             if self._stop.is_set():
                 break
+            self._run_calls()
             self.run_round()
+        self._run_calls(cancel=True)
+
+    def _run_calls(self, *, cancel: bool = False) -> None:
+        while True:
+            try:
+                func, done = self._calls.get_nowait()
+            except queue.Empty:
+                return
+            if cancel:
+                done.set_exception(RuntimeError("the memory worker stopped"))
+                continue
+            try:
+                done.set_result(func())
+            except Exception as exc:  # the caller (a scheduled job) reports it
+                done.set_exception(exc)
 
     def run_round(self) -> None:
-        """One round: feed, one embedding batch per pass until the backlog is empty or a stop, maintenance."""
+        """One round: feed, then embedding batches until the backlog is empty or a stop."""
         self.state.rounds += 1
         try:
             report = self.feed.run()
@@ -172,9 +203,6 @@ class MemoryWorker:
                 self._last_embed_error = got.error
                 if got.embedded == 0 or got.pending == 0:
                     break
-            if time.monotonic() >= self._next_maintenance:
-                self._next_maintenance = time.monotonic() + MAINTENANCE_SECONDS
-                self.maintain()
         except Exception as exc:  # one bad round must never stop the worker
             self.state.errors += 1
             self.state.last_error = f"{type(exc).__name__}: {exc}"
@@ -202,15 +230,49 @@ class MemoryWorker:
             self._load_error = f"{type(exc).__name__}: {exc}"
         self.wake()
 
-    def maintain(self) -> dict[str, int]:
-        """The retention jobs: expire CCR originals and memo entries, prune the store to its cap."""
-        cfg = self.config.memory
-        retention = timedelta(days=cfg.ccr_retention_days)
-        ccr = FileCCRStore(self.config.paths.ccr_dir).expire(retention.total_seconds())
-        memo = self.memo.expire(retention) if self.memo is not None else 0
-        pruned = self.memory.prune(int(cfg.max_db_mb * 1e6))
-        done = {"ccr_expired": ccr.deleted, "memo_expired": memo, "items_pruned": pruned}
-        if any(done.values()):
-            log.info("memory maintenance: %s", ", ".join(f"{k} {v}" for k, v in done.items()))
-        self.state.last_maintenance = done
-        return done
+    def prune(self) -> int:
+        """Prune the store to ``max_db_mb`` (on the worker's thread: it drops vectors from the index)."""
+        pruned = self.memory.prune(int(self.config.memory.max_db_mb * 1e6))
+        if pruned:
+            log.info("memory: %d items pruned to keep the store under %s MB", pruned, self.config.memory.max_db_mb)
+        return pruned
+
+
+def expire_originals(config: Config, memo: DBBlockMemo | None) -> dict[str, int]:
+    """Delete CCR originals and block-memo entries unused for ``ccr_retention_days``."""
+    retention = timedelta(days=config.memory.ccr_retention_days)
+    ccr = FileCCRStore(config.paths.ccr_dir).expire(retention.total_seconds())
+    memo_expired = memo.expire(retention) if memo is not None else 0
+    done = {"ccr_expired": ccr.deleted, "memo_expired": memo_expired}
+    if any(done.values()):
+        log.info("retention: %s", ", ".join(f"{k} {v}" for k, v in done.items()))
+    return done
+
+
+def register_jobs(
+    scheduler: Scheduler,
+    config: Callable[[], Config],
+    db: Database,
+    worker: MemoryWorker | None,
+    memo: DBBlockMemo | None,
+) -> None:
+    """The memory's periodic jobs (see the module docstring). ``config`` gives the current config (a reload
+    may change the retention); ``worker`` is None with the memory disabled, when only the proxy's CCR
+    originals and the database itself need looking after."""
+    from apscheduler.triggers.cron import CronTrigger
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    if worker is not None:
+        scheduler.add("memory-backlog", worker.wake, IntervalTrigger(minutes=1), what="embed what others added")
+        scheduler.add(
+            "memory-prune", lambda: worker.call(worker.prune), IntervalTrigger(hours=1), what="prune to max_db_mb"
+        )
+    scheduler.add(
+        "ccr-expiry",
+        lambda: expire_originals(config(), memo),
+        IntervalTrigger(hours=1),
+        what="expire unused CCR originals",
+    )
+    scheduler.add(
+        "db-compact", db.compact, CronTrigger(hour=4, minute=45), grace_s=12 * 3600, what="checkpoint, VACUUM"
+    )

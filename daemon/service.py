@@ -1,12 +1,12 @@
 """The long-running service: one process per user that keeps the session mirror current.
 
-Lifecycle, in order: take the per-user lock, open (and upgrade) the database, start the memory worker
-(feed, embeddings and retention on its own thread), the learn schedule (apscheduler), the proxy (on its own
-thread, with its own event loop), start watching the agents' log roots, backfill everything already on disk
-(with a progress bar on a terminal, progress lines in the log), then follow changes until SIGINT/SIGTERM.
-Watching starts *before* the backfill so nothing written during it is missed (a file both backfilled and
-reported by the watcher is simply read twice: the second read finds nothing new). Shutdown runs in reverse
-and is logged as "stopped".
+Lifecycle, in order: take the per-user lock, open (and upgrade) the database, start the memory worker (feed
+and embeddings on its own thread), the proxy (on its own thread, with its own event loop), the scheduler
+(apscheduler, its job store in the DB: learn, memory retention, CCR expiry, compaction), start watching the
+agents' log roots, backfill everything already on disk (with a progress bar on a terminal, progress lines in
+the log), then follow changes until SIGINT/SIGTERM. Watching starts *before* the backfill so nothing written
+during it is missed (a file both backfilled and reported by the watcher is simply read twice: the second read
+finds nothing new). Shutdown runs in reverse and is logged as "stopped".
 
 SIGHUP re-reads the config file between ingestion passes (never inside the signal handler): settings the
 running components read on every use are applied, the rest is logged as needing a restart, and a broken file
@@ -39,20 +39,23 @@ from headroom.daemon.config import Config, load_config
 from headroom.daemon.errors import AlreadyRunning, ConfigError, ProxyError
 from headroom.daemon.ingest import Ingestor, Progress, ScanReport
 from headroom.daemon.paths import Paths
+from headroom.daemon.scheduler import Scheduler
 from headroom.daemon.watcher import Watcher
 from headroom.memory.db import Database, open_database
 
 if TYPE_CHECKING:
-    from headroom.daemon.learn_service import LearnScheduler
+    from headroom.daemon.learn_service import LearnJobs
     from headroom.daemon.memory_service import MemoryWorker
     from headroom.daemon.proxy.app import ProxyApp
     from headroom.daemon.proxy.server import ProxyServer
     from headroom.memory.memo_store import DBBlockMemo
-from headroom.memory.errors import DatabaseError, DatabaseLocked
+from headroom.memory.errors import DatabaseError, DatabaseFull, DatabaseLocked
 
 log = logging.getLogger("headroom.daemon")
 
 ROOT_CHECK_SECONDS = 5.0
+#: With the disk full, ingestion pauses and tries again after this many seconds, doubling up to the maximum.
+FULL_RETRY_SECONDS, FULL_RETRY_MAX_SECONDS = 5.0, 60.0
 
 #: Config keys a running daemon applies on SIGHUP: its components read them on every use. A whole section
 #: means every key of it; anything else (ports, database_url, agents' homes...) needs a restart.
@@ -142,13 +145,17 @@ class Service:
         self.ingestor: Ingestor | None = None
         self.proxy: ProxyServer | None = None
         self.memory: MemoryWorker | None = None
-        self.learn: LearnScheduler | None = None
+        self.learn: LearnJobs | None = None
+        self.scheduler: Scheduler | None = None
         self.last_error: str | None = None
         self.db: Database | None = None
         self._errors: dict[str, str] = {}  # the last error per component ("ingest", "proxy", "config")
         self._started: float | None = None
         self._running = False
         self._pass_started: float | None = None  # when the ingestion pass in progress began
+        self._full_since: float | None = None  # ingestion paused: the database's disk is full
+        self._full_retry_at = 0.0
+        self._full_wait = FULL_RETRY_SECONDS
         self._reload = threading.Event()
 
     def request_stop(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
@@ -182,7 +189,7 @@ class Service:
             stack.callback(setattr, self, "_running", False)
             memo = self._start_memory(db, stack)
             self._start_proxy(db, stack, memo)
-            self._start_learn(db, stack)
+            self._start_scheduler(db, stack, memo)
             ingestor = make_ingestor(self.config, db)
             ingestor.should_stop = self.stop_event.is_set
             self.ingestor = ingestor
@@ -228,17 +235,23 @@ class Service:
         self.memory = worker
         return memo
 
-    def _start_learn(self, db: Database, stack: contextlib.ExitStack) -> None:
-        """Lessons after idle sessions and nightly (apscheduler, its own thread)."""
-        if not self.config.learn.enabled:
-            log.info("learn disabled in the config")
-            return
-        from headroom.daemon.learn_service import LearnScheduler
+    def _start_scheduler(self, db: Database, stack: contextlib.ExitStack, memo: DBBlockMemo | None) -> None:
+        """The periodic jobs (apscheduler on its own threads, jobs stored in the DB): learn, if enabled, and
+        the memory's retention and compaction. Started after, and so stopped before, what its jobs use."""
+        from headroom.daemon.memory_service import register_jobs
 
-        scheduler = LearnScheduler(self.config, db)
+        scheduler = Scheduler(db)
+        if self.config.learn.enabled:
+            from headroom.daemon.learn_service import LearnJobs
+
+            self.learn = LearnJobs(self.config, db)
+            self.learn.register(scheduler)
+        else:
+            log.info("learn disabled in the config")
+        register_jobs(scheduler, lambda: self.config, db, self.memory, memo)
         scheduler.start()
         stack.callback(scheduler.stop)
-        self.learn = scheduler
+        self.scheduler = scheduler
 
     def _start_proxy(self, db: Database, stack: contextlib.ExitStack, memo: DBBlockMemo | None = None) -> None:
         """The proxy on its own thread; a taken port is logged and ingestion goes on without it."""
@@ -271,12 +284,19 @@ class Service:
         next_rescan = time.monotonic() + self.config.watcher.rescan_seconds
         while not self.stop_event.is_set():
             now = time.monotonic()
-            dirty, rescan = watcher.take(timeout=max(0.05, min(next_root_check, next_rescan) - now))
+            wake_at = min(next_root_check, next_rescan, self._full_retry_at if self._full_since else next_rescan)
+            dirty, rescan = watcher.take(timeout=max(0.05, wake_at - now))
             if self.stop_event.is_set():
                 break
             if self._reload.is_set():
                 self._reload.clear()
                 self.reload()
+            if self._full_since is not None:
+                # Paused for a full disk: the watcher's paths are left to the rescan that resumes ingestion
+                # (offsets never moved past what was committed, so it picks up exactly where it stopped).
+                if time.monotonic() >= self._full_retry_at:
+                    self._scan(ingestor, None)
+                continue
             if dirty:
                 self._ingest_paths(ingestor, watcher, dirty)
             now = time.monotonic()
@@ -299,6 +319,9 @@ class Service:
         for path in sorted(dirty):
             try:
                 ingestor.ingest_path(path)
+            except DatabaseFull as exc:
+                self._pause_for_full_disk(exc)
+                return
             except DatabaseLocked as exc:
                 self._note_error(f"database busy, will retry: {exc}")
                 watcher.requeue({path})
@@ -316,9 +339,13 @@ class Service:
         self._pass_started = time.monotonic()
         try:
             report = ingestor.scan(progress=progress)
+            if self._full_since is not None:
+                self._resume_after_full_disk()
             if self.memory is not None:
                 self.memory.wake()
             return report
+        except DatabaseFull as exc:
+            self._pause_for_full_disk(exc)
         except DatabaseError as exc:
             self._note_error(f"scan failed, will retry: {exc}")
         except Exception as exc:
@@ -326,6 +353,25 @@ class Service:
         finally:
             self._pass_started = None
         return ScanReport()
+
+    def _pause_for_full_disk(self, exc: DatabaseFull) -> None:
+        """Stop ingesting until the database can grow again; retried with back-off, nothing is lost meanwhile."""
+        now = time.monotonic()
+        if self._full_since is None:
+            self._full_since, self._full_wait = now, FULL_RETRY_SECONDS
+            self._note_error(
+                f"ingestion paused: {exc}; nothing is lost (the logs stay on disk and offsets did not move), "
+                "it resumes by itself when space returns"
+            )
+        else:
+            self._full_wait = min(self._full_wait * 2, FULL_RETRY_MAX_SECONDS)
+        self._full_retry_at = now + self._full_wait
+
+    def _resume_after_full_disk(self) -> None:
+        assert self._full_since is not None
+        log.info("disk space is back: ingestion resumed after %.0fs", time.monotonic() - self._full_since)
+        self._full_since = None
+        self._errors.pop("ingest", None)
 
     def _note_error(self, message: str, exc: BaseException | None = None, *, component: str = "ingest") -> None:
         self.last_error = message
@@ -397,6 +443,7 @@ class Service:
                 "ingest": self._ingest_health(now),
                 "memory": self._memory_health(),
                 "learn": self._learn_health(),
+                "scheduler": self.scheduler.health() if self.scheduler is not None else {"state": "stopped"},
                 "proxy": self._proxy_health(),
             },
         }
@@ -407,8 +454,11 @@ class Service:
             pending, oldest = self.watcher.backlog()
         started = self._pass_started
         ages = [now - t for t in (oldest, started) if t is not None]
+        state = "running" if self._running else "stopped"
+        if self._running and self._full_since is not None:
+            state = "paused: disk full"
         return {
-            "state": "running" if self._running else "stopped",
+            "state": state,
             "last_error": self._errors.get("ingest"),
             "pending_paths": pending,
             "lag_s": round(max(ages, default=0.0), 3),
@@ -429,13 +479,14 @@ class Service:
         }
 
     def _learn_health(self) -> dict[str, Any]:
-        scheduler = self.learn
-        if scheduler is None:
+        if self.learn is None or self.scheduler is None:
             return {"state": "disabled" if not self.config.learn.enabled else "stopped", "last_error": None}
+        jobs = self.scheduler.stats
+        errors = [jobs[name].last_error for name in (self.learn.IDLE, self.learn.NIGHTLY) if jobs[name].last_error]
         return {
-            "state": "running" if scheduler.running else "stopped",
-            "last_error": scheduler.last_error,
-            "last": scheduler.last,
+            "state": "running" if self.scheduler.running else "stopped",
+            "last_error": errors[-1] if errors else None,
+            "last": self.learn.last,
         }
 
     def _proxy_health(self) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from headroom.memory.errors import DatabaseError, DatabaseLocked, DatabaseTooNew
+from headroom.memory.errors import DatabaseError, DatabaseFull, DatabaseLocked, DatabaseTooNew, is_disk_full
 from headroom.migrations import HEAD
 
 if TYPE_CHECKING:
@@ -59,6 +59,8 @@ class Database:
                 session.commit()
             except OperationalError as exc:
                 session.rollback()
+                if is_disk_full(exc):
+                    raise DatabaseFull(f"the database cannot grow, the disk is full: {exc.orig}") from exc
                 if "locked" in str(exc).lower() or "busy" in str(exc).lower():
                     raise DatabaseLocked(f"the database is locked by another process: {exc.orig}") from exc
                 raise
@@ -79,6 +81,34 @@ class Database:
         if path is None:
             return None
         return sum(p.stat().st_size for p in (path, path.with_name(path.name + "-wal")) if p.exists())
+
+    def compact(self, *, min_free_fraction: float = 0.2, min_free_bytes: int = 16 << 20) -> dict[str, Any]:
+        """Give space back (the daemon's nightly job): checkpoint and truncate the WAL, VACUUM when at least
+        ``min_free_fraction`` of the file (and ``min_free_bytes``) is free pages, refresh the planner's stats.
+
+        VACUUM rewrites the whole file and holds the write lock meanwhile, so it runs only when it returns a
+        worthwhile amount; deletes (pruning, forgetting, expiry) leave free pages that new rows reuse anyway.
+        PostgreSQL's autovacuum does this job there: nothing to do.
+        """
+        if not self.is_sqlite:
+            return {"skipped": "not SQLite"}
+        raw = self.engine.raw_connection()  # autocommit at the driver level (see _sqlite_on_connect): VACUUM
+        try:  # cannot run inside the transaction a SQLAlchemy connection would begin
+            conn = raw.driver_connection
+            assert conn is not None
+            page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+            pages = conn.execute("PRAGMA page_count").fetchone()[0]
+            free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+            free_bytes = free * page_size
+            vacuumed = pages > 0 and free / pages >= min_free_fraction and free_bytes >= min_free_bytes
+            if vacuumed:
+                conn.execute("VACUUM")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            conn.execute("PRAGMA optimize")
+            after = conn.execute("PRAGMA page_count").fetchone()[0] * page_size
+        finally:
+            raw.close()
+        return {"vacuumed": vacuumed, "free_bytes": free_bytes, "size_before": pages * page_size, "size_after": after}
 
     def close(self) -> None:
         self.engine.dispose()

@@ -23,3 +23,16 @@ class DatabaseTooNew(DatabaseError):
 
 class DatabaseLocked(DatabaseError):
     """Another process kept the database locked past the busy timeout."""
+
+
+class DatabaseFull(DatabaseError):
+    """The disk (or the database's size limit) is full: writing must wait until space returns."""
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether a driver error means "no space": SQLite's SQLITE_FULL, PostgreSQL's disk_full (53100), ENOSPC."""
+    orig = getattr(exc, "orig", exc)
+    if getattr(orig, "sqlite_errorname", None) == "SQLITE_FULL" or getattr(orig, "sqlstate", None) == "53100":
+        return True
+    text = str(orig).lower()
+    return "database or disk is full" in text or "no space left on device" in text

@@ -20,7 +20,7 @@ from headroom.daemon.service import Service
 from tests.helpers import claude_session_lines, claude_tree
 from tests.test_service import DAEMON, _daemon, wait_for
 
-COMPONENTS = {"ingest", "memory", "learn", "proxy"}
+COMPONENTS = {"ingest", "memory", "learn", "scheduler", "proxy"}
 STATES = {"running", "stopped", "disabled", "failed"}
 
 
@@ -39,6 +39,9 @@ def test_health_names_every_component(running_service: Service) -> None:
     ingest = health["components"]["ingest"]
     assert ingest["pending_paths"] >= 0 and ingest["lag_s"] >= 0
     assert "embed_backlog" in health["components"]["memory"]
+    jobs = health["components"]["scheduler"]["jobs"]
+    assert set(jobs) == {"learn-idle", "learn-nightly", "memory-backlog", "memory-prune", "ccr-expiry", "db-compact"}
+    assert all(job["next_run"] and job["failures"] == 0 for job in jobs.values())
     proxy = health["components"]["proxy"]
     assert running_service.proxy is not None and proxy["url"] == running_service.proxy.url
     assert proxy["stats_queue"] == 0 and proxy["stats_dropped"] == 0
@@ -57,6 +60,8 @@ def test_reload_applies_live_settings_to_the_running_components(running_service:
     assert running_service.proxy.app.rewriter.configs["ccr"].min_tokens == 300
     assert running_service.watcher.debounce == 0.1
     assert running_service.learn is not None and running_service.learn.config.learn.nightly_at == "04:15"
+    nightly = running_service.health()["components"]["scheduler"]["jobs"]["learn-nightly"]["next_run"]
+    assert nightly[11:16] == "04:15"
     assert running_service.config.proxy.read_timeout != 30  # needs a restart: not claimed as applied
     paths().config_file.write_text("[engine]\nmin_tokens = 0\n", encoding="utf-8")
     running_service.reload()
@@ -72,6 +77,7 @@ def test_health_says_disabled(claude_root: Path) -> None:
         "ingest": "stopped",
         "memory": "disabled",
         "learn": "disabled",
+        "scheduler": "stopped",
         "proxy": "disabled",
     }
 

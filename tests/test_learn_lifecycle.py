@@ -13,7 +13,8 @@ from sqlalchemy import select
 
 from headroom.daemon.cli import cli
 from headroom.daemon.config import load_config
-from headroom.daemon.learn_service import LearnScheduler, idle_projects, journal_for, learn_projects
+from headroom.daemon.learn_service import LearnJobs, idle_projects, journal_for, learn_projects
+from headroom.daemon.scheduler import Scheduler
 from headroom.learn import apply as learn_apply
 from headroom.learn import lessons as learn_lessons
 from headroom.learn.apply import run_learn
@@ -171,14 +172,16 @@ def test_the_scheduler_runs_its_jobs(db: Database, project: Path, monkeypatch: p
     monkeypatch.setattr(
         "headroom.daemon.learn_service.learn_projects", lambda config, db, projects, **kw: seen.append(projects) or {}
     )
-    scheduler = LearnScheduler(config, db)
+    jobs = LearnJobs(config, db)
+    scheduler = Scheduler(db)
+    jobs.register(scheduler)
     scheduler.start()
     try:
-        assert {job.id for job in scheduler.scheduler.get_jobs()} == {"learn-idle", "learn-nightly"}
-        scheduler.nightly()
+        assert set(scheduler.health()["jobs"]) == {"learn-idle", "learn-nightly"}
+        scheduler.execute("learn-nightly")
     finally:
         scheduler.stop()
-    assert seen == [[str(project)]] and "review" in scheduler.last
+    assert seen == [[str(project)]] and "review" in jobs.last
 
 
 def test_one_failing_project_does_not_stop_the_others(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:

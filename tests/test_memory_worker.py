@@ -14,7 +14,7 @@ from sqlalchemy import select
 from headroom.daemon.cli.common import App
 from headroom.daemon.cli.doctor import _memory_state
 from headroom.daemon.config import load_config
-from headroom.daemon.memory_service import MemoryWorker, open_memory
+from headroom.daemon.memory_service import MemoryWorker, expire_originals, open_memory
 from headroom.daemon.service import Service
 from headroom.engine.ccr import CCREntry
 from headroom.memory.api import Memory
@@ -47,7 +47,6 @@ def test_retention_expires_old_originals_and_memo_entries(tmp_path: Path) -> Non
     config = load_config()
     config.paths.ensure()
     db = open_database(config.database_url)
-    memory = Memory(db)
     memo = DBBlockMemo(db)
     store = FileCCRStore(config.paths.ccr_dir)
     old, fresh = CCREntry("a" * 12, "old original"), CCREntry("b" * 12, "fresh original")
@@ -61,8 +60,8 @@ def test_retention_expires_old_originals_and_memo_entries(tmp_path: Path) -> Non
     with db.transaction() as s:
         row = s.execute(select(BlockMemo).where(BlockMemo.key == "k-old")).scalar_one()
         row.last_used_at = utcnow().replace(year=2020)
-    done = MemoryWorker(config, memory, memo).maintain()
-    assert done == {"ccr_expired": 1, "memo_expired": 1, "items_pruned": 0}
+    done = expire_originals(config, memo)
+    assert done == {"ccr_expired": 1, "memo_expired": 1}
     assert store.get(old.id) is None and store.get(fresh.id) == "fresh original"
     assert memo.get("/p", "k-new") == "new text" and memo.get("/p", "k-old") is None
     memo.close()

@@ -130,6 +130,11 @@ def health_lines(health: dict[str, Any]) -> list[str]:
             details += [f"{c.get('pending_paths', 0)} paths pending", f"lag {c.get('lag_s', 0):.1f}s"]
         elif name == "memory" and c.get("embed_backlog") is not None:
             details.append(f"embedding backlog {c['embed_backlog']}")
+        elif name == "scheduler" and c.get("jobs"):
+            details.append(f"{len(c['jobs'])} jobs")
+            upcoming = sorted((j["next_run"], n) for n, j in c["jobs"].items() if j.get("next_run"))
+            if upcoming:
+                details.append(f"next: {upcoming[0][1]} at {upcoming[0][0][11:16]}")
         elif name == "proxy" and "url" in c:
             details += [c["url"], f"stats queue {c.get('stats_queue', 0)}, {c.get('stats_dropped', 0)} dropped"]
         if c.get("last_error"):
