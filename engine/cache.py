@@ -43,8 +43,18 @@ def chain_keys(root: str, messages: Sequence[Any]) -> list[bytes]:
     return keys
 
 
+#: What one entry costs besides its stored copy (its key, the LRU's node and tuple), measured with tracemalloc:
+#: counted in ``bytes`` so that ``max_bytes`` bounds the memory actually held.
+ENTRY_OVERHEAD = 160
+
+
 class PrefixCache:
-    """What the proxy sent for each message it has seen, under its conversation-chain key (LRU-bounded)."""
+    """What the proxy sent for each message it has seen, under its conversation-chain key (LRU-bounded).
+
+    A changed message is kept as its serialized JSON, not as the Python object: a parsed message takes several
+    times its JSON size in memory, so a cap counted in JSON bytes would not bound the process. A hit parses it
+    back (orjson, well under a millisecond for a large tool result); the bytes sent are the same either way.
+    """
 
     def __init__(self, max_entries: int = 200_000, max_bytes: int = 64 << 20) -> None:
         self.max_entries = max_entries
@@ -63,7 +73,8 @@ class PrefixCache:
             if entry is None:
                 break
             self._sent.move_to_end(key)
-            sent.append(message if entry[0] is _UNCHANGED else entry[0])
+            stored = entry[0]
+            sent.append(message if stored is _UNCHANGED else orjson.loads(stored) if type(stored) is bytes else stored)
         return len(sent), sent
 
     def remember(self, keys: Sequence[bytes], originals: Sequence[Any], sent: Sequence[Any]) -> None:
@@ -72,8 +83,17 @@ class PrefixCache:
             old = self._sent.pop(key, None)
             if old is not None:
                 self.bytes -= old[1]
-            size = 0 if out is original else len(_canonical(out))
-            self._sent[key] = (_UNCHANGED, 0) if out is original else (out, size)
-            self.bytes += size
+            if out is original:
+                self._sent[key] = (_UNCHANGED, ENTRY_OVERHEAD)
+            else:
+                try:  # a copy: orjson's result keeps its whole output buffer (16 KiB at least) allocated
+                    stored: Any = memoryview(orjson.dumps(out)).tobytes()
+                except (TypeError, orjson.JSONEncodeError):  # not JSON-clean: keep the object (rare)
+                    stored = out
+                    size = len(_canonical(out)) * 4  # objects take several times their JSON size
+                else:
+                    size = len(stored)
+                self._sent[key] = (stored, size + ENTRY_OVERHEAD)
+            self.bytes += self._sent[key][1]
         while self._sent and (len(self._sent) > self.max_entries or self.bytes > self.max_bytes):
             self.bytes -= self._sent.popitem(last=False)[1][1]

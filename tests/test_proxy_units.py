@@ -118,3 +118,25 @@ def test_prefix_cache_is_bounded_by_the_bytes_it_keeps() -> None:
         original = {"i": i}
         cache.remember(chain_keys(f"c{i}", [original]), [original], [{"i": i, "text": "x" * 1000}])
     assert cache.bytes <= 10_000 and 5 <= len(cache) <= 10
+
+
+def test_prefix_cache_bytes_bound_the_memory_it_really_holds() -> None:
+    import tracemalloc
+
+    cap = 2 << 20
+    cache = PrefixCache(max_bytes=cap)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(3000):  # compressed tool results as parsed JSON (nested dicts and lists), far past the cap
+            original = {"role": "user", "content": [{"type": "tool_result", "tool_use_id": f"t{i}", "content": "x"}]}
+            out = {**original, "content": [{**original["content"][0], "content": [f"line {j} of {i}" for j in range(60)]}]}
+            cache.remember(chain_keys(f"c{i}", [original]), [original], [out])
+            if i % 3 == 0:  # and messages the proxy forwarded unchanged
+                cache.remember(chain_keys(f"u{i}", [original]), [original], [original])
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert cache.bytes <= cap and held <= 1.25 * cap, f"{held / 1e6:.2f} MB held for a {cap / 1e6:.2f} MB cap"
+    key = chain_keys("c2999", [original])
+    assert cache.frozen(key, [original]) == (1, [out])  # a hit gives back an equal message
