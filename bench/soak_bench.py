@@ -15,6 +15,9 @@ What it measures (see bench/README.md, "Soak"):
 - **shutdown**: SIGTERM to exit.
 
 Embeddings are off (``HEADROOM_EMBEDDINGS=off``) so the RSS is the daemon's own, not the model's ~400 MB.
+Each sample also records where the memory goes, from ``/healthz``: SQLite's heap, the proxy's prefix cache and,
+with ``--tracemalloc``, the Python heap. The load lives in soak_load.py, the verdicts and report in
+soak_report.py.
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ import argparse
 import contextlib
 import json
 import os
-import random
 import shutil
 import signal
 import sqlite3
@@ -31,9 +33,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -45,47 +44,11 @@ sys.path.insert(0, str(REPO))  # tests.helpers: the Claude Code record envelope
 
 from bench_report import machine, source_digest  # noqa: E402
 from benchlib import clean_env, percentile  # noqa: E402
-from proxy_bench import ANTHROPIC_HEADERS, start_fake  # noqa: E402
+from proxy_bench import start_fake  # noqa: E402
+from soak_load import Counters, client, writer  # noqa: E402
+from soak_report import markdown, series_summary, verdicts  # noqa: E402
 
-from tests.helpers import claude_envelope  # noqa: E402
-
-TARGETS = {"rss_slope_mb_per_10min": 2.0, "fd_slope_per_10min": 1.0, "errors": 0, "idle_cpu_pct": 1.0}
 CLK = os.sysconf("SC_CLK_TCK")
-KINDS = ("prompt", "tool_use", "tool_result", "text")  # the records of one step, in order
-MODEL = "claude-sonnet-4-5-20250929"
-COMMANDS = ("pytest -q", "npm test", "git log --oneline -50", "ls -la src", "make build", "grep -rn TODO src")
-WORDS = [
-    "retry",
-    "backoff",
-    "payment",
-    "worker",
-    "invoice",
-    "queue",
-    "timeout",
-    "cache",
-    "session",
-    "token",
-    "schema",
-    "migration",
-    "index",
-    "query",
-    "latency",
-    "deploy",
-    "rollback",
-    "config",
-    "replica",
-    "shard",
-    "leader",
-    "heartbeat",
-    "lock",
-    "thread",
-    "pool",
-    "parser",
-    "compiler",
-    "memory",
-    "trace",
-    "metric",
-]
 
 
 def say(text: str) -> None:
@@ -139,201 +102,11 @@ def component_errors(health: dict[str, Any] | None) -> dict[str, Any]:
     return out
 
 
-# -- the load ----------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Counters:
-    records: int = 0
-    by_kind: dict[str, int] = field(default_factory=dict)  # prompt, tool_use, tool_result, text
-    sessions: list[str] = field(default_factory=list)
-    write_errors: list[str] = field(default_factory=list)
-    requests: int = 0
-    streams: int = 0
-    failures: list[str] = field(default_factory=list)  # transport errors
-    non_200: dict[str, int] = field(default_factory=dict)
-    bad_bodies: int = 0
-    latencies_ms: list[float] = field(default_factory=list)
-
-
-def _ts() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def _output(rng: random.Random) -> str:
-    """A tool output of a few KB: log-ish or test-ish lines."""
-    lines = []
-    for i in range(rng.randint(30, 90)):
-        lines.append(
-            f"2026-11-21 10:{i % 60:02d}:{rng.randint(0, 59):02d} {rng.choice(('INFO', 'INFO', 'WARN', 'DEBUG'))} "
-            f"[{rng.choice(WORDS)}] {rng.choice(WORDS)} {rng.choice(WORDS)} id={rng.randint(1, 10**6)} "
-            f"took {rng.randint(1, 900)}ms"
-        )
-    return "\n".join(lines)
-
-
-class Session:
-    """One Claude Code session file being appended to: prompt, tool call, tool output, answer, again."""
-
-    def __init__(self, folder: Path, rng: random.Random) -> None:
-        self.id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
-        self.path = folder / f"{self.id}.jsonl"
-        self.file = self.path.open("ab")
-        self.n = 0
-        self.rng = rng
-        self.last_uuid: str | None = None
-
-    def record(self) -> bytes:
-        n, rng, step = self.n, self.rng, self.n % 4
-        base = claude_envelope(n, _ts(), cwd="/home/dev/src/soakshop", session=self.id)
-        rid = f"{self.id[:8]}-{n}"
-        base.update(uuid=f"u-{rid}", parentUuid=self.last_uuid)
-        usage = {
-            "input_tokens": 10,
-            "cache_creation_input_tokens": 50,
-            "cache_read_input_tokens": 900,
-            "output_tokens": 30,
-        }
-        message = {"id": f"msg_{rid}", "model": MODEL, "role": "assistant", "type": "message", "usage": usage}
-        if step == 0:
-            text = f"please check why {rng.choice(WORDS)} {rng.choice(WORDS)} fails in step {n}"
-            base.update(type="user", message={"role": "user", "content": text})
-        elif step == 1:
-            call = {
-                "type": "tool_use",
-                "id": f"toolu_{rid}",
-                "name": "Bash",
-                "input": {"command": rng.choice(COMMANDS)},
-            }
-            base.update(type="assistant", requestId=f"req_{rid}", message={**message, "content": [call]})
-        elif step == 2:
-            block = {
-                "type": "tool_result",
-                "tool_use_id": f"toolu_{self.id[:8]}-{n - 1}",
-                "content": _output(rng),
-                "is_error": rng.random() < 0.1,
-            }
-            base.update(type="user", message={"role": "user", "content": [block]})
-        else:
-            answer = {"type": "text", "text": f"The {rng.choice(WORDS)} step failed because of {rng.choice(WORDS)}."}
-            base.update(type="assistant", requestId=f"req_{rid}", message={**message, "content": [answer]})
-        self.n += 1
-        self.last_uuid = base["uuid"]
-        # Compact, as Claude Code writes it (the usage reader looks for the compact marker ``"usage":{``).
-        return json.dumps(base, separators=(",", ":")).encode() + b"\n"
-
-    def close(self) -> None:
-        self.file.close()
-
-
-def writer(folder: Path, args: argparse.Namespace, counters: Counters, stop: threading.Event) -> None:
-    rng = random.Random(args.seed)
-    slots = [Session(folder, rng) for _ in range(args.sessions)]
-    counters.sessions.extend(s.id for s in slots)
-    started = rotated = time.monotonic()
-    i = 0
-    while not stop.is_set():
-        now = time.monotonic()
-        if now - rotated >= args.rotate_s:
-            rotated = now
-            for k, old in enumerate(slots):
-                old.close()
-                slots[k] = Session(folder, rng)
-                counters.sessions.append(slots[k].id)
-        session = slots[i % len(slots)]
-        kind = KINDS[session.n % 4]
-        try:
-            session.file.write(session.record())  # one write per record, as the agents append
-            session.file.flush()
-            counters.records += 1
-            counters.by_kind[kind] = counters.by_kind.get(kind, 0) + 1
-        except OSError as exc:
-            counters.write_errors.append(repr(exc))
-        i += 1
-        delay = started + i / args.rate - time.monotonic()
-        if delay > 0:
-            stop.wait(delay)
-    for s in slots:
-        s.close()
-
-
-def request_body(rng: random.Random, n: int, stream: bool) -> dict[str, Any]:
-    """A short agent-like conversation: a prompt, a tool call and a tool output of a few KB, then a question."""
-    tool_id = f"toolu_req{n}"
-    messages = [
-        {"role": "user", "content": f"why does the {rng.choice(WORDS)} job fail? ({n})"},
-        {
-            "role": "assistant",
-            "content": [
-                {"type": "tool_use", "id": tool_id, "name": "Bash", "input": {"command": rng.choice(COMMANDS)}}
-            ],
-        },
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": tool_id, "content": _output(rng)}]},
-    ]
-    return {"model": MODEL, "max_tokens": 256, "messages": messages, "stream": stream}
-
-
-def client(url: str, args: argparse.Namespace, counters: Counters, stop: threading.Event) -> None:
-    rng = random.Random(args.seed + 1)
-    started = time.monotonic()
-    i = 0
-    with httpx.Client(base_url=url, headers=ANTHROPIC_HEADERS, timeout=30, trust_env=False) as http:
-        while not stop.is_set():
-            stream = i % args.stream_every == 0
-            body = request_body(rng, i, stream)
-            t = time.perf_counter()
-            try:
-                if stream:
-                    with http.stream("POST", "/v1/messages", json=body) as answer:
-                        data = b"".join(answer.iter_bytes())
-                    ok = b"message_stop" in data
-                    counters.streams += 1
-                else:
-                    answer = http.post("/v1/messages", json=body)
-                    data = answer.content
-                    ok = answer.status_code != 200 or bool(answer.json().get("content"))
-                counters.latencies_ms.append((time.perf_counter() - t) * 1000)
-                if answer.status_code != 200:
-                    key = str(answer.status_code)
-                    counters.non_200[key] = counters.non_200.get(key, 0) + 1
-                elif not ok:
-                    counters.bad_bodies += 1
-            except (httpx.HTTPError, ValueError) as exc:
-                counters.failures.append(f"{time.strftime('%H:%M:%S')} {type(exc).__name__}: {exc}")
-            counters.requests += 1
-            i += 1
-            delay = started + i / args.req_rate - time.monotonic()
-            if delay > 0:
-                stop.wait(delay)
-
-
 # -- the run -----------------------------------------------------------------------------------------------------
 
 
-def slope_per_10min(points: list[tuple[float, float]]) -> float | None:
-    """Least-squares slope of (seconds, value), per 600 s."""
-    if len(points) < 2:
-        return None
-    n = len(points)
-    mx = sum(x for x, _ in points) / n
-    my = sum(y for _, y in points) / n
-    sxx = sum((x - mx) ** 2 for x, _ in points)
-    if sxx == 0:
-        return None
-    return round(sum((x - mx) * (y - my) for x, y in points) / sxx * 600, 3)
-
-
-def series_summary(samples: list[dict[str, Any]], key: str, warmup_s: float) -> dict[str, Any]:
-    after = [s for s in samples if s["t_s"] >= warmup_s] or samples
-    values = [s[key] for s in samples]
-    return {
-        "first_sample": values[0] if values else None,
-        "start_after_warmup": after[0][key] if after else None,
-        "end": values[-1] if values else None,
-        "min": min(values) if values else None,
-        "max": max(values) if values else None,
-        "slope_per_10min_after_warmup": slope_per_10min([(s["t_s"], float(s[key])) for s in after]),
-    }
+def _mb(value: int | None) -> float | None:
+    return round(value / 2**20, 2) if value is not None else None
 
 
 def ro_count(db_file: Path, sql: str) -> int | None:
@@ -370,7 +143,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     home.mkdir()
     fake = start_fake(work)
     say(f"fake upstream at {fake.url}")
-    (home / "config.toml").write_text(f'[proxy]\nanthropic_upstream = "{fake.url}"\n', encoding="utf-8")
+    (home / "config.toml").write_text(
+        f'[proxy]\nanthropic_upstream = "{fake.url}"\nprefix_cache_mb = {args.prefix_cache_mb}\n', encoding="utf-8"
+    )
     env = {
         **clean_env(work / "user-home"),
         "HEADROOM_HOME": str(home),
@@ -379,6 +154,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "CLAUDE_CONFIG_DIR": str(claude),
         "CODEX_HOME": str(work / "no-codex"),
         "GEMINI_CLI_HOME": str(work / "no-gemini"),
+        **({"PYTHONTRACEMALLOC": "1"} if args.tracemalloc else {}),
     }
     cmd = [sys.executable, "-c", "from headroom.daemon.cli import main; main()", "daemon", "run"]
     out_file = work / "daemon.out"
@@ -489,6 +265,11 @@ def _soak(
             "proxy_compression_failures": (h or {}).get("compression_failures"),
             "proxy_stats_dropped": (h or {}).get("stats_dropped"),
             "db_size_mb": round(((daemon.get("database") or {}).get("size_bytes") or 0) / 2**20, 1),
+            # Where the memory goes (health's process section; the Python heap only with --tracemalloc).
+            "sqlite_heap_mb": _mb((daemon.get("process") or {}).get("sqlite_heap_bytes")),
+            "python_heap_mb": _mb((daemon.get("process") or {}).get("python_heap_bytes")),
+            "prefix_cache_mb": _mb(((comps.get("proxy") or {}).get("prefix_cache") or {}).get("bytes")),
+            "prefix_cache_entries": ((comps.get("proxy") or {}).get("prefix_cache") or {}).get("entries"),
             "component_errors": errs,
         }
         samples.append(sample)
@@ -577,6 +358,11 @@ def _soak(
             "rss_mb": series_summary(samples, "rss_mb", args.warmup_s),
             "fds": series_summary(samples, "fds", args.warmup_s),
             "threads": series_summary(samples, "threads", args.warmup_s),
+            "memory_parts_mb": {
+                key: series_summary(samples, key, args.warmup_s)
+                for key in ("sqlite_heap_mb", "python_heap_mb", "prefix_cache_mb", "prefix_cache_entries")
+                if all(smp.get(key) is not None for smp in samples)
+            },
             "soak_cpu_pct_mean": round(
                 (samples[-1]["cpu_s"] - samples[0]["cpu_s"]) / max(1e-9, samples[-1]["t_s"] - samples[0]["t_s"]) * 100,
                 1,
@@ -656,81 +442,6 @@ def _soak(
     return report
 
 
-def verdicts(r: dict[str, Any]) -> dict[str, bool]:
-    rss, fds = r["rss_mb"]["slope_per_10min_after_warmup"], r["fds"]["slope_per_10min_after_warmup"]
-    return {
-        "rss_flat": rss is not None and rss <= TARGETS["rss_slope_mb_per_10min"],
-        "fds_flat": fds is not None and fds <= TARGETS["fd_slope_per_10min"] and r["fds"]["end"] <= r["fds"]["max"],
-        "zero_errors": r["errors"]["total"] == 0,
-        "nothing_lost": r["db"]["lost"] == 0 and r["db"]["usage_rows"] == r["db"]["usage_expected"],
-        "idle_cpu": r["idle"]["cpu_pct"] <= TARGETS["idle_cpu_pct"],
-        "clean_shutdown": r["shutdown"]["exit_code"] == 0,
-    }
-
-
-def markdown(r: dict[str, Any]) -> str:
-    s, e, d, i = r["soak"], r["errors"], r["db"], r["idle"]
-    rss, fds, thr = r["rss_mb"], r["fds"], r["threads"]
-    m = r["machine"]
-    lines = [
-        f"# Daemon soak ({s['minutes']} min)",
-        "",
-        f"Command: `{r['command']}`",
-        "",
-        f"Machine: {json.dumps({k: m[k] for k in m if k != 'loadavg_end'})}; "
-        f"load average at end {m.get('loadavg_end')}.",
-        f"Embeddings: {r['embeddings']}.",
-        "",
-        f"Load: {s['records_written']:,} Claude Code records ({s['records_per_s']}/s) into "
-        f"{s['session_files']} session files; {s['requests']:,} `/v1/messages` requests "
-        f"({s['requests_per_s']}/s, {s['streams']:,} streaming) through "
-        f"the daemon's proxy to the fake upstream; request latency p50 / p99 / max "
-        f"{s['request_latency_ms']['p50']} / {s['request_latency_ms']['p99']} / {s['request_latency_ms']['max']} ms.",
-        "",
-        "| what | target | recorded |",
-        "|---|---|---|",
-        f"| start-up to healthy (every component running) | | {r['startup']['to_healthy_s']} s |",
-        f"| RSS: first sample / after warm-up / end / max | flat | {rss['first_sample']} / "
-        f"{rss['start_after_warmup']} / "
-        f"{rss['end']} / {rss['max']} MB |",
-        f"| RSS slope after warm-up | ≤ {TARGETS['rss_slope_mb_per_10min']} MB per 10 min | "
-        f"{rss['slope_per_10min_after_warmup']} MB per 10 min |",
-        f"| open FDs: first / after warm-up / end / max | flat | {fds['first_sample']} / {fds['start_after_warmup']} / "
-        f"{fds['end']} / {fds['max']} |",
-        f"| FD slope after warm-up | ≤ {TARGETS['fd_slope_per_10min']} per 10 min | "
-        f"{fds['slope_per_10min_after_warmup']} per 10 min |",
-        f"| threads: first / end / max | | {thr['first_sample']} / {thr['end']} / {thr['max']} |",
-        f"| daemon CPU during the soak (mean, % of one core) | | {r['soak_cpu_pct_mean']} % |",
-        f"| ingest lag from /healthz, p50 / p95 / max ({r['ingest_lag_s']['polls']} polls, 1 s apart) | | "
-        f"{r['ingest_lag_s']['p50']} / {r['ingest_lag_s']['p95']} / {r['ingest_lag_s']['max']} s |",
-        f"| errors (all kinds, see below) | 0 | {e['total']} |",
-        f"| records found in the DB (events + tool outputs) vs written | equal | {d['records_found']} / "
-        f"{d['records_written']} (lost: {d['lost']}) |",
-        f"| idle CPU, {i['window_s']} s after {i['wait_s']} s quiet | ~0 % (≤ {TARGETS['idle_cpu_pct']} %) | "
-        f"{i['cpu_pct']} % ({i['cpu_ticks']} ticks); RSS {i['rss_mb']} MB, {i['fds']} FDs, {i['threads']} threads |",
-        f"| shutdown, SIGTERM → exit | clean | {r['shutdown']['s']} s, exit code {r['shutdown']['exit_code']}, "
-        f'"stopped" logged: {r["shutdown"]["stopped_logged"]} |',
-        "",
-        "Errors: " + json.dumps({k: v for k, v in e.items() if not k.endswith("examples")}),
-        "",
-        f"DB at the end: {json.dumps(d)}",
-        "",
-        f"Verdicts: {json.dumps(r['verdicts'])}",
-        "",
-    ]
-    for key in ("daemon_error_examples", "daemon_warning_examples", "request_failure_examples"):
-        if e[key]:
-            lines += [f"{key}:", "", "```", *e[key], "```", ""]
-    lines += ["Samples (every 10 s):", "", "| t s | RSS MB | FDs | threads | CPU % | records | requests | lag s |"]
-    lines.append("|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for smp in r["samples"]:
-        lines.append(
-            f"| {smp['t_s']} | {smp['rss_mb']} | {smp['fds']} | {smp['threads']} | {smp['cpu_pct']} | "
-            f"{smp['records_written']} | {smp['requests']} | {smp['ingest_lag_s']} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=30.0, help="length of the soak (default 30)")
@@ -744,6 +455,15 @@ def main() -> None:
     ap.add_argument("--idle-wait-s", type=float, default=30.0)
     ap.add_argument("--idle-s", type=float, default=60.0)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument(
+        "--prefix-cache-mb",
+        type=float,
+        default=64.0,
+        help="[proxy] prefix_cache_mb (a small cap fills within the soak)",
+    )
+    ap.add_argument(
+        "--tracemalloc", action="store_true", help="run the daemon under PYTHONTRACEMALLOC=1 to see its Python heap"
+    )
     ap.add_argument("--work", type=Path, default=Path("/tmp/headroom-bench/soak"))
     ap.add_argument("--json", type=Path, help="write the report here (and a .md beside it)")
     args = ap.parse_args()

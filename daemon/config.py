@@ -37,6 +37,7 @@ to start. Example::
     max_body_mb = 100              # larger request bodies get a 413 in the provider's error format
     connect_timeout = 10           # seconds
     read_timeout = 600             # seconds between two chunks of an answer
+    prefix_cache_mb = 64           # what it remembers of messages it sent, to send them again byte for byte
 
     [memory]
     enabled = true                 # feed the shared memory from the sessions; memory tools in MCP
@@ -109,6 +110,9 @@ class ProxyConfig:
     max_body_mb: float = 100.0
     connect_timeout: float = 10.0
     read_timeout: float = 600.0
+    #: What the proxy remembers of the messages it sent (so a conversation's prefix is sent again byte for byte);
+    #: past it the least recently used entries go, and the engine compresses such a message again, identically.
+    prefix_cache_mb: float = 64.0
 
 
 @dataclass

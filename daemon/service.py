@@ -430,9 +430,12 @@ class Service:
         if self.db is not None:
             with contextlib.suppress(OSError):  # the WAL can vanish between exists() and stat()
                 db_size = self.db.size_bytes()
+        from headroom.daemon.process_info import process_info
+
         return {
             "pid": os.getpid(),
             "uptime_s": round(now - self._started, 1) if self._started is not None else None,
+            "process": process_info(),
             "last_error": self.last_error,
             "config": {
                 "file": str(self.config.source) if self.config.source else None,

@@ -46,6 +46,10 @@ def test_health_names_every_component(running_service: Service) -> None:
     assert running_service.proxy is not None and proxy["url"] == running_service.proxy.url
     assert proxy["stats_queue"] == 0 and proxy["stats_dropped"] == 0
     assert health["database"]["size_bytes"] > 0
+    process = health["process"]
+    assert process["rss_bytes"] > 10e6 and process["open_fds"] > 3 and process["threads"] >= 4
+    assert process["sqlite_heap_bytes"] > 0 and process["python_heap_bytes"] is None  # not tracing
+    assert proxy["prefix_cache"] == {"entries": 0, "bytes": 0}
 
 
 def test_reload_applies_live_settings_to_the_running_components(running_service: Service) -> None:

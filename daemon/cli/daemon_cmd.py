@@ -140,6 +140,12 @@ def health_lines(health: dict[str, Any]) -> list[str]:
         if c.get("last_error"):
             details.append(f"last error: {c['last_error']}")
         lines.append(f"  {name}: {c.get('state', 'unknown')}" + (f" ({'; '.join(details)})" if details else ""))
+    proc = health.get("process") or {}
+    if proc.get("rss_bytes") is not None:
+        lines.append(
+            f"  process: {proc['rss_bytes'] / 1e6:.0f} MB resident, {proc.get('open_fds')} open files, "
+            f"{proc.get('threads')} threads"
+        )
     size = health.get("database", {}).get("size_bytes")
     if size is not None:
         lines.append(f"  database: {size / 1e6:.1f} MB")

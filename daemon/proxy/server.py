@@ -30,6 +30,7 @@ from headroom.daemon.errors import ProxyError
 from headroom.daemon.proxy.app import ProxyApp, ProxySettings, UpstreamCut
 from headroom.daemon.proxy.rewrite import Rewriter
 from headroom.daemon.proxy.stats import StatsWriter, proxy_summary
+from headroom.engine.cache import PrefixCache
 from headroom.memory.ccr_store import FileCCRStore
 from headroom.memory.db import Database
 from headroom.memory.memo_store import DBBlockMemo
@@ -74,7 +75,12 @@ def build_app(
     logging.getLogger("httpx").setLevel(logging.WARNING)
     if memo is None and db is not None and config.memory.enabled:
         memo = DBBlockMemo(db)
-    rewriter = Rewriter(config.engine, FileCCRStore(config.paths.ccr_dir), memo=memo)
+    rewriter = Rewriter(
+        config.engine,
+        FileCCRStore(config.paths.ccr_dir),
+        memo=memo,
+        prefix=PrefixCache(max_bytes=int(config.proxy.prefix_cache_mb * (1 << 20))),
+    )
     stats = StatsWriter(db)
     summary = (lambda: proxy_summary(db)) if db is not None else None
     if dashboard_data is None and db is not None:
@@ -233,4 +239,6 @@ class ProxyServer:
             # BatchWriter keeps its queue private; its size is all we read (a racy but harmless snapshot).
             "stats_queue": stats.queued if stats is not None else 0,
             "stats_dropped": stats.dropped if stats is not None else 0,
+            # What the prefix cache holds (bounded by its byte cap): read unlocked, a harmless snapshot.
+            "prefix_cache": {"entries": len(self.app.rewriter.prefix), "bytes": self.app.rewriter.prefix.bytes},
         }
