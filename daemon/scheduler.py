@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from headroom.memory.db import Database
@@ -33,6 +33,7 @@ log = logging.getLogger("headroom.scheduler")
 
 #: How late a missed interval run may still be made up (seconds); the nightly jobs allow far longer.
 DEFAULT_GRACE_S = 300
+STORE_RETRY_S = 10  # how soon to look again when the job store could not be read
 _ACTIVE: dict[str, Scheduler] = {}  # token -> the running scheduler it belongs to
 
 
@@ -103,17 +104,18 @@ class Scheduler:
     def running(self) -> bool:
         return self._aps is not None and bool(self._aps.running)
 
+    @property
+    def alive(self) -> bool:
+        """Whether the scheduler's own thread (which starts the jobs) is still there."""
+        thread = getattr(self._aps, "_thread", None)
+        return self.running and thread is not None and thread.is_alive()
+
     def start(self) -> None:
         from apscheduler.executors.pool import ThreadPoolExecutor
         from apscheduler.jobstores.memory import MemoryJobStore
-        from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
         from apscheduler.schedulers.background import BackgroundScheduler
 
-        store = (
-            SQLAlchemyJobStore(engine=self.db.engine, tablename=SchedulerJob.__tablename__)
-            if self.db is not None
-            else MemoryJobStore()
-        )
+        store = _patient_store(self.db) if self.db is not None else MemoryJobStore()
         self._aps = BackgroundScheduler(
             jobstores={"default": store},
             executors={"default": ThreadPoolExecutor(self.threads)},
@@ -218,11 +220,39 @@ class Scheduler:
             }
         failing = [f"{name}: {s.last_error}" for name, s in self.stats.items() if s.last_error]
         return {
-            "state": "running" if self.running else "stopped",
+            "state": ("running" if self.alive else "failed") if self.running else "stopped",
             "last_error": "; ".join(failing) or None,
             "store": "database" if self.db is not None else "memory",
             "jobs": jobs,
         }
+
+
+def _patient_store(db: Database) -> Any:
+    """apscheduler's SQLAlchemy job store, made to outlast a database that stays locked past its busy timeout.
+
+    apscheduler retries a failed read of the due jobs, but an error while it records a job's next run time (or
+    asks for the next wake-up) escapes its loop and ends the scheduler's thread: every job would silently stop.
+    Here such an error is logged and the scheduler looks again a little later; a next run time that could not
+    be stored only means the job is due again at the next look, and missed runs are coalesced anyway.
+    """
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+    from sqlalchemy.exc import OperationalError
+
+    class PatientJobStore(SQLAlchemyJobStore):  # type: ignore[misc]
+        def update_job(self, job: Any) -> None:
+            try:
+                super().update_job(job)
+            except OperationalError as exc:
+                log.warning("scheduler: next run of %s not stored (%s); it is looked at again", job.id, exc.orig)
+
+        def get_next_run_time(self) -> datetime | None:
+            try:
+                return super().get_next_run_time()  # type: ignore[no-any-return]
+            except OperationalError as exc:
+                log.warning("scheduler: the job store cannot be read (%s); trying again shortly", exc.orig)
+                return datetime.now(timezone.utc) + timedelta(seconds=STORE_RETRY_S)
+
+    return PatientJobStore(engine=db.engine, tablename=SchedulerJob.__tablename__)
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -50,6 +50,8 @@ def test_health_names_every_component(running_service: Service) -> None:
     assert process["rss_bytes"] > 10e6 and process["open_fds"] > 3 and process["threads"] >= 4
     assert process["sqlite_heap_bytes"] > 0 and process["python_heap_bytes"] is None  # not tracing
     assert proxy["prefix_cache"] == {"entries": 0, "bytes": 0}
+    cache = running_service.proxy.app.rewriter.prefix
+    assert cache.max_bytes == running_service.config.proxy.prefix_cache_mb * (1 << 20)  # the configured cap
 
 
 def test_reload_applies_live_settings_to_the_running_components(running_service: Service) -> None:

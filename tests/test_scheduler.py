@@ -211,3 +211,27 @@ def test_compaction_vacuums_a_file_with_much_free_space(db: Database) -> None:
     assert done["vacuumed"] is True and done["free_bytes"] > 20e6
     assert done["size_after"] < done["size_before"] / 2
     assert db.compact(min_free_bytes=1 << 20)["vacuumed"] is False  # nothing left to give back
+
+
+def test_a_database_locked_past_its_busy_timeout_does_not_end_the_scheduler(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("headroom.memory.db.BUSY_TIMEOUT_MS", 200)
+    database = open_database(f"sqlite:///{tmp_path / 'locked.db'}")
+    runs: list[int] = []
+    scheduler = Scheduler(database)
+    scheduler.add("tick", lambda: runs.append(1), IntervalTrigger(seconds=1))
+    scheduler.start()
+    try:
+        wait_for(lambda: len(runs) >= 1)
+        other = sqlite3.connect(database.url.removeprefix("sqlite:///"), isolation_level=None)
+        other.execute("BEGIN EXCLUSIVE")  # another process holds the DB for seconds (a long VACUUM, say)
+        time.sleep(3.5)
+        other.execute("COMMIT")
+        other.close()
+        count = len(runs)
+        wait_for(lambda: len(runs) >= count + 2)  # it goes on once the lock is gone
+        assert scheduler.alive and scheduler.health()["state"] == "running"
+    finally:
+        scheduler.stop()
+        database.close()

@@ -110,7 +110,7 @@ class Rewriter:
         self.configs = {"ccr": config, "lossless": replace(config, lossless=True)}
         self.store = store
         self.memo = memo
-        self.prefix = prefix or PrefixCache()
+        self.prefix = prefix if prefix is not None else PrefixCache()  # an empty cache is falsy (len 0)
         self._lock = threading.Lock()
         self.failures = 0
 
