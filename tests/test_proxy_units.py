@@ -130,7 +130,8 @@ def test_prefix_cache_bytes_bound_the_memory_it_really_holds() -> None:
         before = tracemalloc.get_traced_memory()[0]
         for i in range(3000):  # compressed tool results as parsed JSON (nested dicts and lists), far past the cap
             original = {"role": "user", "content": [{"type": "tool_result", "tool_use_id": f"t{i}", "content": "x"}]}
-            out = {**original, "content": [{**original["content"][0], "content": [f"line {j} of {i}" for j in range(60)]}]}
+            lines = [f"line {j} of {i}" for j in range(60)]
+            out = {**original, "content": [{**original["content"][0], "content": lines}]}
             cache.remember(chain_keys(f"c{i}", [original]), [original], [out])
             if i % 3 == 0:  # and messages the proxy forwarded unchanged
                 cache.remember(chain_keys(f"u{i}", [original]), [original], [original])
