@@ -28,7 +28,14 @@ from fake_provider import FakeProvider, Served
 from headroom.daemon.cli import cli
 from headroom.daemon.config import load_config
 
-CLI = [sys.executable, "-m", "headroom.daemon.cli"]
+# Ctrl-C as a terminal delivers it: a shell running the tests in the background hands its children SIGINT ignored
+# (and the proxy rightly keeps an ignored SIGINT ignored), so the child restores Python's usual handler first.
+CLI = [
+    sys.executable,
+    "-c",
+    "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "runpy.run_module('headroom.daemon.cli', run_name='__main__')",
+]
 #: The exit status of ``headroom proxy`` stopped by a signal: Ctrl-C is the CLI's 130, SIGTERM a clean 0.
 STOPPED = {signal.SIGINT: 130, signal.SIGTERM: 0}
 ANTHROPIC_KEY = "sk-ant-api03-LEAKCHECK-server-0123456789abcdef"
