@@ -284,7 +284,9 @@ class Service:
         next_rescan = time.monotonic() + self.config.watcher.rescan_seconds
         while not self.stop_event.is_set():
             now = time.monotonic()
-            wake_at = min(next_root_check, next_rescan, self._full_retry_at if self._full_since else next_rescan)
+            wake_at = min(next_root_check, next_rescan)
+            if self._full_since is not None:  # paused for a full disk: wake for the next retry
+                wake_at = min(wake_at, self._full_retry_at)
             dirty, rescan = watcher.take(timeout=max(0.05, wake_at - now))
             if self.stop_event.is_set():
                 break

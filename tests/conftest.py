@@ -13,6 +13,7 @@ from tests.helpers import copy_tree, point_agents_at
 
 if TYPE_CHECKING:
     from headroom.daemon.service import Service
+    from headroom.memory.db import Database
 
 REPO = Path(__file__).resolve().parent.parent
 OWN_FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -46,6 +47,21 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     # Daemons and CLI commands in tests search full-text unless a test asks for the real model (slow tests).
     monkeypatch.setenv("HEADROOM_EMBEDDINGS", "off")
     yield home
+
+
+@pytest.fixture
+def db(isolated_home: Path) -> Iterator[Database]:
+    """The database where the CLI and the daemon open it (the isolated home's); modules may define their own."""
+    from headroom.daemon.config import load_config
+    from headroom.memory.db import open_database
+
+    config = load_config()
+    config.paths.ensure()
+    database = open_database(config.database_url)
+    try:
+        yield database
+    finally:
+        database.close()
 
 
 @pytest.fixture

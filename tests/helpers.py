@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -209,3 +210,16 @@ def point_agents_at(env: pytest.MonkeyPatch, tmp: Path, claude: Path, codex: Pat
     (home / ".gemini").mkdir(parents=True, exist_ok=True)
     (home / ".gemini" / "tmp").symlink_to(gemini_tmp)
     env.setenv("GEMINI_CLI_HOME", str(home))
+
+
+def move_next_run(db: Database, name: str, when: datetime) -> None:
+    """Set a stored job's next run time in the daemon's job store, as a daemon that was down leaves it."""
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+
+    from headroom.memory.models import SchedulerJob
+
+    store = SQLAlchemyJobStore(engine=db.engine, tablename=SchedulerJob.__tablename__)
+    job = store.lookup_job(name)
+    assert job is not None, f"no stored job {name}"
+    job.next_run_time = when
+    store.update_job(job)

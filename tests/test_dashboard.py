@@ -28,7 +28,7 @@ from headroom.daemon.dashboard import dashboard_data, price_per_million
 from headroom.daemon.proxy.app import ProxyApp
 from headroom.daemon.proxy.server import ProxyServer, build_app
 from headroom.memory.api import Memory
-from headroom.memory.db import Database, open_database
+from headroom.memory.db import Database
 from headroom.memory.models import Lesson, ProxyRequest, Session
 
 TODAY = datetime.now(timezone.utc).date()
@@ -128,17 +128,6 @@ def seed(db: Database) -> None:
     memory.put("Deploys go through `make release`, never by hand.", "decision", project="/p/a", agent="claude")
     memory.put("Tests need PostgreSQL 16 for the JSON operators.", "decision", project="/p/a", agent="codex")
     memory.put("Always answer in British English.", "instruction", project="/p/b", agent="gemini")
-
-
-@pytest.fixture
-def db() -> Iterator[Database]:
-    config = load_config()
-    config.paths.ensure()
-    database = open_database(config.database_url)
-    try:
-        yield database
-    finally:
-        database.close()
 
 
 @pytest.fixture

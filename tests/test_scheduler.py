@@ -21,6 +21,8 @@ from headroom.daemon.scheduler import Scheduler
 from headroom.memory.api import Memory
 from headroom.memory.db import Database, open_database
 from headroom.memory.models import SchedulerJob
+from tests.helpers import move_next_run
+from tests.test_service import wait_for
 
 
 @pytest.fixture
@@ -35,28 +37,10 @@ def stored(db: Database) -> SQLAlchemyJobStore:
     return SQLAlchemyJobStore(engine=db.engine, tablename=SchedulerJob.__tablename__)
 
 
-def move_next_run(db: Database, name: str, when: datetime) -> None:
-    """Pretend the daemon was down when ``name`` fell due (what a stopped daemon leaves behind)."""
-    store = stored(db)
-    job = store.lookup_job(name)
-    assert job is not None
-    job.next_run_time = when
-    store.update_job(job)
-
-
 def counting_scheduler(db: Database, trigger: object, runs: list[int], *, grace_s: int = 300) -> Scheduler:
     scheduler = Scheduler(db)
     scheduler.add("count", lambda: runs.append(1), trigger, grace_s=grace_s)
     return scheduler
-
-
-def wait_for(condition: object, seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"not within {seconds}s")
 
 
 def test_jobs_live_in_the_database_and_keep_their_next_run_across_restarts(db: Database) -> None:

@@ -10,7 +10,8 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from headroom.daemon import service as service_module
 from headroom.daemon.ingest import Ingestor
 from headroom.daemon.service import Service
 from headroom.memory.db import open_database
-from tests.helpers import claude_record, claude_session_lines, claude_tree, db_counts
+from tests.helpers import claude_record, claude_session_lines, claude_tree, db_counts, move_next_run
 from tests.test_service import _corpus, _daemon, scalar, wait_for
 
 DEFAULT_MAX_PAGES = 1073741823  # SQLite's default max_page_count
@@ -101,6 +102,20 @@ def test_a_full_disk_pauses_ingestion_and_it_resumes_when_space_returns(
         daemon_db.close()
 
 
+def _sigterm_when(proc: subprocess.Popen[bytes], condition: Callable[[], bool]) -> float:
+    """SIGTERM the daemon once ``condition`` holds; the seconds it took to exit (killed if it never does)."""
+    try:
+        wait_for(condition, 120)
+        began = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        return time.monotonic() - began
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 @pytest.mark.slow
 def test_sigterm_during_ingestion_stops_fast_and_the_restart_finishes_the_job(
     claude_root: Path, isolated_home: Path, tmp_path: Path
@@ -112,16 +127,7 @@ def test_sigterm_during_ingestion_stops_fast_and_the_restart_finishes_the_job(
     db_file = isolated_home / "headroom.db"
     output = tmp_path / "daemon.out"
     proc = _daemon(dict(os.environ), output)
-    try:
-        wait_for(lambda: scalar(db_file, "select sum(offset) from source_files") >= 0.3 * total, 120)
-        began = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
-        stopped_in = time.monotonic() - began
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    stopped_in = _sigterm_when(proc, lambda: scalar(db_file, "select sum(offset) from source_files") >= 0.3 * total)
     out = output.read_text(encoding="utf-8")
     assert proc.returncode == 0 and out.rstrip().endswith("stopped"), out[-2000:]
     assert stopped_in < 5, f"took {stopped_in:.1f}s to stop"
@@ -189,17 +195,9 @@ def _learn_daemon(env: dict[str, str], output: Path, **extra: str) -> subprocess
 
 def _nightly_due_now(db_file: Path) -> None:
     """Make the stored nightly job overdue, as after a night the daemon was down: it runs at start."""
-    from datetime import datetime, timedelta
-
-    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
-
     db = open_database(f"sqlite:///{db_file}")
     try:
-        store = SQLAlchemyJobStore(engine=db.engine, tablename="scheduler_jobs")
-        job = store.lookup_job("learn-nightly")
-        assert job is not None
-        job.next_run_time = datetime.now().astimezone() - timedelta(minutes=1)
-        store.update_job(job)
+        move_next_run(db, "learn-nightly", datetime.now().astimezone() - timedelta(minutes=1))
     finally:
         db.close()
 
@@ -234,16 +232,7 @@ def test_sigterm_during_a_lesson_write_and_a_crash_after_it(
     # 1. SIGTERM while the lesson file is being written: the write completes, then the daemon stops.
     _nightly_due_now(db_file)
     proc = _learn_daemon(env, output, T_DELAY="2")
-    try:
-        wait_for(marker.exists, 60)
-        began = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
-        stopped_in = time.monotonic() - began
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    stopped_in = _sigterm_when(proc, marker.exists)
     out = output.read_text(encoding="utf-8")
     assert proc.returncode == 0 and out.rstrip().endswith("stopped"), out[-3000:]
     assert stopped_in < 8, f"took {stopped_in:.1f}s to stop"

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
-import pytest
 from click.testing import CliRunner, Result
 
 from headroom.daemon.cli import cli
 from headroom.daemon.cli.stats_view import BLOCKS, EMPTY, buckets, sparkline, totals
-from headroom.daemon.config import load_config
 from headroom.daemon.dashboard import dashboard_data
 from headroom.learn.lessons import activate, sync
 from headroom.learn.mining import Evidence, LessonDraft
-from headroom.memory.db import Database, open_database
+from headroom.memory.db import Database
 from tests.test_dashboard import seed
 
 
@@ -24,17 +21,6 @@ def run(*args: str) -> Result:
     result = CliRunner().invoke(cli, ["stats", "--overview", "--no-refresh", *args], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return result
-
-
-@pytest.fixture
-def db() -> Iterator[Database]:
-    config = load_config()
-    config.paths.ensure()
-    database = open_database(config.database_url)
-    try:
-        yield database
-    finally:
-        database.close()
 
 
 def _mined_lesson(db: Database) -> str:

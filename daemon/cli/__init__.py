@@ -53,34 +53,22 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
 
 def _register() -> None:
-    from headroom.daemon.cli import (
-        compress_cmd,
-        daemon_cmd,
-        doctor,
-        ingest_cmd,
-        learn_cmd,
-        mcp_cmd,
-        memory_cmd,
-        proxy_cmd,
-        sessions,
-        stats,
-        wrap_cmd,
-    )
+    import importlib
 
-    for module in (
-        compress_cmd,
-        daemon_cmd,
-        doctor,
-        ingest_cmd,
-        learn_cmd,
-        mcp_cmd,
-        memory_cmd,
-        proxy_cmd,
-        sessions,
-        stats,
-        wrap_cmd,
+    for name in (
+        "compress_cmd",
+        "daemon_cmd",
+        "doctor",
+        "ingest_cmd",
+        "learn_cmd",
+        "mcp_cmd",
+        "memory_cmd",
+        "proxy_cmd",
+        "sessions",
+        "stats",
+        "wrap_cmd",
     ):
-        module.register(cli)
+        importlib.import_module(f"headroom.daemon.cli.{name}").register(cli)
 
 
 _register()
