@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import functools
 import os
 import resource
@@ -23,15 +22,16 @@ from typing import Any
 
 @functools.cache
 def _sqlite_memory_used() -> Any:
-    """``sqlite3_memory_used`` of the loaded SQLite library, or None where it cannot be found."""
-    import sqlite3  # noqa: F401  (loads the library the module links, so the lookup finds that one)
+    """``sqlite3_memory_used`` of the SQLite the ``sqlite3`` module runs on, or None where it cannot be found.
 
-    name = ctypes.util.find_library("sqlite3")
-    if name is None:
-        return None
+    Looked up through the module's own extension (its handle also resolves the library it links, or the copy
+    built into it), so it is that very SQLite, found without searching the system for a library.
+    """
     try:
-        func = ctypes.CDLL(name).sqlite3_memory_used
-    except (OSError, AttributeError):
+        import _sqlite3
+
+        func = ctypes.CDLL(_sqlite3.__file__).sqlite3_memory_used
+    except (ImportError, OSError, AttributeError, TypeError):
         return None
     func.restype = ctypes.c_int64
     return func

@@ -40,17 +40,20 @@ def _records(n: int = 300) -> str:
     return json.dumps(rows, indent=2)
 
 
-def _serve(home: Path, tmp_path: Path, scenario: Scenario) -> None:
-    """Start the server as agents do (``python -m headroom.daemon.cli mcp serve``) and run ``scenario``."""
+def serve_mcp(home: Path, cwd: Path, scenario: Scenario, agent: str | None = None) -> None:
+    """Start the server in ``cwd`` as agents do (``python -m headroom.daemon.cli mcp serve``); run ``scenario``.
+
+    The SDK passes the server only a safe subset of the environment, so the home (and the agent) go explicitly.
+    The server's stderr is kept beside ``cwd`` and printed when it said anything.
+    """
+    env = {"HEADROOM_HOME": str(home), **({"HEADROOM_AGENT": agent} if agent else {})}
     params = StdioServerParameters(
-        command=sys.executable,
-        args=["-m", "headroom.daemon.cli", "mcp", "serve"],
-        env={"HEADROOM_HOME": str(home)},  # the SDK passes only a safe subset of the environment
-        cwd=tmp_path,
+        command=sys.executable, args=["-m", "headroom.daemon.cli", "mcp", "serve"], env=env, cwd=cwd
     )
+    log = cwd.parent / f"mcp-{cwd.name}-stderr.log"
 
     async def main() -> None:
-        with open(tmp_path / "server-stderr.log", "w") as errlog:
+        with open(log, "w") as errlog:
             async with stdio_client(params, errlog=errlog) as (read, write), ClientSession(read, write) as session:
                 await session.initialize()
                 await scenario(session)
@@ -58,9 +61,8 @@ def _serve(home: Path, tmp_path: Path, scenario: Scenario) -> None:
     try:
         anyio.run(main)
     finally:
-        log = tmp_path / "server-stderr.log"
         if log.exists() and log.read_text().strip():
-            print("server stderr:\n" + log.read_text())
+            print(f"server stderr ({cwd.name}):\n" + log.read_text())
 
 
 def _text(result: CallToolResult, block: int = 0) -> str:
@@ -127,7 +129,7 @@ def test_compress_then_retrieve_over_stdio(isolated_home: Path, tmp_path: Path) 
         again = await _call(session, "headroom_retrieve", ref=entry, lines="1-1")
         assert _text(again) == lines[0]
 
-    _serve(isolated_home, tmp_path, scenario)
+    serve_mcp(isolated_home, tmp_path, scenario)
 
 
 @pytest.mark.slow
@@ -166,7 +168,7 @@ def test_json_and_the_cli_share_one_store_and_stats(isolated_home: Path, tmp_pat
         bad_days = await session.call_tool("headroom_stats", {"days": 0})
         assert bad_days.is_error
 
-    _serve(isolated_home, tmp_path, scenario)
+    serve_mcp(isolated_home, tmp_path, scenario)
 
 
 def test_tools_without_the_protocol(isolated_home: Path) -> None:

@@ -12,15 +12,13 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
-from mcp import ClientSession, StdioServerParameters, stdio_client
+from mcp import ClientSession
 from mcp.types import CallToolResult, TextContent
 
 from headroom.daemon.config import Config, load_config
@@ -29,10 +27,9 @@ from headroom.daemon.memory_service import search_endpoint
 from headroom.daemon.proxy.server import ProxyServer, build_app
 from headroom.engine.errors import HeadroomError
 from headroom.memory.api import Memory
-from headroom.memory.db import Database, open_database
+from headroom.memory.db import Database
 from headroom.memory.embed import HashEmbedder
-
-Scenario = Callable[[ClientSession], Awaitable[None]]
+from tests.test_mcp import serve_mcp
 
 #: An AWS access key id, built so that no scanner flags this file.
 AWS_KEY = "AKIA" + "QWERTYUIOPASDFGH"
@@ -42,29 +39,6 @@ def _git_project(path: Path) -> Path:
     path.mkdir(parents=True)
     subprocess.run(["git", "init", "-q", str(path)], check=True, capture_output=True)
     return path
-
-
-def _serve(home: Path, cwd: Path, scenario: Scenario, agent: str) -> None:
-    """Start the server in ``cwd`` as agents do (``python -m headroom.daemon.cli mcp serve``); run ``scenario``."""
-    params = StdioServerParameters(
-        command=sys.executable,
-        args=["-m", "headroom.daemon.cli", "mcp", "serve"],
-        env={"HEADROOM_HOME": str(home), "HEADROOM_AGENT": agent},  # the SDK passes only a safe subset
-        cwd=cwd,
-    )
-    log = cwd.parent / f"mcp-{cwd.name}-stderr.log"
-
-    async def main() -> None:
-        with open(log, "w") as errlog:
-            async with stdio_client(params, errlog=errlog) as (read, write), ClientSession(read, write) as session:
-                await session.initialize()
-                await scenario(session)
-
-    try:
-        anyio.run(main)
-    finally:
-        if log.exists() and log.read_text().strip():
-            print(f"server stderr ({cwd.name}):\n" + log.read_text())
 
 
 def _text(result: CallToolResult) -> str:
@@ -168,8 +142,8 @@ def test_memory_tools_over_stdio_are_scoped_to_the_servers_project(isolated_home
         briefing = json.loads(await _ok(session, "memory_search", query=""))["briefing"]
         assert "deploy-staging" not in briefing
 
-    _serve(isolated_home, shop / "src", in_shop, "claude")  # started in a subfolder: the project is the root
-    _serve(isolated_home, blog, in_blog, "codex")
+    serve_mcp(isolated_home, shop / "src", in_shop, "claude")  # started in a subfolder: the project is the root
+    serve_mcp(isolated_home, blog, in_blog, "codex")
 
 
 # -- the daemon route, in process ------------------------------------------------------------------------------
@@ -180,15 +154,6 @@ def config(isolated_home: Path) -> Config:
     cfg = load_config()
     cfg.paths.ensure()
     return cfg
-
-
-@pytest.fixture
-def db(config: Config) -> Iterator[Database]:
-    database = open_database(config.database_url)
-    try:
-        yield database
-    finally:
-        database.close()
 
 
 @pytest.fixture

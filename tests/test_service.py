@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -154,6 +155,32 @@ def _corpus(root: Path, shared_dir: Path | None, sessions: int) -> None:
         copy_tree(shared_dir / "fixtures" / "sessions" / "claude" / "projects", root)
 
 
+def finish_backfill(env: dict[str, str], output: Path, db_file: Path, total: int) -> int | None:
+    """Start the daemon again, let it read all ``total`` bytes and settle, SIGTERM it; its exit code."""
+    proc = _daemon(env, output)
+    try:
+        wait_for(lambda: scalar(db_file, "select sum(offset) from source_files") == total, 180)
+        wait_for(lambda: scalar(db_file, "select count(*) from sessions where stale") == 0, 30)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    return proc.returncode
+
+
+def assert_same_as_a_clean_ingest(db_file: Path, claude_root: Path, clean_file: Path) -> dict[str, int]:
+    """The daemon's DB holds exactly the rows one uninterrupted ingest gives (into ``clean_file``): its counts."""
+    clean = open_database(f"sqlite:///{clean_file}")
+    daemon_db = open_database(f"sqlite:///{db_file}")
+    try:
+        Ingestor(clean, {"claude": [claude_root]}).scan()
+        expected = db_counts(clean)
+        assert db_counts(daemon_db) == expected  # nothing lost, nothing doubled
+        return expected
+    finally:
+        clean.close()
+        daemon_db.close()
+
+
 @pytest.mark.slow
 def test_sigkill_mid_ingest_loses_and_duplicates_nothing(
     claude_root: Path, isolated_home: Path, tmp_path: Path
@@ -176,32 +203,13 @@ def test_sigkill_mid_ingest_loses_and_duplicates_nothing(
             proc.wait(10)
         kills += 1
         assert scalar(db_file, "select sum(offset) from source_files") < total, "the backfill finished before the kill"
-    proc = _daemon(env, output)
-    try:
-        wait_for(lambda: scalar(db_file, "select sum(offset) from source_files") == total, 180)
-        wait_for(lambda: scalar(db_file, "select count(*) from sessions where stale") == 0, 30)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
-    assert kills == 3 and proc.returncode == 0, output.read_text(encoding="utf-8")[-3000:]
-    killed = open_database(f"sqlite:///{db_file}")
-    clean = open_database(f"sqlite:///{tmp_path / 'clean.db'}")
-    try:
-        Ingestor(clean, {"claude": [claude_root]}).scan()
-        expected = db_counts(clean)
-        assert expected["events"] > 60_000
-        assert db_counts(killed) == expected
-        conn = sqlite3.connect(db_file)
-        sessions_then = conn.execute(
-            "select sum(turns), sum(tool_calls), sum(failed_tool_calls) from sessions"
-        ).fetchone()
-        conn.close()
-        conn = sqlite3.connect(tmp_path / "clean.db")
-        assert (
-            conn.execute("select sum(turns), sum(tool_calls), sum(failed_tool_calls) from sessions").fetchone()
-            == sessions_then
-        )
-        conn.close()
-    finally:
-        killed.close()
-        clean.close()
+    returncode = finish_backfill(env, output, db_file, total)
+    assert kills == 3 and returncode == 0, output.read_text(encoding="utf-8")[-3000:]
+    expected = assert_same_as_a_clean_ingest(db_file, claude_root, tmp_path / "clean.db")
+    assert expected["events"] > 60_000
+    sums = "select sum(turns), sum(tool_calls), sum(failed_tool_calls) from sessions"
+    with (
+        contextlib.closing(sqlite3.connect(db_file)) as daemon_conn,
+        contextlib.closing(sqlite3.connect(tmp_path / "clean.db")) as clean_conn,
+    ):
+        assert daemon_conn.execute(sums).fetchone() == clean_conn.execute(sums).fetchone()

@@ -20,11 +20,17 @@ from sqlalchemy import event
 from sqlalchemy.pool import Pool
 
 from headroom.daemon import service as service_module
-from headroom.daemon.ingest import Ingestor
 from headroom.daemon.service import Service
 from headroom.memory.db import open_database
-from tests.helpers import claude_record, claude_session_lines, claude_tree, db_counts, move_next_run
-from tests.test_service import _corpus, _daemon, scalar, wait_for
+from tests.helpers import claude_record, claude_session_lines, claude_tree, move_next_run
+from tests.test_service import (
+    _corpus,
+    _daemon,
+    assert_same_as_a_clean_ingest,
+    finish_backfill,
+    scalar,
+    wait_for,
+)
 
 DEFAULT_MAX_PAGES = 1073741823  # SQLite's default max_page_count
 
@@ -92,14 +98,7 @@ def test_a_full_disk_pauses_ingestion_and_it_resumes_when_space_returns(
     wait_for(lambda: scalar(db_file, "select sum(offset) from source_files") == size, 30)
     assert running_service.health()["components"]["ingest"]["last_error"] is None
     wait_for(lambda: scalar(db_file, "select count(*) from sessions where stale") == 0)
-    clean = open_database(f"sqlite:///{tmp_path / 'clean.db'}")
-    daemon_db = open_database(f"sqlite:///{db_file}")
-    try:
-        Ingestor(clean, {"claude": [claude_root]}).scan()
-        assert db_counts(daemon_db) == db_counts(clean)  # nothing lost, nothing doubled
-    finally:
-        clean.close()
-        daemon_db.close()
+    assert_same_as_a_clean_ingest(db_file, claude_root, tmp_path / "clean.db")
 
 
 def _sigterm_when(proc: subprocess.Popen[bytes], condition: Callable[[], bool]) -> float:
@@ -132,21 +131,8 @@ def test_sigterm_during_ingestion_stops_fast_and_the_restart_finishes_the_job(
     assert proc.returncode == 0 and out.rstrip().endswith("stopped"), out[-2000:]
     assert stopped_in < 5, f"took {stopped_in:.1f}s to stop"
     assert scalar(db_file, "select sum(offset) from source_files") < total, "the backfill finished before SIGTERM"
-    proc = _daemon(dict(os.environ), output)
-    try:
-        wait_for(lambda: scalar(db_file, "select sum(offset) from source_files") == total, 180)
-        wait_for(lambda: scalar(db_file, "select count(*) from sessions where stale") == 0, 30)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
-    clean = open_database(f"sqlite:///{tmp_path / 'clean.db'}")
-    stopped = open_database(f"sqlite:///{db_file}")
-    try:
-        Ingestor(clean, {"claude": [claude_root]}).scan()
-        assert db_counts(stopped) == db_counts(clean)
-    finally:
-        clean.close()
-        stopped.close()
+    assert finish_backfill(dict(os.environ), output, db_file, total) == 0
+    assert_same_as_a_clean_ingest(db_file, claude_root, tmp_path / "clean.db")
 
 
 # A daemon whose learn run is made slow (or killed) inside the lesson file's atomic write: the mining is
