@@ -192,7 +192,11 @@ class MemoryWorker:
         try:
             report = self.feed.run()
             self.state.fed_items += report.items_created
-            while self.memory.vectors is not None and self._embedder_ready() and not self._stop.is_set():
+            vectors = self.memory.vectors
+            # The model (~450 MB with torch) is loaded only once something needs a vector: an idle daemon
+            # over an empty or fully embedded store stays small.
+            wanted = vectors is not None and (self._loader is not None or vectors.has_pending())
+            while wanted and self._embedder_ready() and not self._stop.is_set():
                 got = self.memory.embed_pending(
                     limit=self.config.memory.embed_batch, batch=self.config.memory.embed_batch
                 )

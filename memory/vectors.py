@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import delete, select
+from sqlalchemy import Select, delete, select
 from sqlalchemy.orm import Session
 
 from headroom.memory.dedup import is_new_version, may_link
@@ -127,15 +127,19 @@ class Vectors:
 
     # -- the backlog -------------------------------------------------------------------------------
 
+    def _pending_ids(self) -> Select[int]:
+        return select(MemoryItem.id).where(
+            (MemoryItem.embed_model.is_(None)) | (MemoryItem.embed_model != self.embedder.name)
+        )
+
     def pending(self) -> int:
         with self.store.db.sessions() as s:
-            return len(
-                s.execute(
-                    select(MemoryItem.id).where(
-                        (MemoryItem.embed_model.is_(None)) | (MemoryItem.embed_model != self.embedder.name)
-                    )
-                ).all()
-            )
+            return len(s.execute(self._pending_ids()).all())
+
+    def has_pending(self) -> bool:
+        """Whether any item waits for a vector (stops at the first one)."""
+        with self.store.db.sessions() as s:
+            return s.execute(self._pending_ids().limit(1)).first() is not None
 
     def embed_pending(self, limit: int | None = None, batch: int = BATCH) -> EmbedReport:
         """Embed up to ``limit`` items that lack a vector of the current model (all when None)."""

@@ -171,3 +171,21 @@ def test_loading_the_model_never_holds_back_the_feed(tmp_path: Path) -> None:
     worker.run_round()
     assert worker.state.embedded == 1
     db.close()
+
+
+def test_the_model_is_loaded_only_once_something_needs_a_vector(tmp_path: Path) -> None:
+    config = load_config()
+    db = open_database(config.database_url)
+    embedder = SlowLoadingEmbedder()
+    embedder.release.set()
+    memory = Memory(db, embedder=embedder, index_dir=tmp_path / "index")
+    worker = MemoryWorker(config, memory)
+    worker.run_round()  # an empty store: an idle daemon stays small
+    assert worker._loader is None and not embedder.loaded
+    memory.put("the first note", "decision", project="/p")
+    worker.run_round()
+    assert worker._loader is not None
+    worker._loader.join(5)
+    worker.run_round()
+    assert embedder.loaded and worker.state.embedded == 1
+    db.close()
