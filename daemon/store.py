@@ -6,6 +6,11 @@ rows. Partial items merge: a tool call's result fills in the call written by an 
 re-appended Gemini message replaces its earlier copy, Claude's streamed copies of one API response keep
 the largest usage. Session counters are derived data: writers mark sessions ``stale`` and
 :func:`refresh_sessions` recomputes them from the child rows in a few grouped queries.
+
+The mirror's text is redacted as it is written (DESIGN invariant 4: only the CCR originals and the proxy's
+block memo may keep what an agent saw byte for byte). Every plain string field of an event or a tool call is
+redacted except the few that are identifiers (keys, kind, role, tool name), so a column added to the model later
+is redacted without anyone remembering to. Redaction is deterministic, so a re-read batch still converges.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from sqlalchemy.orm import Session as DBSession
 
 from headroom.learn import model as m
 from headroom.memory import models as db
+from headroom.memory.redact import redact_many, redact_text
 
 _SESSIONS: Table = db.Session.__table__  # type: ignore[assignment]
 _EVENTS: Table = db.Event.__table__  # type: ignore[assignment]
@@ -32,6 +38,23 @@ _ISSUES: Table = db.IngestIssue.__table__  # type: ignore[assignment]
 _TOOL_CALL_SIDE = ("name", "input", "started_at")
 _TOOL_RESULT_SIDE = ("status", "output", "output_size", "exit_code", "ended_at", "duration_ms")
 _TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens")
+# Tool-call fields that name things rather than carry text: stored as they are.
+_TOOL_IDENTIFIERS = frozenset({"name", "status", "kind"})
+
+
+def _redact_fields(rows: list[dict[str, Any]], names: tuple[str, ...] | None = None) -> None:
+    """Redact, in place, the text of ``rows``: the fields in ``names``, or every plain string but identifiers.
+
+    One :func:`redact_many` call per batch: a batch is thousands of short texts (DESIGN invariant 4).
+    """
+    spots = [
+        (row, name)
+        for row in rows
+        for name, value in row.items()
+        if type(value) is str and value and (name in names if names else name not in _TOOL_IDENTIFIERS)
+    ]
+    for (row, name), clean in zip(spots, redact_many([row[name] for row, name in spots])):
+        row[name] = clean
 
 
 def _dialect(dbs: DBSession) -> str:
@@ -175,6 +198,7 @@ def _upsert_sessions(dbs: DBSession, agent: m.Agent, infos: list[m.SessionInfo])
                 "stale": True,
             }
         )
+    _redact_fields(rows, ("title",))
     stmt = _statement(_dialect(dbs), "sessions", ())
     _execute_many(dbs, stmt, rows, ("sessions",))
     old = _SESSIONS.c
@@ -204,6 +228,7 @@ def _upsert_events(dbs: DBSession, ids: dict[str, int], events: list[m.Event]) -
         }
         for e in latest.values()
     ]
+    _redact_fields(rows, ("text", "raw"))
     stmt = _statement(_dialect(dbs), "events", tuple(rows[0]))
     _execute_many(dbs, stmt, rows, ("events",))
     return len(rows)
@@ -217,6 +242,7 @@ def _upsert_tool_calls(dbs: DBSession, ids: dict[str, int], calls: list[m.ToolCa
             value = getattr(call, name)
             if value is not None:
                 fields[name] = value.value if isinstance(value, m.ToolStatus) else value
+    _redact_fields(list(merged.values()))  # every text field; enums (status) and numbers are not plain strings
     # One statement per shape: an upsert may only overwrite the columns this batch knows about.
     by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for (session_key, key), fields in merged.items():
@@ -285,6 +311,7 @@ def _total(columns: Any) -> Any:
 
 def record_issue(dbs: DBSession, path: str, kind: str, detail: str, now: datetime) -> bool:
     """Count one bad-input problem for a file. Returns True the first time (the caller logs only then)."""
+    detail = redact_text(detail)  # an exception's message may quote the line it choked on
     row = dbs.execute(select(_ISSUES.c.id).where(_ISSUES.c.path == path, _ISSUES.c.kind == kind)).first()
     if row is None:
         dbs.execute(

@@ -41,13 +41,12 @@ from __future__ import annotations
 import bisect
 import itertools
 import re
-import string
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-__all__ = ["KINDS", "Finding", "Redacted", "has_secrets", "placeholder", "redact", "redact_text"]
+__all__ = ["KINDS", "Finding", "Redacted", "has_secrets", "placeholder", "redact", "redact_many", "redact_text"]
 
 
 @dataclass(frozen=True)
@@ -87,7 +86,9 @@ _PLACEHOLDER_MARK = "[REDACTED:"
 _PLACEHOLDER_WORDS = re.compile(
     r"(?i)changeme|change_me|changeit|password|passwd|secret|pass|none|null|nil|true|false|yes|no|on|off|undefined|"
     r"redacted|example|dummy|placeholder|todo|tbd|required|optional|empty|default|test|token|string|str|int|float|"
-    r"bool|bytes|number|boolean|any|object|list|dict|self|cls|this|secretstr"
+    r"bool|bytes|number|boolean|any|object|list|dict|self|cls|this|secretstr|"
+    # fetch()'s `credentials:` modes, status words in task lists, npm dist-tags (`"next-auth": "latest"`)
+    r"include|omit|same-origin|done|pending|skipped|passed|failed|ok|latest|next|beta|alpha|canary|nightly|stable"
 )
 _PLACEHOLDER_RE = re.compile(
     r"(?i)^(?:[*x.•\-_#]+|<[^>]*>|\{[^}]*\}|%\(?\w*\)?s?|\$.*|.*\$\{.*|.*\{\{.*|.*your[_\-. ]?.*|.*example.*"
@@ -98,6 +99,40 @@ _ATTR_CHAIN_RE = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$")
 _IDENT_RE = re.compile(r"^[A-Za-z_]\w*$")
 # Words a value may contain that mark it as a type or field name rather than a secret (AccessToken, SecretStr).
 _CODEWORD_RE = re.compile(r"(?i)secret|token|passw|key|auth|credential")
+# A version or version range (`^4.24.13`, `>=0.15,<0.16`, `~1.2`, `v2.0.0-rc.1`): a package under a name that holds
+# `auth`/`token`/`key` (`"next-auth": "^4.24.13"`, `oauthlib = "3.2.2"`), never a secret. An operator or a dot is
+# required, so a PIN of bare digits is still judged as a value.
+_VERSION_PART = re.compile(
+    r"(?i)(?:(?:[\^~]|[<>]=?|==?|v)\d+(?:\.(?:\d+|x|\*)){0,3}|\d+(?:\.(?:\d+|x|\*)){1,3})"
+    r"(?:-[0-9a-z.]+)?(?:\+[0-9a-z.]+)?|\*|x|-|\|\||(?:workspace|catalog|npm|link):\S*"
+)
+_VERSION_SPLIT = re.compile(r"\s*(?:,|\|\||\s)\s*")
+# A test value made of words, one of them a secret word (`super-secret`, `card-token`, `my_test_password`).
+_WORDY_FAKE_RE = re.compile(r"(?i)^(?:[a-z]+[-_])+[a-z]+$")
+_FAKE_WORD_RE = re.compile(r"(?i)secret|token|passw|key|fake|dummy|sample|test|demo")
+# A relative path in lower case (`src/app/api/auth/`, `config/secrets.yml`); a key with a `/` is mixed-case.
+_REL_PATH_RE = re.compile(r"^[a-z0-9_.\-]*(?:/[a-z0-9_.\-]*)+$|^[\w.\-]*(?:/[\w.\-]+)+\.[a-z]{1,5}$")
+
+
+def _is_version(value: str) -> bool:
+    parts = [p for p in _VERSION_SPLIT.split(value.strip()) if p]
+    return bool(parts) and all(_VERSION_PART.fullmatch(p) for p in parts) and any(c.isdigit() for c in value)
+
+
+def _is_prose(value: str) -> bool:
+    """Three or more words with spaces: a message or a label (`"Password is required."`), not a secret.
+
+    Passphrases of plain words are missed by this: a price paid for not redacting every error message."""
+    return len(value.split()) >= 3
+
+
+def _not_a_value(value: str) -> bool:
+    """Values that sit under secret-sounding names but are not secrets: versions, test words, relative paths."""
+    return (
+        _is_version(value)
+        or (_WORDY_FAKE_RE.match(value) is not None and _FAKE_WORD_RE.search(value) is not None)
+        or _REL_PATH_RE.match(value) is not None
+    )
 
 
 def _is_placeholder(value: str) -> bool:
@@ -163,8 +198,9 @@ def _rule(
 def _token(prefix: str, body: str, boundary: str = r"[\w-]") -> str:
     """A pattern that starts with a literal, so `re` scans for it as fast as a substring search and the scan is
     itself the prefilter, and only then checks by a fixed-width lookbehind that the literal does not sit inside a
-    longer word. A leading lookbehind would make the engine try every position, about 50 times slower."""
-    return rf"{re.escape(prefix)}(?<!{boundary}.{{{len(prefix)}}}){body}"
+    longer word. A leading lookbehind would make the engine try every position, about 50 times slower. A word
+    character right after a backslash is a JSON escape (``\\nghp_...`` in a logged tool input), so it is a boundary."""
+    return rf"{re.escape(prefix)}(?<!(?<!\\){boundary}.{{{len(prefix)}}}){body}"
 
 
 def _discord_head(text: str, dot: int) -> int:
@@ -181,6 +217,11 @@ _PEM_LABEL = r"(?:[A-Z0-9]+ ){0,4}PRIVATE KEY(?: BLOCK)?"
 _Q = r"\\{0,3}[\"']?"  # an optional quote, possibly JSON-escaped
 _AUTH = rf"authorization{_Q}[ \t]*[:=][ \t]*{_Q}"
 _B64URL = r"[\w\-.~+/]{8,}=*"
+_CLI_VALUE = r"[\"']?(?P<s>[^\s\"'`]{1,256})"
+
+
+def _cli_value(value: str) -> bool:
+    return not _is_placeholder(value) and not _is_path(value) and not value.startswith("-")
 
 # Order matters on equal spans: an earlier rule is more specific and wins.
 _RULES: tuple[_Rule, ...] = (
@@ -190,7 +231,13 @@ _RULES: tuple[_Rule, ...] = (
         rf"(?:{_NL}*-----END {_PEM_LABEL}-----)?",
     ),
     _rule("anthropic_key", _token("sk-ant-", r"[a-z]{2,8}\d{2}-[\w-]{20,}")),
+    _rule("openrouter_key", _token("sk-or-", r"v1-[0-9a-f]{64}(?![\w-])")),
     _rule("openai_key", _token("sk-", r"(?:proj-|svcacct-|admin-|None-)?[\w-]{32,}"), lambda v: _mixed(v[3:])),
+    _rule("deepseek_key", _token("sk-", r"[0-9a-f]{32}(?![\w-])")),
+    _rule("groq_key", _token("gsk_", r"[A-Za-z0-9]{48,}(?![\w-])")),
+    _rule("xai_key", _token("xai-", r"[A-Za-z0-9]{70,}(?![\w-])")),
+    _rule("perplexity_key", _token("pplx-", r"[A-Za-z0-9]{40,}(?![\w-])")),
+    _rule("replicate_token", _token("r8_", r"[A-Za-z0-9]{37}(?![\w-])")),
     _rule("google_api_key", _token("AIza", r"[\w-]{35}(?![\w-])")),
     _rule("google_oauth_secret", _token("GOCSPX-", r"[\w-]{20,}")),
     _rule("google_oauth_token", _token("ya29.", r"[\w-]{20,}(?:\.[\w-]+)*")),
@@ -209,6 +256,10 @@ _RULES: tuple[_Rule, ...] = (
     _rule("sendgrid_key", _token("SG.", r"[\w-]{16,32}\.[\w-]{30,64}(?![\w-])")),
     _rule("twilio_key", _token("SK", r"[0-9a-f]{32}(?![A-Za-z0-9])", "[A-Za-z0-9]")),
     _rule("jwt", _token("eyJ", r"[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]*")),
+    _rule("vault_token", _token("hv", r"[sbr]\.[\w-]{24,}")),
+    _rule("shopify_token", _token("shp", r"(?:at|ss|ca|pa)_[0-9a-fA-F]{32}(?![\w-])")),
+    _rule("databricks_token", _token("dapi", r"[0-9a-f]{32}(?:-\d)?(?![\w-])")),
+    _rule("digitalocean_token", _token("do", r"[opr]_v1_[0-9a-f]{64}(?![\w-])")),
     _rule("discord_token", r"\.[\w-]{6}\.[\w-]{27,40}(?![\w-])", _mixed, head=_discord_head),
     # Context rules: the value alone is not recognisable, what surrounds it is.
     _rule("slack_webhook", r"hooks\.slack\.com/(?:services|workflows|triggers)/(?P<s>[A-Za-z0-9_/]{20,})"),
@@ -225,6 +276,34 @@ _RULES: tuple[_Rule, ...] = (
     _rule("bearer_token", _token("bearer", rf"[ \t]+(?P<s>{_B64URL})"), _bearer_value, lower=True),
     _rule("bearer_token", rf"{_AUTH}token[ \t]+(?P<s>{_B64URL})", _bearer_value, lower=True),
     _rule("url_password", r"://[^\s:/@\"'<>\\]{0,128}:(?P<s>[^\s/@\"'<>\\?#]{1,256})@", _not_placeholder),
+    # Passwords given to a command line in their own syntax: `mysql -pS3cret` (the value glued to -p; `-P` is the
+    # port and `-p` alone prompts), `sshpass -p S3cret`, `redis-cli -a S3cret`, and `--password S3cret`-style
+    # flags with a space (`--password=S3cret` is a name rule). The lazy gap is bounded, so the scan stays linear.
+    _rule(
+        "cli_password",
+        _token("mysql", rf"[\w-]{{0,10}}(?:\.exe)?[ \t][^\r\n|;&]{{0,200}}?(?<=[ \t])-p{_CLI_VALUE}"),
+        _cli_value,
+    ),
+    _rule(
+        "cli_password",
+        _token("mariadb", rf"[\w-]{{0,10}}(?:\.exe)?[ \t][^\r\n|;&]{{0,200}}?(?<=[ \t])-p{_CLI_VALUE}"),
+        _cli_value,
+    ),
+    _rule("cli_password", _token("sshpass", rf"[ \t]+-p[ \t]*{_CLI_VALUE}"), _cli_value),
+    _rule("cli_password", _token("redis-cli", rf"[ \t][^\r\n|;&]{{0,200}}?(?<=[ \t])-a[ \t]+{_CLI_VALUE}"), _cli_value),
+    _rule(
+        "cli_password",
+        r"--(?:password|passwd|pass|token|api-key|apikey|secret|client-secret|auth-token|access-token)"
+        rf"[ \t]+{_CLI_VALUE}",
+        _cli_value,
+        lower=True,
+    ),
+    # PHP constants (wp-config.php: `define('DB_PASSWORD', 'S3cret');`, `define('AUTH_KEY', '...')`).
+    _rule(
+        "env_secret",
+        r"define\([ \t]*['\"][A-Z_]*(?:PASSWORD|SECRET|TOKEN|_KEY|SALT)['\"][ \t]*,[ \t]*['\"](?P<s>[^'\"\r\n]{1,256})['\"]",
+        _not_placeholder,
+    ),
 )
 
 # Name-based rule. Secret words are found by literal search in the lowercased text; the name grows around each hit
@@ -237,29 +316,38 @@ _NAME_TAIL = r"[\w.\-]{0,64}" + ("+" if sys.version_info >= (3, 11) else "")
 _NAME_VALUE = (
     rf"(?P<cq>{_Q})(?P<sep>[ \t]*(?:=>|:=|=(?![=~])|:(?![:=]))[ \t]*)"
     r"(?:(?P<oq>\\{0,3}[\"'`])(?P<qv>[^\"'`\\\r\n]{1,1024})(?P=oq)"
-    r"|(?P<uv>[^\s\"'`,;&|(){}\[\]<>\\=]{1,512}={0,3})(?=[ \t\r\n,;&|)}\]\\#]|$))"
+    r"|(?P<uv>[^\s\"'`,;&|(){}\[\]<>\\=]{1,512}={0,3})(?=[ \t\r\n,;&|)}\]\\#\"'`]|$))"
 )
 # One scan per word: each starts with a literal, several literal scans beat one alternation by about three times.
 _NAME_RULES = tuple(
     re.compile(word + _NAME_TAIL + _NAME_VALUE, re.MULTILINE)
-    for word in ("secret", "token(?!s)", "passw", "pwd", "key", "auth", "credential")
+    for word in ("secret", "token(?!s)", "pass", "pw", "key", "auth", "credential")
 )
-_TERMINATORS = "\r\n,;&|)}]\\#"
+_QUOTES = "\"'`"
+_TERMINATORS = "\r\n,;&|)}]\\#" + _QUOTES
 _NAME_WORD_RE = re.compile(
-    r"secret|token|passw|pwd|apikey|privatekey|accesskey|auth|credential|(?:signing|encryption|master|account)key"
+    r"secret|token|passw|passphrase|pwd|apikey|privatekey|accesskey|auth|credential|"
+    r"(?:signing|encryption|master|account)key"
 )
+# `pass` and `pw` count only as the last part of a longer name: DATABASE_PASS, db_pass, smtpPass, MYSQL_PW; alone
+# they are test results (`PASS: test_login`), and inside a word they are something else (bypass, compass).
+_NAME_PARTS_RE = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z0-9]+(?![a-z])")
 _NAME_EXCLUDE_RE = re.compile(
     r"tokens|tokeniz|author(?!iz)|secretar|count|max|min|limit|size|length|num|total|usage|budget|before|after|"
     r"type|kind|url|uri|endpoint|path|file|dir|prefix|suffix|expir|ttl|timeout|format|header|field|policy|mode|"
-    r"method|enabled|required|hint|label|placeholder|desc|name|keyid|sock"
+    r"method|enabled|required|hint|label|placeholder|desc|name|keyid|sock|hash|stdin"
 )
 
 
 def _name_kind(name: str) -> str | None:
     """The kind a value under this name gets, or None when the name does not hold a secret."""
     n = re.sub(r"[^a-z0-9]", "", name.lower())
-    if not _NAME_WORD_RE.search(n) or _NAME_EXCLUDE_RE.search(n):
+    if _NAME_EXCLUDE_RE.search(n):
         return None
+    if not _NAME_WORD_RE.search(n):
+        parts = _NAME_PARTS_RE.findall(name)
+        if len(parts) < 2 or parts[-1].lower() not in ("pass", "pw"):
+            return None
     return "aws_secret_key" if "secretaccesskey" in n or ("aws" in n and "secret" in n) else "env_secret"
 
 
@@ -267,8 +355,10 @@ def _judge_unquoted(value: str, name: str, sep: str, term: str) -> bool:
     """Whether an unquoted value is a secret rather than code or a placeholder."""
     if term and term not in _TERMINATORS and sep != "=":
         return False  # only a shell word (`--password=x --verbose`, `PASSWORD=x ./run`) may end at a space
-    if _is_placeholder(value) or _is_path(value) or _ATTR_CHAIN_RE.match(value):
+    if _is_placeholder(value) or _is_path(value) or _ATTR_CHAIN_RE.match(value) or _not_a_value(value):
         return False
+    if term and term in _QUOTES and not any(not c.isalpha() for c in value):
+        return False  # `'X-API-Key: 9f8e...'` ends at the quote; `"the token: it"` is a sentence in a string
     if _IDENT_RE.match(value) and not any(c.isdigit() for c in value):
         # A bare identifier is a variable, type or keyword in code; in .env/YAML lines it is a plain password.
         in_code = (sep.strip() in ("=", ":=") and sep != "=") or term in ",)}]"
@@ -292,7 +382,7 @@ def _judge_name_match(text: str, lowered: str, m: re.Match[str]) -> tuple[int, i
         return None
     if m.group("qv") is not None:
         value = text[m.start("qv") : m.end("qv")]
-        if _is_placeholder(value) or _is_path(value):
+        if _is_placeholder(value) or _is_path(value) or _not_a_value(value) or _is_prose(value):
             return None
         return m.start("qv"), m.end("qv"), kind
     value = text[m.start("uv") : m.end("uv")]
@@ -323,19 +413,24 @@ _LEFTOVER_OK = re.compile(r"(?i)^(?:\s|\\[nrt]|bearer|basic|token)*$")
 _PRIORITY = {rule.kind: i for i, rule in reversed(list(enumerate(_RULES)))}
 
 
-_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+def _ascii_view(text: str) -> str:
+    """``text`` with each non-ASCII character replaced by ``?``: the same offsets, one byte per character.
+
+    The rules are ASCII, so they find the same secrets in it. It is faster to scan: one emoji makes CPython store
+    every character of a string in four bytes, and lowercasing non-ASCII text is slow and may change its length
+    (U+0130 lowercases to two characters). Values are still judged, and replaced, in the original text.
+    """
+    return text if text.isascii() else text.encode("ascii", "replace").decode("ascii")
 
 
 def _candidates(text: str) -> list[tuple[int, int, str]]:
-    lowered = text.lower()
-    if len(lowered) != len(text):
-        # A few characters lowercase to two (U+0130); offsets must line up, and every rule's words are ASCII.
-        lowered = text.translate(_ASCII_LOWER)
+    scan = _ascii_view(text)
+    lowered = scan.lower()
     found: list[tuple[int, int, str]] = []
     for rule in _RULES:
-        for m in rule.pattern.finditer(lowered if rule.lower else text):
+        for m in rule.pattern.finditer(lowered if rule.lower else scan):
             start, end = m.span("s") if "s" in rule.pattern.groupindex else m.span()
-            if rule.head is not None and (start := rule.head(text, start)) < 0:
+            if rule.head is not None and (start := rule.head(scan, start)) < 0:
                 continue
             if end > start and (rule.check is None or rule.check(text[start:end])):
                 found.append((start, end, rule.kind))
@@ -409,6 +504,66 @@ def redact(text: str) -> Redacted:
 
 def redact_text(text: str) -> str:
     return redact(text).text
+
+
+# Texts are joined with a break no rule matches across: every rule stops at a line break except a PEM body's, and
+# that one stops at the NUL. The chunk bounds the memory of one join; a larger text is redacted alone.
+_JOIN = "\n\0\n"
+_CHUNK_CHARS = 1 << 20
+
+
+def redact_many(texts: Sequence[str | None]) -> list[str | None]:
+    """``[redact_text(t) for t in texts]`` (``None`` and ``""`` pass through), for many small texts at once.
+
+    A session log is tens of thousands of short texts (prompts, commands, small outputs), and each call of
+    :func:`redact` costs ~17 µs before it reads a byte: joined in chunks, ingestion pays one call per chunk. A
+    secret found across a join (none is known) sends its texts back through :func:`redact` one by one.
+    """
+    out: list[str | None] = list(texts)
+    chunk: list[int] = []
+    size = 0
+    for i, text in enumerate(texts):
+        if not text:
+            continue
+        if len(text) >= _CHUNK_CHARS:
+            out[i] = redact_text(text)
+            continue
+        if size + len(text) > _CHUNK_CHARS:
+            _redact_chunk(texts, chunk, out)
+            chunk, size = [], 0
+        chunk.append(i)
+        size += len(text) + len(_JOIN)
+    _redact_chunk(texts, chunk, out)
+    return out
+
+
+def _redact_chunk(texts: Sequence[str | None], chunk: list[int], out: list[str | None]) -> None:
+    if not chunk:
+        return
+    parts = [texts[i] or "" for i in chunk]
+    joined = _JOIN.join(parts)
+    findings = _resolve(joined, _candidates(joined))
+    if not findings:
+        return
+    starts = list(itertools.accumulate((len(p) + len(_JOIN) for p in parts[:-1]), initial=0))
+    per_part: dict[int, list[Finding]] = {}
+    alone: set[int] = set()
+    for f in findings:
+        k = bisect.bisect_right(starts, f.start) - 1
+        if f.end > starts[k] + len(parts[k]):
+            alone.update(range(k, bisect.bisect_right(starts, f.end)))
+        else:
+            per_part.setdefault(k, []).append(f)
+    for k, found in per_part.items():
+        if k not in alone:
+            base, part, pieces, pos = starts[k], parts[k], [], 0
+            for f in found:
+                pieces += [part[pos : f.start - base], placeholder(f.kind)]
+                pos = f.end - base
+            pieces.append(part[pos:])
+            out[chunk[k]] = "".join(pieces)
+    for k in alone:
+        out[chunk[k]] = redact_text(parts[k])
 
 
 def has_secrets(text: str) -> bool:
