@@ -1,6 +1,7 @@
 """The persistent CCR store: the originals behind compression markers, kept for a retention, then expired.
 
-One file per entry under ``<data dir>/ccr/<first two hex>/<id>``, owner-only, written atomically (temp file +
+One file per entry under ``<data dir>/ccr/<first two hex>/<id>``, owner-only (files 0600 in a 0700 folder: they
+hold what the agents sent, secrets included, byte for byte), written atomically (temp file +
 rename) so a reader never sees half an original. Ids are content hashes, so writing an existing id again is
 a no-op (it only refreshes the file's time). Files rather than DB rows on purpose: the proxy puts originals
 on the request path, and a file write never waits for SQLite's write lock, which ingestion may hold for a
@@ -29,6 +30,7 @@ class FileCCRStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._root_checked = False
 
     def _path(self, entry_id: str) -> Path:
         if not _ID_RE.fullmatch(entry_id):  # ids come from user input: never let one name a path
@@ -40,15 +42,22 @@ class FileCCRStore:
         if path.exists():
             _touch(path)
             return
-        if not self.root.exists():
-            self.root.mkdir(parents=True, mode=0o700)
-            os.chmod(self.root, 0o700)  # mkdir's mode is filtered by the umask
+        if not self._root_checked:
+            self._owner_only_root()
         path.parent.mkdir(exist_ok=True, mode=0o700)
         tmp = path.with_name(f".{entry.id}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8", errors="surrogatepass", newline="") as fh:
             fh.write(entry.text)
         os.replace(tmp, path)
+
+    def _owner_only_root(self) -> None:
+        """Create the folder owner-only, or make an existing one so (an older version or a copy may have left it
+        0755): the originals are what the agents sent, secrets included, and only this user may read them."""
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if self.root.stat().st_mode & 0o077:
+            os.chmod(self.root, 0o700)  # mkdir's mode is filtered by the umask, and an existing folder keeps its own
+        self._root_checked = True
 
     def get(self, entry_id: str) -> str | None:
         try:

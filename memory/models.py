@@ -29,8 +29,12 @@ from sqlalchemy import (
     Text,
     Unicode,
     UniqueConstraint,
+    event,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import DeclarativeBase, Mapped, Mapper, mapped_column
+
+from headroom.memory.redact import redact_json, redact_text
 
 # Alembic batch mode on SQLite recreates tables and needs every constraint to have a predictable name.
 NAMING_CONVENTION = {
@@ -395,3 +399,21 @@ class Lesson(Base):
     recurring_after: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (Index("ix_lessons_project_status", "project", "status"),)
+
+
+@event.listens_for(Lesson, "before_insert")
+@event.listens_for(Lesson, "before_update")
+def _redact_lesson(mapper: Mapper[Lesson], connection: Connection, target: Lesson) -> None:
+    """A lesson is written into agents' files and may be shared with a team: its texts are redacted on every write.
+
+    Here rather than in learn, so that no path that stores a lesson can forget it (DESIGN invariant 4); it is
+    idempotent, so text learn already redacted passes unchanged.
+    """
+    for name in ("text", "signature", "retired_reason"):
+        value = getattr(target, name)
+        if value:
+            setattr(target, name, redact_text(value))
+    for name in ("names", "evidence"):
+        value = getattr(target, name)
+        if value:
+            setattr(target, name, redact_json(value))

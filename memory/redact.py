@@ -40,13 +40,25 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import json
 import re
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["KINDS", "Finding", "Redacted", "has_secrets", "placeholder", "redact", "redact_many", "redact_text"]
+__all__ = [
+    "KINDS",
+    "Finding",
+    "Redacted",
+    "has_secrets",
+    "placeholder",
+    "redact",
+    "redact_json",
+    "redact_many",
+    "redact_text",
+]
 
 
 @dataclass(frozen=True)
@@ -84,15 +96,19 @@ _PLACEHOLDER_MARK = "[REDACTED:"
 
 # Values that stand for a secret in docs and templates, or are keywords and type names in code.
 _PLACEHOLDER_WORDS = re.compile(
-    r"(?i)changeme|change_me|changeit|password|passwd|secret|pass|none|null|nil|true|false|yes|no|on|off|undefined|"
+    r"(?i)changeme|change_me|change-me|changeit|password|passwd|secret|pass|none|null|nil|true|false|yes|no|on|off|undefined|"
     r"redacted|example|dummy|placeholder|todo|tbd|required|optional|empty|default|test|token|string|str|int|float|"
     r"bool|bytes|number|boolean|any|object|list|dict|self|cls|this|secretstr|"
-    # fetch()'s `credentials:` modes, status words in task lists, npm dist-tags (`"next-auth": "latest"`)
-    r"include|omit|same-origin|done|pending|skipped|passed|failed|ok|latest|next|beta|alpha|canary|nightly|stable"
+    # fetch()'s `credentials:` modes, status words in task lists, npm dist-tags (`"next-auth": "latest"`), and
+    # auth schemes (`"Authorization": "Bearer " + token`)
+    r"include|omit|same-origin|done|pending|skipped|passed|failed|ok|latest|next|beta|alpha|canary|nightly|stable|"
+    r"bearer|basic|digest"
 )
 _PLACEHOLDER_RE = re.compile(
     r"(?i)^(?:[*x.•\-_#]+|<[^>]*>|\{[^}]*\}|%\(?\w*\)?s?|\$.*|.*\$\{.*|.*\{\{.*|.*your[_\-. ]?.*|.*example.*"
-    r"|.*placeholder.*|.*\*\*\*.*|.*\.\.\..*|.*….*|-?\d{1,6}(?:\.\d+)?)$"
+    r"|.*placeholder.*|.*\*\*\*.*|.*\.\.\..*|.*….*|-?\d{1,6}(?:\.\d+)?"
+    # a reference to a secret kept elsewhere: 1Password, Vault, AWS Secrets Manager / SSM
+    r"|(?:op|vault|secret|secrets|ssm)://.*|arn:aws:(?:secretsmanager|ssm):.*)$"
 )
 _PATH_RE = re.compile(r"^(?:~|\.{1,2}|[A-Za-z]:)?[/\\][\w.\-/\\ ]*$")
 _ATTR_CHAIN_RE = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$")
@@ -223,11 +239,12 @@ _CLI_VALUE = r"[\"']?(?P<s>[^\s\"'`]{1,256})"
 def _cli_value(value: str) -> bool:
     return not _is_placeholder(value) and not _is_path(value) and not value.startswith("-")
 
+
 # Order matters on equal spans: an earlier rule is more specific and wins.
 _RULES: tuple[_Rule, ...] = (
     _rule(
         "private_key",
-        rf"-----BEGIN {_PEM_LABEL}-----(?:{_NL}+(?:[A-Za-z][\w-]*: [^\r\n\\]*|[A-Za-z0-9+/=]+))*"
+        rf"-----BEGIN {_PEM_LABEL}-----(?:{_NL}+(?:[A-Za-z][\w-]*: [^\r\n\\\"]*|[A-Za-z0-9+/=]+))*"
         rf"(?:{_NL}*-----END {_PEM_LABEL}-----)?",
     ),
     _rule("anthropic_key", _token("sk-ant-", r"[a-z]{2,8}\d{2}-[\w-]{20,}")),
@@ -298,10 +315,25 @@ _RULES: tuple[_Rule, ...] = (
         _cli_value,
         lower=True,
     ),
+    # Prose: "the db password is S3cretPass1", "my token is ..." (a value with letters and digits, so "the password
+    # is wrong" and "the token is 5 minutes old" stay). Anchored on the literal " is", the word checked behind it.
+    _rule(
+        "env_secret",
+        r" is(?:(?<=password is)|(?<=passwd is)|(?<=passphrase is)|(?<=token is)|(?<=secret is)|(?<=key is)|"
+        r"(?<=pw is)|(?<=pwd is))[ \t]+[`'\"]?(?P<s>[^\s`'\",;]{4,255}[^\s`'\",;.!?)])",
+        lambda v: (
+            not _is_placeholder(v)
+            and not _not_a_value(v)
+            and _has_classes(v, upper=False, lower=False)
+            and any(c.isalpha() for c in v)
+        ),
+        lower=True,
+    ),
     # PHP constants (wp-config.php: `define('DB_PASSWORD', 'S3cret');`, `define('AUTH_KEY', '...')`).
     _rule(
         "env_secret",
-        r"define\([ \t]*['\"][A-Z_]*(?:PASSWORD|SECRET|TOKEN|_KEY|SALT)['\"][ \t]*,[ \t]*['\"](?P<s>[^'\"\r\n]{1,256})['\"]",
+        r"define\([ \t]*['\"][A-Z_]*(?:PASSWORD|SECRET|TOKEN|_KEY|SALT)['\"][ \t]*,[ \t]*"
+        r"['\"](?P<s>[^'\"\r\n]{1,256})['\"]",
         _not_placeholder,
     ),
 )
@@ -335,7 +367,7 @@ _NAME_PARTS_RE = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z0-9]+(?![a-z])")
 _NAME_EXCLUDE_RE = re.compile(
     r"tokens|tokeniz|author(?!iz)|secretar|count|max|min|limit|size|length|num|total|usage|budget|before|after|"
     r"type|kind|url|uri|endpoint|path|file|dir|prefix|suffix|expir|ttl|timeout|format|header|field|policy|mode|"
-    r"method|enabled|required|hint|label|placeholder|desc|name|keyid|sock|hash|stdin"
+    r"method|enabled|required|hint|label|placeholder|desc|name|keyid|sock|hash|stdin|status"
 )
 
 
@@ -564,6 +596,33 @@ def _redact_chunk(texts: Sequence[str | None], chunk: list[int], out: list[str |
             out[chunk[k]] = "".join(pieces)
     for k in alone:
         out[chunk[k]] = redact_text(parts[k])
+
+
+def redact_json(text: str) -> str:
+    """Redact every string inside a JSON document and keep it valid JSON; text that is not JSON is redacted as text.
+
+    The document is re-serialized only when a string changed, so clean JSON keeps its bytes.
+    """
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return redact_text(text)
+    changed = False
+
+    def walk(node: Any) -> Any:
+        nonlocal changed
+        if isinstance(node, str):
+            clean = redact_text(node)
+            changed = changed or clean != node
+            return clean
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        if isinstance(node, dict):
+            return {walk(k): walk(v) for k, v in node.items()}
+        return node
+
+    clean = walk(doc)
+    return json.dumps(clean, ensure_ascii=False) if changed else text
 
 
 def has_secrets(text: str) -> bool:

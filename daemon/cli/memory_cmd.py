@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from headroom.daemon.cli.common import App, console, emit_json, json_option, pass_app
+from headroom.memory.rescan import redact_stored
 from headroom.memory.store import KINDS
 
 
@@ -213,15 +214,21 @@ def memory_stats(app: App, project: str | None, all_projects: bool, as_json: boo
 @json_option
 @pass_app
 def memory_redact(app: App, scan: bool, dry_run: bool, as_json: bool) -> None:
-    """Clean secrets out of what is already stored (the rules grow; old items predate them)."""
+    """Clean secrets out of what is already stored: memory items, the session mirror, lessons (the rules grow)."""
     memory = _memory(app, refresh=False, embeddings=False)
     report = memory.store.redact_scan(apply=not dry_run)
+    report["stored"] = redact_stored(memory.db, apply=not dry_run)
     if as_json:
         emit_json(report)
         return
     verb = "would clean" if dry_run else "cleaned"
     kinds = ", ".join(f"{k} {v}" for k, v in sorted(report["findings"].items()))
     click.echo(f"{verb} {report['items']} item{'s' if report['items'] != 1 else ''}" + (f": {kinds}" if kinds else ""))
+    stored = report["stored"]
+    tables = ", ".join(f"{name} {n}" for name, n in sorted(stored["by_table"].items()))
+    click.echo(
+        f"{verb} {stored['rows']} other row{'s' if stored['rows'] != 1 else ''}" + (f": {tables}" if tables else "")
+    )
 
 
 @memory_group.command("embed")
