@@ -198,6 +198,10 @@ class _Rule:
     check: Callable[[str], bool] | None = None
     lower: bool = False  # the pattern runs on the lowercased text: case-insensitive at literal-search speed
     head: Callable[[str, int], int] | None = None  # finds the real start left of a literal anchor, -1 for none
+    # One scan for several formats behind one literal (each scan costs a pass over the text): names the kind from
+    # the whole match and the value, None for no secret; ``kinds`` lists what it may name.
+    kind_of: Callable[[str, str], str | None] | None = None
+    kinds: tuple[str, ...] = ()
 
 
 def _rule(
@@ -207,8 +211,10 @@ def _rule(
     *,
     lower: bool = False,
     head: Callable[[str, int], int] | None = None,
+    kind_of: Callable[[str, str], str | None] | None = None,
+    kinds: tuple[str, ...] = (),
 ) -> _Rule:
-    return _Rule(kind, re.compile(pattern, re.MULTILINE), check, lower, head)
+    return _Rule(kind, re.compile(pattern, re.MULTILINE), check, lower, head, kind_of, kinds or (kind,))
 
 
 def _token(prefix: str, body: str, boundary: str = r"[\w-]") -> str:
@@ -240,6 +246,28 @@ def _cli_value(value: str) -> bool:
     return not _is_placeholder(value) and not _is_path(value) and not value.startswith("-")
 
 
+_SK_KINDS = (
+    ("anthropic_key", re.compile(r"sk-ant-[a-z]{2,8}\d{2}-[\w-]{20,}")),
+    ("openrouter_key", re.compile(r"sk-or-v1-[0-9a-f]{64}")),
+    ("deepseek_key", re.compile(r"sk-[0-9a-f]{32}")),
+)
+
+
+def _sk_kind(match: str, value: str) -> str | None:
+    """Anthropic, OpenRouter, DeepSeek and OpenAI keys all start with ``sk-``: one scan, then the format."""
+    for kind, pattern in _SK_KINDS:
+        if pattern.fullmatch(value):
+            return kind
+    return "openai_key" if _mixed(value[3:]) else None
+
+
+def _authorization_kind(match: str, value: str) -> str | None:
+    """``Authorization: Basic <base64>`` or ``Authorization: token <token>`` (GitHub's form)."""
+    if "basic" in match[: len(match) - len(value)]:
+        return "basic_auth" if _not_placeholder(value) and re.fullmatch(r"[A-Za-z0-9+/]+={0,2}", value) else None
+    return "bearer_token" if len(value) >= 8 and _bearer_value(value) else None
+
+
 # Order matters on equal spans: an earlier rule is more specific and wins.
 _RULES: tuple[_Rule, ...] = (
     _rule(
@@ -247,10 +275,12 @@ _RULES: tuple[_Rule, ...] = (
         rf"-----BEGIN {_PEM_LABEL}-----(?:{_NL}+(?:[A-Za-z][\w-]*: [^\r\n\\\"]*|[A-Za-z0-9+/=]+))*"
         rf"(?:{_NL}*-----END {_PEM_LABEL}-----)?",
     ),
-    _rule("anthropic_key", _token("sk-ant-", r"[a-z]{2,8}\d{2}-[\w-]{20,}")),
-    _rule("openrouter_key", _token("sk-or-", r"v1-[0-9a-f]{64}(?![\w-])")),
-    _rule("openai_key", _token("sk-", r"(?:proj-|svcacct-|admin-|None-)?[\w-]{32,}"), lambda v: _mixed(v[3:])),
-    _rule("deepseek_key", _token("sk-", r"[0-9a-f]{32}(?![\w-])")),
+    _rule(
+        "openai_key",
+        _token("sk-", r"[\w-]{32,}"),
+        kind_of=_sk_kind,
+        kinds=("anthropic_key", "openrouter_key", "openai_key", "deepseek_key"),
+    ),
     _rule("groq_key", _token("gsk_", r"[A-Za-z0-9]{48,}(?![\w-])")),
     _rule("xai_key", _token("xai-", r"[A-Za-z0-9]{70,}(?![\w-])")),
     _rule("perplexity_key", _token("pplx-", r"[A-Za-z0-9]{40,}(?![\w-])")),
@@ -283,7 +313,13 @@ _RULES: tuple[_Rule, ...] = (
     _rule("discord_webhook", r"/api/webhooks/\d+/(?P<s>[\w-]{40,})"),
     _rule("azure_key", r"AccountKey=(?P<s>[A-Za-z0-9+/]{20,}={0,2})"),
     _rule("azure_key", r"SharedAccessKey=(?P<s>[A-Za-z0-9+/]{20,}={0,2})"),
-    _rule("basic_auth", rf"{_AUTH}basic[ \t]+(?P<s>[a-z0-9+/]{{6,}}={{0,2}})", _not_placeholder, lower=True),
+    _rule(
+        "bearer_token",
+        rf"{_AUTH}(?:basic|token)[ \t]+(?P<s>[\w\-.~+/]{{6,}}=*)",
+        lower=True,
+        kind_of=_authorization_kind,
+        kinds=("basic_auth", "bearer_token"),
+    ),
     # curl -u/--user user:password; a uid:gid (`docker run -u 1000:1000`) is not one.
     _rule(
         "basic_auth",
@@ -291,7 +327,6 @@ _RULES: tuple[_Rule, ...] = (
         lambda v: not _is_placeholder(v) and not v.isdigit(),
     ),
     _rule("bearer_token", _token("bearer", rf"[ \t]+(?P<s>{_B64URL})"), _bearer_value, lower=True),
-    _rule("bearer_token", rf"{_AUTH}token[ \t]+(?P<s>{_B64URL})", _bearer_value, lower=True),
     _rule("url_password", r"://[^\s:/@\"'<>\\]{0,128}:(?P<s>[^\s/@\"'<>\\?#]{1,256})@", _not_placeholder),
     # Passwords given to a command line in their own syntax: `mysql -pS3cret` (the value glued to -p; `-P` is the
     # port and `-p` alone prompts), `sshpass -p S3cret`, `redis-cli -a S3cret`, and `--password S3cret`-style
@@ -315,20 +350,6 @@ _RULES: tuple[_Rule, ...] = (
         _cli_value,
         lower=True,
     ),
-    # Prose: "the db password is S3cretPass1", "my token is ..." (a value with letters and digits, so "the password
-    # is wrong" and "the token is 5 minutes old" stay). Anchored on the literal " is", the word checked behind it.
-    _rule(
-        "env_secret",
-        r" is(?:(?<=password is)|(?<=passwd is)|(?<=passphrase is)|(?<=token is)|(?<=secret is)|(?<=key is)|"
-        r"(?<=pw is)|(?<=pwd is))[ \t]+[`'\"]?(?P<s>[^\s`'\",;]{4,255}[^\s`'\",;.!?)])",
-        lambda v: (
-            not _is_placeholder(v)
-            and not _not_a_value(v)
-            and _has_classes(v, upper=False, lower=False)
-            and any(c.isalpha() for c in v)
-        ),
-        lower=True,
-    ),
     # PHP constants (wp-config.php: `define('DB_PASSWORD', 'S3cret');`, `define('AUTH_KEY', '...')`).
     _rule(
         "env_secret",
@@ -346,7 +367,7 @@ _NAME_RUN = re.compile(r"[\w.\-]*")
 # Possessive where the engine has it (3.11+): a name that is not followed by a separator then fails at once.
 _NAME_TAIL = r"[\w.\-]{0,64}" + ("+" if sys.version_info >= (3, 11) else "")
 _NAME_VALUE = (
-    rf"(?P<cq>{_Q})(?P<sep>[ \t]*(?:=>|:=|=(?![=~])|:(?![:=]))[ \t]*)"
+    rf"(?P<cq>{_Q})(?P<sep>[ \t]*(?:=>|:=|=(?![=~])|:(?![:=]))[ \t]*|[ \t]+is[ \t]+)"
     r"(?:(?P<oq>\\{0,3}[\"'`])(?P<qv>[^\"'`\\\r\n]{1,1024})(?P=oq)"
     r"|(?P<uv>[^\s\"'`,;&|(){}\[\]<>\\=]{1,512}={0,3})(?=[ \t\r\n,;&|)}\]\\#\"'`]|$))"
 )
@@ -412,6 +433,13 @@ def _judge_name_match(text: str, lowered: str, m: re.Match[str]) -> tuple[int, i
     kind = _name_kind(name)
     if kind is None:
         return None
+    if m.group("sep").strip() == "is":  # prose: "the db password is S3cretPass1"
+        value = text[m.start("qv") : m.end("qv")] if m.group("qv") is not None else text[m.start("uv") : m.end("uv")]
+        value = value.rstrip(".!?")
+        start = m.start("qv") if m.group("qv") is not None else m.start("uv")
+        if _is_placeholder(value) or _not_a_value(value) or not _has_classes(value, upper=False):
+            return None  # "the password is wrong", "the token is 5 minutes old": a value needs letters and digits
+        return start, start + len(value), kind
     if m.group("qv") is not None:
         value = text[m.start("qv") : m.end("qv")]
         if _is_placeholder(value) or _is_path(value) or _not_a_value(value) or _is_prose(value):
@@ -442,7 +470,7 @@ def _name_findings(text: str, lowered: str) -> Iterator[tuple[int, int, str]]:
 
 _GENERIC_KINDS: frozenset[str] = frozenset({"env_secret", "aws_secret_key"})
 _LEFTOVER_OK = re.compile(r"(?i)^(?:\s|\\[nrt]|bearer|basic|token)*$")
-_PRIORITY = {rule.kind: i for i, rule in reversed(list(enumerate(_RULES)))}
+_PRIORITY = {kind: i for i, rule in reversed(list(enumerate(_RULES))) for kind in rule.kinds}
 
 
 def _ascii_view(text: str) -> str:
@@ -464,7 +492,13 @@ def _candidates(text: str) -> list[tuple[int, int, str]]:
             start, end = m.span("s") if "s" in rule.pattern.groupindex else m.span()
             if rule.head is not None and (start := rule.head(scan, start)) < 0:
                 continue
-            if end > start and (rule.check is None or rule.check(text[start:end])):
+            if end <= start:
+                continue
+            if rule.kind_of is not None:
+                kind = rule.kind_of(m.group(0), text[start:end])
+                if kind is not None:
+                    found.append((start, end, kind))
+            elif rule.check is None or rule.check(text[start:end]):
                 found.append((start, end, rule.kind))
     found.extend(_name_findings(text, lowered))
     return found
@@ -518,7 +552,7 @@ def _resolve(text: str, found: list[tuple[int, int, str]]) -> list[Finding]:
 
 # --- public API -----------------------------------------------------------------------------------------------------
 
-KINDS: frozenset[str] = frozenset({r.kind for r in _RULES} | _GENERIC_KINDS)
+KINDS: frozenset[str] = frozenset({kind for r in _RULES for kind in r.kinds} | _GENERIC_KINDS)
 
 
 def redact(text: str) -> Redacted:

@@ -190,6 +190,7 @@ POSITIVES: list[Positive] = [
     Positive("prose", "my token is " + OAI_LEGACY, OAI_LEGACY),
     Positive("prose", "AWS key " + AWS_ID + " leaked", AWS_ID),
     Positive("prose", "the org token " + GH_FINE, GH_FINE),
+    Positive("prose", "and the db password is " + PW + ".", PW),
 ]
 
 
@@ -286,4 +287,5 @@ NEGATIVES: list[Negative] = [
     Negative("CLI", "git push -u origin main"),
     Negative("CLI", "pip install scikit-learn  # the task-sk-learn-pipeline-for-everyone-here"),
     Negative("prose", "author: Jane Doe, secretary: Bob"),
+    Negative("prose", "the password is wrong, and the token is 5 minutes old"),
 ]

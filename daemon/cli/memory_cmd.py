@@ -17,7 +17,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from headroom.daemon.cli.common import App, console, emit_json, json_option, pass_app
-from headroom.memory.rescan import redact_stored
 from headroom.memory.store import KINDS
 
 
@@ -215,6 +214,8 @@ def memory_stats(app: App, project: str | None, all_projects: bool, as_json: boo
 @pass_app
 def memory_redact(app: App, scan: bool, dry_run: bool, as_json: bool) -> None:
     """Clean secrets out of what is already stored: memory items, the session mirror, lessons (the rules grow)."""
+    from headroom.memory.rescan import redact_stored
+
     memory = _memory(app, refresh=False, embeddings=False)
     report = memory.store.redact_scan(apply=not dry_run)
     report["stored"] = redact_stored(memory.db, apply=not dry_run)
