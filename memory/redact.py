@@ -14,13 +14,17 @@ lookbehind or bounded, so no input makes the engine backtrack quadratically):
   prefilter, and text without candidates costs one fast pass per rule. Word boundaries are checked by a lookbehind
   *after* the literal (a leading lookbehind makes the engine try every position, ~50 times slower).
 * **Context** rules where the value alone is not recognisable: ``Authorization: Bearer|Basic|token``, ``curl -u``,
-  passwords in URLs, Azure ``AccountKey=``, Slack/Discord webhook paths.
+  passwords in URLs, Azure ``AccountKey=``, Slack/Discord webhook paths, command lines (``mysql -pS3cret``,
+  ``sshpass -p``, ``redis-cli -a``, ``--password S3cret``), PHP ``define('DB_PASSWORD', ...)``.
 * **Names**: ``NAME=value``, ``name: value``, ``"name": "value"``, ``--name=value`` where the name holds a secret
   word (secret, token, password, api_key, auth, credential, ...). Names are found by one literal scan per secret
   word, growing the name around each hit; a rejected hit is rescanned past its start, so nothing hides in its value.
-  Values are judged before redaction: placeholders (``changeme``, ``${VAR}``, ``<your-key>``, ``***``, an existing
-  ``[REDACTED:...]``), booleans, short numbers, paths, and code (calls, attribute chains, bare identifiers in code
-  positions, type annotations) are left alone: code that merely mentions ``token`` or ``password`` is common.
+  ``pass``/``pw`` count as the last part of a longer name (``DATABASE_PASS``, ``db_pass``), and ``password is X``
+  in prose when X has letters and digits. Values are judged before redaction: placeholders (``changeme``,
+  ``${VAR}``, ``<your-key>``, ``***``, an existing ``[REDACTED:...]``, ``op://`` references), booleans, short
+  numbers, paths, versions (``"next-auth": "^4.24.13"``), test words (``super-secret``), prose (three or more
+  words), and code (calls, attribute chains, bare identifiers in code positions, type annotations) are left
+  alone: code that merely mentions ``token`` or ``password`` is common.
 
 Overlaps resolve towards the most specific kind: an OpenAI key in ``OPENAI_API_KEY=...`` is an ``openai_key``, not an
 ``env_secret``, and ``"authorization": "Bearer x"`` keeps ``Bearer``. The output is idempotent: placeholders never
@@ -28,12 +32,15 @@ match a rule, so a second pass finds nothing.
 
 Deliberately not covered: cookies/``Set-Cookie`` (session ids are everywhere and rarely long-lived), XML elements,
 ``.netrc``/``.pgpass`` lines, bare identifier values after `` = `` with no digit (``password = hunter`` reads like
-code), generic high-entropy strings without a name (too many false positives on hashes and ids).
+code), passphrases of plain words (read as prose), generic high-entropy strings without a name (too many false
+positives on hashes and ids). tests/redaction_corpus.py holds the labelled cases; bench/redact_bench.py reports
+recall, false positives and throughput (figures in bench/README.md).
 
-Throughput, measured with a throwaway script on the development machine (Python 3.11, one core, 50 MB strings):
-prose with no candidate ~33 MB/s; agent-log JSONL (prose, code, usage counters, hashes, a secret every ~20 KB)
-~22 MB/s, i.e. a 50 MB log in ~2.2 s with memory of a few copies of the input. Adversarial inputs made of one rule's
-prefix repeated (``password="a`` * n, ``-----BEGIN ...`` * n) stay linear at 1.5-50 MB/s.
+Speed. Every rule scans an ASCII view of the text (same offsets; see :func:`_ascii_view`), and
+:func:`redact_many` redacts many short texts in one call, as ingestion needs (the session mirror is redacted as
+it is written). On real agent logs that is ~30-35 MB/s of CPU on the 2-core development machine; each rule is a
+pass over the text, so a new rule costs about 1/50 of that. Adversarial inputs made of one rule's prefix repeated
+(``password="a`` * n, ``-----BEGIN ...`` * n) stay linear.
 """
 
 from __future__ import annotations

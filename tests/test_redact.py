@@ -400,6 +400,9 @@ def test_case_changing_characters_keep_offsets() -> None:
 def test_large_input_does_not_blow_up() -> None:
     chunk = "password=password=" * 1000 + "eyJ" * 1000 + "-----BEGIN PRIVATE KEY-----\n" * 100 + "token.a" * 1000
     assert isinstance(redact(chunk * 20).text, str)
+    # The command-line, prose and quoted-header rules have bounded gaps: their prefixes repeated stay linear.
+    for fragment in ("mysql ", "mysql x" + " " * 150, "sshpass -p ", "redis-cli -a ", "password is ", "db_pass: "):
+        assert isinstance(redact(fragment * 2000).text, str)
 
 
 FRAGMENTS = [s for _, s in FORMATS] + [text for text, _, _ in CASES[-40:]] + NEAR_MISSES[:20]
