@@ -55,6 +55,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from headroom.memory import redact_values as values
+
 __all__ = [
     "KINDS",
     "Finding",
@@ -94,105 +96,6 @@ class Redacted:
 
 def placeholder(kind: str) -> str:
     return f"[REDACTED:{kind}]"
-
-
-_PLACEHOLDER_MARK = "[REDACTED:"
-
-
-# --- value judgement ------------------------------------------------------------------------------------------------
-
-# Values that stand for a secret in docs and templates, or are keywords and type names in code.
-_PLACEHOLDER_WORDS = re.compile(
-    r"(?i)changeme|change_me|change-me|changeit|password|passwd|secret|pass|none|null|nil|true|false|yes|no|on|off|undefined|"
-    r"redacted|example|dummy|placeholder|todo|tbd|required|optional|empty|default|test|token|string|str|int|float|"
-    r"bool|bytes|number|boolean|any|object|list|dict|self|cls|this|secretstr|"
-    # fetch()'s `credentials:` modes, status words in task lists, npm dist-tags (`"next-auth": "latest"`), and
-    # auth schemes (`"Authorization": "Bearer " + token`)
-    r"include|omit|same-origin|done|pending|skipped|passed|failed|ok|latest|next|beta|alpha|canary|nightly|stable|"
-    r"bearer|basic|digest"
-)
-_PLACEHOLDER_RE = re.compile(
-    r"(?i)^(?:[*x.•\-_#]+|<[^>]*>|\{[^}]*\}|%\(?\w*\)?s?|\$.*|.*\$\{.*|.*\{\{.*|.*your[_\-. ]?.*|.*example.*"
-    r"|.*placeholder.*|.*\*\*\*.*|.*\.\.\..*|.*….*|-?\d{1,6}(?:\.\d+)?"
-    # a reference to a secret kept elsewhere: 1Password, Vault, AWS Secrets Manager / SSM
-    r"|(?:op|vault|secret|secrets|ssm)://.*|arn:aws:(?:secretsmanager|ssm):.*)$"
-)
-_PATH_RE = re.compile(r"^(?:~|\.{1,2}|[A-Za-z]:)?[/\\][\w.\-/\\ ]*$")
-_ATTR_CHAIN_RE = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$")
-_IDENT_RE = re.compile(r"^[A-Za-z_]\w*$")
-# Words a value may contain that mark it as a type or field name rather than a secret (AccessToken, SecretStr).
-_CODEWORD_RE = re.compile(r"(?i)secret|token|passw|key|auth|credential")
-# A version or version range (`^4.24.13`, `>=0.15,<0.16`, `~1.2`, `v2.0.0-rc.1`): a package under a name that holds
-# `auth`/`token`/`key` (`"next-auth": "^4.24.13"`, `oauthlib = "3.2.2"`), never a secret. An operator or a dot is
-# required, so a PIN of bare digits is still judged as a value.
-_VERSION_PART = re.compile(
-    r"(?i)(?:(?:[\^~]|[<>]=?|==?|v)\d+(?:\.(?:\d+|x|\*)){0,3}|\d+(?:\.(?:\d+|x|\*)){1,3})"
-    r"(?:-[0-9a-z.]+)?(?:\+[0-9a-z.]+)?|\*|x|-|\|\||(?:workspace|catalog|npm|link):\S*"
-)
-_VERSION_SPLIT = re.compile(r"\s*(?:,|\|\||\s)\s*")
-# A test value made of words, one of them a secret word (`super-secret`, `card-token`, `my_test_password`).
-_WORDY_FAKE_RE = re.compile(r"(?i)^(?:[a-z]+[-_])+[a-z]+$")
-_FAKE_WORD_RE = re.compile(r"(?i)secret|token|passw|key|fake|dummy|sample|test|demo")
-# A relative path in lower case (`src/app/api/auth/`, `config/secrets.yml`); a key with a `/` is mixed-case.
-_REL_PATH_RE = re.compile(r"^[a-z0-9_.\-]*(?:/[a-z0-9_.\-]*)+$|^[\w.\-]*(?:/[\w.\-]+)+\.[a-z]{1,5}$")
-
-
-def _is_version(value: str) -> bool:
-    parts = [p for p in _VERSION_SPLIT.split(value.strip()) if p]
-    return bool(parts) and all(_VERSION_PART.fullmatch(p) for p in parts) and any(c.isdigit() for c in value)
-
-
-def _is_prose(value: str) -> bool:
-    """Three or more words with spaces: a message or a label (`"Password is required."`), not a secret.
-
-    Passphrases of plain words are missed by this: a price paid for not redacting every error message."""
-    return len(value.split()) >= 3
-
-
-def _not_a_value(value: str) -> bool:
-    """Values that sit under secret-sounding names but are not secrets: versions, test words, relative paths."""
-    return (
-        _is_version(value)
-        or (_WORDY_FAKE_RE.match(value) is not None and _FAKE_WORD_RE.search(value) is not None)
-        or _REL_PATH_RE.match(value) is not None
-    )
-
-
-def _is_placeholder(value: str) -> bool:
-    v = value.strip()
-    return (
-        len(v) < 3
-        or _PLACEHOLDER_MARK in v
-        or _PLACEHOLDER_WORDS.fullmatch(v) is not None
-        or _PLACEHOLDER_RE.match(v) is not None
-        or len(set(v)) == 1
-    )
-
-
-def _is_path(value: str) -> bool:
-    # A base64 secret may start with '/', so a '+' or '=' means it is not a path.
-    return _PATH_RE.match(value) is not None and "+" not in value and "=" not in value
-
-
-def _has_classes(value: str, *, upper: bool = True, lower: bool = True, digit: bool = True) -> bool:
-    return (
-        (not upper or any(c.isupper() for c in value))
-        and (not lower or any(c.islower() for c in value))
-        and (not digit or any(c.isdigit() for c in value))
-    )
-
-
-def _mixed(value: str) -> bool:
-    return _has_classes(value)
-
-
-def _not_placeholder(value: str) -> bool:
-    return not _is_placeholder(value)
-
-
-def _bearer_value(value: str) -> bool:
-    # Prose says "Bearer authentication"; a token has a digit or is long.
-    return not _is_placeholder(value) and (any(c.isdigit() for c in value) or len(value) >= 24)
 
 
 # --- rules ----------------------------------------------------------------------------------------------------------
@@ -250,7 +153,7 @@ _CLI_VALUE = r"[\"']?(?P<s>[^\s\"'`]{1,256})"
 
 
 def _cli_value(value: str) -> bool:
-    return not _is_placeholder(value) and not _is_path(value) and not value.startswith("-")
+    return not values.is_placeholder(value) and not values.is_path(value) and not value.startswith("-")
 
 
 _SK_KINDS = (
@@ -265,14 +168,14 @@ def _sk_kind(match: str, value: str) -> str | None:
     for kind, pattern in _SK_KINDS:
         if pattern.fullmatch(value):
             return kind
-    return "openai_key" if _mixed(value[3:]) else None
+    return "openai_key" if values.mixed(value[3:]) else None
 
 
 def _authorization_kind(match: str, value: str) -> str | None:
     """``Authorization: Basic <base64>`` or ``Authorization: token <token>`` (GitHub's form)."""
     if "basic" in match[: len(match) - len(value)]:
-        return "basic_auth" if _not_placeholder(value) and re.fullmatch(r"[A-Za-z0-9+/]+={0,2}", value) else None
-    return "bearer_token" if len(value) >= 8 and _bearer_value(value) else None
+        return "basic_auth" if values.not_placeholder(value) and re.fullmatch(r"[A-Za-z0-9+/]+={0,2}", value) else None
+    return "bearer_token" if len(value) >= 8 and values.bearer_value(value) else None
 
 
 # Order matters on equal spans: an earlier rule is more specific and wins.
@@ -299,14 +202,16 @@ _RULES: tuple[_Rule, ...] = (
     _rule("github_token", _token("gh", r"[pousr]_[A-Za-z0-9]{36,}")),
     _rule("github_token", _token("github_pat_", r"[A-Za-z0-9_]{40,}")),
     _rule("gitlab_token", _token("gl", r"(?:pat|dt|rt|cbt|ptt|ft|imt|agent|oas|soat|ffct)-[\w-]{20,}(?:\.[\w-]+)*")),
-    _rule("slack_token", _token("xox", r"[abposre]-[A-Za-z0-9-]{10,}"), _not_placeholder),
+    _rule("slack_token", _token("xox", r"[abposre]-[A-Za-z0-9-]{10,}"), values.not_placeholder),
     _rule("slack_token", _token("xapp-", r"\d-[A-Za-z0-9-]{10,}")),
     _rule("stripe_key", _token("sk_", r"(?:live|test)_[A-Za-z0-9]{16,}")),
     _rule("stripe_key", _token("rk_", r"(?:live|test)_[A-Za-z0-9]{16,}")),
     _rule("stripe_key", _token("whsec_", r"[A-Za-z0-9]{24,}")),
     _rule("npm_token", _token("npm_", r"[A-Za-z0-9]{36}(?![\w-])")),
     _rule("pypi_token", _token("pypi-AgE", r"[\w-]{50,}")),
-    _rule("huggingface_token", _token("hf_", r"[A-Za-z0-9]{34,}(?![\w-])"), lambda v: _has_classes(v, digit=False)),
+    _rule(
+        "huggingface_token", _token("hf_", r"[A-Za-z0-9]{34,}(?![\w-])"), lambda v: values.has_classes(v, digit=False)
+    ),
     _rule("sendgrid_key", _token("SG.", r"[\w-]{16,32}\.[\w-]{30,64}(?![\w-])")),
     _rule("twilio_key", _token("SK", r"[0-9a-f]{32}(?![A-Za-z0-9])", "[A-Za-z0-9]")),
     _rule("jwt", _token("eyJ", r"[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]*")),
@@ -314,7 +219,7 @@ _RULES: tuple[_Rule, ...] = (
     _rule("shopify_token", _token("shp", r"(?:at|ss|ca|pa)_[0-9a-fA-F]{32}(?![\w-])")),
     _rule("databricks_token", _token("dapi", r"[0-9a-f]{32}(?:-\d)?(?![\w-])")),
     _rule("digitalocean_token", _token("do", r"[opr]_v1_[0-9a-f]{64}(?![\w-])")),
-    _rule("discord_token", r"\.[\w-]{6}\.[\w-]{27,40}(?![\w-])", _mixed, head=_discord_head),
+    _rule("discord_token", r"\.[\w-]{6}\.[\w-]{27,40}(?![\w-])", values.mixed, head=_discord_head),
     # Context rules: the value alone is not recognisable, what surrounds it is.
     _rule("slack_webhook", r"hooks\.slack\.com/(?:services|workflows|triggers)/(?P<s>[A-Za-z0-9_/]{20,})"),
     _rule("discord_webhook", r"/api/webhooks/\d+/(?P<s>[\w-]{40,})"),
@@ -331,10 +236,10 @@ _RULES: tuple[_Rule, ...] = (
     _rule(
         "basic_auth",
         r"-(?<!\S-)(?:u|-user)[ \t]+[\"']?[^\s:\"'$]+:(?P<s>[^\s\"']+)",
-        lambda v: not _is_placeholder(v) and not v.isdigit(),
+        lambda v: not values.is_placeholder(v) and not v.isdigit(),
     ),
-    _rule("bearer_token", _token("bearer", rf"[ \t]+(?P<s>{_B64URL})"), _bearer_value, lower=True),
-    _rule("url_password", r"://[^\s:/@\"'<>\\]{0,128}:(?P<s>[^\s/@\"'<>\\?#]{1,256})@", _not_placeholder),
+    _rule("bearer_token", _token("bearer", rf"[ \t]+(?P<s>{_B64URL})"), values.bearer_value, lower=True),
+    _rule("url_password", r"://[^\s:/@\"'<>\\]{0,128}:(?P<s>[^\s/@\"'<>\\?#]{1,256})@", values.not_placeholder),
     # Passwords given to a command line in their own syntax: `mysql -pS3cret` (the value glued to -p; `-P` is the
     # port and `-p` alone prompts), `sshpass -p S3cret`, `redis-cli -a S3cret`, and `--password S3cret`-style
     # flags with a space (`--password=S3cret` is a name rule). The lazy gap is bounded, so the scan stays linear.
@@ -362,7 +267,7 @@ _RULES: tuple[_Rule, ...] = (
         "env_secret",
         r"define\([ \t]*['\"][A-Z_]*(?:PASSWORD|SECRET|TOKEN|_KEY|SALT)['\"][ \t]*,[ \t]*"
         r"['\"](?P<s>[^'\"\r\n]{1,256})['\"]",
-        _not_placeholder,
+        values.not_placeholder,
     ),
 )
 
@@ -415,14 +320,19 @@ def _judge_unquoted(value: str, name: str, sep: str, term: str) -> bool:
     """Whether an unquoted value is a secret rather than code or a placeholder."""
     if term and term not in _TERMINATORS and sep != "=":
         return False  # only a shell word (`--password=x --verbose`, `PASSWORD=x ./run`) may end at a space
-    if _is_placeholder(value) or _is_path(value) or _ATTR_CHAIN_RE.match(value) or _not_a_value(value):
+    if (
+        values.is_placeholder(value)
+        or values.is_path(value)
+        or values.ATTR_CHAIN_RE.match(value)
+        or values.not_a_value(value)
+    ):
         return False
     if term and term in _QUOTES and not any(not c.isalpha() for c in value):
         return False  # `'X-API-Key: 9f8e...'` ends at the quote; `"the token: it"` is a sentence in a string
-    if _IDENT_RE.match(value) and not any(c.isdigit() for c in value):
+    if values.IDENT_RE.match(value) and not any(c.isdigit() for c in value):
         # A bare identifier is a variable, type or keyword in code; in .env/YAML lines it is a plain password.
         in_code = (sep.strip() in ("=", ":=") and sep != "=") or term in ",)}]"
-        type_like = _CODEWORD_RE.search(value) and (value[0].isupper() or "_" in value)  # AccessToken, api_key
+        type_like = values.CODEWORD_RE.search(value) and (value[0].isupper() or "_" in value)  # AccessToken, api_key
         if ((in_code or type_like) and not name.isupper()) or value.lower() == name.lower():
             return False
     return True
@@ -444,12 +354,12 @@ def _judge_name_match(text: str, lowered: str, m: re.Match[str]) -> tuple[int, i
         value = text[m.start("qv") : m.end("qv")] if m.group("qv") is not None else text[m.start("uv") : m.end("uv")]
         value = value.rstrip(".!?")
         start = m.start("qv") if m.group("qv") is not None else m.start("uv")
-        if _is_placeholder(value) or _not_a_value(value) or not _has_classes(value, upper=False):
+        if values.is_placeholder(value) or values.not_a_value(value) or not values.has_classes(value, upper=False):
             return None  # "the password is wrong", "the token is 5 minutes old": a value needs letters and digits
         return start, start + len(value), kind
     if m.group("qv") is not None:
         value = text[m.start("qv") : m.end("qv")]
-        if _is_placeholder(value) or _is_path(value) or _not_a_value(value) or _is_prose(value):
+        if values.is_placeholder(value) or values.is_path(value) or values.not_a_value(value) or values.is_prose(value):
             return None
         return m.start("qv"), m.end("qv"), kind
     value = text[m.start("uv") : m.end("uv")]
