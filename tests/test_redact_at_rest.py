@@ -217,6 +217,8 @@ def test_nothing_kept_holds_a_secret_after_ingest_feed_and_learn(
     assert any("[REDACTED:private_key]" in o for o in outputs)
     assert_no_secret_in_tables(db_file)
     assert_no_secret_in(list(files_under(isolated_home, skip=("ccr",))))
+    modes = {str(p.relative_to(isolated_home)): stat.S_IMODE(p.stat().st_mode) for p in isolated_home.rglob("*")}
+    assert {name: mode for name, mode in modes.items() if mode & 0o077} == {}  # owner-only, as the README says
     # What learn wrote into the project is redacted too (the managed block of CLAUDE.local.md, its journal).
     assert_no_secret_in([p for p in files_under(project) if ".git" not in p.parts])
 
