@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from redaction_corpus import NEGATIVES, POSITIVES  # noqa: E402
 
-from headroom.memory import redact as redaction  # noqa: E402
+import headroom.memory.redact as redaction  # noqa: E402
 
 
 def quality() -> dict[str, object]:

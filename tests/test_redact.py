@@ -13,7 +13,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from headroom.memory.redact import KINDS, Finding, Redacted, has_secrets, placeholder, redact, redact_text
+from headroom.memory.redact import (
+    KINDS,
+    Finding,
+    Redacted,
+    has_secrets,
+    placeholder,
+    redact,
+    redact_many,
+    redact_text,
+)
 
 _rng = random.Random(20240601)
 ALNUM = string.ascii_letters + string.digits
@@ -422,3 +431,20 @@ def test_redact_is_idempotent_and_total(text: str) -> None:
 @given(st.text(alphabet=SAFE_ALPHABET, max_size=300))
 def test_text_without_secret_prefixes_is_unchanged(text: str) -> None:
     assert redact_text(text) == text
+
+
+MANY_PARTS = [*FRAGMENTS, "-----BEGIN RSA PRIVATE KEY-----", "A" * 64, "\n", "PASSWORD=", "x-api-key: '", "'"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.text(max_size=40), st.sampled_from(MANY_PARTS)), max_size=12))
+def test_redact_many_is_redact_text_on_each(texts: list[str | None]) -> None:
+    assert redact_many(texts) == [redact_text(t) if t else t for t in texts]
+
+
+def test_redact_many_across_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    import headroom.memory.redact as module
+
+    monkeypatch.setattr(module, "_CHUNK_CHARS", 64)  # many chunks, and texts larger than one
+    texts: list[str | None] = [*(text for text, _, _ in CASES[:60]), None, "", *NEAR_MISSES[:20]]
+    assert redact_many(texts) == [redact_text(t) if t else t for t in texts]

@@ -14,7 +14,7 @@ import os
 import sqlite3
 import stat
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 
@@ -36,6 +36,7 @@ from redaction_corpus import (
     PW_SYM,
     STRIPE,
 )
+from sqlalchemy import insert
 
 from headroom.daemon.cli import cli
 from headroom.engine.ccr import CCREntry, content_id
@@ -57,7 +58,7 @@ def run(*args: str) -> Result:
     return result
 
 
-def _record(n: int, kind: str, message: dict[str, object], cwd: Path, **extra: object) -> str:
+def _record(n: int, kind: str, message: Mapping[str, object], cwd: Path, **extra: object) -> str:
     record = {
         "parentUuid": None if n == 1 else f"e0000000-0000-4000-8000-{n - 1:012d}",
         "isSidechain": False,
@@ -227,7 +228,7 @@ def test_rows_stored_before_redaction_are_cleaned_by_the_scan(db: Database, isol
     # An older version wrote the mirror, a lesson and a recorded error in clear.
     with db.transaction() as s:
         s.execute(
-            Lesson.__table__.insert().values(  # Core insert: as an old version, without the ORM's redaction
+            insert(Lesson).values(  # Core insert: as an old version, without the ORM's redaction
                 key="k1",
                 project="",
                 kind="command",
@@ -240,11 +241,13 @@ def test_rows_stored_before_redaction_are_cleaned_by_the_scan(db: Database, isol
             )
         )
         sid = s.execute(
-            SessionRow.__table__.insert().values(agent="claude", key="s1", title="key " + ANT, stale=False)
-        ).inserted_primary_key[0]
-        s.execute(EventRow.__table__.insert().values(session_id=sid, key="e1", kind="user_prompt", text="key " + GH))
+            insert(SessionRow)
+            .values(agent="claude", key="s1", title="key " + ANT, stale=False)
+            .returning(SessionRow.id)
+        ).scalar_one()
+        s.execute(insert(EventRow).values(session_id=sid, key="e1", kind="user_prompt", text="key " + GH))
         s.execute(
-            ToolCallRow.__table__.insert().values(
+            insert(ToolCallRow).values(
                 session_id=sid,
                 key="t1",
                 name="Bash",
