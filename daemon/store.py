@@ -4,8 +4,10 @@ Every row is upserted on its natural key, so writing the same batch twice (a cra
 committing, a file re-read after truncation, two processes catching up at once) converges to the same
 rows. Partial items merge: a tool call's result fills in the call written by an earlier batch, a
 re-appended Gemini message replaces its earlier copy, Claude's streamed copies of one API response keep
-the largest usage. Session counters are derived data: writers mark sessions ``stale`` and
-:func:`refresh_sessions` recomputes them from the child rows in a few grouped queries.
+the largest usage. A batch flagged ``replay`` (a file that copies another's history) only adds rows and
+fills unknown fields: whichever file is read first, the original's rows win. Session counters are
+derived data: writers mark sessions ``stale`` and :func:`refresh_sessions` recomputes them from the child
+rows in a few grouped queries.
 """
 
 from __future__ import annotations
@@ -64,10 +66,15 @@ def _statement(dialect: str, kind: str, shape: tuple[str, ...]) -> Any:
         )
         set_["stale"] = True
         return stmt.on_conflict_do_update(index_elements=["agent", "key"], set_=set_)
-    if kind in ("events", "tool_calls"):
-        stmt = insert(_EVENTS if kind == "events" else _TOOLS)
-        set_ = {name: stmt.excluded[name] for name in shape if name not in ("session_id", "key")}
-        if not set_:  # a tool call known by its key only: nothing to overwrite
+    if kind in ("events", "tool_calls", "events-replay", "tool_calls-replay"):
+        table = _EVENTS if kind.startswith("events") else _TOOLS
+        stmt = insert(table)
+        names = [name for name in shape if name not in ("session_id", "key")]
+        if kind == "tool_calls-replay":  # a replayed copy fills what is still unknown, never overwrites
+            set_ = {name: func.coalesce(table.c[name], stmt.excluded[name]) for name in names}
+        else:
+            set_ = {} if kind == "events-replay" else {name: stmt.excluded[name] for name in names}
+        if not set_:  # a tool call known by its key only, or a replayed event: nothing to overwrite
             return stmt.on_conflict_do_nothing(index_elements=["session_id", "key"])
         return stmt.on_conflict_do_update(index_elements=["session_id", "key"], set_=set_)
     stmt = insert(_USAGE)
@@ -148,8 +155,8 @@ def write_batch(dbs: DBSession, agent: m.Agent, batch: m.Batch) -> int:
         return 0
     ids = _upsert_sessions(dbs, agent, list(batch.sessions.values()))
     written = len(ids)
-    written += _upsert_events(dbs, ids, batch.events)
-    written += _upsert_tool_calls(dbs, ids, batch.tool_calls)
+    written += _upsert_events(dbs, ids, batch.events, replay=batch.replay)
+    written += _upsert_tool_calls(dbs, ids, batch.tool_calls, replay=batch.replay)
     written += _upsert_usage(dbs, agent, ids, batch.usage)
     return written
 
@@ -182,7 +189,7 @@ def _upsert_sessions(dbs: DBSession, agent: m.Agent, infos: list[m.SessionInfo])
     return {key: ident for key, ident in found.all()}  # noqa: C416 (rows, not pairs, for mypy)
 
 
-def _upsert_events(dbs: DBSession, ids: dict[str, int], events: list[m.Event]) -> int:
+def _upsert_events(dbs: DBSession, ids: dict[str, int], events: list[m.Event], *, replay: bool = False) -> int:
     latest: dict[tuple[str, str], m.Event] = {}
     for event in events:  # the last copy of a key wins, as on conflict below
         latest[(event.session_key, event.key)] = event
@@ -204,12 +211,13 @@ def _upsert_events(dbs: DBSession, ids: dict[str, int], events: list[m.Event]) -
         }
         for e in latest.values()
     ]
-    stmt = _statement(_dialect(dbs), "events", tuple(rows[0]))
-    _execute_many(dbs, stmt, rows, ("events",))
+    kind = "events-replay" if replay else "events"
+    stmt = _statement(_dialect(dbs), kind, tuple(rows[0]))
+    _execute_many(dbs, stmt, rows, (kind,))
     return len(rows)
 
 
-def _upsert_tool_calls(dbs: DBSession, ids: dict[str, int], calls: list[m.ToolCall]) -> int:
+def _upsert_tool_calls(dbs: DBSession, ids: dict[str, int], calls: list[m.ToolCall], *, replay: bool = False) -> int:
     merged: dict[tuple[str, str], dict[str, Any]] = {}
     for call in calls:
         fields = merged.setdefault((call.session_key, call.key), {})
@@ -224,9 +232,10 @@ def _upsert_tool_calls(dbs: DBSession, ids: dict[str, int], calls: list[m.ToolCa
         if "started_at" in fields:
             row["day"] = fields["started_at"].date()
         by_shape.setdefault(tuple(sorted(row)), []).append(row)
+    kind = "tool_calls-replay" if replay else "tool_calls"
     for shape, rows in by_shape.items():
-        stmt = _statement(_dialect(dbs), "tool_calls", shape)
-        _execute_many(dbs, stmt, rows, ("tool_calls",))
+        stmt = _statement(_dialect(dbs), kind, shape)
+        _execute_many(dbs, stmt, rows, (kind,))
     return len(merged)
 
 

@@ -13,6 +13,12 @@ Layouts, all handled the same way, since a record carries its own identity:
 * v2.0.x: ``agent-<8 hex>.jsonl`` beside the session file. v2.1.x:
   ``<sessionId>/subagents/[workflows/<wf>/]agent-<17 hex>.jsonl``, with an ``agent-<id>.meta.json``
   sidecar giving the title. Each sub-agent file is its own session ``agent-<id>``, child of ``sessionId``.
+* Except the replays: ``subagents/agent-acompact-<hex>.jsonl`` (automatic compaction) and
+  ``agent-aside_question-<hex>.jsonl`` (``/btw``) start with a copy of the parent's history (same uuids,
+  tool_use ids, request ids) and end with one new prompt and answer. They are not sessions of their own:
+  their records go to the parent session, in batches flagged ``replay`` so that ingestion adds only what
+  the parent does not already hold (a replayed call is the same call; its usage shares the parent's key).
+  A compaction agent's new prompt is the harness's instruction, never a user prompt.
 
 Traps handled:
 
@@ -111,6 +117,10 @@ _OVERFLOW_MARKERS = (
 _API_STATUS = re.compile(r"API Error: (\d{3})\b")
 _HEAD = 512  # classification looks at this many characters: outputs can be megabytes
 _META_SIDECAR_MAX = 64 * 1024
+# Sub-agents that replay their parent's history before their own turn (the automatic compaction, the /btw
+# side question): the same uuids, tool_use ids and usage, then one new prompt and answer.
+_COMPACTION = "acompact"
+_REPLAY_KINDS = (_COMPACTION, "aside_question")
 
 
 class ClaudeReader(LogReader):
@@ -140,11 +150,16 @@ class ClaudeReader(LogReader):
             relative = Path(path.name)
         stem = path.name.removesuffix(".jsonl")
         state: State = {"file": file_id(relative.as_posix()), "session": stem, "open": {}}
-        if stem.startswith("agent-"):
+        replay = _replay_kind(stem)
+        parts = relative.parts
+        if replay is not None and "subagents" in parts[:-1] and parts.index("subagents") >= 1:
+            # Part of the parent's session: its records carry the parent's sessionId, uuids and tool ids.
+            state["replay"] = replay
+            state["session"] = parts[parts.index("subagents") - 1]
+        elif stem.startswith("agent-"):
             agent_id = stem.removeprefix("agent-")
             state["agent"] = agent_id
             state["session"] = f"agent-{agent_id}"
-            parts = relative.parts
             if "subagents" in parts[:-1] and parts.index("subagents") >= 1:
                 state["parent"] = parts[parts.index("subagents") - 1]
             title = _sidecar_title(path.with_name(stem + ".meta.json"))
@@ -153,6 +168,8 @@ class ClaudeReader(LogReader):
         return state
 
     def feed(self, record: dict[str, Any], raw: bytes, offset: int, state: State, out: Batch) -> None:
+        if "replay" in state:
+            out.replay = True
         kind = record.get("type")
         ts = parse_ts(record.get("timestamp"))
         session = _session(record, ts, state, out)
@@ -285,7 +302,7 @@ def _user(record: dict[str, Any], event: Event, state: State, out: Batch) -> Non
         event.kind = EventKind.META  # text riding along with tool results is harness-made
     else:
         prompt = [text for text in texts if not text.lstrip().startswith(_CONTEXT_PREFIXES)]
-        if prompt:
+        if prompt and state.get("replay") != _COMPACTION:  # a compaction agent's only new prompt is the harness's
             event.kind, event.text = EventKind.USER_PROMPT, "\n".join(prompt)
     out.events.append(event)
 
@@ -425,6 +442,14 @@ def _error_message(error: Any) -> str | None:
         if isinstance(message, str) and message:
             return message
         node = node.get("error")
+    return None
+
+
+def _replay_kind(stem: str) -> str | None:
+    """``acompact`` / ``aside_question`` for the sub-agent files that start with a copy of the parent's history."""
+    for kind in _REPLAY_KINDS:
+        if stem.startswith(f"agent-{kind}-"):
+            return kind
     return None
 
 
