@@ -40,8 +40,10 @@ Traps handled:
     errors;
   * "Prompt is too long" / "Conversation too long" is a context overflow.
 * Formats change monthly. Unknown record types are kept raw as UNKNOWN events, and known-but-noisy
-  ones (file-history snapshots, queue operations, skill listings) are dropped. Nothing here raises
-  on an odd shape.
+  ones (file-history snapshots, queue operations, skill listings, 2.1.3xx's ``api-request*``,
+  ``atis-latch``, ``tools-used``, ``teleported-from``) are dropped: they name no session on their own,
+  so a file holding only such records is no session. ``cost-state`` (Claude Code's running cost) is kept
+  as a META event. Nothing here raises on an odd shape.
 """
 
 from __future__ import annotations
@@ -85,6 +87,15 @@ _SILENT_TYPES = frozenset(
         "pr-link",
         "tag",
         "progress",  # hook and sub-agent progress; its usage copies are taken before dispatch
+        "teleported-from",  # a session continued from claude.ai: the remote id and branch
+        # 2.1.3xx: the request's parameters, message blobs and shape (usage comes from `assistant`), a
+        # latch, the tools named (the tool_use blocks have them), the running cost (kept as a META event)
+        "api-request",
+        "api-request-blob",
+        "api-request-shape",
+        "atis-latch",
+        "tools-used",
+        "cost-state",
     }
 )
 _TITLE_FIELDS = {"summary": "summary", "custom-title": "customTitle", "ai-title": "aiTitle"}
@@ -172,9 +183,15 @@ class ClaudeReader(LogReader):
             out.replay = True
         kind = record.get("type")
         ts = parse_ts(record.get("timestamp"))
+        line = usage_line(record, raw, state["file"], offset, ts)
+        if line is None and kind in _SILENT_TYPES:
+            # Bookkeeping names no session by itself (a file holding only such records is no session).
+            if kind == "cost-state" and state.get("live"):
+                _cost(record, raw, offset, ts, state, out)
+            return
+        state["live"] = True
         session = _session(record, ts, state, out)
 
-        line = usage_line(record, raw, state["file"], offset, ts)
         if line is not None:
             usage_session = session
             if kind == "progress":  # a sub-agent's response mirrored into the parent log
@@ -257,6 +274,18 @@ def _refresh(info: SessionInfo, record: dict[str, Any], ts: datetime | None) -> 
         branch = record.get("gitBranch")
         if isinstance(branch, str) and branch:
             info.git_branch = branch
+
+
+def _cost(record: dict[str, Any], raw: bytes, offset: int, ts: datetime | None, state: State, out: Batch) -> None:
+    """``cost-state`` (2.1.3xx): Claude Code's own running cost of the session, kept as a META event."""
+    total = record.get("totalCostUSD")
+    if not isinstance(total, (int, float)) or isinstance(total, bool):
+        return
+    models = record.get("modelUsage")
+    names = ", ".join(sorted(models)) if isinstance(models, dict) else ""
+    session = _session(record, ts, state, out)
+    text = f"cost so far: ${total:.4f}" + (f" ({names})" if names else "")
+    out.events.append(Event(session, f"{state['file']}:{offset}", EventKind.META, ts, offset, role="system", text=text))
 
 
 def _progress_session(record: dict[str, Any], parent: str, out: Batch) -> str:
