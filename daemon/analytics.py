@@ -26,6 +26,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session as DBSession
 
 from headroom.learn.model import REASONING_OUTSIDE_OUTPUT
+from headroom.learn.projects import display_names
 from headroom.memory.models import Event, Session, ToolCall, Usage
 
 GROUPINGS = ("day", "week", "month", "session", "project", "agent")
@@ -143,6 +144,10 @@ def _dimension_rows(dbs: DBSession, by: str, filters: Filters) -> list[dict[str,
         row["failed_tool_calls"] = int(failures or 0)
         _finish(row, int(separate or 0))
         result.append(row)
+    if by == "project":  # six projects named `calc` must read apart: the shortest path suffix that does
+        names = display_names(row["project"] for row in result)
+        for row in result:
+            row["name"] = names.get(row["project"], "(no project)")
     return sorted(result, key=lambda r: -r["total_tokens"])
 
 

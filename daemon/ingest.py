@@ -34,7 +34,7 @@ from typing import Any, BinaryIO
 import orjson
 from sqlalchemy import Table, select, update
 
-from headroom.daemon.store import record_issue, refresh_sessions, write_batch
+from headroom.daemon.store import record_issue, refresh_sessions, resolve_hashed_projects, write_batch
 from headroom.learn.model import AGENTS, Agent, Batch, EventKind
 from headroom.learn.readers import LogReader, State, parse_chunk, reader_for
 from headroom.learn.readers.base import record_type
@@ -171,7 +171,9 @@ class Ingestor:
                     self._seen.setdefault(path, (inode, size, mtime_ns))
 
     def refresh(self) -> int:
-        """Bring every stale session's counters up to date."""
+        """Bring every stale session's counters up to date, and name projects known only by a hash."""
+        with self.db.transaction() as dbs:
+            resolve_hashed_projects(dbs)
         total = 0
         while True:
             with self.db.transaction() as dbs:
