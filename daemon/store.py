@@ -329,7 +329,7 @@ def refresh_sessions(dbs: DBSession, limit: int = 500) -> int:
     calls = dbs.execute(
         select(
             tc.session_id,
-            func.count(),
+            func.sum(case((tc.by_user.is_(False), 1), else_=0)),  # the user's own commands are not the agent's
             func.sum(case((agent_failure(tc), 1), else_=0)),
             func.min(tc.started_at),
             func.max(func.coalesce(tc.ended_at, tc.started_at)),
@@ -338,7 +338,7 @@ def refresh_sessions(dbs: DBSession, limit: int = 500) -> int:
         .group_by(tc.session_id)
     )
     for sid, count, failed, first, last in calls:
-        values[sid]["tool_calls"] = count
+        values[sid]["tool_calls"] = int(count or 0)
         values[sid]["failed_tool_calls"] = int(failed or 0)
         _widen(values[sid], first, last)
     us = _USAGE.c

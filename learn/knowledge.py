@@ -207,10 +207,12 @@ def shell_command(args: Any) -> str | None:
     return None
 
 
-def last_command_words(command: str) -> list[str]:
+def last_command_words(command: str, *, pipeline_head: bool = False) -> list[str]:
     """The words of the last simple command of a command line (what its exit status reports).
 
-    ``cd x && VAR=1 sudo grep -r foo .`` → ``["grep", "-r", "foo", "."]``. Quotes are respected.
+    ``cd x && VAR=1 sudo grep -r foo .`` → ``["grep", "-r", "foo", "."]``. Quotes are respected. With
+    ``pipeline_head``, the first command of the last pipeline (``npm test | tail`` → ``npm test``): what a
+    person would name the command by.
     """
     lexer = shlex.shlex(command.replace("\n", " ; "), posix=True, punctuation_chars=True)
     lexer.whitespace_split = True
@@ -219,10 +221,13 @@ def last_command_words(command: str) -> list[str]:
     except ValueError:
         tokens = command.split()
     words: list[str] = []
+    piped = False
     for token in tokens:
-        if token in _CHAIN:
-            words = []
-        else:
+        if token in ("|", "|&") and pipeline_head:
+            piped = True
+        elif token in _CHAIN:
+            words, piped = [], False
+        elif not piped:
             words.append(token)
     while words and (_ENV_ASSIGN.match(words[0]) or words[0] in _PREFIX_WORDS):
         words.pop(0)
