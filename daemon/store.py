@@ -16,11 +16,12 @@ import functools
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, case, func, or_, select, update
+from sqlalchemy import Connection, Table, and_, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session as DBSession
 
 from headroom.learn import model as m
+from headroom.learn.knowledge import describe_call, is_failure, unwrap_output
 from headroom.learn.projects import (
     HASH_PREFIX,
     hash_candidates,
@@ -38,9 +39,10 @@ _EVENTS: Table = db.Event.__table__  # type: ignore[assignment]
 _TOOLS: Table = db.ToolCall.__table__  # type: ignore[assignment]
 _USAGE: Table = db.Usage.__table__  # type: ignore[assignment]
 _ISSUES: Table = db.IngestIssue.__table__  # type: ignore[assignment]
+_FILES: Table = db.SourceFile.__table__  # type: ignore[assignment]
 
-_TOOL_CALL_SIDE = ("name", "input", "started_at")
-_TOOL_RESULT_SIDE = ("status", "output", "output_size", "exit_code", "ended_at", "duration_ms")
+_TOOL_CALL_SIDE = ("name", "input", "started_at", "kind", "command", "path")
+_TOOL_RESULT_SIDE = ("status", "output", "output_size", "exit_code", "failed", "ended_at", "duration_ms")
 _TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens")
 
 
@@ -293,7 +295,9 @@ def _upsert_tool_calls(dbs: DBSession, ids: dict[str, int], calls: list[m.ToolCa
         for name in _TOOL_CALL_SIDE + _TOOL_RESULT_SIDE:
             value = getattr(call, name)
             if value is not None:
-                fields[name] = value.value if isinstance(value, m.ToolStatus) else value
+                fields[name] = value.value if isinstance(value, (m.ToolStatus, m.ToolKind)) else value
+        if call.by_user:  # False says nothing: the other half of a user's command does not know it
+            fields["by_user"] = True
     # One statement per shape: an upsert may only overwrite the columns this batch knows about.
     by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for (session_key, key), fields in merged.items():
@@ -403,8 +407,8 @@ def refresh_sessions(dbs: DBSession, limit: int = 500) -> int:
     calls = dbs.execute(
         select(
             tc.session_id,
-            func.count(),
-            func.sum(case((tc.status == m.ToolStatus.ERROR.value, 1), else_=0)),
+            func.sum(case((tc.by_user.is_(False), 1), else_=0)),  # the user's own commands are not the agent's
+            func.sum(case((agent_failure(tc), 1), else_=0)),
             func.min(tc.started_at),
             func.max(func.coalesce(tc.ended_at, tc.started_at)),
         )
@@ -412,7 +416,7 @@ def refresh_sessions(dbs: DBSession, limit: int = 500) -> int:
         .group_by(tc.session_id)
     )
     for sid, count, failed, first, last in calls:
-        values[sid]["tool_calls"] = count
+        values[sid]["tool_calls"] = int(count or 0)
         values[sid]["failed_tool_calls"] = int(failed or 0)
         _widen(values[sid], first, last)
     us = _USAGE.c
@@ -474,7 +478,80 @@ def _widen(row: dict[str, Any], first: datetime | None, last: datetime | None) -
         row["ended_at"] = last
 
 
+def agent_failure(columns: Any) -> Any:
+    """The SQL condition for a failed tool call of the agent: the stored ``failed`` flag, never a user's command.
+
+    ``columns`` is ``ToolCall.__table__.c`` or the ``ToolCall`` model; every failure count uses this.
+    """
+    return and_(columns.failed.is_(True), columns.by_user.is_(False))
+
+
+def backfill_tool_fields(conn: Connection) -> int:
+    """Give rows written before the tool-call fields existed the fields a fresh ingest gives (migration 0006).
+
+    Every row is described again with the readers' functions; a Codex code-mode command logged as its own
+    call is folded into the ``exec`` script that ran it; Codex files are marked to be read again from the
+    start (the old reader dropped ``source: "user_shell"``, which only the log has). Returns the rows updated.
+    """
+    tc = _TOOLS.c
+    done, last = 0, 0
+    while True:
+        rows = conn.execute(
+            select(tc.id, tc.name, tc.input, tc.status, tc.exit_code, tc.output)
+            .where(tc.id > last)
+            .order_by(tc.id)
+            .limit(1000)
+        ).all()
+        if not rows:
+            break
+        for ident, name, raw_input, status, exit_code, output in rows:
+            kind, command, path = describe_call(name, raw_input)
+            clean = unwrap_output(output) if output is not None else None
+            values: dict[str, Any] = {"kind": kind.value if kind else None, "command": command, "path": path}
+            values["failed"] = is_failure(status, exit_code, command, clean)
+            if clean != output:
+                values["output"], values["output_size"] = clean, len(clean or "")
+            conn.execute(update(_TOOLS).where(tc.id == ident).values(**values))
+        done += len(rows)
+        last = rows[-1][0]
+    _fold_code_mode(conn)
+    sf = _FILES.c
+    conn.execute(update(_FILES).where(sf.agent == "codex").values(offset=0, fingerprint=None, state=None))
+    conn.execute(update(_SESSIONS).values(stale=True))
+    return done
+
+
+def _fold_code_mode(conn: Connection) -> None:
+    """Old rows: a code-mode script's first nested command becomes the script's result, as the reader does now."""
+    tc, ev = _TOOLS.c, _EVENTS.c
+    nested = conn.execute(
+        select(tc.id, tc.session_id, tc.key, tc.started_at, tc.kind, tc.command, tc.status, tc.exit_code)
+        .add_columns(tc.output, tc.output_size, tc.failed)
+        .join(_SESSIONS, _SESSIONS.c.id == tc.session_id)
+        .where(_SESSIONS.c.agent == "codex", tc.name == "exec_command", tc.key.not_like("call%"))
+        .where(tc.started_at.is_not(None))
+        .order_by(tc.session_id, tc.started_at)
+    ).all()
+    folded: set[int] = set()
+    for row in nested:
+        script = conn.execute(
+            select(tc.id, tc.ended_at)
+            .where(tc.session_id == row.session_id, tc.name == "exec", tc.started_at <= row.started_at)
+            .order_by(tc.started_at.desc())
+            .limit(1)
+        ).first()
+        if script is None or script.id in folded or (script.ended_at is not None and script.ended_at < row.started_at):
+            continue
+        folded.add(script.id)
+        fields = ("kind", "command", "status", "exit_code", "output", "output_size", "failed")
+        conn.execute(update(_TOOLS).where(tc.id == script.id).values({name: getattr(row, name) for name in fields}))
+        conn.execute(_EVENTS.delete().where(ev.session_id == row.session_id, ev.tool_call_key == row.key))
+        conn.execute(_TOOLS.delete().where(tc.id == row.id))
+
+
 __all__ = [
+    "agent_failure",
+    "backfill_tool_fields",
     "project_of",
     "project_root",
     "record_issue",

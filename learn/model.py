@@ -34,6 +34,19 @@ class ToolStatus(str, enum.Enum):
     PENDING = "pending"
 
 
+class ToolKind(str, enum.Enum):
+    """What a tool call did, whatever the agent calls the tool (decided once, by the reader)."""
+
+    SHELL = "shell"  # ran a command line
+    READ = "read"  # read a file
+    EDIT = "edit"  # changed part of a file (edit, patch)
+    WRITE = "write"  # wrote a whole file
+    SEARCH = "search"  # searched or listed files (grep, glob, ls tools)
+    FETCH = "fetch"  # fetched a web page or searched the web
+    TASK = "task"  # delegated to a sub-agent
+    OTHER = "other"  # plans, todo lists, MCP tools, anything else
+
+
 class EventKind(str, enum.Enum):
     """What one timeline entry of a session is."""
 
@@ -105,18 +118,30 @@ class Event:
 
 @dataclass(slots=True)
 class ToolCall:
-    """A tool call, or the half of one that a record carries (call side or result side)."""
+    """A tool call, or the half of one that a record carries (call side or result side).
+
+    The reader decides what the call *was* (``kind``, ``command``, ``path``) and how it *ended*
+    (``status``, ``exit_code``, ``failed``, ``output`` without the agent's wrapper), once, with the helpers
+    of :mod:`headroom.learn.knowledge`; nothing downstream re-parses arguments or outputs for these facts.
+    """
 
     session_key: str
     key: str
     name: str | None = None
     input: str | None = None  # JSON text of the arguments
     started_at: datetime | None = None
+    kind: ToolKind | None = None
+    command: str | None = None  # SHELL: the command line the shell ran, the agent's wrapper removed
+    path: str | None = None  # READ/EDIT/WRITE/SEARCH: the target path as logged
     # Result side; ``status`` is None on the call side.
     status: ToolStatus | None = None
-    output: str | None = None
+    output: str | None = None  # the tool's output, the agent's wrapper (exit-code headers, tags) removed
     output_size: int | None = None  # characters of the full output, even when ``output`` is cut
     exit_code: int | None = None
+    # THE definition of a failure (see knowledge.is_failure): an error status or a non-zero exit, except
+    # "no match" answers; cancelled and rejected calls are not failures. None: not known yet.
+    failed: bool | None = None
+    by_user: bool = False  # a command the user ran (Codex ``!cmd``): never an agent failure
     ended_at: datetime | None = None
     duration_ms: int | None = None
 

@@ -20,7 +20,17 @@ from typing import Any
 
 import pytest
 
-from headroom.learn.model import Batch, Event, EventKind, Merge, SessionInfo, ToolCall, ToolStatus, Usage
+from headroom.learn.model import (
+    Batch,
+    Event,
+    EventKind,
+    Merge,
+    SessionInfo,
+    ToolCall,
+    ToolKind,
+    ToolStatus,
+    Usage,
+)
 from headroom.learn.readers.gemini import GeminiReader
 from headroom.learn.readers.jsonl import parse_chunk
 from tests.helpers import ccusage_binary, read_whole
@@ -175,7 +185,8 @@ def test_tool_call_outcomes() -> None:
     # Recorded as "success", but the command exited 1.
     assert (shell.status, shell.exit_code, shell.name) == (ToolStatus.ERROR, 1, "run_shell_command")
     assert shell.input == '{"command":"python -m pytest -q","description":"Run the tests"}'
-    assert shell.output is not None and shell.output.startswith("Output: F.")
+    assert shell.output is not None and shell.output.startswith("F.")  # the "Output: … Exit Code:" frame is gone
+    assert (shell.kind, shell.command, shell.failed) == (ToolKind.SHELL, "python -m pytest -q", True)
     assert shell.output_size == len(shell.output)
     assert shell.started_at == datetime(2026, 3, 1, 23, 58, 25)
     missing = tools["read_file_1772409500001_1"]

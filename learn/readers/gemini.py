@@ -28,8 +28,9 @@ calls twice; we count them once.
 
 Events. User text is a prompt (slash commands stay in ``logs.json``); user turns of bare
 ``functionResponse`` parts repeat tool results the ToolCall has, and are skipped. A shell call recorded as
-``success`` whose output ends with ``Exit Code: N`` (N != 0) is an error; policy denials and refused
-confirmations are ``rejected``. "Request cancelled." and ``$rewindTo`` (the user undid turns) are
+``success`` whose output ends with ``Exit Code: N`` (N != 0) is an error (unless it is a "no match" answer,
+see ``knowledge.is_failure``; the stored output drops the ``Output: … Exit Code: … PGID`` framing); policy
+denials and refused confirmations are ``rejected``. "Request cancelled." and ``$rewindTo`` (the user undid turns) are
 interrupts, context-window warnings overflows, ``error`` turns API errors with their HTTP status.
 """
 
@@ -44,6 +45,7 @@ from typing import Any
 
 import orjson
 
+from headroom.learn.knowledge import describe_call, is_failure, unwrap_output
 from headroom.learn.model import (
     Batch,
     Event,
@@ -270,7 +272,9 @@ def _tool_call(
         if any(marker in head for marker in _REJECTED):
             status = ToolStatus.REJECTED
     started = parse_ts(call.get("timestamp")) or ts
-    size = len(output) if output is not None else None
+    kind, command, path = describe_call(name, arguments)
+    clean = unwrap_output(output) if output is not None else None
+    size = len(clean) if clean is not None else None
     out.tool_calls.append(
         ToolCall(
             state["sid"],
@@ -278,10 +282,14 @@ def _tool_call(
             name=name,
             input=arguments,
             started_at=started,
+            kind=kind,
+            command=command,
+            path=path,
             status=status,
-            output=output,
+            output=clean,
             output_size=size,
             exit_code=exit_code,
+            failed=is_failure(status, exit_code, command, clean),
         )
     )
     tool_event = _event(state, f"tool:{key}", EventKind.TOOL_CALL, started, seq, role="assistant", text=name)
