@@ -522,13 +522,13 @@ def backfill_tool_fields(conn: Connection) -> int:
 
 
 def _fold_code_mode(conn: Connection) -> None:
-    """Old rows: a code-mode script's first nested command becomes the script's result, as the reader does now."""
+    """Old rows: a code-mode script's first nested command or patch is the script's result, as the reader has it."""
     tc, ev = _TOOLS.c, _EVENTS.c
     nested = conn.execute(
-        select(tc.id, tc.session_id, tc.key, tc.started_at, tc.kind, tc.command, tc.status, tc.exit_code)
+        select(tc.id, tc.session_id, tc.key, tc.started_at, tc.kind, tc.command, tc.path, tc.status, tc.exit_code)
         .add_columns(tc.output, tc.output_size, tc.failed)
         .join(_SESSIONS, _SESSIONS.c.id == tc.session_id)
-        .where(_SESSIONS.c.agent == "codex", tc.name == "exec_command", tc.key.not_like("call%"))
+        .where(_SESSIONS.c.agent == "codex", tc.name.in_(("exec_command", "apply_patch")), tc.key.not_like("call%"))
         .where(tc.started_at.is_not(None))
         .order_by(tc.session_id, tc.started_at)
     ).all()
@@ -543,7 +543,7 @@ def _fold_code_mode(conn: Connection) -> None:
         if script is None or script.id in folded or (script.ended_at is not None and script.ended_at < row.started_at):
             continue
         folded.add(script.id)
-        fields = ("kind", "command", "status", "exit_code", "output", "output_size", "failed")
+        fields = ("kind", "command", "path", "status", "exit_code", "output", "output_size", "failed")
         conn.execute(update(_TOOLS).where(tc.id == script.id).values({name: getattr(row, name) for name in fields}))
         conn.execute(_EVENTS.delete().where(ev.session_id == row.session_id, ev.tool_call_key == row.key))
         conn.execute(_TOOLS.delete().where(tc.id == row.id))

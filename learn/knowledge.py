@@ -47,14 +47,15 @@ TOOL_KINDS: dict[str, ToolKind] = {name: kind for kind, names in _KIND_NAMES.ite
 
 # Exit 1 with no output from these is an answer ("no match", "differs", "false", "not there"), not a failure.
 NO_MATCH_PROGRAMS = frozenset({"grep", "egrep", "fgrep", "rg", "ag", "ugrep", "diff", "cmp", "test", "[", "[["})
-NO_MATCH_PROGRAMS |= {"which", "command", "pgrep"}
-_NO_MATCH_GIT = frozenset({"diff", "grep"})
+NO_MATCH_PROGRAMS |= {"which", "command", "pgrep", "findstr", "findstr.exe"}
+_NO_MATCH_GIT = frozenset({"diff", "grep", "check-ignore", "config"})  # git config KEY: exit 1 = not set
 _CHAIN = frozenset({"&&", "||", ";", "|", "&", ";;", "|&"})
 _PREFIX_WORDS = frozenset({"sudo", "env", "time", "exec", "nice", "!"})
 _ENV_ASSIGN = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*=")
 _SHELLS = frozenset({"bash", "sh", "zsh", "dash", "bash.exe", "sh.exe"})
 _POWERSHELLS = frozenset({"powershell", "powershell.exe", "pwsh", "pwsh.exe"})
 _CODE_MODE_CMD = re.compile(r"""tools\.exec_command\(\s*\{\s*["']?cmd["']?\s*:\s*("(?:[^"\\\n]|\\.)*")""")
+_CODE_MODE_PATCH = re.compile(r"\*\*\* (?:Update|Add|Delete) File: ([^\\\n\"']+)")
 _PATCH_PATH = re.compile(r"^\*\*\* (?:Update|Add|Delete) File: (.+?)\s*$", re.MULTILINE)
 _PATH_KEYS = ("file_path", "absolute_path", "path", "notebook_path", "dir_path", "directory")
 
@@ -97,6 +98,9 @@ def describe_call(name: str | None, raw_input: str | None) -> tuple[ToolKind | N
     args = tool_args(raw_input)
     if kind is ToolKind.SHELL:
         if base_tool(name or "") == "exec" and isinstance(args, str):
+            patched = _CODE_MODE_PATCH.findall(args) if "tools.apply_patch(" in args else []
+            if len(patched) == 1 and args.count("tools.") == 1:  # a script that only applies a patch
+                return ToolKind.EDIT, None, patched[0]
             return kind, code_mode_command(args), None
         return kind, shell_command(args), None
     if kind in (ToolKind.READ, ToolKind.EDIT, ToolKind.WRITE, ToolKind.SEARCH):

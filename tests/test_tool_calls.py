@@ -112,6 +112,8 @@ def test_memory_reads_a_cat_as_a_file_whatever_the_shell_tool() -> None:
         ("grep -c x f", "", True),
         ('cd a && grep "x|y" f', "", True),
         ("git diff --exit-code", "", True),
+        ("git check-ignore -v notes.md", "", True),
+        ("tasklist | findstr Setup.exe", "", True),
         ("[ -f x ]", "", True),
         ("test -d build", "\n", True),
         ("grep x f", "grep: f: No such file or directory", False),  # exit 2 is usual, but output is an error
@@ -178,3 +180,20 @@ def test_a_database_from_before_gives_the_answers_of_a_fresh_ingest(tmp_path: Pa
     assert upgraded == fresh
     with db.sessions() as a, old.sessions() as b:
         assert analytics.failing_commands(a, analytics.Filters()) == analytics.failing_commands(b, analytics.Filters())
+
+
+def test_code_mode_counts_like_plain_mode_on_the_generated_logs(tmp_path: Path, shared: Path) -> None:
+    """Codex driven through code mode and without it, same scenarios: the same calls, the same failures."""
+    counts = {}
+    for variant in ("", ".code-mode"):
+        database = open_database(f"sqlite:///{tmp_path / f'db{variant}' / 'headroom.db'}")
+        roots = [
+            shared / "fixtures" / "generated" / "codex" / f"{s}{variant}"
+            for s in ("fail-then-fix", "test-fix-correction")
+        ]
+        Ingestor(database, {"codex": roots}).scan()
+        with database.sessions() as s:
+            calls = s.execute(select(ToolCall)).scalars().all()
+            counts[variant] = (len(calls), sorted(c.command or c.path or "" for c in calls if c.failed))
+            assert not [c.key for c in calls if c.key.startswith("exec-")]
+    assert counts[""] == counts[".code-mode"]

@@ -30,9 +30,9 @@ Traps handled:
   Output:`` headers removed) and judged by :func:`~headroom.learn.knowledge.is_failure` ("no match" is an
   answer). ``exec_command_end`` with ``source: "user_shell"`` is a command the *user* typed after ``!``:
   a ``user_shell`` call marked ``by_user``, never an agent failure.
-* Code mode: the model's JavaScript ``exec`` call and the ``exec_command`` it runs (an ``item_completed``
-  CommandExecution) are one call, kept under the ``exec`` call's id with the inner command, exit code and
-  output; a second command in the same script is a call of its own.
+* Code mode: the model's JavaScript ``exec`` call and the ``exec_command`` (or patch) it runs (an
+  ``item_completed`` CommandExecution or FileChange) are one call, kept under the ``exec`` call's id with the
+  inner command or path, exit code and output; a second command in the same script is a call of its own.
 * ``compacted`` and the ``context_compacted`` event mark one compaction: the second of a pair is META.
 * Token usage follows ccusage exactly (see ``_codex_usage``).
 """
@@ -299,7 +299,8 @@ class CodexReader(LogReader):
             if len(pending) > _MAX_OPEN_CALLS:
                 del pending[next(iter(pending))]
         if name == "exec" and kind == "custom_tool_call" and p.get("call_id"):
-            state["exec"] = {"id": tool_key, "n": 0}  # a code-mode script: its nested commands fold into it
+            # A code-mode script: its nested command folds into it (keeping the path the script named, if any).
+            state["exec"] = {"id": tool_key, "n": 0, "path": call.path is not None}
         out.tool_calls.append(call)
         out.events.append(at.event(EventKind.TOOL_CALL, name, role="assistant", tool_call_key=tool_key))
 
@@ -368,10 +369,12 @@ class CodexReader(LogReader):
         described = describe_call(name, text)
         failed = is_failure(status, exit_code, described[1], output)
         script = state.get("exec")
-        if kind == "CommandExecution" and isinstance(script, dict) and not script.get("n"):
-            # Code mode: the command the open ``exec`` script ran is that call's result, not a call of its own.
+        if kind != "McpToolCall" and isinstance(script, dict) and not script.get("n"):
+            # Code mode: the command or patch the open ``exec`` script ran is that call's result, not a call.
             script["n"] = 1
-            call = ToolCall(at.sid, script["id"], kind=described[0], command=described[1], status=status)
+            path = None if script.get("path") else described[2]
+            call = ToolCall(at.sid, script["id"], kind=described[0], command=described[1], path=path)
+            call.status = status
             call.exit_code, call.failed, call.output = exit_code, failed, output
             call.output_size = None if output is None else len(output)
             out.tool_calls.append(call)
