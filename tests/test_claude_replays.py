@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -113,3 +114,56 @@ def test_replayed_calls_are_the_same_calls_whichever_file_is_read_first(
             totals[index] += value
     assert {"2026-03-29": tuple(totals)} == CCUSAGE
     assert len(usage) == 8  # 4 parent calls + the summary + the side answer + 2 Bedrock messages
+
+
+def _answers(db: Database) -> tuple[object, ...]:
+    """What stats and learn see: sessions with their projects and counters, calls, usage."""
+    with db.sessions() as dbs:
+        sessions = sorted(
+            (s.agent, s.key, s.project_root, s.turns, s.tool_calls, s.failed_tool_calls, s.input_tokens)
+            for s in dbs.execute(select(Session)).scalars()
+        )
+        calls = sorted((c.key, c.status) for c in dbs.execute(select(ToolCall)).scalars())
+        usage = sorted((u.key, u.input_tokens, u.output_tokens) for u in dbs.execute(select(Usage)).scalars())
+    return sessions, calls, usage
+
+
+def test_a_database_from_before_0007_gives_the_answers_of_a_fresh_ingest(
+    tmp_path: Path, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Migration 0007 on rows the old readers wrote: replay files as sessions, raw project spellings."""
+    from sqlalchemy import update
+
+    import headroom.learn.readers.claude as claude_reader
+    from headroom.daemon.ingest import upgrade_identity
+
+    windows = Path(__file__).resolve().parent / "fixtures" / "projects-windows"
+    claude = tmp_path / "claude"
+    shutil.copytree(ROOT, claude, dirs_exist_ok=True)
+    shutil.copytree(windows / "claude" / "projects", claude, dirs_exist_ok=True)
+    gemini = shutil.copytree(windows / "gemini" / "tmp", tmp_path / "gemini")
+    roots = {"claude": [claude], "gemini": [gemini]}
+    Ingestor(db, roots).scan()
+
+    old = open_database(f"sqlite:///{tmp_path / 'old' / 'headroom.db'}")
+    real_usage_line = claude_reader.usage_line
+
+    def per_streamed_line(record: dict[str, Any], raw: bytes, file: str, offset: int, ts: Any) -> Any:
+        line = real_usage_line(record, raw, file, offset, ts)
+        if line is not None and line.key.startswith("m:"):  # the old key: one per streamed line
+            line.key = f"t:{line.key[2:]}|{record.get('sessionId')}|{offset}"
+        return line
+
+    with monkeypatch.context() as patch:  # the old reader: replay files were sub-agent sessions
+        patch.setattr(claude_reader, "_replay_kind", lambda stem: None)
+        patch.setattr(claude_reader, "usage_line", per_streamed_line)
+        Ingestor(old, roots).scan()
+    with old.transaction() as s:  # the old project column: the logged spelling, no hash for Gemini
+        s.execute(update(Session).values(project_root=Session.cwd))
+        before = s.execute(select(Session.key).where(Session.key.like("agent-a%compact%"))).scalars().all()
+        assert before  # the old rows really hold a replay session, and Bedrock usage per streamed line
+        assert len(s.execute(select(Usage.key).where(Usage.key.like("t:msg_bdrk%"))).all()) == 5
+        upgrade_identity(s.connection())  # what migration 0007 runs
+    Ingestor(old, roots).scan()
+    assert _answers(old) == _answers(db)
+    old.close()
