@@ -34,12 +34,13 @@ from typing import Any, BinaryIO
 import orjson
 from sqlalchemy import Table, select, update
 
-from headroom.daemon.store import record_issue, refresh_sessions, write_batch
-from headroom.learn.model import AGENTS, Agent, Batch
+from headroom.daemon.store import record_issue, refresh_sessions, resolve_hashed_projects, write_batch
+from headroom.learn.model import AGENTS, Agent, Batch, EventKind
 from headroom.learn.readers import LogReader, State, parse_chunk, reader_for
+from headroom.learn.readers.base import record_type
 from headroom.learn.readers.jsonl import MALFORMED, OVERSIZED
 from headroom.memory.db import Database
-from headroom.memory.models import SourceFile
+from headroom.memory.models import Event, Session, SourceFile
 
 log = logging.getLogger("headroom.ingest")
 
@@ -101,6 +102,10 @@ class Ingestor:
         # (inode, size, mtime) of files fully read in this process: an unchanged file costs one stat().
         self._seen: dict[str, tuple[int, int, int]] = {}
         self.problem_counts: Counter[str] = Counter()
+        # Record types the readers keep raw (format drift): those already stored, loaded on first need, and
+        # those this process met first (``daemon status`` warns about these; the log names each once).
+        self._record_types: set[tuple[str, str]] | None = None
+        self.new_record_types: list[dict[str, str | None]] = []
         # Checked between files and chunks so a shutdown never waits for a whole backfill.
         self.should_stop: Callable[[], bool] = lambda: False
 
@@ -166,7 +171,9 @@ class Ingestor:
                     self._seen.setdefault(path, (inode, size, mtime_ns))
 
     def refresh(self) -> int:
-        """Bring every stale session's counters up to date."""
+        """Bring every stale session's counters up to date, and name projects known only by a hash."""
+        with self.db.transaction() as dbs:
+            resolve_hashed_projects(dbs)
         total = 0
         while True:
             with self.db.transaction() as dbs:
@@ -374,6 +381,7 @@ class Ingestor:
             "ingested_at": now,
         }
         first_time: list[tuple[str, str]] = []
+        new_types = self._new_record_types(item, batch)
         with self.db.transaction() as dbs:
             write_batch(dbs, item.agent, batch)
             for kind, detail in problems:
@@ -387,7 +395,36 @@ class Ingestor:
                 dbs.execute(update(SourceFile).where(_FILES.c.id == row["id"]).values(**values))
         for kind, detail in first_time:
             log.warning("%s: %s (%s); counted, further ones in this file are not logged", item.path, kind, detail)
+        for found in new_types:
+            assert self._record_types is not None
+            self._record_types.add((item.agent, found["type"] or ""))
+            self.new_record_types.append(found)
+            log.warning(
+                "%s: a %s record type headroom does not read yet: %s (CLI %s); kept raw, `headroom doctor` counts them",
+                item.path,
+                item.agent,
+                found["type"],
+                found["cli_version"] or "version unknown",
+            )
         return {**row, **values}
+
+    def _new_record_types(self, item: LogFile, batch: Batch) -> list[dict[str, str | None]]:
+        """Name the batch's UNKNOWN events by their record type; the types never stored before."""
+        found: dict[str, dict[str, str | None]] = {}
+        for event in batch.events:
+            if event.kind is not EventKind.UNKNOWN:
+                continue
+            if event.text is None:
+                event.text = record_type(event.raw or "")
+            if event.text not in found:
+                session = batch.sessions.get(event.session_key)
+                version = session.cli_version if session is not None else None
+                found[event.text] = {"agent": item.agent, "type": event.text, "cli_version": version}
+        if not found:
+            return []
+        if self._record_types is None:
+            self._record_types = known_record_types(self.db)
+        return [entry for name, entry in found.items() if (item.agent, name) not in self._record_types]
 
     def _unreadable(self, item: LogFile, exc: OSError) -> FileOutcome:
         kind = "permission_denied" if isinstance(exc, PermissionError) else "unreadable"
@@ -403,6 +440,18 @@ class Ingestor:
         except OSError:
             pass
         return FileOutcome(item.path, "unreadable", problems=1)
+
+
+def known_record_types(db: Database) -> set[tuple[str, str]]:
+    """(agent, record type) of every record kept raw so far (UNKNOWN events are named by their type)."""
+    query = (
+        select(Session.agent, Event.text)
+        .join(Session, Session.id == Event.session_id)
+        .where(Event.kind == EventKind.UNKNOWN.value)
+        .distinct()
+    )
+    with db.sessions() as dbs:
+        return {(agent, text or "") for agent, text in dbs.execute(query)}
 
 
 def _fingerprint(handle: BinaryIO | None, offset: int) -> str | None:

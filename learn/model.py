@@ -167,6 +167,11 @@ class Usage:
         return self.input_tokens + self.output_tokens + self.cache_read_tokens + self.cache_creation_tokens
 
 
+# Agents whose logged output count leaves the reasoning ("thoughts") tokens out, so that a total adds them
+# (as ccusage's does). Codex's output tokens already include reasoning, Claude logs none apart.
+REASONING_OUTSIDE_OUTPUT: frozenset[Agent] = frozenset({"gemini"})
+
+
 @dataclass(slots=True)
 class Batch:
     """What a reader extracted from a run of records, ready to be written in one transaction."""
@@ -175,6 +180,9 @@ class Batch:
     events: list[Event] = field(default_factory=list)
     tool_calls: list[ToolCall] = field(default_factory=list)
     usage: list[Usage] = field(default_factory=list)
+    # Everything here replays records already logged in another file (Claude's compaction and side-question
+    # agents copy their parent's history): ingestion adds what is new and never overwrites what is known.
+    replay: bool = False
 
     def session(self, info: SessionInfo) -> None:
         """Record what is known about a session, merging with earlier records of this batch."""

@@ -58,6 +58,7 @@ from headroom.learn.model import (
     Usage,
     parse_ts,
 )
+from headroom.learn.projects import HASH_PREFIX, hash_candidates
 from headroom.learn.readers.base import LogReader, State
 
 _SKILL_EXTRACTION = "skill-extraction-"
@@ -441,12 +442,13 @@ def _message_id(msg: dict[str, Any], fallback: str) -> str:
 
 def _info(state: State, **facts: Any) -> SessionInfo:
     project = state["project"]
+    hashed = isinstance(project, str) and project.startswith(HASH_PREFIX)  # resolved by ingestion later
     return SessionInfo(
         key=state["sid"],
         parent_key=state["parent"],
         subagent_id=state["agent_id"],
         kind=state["kind"],
-        cwd=project,
+        cwd=None if hashed else project,
         project_root=project,
         **facts,
     )
@@ -463,11 +465,16 @@ def _unknown(state: State, key: str, seq: int, raw: str) -> Event:
 def _set_project(record: dict[str, Any], state: State) -> None:
     """Take the project root from ``directories`` when one of them hashes to the record's projectHash."""
     dirs, digest = record.get("directories"), record.get("projectHash")
-    if state["project"] is None and isinstance(dirs, list) and isinstance(digest, str):
+    project = state["project"]
+    if project is not None and not project.startswith(HASH_PREFIX):
+        return
+    if isinstance(dirs, list) and isinstance(digest, str):
         for candidate in dirs:
             if isinstance(candidate, str) and _sha256(candidate) == digest:
                 state["project"] = candidate
                 return
+    if project is None and isinstance(digest, str) and _HEX64.fullmatch(digest):
+        state["project"] = HASH_PREFIX + digest  # only a hash: ingestion matches it with roots known elsewhere
 
 
 def _project_root(project_dir: Path, root: Path) -> str | None:
@@ -492,8 +499,10 @@ def _project_root(project_dir: Path, root: Path) -> str | None:
             return str(path)
     if _HEX64.fullmatch(name):
         for path in projects:
-            if _sha256(path) == name:
-                return str(path)
+            for spelling in hash_candidates(str(path)):
+                if _sha256(spelling) == name:
+                    return spelling
+        return HASH_PREFIX + name
     return None
 
 
