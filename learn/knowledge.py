@@ -132,9 +132,8 @@ def target_path(args: Any) -> str | None:
         patch = args.get("input") or args.get("patch")
         if isinstance(patch, str):
             return target_path(patch)
-        if args and all(isinstance(k, str) and ("/" in k or "\\" in k) for k in args):
-            return next(iter(args))  # Codex FileChange items: {path: change}
-        return None
+        keys = [k for k in args if isinstance(k, str) and ("/" in k or "\\" in k)]
+        return keys[0] if keys and len(keys) == len(args) else None  # Codex FileChange items: {path: change}
     if isinstance(args, str):
         match = _PATCH_PATH.search(args)
         return match.group(1) if match else None

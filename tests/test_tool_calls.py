@@ -9,6 +9,7 @@ Everything goes through real ingestion into a real SQLite file.
 from __future__ import annotations
 
 import shutil
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -197,3 +198,45 @@ def test_code_mode_counts_like_plain_mode_on_the_generated_logs(tmp_path: Path, 
             counts[variant] = (len(calls), sorted(c.command or c.path or "" for c in calls if c.failed))
             assert not [c.key for c in calls if c.key.startswith("exec-")]
     assert counts[""] == counts[".code-mode"]
+
+
+def test_migration_0006_runs_on_open_over_old_rows(tmp_path: Path) -> None:
+    """A DB at revision 0005 with rows as the old readers wrote them: opening it upgrades and fills the fields."""
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    from headroom.memory.db import alembic_config
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    command.upgrade(alembic_config(url), "0005")
+    engine = create_engine(url)
+    with engine.begin() as conn:  # the tables 0006 leaves alone take their model defaults
+        conn.execute(Session.__table__.insert().values(id=1, agent="claude", key="s", kind="main", stale=False))
+        conn.execute(
+            text(
+                "INSERT INTO tool_calls (session_id, key, name, input, status, output, exit_code) VALUES "
+                "(1, 'a', 'Bash', '{\"command\": \"grep -rn TODO src\"}', 'error', 'Exit code 1', 1),"
+                "(1, 'b', 'Bash', '{\"command\": \"npm test\"}', 'error', 'Exit code 1\nMissing script', 1),"
+                "(1, 'c', 'Read', '{\"file_path\": \"/p/a.py\"}', 'ok', 'x', NULL)"
+            )
+        )
+        first = datetime(2026, 1, 1)
+        for agent in ("codex", "claude"):
+            values = {"path": f"/x/{agent}.jsonl", "offset": 99, "state": "{}", "fingerprint": "f", "first_seen": first}
+            conn.execute(SourceFile.__table__.insert().values(agent=agent, **values))
+    engine.dispose()
+    db = open_database(url)
+    with db.sessions() as s:
+        rows = {
+            c.key: (c.kind, c.command, c.path, c.output, c.failed, c.by_user)
+            for c in s.execute(select(ToolCall)).scalars()
+        }
+        offsets = dict(s.execute(select(SourceFile.agent, SourceFile.offset)).all())
+        failed = s.execute(select(Session.failed_tool_calls, Session.stale)).one()
+    assert rows == {
+        "a": ("shell", "grep -rn TODO src", None, "", False, False),
+        "b": ("shell", "npm test", None, "Missing script", True, False),
+        "c": ("read", None, "/p/a.py", "x", False, False),
+    }
+    assert offsets == {"codex": 0, "claude": 99}  # Codex logs are read again (user_shell is only there)
+    assert failed[1]  # counters are recomputed by the next ingest pass

@@ -142,12 +142,14 @@ def _line(event: dict[str, Any], full: bool) -> Text:
     if kind == "tool_call" and "tool" in event:
         status = event["status"] or "pending"
         line.append(f"{event['tool'] or '?'}", style="cyan")
+        if event.get("by_user"):
+            line.append(" (typed by the user)", style="dim")
         line.append(f" [{status}", style=_STATUS_STYLE.get(status, ""))
         if event["exit_code"] not in (None, 0):
             line.append(f" exit {event['exit_code']}", style=_STATUS_STYLE.get(status, ""))
         line.append("] ", style=_STATUS_STYLE.get(status, ""))
         line.append(_clip(event["input"], full), style="dim")
-        if status == "error" and event.get("output"):
+        if event.get("failed") and event.get("output"):
             line.append("\n        → " + _clip(event["output"], full), style="red")
         return line
     styles = {

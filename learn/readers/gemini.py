@@ -53,6 +53,7 @@ from headroom.learn.model import (
     Merge,
     SessionInfo,
     ToolCall,
+    ToolKind,
     ToolStatus,
     Usage,
     parse_ts,
@@ -64,7 +65,6 @@ _SKILL_EXTRACTION = "skill-extraction-"
 _MESSAGE_TYPES = ("user", "gemini", "info", "error", "warning")
 # Anything else (validating, scheduled, executing, awaiting_approval) is still in flight.
 _STATUS = {"success": ToolStatus.OK, "error": ToolStatus.ERROR, "cancelled": ToolStatus.CANCELLED}
-_SHELL = "run_shell_command"
 # The shell tool prints "Exit Code: N" after the output, and Gemini's own truncation keeps the tail.
 _EXIT_TAIL = 1024
 _EXIT = re.compile(r"^Exit Code: (-?\d+)\s*$", re.M)
@@ -261,7 +261,8 @@ def _tool_call(
     raw_status = call.get("status")
     status = _STATUS.get(raw_status, ToolStatus.PENDING) if isinstance(raw_status, str) else None
     exit_code = None
-    if output and name == _SHELL:
+    kind, command, path = describe_call(name, arguments)
+    if output and kind is ToolKind.SHELL:
         found = _EXIT.findall(output[-_EXIT_TAIL:])
         exit_code = int(found[-1]) if found else None
     # Gemini records a shell command that ran as "success" whatever its exit status.
@@ -272,7 +273,6 @@ def _tool_call(
         if any(marker in head for marker in _REJECTED):
             status = ToolStatus.REJECTED
     started = parse_ts(call.get("timestamp")) or ts
-    kind, command, path = describe_call(name, arguments)
     clean = unwrap_output(output) if output is not None else None
     size = len(clean) if clean is not None else None
     out.tool_calls.append(
