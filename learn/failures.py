@@ -245,7 +245,7 @@ def _prepare(calls: Sequence[ToolCall], project: str) -> list[_Call]:
                 words = split_command(command, project)
                 if not words:
                     continue
-        path = _path_arg(args, project)
+        path = relpath(call.path, project) if call.path else _path_arg(args, project)
         if base == "apply_patch" and path is None:
             m = _PATCH_FILE.search(call.output or "") or _PATCH_FILE.search(call.input or "")
             path = relpath(m.group(1).strip(), project) if m else None
