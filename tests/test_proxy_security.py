@@ -206,7 +206,7 @@ def test_the_stats_queue_is_bounded_by_the_bytes_it_keeps_alive() -> None:
         for record in records:
             writer.submit(record)
         assert writer.pending_bytes <= 10 * MB
-        assert writer.tokens_skipped == 16  # 1 MB + 4 × 2 MB fit; the rest are kept without their counts
+        assert writer.tokens_skipped == 16  # 1 MB + 4 x 2 MB fit; the rest are kept without their counts
         assert all(r.tokens is None for r in records[4:])
         gate.set()
         writer.flush(10)
@@ -288,7 +288,7 @@ def test_allowed_hosts_must_be_a_list_of_names(isolated_home: Path) -> None:
 
     isolated_home.mkdir(parents=True, exist_ok=True)
     (isolated_home / "config.toml").write_text('[proxy]\nallowed_hosts = "devbox"\n', encoding="utf-8")
-    with pytest.raises(ConfigError, match="'proxy.allowed_hosts' must be a list of host names"):
+    with pytest.raises(ConfigError, match=r"'proxy\.allowed_hosts' must be a list of host names"):
         load_config()
     (isolated_home / "config.toml").write_text('[proxy]\nallowed_hosts = ["devbox.lan"]\n', encoding="utf-8")
     assert load_config().proxy.allowed_hosts == ["devbox.lan"]
