@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_provider import FakeProvider, Served
+from fake_provider import Served
 
 from headroom.daemon.config import Config, load_config
 from headroom.daemon.proxy.server import ProxyServer, build_app
