@@ -427,3 +427,104 @@ def test_local_paths_are_answered_here_and_never_forwarded() -> None:
         # An agent's own request to the root (with its key) is still the provider's.
         assert http.head("/", headers={"x-api-key": "k"}).status_code == 200
         assert len(rig.fake.received) == 1
+
+
+# -- the done-when figures: a real daemon, a 1 GiB bomb, small requests meanwhile ---------------------------
+
+
+def _proc_kb(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} for {pid}")
+
+
+def _small_request(http: httpx.Client) -> float:
+    started = time.perf_counter()
+    got = http.post("/v1/messages", content=ANTHROPIC_BODY, headers={"content-type": "application/json"})
+    assert got.status_code == 200
+    return (time.perf_counter() - started) * 1000
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the daemon's RSS from /proc")
+def test_a_one_gib_bomb_against_the_real_daemon(tmp_path: Path, isolated_home: Path, monkeypatch: Any) -> None:
+    import subprocess
+    import sys
+
+    from headroom.daemon.proxy import registration
+
+    for name in ("CLAUDE_CONFIG_DIR", "CODEX_HOME", "GEMINI_CLI_HOME"):
+        monkeypatch.setenv(name, str(tmp_path / name.lower()))
+    bombs = {"zstd": zstd_bomb(1024 * MB), "gzip": gzip_bomb(1024 * MB)}
+    with Served(FakeProvider()) as upstream:
+        isolated_home.mkdir(parents=True, exist_ok=True)
+        (isolated_home / "config.toml").write_text(
+            f'[proxy]\nanthropic_upstream = "{upstream.url}"\nopenai_upstream = "{upstream.url}"\n'
+            f'gemini_upstream = "{upstream.url}"\n',
+            encoding="utf-8",
+        )
+        err = (tmp_path / "daemon.err").open("wb")
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "headroom.daemon.cli", "daemon", "run"], stdout=err, stderr=err
+        )
+        try:
+            state_file = load_config().paths.proxy_state
+            deadline = time.monotonic() + 60
+            while (registration.read(state_file) or {}).get("pid") != daemon.pid:
+                assert time.monotonic() < deadline and daemon.poll() is None, "the daemon did not start"
+                time.sleep(0.1)
+            url = (registration.read(state_file) or {})["url"]
+            http = httpx.Client(base_url=url)  # one client: the figures are the proxy's, not a client's set-up
+            for _ in range(5):
+                _small_request(http)  # warm up: connections, the engine's first compression
+            baseline = sorted(_small_request(http) for _ in range(30))
+            figures: dict[str, Any] = {
+                "baseline_p50_ms": round(baseline[15], 1),
+                "baseline_max_ms": round(baseline[-1], 1),
+                "rss_before_mb": round(_proc_kb(daemon.pid, "VmRSS") / 1024, 1),
+            }
+            for encoding, bomb in bombs.items():
+                during: list[float] = []
+                stop = threading.Event()
+
+                def meanwhile() -> None:
+                    with httpx.Client(base_url=url) as other:
+                        while not stop.is_set():
+                            during.append(_small_request(other))
+
+                side = threading.Thread(target=meanwhile)
+                side.start()
+                time.sleep(0.2)
+                started = time.perf_counter()
+                got = httpx.post(
+                    f"{url}/v1/messages",
+                    content=bomb,
+                    headers={"content-type": "application/json", "content-encoding": encoding},
+                    timeout=60,
+                )
+                took = time.perf_counter() - started
+                time.sleep(0.2)
+                stop.set()
+                side.join()
+                assert got.status_code == 413 and got.json()["error"]["type"] == "request_too_large"
+                during.sort()
+                figures[encoding] = {
+                    "bomb_bytes": len(bomb),
+                    "seconds_to_413": round(took, 3),
+                    "meanwhile_requests": len(during),
+                    "meanwhile_p50_ms": round(during[len(during) // 2], 1),
+                    "meanwhile_max_ms": round(during[-1], 1),
+                }
+                # Generous bounds for a loaded CI machine; bench/README.md has the figures measured.
+                assert took < 5.0, figures
+                assert figures[encoding]["meanwhile_p50_ms"] < 3 * figures["baseline_p50_ms"] + 100, figures
+            figures["rss_after_mb"] = round(_proc_kb(daemon.pid, "VmRSS") / 1024, 1)
+            figures["rss_peak_mb"] = round(_proc_kb(daemon.pid, "VmHWM") / 1024, 1)
+            print("\nbomb figures:", json.dumps(figures))
+            assert figures["rss_peak_mb"] < 300, figures
+            http.close()
+        finally:
+            daemon.terminate()
+            daemon.wait(30)
+            err.close()
