@@ -488,12 +488,12 @@ def test_a_one_gib_bomb_against_the_real_daemon(tmp_path: Path, isolated_home: P
                 during: list[float] = []
                 stop = threading.Event()
 
-                def meanwhile() -> None:
+                def meanwhile(stop: threading.Event, during: list[float]) -> None:
                     with httpx.Client(base_url=url) as other:
                         while not stop.is_set():
                             during.append(_small_request(other))
 
-                side = threading.Thread(target=meanwhile)
+                side = threading.Thread(target=meanwhile, args=(stop, during))
                 side.start()
                 time.sleep(0.2)
                 started = time.perf_counter()

@@ -222,7 +222,7 @@ class ProxyApp:
         refused = self.refusal(scope, hmap)
         if refused is not None:
             status, reason = refused
-            log.info("%s %.100s refused: %s", method, path, reason)
+            log.debug("%s %.100s refused: %s", method, path, reason)  # counted in /healthz; a page may flood
             await _respond(send, status, error_body(provider_of(path, hmap), status, reason), close=True)
             return
         if method == "OPTIONS":  # a browser's preflight: answered here, with no CORS grant, never forwarded

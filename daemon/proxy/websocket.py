@@ -66,7 +66,7 @@ async def relay_websocket(app: ProxyApp, scope: Scope, receive: Receive, send: S
     refused = app.refusal(scope, hmap)  # the same Host, Origin and target rules as HTTP
     if refused is not None:
         status, reason = refused
-        log.info("WebSocket %.100s refused: %s", path, reason)
+        log.debug("WebSocket %.100s refused: %s", path, reason)
         await _deny(scope, send, status, error_body("openai", status, reason))
         return
     url = upstream_url(app.settings.upstreams["openai"], path, scope["query_string"].decode("latin-1"))
