@@ -528,3 +528,11 @@ def test_a_one_gib_bomb_against_the_real_daemon(tmp_path: Path, isolated_home: P
             daemon.terminate()
             daemon.wait(30)
             err.close()
+
+
+def test_the_connection_cap_fits_the_open_file_limit() -> None:
+    from headroom.daemon.proxy.limits import connection_cap
+
+    assert connection_cap(1000, 1_048_576) == 1000
+    assert connection_cap(1000, 1024) == 448  # two descriptors per proxied connection, some kept for files
+    assert connection_cap(1000, 100) == 16

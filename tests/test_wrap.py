@@ -409,3 +409,21 @@ def test_a_missing_agent_starts_no_daemon(
     done = wrap("codex")
     assert done.returncode == 1 and "codex is not on PATH" in done.stderr
     assert running_daemon_pid(config.paths) is None and not config.paths.proxy_state.exists()
+
+
+def test_another_data_dirs_proxy_is_not_this_ones(
+    config: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real headroom proxy of another HEADROOM_HOME on the configured port is not trusted (doctor, wrap)."""
+    from headroom.daemon.cli.wrap_cmd import find_proxy
+
+    server = serve(config)  # registered in this home's state dir
+    try:
+        assert find_proxy(config) == server.url
+        monkeypatch.setenv("HEADROOM_HOME", str(tmp_path / "other-home"))
+        monkeypatch.setenv("HEADROOM_PROXY_PORT", str(server.port))
+        other = load_config()
+        other.paths.ensure()
+        assert find_proxy(other) is None
+    finally:
+        server.stop()
