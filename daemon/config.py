@@ -34,9 +34,13 @@ to start. Example::
     anthropic_upstream = "https://api.anthropic.com"   # a gateway URL may carry a path prefix
     openai_upstream = "https://api.openai.com"
     gemini_upstream = "https://generativelanguage.googleapis.com"
-    max_body_mb = 100              # larger request bodies get a 413 in the provider's error format
+    max_body_mb = 100              # larger request bodies (as sent or decoded) get a 413 in the provider's format
     connect_timeout = 10           # seconds
     read_timeout = 600             # seconds between two chunks of an answer
+    header_timeout = 10            # seconds for a request's line and headers (slow ones are closed)
+    body_timeout = 60              # seconds for a whole request body once its headers are in (then 408)
+    max_connections = 1000         # open connections; one more gets a 503 and is closed
+    allowed_hosts = []             # Host/Origin names besides loopback ones, for a non-loopback bind
     prefix_cache_mb = 64           # what it remembers of messages it sent, to send them again byte for byte
 
     [memory]
@@ -110,6 +114,11 @@ class ProxyConfig:
     max_body_mb: float = 100.0
     connect_timeout: float = 10.0
     read_timeout: float = 600.0
+    header_timeout: float = 10.0
+    body_timeout: float = 60.0
+    max_connections: int = 1000
+    #: Names a request's Host (and a browser's Origin) may carry besides loopback ones (see proxy.guard).
+    allowed_hosts: list[str] = field(default_factory=list)
     #: What the proxy remembers of the messages it sent (so a conversation's prefix is sent again byte for byte);
     #: past it the least recently used entries go, and the engine compresses such a message again, identically.
     prefix_cache_mb: float = 64.0
@@ -307,6 +316,7 @@ _SPECIAL: dict[str, Callable[[Any, str, Path], Any]] = {
     "nightly_at": _time_of_day,
     "claude_file": _one_of(("CLAUDE.local.md", "CLAUDE.md")),
     "homes": _strings("paths"),
+    "allowed_hosts": _strings("host names"),
     "disabled": lambda value, name, file: frozenset(_strings("content kinds")(value, name, file)),
     "text_model": lambda value, name, file: _typed(value, str, name, file) or None,
     "file_read_policy": _one_of(_POLICIES),
