@@ -111,7 +111,7 @@ def start_headroom(work: Path, name: str, binary: str, upstream: str, *, stats: 
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
     )
-    state = home / "state" / "proxy.json"
+    state = home / "state" / f"proxy-{proc.pid}.json"  # a standalone proxy's own registration
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
         with contextlib.suppress(OSError, ValueError, KeyError):

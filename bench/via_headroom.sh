@@ -5,7 +5,7 @@
 #   via_headroom.sh stop AGENT SCENARIO
 #
 # Each run gets its own proxy (`headroom proxy --port 0`, the OS picks the port, read back from the proxy's
-# state file, so two runs never race for one) and its own HEADROOM_HOME, $VIA_DIR/<agent>-<scenario>/:
+# registration, state/proxy-<pid>.json, so two runs never race for one) and its own HEADROOM_HOME, $VIA_DIR/<agent>-<scenario>/:
 # the stats database, the CCR originals and state/logs/daemon.log stay there for inspection, next to
 # $VIA_DIR/<agent>-<scenario>.log (the proxy's stderr). All three upstreams are UPSTREAM_URL.
 #
@@ -35,7 +35,7 @@ case $cmd in
       --anthropic-upstream "$up" --openai-upstream "$up" --gemini-upstream "$up" "${extra[@]}" \
       </dev/null >"$logf" 2>&1 &
     echo $! >"$pidf"
-    state="$home/state/proxy.json"
+    state="$home/state/proxy-$(cat "$pidf").json"  # a standalone proxy's own registration
     for _ in $(seq 1 300); do
       if ! kill -0 "$(cat "$pidf")" 2>/dev/null; then
         echo "headroom proxy exited at start: $(tail -3 "$logf")" >&2

@@ -34,9 +34,13 @@ to start. Example::
     anthropic_upstream = "https://api.anthropic.com"   # a gateway URL may carry a path prefix
     openai_upstream = "https://api.openai.com"
     gemini_upstream = "https://generativelanguage.googleapis.com"
-    max_body_mb = 100              # larger request bodies get a 413 in the provider's error format
+    max_body_mb = 100              # larger request bodies (as sent or decoded) get a 413 in the provider's format
     connect_timeout = 10           # seconds
     read_timeout = 600             # seconds between two chunks of an answer
+    header_timeout = 10            # seconds for a request's line and headers (slow ones are closed)
+    body_timeout = 60              # seconds for a whole request body once its headers are in (then 408)
+    max_connections = 1000         # open connections; one more gets a 503 and is closed
+    allowed_hosts = []             # Host/Origin names besides loopback ones, for a non-loopback bind
     prefix_cache_mb = 64           # what it remembers of messages it sent, to send them again byte for byte
 
     [memory]
@@ -68,7 +72,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from headroom.daemon.errors import ConfigError
-from headroom.daemon.paths import Paths, agent_roots_from_homes, default_agent_roots, paths
+from headroom.daemon.paths import Paths, agent_homes, agent_roots_from_homes, default_agent_roots, paths
 from headroom.daemon.proxy.routes import DEFAULT_UPSTREAMS
 from headroom.engine.config import EngineConfig
 from headroom.learn.model import AGENTS, Agent
@@ -110,6 +114,11 @@ class ProxyConfig:
     max_body_mb: float = 100.0
     connect_timeout: float = 10.0
     read_timeout: float = 600.0
+    header_timeout: float = 10.0
+    body_timeout: float = 60.0
+    max_connections: int = 1000
+    #: Names a request's Host (and a browser's Origin) may carry besides loopback ones (see proxy.guard).
+    allowed_hosts: list[str] = field(default_factory=list)
     #: What the proxy remembers of the messages it sent (so a conversation's prefix is sent again byte for byte);
     #: past it the least recently used entries go, and the engine compresses such a message again, identically.
     prefix_cache_mb: float = 64.0
@@ -160,7 +169,7 @@ class Config:
             if not settings.enabled:
                 continue
             if settings.homes is not None:
-                roots[agent] = agent_roots_from_homes(agent, [Path(h) for h in settings.homes])
+                roots[agent] = agent_roots_from_homes(agent, agent_homes(agent, settings.homes))
             else:
                 roots[agent] = defaults[agent]
         return roots
@@ -307,6 +316,7 @@ _SPECIAL: dict[str, Callable[[Any, str, Path], Any]] = {
     "nightly_at": _time_of_day,
     "claude_file": _one_of(("CLAUDE.local.md", "CLAUDE.md")),
     "homes": _strings("paths"),
+    "allowed_hosts": _strings("host names"),
     "disabled": lambda value, name, file: frozenset(_strings("content kinds")(value, name, file)),
     "text_model": lambda value, name, file: _typed(value, str, name, file) or None,
     "file_read_policy": _one_of(_POLICIES),

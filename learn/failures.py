@@ -3,9 +3,8 @@
 Lessons (:mod:`headroom.learn.mining`) are only as good as the failures they are mined from, so this module
 is deliberately literal: no model, only the signals the three agents actually log.
 
-- **tool_error**: a failed tool call. Status ``error`` is not enough on its own: Codex serialises no success
-  flag (the ``Process exited with code N`` / ``Exit code: N`` header carries it) and Gemini reports
-  ``Exit Code: N`` inside a *successful* ``run_shell_command``; both are re-read from the output here.
+- **tool_error**: a failed tool call: the ``failed`` flag the readers stored (``knowledge.is_failure``: "no
+  match" answers and the user's own ``!`` commands are not failures); kind, command and path are stored too.
 - **edit_failed**: an edit that did not apply (Claude "String to replace not found" / "File has not been read
   yet", Gemini "Could not find an exact match", Codex "apply_patch verification failed").
 - **test_failure**: a failing test command (pytest, unittest, npm test, …).
@@ -41,7 +40,8 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
-from headroom.learn.knowledge import shell_command, tool_args, unwrap_output
+from headroom.learn.knowledge import base_tool, tool_args, unwrap_output
+from headroom.learn.model import ToolKind
 from headroom.memory.db import Database
 from headroom.memory.models import Event, Session, ToolCall
 from headroom.memory.redact import redact_text
@@ -70,13 +70,7 @@ class Failure:
     tool_call_key: str | None
 
 
-_SHELL_TOOLS = {"bash", "exec_command", "shell", "shell_command", "local_shell", "run_shell_command", "exec"}
-_EDIT_TOOLS = {"edit", "multiedit", "replace", "apply_patch", "str_replace", "str_replace_based_edit_tool"}
-_READ_TOOLS = {"read", "read_file", "view", "readfile"}
-
 _CLAUDE_EXIT = re.compile(r"\A(?:Error: )?Exit code (-?\d+)\n")
-_CODEX_EXIT = re.compile(r"(?:Process exited with code|\AExit code:) (-?\d+)\n")
-_GEMINI_EXIT = re.compile(r"\nExit Code: (-?\d+)\n")
 _NOT_FOUND = (
     re.compile(r"(?:^|\s)(?:[\w./-]+: )?(?:line \d+: )?([\w.+-]+): (?:command )?not found\b", re.MULTILINE),
     re.compile(r"command not found: ([\w.+-]+)"),
@@ -119,22 +113,6 @@ _CORRECTION_PREFIX = re.compile(
 _WINDOWS_ABS = re.compile(r"\A[A-Za-z]:[\\/]")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _REDIRECT = re.compile(r"\s\d*(?:>>?|<|&>)(?:&\d+|\s*[^\s&|;]+)")
-# Exit code 1 of these means "no match" / "differs" / "false": an answer, not a failure.
-_EXIT1_ANSWERS = {
-    "grep",
-    "egrep",
-    "fgrep",
-    "rg",
-    "ag",
-    "ugrep",
-    "diff",
-    "cmp",
-    "test",
-    "[",
-    "which",
-    "pgrep",
-    "command",
-}
 MIN_CORRECTION_WORDS = 4
 _HARNESS_PROMPT = re.compile(r"\A\s*(?:\[Request interrupted|<|Caveat:|/\w)")
 
@@ -203,18 +181,6 @@ def normalize_command(command: str, project: str) -> str:
     return mask(redact_text(" ".join(split_command(command, project))))[:160]
 
 
-def exit_code(call: ToolCall) -> int | None:
-    """The exit code, from the column or from the agents' wrappers (Codex header, Gemini trailer, Claude)."""
-    if call.exit_code is not None:
-        return call.exit_code
-    out = call.output or ""
-    for pattern in (_CLAUDE_EXIT, _CODEX_EXIT, _GEMINI_EXIT):
-        m = pattern.search(out[:400]) if pattern is not _GEMINI_EXIT else pattern.search(out[-400:])
-        if m:
-            return int(m.group(1))
-    return None
-
-
 def _body(output: str | None) -> str:
     text = _ANSI.sub("", unwrap_output(output or ""))
     m = _CLAUDE_EXIT.match(text)
@@ -234,13 +200,9 @@ def error_line(output: str | None) -> str | None:
     return short(lines[0])
 
 
-def _failed(call: ToolCall, words: list[str]) -> bool:
-    if call.status in ("cancelled", "rejected", "pending"):
-        return False
-    code = exit_code(call)
-    if code == 1 and words and os.path.basename(words[0]) in _EXIT1_ANSWERS:
-        return False
-    return call.status == "error" or (code is not None and code != 0)
+def _failed(call: ToolCall) -> bool:
+    """The readers' one failure definition (stored with the call); a user's own command never counts."""
+    return bool(call.failed) and not call.by_user
 
 
 @dataclass
@@ -267,11 +229,11 @@ def _path_arg(args: Any, project: str) -> str | None:
 def _prepare(calls: Sequence[ToolCall], project: str) -> list[_Call]:
     out: list[_Call] = []
     for i, call in enumerate(calls):
-        base = (call.name or "").lower().rsplit("__", 1)[-1]
+        base = base_tool(call.name or "")
         args = tool_args(call.input)
         words: list[str] = []
-        if base in _SHELL_TOOLS:
-            command = shell_command(args)
+        if call.kind == ToolKind.SHELL.value:
+            command = call.command
             if command is None:
                 # Codex "code mode" wraps each real call in a JS ``exec`` script; the inner exec_command is
                 # logged on its own, so only an apply_patch failure (which has no inner record) is kept.
@@ -283,13 +245,13 @@ def _prepare(calls: Sequence[ToolCall], project: str) -> list[_Call]:
                 words = split_command(command, project)
                 if not words:
                     continue
-        path = _path_arg(args, project)
+        path = relpath(call.path, project) if call.path else _path_arg(args, project)
         if base == "apply_patch" and path is None:
             m = _PATCH_FILE.search(call.output or "") or _PATCH_FILE.search(call.input or "")
             path = relpath(m.group(1).strip(), project) if m else None
             if path is None and isinstance(args, dict) and len(args) == 1:
                 path = relpath(next(iter(args)), project)
-        out.append(_Call(call, base, words, path, _failed(call, words), i))
+        out.append(_Call(call, base, words, path, _failed(call), i))
     return out
 
 
@@ -396,12 +358,13 @@ class _Detector:
     def other(self, call: _Call) -> Failure | None:
         out = call.row.output or ""
         err = error_line(out)
-        if call.base in _EDIT_TOOLS and (_EDIT_NO_MATCH.search(out) or call.base == "apply_patch"):
+        edit = call.row.kind == ToolKind.EDIT.value or call.base == "apply_patch"  # also a patch in code mode
+        if edit and (_EDIT_NO_MATCH.search(out) or call.base == "apply_patch"):
             m = re.search(r"[^\n]*(?:" + _EDIT_NO_MATCH.pattern + r")[^\n]*", out)
             err = short(re.sub(r"</?tool_use_error>", "", m.group(0)).strip()) if m else err
             target = mask(call.path) if call.path else "?"
             return self.failure("edit_failed", call, f"edit-no-match:{target}", error=err, command=call.path)
-        if call.base in _READ_TOOLS and call.path and _FILE_NOT_FOUND.search(_body(out)):
+        if call.row.kind == ToolKind.READ.value and call.path and _FILE_NOT_FOUND.search(_body(out)):
             fix = None
             for c in self.later_ok(call)[:3]:
                 same_name = c.path and os.path.basename(c.path) == os.path.basename(call.path)

@@ -24,7 +24,7 @@ from headroom.memory.redact import redact_json, redact_many
 BATCH = 500
 
 # Columns that name or key things: never rewritten (a key must stay stable for idempotent upserts).
-_NOT_TEXT = frozenset({"key", "name", "status", "kind", "agent", "path", "project", "cwd", "project_root"})
+_NOT_TEXT = frozenset({"key", "name", "status", "kind", "agent", "project", "cwd", "project_root"})
 # JSON documents: redacted string by string, so they stay valid JSON.
 _JSON = frozenset({("lessons", "names"), ("lessons", "evidence")})
 

@@ -99,7 +99,7 @@ def test_healthz_of_the_standalone_proxy_is_unchanged() -> None:
     async def get(health: Any) -> dict[str, Any]:
         app = build_app(load_config(), None, health=health)
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://proxy") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8787") as client:
             return dict((await client.get("/healthz")).json())
 
     assert "daemon" not in asyncio.run(get(None))

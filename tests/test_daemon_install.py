@@ -125,6 +125,7 @@ def test_unit_content(tmp_path: Path) -> None:
         "Type=exec",
         "KillSignal=SIGTERM",
         "TimeoutStopSec=15",
+        "LimitNOFILE=65536",
         "NoNewPrivileges=yes",
         "WantedBy=default.target",
     ):
@@ -142,6 +143,7 @@ def test_plist_round_trip(tmp_path: Path) -> None:
     assert data["RunAtLoad"] is True
     assert data["KeepAlive"] == {"SuccessfulExit": False}
     assert data["ThrottleInterval"] == 5
+    assert data["SoftResourceLimits"] == {"NumberOfFiles": 10240}  # past the 256 default, for the proxy
     assert data["EnvironmentVariables"] == {"HEADROOM_HOME": str(tmp_path / "hh")}
     log_dir = paths().log_dir
     assert Path(data["StandardOutPath"]).parent == log_dir

@@ -476,7 +476,7 @@ def test_the_recorded_codex_websocket_layout_finds_its_project(
 def _get(app: ProxyApp, path: str, **headers: str) -> httpx.Response:
     async def main() -> httpx.Response:
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://proxy") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8787") as client:
             return await client.get(path, headers=headers)
 
     return asyncio.run(main())

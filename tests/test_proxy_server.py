@@ -1,7 +1,8 @@
 """``headroom proxy`` and ``headroom daemon run`` as real processes: they serve, say where, stop cleanly.
 
-The proxy writes ``state/proxy.json`` once it listens (the port may be the OS's pick) and removes it when it
-stops; ``headroom wrap`` relies on both. Config mistakes in ``[proxy]`` are refused with the key and file.
+Each proxy writes its registration once it listens (the port may be the OS's pick) and removes it when it
+stops: the daemon ``state/proxy.json``, a standalone proxy ``state/proxy-<pid>.json``; ``headroom wrap``
+relies on both. Config mistakes in ``[proxy]`` are refused with the key and file.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from fake_provider import FakeProvider, Served
 
 from headroom.daemon.cli import cli
 from headroom.daemon.config import load_config
+from headroom.daemon.proxy import registration
 
 # Ctrl-C as a terminal delivers it: a shell running the tests in the background hands its children SIGINT ignored
 # (and the proxy rightly keeps an ignored SIGINT ignored), so the child restores Python's usual handler first.
@@ -105,15 +107,24 @@ def state_file(isolated_home: Path) -> Path:
     return load_config().paths.proxy_state
 
 
+def own_file(proc: Process) -> Path:
+    """The registration a standalone ``headroom proxy`` process writes (never the daemon's proxy.json)."""
+    return registration.standalone_file(load_config().paths, proc.popen.pid)
+
+
 def proxy_url(state_file: Path, proc: Process) -> str:
-    """The URL the running proxy wrote into its state file."""
+    """The URL the running proxy wrote into its registration (the daemon's ``state_file``, or its own)."""
+    found: list[Path] = []
 
     def ready() -> bool:
         assert proc.popen.poll() is None, f"exited with {proc.popen.returncode}:\n{proc.stderr()}"
-        return state_file.exists()
+        found[:] = [
+            f for f in (state_file, own_file(proc)) if (registration.read(f) or {}).get("pid") == proc.popen.pid
+        ]
+        return bool(found)
 
     wait_for(ready, what="the proxy's state file")
-    state = json.loads(state_file.read_bytes())
+    state = json.loads(found[0].read_bytes())
     assert state["pid"] == proc.popen.pid and state["mode"] in ("ccr", "lossless")
     return str(state["url"])
 
@@ -166,10 +177,11 @@ def test_headroom_proxy_serves_and_stops_cleanly(
     assert gemini.status_code == 200 and provider.received[-1].query == f"key={GEMINI_KEY}"
     assert provider.received[0].path == "/v1/messages"
 
+    assert own_file(proc).stat().st_mode & 0o777 == 0o600 and not state_file.exists()
     started = time.monotonic()
     assert proc.stop(sig) == STOPPED[sig], proc.stderr()
     assert time.monotonic() - started < 10
-    assert not state_file.exists()
+    assert not own_file(proc).exists()
     err = proc.stderr()
     assert f"headroom proxy on {url} (mode ccr)" in err and "Traceback" not in err
     assert len(proxy_rows(isolated_home / "headroom.db")) == 2  # the stats writer was flushed on the way out
@@ -208,7 +220,7 @@ def test_a_taken_port_is_one_line_naming_it(spawn: Callable[..., Process], state
     lines = proc.stderr().strip().splitlines()
     assert len(lines) == 1, lines
     assert lines[0].startswith("Error: cannot listen on ") and f"127.0.0.1:{port}" in lines[0]
-    assert not state_file.exists()
+    assert not state_file.exists() and not own_file(proc).exists()
 
 
 @pytest.mark.slow
@@ -242,6 +254,37 @@ def test_a_loopback_host_is_not_warned_about(spawn: Callable[..., Process], stat
     proxy_url(state_file, proc)
     assert proc.stop(signal.SIGINT) == 130
     assert "WARNING" not in proc.stderr()
+
+
+@pytest.mark.slow
+def test_a_standalone_proxy_never_clobbers_the_daemons_registration(
+    spawn: Callable[..., Process], fake: tuple[FakeProvider, str], state_file: Path
+) -> None:
+    from headroom.daemon.cli.wrap_cmd import find_proxy
+    from headroom.daemon.proxy.server import ProxyServer, build_app
+
+    _, upstream = fake
+    config = load_config()
+    config.paths.ensure()
+    daemons = ProxyServer(build_app(config, None), "127.0.0.1", 0, state_file=state_file)  # the daemon's proxy
+    daemons.start()
+    try:
+        before = state_file.read_bytes()
+        proc = spawn("proxy", "--port", "0", *upstream_args(upstream))
+        standalone = proxy_url(state_file, proc)
+        assert standalone != daemons.url and state_file.read_bytes() == before
+        assert find_proxy(config) == daemons.url  # wrap and doctor keep using the daemon's
+        assert proc.stop(signal.SIGTERM) == 0
+        assert not own_file(proc).exists() and state_file.read_bytes() == before
+        found = registration.find(config.paths)
+        assert found is not None and found[0] == daemons.url and found[1]["pid"] == os.getpid()
+    finally:
+        daemons.stop()
+    assert not state_file.exists()
+    alone = spawn("proxy", "--port", "0")  # with no daemon, a standalone proxy is the one found
+    url = proxy_url(state_file, alone)
+    assert find_proxy(config) == url
+    alone.stop()
 
 
 def _write_config(home: Path, text: str) -> None:
@@ -299,7 +342,7 @@ def test_the_daemon_without_its_proxy(spawn: Callable[..., Process], state_file:
         ('[proxy]\nport = "8787"\n', "'proxy.port' must be a port number (0-65535), not '8787'"),
         ('[proxy]\nanthropic_upstream = "api.anthropic.com"\n', "'proxy.anthropic_upstream' must be an http://"),
         ('[proxy]\nopenai_upstream = "https://"\n', "'proxy.openai_upstream' must be an http://"),
-        ("[proxy]\ncolour = 1\n", "unknown setting 'proxy.colour' (known: anthropic_upstream, connect_timeout"),
+        ("[proxy]\ncolour = 1\n", "unknown setting 'proxy.colour' (known: allowed_hosts, anthropic_upstream"),
         ('[proxy]\nmode = "turbo"\n', "'proxy.mode' must be one of ccr, lossless, not 'turbo'"),
         ('[proxy]\nenabled = "yes"\n', "'proxy.enabled' must be a bool, not 'yes'"),
         ("[proxy]\nmax_body_mb = 0\n", "'proxy.max_body_mb' must be a positive number, not 0"),

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_provider import FakeProvider, Served
+from fake_provider import Served
 
 from headroom.daemon.config import Config, load_config
 from headroom.daemon.proxy.server import ProxyServer, build_app
@@ -279,19 +279,56 @@ def test_an_unknown_agent_is_refused(agents: Callable[[], list[dict[str, Any]]])
     assert agents() == []
 
 
-def test_a_proxy_on_the_configured_port_is_found_without_a_state_file(
+class Impostor:
+    """Something else on the proxy's port that answers /healthz like a headroom proxy and notes every request."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str, dict[str, str]]] = []
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        self.requests.append((scope["method"], scope["path"], headers))
+        body = json.dumps({"status": "ok", "service": "headroom-proxy", "pid": 1, "proof": "0" * 64}).encode()
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": body})
+
+
+def test_an_impostor_on_the_port_gets_no_agent(
     agents: Callable[[], list[dict[str, Any]]], config: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    server = serve(config, state=False)
+    impostor = Impostor()
+    with Served(impostor) as served:
+        monkeypatch.setenv("HEADROOM_PROXY_PORT", str(served.port))
+        done = wrap("claude")  # no registration at all: only a listener on the configured port
+        assert done.returncode == 1 and agents() == []
+        assert f"something else listens on 127.0.0.1:{served.port}" in done.stderr
+        assert "no API key went to it" in done.stderr and "Traceback" not in done.stderr
+        # A stale registration (a daemon that died) naming the impostor's URL: it cannot answer the nonce.
+        state = {"url": served.url, "pid": 1, "mode": "ccr", "token": "the-dead-daemons-secret"}
+        config.paths.proxy_state.write_text(json.dumps(state))
+        done = wrap("claude")
+        assert done.returncode == 1 and agents() == [] and "cannot prove" in done.stderr
+    assert all(path == "/healthz" and "x-api-key" not in headers for _, path, headers in impostor.requests)
+    assert running_daemon_pid(config.paths) is None
+
+
+def test_the_proxy_proves_it_holds_its_registrations_secret(config: Config) -> None:
+    from headroom.daemon.proxy import registration
+
+    server = serve(config)
     try:
-        with Served(FakeProvider()) as impostor:  # answers /healthz, but is not a headroom proxy
-            config.paths.proxy_state.write_text(json.dumps({"url": impostor.url, "pid": 1, "mode": "ccr"}))
-            monkeypatch.setenv("HEADROOM_PROXY_PORT", str(server.port))
-            done = wrap("claude")
+        state = registration.read(config.paths.proxy_state)
+        assert state is not None and config.paths.proxy_state.stat().st_mode & 0o777 == 0o600
+        health = registration.verify(server.url, state["token"])
+        assert health is not None and health["pid"] == os.getpid()
+        assert registration.verify(server.url, "another-secret") is None
+        found = registration.find(config.paths)
+        assert found is not None and found[0] == server.url
     finally:
         server.stop()
-    assert done.returncode == AGENT_EXIT, done.stderr
-    assert agents()[0]["env"]["ANTHROPIC_BASE_URL"] == f"{server.url}/lossless"
+    assert not config.paths.proxy_state.exists()
 
 
 def stop_daemon(config: Config, seconds: float = 20.0) -> None:
@@ -372,3 +409,21 @@ def test_a_missing_agent_starts_no_daemon(
     done = wrap("codex")
     assert done.returncode == 1 and "codex is not on PATH" in done.stderr
     assert running_daemon_pid(config.paths) is None and not config.paths.proxy_state.exists()
+
+
+def test_another_data_dirs_proxy_is_not_this_ones(
+    config: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real headroom proxy of another HEADROOM_HOME on the configured port is not trusted (doctor, wrap)."""
+    from headroom.daemon.cli.wrap_cmd import find_proxy
+
+    server = serve(config)  # registered in this home's state dir
+    try:
+        assert find_proxy(config) == server.url
+        monkeypatch.setenv("HEADROOM_HOME", str(tmp_path / "other-home"))
+        monkeypatch.setenv("HEADROOM_PROXY_PORT", str(server.port))
+        other = load_config()
+        other.paths.ensure()
+        assert find_proxy(other) is None
+    finally:
+        server.stop()

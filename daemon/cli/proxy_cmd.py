@@ -66,6 +66,7 @@ def proxy_cmd(
     Point an agent at it (ANTHROPIC_BASE_URL=http://127.0.0.1:8787, Codex's openai_base_url =
     "http://127.0.0.1:8787/v1", GOOGLE_GEMINI_BASE_URL=http://127.0.0.1:8787) or use `headroom wrap`.
     """
+    from headroom.daemon.proxy import registration
     from headroom.daemon.proxy.server import ProxyServer, build_app
 
     for name, url in (("anthropic", anthropic_upstream), ("openai", openai_upstream), ("gemini", gemini_upstream)):
@@ -84,9 +85,11 @@ def proxy_cmd(
     )
     setup_logging(config.paths, verbose=verbose)
     db = None if no_stats else app.db
-    server = ProxyServer(
-        build_app(config, db), config.proxy.host, config.proxy.port, state_file=config.paths.proxy_state
-    )
+    config.paths.ensure()
+    registration.prune(config.paths)
+    # Its own registration file: the daemon's (state/proxy.json) is never overwritten by a standalone proxy.
+    state_file = registration.standalone_file(config.paths)
+    server = ProxyServer(build_app(config, db), config.proxy.host, config.proxy.port, state_file=state_file)
     click.echo(f"headroom proxy on {server.url} (mode {config.proxy.mode}); Ctrl-C stops it", err=True)
     server.run()
 

@@ -1,6 +1,8 @@
 """``headroom wrap claude|codex|gemini [-- ARGS…]``: one run of an agent through the proxy.
 
-It makes sure a proxy is up (the daemon's, a standalone ``headroom proxy``, or a daemon it starts), then
+It makes sure a proxy is up (the daemon's, a standalone ``headroom proxy``, or a daemon it starts) and that
+it is really that proxy (it must prove it knows the secret in its owner-only registration file; an
+impostor on the port gets nothing, not even a connection from the agent), then
 points only this run of the agent at it: ``ANTHROPIC_BASE_URL`` for Claude Code, ``GOOGLE_GEMINI_BASE_URL``
 for Gemini CLI, and ``-c`` overrides for Codex (which ignores ``OPENAI_BASE_URL``). No config file of the
 user's is touched. Then it replaces itself with the agent (``exec``), so signals, the terminal and the exit
@@ -15,19 +17,20 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import click
 import httpx
-import orjson
 
 from headroom.daemon.cli.common import App, pass_app
 from headroom.daemon.config import Config
 from headroom.daemon.errors import DaemonError
+from headroom.daemon.paths import agent_config_file
+from headroom.daemon.proxy import registration
 from headroom.daemon.proxy.routes import LOSSLESS_PREFIX
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")  # a TOML bare key: usable unquoted in a -c override
@@ -36,7 +39,7 @@ START_TIMEOUT = 30.0
 
 
 def probe(url: str, timeout: float = 1.0) -> dict[str, Any] | None:
-    """The proxy's health answer at ``url``, or None when nothing (or something else) answers there."""
+    """The health answer at ``url`` if it claims to be a headroom proxy (unverified: see :func:`find_proxy`)."""
     try:
         response = httpx.get(f"{url}/healthz", timeout=timeout, trust_env=False)
         data = response.json()
@@ -46,22 +49,26 @@ def probe(url: str, timeout: float = 1.0) -> dict[str, Any] | None:
 
 
 def find_proxy(config: Config) -> str | None:
-    """The URL of a running headroom proxy: the one the state file names, else the configured address."""
-    candidates = []
+    """The URL of a running headroom proxy of this user's: the daemon's, else a standalone one's, and only
+    one that proves it holds the secret of its owner-only registration (anything can answer /healthz)."""
+    found = registration.find(config.paths)
+    return found[0] if found else None
+
+
+def _port_taken(config: Config) -> str | None:
+    """The configured address, when something (not a verified proxy) already listens there."""
+    if not config.proxy.port:
+        return None
+    host = "127.0.0.1" if config.proxy.host in ("0.0.0.0", "::", "") else config.proxy.host
     try:
-        state = orjson.loads(config.paths.proxy_state.read_bytes())
-        if isinstance(state, dict) and isinstance(state.get("url"), str):
-            candidates.append(state["url"])
-    except (OSError, orjson.JSONDecodeError):
-        pass
-    if config.proxy.port:
-        host = "127.0.0.1" if config.proxy.host in ("0.0.0.0", "::", "") else config.proxy.host
-        candidates.append(f"http://{host}:{config.proxy.port}")
-    return next((url for url in candidates if probe(url) is not None), None)
+        with socket.create_connection((host, config.proxy.port), timeout=1.0):
+            return f"{host}:{config.proxy.port}"
+    except OSError:
+        return None
 
 
 def ensure_proxy(config: Config, config_path: str | None) -> str:
-    """A running proxy's URL, starting the daemon in the background when none runs."""
+    """A verified running proxy's URL, starting the daemon in the background when none runs."""
     from headroom.daemon.service import running_daemon_pid
 
     url = find_proxy(config)
@@ -72,6 +79,13 @@ def ensure_proxy(config: Config, config_path: str | None) -> str:
         raise DaemonError(
             f"the headroom daemon (pid {pid}) runs without a proxy; see {config.paths.log_file} "
             "(is [proxy] enabled = false, or the port taken?)"
+        )
+    taken = _port_taken(config)
+    if taken is not None:
+        raise DaemonError(
+            f"something else listens on {taken} and cannot prove it is a headroom proxy of yours (no matching "
+            f"secret in {config.paths.state_dir}); the agent was not started, so no API key went to it. "
+            "Stop that program, or set another port ([proxy] port or HEADROOM_PROXY_PORT)"
         )
     config.paths.ensure()
     command = [sys.executable, "-m", "headroom.daemon.cli"]
@@ -122,9 +136,8 @@ def _codex_provider() -> str | None:
     else:  # pragma: no cover - exercised on 3.10 only
         import tomli as tomllib
 
-    home = Path(os.environ.get("CODEX_HOME") or Path.home() / ".codex")
     try:
-        data = tomllib.loads((home / "config.toml").read_text(encoding="utf-8"))
+        data = tomllib.loads(agent_config_file("codex").read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         return None
     provider = data.get("model_provider")

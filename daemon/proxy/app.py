@@ -3,21 +3,29 @@
 Plain ASGI rather than a framework because the proxy's whole job is byte handling: the request body is read
 once, the answer is relayed chunk by chunk as ``httpx`` yields it (``aiter_raw``: no decoding, no
 re-chunking, no buffering), and a client that goes away cancels the upstream call at once instead of when
-the next chunk happens to arrive. The engine runs on a worker thread for large bodies so one big request
-never stalls the streams of the others.
+the next chunk happens to arrive. The engine runs on a worker thread (a bounded number at a time) for
+every encoded body and every body over ``inline_bytes``, so neither a big request nor a small body that
+decodes to a big one stalls the streams of the others; small plain bodies, whose work is bounded by their
+size, skip the thread hop.
 
-Local endpoints: ``GET /healthz``, ``GET /stats``, ``GET /memory/search`` (the daemon's memory search for
-the MCP servers, behind a token from the owner-only state file) and the dashboard under ``GET /dashboard``
-(the page for anyone, its data only for loopback clients that name a loopback host). A path starting with
-``/lossless`` is served in lossless mode (for clients that cannot call ``headroom_retrieve``); every path no
-provider route names is passed through untouched.
+Every request first passes the Host and Origin rules (:mod:`headroom.daemon.proxy.guard`: what a web page
+in the user's browser cannot get past) and must name an origin-form path (``/…``: anything else could be
+read as an authority when joined to the upstream URL). Bodies are capped, decoded or not, and must arrive
+within ``body_timeout``; ``OPTIONS`` (a browser's preflight) is answered here, never forwarded.
+
+Local endpoints, never forwarded: ``GET /healthz`` (with ``?nonce=`` it proves the proxy holds the secret
+of its registration, see :mod:`headroom.daemon.proxy.registration`) and ``GET /stats`` (both to local
+clients only), ``GET /memory/search`` (the daemon's memory search for the MCP servers, behind a token from
+the owner-only state file), the dashboard under ``GET /dashboard`` (the page for anyone, its data only for
+local clients), ``/`` (a redirect to the dashboard) and ``/favicon.ico``. A path starting with
+``/lossless`` is served in lossless mode (for clients that cannot call ``headroom_retrieve``); every other
+path no provider route names is passed through untouched.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
-import ipaddress
 import logging
 import os
 import secrets
@@ -30,7 +38,9 @@ from typing import Any
 import httpx
 import orjson
 
-from headroom.daemon.proxy.rewrite import Rewriter, Rewritten
+from headroom.daemon.proxy.guard import BROWSER_HEADERS, Guard, local_client
+from headroom.daemon.proxy.registration import MAX_NONCE, proof
+from headroom.daemon.proxy.rewrite import BodyTooLarge, Rewriter, Rewritten
 from headroom.daemon.proxy.routes import (
     DEFAULT_UPSTREAMS,
     LOSSLESS_PREFIX,
@@ -40,6 +50,7 @@ from headroom.daemon.proxy.routes import (
     agent_of,
     error_body,
     match,
+    provider_of,
     upstream_url,
 )
 from headroom.daemon.proxy.stats import RequestRecord, StatsWriter
@@ -83,7 +94,12 @@ class ProxySettings:
     max_body_bytes: int = 100 << 20
     connect_timeout: float = 10.0
     read_timeout: float = 600.0  # a model may think for minutes between two stream chunks
-    inline_bytes: int = 32 << 10  # smaller bodies are compressed on the event loop (a thread hop costs more)
+    inline_bytes: int = 32 << 10  # smaller plain bodies are compressed on the event loop (a thread hop costs more)
+    header_timeout: float = 10.0  # seconds for a request's line and headers (the server closes slower ones)
+    body_timeout: float = 60.0  # seconds to receive a whole request body once its headers are in
+    max_connections: int = 1000  # open connections the server accepts (lowered to fit the open-file limit)
+    guard: Guard = field(default_factory=Guard)  # the Host and Origin rules (loopback only by default)
+    workers: int = max(2, min(8, os.cpu_count() or 2))  # bodies rewritten at once on worker threads
 
 
 class UpstreamCut(Exception):
@@ -121,7 +137,19 @@ class ProxyApp:
         self.transport = transport
         self.requests = 0
         self.upstream_errors = 0
+        self.refused = 0  # requests refused by the Host/Origin rules or the target form
         self._client: httpx.AsyncClient | None = None
+        # Rewriting threads in use: a flood of large bodies waits here (on the loop, holding no thread)
+        # instead of decoding and parsing all at once. One per event loop (tests run several).
+        self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
+
+    async def off_loop(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``func(*args, **kwargs)`` on a worker thread, at most ``settings.workers`` at a time."""
+        loop = asyncio.get_running_loop()
+        if self._slots is None or self._slots[0] is not loop:
+            self._slots = (loop, asyncio.Semaphore(self.settings.workers))
+        async with self._slots[1]:
+            return await asyncio.to_thread(func, *args, **kwargs)
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -175,46 +203,59 @@ class ProxyApp:
         headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]]
         return path, mode, dict(headers), headers
 
+    def refusal(self, scope: Scope, hmap: dict[str, str]) -> tuple[int, str] | None:
+        """(status, reason) when a request may not go on: a target that is not a path, a foreign Host or Origin."""
+        raw = scope.get("path", "")
+        if not raw.startswith("/"):
+            self.refused += 1
+            return 400, f"headroom proxy: the request target must be a path starting with '/', not {raw[:100]!r}"
+        reason = self.settings.guard.refusal(hmap)
+        if reason is not None:
+            self.refused += 1
+            return 403, reason
+        return None
+
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         method = scope["method"]
         path, mode, hmap, headers = self.target(scope)
-        if method == "GET" and path in ("/healthz", "/stats"):
-            await self._local(path, send)
+        refused = self.refusal(scope, hmap)
+        if refused is not None:
+            status, reason = refused
+            log.debug("%s %.100s refused: %s", method, path, reason)  # counted in /healthz; a page may flood
+            await _respond(send, status, error_body(provider_of(path, hmap), status, reason), close=True)
             return
-        if method == "GET" and path == MEMORY_SEARCH_PATH:
-            await self._memory(scope, hmap, send)
+        if method == "OPTIONS":  # a browser's preflight: answered here, with no CORS grant, never forwarded
+            await _respond(send, 204, b"", extra=[(b"allow", b"GET, HEAD, POST, PUT, PATCH, DELETE")])
             return
-        if method == "GET" and (path == DASHBOARD_PATH or path.startswith(DASHBOARD_PATH + "/")):
-            await self._dashboard(scope, path, hmap, send)
+        if is_local_path(path) and not (path == "/" and _CREDENTIALS.intersection(hmap)):
+            await self._local(scope, method, path, hmap, send)
             return
         route = match(method, path, hmap)
-        body = bytearray()
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body += message.get("body", b"")
-            if len(body) > self.settings.max_body_bytes:
-                limit = self.settings.max_body_bytes / (1 << 20)
-                await _respond(send, 413, error_body(route.provider, 413, f"request body over {limit:g} MB"))
-                return
-            if not message.get("more_body", False):
-                break
+        raw = await self._read_body(route.provider, receive, send)
+        if raw is None:
+            return
         self.requests += 1
         received = time.perf_counter()  # the proxy's own time starts once the body is in
-        raw = bytes(body)
         rewritten = Rewritten(raw)
         if route.compresses and method == "POST":
             encoding = hmap.get("content-encoding", "")
-            if len(raw) <= self.settings.inline_bytes:
-                rewritten = self.rewriter.rewrite(route, raw, encoding, mode)
-            else:
-                rewritten = await asyncio.to_thread(self.rewriter.rewrite, route, raw, encoding, mode)
+            limit = self.settings.max_body_bytes
+            try:
+                if len(raw) <= self.settings.inline_bytes and encoding.strip().lower() in ("", "identity"):
+                    rewritten = self.rewriter.rewrite(route, raw, encoding, mode, max_bytes=limit)
+                else:  # decoding, parsing and compressing big (or decoding into big) bodies: off the loop
+                    rewritten = await self.off_loop(self.rewriter.rewrite, route, raw, encoding, mode, max_bytes=limit)
+            except BodyTooLarge as exc:
+                log.warning("%s %s: %s (%d bytes as sent)", method, path, exc, len(raw))
+                await _respond(send, 413, error_body(route.provider, 413, f"headroom proxy: {exc}"), close=True)
+                return
             if rewritten.skipped:
                 log.info("%s %s: %s", method, path, rewritten.skipped)
         out_headers = [
-            (k, v) for k, v in headers if k not in HOP_BY_HOP and not (rewritten.decoded and k == "content-encoding")
+            (k, v)
+            for k, v in headers
+            if k not in HOP_BY_HOP and k not in BROWSER_HEADERS and not (rewritten.decoded and k == "content-encoding")
         ]
         url = upstream_url(self.settings.upstreams[route.provider], path, scope["query_string"].decode("latin-1"))
         request = self.client.build_request(method, url, headers=out_headers, content=rewritten.body)
@@ -229,6 +270,28 @@ class ProxyApp:
                 record.duration_ms = (time.perf_counter() - started) * 1000
                 self.stats.submit(record)
 
+    async def _read_body(self, provider: Provider, receive: Receive, send: Send) -> bytes | None:
+        """The whole request body, or None once a 413 (over the cap) or 408 (too slow) was sent instead."""
+        body = bytearray()
+        timeout = self.settings.body_timeout
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
+            except asyncio.TimeoutError:
+                reason = f"headroom proxy: the request body did not arrive within {timeout:g}s"
+                await _respond(send, 408, error_body(provider, 408, reason), close=True)
+                return None
+            if message["type"] == "http.disconnect":
+                return None
+            body += message.get("body", b"")
+            if len(body) > self.settings.max_body_bytes:
+                limit = self.settings.max_body_bytes / (1 << 20)
+                await _respond(send, 413, error_body(provider, 413, f"request body over {limit:g} MB"), close=True)
+                return None
+            if not message.get("more_body", False):
+                return bytes(body)
+
     def _record(self, route: Route, hmap: dict[str, str], mode: str, raw: bytes, rw: Rewritten) -> RequestRecord:
         return RequestRecord(
             agent=agent_of(hmap),
@@ -242,6 +305,7 @@ class ProxyApp:
             blocks_compressed=rw.blocks,
             frozen_messages=rw.frozen,
             tokens=rw.tokens,
+            weight=rw.size + (len(rw.body) if rw.changed else 0),
             error=rw.skipped if rw.skipped and rw.skipped.startswith("compression failed") else None,
         )
 
@@ -299,21 +363,23 @@ class ProxyApp:
             record.usage = sniffer.finish()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    async def _local(self, path: str, send: Send) -> None:
-        if path == "/healthz":
-            payload: dict[str, Any] = {
-                "status": "ok",
-                "service": "headroom-proxy",
-                "pid": os.getpid(),
-                "mode": self.settings.mode,
-                "requests": self.requests,
-                "upstream_errors": self.upstream_errors,
-                "compression_failures": self.rewriter.failures,
-                "stats_dropped": self.stats.dropped if self.stats else 0,
-            }
-            if self.health is not None:
-                payload["daemon"] = await asyncio.to_thread(self.health)  # stats of files: off the event loop
-            await _respond(send, 200, orjson.dumps(payload))
+    async def _local(self, scope: Scope, method: str, path: str, hmap: dict[str, str], send: Send) -> None:
+        """The proxy's own paths: answered here whatever the method, never sent to a provider."""
+        if method not in ("GET", "HEAD"):
+            body = orjson.dumps({"error": f"{method} {path} is a local path of the headroom proxy: GET only"})
+            await _respond(send, 405, body, extra=[(b"allow", b"GET, HEAD")])
+        elif path == "/":
+            await _respond(send, 302, b"", extra=[(b"location", DASHBOARD_PATH.encode())])
+        elif path == "/favicon.ico":
+            await _respond(send, 204, b"", extra=[(b"cache-control", b"max-age=86400")])
+        elif path == MEMORY_SEARCH_PATH:
+            await self._memory(scope, hmap, send)
+        elif path.startswith(DASHBOARD_PATH):
+            await self._dashboard(scope, path, hmap, send)
+        elif not local_client(scope.get("client"), hmap.get("host", "")):
+            await _respond(send, 403, orjson.dumps({"error": f"{path} is served to local clients only"}))
+        elif path == "/healthz":
+            await self._healthz(scope, send)
         elif self.summary is None:
             await _respond(send, 503, orjson.dumps({"error": "statistics need the database"}))
         else:
@@ -321,6 +387,27 @@ class ProxyApp:
                 await asyncio.to_thread(self.stats.flush, 2.0)
             summary = await asyncio.to_thread(self.summary)
             await _respond(send, 200, orjson.dumps(summary))
+
+    async def _healthz(self, scope: Scope, send: Send) -> None:
+        params = dict(urllib.parse.parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        payload: dict[str, Any] = {
+            "status": "ok",
+            "service": "headroom-proxy",
+            "pid": os.getpid(),
+            "mode": self.settings.mode,
+            "requests": self.requests,
+            "upstream_errors": self.upstream_errors,
+            "refused": self.refused,
+            "compression_failures": self.rewriter.failures,
+            "stats_dropped": self.stats.dropped if self.stats else 0,
+            "stats_tokens_skipped": self.stats.tokens_skipped if self.stats else 0,
+        }
+        nonce = params.get("nonce", "")
+        if nonce and len(nonce) <= MAX_NONCE:  # the proof that this is the proxy its registration names
+            payload["proof"] = proof(self.token, nonce)
+        if self.health is not None:
+            payload["daemon"] = await asyncio.to_thread(self.health)  # stats of files: off the event loop
+        await _respond(send, 200, orjson.dumps(payload))
 
     async def _memory(self, scope: Scope, hmap: dict[str, str], send: Send) -> None:
         if self.memory_search is None:
@@ -355,8 +442,7 @@ class ProxyApp:
             body, content_type = found
             await _respond(send, 200, body, content_type=content_type, extra=_PAGE_HEADERS)
             return
-        client = scope.get("client")
-        if not client or not _loopback(str(client[0])) or not _loopback_host(hmap.get("host", "")):
+        if not local_client(scope.get("client"), hmap.get("host", "")):
             await _respond(send, 403, orjson.dumps({"error": "the dashboard's data is served to local clients only"}))
             return
         if self.dashboard_data is None:
@@ -389,17 +475,14 @@ _PAGE_HEADERS = [
 ]
 
 
-def _loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def is_local_path(path: str) -> bool:
+    """The proxy's own paths (after the lossless prefix is taken off): never forwarded to a provider."""
+    return path in _LOCAL_PATHS or path == DASHBOARD_PATH or path.startswith(DASHBOARD_PATH + "/")
 
 
-def _loopback_host(host: str) -> bool:
-    """Whether a Host header names this machine: ``localhost``, ``127.x.y.z`` or ``[::1]``, any port."""
-    name = host.rsplit("]", 1)[0].lstrip("[") if host.startswith("[") else host.rsplit(":", 1)[0]
-    return name.lower() == "localhost" or _loopback(name)
+_LOCAL_PATHS = frozenset({"/", "/favicon.ico", "/healthz", "/stats", MEMORY_SEARCH_PATH})
+#: Headers that make a request to ``/`` an agent's (a connectivity check, passed on) rather than a browser's.
+_CREDENTIALS = frozenset({"x-api-key", "authorization", "x-goog-api-key"})
 
 
 async def _disconnected(receive: Receive) -> None:
@@ -414,8 +497,12 @@ async def _respond(
     *,
     content_type: str = "application/json",
     extra: list[tuple[bytes, bytes]] | None = None,
+    close: bool = False,
 ) -> None:
+    """A whole answer; ``close`` ends the connection after it (the request's body may still be arriving)."""
     headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
     headers += extra or []
+    if close:
+        headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -15,7 +15,6 @@ from the request itself (:mod:`headroom.daemon.proxy.project`).
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 import threading
@@ -51,27 +50,82 @@ class Rewritten:
     frozen: int = 0
     tokens: Callable[[], tuple[int, int]] | None = None
     skipped: str | None = None  # why nothing was compressed, when it was not the normal case
+    size: int = 0  # the decoded body's length: what the parsed request (held by ``tokens``) weighs, roughly
 
 
-def decode_body(raw: bytes, encoding: str) -> bytes:
-    """The request body without its content-encoding (zstd, gzip, deflate); ValueError when unreadable."""
+#: Output is produced this much at a time, so a body over its cap is refused after at most one step past it.
+_DECODE_STEP = 1 << 20
+#: The largest zstd window a body may ask for (every level but --ultra fits); a bigger one is refused, not allocated.
+_ZSTD_MAX_WINDOW = 1 << 24
+
+
+class BodyTooLarge(Exception):
+    """A request body that decodes to more than the proxy's cap (answered 413, never forwarded)."""
+
+
+def decode_body(raw: bytes, encoding: str, limit: int | None = None) -> bytes | bytearray:
+    """The request body without its content-encoding (zstd, gzip, deflate); ValueError when unreadable.
+
+    Decoding streams, a step at a time, and stops with :class:`BodyTooLarge` as soon as the output passes
+    ``limit``: a 30 KB zstd body can decode to a gigabyte, and the cap on plain bodies must hold for decoded
+    ones too (the memory, and the CPU spent before refusing, stay bounded by the cap).
+    """
     encoding = encoding.strip().lower()
     if encoding in ("", "identity"):
         return raw
+    cap = limit if limit is not None else 1 << 62
     try:
         if encoding == "zstd":
-            import zstandard
-
-            # Streamed zstd frames carry no content size, so decompress without relying on it.
-            with zstandard.ZstdDecompressor().stream_reader(raw) as reader:
-                return reader.read()
+            return _unzstd(raw, cap)
         if encoding in ("gzip", "x-gzip"):
-            return gzip.decompress(raw)
+            return _inflate(raw, lambda: zlib.decompressobj(wbits=31), cap, members=True)
         if encoding == "deflate":
-            return zlib.decompress(raw)
+            return _inflate(raw, zlib.decompressobj, cap, members=False)
+    except BodyTooLarge:
+        raise
     except Exception as exc:
         raise ValueError(f"cannot decode a {encoding} body: {exc}") from exc
     raise ValueError(f"unsupported content-encoding {encoding!r}")
+
+
+def _too_large(cap: int) -> BodyTooLarge:
+    return BodyTooLarge(f"request body over {cap / (1 << 20):g} MB once decoded")
+
+
+def _unzstd(raw: bytes, cap: int) -> bytearray:
+    import zstandard
+
+    out = bytearray()
+    # Streamed zstd frames carry no content size, so the reader never relies on it; several frames are one body.
+    dctx = zstandard.ZstdDecompressor(max_window_size=_ZSTD_MAX_WINDOW)
+    with dctx.stream_reader(raw, read_across_frames=True) as reader:
+        while chunk := reader.read(_DECODE_STEP):
+            out += chunk
+            if len(out) > cap:
+                raise _too_large(cap)
+    return out
+
+
+def _inflate(raw: bytes, make: Callable[[], Any], cap: int, *, members: bool) -> bytearray:
+    """zlib/gzip output ``_DECODE_STEP`` at a time; gzip bodies may hold several members (like gzip.decompress)."""
+    out = bytearray()
+    data = raw
+    while True:
+        inflater = make()
+        pending = data
+        while True:
+            chunk = inflater.decompress(pending, _DECODE_STEP)
+            out += chunk
+            if len(out) > cap:
+                raise _too_large(cap)
+            pending = inflater.unconsumed_tail
+            if inflater.eof or (not pending and not chunk):
+                break
+        if not inflater.eof:
+            raise ValueError("the compressed data ends early")
+        data = inflater.unused_data
+        if not members or not data.strip(b"\0"):
+            return out
 
 
 def encode_json(value: Any) -> bytes:
@@ -114,12 +168,22 @@ class Rewriter:
         self._lock = threading.Lock()
         self.failures = 0
 
-    def rewrite(self, route: Route, raw: bytes, content_encoding: str, mode: str) -> Rewritten:
+    def rewrite(
+        self, route: Route, raw: bytes, content_encoding: str, mode: str, *, max_bytes: int | None = None
+    ) -> Rewritten:
+        """``raw`` compressed (or as it was, with the reason); :class:`BodyTooLarge` past ``max_bytes`` decoded."""
         try:
-            text = decode_body(raw, content_encoding)
+            text = decode_body(raw, content_encoding, max_bytes)
             body = orjson.loads(text)
         except (ValueError, orjson.JSONDecodeError) as exc:
             return Rewritten(raw, skipped=f"body not readable: {str(exc)[:200]}")
+        size = len(text)
+        del text  # the parsed body is what is needed from here: the decoded bytes go before the engine runs
+        out = self._rewrite(route, raw, body, mode)
+        out.size = size
+        return out
+
+    def _rewrite(self, route: Route, raw: bytes, body: Any, mode: str) -> Rewritten:
         if not isinstance(body, dict):
             return Rewritten(raw, skipped="body is not a JSON object")
         model = body.get("model") if isinstance(body.get("model"), str) else route.model

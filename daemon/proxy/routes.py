@@ -99,11 +99,20 @@ def agent_of(headers: Mapping[str, str]) -> str:
 
 _ANTHROPIC_TYPES = {
     400: "invalid_request_error",
+    403: "permission_error",
+    408: "timeout_error",
     413: "request_too_large",
     429: "rate_limit_error",
     529: "overloaded_error",
 }
-_GEMINI_STATUS = {400: "INVALID_ARGUMENT", 413: "INVALID_ARGUMENT", 502: "UNAVAILABLE", 503: "UNAVAILABLE"}
+_GEMINI_STATUS = {
+    400: "INVALID_ARGUMENT",
+    403: "PERMISSION_DENIED",
+    408: "DEADLINE_EXCEEDED",
+    413: "INVALID_ARGUMENT",
+    502: "UNAVAILABLE",
+    503: "UNAVAILABLE",
+}
 
 
 def error_body(provider: Provider, status: int, message: str) -> bytes:

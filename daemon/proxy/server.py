@@ -3,7 +3,9 @@
 Binding first (instead of letting uvicorn do it) turns "address already in use" into one clear error that
 names the host and port before anything else starts, and lets the daemon keep ingesting when the port is
 taken. The daemon runs the proxy's event loop on its own thread; stopping sets uvicorn's exit flag, which
-drains open connections for a few seconds and closes the upstream pool.
+drains open connections for a few seconds and closes the upstream pool. The connection limits (header
+deadline, connection cap, open-file limit, quiet loop errors) are in :mod:`headroom.daemon.proxy.limits`;
+the registration file that says where it listens, in :mod:`headroom.daemon.proxy.registration`.
 """
 
 from __future__ import annotations
@@ -11,9 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import ipaddress
 import logging
-import os
 import signal
 import socket
 import threading
@@ -23,11 +23,13 @@ from types import FrameType
 from typing import Any
 
 import httpx
-import orjson
 
 from headroom.daemon.config import Config
 from headroom.daemon.errors import ProxyError
+from headroom.daemon.proxy import registration
 from headroom.daemon.proxy.app import ProxyApp, ProxySettings, UpstreamCut
+from headroom.daemon.proxy.guard import Guard, is_loopback
+from headroom.daemon.proxy.limits import LoopErrors, connection_cap, guarded_protocol, raise_fd_limit
 from headroom.daemon.proxy.rewrite import Rewriter
 from headroom.daemon.proxy.stats import StatsWriter, proxy_summary
 from headroom.engine.cache import PrefixCache
@@ -36,17 +38,6 @@ from headroom.memory.db import Database
 from headroom.memory.memo_store import DBBlockMemo
 
 log = logging.getLogger("headroom.proxy")
-
-_MAX_FRAME = 256 << 20
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def build_app(
@@ -70,6 +61,10 @@ def build_app(
         max_body_bytes=int(p.max_body_mb * (1 << 20)),
         connect_timeout=p.connect_timeout,
         read_timeout=p.read_timeout,
+        header_timeout=p.header_timeout,
+        body_timeout=p.body_timeout,
+        max_connections=p.max_connections,
+        guard=Guard.for_bind(p.host, p.allowed_hosts),
     )
     # httpx logs every upstream URL at INFO, and Gemini's may carry ?key=: keep it out of any log.
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -128,7 +123,14 @@ class _QuietCut(logging.Filter):
 class ProxyServer:
     """One proxy listening on ``host:port``; ``run()`` in the foreground, or ``start()``/``stop()`` on a thread."""
 
-    def __init__(self, app: ProxyApp, host: str, port: int, *, state_file: Path | None = None) -> None:
+    def __init__(
+        self,
+        app: ProxyApp,
+        host: str,
+        port: int,
+        *,
+        state_file: Path | None = None,
+    ) -> None:
         import uvicorn
 
         self.app = app
@@ -141,13 +143,16 @@ class ProxyServer:
                 "listening on %s:%d: reachable from other machines; the proxy has no authentication", host, self.port
             )
         logging.getLogger("uvicorn.error").addFilter(_QuietCut())
+        self.max_connections = connection_cap(app.settings.max_connections, raise_fd_limit())
+        self.loop_errors = LoopErrors()
         self.server = uvicorn.Server(
             uvicorn.Config(
                 app,
+                http=guarded_protocol(app.settings.header_timeout, self.max_connections),
                 log_level="warning",
                 access_log=False,
                 lifespan="on",
-                ws_max_size=_MAX_FRAME,
+                ws_max_size=app.settings.max_body_bytes,  # a frame may be as large as a request body, no larger
                 ws_per_message_deflate=False,
                 ws_ping_interval=None,
                 timeout_graceful_shutdown=5,
@@ -173,7 +178,7 @@ class ProxyServer:
         # process before the state file is removed and the queued statistics are written.
         previous = signal.signal(signal.SIGTERM, _exit_cleanly)
         try:
-            asyncio.run(self.server.serve(sockets=[self.socket]))
+            asyncio.run(self._serve())
         finally:
             signal.signal(signal.SIGTERM, previous)
             self._close()
@@ -191,9 +196,13 @@ class ProxyServer:
         log.info("proxy listening on %s", self.url)
         self._write_state()
 
+    async def _serve(self) -> None:
+        asyncio.get_running_loop().set_exception_handler(self.loop_errors)
+        await self.server.serve(sockets=[self.socket])
+
     def _thread_main(self) -> None:
         try:
-            asyncio.run(self.server.serve(sockets=[self.socket]))
+            asyncio.run(self._serve())
         except BaseException as exc:  # reported by start() / status, never raised into the daemon
             self.error = exc
             log.error("proxy stopped: %s: %s", type(exc).__name__, exc)
@@ -207,18 +216,11 @@ class ProxyServer:
     def _write_state(self) -> None:
         """Where this proxy listens, for ``headroom wrap`` (the port may have been picked by the OS)."""
         if self.state_file is not None:
-            state = {"url": self.url, "pid": os.getpid(), "mode": self.app.settings.mode, "token": self.app.token}
-            data = orjson.dumps(state)
-            tmp = self.state_file.with_suffix(".tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, self.state_file)
+            registration.write(self.state_file, url=self.url, mode=self.app.settings.mode, token=self.app.token)
 
     def _close(self) -> None:
         if self.state_file is not None:
-            with contextlib.suppress(OSError):
-                self.state_file.unlink()
+            registration.remove(self.state_file)
         with contextlib.suppress(OSError):
             self.socket.close()
         if self.app.stats is not None:
@@ -239,6 +241,11 @@ class ProxyServer:
             # BatchWriter keeps its queue private; its size is all we read (a racy but harmless snapshot).
             "stats_queue": stats.queued if stats is not None else 0,
             "stats_dropped": stats.dropped if stats is not None else 0,
+            "stats_tokens_skipped": stats.tokens_skipped if stats is not None else 0,
+            "refused": self.app.refused,
+            "connections": len(self.server.server_state.connections),
+            "max_connections": self.max_connections,
+            "loop_errors": sum(self.loop_errors.counts.values()),
             # What the prefix cache holds (bounded by its byte cap): read unlocked, a harmless snapshot.
             "prefix_cache": {"entries": len(self.app.rewriter.prefix), "bytes": self.app.rewriter.prefix.bytes},
         }

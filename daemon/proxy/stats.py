@@ -4,11 +4,17 @@ The request handler only builds a :class:`RequestRecord` and drops it into a bou
 thread counts tokens (the engine's counts are lazy precisely so that this happens here, not before the
 upstream call) and inserts rows in batches. A full queue drops records and counts the drops instead of
 slowing requests down: statistics are worth less than latency.
+
+A record waiting for its token count holds the parsed request (the count needs it), so the queue is bounded
+by bytes as well as by records: past ``max_pending_bytes`` of request text waiting, a new record is kept
+without its token count (its row still has the sizes, status and the provider's usage) and the skip is
+counted in ``tokens_skipped``. A burst of large requests then costs a bounded amount of memory.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -43,6 +49,7 @@ class RequestRecord:
     error: str | None = None
     usage: dict[str, int] = field(default_factory=dict)
     tokens: Callable[[], tuple[int, int]] | None = None
+    weight: int = 0  # bytes of request text that ``tokens`` keeps alive until it is called
     ts: datetime = field(default_factory=lambda: datetime.now(timezone.utc).replace(tzinfo=None))
 
     def row(self) -> dict[str, Any]:
@@ -78,15 +85,44 @@ class RequestRecord:
         }
 
 
+#: Request text that records waiting for their token counts may keep alive (their parsed bodies weigh more).
+PENDING_BYTES = 32 << 20
+
+
 class StatsWriter(BatchWriter[RequestRecord]):
     """The proxy's statistics writer; ``db=None`` keeps no rows (counts only)."""
 
-    def __init__(self, db: Database | None) -> None:
+    def __init__(self, db: Database | None, *, max_pending_bytes: int = PENDING_BYTES) -> None:
         self.db = db
+        self.max_pending_bytes = max_pending_bytes
+        self.pending_bytes = 0
+        self.tokens_skipped = 0
+        self._weights = threading.Lock()
         super().__init__(self._insert, "headroom-proxy-stats")
 
+    def submit(self, record: RequestRecord) -> None:
+        if record.tokens is not None:
+            with self._weights:
+                if self.pending_bytes + record.weight > self.max_pending_bytes:
+                    record.tokens, record.weight = None, 0  # let the parsed body go now
+                    self.tokens_skipped += 1
+                else:
+                    self.pending_bytes += record.weight
+        dropped = self.dropped
+        super().submit(record)
+        if self.dropped != dropped and record.tokens is not None:  # the queue was full: nothing will count it
+            self._release(record)
+
+    def _release(self, record: RequestRecord) -> None:
+        with self._weights:
+            self.pending_bytes -= record.weight
+        record.tokens, record.weight = None, 0
+
     def _insert(self, records: list[RequestRecord]) -> None:
-        rows = [r.row() for r in records]  # token counting happens here, on the writer thread
+        rows = []
+        for record in records:
+            rows.append(record.row())  # token counting happens here, on the writer thread
+            self._release(record)
         if self.db is not None:
             with self.db.transaction() as session:
                 session.execute(insert(ProxyRequest), rows)

@@ -23,6 +23,7 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
+from headroom.daemon.proxy.guard import BROWSER_HEADERS
 from headroom.daemon.proxy.project import request_project
 from headroom.daemon.proxy.routes import agent_of, error_body, upstream_url
 from headroom.daemon.proxy.stats import RequestRecord
@@ -62,9 +63,19 @@ async def relay_websocket(app: ProxyApp, scope: Scope, receive: Receive, send: S
     if (await receive())["type"] != "websocket.connect":
         return
     path, mode, hmap, headers = app.target(scope)
+    refused = app.refusal(scope, hmap)  # the same Host, Origin and target rules as HTTP
+    if refused is not None:
+        status, reason = refused
+        log.debug("WebSocket %.100s refused: %s", path, reason)
+        await _deny(scope, send, status, error_body("openai", status, reason))
+        return
     url = upstream_url(app.settings.upstreams["openai"], path, scope["query_string"].decode("latin-1"))
     url = "ws" + url[4:] if url.startswith("http") else url
-    forward = [(k, v) for k, v in headers if k not in _SKIP_HEADERS and not k.startswith("sec-websocket-")]
+    forward = [
+        (k, v)
+        for k, v in headers
+        if k not in _SKIP_HEADERS and k not in BROWSER_HEADERS and not k.startswith("sec-websocket-")
+    ]
     protocols = [p.strip() for p in hmap.get("sec-websocket-protocol", "").split(",") if p.strip()]
     try:
         upstream = await connect(
@@ -148,7 +159,7 @@ async def _rewrite_frame(app: ProxyApp, text: str, turns: _Turns, agent: str, mo
     out_text = text
     try:
         if len(text) > app.settings.inline_bytes:
-            out, blocks, tokens = await asyncio.to_thread(
+            out, blocks, tokens = await app.off_loop(
                 app.rewriter.rewrite_items, items, context, model, mode, turns.project
             )
         else:
