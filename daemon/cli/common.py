@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -15,8 +16,10 @@ import orjson
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-from headroom.daemon.config import Config, load_config
-from headroom.memory.db import Database, open_database
+from headroom.daemon.config import Config, default_config, load_config
+from headroom.daemon.errors import ConfigError
+from headroom.memory.db import Database, open_database, sqlite_path
+from headroom.memory.errors import DatabaseNeedsUpgrade
 
 if TYPE_CHECKING:
     from headroom.daemon.ingest import ScanReport
@@ -33,10 +36,30 @@ class App:
     _db: Database | None = None
     _closers: list[Callable[[], None]] = field(default_factory=list)
 
+    config_error: ConfigError | None = None
+
     @property
     def config(self) -> Config:
         if self._config is None:
-            self._config = load_config(None if self.config_path is None else Path(self.config_path))
+            self._config = load_config(self.config_file)
+        return self._config
+
+    @property
+    def config_file(self) -> Path | None:
+        """``--config``, or None for the default file."""
+        return None if self.config_path is None else Path(self.config_path)
+
+    def diagnosis_config(self) -> Config:
+        """The config for the diagnosis commands (doctor, daemon status, daemon logs): a broken file must not
+        stop them, so they get the defaults and :attr:`config_error` says what is wrong with the file."""
+        if self._config is None:
+            try:
+                self._config = load_config(self.config_file)
+            except ConfigError as exc:
+                if self.config_file is not None and not self.config_file.exists():
+                    raise  # --config naming no file is the user's typo, not a broken file to diagnose
+                self.config_error = exc
+                self._config = default_config()
         return self._config
 
     @property
@@ -48,11 +71,34 @@ class App:
             self._closers.append(self._db.close)
         return self._db
 
+    @property
+    def read_db(self) -> Database:
+        """The database for a command that only reads: opened read-only when its schema is current (no lock
+        file, no upgrade: works on a read-only data dir), else as :attr:`db` (upgraded) where it can write."""
+        if self._db is None:
+            url = self.config.database_url
+            path = sqlite_path(url)
+            if path is None or (not path.exists() and writable(path.parent)):
+                return self.db
+            try:
+                self._db = open_database(url, read_only=True)
+            except DatabaseNeedsUpgrade:
+                if not writable(path.parent):
+                    raise
+                return self.db
+            self._closers.append(self._db.close)
+        return self._db
+
     def catch_up(self, *, quiet: bool = False) -> ScanReport | None:
         """Ingest what is new, unless a running daemon already keeps the DB current."""
         from headroom.daemon.service import make_ingestor, running_daemon_pid  # readers load only when needed
 
         if running_daemon_pid(self.config.paths) is not None:
+            return None
+        path = sqlite_path(self.config.database_url)
+        if path is not None and not writable(path.parent):
+            if not quiet:
+                click.echo(f"note: {path.parent} is read-only: showing the database as it is (no catch-up)", err=True)
             return None
         ingestor = make_ingestor(self.config, self.db)
         if quiet or not sys.stderr.isatty():
@@ -67,6 +113,11 @@ class App:
 
 
 pass_app = click.make_pass_decorator(App, ensure=True)
+
+
+def writable(folder: Path) -> bool:
+    """Whether this process may create files in ``folder`` (False on a read-only mount, even for root)."""
+    return os.access(folder, os.W_OK)
 
 
 def refresh_option(func: F) -> F:

@@ -146,9 +146,14 @@ def health_lines(health: dict[str, Any]) -> list[str]:
             f"  process: {proc['rss_bytes'] / 1e6:.0f} MB resident, {proc.get('open_fds')} open files, "
             f"{proc.get('threads')} threads"
         )
-    size = health.get("database", {}).get("size_bytes")
-    if size is not None:
-        lines.append(f"  database: {size / 1e6:.1f} MB")
+    database = health.get("database", {})
+    parts = [database["state"]] if database.get("state") else []
+    if database.get("size_bytes") is not None:
+        parts.append(f"{database['size_bytes'] / 1e6:.1f} MB")
+    if database.get("last_error"):
+        parts.append(f"last error: {database['last_error']}")
+    if parts:
+        lines.append(f"  database: {', '.join(parts)}")
     config_error = health.get("config", {}).get("last_error")
     if config_error:
         lines.append(f"  config: {config_error}")
