@@ -90,7 +90,7 @@ def daemon_lock(paths: Paths) -> Iterator[None]:
         ) from None
     pid_file = paths.daemon_lock.with_suffix(".pid")
     try:
-        pid_file.write_text(str(os.getpid()), encoding="ascii")
+        write_private(pid_file, str(os.getpid()).encode("ascii"))
         yield
     finally:
         with contextlib.suppress(OSError):
@@ -124,7 +124,7 @@ def setup_logging(paths: Paths, *, verbose: bool = False) -> None:
         return
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     handlers: list[logging.Handler] = [
-        RotatingFileHandler(paths.log_file, maxBytes=5 << 20, backupCount=3, encoding="utf-8"),
+        _PrivateRotatingFileHandler(paths.log_file, maxBytes=5 << 20, backupCount=3, encoding="utf-8"),
         logging.StreamHandler(sys.stderr),
     ]
     for handler in handlers:
@@ -132,6 +132,23 @@ def setup_logging(paths: Paths, *, verbose: bool = False) -> None:
         root.addHandler(handler)
     with contextlib.suppress(OSError):
         paths.log_file.chmod(0o600)
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write a small file readable by the owner only (0600 whatever the umask; an existing one is reset too)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        os.fchmod(handle.fileno(), 0o600)
+        handle.write(data)
+
+
+class _PrivateRotatingFileHandler(RotatingFileHandler):
+    """The log file and its rotated copies created 0600 (the log names the user's projects and files)."""
+
+    def _open(self) -> Any:
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.fchmod(fd, 0o600)
+        return os.fdopen(fd, "a", encoding=self.encoding, errors=self.errors)
 
 
 class Service:

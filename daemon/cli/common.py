@@ -89,16 +89,21 @@ class App:
             self._closers.append(self._db.close)
         return self._db
 
+    @property
+    def data_read_only(self) -> bool:
+        """Whether the SQLite database's folder cannot be written (a read-only mount, a locked-down copy)."""
+        path = sqlite_path(self.config.database_url)
+        return path is not None and not writable(path.parent)
+
     def catch_up(self, *, quiet: bool = False) -> ScanReport | None:
         """Ingest what is new, unless a running daemon already keeps the DB current."""
         from headroom.daemon.service import make_ingestor, running_daemon_pid  # readers load only when needed
 
         if running_daemon_pid(self.config.paths) is not None:
             return None
-        path = sqlite_path(self.config.database_url)
-        if path is not None and not writable(path.parent):
+        if self.data_read_only:
             if not quiet:
-                click.echo(f"note: {path.parent} is read-only: showing the database as it is (no catch-up)", err=True)
+                click.echo("note: the data dir is read-only: showing the database as it is (no catch-up)", err=True)
             return None
         ingestor = make_ingestor(self.config, self.db)
         if quiet or not sys.stderr.isatty():
@@ -116,7 +121,10 @@ pass_app = click.make_pass_decorator(App, ensure=True)
 
 
 def writable(folder: Path) -> bool:
-    """Whether this process may create files in ``folder`` (False on a read-only mount, even for root)."""
+    """Whether this process may create files in ``folder``, or create it (False on a read-only mount, even
+    for root: access(2) answers EROFS for everyone)."""
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
     return os.access(folder, os.W_OK)
 
 
@@ -228,7 +236,29 @@ def local_time(iso: str | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M")
 
 
+# Terminal control sequences, whole (so a payload such as an OSC 52 clipboard write goes with its introducer):
+# CSI (colours, cursor moves, clear screen), OSC (window title, clipboard, hyperlinks) up to BEL/ST or the end,
+# DCS/SOS/PM/APC strings, two-byte escapes; then any control character left but tab and newline (C0, DEL, C1).
+_CONTROL = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+    r"|\x1b[ -/]*[0-~]?"
+    r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]"
+)
+
+
+def printable(text: str | None) -> str:
+    """``text`` from an agent's log made safe for a terminal: control sequences removed, ``\n`` and ``\t`` kept.
+
+    Session logs hold whatever a tool printed or a web page contained; printed raw, an escape sequence could
+    set the clipboard (OSC 52), retitle the window or clear the screen. Every command that prints text from
+    logs (sessions, stats, learn, memory) passes it through here first.
+    """
+    return _CONTROL.sub("", text) if text else ""
+
+
 def project_name(path: str | None) -> str:
     if not path:
         return "-"
+    path = printable(path)
     return re.split(r"[\\/]", path.rstrip("/\\"))[-1] or path

@@ -81,8 +81,9 @@ def daemon_status(app: App, as_json: bool) -> None:
     The components' health comes from the daemon's proxy (``GET /healthz``); with the proxy off or
     unreachable only the pid is known.
     """
-    pid = running_daemon_pid(app.config.paths)
-    health = daemon_health(app.config.paths.proxy_state) if pid is not None else None
+    config = app.diagnosis_config()  # a broken config.toml must not hide how the daemon is
+    pid = running_daemon_pid(config.paths)
+    health = daemon_health(config.paths.proxy_state) if pid is not None else None
     installer = _installer(app, required=False)
     if installer is None:
         service = f"none on {PLATFORM}"
@@ -90,9 +91,13 @@ def daemon_status(app: App, as_json: bool) -> None:
         service = f"not installed ({installer.unit_path})"
     else:
         service = f"installed ({installer.unit_path})"
+    config_error = str(app.config_error) if app.config_error else None
     if as_json:
-        click.echo(json.dumps({"running": pid is not None, "pid": pid, "health": health, "service": service}))
+        summary = {"running": pid is not None, "pid": pid, "health": health, "service": service}
+        click.echo(json.dumps({**summary, "config_error": config_error}))
     else:
+        if config_error:
+            click.echo(f"config: broken: {config_error}")
         if pid is None:
             click.echo("headroom daemon: not running")
         else:
@@ -263,7 +268,7 @@ def daemon_restart(app: App) -> None:
 @pass_app
 def daemon_logs(app: App, count: int, keep_following: bool) -> None:
     """Show the end of the daemon's log file."""
-    log_file = app.config.paths.log_file
+    log_file = app.diagnosis_config().paths.log_file
     if not log_file.exists() and not keep_following:
         click.echo(f"no log yet ({log_file})", err=True)
         return
@@ -285,7 +290,7 @@ def _installer(app: App, *, required: bool) -> ServiceInstaller | None:
             raise DaemonError(f"no login service on {PLATFORM}; run `headroom daemon run` in a terminal instead")
         return None
     config_file = Path(app.config_path) if app.config_path else None
-    return ServiceInstaller(service_spec(app.config.paths, config_file=config_file), manager, run=RUNNER)
+    return ServiceInstaller(service_spec(app.diagnosis_config().paths, config_file=config_file), manager, run=RUNNER)
 
 
 def _require(installer: ServiceInstaller | None) -> ServiceInstaller:
