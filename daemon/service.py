@@ -27,7 +27,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from types import FrameType
@@ -159,6 +159,8 @@ class Service:
         self.progress = progress
         #: What SIGHUP re-reads (``--config``); None: the default file, as at start.
         self.config_file = config_file
+        #: Called once the backfill is over (the CLI clears its progress bar there).
+        self.after_backfill: Callable[[], None] | None = None
         self.stop_event = threading.Event()
         self.watcher: Watcher | None = None
         self.ingestor: Ingestor | None = None
@@ -228,6 +230,8 @@ class Service:
                 for root in agent_roots:
                     log.info("%s logs: %s%s", agent, root, "" if root.is_dir() else " (not there yet)")
             report = self._scan(ingestor, self.progress)
+            if self.after_backfill is not None:
+                self.after_backfill()
             log.info(
                 "started in %.1fs: backfilled %d files (%.1f MB, %d records, %d problems) in %.1fs",
                 time.monotonic() - started,

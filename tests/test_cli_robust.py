@@ -15,7 +15,6 @@ import pytest
 from click.testing import CliRunner, Result
 
 from headroom.daemon.cli import cli
-from headroom.daemon.cli.common import printable
 from tests.helpers import claude_record, claude_session_lines, claude_tree
 from tests.test_service import _daemon, scalar, wait_for
 
@@ -41,6 +40,8 @@ def cli_process(*args: str, env: dict[str, str] | None = None, **kw: object) -> 
 
 
 def test_printable_keeps_text_newlines_and_tabs_and_drops_every_control_sequence() -> None:
+    from headroom.daemon.cli.common import printable
+
     assert printable(HOSTILE) == "run this now ok\tdone\nline2"
     assert printable("half an OSC \x1b]52;c;AAAA") == "half an OSC "
     assert printable("naïve 日本 [bold]x[/]") == "naïve 日本 [bold]x[/]"
@@ -176,22 +177,19 @@ def test_compress_on_a_missing_file_or_a_folder_names_it(tmp_path: Path) -> None
     assert f"{tmp_path}: Is a directory" in folder.output and "unexpected" not in folder.output
 
 
-def test_a_closed_pipe_ends_the_command_quietly(hostile_log: Path, claude_root: Path) -> None:
-    folder = hostile_log.parent
-    template = hostile_log.read_bytes()
-    for i in range(300):  # enough rows that the output outgrows the pipe's buffer
-        (folder / f"{i:08d}-2222-4333-8444-555555555555.jsonl").write_bytes(
-            template.replace(b"11111111-2222-4333-8444-555555555555", f"{i:08d}-2222-4333-8444-555555555555".encode())
-        )
-    assert cli_process("ingest").returncode == 0
+def test_a_closed_pipe_ends_the_command_quietly(isolated_home: Path) -> None:
+    """`headroom daemon logs -n 200000 | head -1`: the reader goes away after one line; no error, no traceback."""
+    log = isolated_home / "state" / "logs" / "daemon.log"
+    log.parent.mkdir(parents=True)
+    log.write_text("".join(f"2026-12-01 10:00:00,000 INFO headroom: line {i} {'x' * 80}\n" for i in range(200_000)))
     piped = subprocess.run(
-        f"{' '.join(CLI)} sessions --no-refresh -n 0 --json | head -1",
+        f"{' '.join(CLI)} daemon logs -n 200000 | head -1",
         shell=True,
         capture_output=True,
         text=True,
         timeout=120,
     )
-    assert piped.stdout.strip() == "["
+    assert piped.stdout.startswith("2026-12-01 10:00:00,000 INFO headroom: line 0")
     assert piped.stderr == "", piped.stderr
 
 
@@ -291,3 +289,47 @@ def test_everything_headroom_creates_is_owner_only_under_umask_022(
             proc.wait(30)
     finally:
         os.umask(old)
+
+
+# -- the backfill progress bar on a terminal --------------------------------------------------------------
+
+
+def test_the_backfill_bar_is_gone_once_backfill_ends(claude_root: Path, isolated_home: Path) -> None:
+    """On a terminal (a pty), the bar's redraws stop when backfill ends: nothing of it after "started in"."""
+    import pty
+    import select
+    import signal
+    import time
+
+    claude_tree(claude_root).write_bytes(b"".join(claude_session_lines(30)))
+    env = dict(os.environ, TERM="xterm-256color", COLUMNS="120", LINES="40")
+    env.pop("NO_COLOR", None)
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([*CLI, "daemon", "run"], env=env, stdin=slave, stdout=slave, stderr=slave)
+    os.close(slave)
+    seen = b""
+
+    def read_for(seconds: float) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.1)
+            if ready:
+                try:
+                    seen += os.read(master, 65536)
+                except OSError:
+                    return
+
+    try:
+        deadline = time.monotonic() + 60
+        while b"started in" not in seen and time.monotonic() < deadline:
+            read_for(0.2)
+        assert b"started in" in seen, seen[-2000:]
+        assert b"backfilling agent logs" in seen  # the bar was there, on the terminal
+        read_for(2.0)  # the bar refreshes 10 times a second while it lives
+        after = seen[seen.index(b"started in") :]
+        assert b"backfilling" not in after and b"\x1b[2K" not in after, after[-1000:]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        os.close(master)

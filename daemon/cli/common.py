@@ -175,12 +175,18 @@ class progress_bar:
         self.progress.start()
 
         def update(done: int, total: int, _path: str) -> None:
-            self.progress.update(self.task, completed=done, total=total)
+            if self.progress.live.is_started:
+                self.progress.update(self.task, completed=done, total=total)
 
         return update
 
+    def stop(self) -> None:
+        """Stop redrawing and clear the bar (it is transient); safe to call again."""
+        if self.progress.live.is_started:
+            self.progress.stop()
+
     def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
+        self.stop()
 
 
 _RELATIVE = re.compile(r"^(\d+)\s*([dwmy])$")

@@ -62,13 +62,15 @@ def daemon_run(app: App, verbose: bool) -> None:
         service.progress = logged
         service.run()
         return
-    with progress_bar("backfilling agent logs") as bar:
+    bar = progress_bar("backfilling agent logs")
+    with bar as update:
 
         def both(done: int, total: int, path: str) -> None:
-            bar(done, total, path)
+            update(done, total, path)
             logged(done, total, path)
 
         service.progress = both
+        service.after_backfill = bar.stop  # else it keeps redrawing between the log lines that follow
         service.run()
 
 
