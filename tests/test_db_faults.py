@@ -14,6 +14,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from headroom.memory.db import open_database
+from headroom.memory.errors import DatabaseError
 from tests.helpers import claude_record, claude_session_lines, claude_tree
 from tests.test_service import DAEMON, _corpus, _daemon, scalar, wait_for
 
@@ -178,3 +182,27 @@ def test_a_damaged_database_is_reported_and_the_rebuild_command_restores_it(
     assert scalar(db_file, "select count(*) from lessons") == 1  # copied back from the readable pages
     assert _cli("stats", "--no-refresh").returncode == 0
     assert "integrity check: ok" in _cli("doctor", check=True).stdout
+
+
+def test_the_nightly_compaction_checks_first_and_leaves_a_damaged_file_alone(
+    claude_root: Path, isolated_home: Path
+) -> None:
+    _corpus(claude_root, None, sessions=6)
+    _cli("ingest", check=True)
+    db_file = isolated_home / "headroom.db"
+    db = open_database(f"sqlite:///{db_file}")
+    try:
+        assert db.compact()["size_after"] > 0 and db.integrity is not None and db.integrity["ok"]
+    finally:
+        db.close()
+    _corrupt_middle(db_file)
+    size = db_file.stat().st_size
+    db = open_database(f"sqlite:///{db_file}")
+    try:
+        with pytest.raises(DatabaseError, match=r"not compacted: the database .* is damaged"):
+            db.compact(min_free_fraction=0.0, min_free_bytes=0)  # would VACUUM a sound file
+        assert db.integrity is not None and not db.integrity["ok"] and db.integrity["problems"]
+        assert "headroom ingest --rebuild" in (db.integrity_problem() or "")
+    finally:
+        db.close()
+    assert db_file.stat().st_size == size
