@@ -7,6 +7,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 from mcp import ClientSession
 
 from headroom.daemon.config import load_config
@@ -22,6 +23,7 @@ def _git_project(path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_retrieve_is_scoped_to_the_servers_project(isolated_home: Path, tmp_path: Path) -> None:
     shop, blog = _git_project(tmp_path / "shop"), _git_project(tmp_path / "blog")
     refs: list[str] = []
@@ -60,6 +62,7 @@ def test_the_proxy_records_the_project_of_what_it_keeps(isolated_home: Path, tmp
     assert not list(config.paths.ccr_dir.rglob("*.projects"))  # the records go with their entries
 
 
+@pytest.mark.slow
 def test_huge_ids_ranges_and_queries_get_clean_fast_errors(isolated_home: Path, tmp_path: Path) -> None:
     project = _git_project(tmp_path / "shop")
     huge = "word " * 200_000
