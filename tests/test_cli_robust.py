@@ -333,3 +333,21 @@ def test_the_backfill_bar_is_gone_once_backfill_ends(claude_root: Path, isolated
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
         os.close(master)
+
+
+def test_learn_report_prints_no_escape_sequences(isolated_home: Path) -> None:
+    import sqlite3
+
+    run("ingest")
+    conn = sqlite3.connect(isolated_home / "headroom.db")
+    with conn:
+        conn.execute(
+            "INSERT INTO lessons (key, project, scope, kind, signature, text, names, evidence, status, count, "
+            "sessions, corrected_by_user, created_at, updated_at) VALUES ('k1', ?, 'project', 'tool_error', "
+            "'sig', ?, '[]', '[]', 'active', 2, 2, 0, '2026-11-01 10:00:00', '2026-11-01 10:00:00')",
+            ("/src/sh\x1b]0;pwned\x07op", f"Use logs/ {HOSTILE}"),
+        )
+    conn.close()
+    out = run("learn", "report").output
+    assert not any(seq in out for seq in ESCAPES), out
+    assert "Use logs/ run this now ok" in out and "pwned" not in out
