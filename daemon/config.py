@@ -64,6 +64,7 @@ to start. Example::
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
@@ -176,17 +177,53 @@ class Config:
 
 
 def load_config(path: Path | None = None) -> Config:
-    """Read the config file (default: ``config.toml`` in the config dir) and apply env overrides."""
+    """Read the config file (default: ``config.toml`` in the config dir) and apply env overrides.
+
+    A file named explicitly (``--config``) must exist; the default one may be absent (a first run).
+    """
     where = paths()
     file = path or where.config_file
     config = Config(paths=where)
+    if path is not None and not path.is_file():
+        raise ConfigError(f"{path}: no such config file" + (" (a folder)" if path.is_dir() else ""))
     if file.exists():
         try:
-            data = tomllib.loads(file.read_text(encoding="utf-8"))
+            text = file.read_text(encoding="utf-8")
+            data = tomllib.loads(text)
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"{file}: cannot be read as TOML: {exc}") from exc
-        _apply(config, data, file)
+        try:
+            _apply(config, data, file)
+        except ConfigError as exc:
+            raise ConfigError(_with_line(str(exc), file, text)) from None
         config.source = file
+    _apply_environment(config)
+    return config
+
+
+def default_config() -> Config:
+    """The built-in defaults with the environment's overrides, whatever the config file says."""
+    config = Config(paths=paths())
+    _apply_environment(config)
+    return config
+
+
+def _with_line(message: str, file: Path, text: str) -> str:
+    """``file: problem`` becomes ``file:LINE: problem`` when the setting the message names is found."""
+    match = re.search(r"'([^']+)'", message)
+    prefix = f"{file}: "
+    if not match or not message.startswith(prefix):
+        return message
+    name = match.group(1).rpartition(".")[2]
+    pattern = re.compile(rf"^\s*(\[+\s*[\w.\"-]*{re.escape(name)}[\"]?\s*\]+|\"?{re.escape(name)}\"?\s*=)")
+    for number, line in enumerate(text.splitlines(), 1):
+        if pattern.match(line):
+            return f"{file}:{number}: {message[len(prefix) :]}"
+    return message
+
+
+def _apply_environment(config: Config) -> None:
+    where = config.paths
     env_port = os.environ.get("HEADROOM_PROXY_PORT")
     if env_port:
         config.proxy.port = _port(
@@ -200,7 +237,6 @@ def load_config(path: Path | None = None) -> Config:
         config.database_url = env_url
     if not config.database_url:
         config.database_url = f"sqlite:///{where.db_file}"
-    return config
 
 
 def _apply(config: Config, data: dict[str, Any], file: Path) -> None:

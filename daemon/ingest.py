@@ -163,6 +163,10 @@ class Ingestor:
         report.seconds = time.monotonic() - started
         return report
 
+    def forget(self) -> None:
+        """Drop what this process remembers of files read (the DB now in use is another one: read them again)."""
+        self._seen.clear()
+
     def _preload_seen(self) -> None:
         """Trust the DB for files read to their end, so a fresh process re-checks them with one stat()."""
         sf = _FILES.c

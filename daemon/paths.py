@@ -69,10 +69,14 @@ class Paths:
         return self.state_dir / "daemon.lock"
 
     def ensure(self) -> Paths:
-        """Create the folders, owner-only (they hold copies of the agents' logs)."""
-        for folder in (self.data_dir, self.config_dir, self.state_dir, self.log_dir):
+        """Create the folders, owner-only (they hold copies of the agents' logs), whatever the umask.
+
+        ``mkdir(mode=)`` is masked by the umask and leaves existing folders as they are, so every folder
+        headroom keeps data in is set to 0700 explicitly; files are created 0600 where they are opened.
+        """
+        for folder in (self.data_dir, self.config_dir, self.state_dir, self.log_dir, self.ccr_dir, self.index_dir):
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        for folder in (self.data_dir, self.state_dir, self.log_dir):
+        for folder in (self.data_dir, self.state_dir, self.log_dir, self.ccr_dir, self.index_dir):
             if folder.stat().st_mode & 0o077:
                 folder.chmod(0o700)
         return self

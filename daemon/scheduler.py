@@ -81,6 +81,9 @@ class Scheduler:
         self.made_up: list[str] = []  # jobs overdue at start, run once now (coalesced)
         self._token = uuid.uuid4().hex
         self._aps: Any = None
+        # apscheduler's shutdown holds its job-store lock while it waits for running jobs, and a job that ends
+        # then asks that lock for its next run time: this lock makes "not stopping, so ask" one step.
+        self._note_lock = threading.Lock()
 
     # -- registration ------------------------------------------------------------------------------
 
@@ -167,7 +170,8 @@ class Scheduler:
 
     def stop(self) -> None:
         """Stop taking jobs and wait for the ones running (they check :attr:`stopping` between steps)."""
-        self.stopping.set()
+        with self._note_lock:
+            self.stopping.set()
         if self._aps is not None and self._aps.running:
             self._aps.shutdown(wait=True)
         _ACTIVE.pop(self._token, None)
@@ -198,8 +202,9 @@ class Scheduler:
             stats.runs += 1
             stats.running = False
             stats.last_seconds = round(time.monotonic() - started, 3)
-            if self.running:
-                self._note_next(name)
+            with self._note_lock:
+                if self.running and not self.stopping.is_set():
+                    self._note_next(name)
 
     def _note_next(self, name: str) -> None:
         job = self._aps.get_job(name)

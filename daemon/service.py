@@ -27,7 +27,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from types import FrameType
@@ -54,6 +54,8 @@ from headroom.memory.errors import DatabaseError, DatabaseFull, DatabaseLocked
 log = logging.getLogger("headroom.daemon")
 
 ROOT_CHECK_SECONDS = 5.0
+#: How often the follow loop checks that the DB file is still the one it opened (one stat).
+DB_CHECK_SECONDS = 1.0
 #: With the disk full, ingestion pauses and tries again after this many seconds, doubling up to the maximum.
 FULL_RETRY_SECONDS, FULL_RETRY_MAX_SECONDS = 5.0, 60.0
 
@@ -88,7 +90,7 @@ def daemon_lock(paths: Paths) -> Iterator[None]:
         ) from None
     pid_file = paths.daemon_lock.with_suffix(".pid")
     try:
-        pid_file.write_text(str(os.getpid()), encoding="ascii")
+        write_private(pid_file, str(os.getpid()).encode("ascii"))
         yield
     finally:
         with contextlib.suppress(OSError):
@@ -122,7 +124,7 @@ def setup_logging(paths: Paths, *, verbose: bool = False) -> None:
         return
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     handlers: list[logging.Handler] = [
-        RotatingFileHandler(paths.log_file, maxBytes=5 << 20, backupCount=3, encoding="utf-8"),
+        _PrivateRotatingFileHandler(paths.log_file, maxBytes=5 << 20, backupCount=3, encoding="utf-8"),
         logging.StreamHandler(sys.stderr),
     ]
     for handler in handlers:
@@ -130,6 +132,23 @@ def setup_logging(paths: Paths, *, verbose: bool = False) -> None:
         root.addHandler(handler)
     with contextlib.suppress(OSError):
         paths.log_file.chmod(0o600)
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write a small file readable by the owner only (0600 whatever the umask; an existing one is reset too)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        os.fchmod(handle.fileno(), 0o600)
+        handle.write(data)
+
+
+class _PrivateRotatingFileHandler(RotatingFileHandler):
+    """The log file and its rotated copies created 0600 (the log names the user's projects and files)."""
+
+    def _open(self) -> Any:
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.fchmod(fd, 0o600)
+        return os.fdopen(fd, "a", encoding=self.encoding, errors=self.errors)
 
 
 class Service:
@@ -140,6 +159,8 @@ class Service:
         self.progress = progress
         #: What SIGHUP re-reads (``--config``); None: the default file, as at start.
         self.config_file = config_file
+        #: Called once the backfill is over (the CLI clears its progress bar there).
+        self.after_backfill: Callable[[], None] | None = None
         self.stop_event = threading.Event()
         self.watcher: Watcher | None = None
         self.ingestor: Ingestor | None = None
@@ -157,6 +178,7 @@ class Service:
         self._full_retry_at = 0.0
         self._full_wait = FULL_RETRY_SECONDS
         self._reload = threading.Event()
+        self._db_recoveries: list[str] = []  # what each recovery of the DB file did, for health
 
     def request_stop(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
         if signum is not None:
@@ -182,9 +204,10 @@ class Service:
         with daemon_lock(paths), contextlib.ExitStack() as stack:
             started = self._started = time.monotonic()
             log.info("starting (pid %d, database %s)", os.getpid(), _display_url(self.config.database_url))
-            db = open_database(self.config.database_url)
+            db = open_database(self.config.database_url, guard=True)
             stack.callback(db.close)
             self.db = db
+            self._start_integrity_check(db)
             self._running = True
             stack.callback(setattr, self, "_running", False)
             memo = self._start_memory(db, stack)
@@ -207,6 +230,8 @@ class Service:
                 for root in agent_roots:
                     log.info("%s logs: %s%s", agent, root, "" if root.is_dir() else " (not there yet)")
             report = self._scan(ingestor, self.progress)
+            if self.after_backfill is not None:
+                self.after_backfill()
             log.info(
                 "started in %.1fs: backfilled %d files (%.1f MB, %d records, %d problems) in %.1fs",
                 time.monotonic() - started,
@@ -218,6 +243,54 @@ class Service:
             )
             self._follow(ingestor, watcher)
         log.info("stopped")
+
+    def _start_integrity_check(self, db: Database) -> None:
+        """``PRAGMA quick_check`` once at start, on its own thread (it reads the whole file: seconds for a large
+        DB, which must not hold up the backfill); the nightly ``db-compact`` job runs it again."""
+
+        def check() -> None:
+            try:
+                db.quick_check()
+            except Exception as exc:  # the check itself failing is reported like damage
+                db.integrity = {"ok": False, "problems": [f"{type(exc).__name__}: {exc}"], "checked_at": None}
+            problem = db.integrity_problem()
+            if problem:
+                self._note_error(problem, component="database")
+            else:
+                log.info("database integrity check: ok")
+
+        threading.Thread(target=check, name="headroom-db-check", daemon=True).start()
+
+    def _check_database_file(self, ingestor: Ingestor) -> bool:
+        """Whether the DB file is in place (one stat); when it was deleted or replaced, recover it first.
+
+        Why recover rather than stop: the proxy keeps serving the agents meanwhile, and the old contents are
+        still readable through the open file, so they can be put back whole (see memory/dbguard.py). When
+        the daemon ends up on another database (the user put one in place, or the copy failed), the logs on
+        disk are ingested again from the start: the rescan that follows does it.
+        """
+        db = self.db
+        if db is None:
+            return True
+        what = db.check_file()
+        if what is None:
+            return True
+        self._note_error(f"the database file was {what} under the running daemon; recovering", component="database")
+        try:
+            message, switched = db.recover_file()
+        except Exception as exc:
+            self._note_error(f"database recovery failed, will retry: {type(exc).__name__}: {exc}", component="database")
+            return False
+        log.warning("%s", message)
+        self._db_recoveries.append(message)
+        self._errors.pop("database", None)
+        if self.last_error and self.last_error.startswith("the database file was"):
+            self.last_error = message
+        if switched:
+            log.info("ingesting the agents' logs again into the database now in use")
+            ingestor.forget()
+        self._scan(ingestor, None)
+        return True
 
     def _start_memory(self, db: Database, stack: contextlib.ExitStack) -> DBBlockMemo | None:
         """The memory worker (feed, embeddings, retention) and the block memo the proxy shares across agents."""
@@ -282,9 +355,10 @@ class Service:
     def _follow(self, ingestor: Ingestor, watcher: Watcher) -> None:
         next_root_check = time.monotonic() + ROOT_CHECK_SECONDS
         next_rescan = time.monotonic() + self.config.watcher.rescan_seconds
+        next_db_check = time.monotonic() + DB_CHECK_SECONDS
         while not self.stop_event.is_set():
             now = time.monotonic()
-            wake_at = min(next_root_check, next_rescan)
+            wake_at = min(next_root_check, next_rescan, next_db_check)
             if self._full_since is not None:  # paused for a full disk: wake for the next retry
                 wake_at = min(wake_at, self._full_retry_at)
             dirty, rescan = watcher.take(timeout=max(0.05, wake_at - now))
@@ -293,6 +367,11 @@ class Service:
             if self._reload.is_set():
                 self._reload.clear()
                 self.reload()
+            if time.monotonic() >= next_db_check:
+                next_db_check = time.monotonic() + DB_CHECK_SECONDS
+                if not self._check_database_file(ingestor):
+                    watcher.requeue(dirty)  # nothing is written before the file is back: retried next round
+                    continue
             if self._full_since is not None:
                 # Paused for a full disk: the watcher's paths are left to the rescan that resumes ingestion
                 # (offsets never moved past what was committed, so it picks up exactly where it stopped).
@@ -443,7 +522,7 @@ class Service:
                 "file": str(self.config.source) if self.config.source else None,
                 "last_error": self._errors.get("config"),
             },
-            "database": {"url": _display_url(self.config.database_url), "size_bytes": db_size},
+            "database": self._database_health(db_size),
             "components": {
                 "ingest": self._ingest_health(now),
                 "memory": self._memory_health(),
@@ -451,6 +530,29 @@ class Service:
                 "scheduler": self.scheduler.health() if self.scheduler is not None else {"state": "stopped"},
                 "proxy": self._proxy_health(),
             },
+        }
+
+    def _database_health(self, size: int | None) -> dict[str, Any]:
+        """The DB file's state: "ok", "recovering" (deleted or replaced, not back yet), "damaged" (the last
+        quick_check found errors: ``last_error`` says how to rebuild), or "unchecked" before the first check."""
+        db = self.db
+        failed = self._errors.get("database")
+        integrity = db.integrity if db is not None else None
+        if db is not None and db.integrity_problem():
+            state = "damaged"
+        elif failed:
+            state = "recovering"
+        elif integrity is None:
+            state = "unchecked" if db is not None else "closed"
+        else:
+            state = "ok"
+        return {
+            "url": _display_url(self.config.database_url),
+            "size_bytes": size,
+            "state": state,
+            "last_error": (db.integrity_problem() if db is not None else None) or failed,
+            "integrity": integrity,
+            "recoveries": list(self._db_recoveries[-5:]),
         }
 
     def _ingest_health(self, now: float) -> dict[str, Any]:

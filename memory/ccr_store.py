@@ -7,6 +7,12 @@ a no-op (it only refreshes the file's time). Files rather than DB rows on purpos
 on the request path, and a file write never waits for SQLite's write lock, which ingestion may hold for a
 while; the CLI, the MCP server and the proxy share the folder without coordination.
 
+Project scope: an original written for a known project (the proxy reads it from the request, the MCP server
+and ``headroom compress`` from their working directory) gets a ``<id>.projects`` file beside it listing the
+projects that produced it; :meth:`FileCCRStore.get` with a ``project`` answers only those (an entry without
+one, written before this or for an unknown project, stays readable by all). :meth:`FileCCRStore.scoped` is
+the view a component working for one project uses.
+
 Retention counts from the last use: ``put`` and ``get`` touch the file's mtime, and :meth:`FileCCRStore.expire`
 (a daemon job) deletes files older than the retention (default 7 days, ``[memory] ccr_retention_days``).
 """
@@ -23,6 +29,7 @@ from pathlib import Path
 from headroom.engine.ccr import CCREntry
 
 _ID_RE = re.compile(r"[0-9a-f]{12}")
+_PROJECTS = ".projects"  # beside an entry: the projects that produced it
 
 
 class FileCCRStore:
@@ -59,8 +66,36 @@ class FileCCRStore:
             os.chmod(self.root, 0o700)  # mkdir's mode is filtered by the umask, and an existing folder keeps its own
         self._root_checked = True
 
-    def get(self, entry_id: str) -> str | None:
+    def scoped(self, project: str) -> ScopedCCRStore:
+        """This store as ``project`` sees it: what it puts is claimed for it, what it gets must be its own."""
+        return ScopedCCRStore(self, project)
+
+    def claim(self, entry_id: str, project: str) -> None:
+        """Record that ``project`` produced the entry (so it may retrieve it)."""
+        path = self._path(entry_id).with_suffix(_PROJECTS)
+        if project in self._projects(path):
+            return
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8", errors="surrogatepass") as fh:
+            fh.write(project.replace("\n", " ") + "\n")
+
+    def visible(self, entry_id: str, project: str) -> bool:
+        """Whether ``project`` may read the entry: it produced it, or no project was ever recorded for it."""
+        claimed = self._projects(self._path(entry_id).with_suffix(_PROJECTS))
+        return not claimed or project in claimed
+
+    @staticmethod
+    def _projects(path: Path) -> set[str]:
         try:
+            return set(path.read_text(encoding="utf-8", errors="surrogatepass").splitlines())
+        except OSError:
+            return set()
+
+    def get(self, entry_id: str, project: str | None = None) -> str | None:
+        """The original, or None when unknown, expired or (with ``project``) another project's."""
+        try:
+            if project is not None and not self.visible(entry_id, project):
+                return None
             path = self._path(entry_id)
             with open(path, encoding="utf-8", errors="surrogatepass", newline="") as fh:
                 text = fh.read()
@@ -79,10 +114,15 @@ class FileCCRStore:
             if not folder.is_dir():
                 continue
             for path in folder.iterdir():
+                if path.suffix == _PROJECTS:  # goes with its entry, below
+                    if not path.with_suffix("").exists():
+                        path.unlink(missing_ok=True)
+                    continue
                 try:
                     st = path.stat()
                     if st.st_mtime < cutoff:
                         path.unlink()
+                        path.with_suffix(_PROJECTS).unlink(missing_ok=True)
                         report.deleted += 1
                         report.bytes_freed += st.st_size
                     else:
@@ -91,6 +131,20 @@ class FileCCRStore:
                 except OSError:
                     continue  # deleted meanwhile by another process
         return report
+
+
+class ScopedCCRStore:
+    """A :class:`FileCCRStore` seen by one project (the engine's store interface: ``put`` and ``get``)."""
+
+    def __init__(self, base: FileCCRStore, project: str) -> None:
+        self.base, self.project = base, project
+
+    def put(self, entry: CCREntry) -> None:
+        self.base.put(entry)
+        self.base.claim(entry.id, self.project)
+
+    def get(self, entry_id: str) -> str | None:
+        return self.base.get(entry_id, project=self.project)
 
 
 @dataclass

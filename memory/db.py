@@ -14,8 +14,10 @@ import os
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from filelock import FileLock
 from sqlalchemy import Engine, create_engine, event, inspect, text
@@ -23,13 +25,24 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from headroom.memory.errors import DatabaseError, DatabaseFull, DatabaseLocked, DatabaseTooNew, is_disk_full
+from headroom.memory.dbguard import FileGuard, quick_check
+from headroom.memory.errors import (
+    DatabaseError,
+    DatabaseFull,
+    DatabaseLocked,
+    DatabaseNeedsUpgrade,
+    DatabaseTooNew,
+    is_disk_full,
+)
 from headroom.migrations import HEAD
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
 BUSY_TIMEOUT_MS = 30_000
+#: What rebuilds the session mirror from the agents' logs when the DB file is damaged (daemon/cli/ingest_cmd.py).
+REBUILD_COMMAND = "headroom ingest --rebuild"
+
 _PG_MIGRATION_LOCK = 0x68656164  # "head": the advisory lock id that serialises upgrades on PostgreSQL
 
 
@@ -41,6 +54,12 @@ class Database:
     engine: Engine
     sessions: sessionmaker[Session]
     write_sessions: sessionmaker[Session]
+    #: Watches the SQLite file for deletion or replacement (the daemon's databases; see memory/dbguard.py).
+    guard: FileGuard | None = None
+    #: The last ``PRAGMA quick_check``: {"ok", "problems", "checked_at"}; None before the first.
+    integrity: dict[str, Any] | None = None
+    #: Opened with ``mode=ro`` (see :func:`open_database`): nothing can be written through it.
+    read_only: bool = False
 
     @property
     def is_sqlite(self) -> bool:
@@ -92,6 +111,8 @@ class Database:
         """
         if not self.is_sqlite:
             return {"skipped": "not SQLite"}
+        if self.quick_check():  # VACUUM over broken pages could spread the damage: report it instead
+            raise DatabaseError(f"not compacted: {self.integrity_problem()}")
         raw = self.engine.raw_connection()  # autocommit at the driver level (see _sqlite_on_connect): VACUUM
         try:  # cannot run inside the transaction a SQLAlchemy connection would begin
             conn = raw.driver_connection
@@ -110,8 +131,113 @@ class Database:
             raw.close()
         return {"vacuumed": vacuumed, "free_bytes": free_bytes, "size_before": pages * page_size, "size_after": after}
 
+    def quick_check(self) -> list[str]:
+        """Run ``PRAGMA quick_check`` (reads every page, not the indexes' contents); [] when sound.
+
+        The result is kept in :attr:`integrity` for health reports. Other backends: always [].
+        """
+        if not self.is_sqlite:
+            return []
+        try:
+            raw = self.engine.raw_connection()
+        except OperationalError as exc:
+            problems = [str(exc.orig)]
+        else:
+            try:
+                problems = quick_check(raw.driver_connection)
+            finally:
+                raw.close()
+        self.integrity = {
+            "ok": not problems,
+            "problems": problems,
+            "checked_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        return problems
+
+    def integrity_problem(self) -> str | None:
+        """One line for logs and health when the last check found damage (with the way out), else None."""
+        if not self.integrity or self.integrity["ok"]:
+            return None
+        found = "; ".join(self.integrity["problems"][:3])
+        return (
+            f"the database {_safe(self.url)} is damaged ({found}); the logs on disk can rebuild it: stop the "
+            f"daemon and run `{REBUILD_COMMAND}` (the damaged file is kept beside it)"
+        )
+
+    def check_file(self) -> str | None:
+        """None while the DB file is the one opened; else "deleted" or "replaced" (needs a guard; one stat)."""
+        return self.guard.check() if self.guard is not None else None
+
+    def recover_file(self) -> tuple[str, bool]:
+        """Get the DB file back after :meth:`check_file` found it gone (see :class:`FileGuard`).
+
+        Returns what was done and whether the process now writes to another database than before (then
+        it was upgraded here, and the caller re-ingests the logs).
+        """
+        assert self.guard is not None
+        message, switched = self.guard.recover()
+        try:
+            upgrade_database(self)
+        except OperationalError as exc:
+            raise DatabaseError(f"cannot open the database {_safe(self.url)}: {exc.orig}") from exc
+        return message, switched
+
     def close(self) -> None:
+        if self.guard is not None:
+            self.guard.close()
         self.engine.dispose()
+
+
+#: Tables the logs on disk cannot rebuild: a rebuild copies what it can still read of them from the old file.
+SALVAGED_TABLES = ("proxy_requests", "lessons", "block_memo")
+
+
+def move_aside(path: Path, label: str) -> Path:
+    """Rename a SQLite file (and its WAL and shared-memory files) to ``<name>.<label>-<time>``; the new name."""
+    target = path.with_name(f"{path.name}.{label}-{datetime.now().strftime('%Y%m%dT%H%M%S')}")
+    for suffix in ("", "-wal", "-shm"):
+        side = path.with_name(path.name + suffix)
+        if side.exists():
+            os.replace(side, target.with_name(target.name + suffix))
+    return target
+
+
+def salvage(db: Database, old: Path, tables: tuple[str, ...] = SALVAGED_TABLES) -> dict[str, int | str]:
+    """Copy the rows of ``tables`` that can still be read from the SQLite file ``old`` into ``db``.
+
+    Per table: the rows copied, or why none were (a damaged page, another schema). Rows whose key is taken
+    already are left as they are.
+    """
+    import sqlite3
+
+    result: dict[str, int | str] = {}
+    source = sqlite3.connect(f"file:{quote(str(old.absolute()))}?mode=ro", uri=True)
+    raw = db.engine.raw_connection()
+    try:
+        target = raw.driver_connection
+        assert target is not None
+        for table in tables:
+            try:
+                columns = [row[1] for row in source.execute(f'PRAGMA table_info("{table}")')]
+                have = {row[1] for row in target.execute(f'PRAGMA table_info("{table}")')}
+                if not columns or set(columns) - have:
+                    result[table] = "not in the old file, or another schema"
+                    continue
+                names = ", ".join(f'"{c}"' for c in columns)
+                rows = source.execute(f'SELECT {names} FROM "{table}"').fetchall()
+                marks = ", ".join("?" * len(columns))
+                target.execute("BEGIN")
+                cursor = target.executemany(f'INSERT OR IGNORE INTO "{table}" ({names}) VALUES ({marks})', rows)
+                target.execute("COMMIT")
+                result[table] = cursor.rowcount
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    target.execute("ROLLBACK")
+                result[table] = f"unreadable: {exc}"
+    finally:
+        raw.close()
+        source.close()
+    return result
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -134,9 +260,17 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def open_database(url: str, *, upgrade: bool = True) -> Database:
-    """Open (creating it if needed) and upgrade the database at ``url``."""
+def open_database(url: str, *, upgrade: bool = True, guard: bool = False, read_only: bool = False) -> Database:
+    """Open (creating it if needed) and upgrade the database at ``url``.
+
+    ``guard``: watch a SQLite file for deletion or replacement (the daemon, which holds it for days).
+    ``read_only``: open an existing SQLite file without writing anything (no lock file, no upgrade, no WAL
+    switch), for commands that only read, which then work on a read-only data dir; a schema that is not
+    current raises :class:`DatabaseNeedsUpgrade` (upgrading needs write access).
+    """
     path = sqlite_path(url)
+    if read_only and path is not None:
+        return _open_read_only(url, path)
     if path is not None:
         _create_private_file(path)
     engine = create_engine(url, **_engine_options(url))
@@ -165,6 +299,54 @@ def open_database(url: str, *, upgrade: bool = True) -> Database:
             side = path.with_name(path.name + suffix)
             if side.exists():
                 side.chmod(0o600)
+        if guard:
+            db.guard = FileGuard(path, engine)
+    return db
+
+
+def _open_read_only(url: str, path: Path) -> Database:
+    """A SQLite file opened with ``mode=ro``: nothing is created, locked or migrated.
+
+    In WAL mode a reader needs the ``-shm`` file; in a folder it cannot write, where that file is absent
+    (the last writer removed it on close, so nobody writes the file now), the file is opened ``immutable``.
+    """
+    import sqlite3
+
+    if not path.is_file():
+        raise DatabaseError(f"no database at {path} yet (`headroom ingest` creates it, with write access there)")
+    shm = path.with_name(path.name + "-shm")
+    flags = "mode=ro" if shm.exists() or os.access(path.parent, os.W_OK) else "mode=ro&immutable=1"
+    uri = f"file:{quote(str(path.absolute()))}?{flags}"
+
+    def connect() -> sqlite3.Connection:
+        conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+        conn.isolation_level = None
+        conn.execute("PRAGMA query_only=1")
+        return conn
+
+    engine = create_engine("sqlite://", creator=connect)
+    event.listen(engine, "begin", _sqlite_on_begin)
+    db = Database(
+        url=url,
+        engine=engine,
+        sessions=sessionmaker(engine, expire_on_commit=False),
+        write_sessions=sessionmaker(engine, expire_on_commit=False),
+        read_only=True,
+    )
+    try:
+        current, head = check_revision(db)
+    except OperationalError as exc:
+        engine.dispose()
+        raise DatabaseError(f"cannot read the database {path}: {exc.orig}") from exc
+    except BaseException:
+        engine.dispose()
+        raise
+    if current != head:
+        engine.dispose()
+        raise DatabaseNeedsUpgrade(
+            f"the database {path} is at schema revision {current or 'none'} and needs an upgrade to {head}, "
+            f"which needs write access to {path.parent}: run any headroom command once where it can write there"
+        )
     return db
 
 

@@ -21,6 +21,10 @@ class DatabaseTooNew(DatabaseError):
         )
 
 
+class DatabaseNeedsUpgrade(DatabaseError):
+    """The schema is older than the code, and this process may not upgrade it (a read-only open)."""
+
+
 class DatabaseLocked(DatabaseError):
     """Another process kept the database locked past the busy timeout."""
 

@@ -147,11 +147,13 @@ def test_status_and_sighup_reload_of_a_running_daemon(claude_root: Path, isolate
         config_file.write_text('[engine]\nmin_tokens = "lots"\n', encoding="utf-8")
         proc.send_signal(signal.SIGHUP)
         wait_for(lambda: logged("config not reloaded"))
-        assert f"{config_file}: 'engine.min_tokens' must be" in output.read_text(encoding="utf-8")
-        health = daemon_health(paths().proxy_state)  # not `daemon status`: the CLI refuses the broken file too
+        assert f"{config_file}:2: 'engine.min_tokens' must be" in output.read_text(encoding="utf-8")
+        health = daemon_health(paths().proxy_state)
         assert health is not None
         assert "engine.min_tokens" in health["config"]["last_error"]
         assert health["components"]["ingest"]["state"] == "running"
+        broken = json.loads(_status(env, "--json").stdout)  # `daemon status` works with the broken file too
+        assert broken["running"] and f"{config_file}:2:" in broken["config_error"]
 
         config_file.write_text("", encoding="utf-8")  # for the `daemon status` below
 
@@ -168,4 +170,5 @@ def test_status_and_sighup_reload_of_a_running_daemon(claude_root: Path, isolate
         "pid": None,
         "health": None,
         "service": json.loads(stopped.stdout)["service"],
+        "config_error": None,
     }

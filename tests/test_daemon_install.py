@@ -154,6 +154,7 @@ def test_plist_round_trip(tmp_path: Path) -> None:
 
 
 def test_install_twice_is_harmless(manager: FakeManager, tmp_path: Path, isolated_home: Path) -> None:
+    (tmp_path / "c.toml").write_text("", encoding="utf-8")  # --config must name a file that exists
     first = invoke("--config", str(tmp_path / "c.toml"), "daemon", "install")
     assert "installed" in first.output
     path = unit_file(tmp_path)

@@ -31,7 +31,7 @@ from headroom.daemon.proxy.app import ProxyApp
 from headroom.daemon.proxy.project import find_cwd, request_project
 from headroom.daemon.proxy.server import build_app
 from headroom.daemon.store import project_of
-from headroom.engine import find_refs, memo_key, retrieve
+from headroom.engine import RetrievalError, find_refs, memo_key, retrieve
 from headroom.memory.api import Memory
 from headroom.memory.ccr_store import FileCCRStore
 from headroom.memory.db import Database, open_database
@@ -399,7 +399,7 @@ def test_a_restarted_proxy_serves_the_same_bytes_from_the_database(rig: MemoRig,
 
 
 def test_a_repeated_output_in_one_request_is_a_marker_that_redeems(rig: MemoRig, projects: tuple[Path, Path]) -> None:
-    p, _ = projects
+    p, other = projects
     content = _log()
     with rig.proxy() as (_app, _memo, url):
         _post_claude(url, _claude(p, "why does the pool run out?", [content, content]))
@@ -410,12 +410,16 @@ def test_a_repeated_output_in_one_request_is_a_marker_that_redeems(rig: MemoRig,
     assert match, second
     ref = f"hr:{match.group(1)}"
     assert retrieve(ref, FileCCRStore(rig.config.paths.ccr_dir)) == content  # byte-exact
-    tools = Tools(rig.config)  # the body of the MCP headroom_retrieve tool
+    tools = Tools(rig.config, cwd=str(p))  # the body of the MCP headroom_retrieve tool, in the request's project
+    elsewhere = Tools(rig.config, cwd=str(other))  # ... and in another project's server
     try:
         assert tools.retrieve(ref) == content
         assert tools.retrieve(ref, lines="451-451") == content.splitlines(keepends=True)[450]
+        with pytest.raises(RetrievalError, match="not in the store"):
+            elsewhere.retrieve(ref)  # the proxy recorded the original as the request's project's
     finally:
         tools.close()
+        elsewhere.close()
 
 
 def _codex_websocket(url: str, first_frame: dict[str, Any], output: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -355,7 +356,8 @@ def test_proxy_config_errors_name_the_key_and_the_file(isolated_home: Path, toml
     _write_config(isolated_home, toml)
     result = CliRunner().invoke(cli, ["proxy", "--port", "0"])
     assert result.exit_code == 1, result.output
-    assert result.output.startswith(f"Error: {isolated_home / 'config.toml'}: {message}")
+    where = re.escape(str(isolated_home / "config.toml"))
+    assert re.match(rf"Error: {where}:\d+: {re.escape(message)}", result.output), result.output  # file:line
     assert "Traceback" not in result.output
 
 

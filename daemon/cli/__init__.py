@@ -30,6 +30,10 @@ class _Group(click.Group):
             raise
         except HeadroomError as exc:
             raise click.ClickException(str(exc)) from None
+        except BrokenPipeError:
+            raise  # the reader went away (`| head`): click's main exits quietly, as other Unix tools do
+        except OSError as exc:
+            raise click.ClickException(os_error_message(exc)) from None
         except KeyboardInterrupt:
             raise click.exceptions.Exit(130) from None
         except Exception as exc:
@@ -38,9 +42,34 @@ class _Group(click.Group):
             ) from None
 
 
+def os_error_message(exc: OSError) -> str:
+    """``PATH: problem`` (as cat and ls say it), with a hint when the path is headroom's own and unwritable."""
+    import errno
+
+    from headroom.daemon.paths import paths
+
+    problem = exc.strerror or str(exc)
+    if exc.filename is None:
+        return problem
+    name = str(exc.filename)
+    message = f"{name}: {problem}" + (f" (to {exc.filename2})" if exc.filename2 else "")
+    mine = paths()
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM) and any(
+        name == str(folder) or name.startswith(f"{folder}{os.sep}")
+        for folder in (mine.data_dir, mine.state_dir, mine.config_dir)
+    ):
+        message += (
+            "; headroom keeps its data there and this command needs to write it (read-only commands such as "
+            "`stats --no-refresh`, `sessions`, `doctor` and `memory search` work without), or set HEADROOM_HOME"
+        )
+    return message
+
+
 @click.group("headroom", cls=_Group, context_settings=CONTEXT_SETTINGS)
 @click.version_option(package_name="headroom", prog_name="headroom")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Use this config.toml.")
+@click.option(
+    "--config", "config_path", type=click.Path(exists=True, dir_okay=False), help="Use this config.toml (must exist)."
+)
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None) -> None:
     """headroom: a local companion for Claude Code, Codex CLI and Gemini CLI.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -15,8 +16,10 @@ import orjson
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-from headroom.daemon.config import Config, load_config
-from headroom.memory.db import Database, open_database
+from headroom.daemon.config import Config, default_config, load_config
+from headroom.daemon.errors import ConfigError
+from headroom.memory.db import Database, open_database, sqlite_path
+from headroom.memory.errors import DatabaseNeedsUpgrade
 
 if TYPE_CHECKING:
     from headroom.daemon.ingest import ScanReport
@@ -33,10 +36,30 @@ class App:
     _db: Database | None = None
     _closers: list[Callable[[], None]] = field(default_factory=list)
 
+    config_error: ConfigError | None = None
+
     @property
     def config(self) -> Config:
         if self._config is None:
-            self._config = load_config(None if self.config_path is None else Path(self.config_path))
+            self._config = load_config(self.config_file)
+        return self._config
+
+    @property
+    def config_file(self) -> Path | None:
+        """``--config``, or None for the default file."""
+        return None if self.config_path is None else Path(self.config_path)
+
+    def diagnosis_config(self) -> Config:
+        """The config for the diagnosis commands (doctor, daemon status, daemon logs): a broken file must not
+        stop them, so they get the defaults and :attr:`config_error` says what is wrong with the file."""
+        if self._config is None:
+            try:
+                self._config = load_config(self.config_file)
+            except ConfigError as exc:
+                if self.config_file is not None and not self.config_file.exists():
+                    raise  # --config naming no file is the user's typo, not a broken file to diagnose
+                self.config_error = exc
+                self._config = default_config()
         return self._config
 
     @property
@@ -48,11 +71,39 @@ class App:
             self._closers.append(self._db.close)
         return self._db
 
+    @property
+    def read_db(self) -> Database:
+        """The database for a command that only reads: opened read-only when its schema is current (no lock
+        file, no upgrade: works on a read-only data dir), else as :attr:`db` (upgraded) where it can write."""
+        if self._db is None:
+            url = self.config.database_url
+            path = sqlite_path(url)
+            if path is None or (not path.exists() and writable(path.parent)):
+                return self.db
+            try:
+                self._db = open_database(url, read_only=True)
+            except DatabaseNeedsUpgrade:
+                if not writable(path.parent):
+                    raise
+                return self.db
+            self._closers.append(self._db.close)
+        return self._db
+
+    @property
+    def data_read_only(self) -> bool:
+        """Whether the SQLite database's folder cannot be written (a read-only mount, a locked-down copy)."""
+        path = sqlite_path(self.config.database_url)
+        return path is not None and not writable(path.parent)
+
     def catch_up(self, *, quiet: bool = False) -> ScanReport | None:
         """Ingest what is new, unless a running daemon already keeps the DB current."""
         from headroom.daemon.service import make_ingestor, running_daemon_pid  # readers load only when needed
 
         if running_daemon_pid(self.config.paths) is not None:
+            return None
+        if self.data_read_only:
+            if not quiet:
+                click.echo("note: the data dir is read-only: showing the database as it is (no catch-up)", err=True)
             return None
         ingestor = make_ingestor(self.config, self.db)
         if quiet or not sys.stderr.isatty():
@@ -67,6 +118,14 @@ class App:
 
 
 pass_app = click.make_pass_decorator(App, ensure=True)
+
+
+def writable(folder: Path) -> bool:
+    """Whether this process may create files in ``folder``, or create it (False on a read-only mount, even
+    for root: access(2) answers EROFS for everyone)."""
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    return os.access(folder, os.W_OK)
 
 
 def refresh_option(func: F) -> F:
@@ -116,12 +175,18 @@ class progress_bar:
         self.progress.start()
 
         def update(done: int, total: int, _path: str) -> None:
-            self.progress.update(self.task, completed=done, total=total)
+            if self.progress.live.is_started:
+                self.progress.update(self.task, completed=done, total=total)
 
         return update
 
+    def stop(self) -> None:
+        """Stop redrawing and clear the bar (it is transient); safe to call again."""
+        if self.progress.live.is_started:
+            self.progress.stop()
+
     def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
+        self.stop()
 
 
 _RELATIVE = re.compile(r"^(\d+)\s*([dwmy])$")
@@ -177,7 +242,29 @@ def local_time(iso: str | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M")
 
 
+# Terminal control sequences, whole (so a payload such as an OSC 52 clipboard write goes with its introducer):
+# CSI (colours, cursor moves, clear screen), OSC (window title, clipboard, hyperlinks) up to BEL/ST or the end,
+# DCS/SOS/PM/APC strings, two-byte escapes; then any control character left but tab and newline (C0, DEL, C1).
+_CONTROL = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+    r"|\x1b[ -/]*[0-~]?"
+    r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]"
+)
+
+
+def printable(text: str | None) -> str:
+    """``text`` from an agent's log made safe for a terminal: control sequences removed, ``\n`` and ``\t`` kept.
+
+    Session logs hold whatever a tool printed or a web page contained; printed raw, an escape sequence could
+    set the clipboard (OSC 52), retitle the window or clear the screen. Every command that prints text from
+    logs (sessions, stats, learn, memory) passes it through here first.
+    """
+    return _CONTROL.sub("", text) if text else ""
+
+
 def project_name(path: str | None) -> str:
     if not path:
         return "-"
+    path = printable(path)
     return re.split(r"[\\/]", path.rstrip("/\\"))[-1] or path

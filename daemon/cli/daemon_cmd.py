@@ -62,13 +62,15 @@ def daemon_run(app: App, verbose: bool) -> None:
         service.progress = logged
         service.run()
         return
-    with progress_bar("backfilling agent logs") as bar:
+    bar = progress_bar("backfilling agent logs")
+    with bar as update:
 
         def both(done: int, total: int, path: str) -> None:
-            bar(done, total, path)
+            update(done, total, path)
             logged(done, total, path)
 
         service.progress = both
+        service.after_backfill = bar.stop  # else it keeps redrawing between the log lines that follow
         service.run()
 
 
@@ -81,8 +83,9 @@ def daemon_status(app: App, as_json: bool) -> None:
     The components' health comes from the daemon's proxy (``GET /healthz``); with the proxy off or
     unreachable only the pid is known.
     """
-    pid = running_daemon_pid(app.config.paths)
-    health = daemon_health(app.config.paths.proxy_state) if pid is not None else None
+    config = app.diagnosis_config()  # a broken config.toml must not hide how the daemon is
+    pid = running_daemon_pid(config.paths)
+    health = daemon_health(config.paths.proxy_state) if pid is not None else None
     installer = _installer(app, required=False)
     if installer is None:
         service = f"none on {PLATFORM}"
@@ -90,9 +93,13 @@ def daemon_status(app: App, as_json: bool) -> None:
         service = f"not installed ({installer.unit_path})"
     else:
         service = f"installed ({installer.unit_path})"
+    config_error = str(app.config_error) if app.config_error else None
     if as_json:
-        click.echo(json.dumps({"running": pid is not None, "pid": pid, "health": health, "service": service}))
+        summary = {"running": pid is not None, "pid": pid, "health": health, "service": service}
+        click.echo(json.dumps({**summary, "config_error": config_error}))
     else:
+        if config_error:
+            click.echo(f"config: broken: {config_error}")
         if pid is None:
             click.echo("headroom daemon: not running")
         else:
@@ -162,9 +169,14 @@ def health_lines(health: dict[str, Any]) -> list[str]:
             f"  process: {proc['rss_bytes'] / 1e6:.0f} MB resident, {proc.get('open_fds')} open files, "
             f"{proc.get('threads')} threads"
         )
-    size = health.get("database", {}).get("size_bytes")
-    if size is not None:
-        lines.append(f"  database: {size / 1e6:.1f} MB")
+    database = health.get("database", {})
+    parts = [database["state"]] if database.get("state") else []
+    if database.get("size_bytes") is not None:
+        parts.append(f"{database['size_bytes'] / 1e6:.1f} MB")
+    if database.get("last_error"):
+        parts.append(f"last error: {database['last_error']}")
+    if parts:
+        lines.append(f"  database: {', '.join(parts)}")
     config_error = health.get("config", {}).get("last_error")
     if config_error:
         lines.append(f"  config: {config_error}")
@@ -274,7 +286,7 @@ def daemon_restart(app: App) -> None:
 @pass_app
 def daemon_logs(app: App, count: int, keep_following: bool) -> None:
     """Show the end of the daemon's log file."""
-    log_file = app.config.paths.log_file
+    log_file = app.diagnosis_config().paths.log_file
     if not log_file.exists() and not keep_following:
         click.echo(f"no log yet ({log_file})", err=True)
         return
@@ -296,7 +308,7 @@ def _installer(app: App, *, required: bool) -> ServiceInstaller | None:
             raise DaemonError(f"no login service on {PLATFORM}; run `headroom daemon run` in a terminal instead")
         return None
     config_file = Path(app.config_path) if app.config_path else None
-    return ServiceInstaller(service_spec(app.config.paths, config_file=config_file), manager, run=RUNNER)
+    return ServiceInstaller(service_spec(app.diagnosis_config().paths, config_file=config_file), manager, run=RUNNER)
 
 
 def _require(installer: ServiceInstaller | None) -> ServiceInstaller:

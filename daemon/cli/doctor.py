@@ -7,15 +7,20 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 from sqlalchemy import case, func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session as DBSession
 
 from headroom.daemon.cli.common import App, console, emit_json, json_option, pass_app
+from headroom.daemon.proxy import registration
 from headroom.daemon.service import running_daemon_pid
+from headroom.engine.errors import HeadroomError
 from headroom.learn.model import EventKind
 from headroom.learn.readers import reader_for
 from headroom.learn.readers.base import record_type
-from headroom.memory.db import check_revision
+from headroom.memory.db import Database, check_revision
 from headroom.memory.models import Event, IngestIssue, Session, SourceFile, ToolCall, Usage
 
 
@@ -23,32 +28,64 @@ from headroom.memory.models import Event, IngestIssue, Session, SourceFile, Tool
 @json_option
 @pass_app
 def doctor(app: App, as_json: bool) -> None:
-    """Check the set-up: paths, database revision, agents' logs found, what is ingested, what was skipped."""
-    config = app.config
+    """Check the set-up: paths, config, database (revision, integrity), agents' logs found, what is ingested,
+    what was skipped. Exits 1 when the config is broken or the database cannot be read or is damaged.
+
+    It works with a broken config.toml (it says what is wrong and goes on with the defaults) and on a
+    read-only data dir (the database is opened read-only).
+    """
+    config = app.diagnosis_config()
     paths = config.paths
-    db = app.db
-    current, head = check_revision(db)
+    config_file = config.source or app.config_file or paths.config_file
     report: dict[str, Any] = {
         "paths": {
             "data_dir": str(paths.data_dir),
-            "config_file": f"{paths.config_file}" + ("" if paths.config_file.exists() else " (absent: defaults)"),
+            "config_file": f"{config_file}" + ("" if config_file.exists() else " (absent: defaults)"),
             "state_dir": str(paths.state_dir),
             "log_file": str(paths.log_file),
         },
-        "database": {
-            "url": db.engine.url.render_as_string(hide_password=True),
-            "revision": current,
-            "head": head,
-            "up_to_date": current == head,
-            "size_bytes": db.size_bytes(),
-        },
-        "daemon": {"pid": running_daemon_pid(paths)},
+        "config": {"error": str(app.config_error) if app.config_error else None},
+        "database": {"url": _display(config.database_url)},
+        "daemon": {"pid": _daemon_pid(app)},
         "proxy": _proxy_state(app),
-        "memory": _memory_state(app),
         "agents": {},
         "problems": [],
     }
-    with db.sessions() as dbs:
+    try:
+        db = app.read_db
+        report["database"] = _database_state(db)
+        if not report["database"]["damaged"]:
+            report["memory"] = _memory_state(app)
+            _ingested(app, report)
+    except (HeadroomError, SQLAlchemyError) as exc:
+        report["database"]["error"] = _one_line(exc)
+    if as_json:
+        emit_json(report)
+    else:
+        _print(report)
+    if report["config"]["error"] or report["database"].get("error") or report["database"].get("damaged"):
+        raise SystemExit(1)
+
+
+def _database_state(db: Database) -> dict[str, Any]:
+    current, head = check_revision(db)
+    problems = db.quick_check()
+    return {
+        "url": _display(db.url),
+        "revision": current,
+        "head": head,
+        "up_to_date": current == head,
+        "size_bytes": db.size_bytes(),
+        "read_only": db.read_only,
+        "damaged": bool(problems),
+        "integrity": db.integrity,
+        "recovery": db.integrity_problem(),
+    }
+
+
+def _ingested(app: App, report: dict[str, Any]) -> None:
+    """Per agent: the log files on disk and what the database holds of them; the input skipped."""
+    with app.read_db.sessions() as dbs:
         files = {
             agent: (count, int(size or 0), int(missing or 0))
             for agent, count, size, missing in dbs.execute(
@@ -64,7 +101,7 @@ def doctor(app: App, as_json: bool) -> None:
         calls = dict(dbs.execute(select(Session.agent, func.count()).join(ToolCall).group_by(Session.agent)).all())
         events = dict(dbs.execute(select(Session.agent, func.count()).join(Event).group_by(Session.agent)).all())
         usage = dict(dbs.execute(select(Usage.agent, func.count()).group_by(Usage.agent)).all())
-        for agent, roots in config.agent_roots().items():
+        for agent, roots in app.diagnosis_config().agent_roots().items():
             reader = reader_for(agent)
             found = sum(1 for root in roots for _ in reader.discover(root))
             count, size, missing = files.get(agent, (0, 0, 0))
@@ -90,10 +127,22 @@ def doctor(app: App, as_json: bool) -> None:
                     "last_seen": issue.last_seen.isoformat(timespec="seconds") + "Z",
                 }
             )
-    if as_json:
-        emit_json(report)
-        return
-    _print(report)
+
+
+def _daemon_pid(app: App) -> int | None:
+    try:
+        return running_daemon_pid(app.diagnosis_config().paths)
+    except OSError:  # the lock file cannot be opened (a read-only data dir): no daemon can run there
+        return None
+
+
+def _display(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _one_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)
+    return str(orig if orig is not None else exc).splitlines()[0]
 
 
 def unknown_record_types(dbs: DBSession, *, unnamed_limit: int = 10_000) -> list[dict[str, Any]]:
@@ -118,12 +167,13 @@ def unknown_record_types(dbs: DBSession, *, unnamed_limit: int = 10_000) -> list
 
 
 def _proxy_state(app: App) -> dict[str, Any]:
-    """Where the proxy answers (if it does) and how it is configured."""
-    from headroom.daemon.cli.wrap_cmd import find_proxy, probe
-
-    proxy = app.config.proxy
-    url = find_proxy(app.config)
-    health = probe(url) if url else None
+    """This data dir's proxy (never another headroom's on the configured port) and how it is configured."""
+    config = app.diagnosis_config()
+    proxy = config.proxy
+    # Only a proxy that proves it holds this data dir's registration secret (never another headroom's, nor
+    # whatever else listens on the configured port).
+    found = registration.find(config.paths)
+    url, health = found if found else (None, None)
     return {
         "url": url,
         "configured": f"{proxy.host}:{proxy.port}" if proxy.enabled else "off",
@@ -145,8 +195,8 @@ def _memory_state(app: App) -> dict[str, Any]:
     from headroom.memory.embed import unavailable_reason
     from headroom.memory.models import MemoryItem
 
-    cfg = app.config.memory
-    with app.db.sessions() as s:
+    cfg = app.diagnosis_config().memory
+    with app.read_db.sessions() as s:
         items = s.execute(select(func.count()).select_from(MemoryItem)).scalar() or 0
         embedded = s.execute(select(func.count(MemoryItem.embed_model))).scalar() or 0
     if not cfg.enabled:
@@ -170,11 +220,22 @@ def _print(report: dict[str, Any]) -> None:
     out = console()
     out.print("[bold]paths[/bold]")
     for name, value in report["paths"].items():
-        out.print(f"  {name}: {value}")
+        out.print(f"  {name}: {value}", markup=False)
+    if report["config"]["error"]:
+        out.print(f"[bold]config[/bold]: [red]broken[/red], defaults used here: {escape(report['config']['error'])}")
     dbinfo = report["database"]
-    state = "[green]up to date[/green]" if dbinfo["up_to_date"] else "[yellow]needs upgrade[/yellow]"
-    size = f", {dbinfo['size_bytes'] / 1e6:.1f} MB" if dbinfo["size_bytes"] is not None else ""
-    out.print(f"[bold]database[/bold] {dbinfo['url']}: revision {dbinfo['revision']} ({state}){size}")
+    if dbinfo.get("error"):
+        problem = escape(dbinfo["error"])
+        out.print(f"[bold]database[/bold] {escape(dbinfo['url'])}: [red]cannot be read[/red]: {problem}")
+    else:
+        state = "[green]up to date[/green]" if dbinfo["up_to_date"] else "[yellow]needs upgrade[/yellow]"
+        size = f", {dbinfo['size_bytes'] / 1e6:.1f} MB" if dbinfo["size_bytes"] is not None else ""
+        ro = ", opened read-only" if dbinfo["read_only"] else ""
+        out.print(f"[bold]database[/bold] {escape(dbinfo['url'])}: revision {dbinfo['revision']} ({state}){size}{ro}")
+        if dbinfo["damaged"]:
+            out.print(f"  [red]damaged[/red]: {escape(dbinfo['recovery'])}")
+        else:
+            out.print("  integrity check: ok")
     pid = report["daemon"]["pid"]
     out.print(f"[bold]daemon[/bold]: {'running, pid ' + str(pid) if pid else 'not running'}")
     proxy = report["proxy"]
@@ -182,12 +243,13 @@ def _print(report: dict[str, Any]) -> None:
         out.print(f"[bold]proxy[/bold]: {proxy['url']} (mode {proxy['mode']}, {proxy['requests']} requests served)")
     else:
         out.print(f"[bold]proxy[/bold]: not running (configured for {proxy['configured']})")
-    mem = report["memory"]
-    hook = "installed" if mem["session_start_hook"] else "not installed (headroom memory install)"
-    out.print(
-        f"[bold]memory[/bold]: {mem['items']} items, {mem['embedded']} embedded; embeddings: {mem['embeddings']}; "
-        f"Claude Code briefing hook {hook}"
-    )
+    mem = report.get("memory")
+    if mem is not None:
+        hook = "installed" if mem["session_start_hook"] else "not installed (headroom memory install)"
+        out.print(
+            f"[bold]memory[/bold]: {mem['items']} items, {mem['embedded']} embedded; "
+            f"embeddings: {mem['embeddings']}; Claude Code briefing hook {hook}"
+        )
     for agent, info in report["agents"].items():
         out.print(f"[bold]{agent}[/bold]")
         for root in info["roots"]:

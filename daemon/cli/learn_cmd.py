@@ -13,7 +13,7 @@ from datetime import datetime
 
 import click
 
-from headroom.daemon.cli.common import App, console, emit_json, json_option, pass_app
+from headroom.daemon.cli.common import App, console, emit_json, json_option, pass_app, printable, project_name
 from headroom.learn.model import AGENTS
 
 
@@ -80,13 +80,13 @@ def learn_group(
         return
     click.echo(f"{scope}: {len(run.drafts)} lessons mined ({run.synced.new} new)")
     for reason in run.skipped:
-        click.echo(f"  skipped: {reason}", err=True)
+        click.echo(f"  skipped: {printable(reason)}", err=True)
     for plan in run.plans:
         state = "written" if plan in run.written else ("unchanged" if not plan.changed else "would change")
         extra = f", {plan.lessons_dropped} left out for the file's size limit" if plan.lessons_dropped else ""
         click.echo(f"  {plan.target.agent}: {plan.target.path} ({state}; {plan.lessons_written} lessons{extra})")
         if plan.changed and plan not in run.written:
-            click.echo(plan.diff(), nl=False)
+            click.echo(printable(plan.diff()), nl=False)
     if not do_apply and any(p.changed for p in run.plans):
         click.echo("(dry run: `headroom learn --apply` writes these)")
 
@@ -114,8 +114,8 @@ def learn_report(app: App, project: str | None, as_json: bool) -> None:
         status = r["status"] + (f" ({r['retired_reason']})" if r["retired_reason"] else "")
         table.add_row(
             status,
-            escape(r["text"]),
-            escape(os.path.basename(r["project"]) or r["project"]),
+            escape(printable(r["text"])),
+            escape(project_name(r["project"])),
             str(r["sessions"]),
             r["before"] or "-",
             r["after"] or "-",

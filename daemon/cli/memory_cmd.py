@@ -16,7 +16,7 @@ import orjson
 from rich.markup import escape
 from rich.table import Table
 
-from headroom.daemon.cli.common import App, console, emit_json, json_option, pass_app
+from headroom.daemon.cli.common import App, console, emit_json, json_option, pass_app, printable
 from headroom.memory.store import KINDS
 
 
@@ -38,6 +38,8 @@ def _memory(app: App, *, refresh: bool = True, embeddings: bool = True) -> Any:
     from headroom.daemon.memory_service import open_memory
     from headroom.memory.api import Memory
 
+    if app.data_read_only:  # read what is there: no catch-up, no feed, nothing written
+        return Memory(app.read_db)
     if refresh:
         app.catch_up(quiet=True)
     memory = open_memory(app.config, app.db) if embeddings else Memory(app.db)
@@ -97,7 +99,7 @@ def memory_search(
         table.add_row(
             str(item.id),
             item.kind,
-            escape(title[:90]),
+            escape(printable(title)[:90]),
             ",".join(item.agents),
             f"{item.last_seen_at:%Y-%m-%d %H:%M}",
             hit.via,
@@ -119,21 +121,22 @@ def memory_show(app: App, item_id: int, as_json: bool) -> None:
     if as_json:
         emit_json({**item.as_dict(), "versions": history})
         return
-    click.echo(f"#{item.id} {item.kind}: {item.title or ''}")
+    click.echo(f"#{item.id} {item.kind}: {printable(item.title)}")
     click.echo(f"status {item.status}; {item.size} characters; {item.redactions} secrets redacted")
     if len(history) > 1:
         click.echo("versions (oldest first): " + " → ".join(f"#{i}" for i in history))
     if item.supersedes_id:
         click.echo(f"supersedes #{item.supersedes_id} ({item.link_reason})")
     for s in item.sightings:
-        where = s.path or s.project
+        where = printable(s.path or s.project)
         click.echo(
-            f"  seen by {s.agent or s.source} at {s.ts:%Y-%m-%d %H:%M} in {where} (session {s.session_key or '-'})"
+            f"  seen by {s.agent or s.source} at {s.ts:%Y-%m-%d %H:%M} in {where} "
+            f"(session {printable(s.session_key) or '-'})"
         )
     if item.ref:
-        click.echo(f"stored by reference: {item.ref}")
+        click.echo(f"stored by reference: {printable(item.ref)}")
     click.echo("")
-    click.echo(item.content)
+    click.echo(printable(item.content))
 
 
 @memory_group.command("save")

@@ -19,6 +19,7 @@ from headroom.daemon.cli.common import (
     local_time,
     parse_since,
     pass_app,
+    printable,
     project_name,
     refresh_option,
 )
@@ -63,7 +64,7 @@ def sessions_group(
     if refresh:
         app.catch_up(quiet=as_json)
     filters = analytics.Filters(agent=agent, project=project, since=parse_since(since))
-    with app.db.sessions() as dbs:
+    with app.read_db.sessions() as dbs:
         rows = analytics.session_rows(dbs, filters, failed=failed, limit=limit or None)
     if as_json:
         emit_json(rows)
@@ -87,11 +88,11 @@ def sessions_group(
     names = display_names(row["project"] for row in rows)
     for row in rows:
         failed_text = Text(str(row["failed_tool_calls"]), style="red" if row["failed_tool_calls"] else "")
-        key = row["session"]
+        key = printable(row["session"])
         table.add_row(
-            key[:14] + ("…" if len(key) > 14 else ""),
+            Text(key[:14] + ("…" if len(key) > 14 else "")),
             row["agent"] + (" (sub)" if row["kind"] == "subagent" else ""),
-            names.get(row["project"]) or project_name(row["project"]),
+            Text(printable(names.get(row["project"]) or "") or project_name(row["project"])),
             local_time(row["started_at"]),
             human_duration(row["duration_s"]),
             str(row["turns"]),
@@ -112,7 +113,7 @@ def sessions_show(app: App, ident: str, full: bool, as_json: bool) -> None:
 
     IDENT is a session id or a unique prefix of one.
     """
-    with app.db.sessions() as dbs:
+    with app.read_db.sessions() as dbs:
         found = analytics.find_session(dbs, ident)
         if not found:
             raise click.ClickException(f"no session matches {ident!r} (see `headroom sessions`)")
@@ -126,10 +127,11 @@ def sessions_show(app: App, ident: str, full: bool, as_json: bool) -> None:
         emit_json({"session": header, "timeline": events})
         return
     out = console()
-    out.print(Text(f"{session.agent} session {session.key}", style="bold"))
+    out.print(Text(f"{session.agent} session {printable(session.key)}", style="bold"))
     for name, value in header.items():
         if value not in (None, "", [], 0) and name not in ("session", "agent", "failure_rate"):
-            out.print(f"  {name}: {', '.join(value) if isinstance(value, list) else value}")
+            shown = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+            out.print(Text(f"  {name}: {printable(shown)}"))
     out.print()
     for event in events:
         out.print(_line(event, full))
@@ -141,7 +143,7 @@ def _line(event: dict[str, Any], full: bool) -> Text:
     line = Text(f"{when}  ")
     if kind == "tool_call" and "tool" in event:
         status = event["status"] or "pending"
-        line.append(f"{event['tool'] or '?'}", style="cyan")
+        line.append(printable(event["tool"]) or "?", style="cyan")
         if event.get("by_user"):
             line.append(" (typed by the user)", style="dim")
         line.append(f" [{status}", style=_STATUS_STYLE.get(status, ""))
@@ -173,6 +175,7 @@ def _line(event: dict[str, Any], full: bool) -> Text:
 
 
 def _clip(text: str | None, full: bool, width: int = 110) -> str:
+    text = printable(text)
     if not text:
         return ""
     if full:

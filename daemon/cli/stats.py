@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 from rich.table import Table
+from rich.text import Text
 
 from headroom.daemon import analytics
 from headroom.daemon.cli.common import (
@@ -17,6 +18,7 @@ from headroom.daemon.cli.common import (
     local_time,
     parse_since,
     pass_app,
+    printable,
     project_name,
     refresh_option,
 )
@@ -87,7 +89,7 @@ def stats(
     if proxy_only:
         from headroom.daemon.proxy.stats import proxy_summary
 
-        summary = proxy_summary(app.db, since=parse_since(since), agent=agent)
+        summary = proxy_summary(app.read_db, since=parse_since(since), agent=agent)
         if as_json:
             emit_json(summary)
         else:
@@ -96,7 +98,7 @@ def stats(
     if refresh:
         app.catch_up(quiet=as_json)
     filters = analytics.Filters(agent=agent, project=project, since=parse_since(since), until=parse_since(until))
-    with app.db.sessions() as dbs:
+    with app.read_db.sessions() as dbs:
         if failures:
             top, summary = analytics.failing_commands(dbs, filters, limit=limit)
             if as_json:
@@ -114,7 +116,7 @@ def stats(
         _print_rows(rows, by)
     from headroom.daemon.proxy.stats import proxy_summary
 
-    _print_proxy(proxy_summary(app.db, since=parse_since(since), agent=agent))
+    _print_proxy(proxy_summary(app.read_db, since=parse_since(since), agent=agent))
 
 
 def _overview(app: App, days: int, *, refresh: bool, as_json: bool) -> None:
@@ -123,7 +125,7 @@ def _overview(app: App, days: int, *, refresh: bool, as_json: bool) -> None:
 
     if refresh:
         app.catch_up(quiet=as_json)
-    data = dashboard_data(app.db, days)
+    data = dashboard_data(app.read_db, days)
     if as_json:
         emit_json(data)
     else:
@@ -173,12 +175,12 @@ def _print_rows(rows: list[dict[str, Any]], by: str) -> None:
     )
     for row in rows:
         if by == "session":
-            label = f"{row['session'][:14]} {local_time(row['started_at'])}"
+            label = f"{printable(row['session'])[:14]} {local_time(row['started_at'])}"
         elif by == "project":
             label = row.get("name") or project_name(row["project"])
         else:
             label = str(row[by])
-        cells = [label] if by in ("agent", "project") else [label, row["agent"]]
+        cells: list[str | Text] = [Text(label)] if by in ("agent", "project") else [Text(label), row["agent"]]
         cells += [human_tokens(row[key]) for _, key in _TOKEN_COLUMNS]
         cells += [
             str(row["tool_calls"]),
@@ -202,7 +204,7 @@ def _print_failures(top: list[dict[str, Any]], summary: dict[str, int]) -> None:
         table.add_column(name, justify="right" if name in ("failures", "sessions") else "left")
     for row in top:
         table.add_row(
-            row["command"],
+            Text(printable(row["command"])),
             str(row["failures"]),
             str(row["sessions"]),
             ", ".join(row["agents"]),

@@ -16,7 +16,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from headroom.daemon.cli.common import human_tokens, project_name
+from headroom.daemon.cli.common import human_tokens, printable, project_name
 
 BLOCKS = "▁▂▃▄▅▆▇█"
 EMPTY = "·"
@@ -188,7 +188,7 @@ def _lessons(data: dict[str, Any]) -> RenderableType:
     for item in active[:MAX_LESSONS]:
         table.add_row(
             Text(project_name(item["project"]) if item["project"] != "(environment)" else item["project"]),
-            Text(item["text"]),  # Text, not markup: lesson texts hold brackets such as [REDACTED]
+            Text(printable(item["text"])),  # Text, not markup: lesson texts hold brackets such as [REDACTED]
             f"{item['before'] or '-'} → {item['after'] or '-'}",
         )
     more = len(active) - MAX_LESSONS

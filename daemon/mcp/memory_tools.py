@@ -30,6 +30,23 @@ if TYPE_CHECKING:
 log = logging.getLogger("headroom.mcp")
 
 GET_MAX_CHARS = 60_000
+#: Bounds on what a tool call may ask for: a query is matched word by word against every line, so its size
+#: is the cost (a 200,000-word query ran for minutes); ids are SQLite integers.
+MAX_QUERY = 2_000
+MAX_QUERY_TERMS = 32
+MAX_ID = 2**63 - 1
+
+
+def check_query(query: str | None) -> None:
+    """Refuse a query too long to answer quickly, with a message the model can act on."""
+    if not query:
+        return
+    if len(query) > MAX_QUERY:
+        raise HeadroomError(f"query is {len(query):,} characters; at most {MAX_QUERY:,}: ask for a few words")
+    terms = len(query.split())
+    if terms > MAX_QUERY_TERMS:
+        raise HeadroomError(f"query has {terms:,} words; at most {MAX_QUERY_TERMS}: ask for the few that matter")
+
 
 SEARCH_DESCRIPTION = """Search what the agents (Claude Code, Codex, Gemini CLI) read, ran, fetched, decided and \
 were asked in this project: files, command outputs, docs, decisions, lessons, user instructions.
@@ -52,12 +69,14 @@ user gave that should outlast this session. Secrets are redacted before anything
 class MemoryTools:
     """Tool bodies over the memory, apart from the SDK (sync; the SDK runs them on worker threads)."""
 
-    def __init__(self, config: Config, database: Callable[[], Database], cwd: str | None = None) -> None:
+    def __init__(
+        self, config: Config, database: Callable[[], Database], cwd: str | None = None, project: str | None = None
+    ) -> None:
         from headroom.daemon.store import project_of
 
         self.config = config
         self.database = database
-        self.project = project_of(cwd or os.getcwd())
+        self.project = project if project is not None else project_of(cwd or os.getcwd())
         self._memory: Memory | None = None
         self._lock = threading.Lock()
 
@@ -85,6 +104,7 @@ class MemoryTools:
 
         if not self.config.memory.enabled:
             raise HeadroomError("the shared memory is disabled in headroom's config ([memory] enabled = false)")
+        check_query(query)
         if not query.strip():
             self._feed()
             text = build_briefing(
@@ -127,6 +147,9 @@ class MemoryTools:
 
     def get(self, item_id: int, lines: str | None = None, query: str | None = None) -> str:
         """An item of this project (or a global one) in full, or the given lines of it, or the lines matching."""
+        check_query(query)
+        if not 1 <= item_id <= MAX_ID:
+            raise HeadroomError(f"no memory item #{item_id}")
         item = self.memory().get(item_id, project=self.project)
         if item is None:
             raise HeadroomError(f"no memory item #{item_id} in this project ({self.project or 'no project'})")

@@ -16,6 +16,7 @@ imported and opened on first use, so an agent that starts the server at launch d
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
@@ -27,12 +28,20 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
-from headroom.daemon.mcp.memory_tools import GET_DESCRIPTION, SAVE_DESCRIPTION, SEARCH_DESCRIPTION, MemoryTools
+from headroom.daemon.mcp.memory_tools import (
+    GET_DESCRIPTION,
+    MAX_ID,
+    MAX_QUERY,
+    SAVE_DESCRIPTION,
+    SEARCH_DESCRIPTION,
+    MemoryTools,
+    check_query,
+)
 from headroom.engine.errors import HeadroomError
 
 if TYPE_CHECKING:
     from headroom.daemon.config import Config
-    from headroom.memory.ccr_store import FileCCRStore
+    from headroom.engine import CCRStore
     from headroom.memory.db import Database
 
 log = logging.getLogger("headroom.mcp")
@@ -67,6 +76,9 @@ Call this when the user asks about headroom, token savings, or token usage and t
 agent sessions. `proxy` has the compressing proxy's totals per agent (tokens before/after, requests, \
 added latency); `sessions` has per-agent session totals (tokens, tool calls, failures) from the agents' logs."""
 
+MAX_REF = 100  # a reference or a line range is a few dozen characters
+MAX_DAYS = 36_500
+
 _SESSION_FIELDS = (
     "sessions",
     "turns",
@@ -87,16 +99,23 @@ class Tools:
     protocol. The database is opened once, on the first ``stats`` call, and shared by those threads.
     """
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, cwd: str | None = None) -> None:
+        from headroom.daemon.store import project_of
+
         self.config = config
+        #: The project this server works for (the git root of where the agent started it), as memory_get has.
+        self.project = project_of(cwd or os.getcwd())
         self._db: Database | None = None
         self._lock = threading.Lock()
 
     @cached_property
-    def store(self) -> FileCCRStore:
+    def store(self) -> CCRStore:
+        """The CCR store as this project sees it: originals the proxy or this server recorded for another
+        project are not found here (see :mod:`headroom.memory.ccr_store`)."""
         from headroom.memory.ccr_store import FileCCRStore
 
-        return FileCCRStore(self.config.paths.ccr_dir)
+        store = FileCCRStore(self.config.paths.ccr_dir)
+        return store.scoped(self.project) if self.project else store
 
     def retrieve(self, ref: str, query: str | None = None, lines: str | None = None) -> str:
         """The original behind ``ref``: whole, lines ``"a-b"`` of it, or the lines matching ``query``."""
@@ -107,6 +126,7 @@ class Tools:
             span = parse_line_range(lines or None)
         except ValueError as exc:
             raise RetrievalError(f"lines: {exc}") from None
+        check_query(query)
         return retrieve(ref, self.store, query=query or None, lines=span)
 
     def compress(self, content: str, question: str | None = None) -> tuple[str, str]:
@@ -171,13 +191,19 @@ def build_server(tools: Tools) -> MCPServer[Any]:
     read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 
     def headroom_retrieve(
-        ref: Annotated[str, Field(description="The reference from the marker: hr:<12 hex>[:first-last].")],
-        query: Annotated[str | None, Field(description="Only lines containing any of these words (numbered).")] = None,
-        lines: Annotated[str | None, Field(description='Only these lines of the original, e.g. "120-160".')] = None,
+        ref: Annotated[
+            str, Field(max_length=MAX_REF, description="The reference from the marker: hr:<12 hex>[:first-last].")
+        ],
+        query: Annotated[
+            str | None, Field(max_length=MAX_QUERY, description="Only lines containing any of these words (numbered).")
+        ] = None,
+        lines: Annotated[
+            str | None, Field(max_length=MAX_REF, description='Only these lines of the original, e.g. "120-160".')
+        ] = None,
     ) -> str:
         try:
             return tools.retrieve(ref, query, lines)
-        except HeadroomError as exc:  # unknown id, bad range, empty query: the model can fix its call
+        except (HeadroomError, ValueError, OverflowError) as exc:  # unknown id, bad range: the model can fix it
             raise ToolError(str(exc)) from None
 
     def headroom_compress(
@@ -186,16 +212,18 @@ def build_server(tools: Tools) -> MCPServer[Any]:
     ) -> CallToolResult:
         try:
             text, summary = tools.compress(content, question)
-        except HeadroomError as exc:
+        except (HeadroomError, ValueError, OverflowError) as exc:
             raise ToolError(str(exc)) from None
         return CallToolResult(content=[TextContent(text=text), TextContent(text=summary)])
 
     def headroom_stats(
-        days: Annotated[int | None, Field(ge=1, description="Only the last N days (default: all time).")] = None,
+        days: Annotated[
+            int | None, Field(ge=1, le=MAX_DAYS, description="Only the last N days (default: all time).")
+        ] = None,
     ) -> str:
         try:
             return orjson.dumps(tools.stats(days), option=orjson.OPT_INDENT_2, default=str).decode()
-        except HeadroomError as exc:
+        except (HeadroomError, ValueError, OverflowError) as exc:
             raise ToolError(str(exc)) from None
 
     server.add_tool(headroom_retrieve, description=RETRIEVE_DESCRIPTION, annotations=read_only, structured_output=False)
@@ -206,13 +234,18 @@ def build_server(tools: Tools) -> MCPServer[Any]:
         structured_output=False,
     )
     server.add_tool(headroom_stats, description=STATS_DESCRIPTION, annotations=read_only, structured_output=False)
-    _add_memory_tools(server, MemoryTools(tools.config, tools.database), read_only)
+    _add_memory_tools(server, MemoryTools(tools.config, tools.database, project=tools.project), read_only)
     return server
 
 
 def _add_memory_tools(server: MCPServer[Any], tools: MemoryTools, read_only: ToolAnnotations) -> None:
     def memory_search(
-        query: Annotated[str, Field(description="What to look for (words, a path, a command); empty: the briefing.")],
+        query: Annotated[
+            str,
+            Field(
+                max_length=MAX_QUERY, description="What to look for (words, a path, a command); empty: the briefing."
+            ),
+        ],
         k: Annotated[int, Field(ge=1, le=50, description="How many items.")] = 8,
         kinds: Annotated[
             list[str] | None,
@@ -221,17 +254,21 @@ def _add_memory_tools(server: MCPServer[Any], tools: MemoryTools, read_only: Too
     ) -> str:
         try:
             return orjson.dumps(tools.search(query, k, kinds), option=orjson.OPT_INDENT_2).decode()
-        except HeadroomError as exc:
+        except (HeadroomError, ValueError, OverflowError) as exc:
             raise ToolError(str(exc)) from None
 
     def memory_get(
-        id: Annotated[int, Field(description="The item id (#123 in the briefing, id in search results).")],
-        lines: Annotated[str | None, Field(description='Only these lines, e.g. "120-160".')] = None,
-        query: Annotated[str | None, Field(description="Only the lines containing any of these words.")] = None,
+        id: Annotated[
+            int, Field(ge=1, le=MAX_ID, description="The item id (#123 in the briefing, id in search results).")
+        ],
+        lines: Annotated[str | None, Field(max_length=MAX_REF, description='Only these lines, e.g. "120-160".')] = None,
+        query: Annotated[
+            str | None, Field(max_length=MAX_QUERY, description="Only the lines containing any of these words.")
+        ] = None,
     ) -> str:
         try:
             return tools.get(id, lines, query)
-        except HeadroomError as exc:
+        except (HeadroomError, ValueError, OverflowError) as exc:
             raise ToolError(str(exc)) from None
 
     def memory_save(
@@ -242,7 +279,7 @@ def _add_memory_tools(server: MCPServer[Any], tools: MemoryTools, read_only: Too
     ) -> str:
         try:
             return tools.save(content, kind, title, global_scope)
-        except HeadroomError as exc:
+        except (HeadroomError, ValueError, OverflowError) as exc:
             raise ToolError(str(exc)) from None
 
     server.add_tool(memory_search, description=SEARCH_DESCRIPTION, annotations=read_only, structured_output=False)

@@ -30,6 +30,7 @@ from headroom.daemon.proxy.routes import Route
 from headroom.engine import CCRStore, EngineConfig, TokenCounter, compress, count_messages
 from headroom.engine.cache import PrefixCache, chain_keys
 from headroom.engine.memo import BlockMemo
+from headroom.memory.ccr_store import FileCCRStore
 
 if TYPE_CHECKING:
     from headroom.memory.memo_store import DBBlockMemo
@@ -193,8 +194,9 @@ class Rewriter:
             return Rewritten(raw, model=model, stream=stream)
         config = self.configs[mode]
         try:
-            memo = self.memo_for(request_project(body, route.key))
-            out, frozen, blocks = self.compress_list(f"{route.key}:{mode}", messages, model, config, memo)
+            project = request_project(body, route.key)
+            memo = self.memo_for(project)
+            out, frozen, blocks = self.compress_list(f"{route.key}:{mode}", messages, model, config, memo, project)
         except Exception as exc:  # fail open: the original goes upstream
             self.failures += 1
             log.warning("compression failed, forwarding the original: %s: %s", type(exc).__name__, exc)
@@ -225,8 +227,21 @@ class Rewriter:
             return None
         return self.memo.scoped(project)
 
+    def store_for(self, project: str | None) -> CCRStore | None:
+        """The CCR store as ``project`` uses it: originals recorded as that project's (for headroom_retrieve's
+        scope); the plain store when the request did not say its project."""
+        if project and isinstance(self.store, FileCCRStore):
+            return self.store.scoped(project)
+        return self.store
+
     def compress_list(
-        self, root: str, messages: list[Any], model: str | None, config: EngineConfig, memo: BlockMemo | None = None
+        self,
+        root: str,
+        messages: list[Any],
+        model: str | None,
+        config: EngineConfig,
+        memo: BlockMemo | None = None,
+        project: str | None = None,
     ) -> tuple[list[Any], int, int]:
         """``messages`` with the seen prefix as sent before and the rest compressed: (out, frozen, blocks)."""
         keys = chain_keys(root, messages)
@@ -234,7 +249,8 @@ class Rewriter:
             frozen, sent = self.prefix.frozen(keys, messages)
         blocks = 0
         if frozen < len(messages):
-            result = compress(messages, model, store=self.store, frozen=frozen, config=config, memo=memo)
+            store = self.store_for(project)
+            result = compress(messages, model, store=store, frozen=frozen, config=config, memo=memo)
             out = sent + result.messages[frozen:]
             blocks = sum(1 for d in result.decisions if d.compressor)
         else:
@@ -250,7 +266,12 @@ class Rewriter:
         so a tool output is compressed with the question that preceded it, as it would be over HTTP."""
         config = self.configs[mode]
         result = compress(
-            context + items, model, store=self.store, frozen=len(context), config=config, memo=self.memo_for(project)
+            context + items,
+            model,
+            store=self.store_for(project),
+            frozen=len(context),
+            config=config,
+            memo=self.memo_for(project),
         )
         out = result.messages[len(context) :]
         blocks = sum(1 for d in result.decisions if d.compressor)
