@@ -144,9 +144,9 @@ def test_doctor_shows_only_its_own_data_dirs_proxy(isolated_home: Path, tmp_path
         [*CLI, "proxy", "--port", "0"], env=other, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        state = tmp_path / "other-home" / "state" / "proxy.json"
-        wait_for(state.exists, 30)
-        url = json.loads(state.read_text())["url"]
+        state_dir = tmp_path / "other-home" / "state"
+        wait_for(lambda: any(state_dir.glob("proxy-*.json")), 30)  # a standalone proxy's own registration
+        url = json.loads(next(state_dir.glob("proxy-*.json")).read_text())["url"]
         port_file.write_text(url.rsplit(":", 1)[1])
         isolated_home.mkdir(parents=True, exist_ok=True)
         (isolated_home / "config.toml").write_text(f"[proxy]\nport = {port_file.read_text()}\n", encoding="utf-8")
@@ -154,7 +154,7 @@ def test_doctor_shows_only_its_own_data_dirs_proxy(isolated_home: Path, tmp_path
         env.pop("HEADROOM_PROXY_PORT", None)
         report = json.loads(cli_process("doctor", "--json", env=env).stdout)
         assert report["proxy"]["url"] is None, report["proxy"]
-        # Its own proxy.json naming that other process is not believed either (the pid does not match).
+        # Its own proxy.json naming that other process is not believed either (it cannot prove our secret).
         (isolated_home / "state").mkdir(parents=True, exist_ok=True)
         (isolated_home / "state" / "proxy.json").write_text(json.dumps({"url": url, "pid": 1}))
         assert json.loads(cli_process("doctor", "--json", env=env).stdout)["proxy"]["url"] is None
