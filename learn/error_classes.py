@@ -56,6 +56,7 @@ _NOT_FOUND = (
     re.compile(r"The term '([\w.+-]+)' is not\s+recognized"),
     re.compile(r"ObjectNotFound: \(([\w.+-]+):String\)"),
 )
+_MISSING_TOOL = re.compile(r"not installed|not recognized|command not found|: not found|CommandNotFound")
 _MISSING_SCRIPT = re.compile(r'Missing script: "?([\w:.-]+)"?')
 _NO_MODULE = re.compile(r"No module named '?([\w.]+)'?")
 _TIMEOUT = re.compile(r"timed out after|command timed out|Command timed out|timeout exceeded", re.IGNORECASE)
@@ -82,6 +83,7 @@ _TEST_CMD = re.compile(
     r"\b(?:npm|yarn|pnpm|bun|deno|go|cargo|mvn|gradle|gradlew|make|dotnet|mix|swift)\s+(?:run\s+)?test\b",
 )
 _CMDLET = re.compile(r"\A[A-Z][a-z]+-[A-Z]\w+\Z")
+_CMDLET_USE = re.compile(r"\b((?:Get|Select|Where|ForEach|Copy|Remove|Move|Set)-[A-Z][A-Za-z]+)\b")
 # Other names of the same program, for "command not found" fixes that are not a prefix variant.
 _ALTERNATIVES = {
     "pnpm": ("npm", "yarn", "npx"),
@@ -128,7 +130,9 @@ def _not_found(view: SessionView, step: Step, text: str) -> Failure | None:
             ):
                 fix = program
                 break
-        if fix is not None and any(s.failed and fix in s.programs for s in view.steps if s.seq > step.seq):
+        if fix is not None and any(
+            s.failed and fix in s.programs and _MISSING_TOOL.search(s.output) for s in view.steps if s.seq > step.seq
+        ):
             fix = None  # the "fix" failed too later in the session (``wsl`` after ``bash``, WSL not installed)
         return view.failure(
             step,
@@ -258,8 +262,12 @@ def _network(view: SessionView, step: Step, text: str) -> Failure | None:
 def _timeout(view: SessionView, step: Step, text: str) -> Failure | None:
     if not (_TIMEOUT.search(text) or step.exit_code in (124, 143)):
         return None
-    words = _program(step, text)
-    head = " ".join(w for w in words[:2] if not w.startswith("-")) if words else ""
+    cmdlet = _CMDLET_USE.search(step.command or "")
+    if cmdlet:  # a PowerShell script: the cmdlet that did the work names it
+        head = cmdlet.group(1) + (" -Recurse" if "-Recurse" in (step.command or "") else "")
+    else:
+        words = _program(step, text)
+        head = " ".join(w for w in words[:2] if not w.startswith("-")) if words else ""
     plain = re.fullmatch(r"[\w.-]+(?: [\w:.-]+)?", head) is not None
     return view.failure(
         step, "timeout", agent_only=view.agent, command=mask(head) if plain else None, error=error_line(text)

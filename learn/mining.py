@@ -288,8 +288,16 @@ def _stale(signature: str, group: Sequence[Failure], seen: Observations | None) 
         ok = seen.program_ok.get((group[0].machine, subject))
         return ok is not None and ok > last
     if head == "path":
-        ok = seen.path_ok.get((project_key(group[0].project), group[0].detail or subject))
-        return ok is not None and ok > last
+        project = project_key(group[0].project)
+        old = group[0].detail or subject
+        fixes = {f.fix for f in group if f.fix}
+        for (where, path), ok in seen.path_ok.items():
+            if where != project or ok <= last:
+                continue
+            # The old path worked after all, or the file turned up somewhere else than the fix: it moved again.
+            if path == old or (os.path.basename(path) == os.path.basename(old) and path not in fixes):
+                return True
+        return False
     return False
 
 
@@ -305,6 +313,8 @@ def _lesson(
     fix = sorted(fixes.items(), key=lambda kv: (-kv[1], kv[0]))[0][0] if fixes else None
     if fix is None and signature.startswith(_NEEDS_FIX):
         return None
+    if signature.startswith("path:") and len(fixes) > 1:
+        return None  # the sessions disagree on where the file is: it moves, no lesson can say where
     if _stale(signature, group, seen):
         return None
     made = _text(signature, fix, group)
