@@ -33,7 +33,8 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
-from headroom.learn.knowledge import shell_command, tool_args, unwrap_output
+from headroom.learn.knowledge import base_tool, tool_args, unwrap_output
+from headroom.learn.model import ToolKind
 from headroom.memory.db import Database
 from headroom.memory.models import Event, Session, ToolCall
 from headroom.memory.redact import redact_text
@@ -41,7 +42,7 @@ from headroom.memory.redact import redact_text
 MAX_TEXT = 200
 RECOVERY_WINDOW = 8  # how many later calls of the session may hold the fix
 
-SHELL, READ, EDIT, WRITE, SEARCH, OTHER = "shell", "read", "edit", "write", "search", "other"
+SHELL, READ, EDIT, WRITE = (ToolKind.SHELL.value, ToolKind.READ.value, ToolKind.EDIT.value, ToolKind.WRITE.value)
 
 
 @dataclass(frozen=True)
@@ -122,10 +123,7 @@ _HEREDOC = re.compile(r"<<-?\s*(['\"]?)\w+\1")
 _BUILTINS = {"cd", "set", "export", "source", ".", "echo", "true", "false", "pushd", "popd", "unset", "sleep"}
 # Programs that only filter a pipe's output: a chain is blamed on what fed them.
 _FILTERS = {"tail", "head", "grep", "sort", "uniq", "wc", "cat", "less", "more", "cut", "tr", "tee", "jq", "column"}
-_EXIT1_ANSWERS = {"grep", "egrep", "fgrep", "rg", "ag", "ugrep", "diff", "cmp", "test", "[", "which", "pgrep"}
 _CLAUDE_EXIT = re.compile(r"\A(?:Error: )?Exit code (-?\d+)\n")
-_CODEX_EXIT = re.compile(r"(?:Process exited with code|\AExit code:) (-?\d+)\n")
-_GEMINI_EXIT = re.compile(r"\nExit Code: (-?\d+)\n")
 _ERROR_LINE = re.compile(
     r"error|fail|not found|no such|denied|cannot|can't|could not|unable|exception|traceback|invalid|fatal|"
     r"not recognized|timed out|refus",
@@ -247,97 +245,30 @@ def error_line(output: str | None) -> str | None:
 
 # --- steps: the one place that reads a stored tool call ---------------------------------------------------
 
-_SHELL_TOOLS = {"bash", "exec_command", "shell", "shell_command", "local_shell", "run_shell_command", "exec"}
-_EDIT_TOOLS = {"edit", "multiedit", "replace", "apply_patch", "str_replace", "str_replace_based_edit_tool"}
-_WRITE_TOOLS = {"write", "write_file", "create_file"}
-_READ_TOOLS = {"read", "read_file", "view", "readfile", "read_many_files"}
-_SEARCH_TOOLS = {"grep", "glob", "grep_search", "search_file_content", "list_directory", "ls"}
-
-
-def _legacy_kind(tool: str) -> str:
-    if tool in _SHELL_TOOLS:
-        return SHELL
-    if tool in _EDIT_TOOLS:
-        return EDIT
-    if tool in _WRITE_TOOLS:
-        return WRITE
-    if tool in _READ_TOOLS:
-        return READ
-    if tool in _SEARCH_TOOLS:
-        return SEARCH
-    return OTHER
-
-
-def _legacy_exit(call: ToolCall) -> int | None:
-    if call.exit_code is not None:
-        return call.exit_code
-    out = call.output or ""
-    for pattern in (_CLAUDE_EXIT, _CODEX_EXIT):
-        m = pattern.search(out[:400])
-        if m:
-            return int(m.group(1))
-    m = _GEMINI_EXIT.search(out[-400:])
-    return int(m.group(1)) if m else None
-
-
-def _path_arg(args: Any) -> str | None:
-    if isinstance(args, dict):
-        for key in ("file_path", "absolute_path", "path", "filePath", "dir_path"):
-            value = args.get(key)
-            if isinstance(value, str) and value:
-                return value
-    return None
-
-
-def _stored(call: ToolCall, name: str) -> Any:
-    """A field the readers decided (``kind``, ``command``, ``path``, ``failed``, ``by_user``), None if not stored."""
-    return getattr(call, name, None)
-
 
 def steps_of(calls: Sequence[ToolCall], project: str) -> list[Step]:
-    """The session's tool calls as :class:`Step`s, reading the fields the readers stored on each call.
-
-    Where a database predates those fields (``kind`` is NULL) they are derived here from the raw input, the same
-    way the readers decide them.
-    """
+    """The session's tool calls as :class:`Step`s, from the fields the readers decided and stored (kind, command,
+    path, exit code, failed, by_user, output without the agent's wrapper): nothing is re-parsed here."""
     out: list[Step] = []
     for i, call in enumerate(calls):
-        tool = (call.name or "").lower().rsplit("__", 1)[-1]
-        args = tool_args(call.input)
-        kind = _stored(call, "kind")
-        kind = str(getattr(kind, "value", kind)) if kind is not None else _legacy_kind(tool)
-        command = _stored(call, "command")
-        if command is None and kind == SHELL:
-            command = shell_command(args)
-            if command is None and tool == "exec":
-                continue  # Codex code mode's JS wrapper: its inner exec_command is the call
-        path = _stored(call, "path") or (_path_arg(args) if kind != SHELL else None)
-        failed = _stored(call, "failed")
-        parts = chain(command) if command else []
-        code = _legacy_exit(call)
-        if failed is None:
-            status = call.status
-            failed = status not in ("cancelled", "rejected", "pending") and (
-                status == "error" or (code is not None and code != 0)
-            )
-            if failed and code == 1 and parts and os.path.basename(parts[-1][0]) in _EXIT1_ANSWERS:
-                failed = bool(body(call.output).strip())  # "no match" with nothing printed is an answer
+        kind = call.kind or ToolKind.OTHER.value
+        command = call.command if kind == ToolKind.SHELL.value else None
         out.append(
             Step(
                 key=call.key,
                 seq=i,
                 ts=call.started_at,
-                tool=tool,
-                name=(call.name or "").rsplit("__", 1)[-1],
+                tool=base_tool(call.name or "").lower(),
+                name=base_tool(call.name or ""),
                 kind=kind,
                 command=command,
-                path=relpath(path, project) if path else None,
-                failed=bool(failed),
-                by_user=bool(_stored(call, "by_user")),
+                path=relpath(call.path, project) if call.path else None,
+                failed=bool(call.failed),
+                by_user=bool(call.by_user),
                 output=body(call.output),
-                args=args,
-                exit_code=_legacy_exit(call),
-                parts=parts,
+                args=tool_args(call.input),
+                exit_code=call.exit_code,
+                parts=chain(command) if command else [],
             )
         )
     return out
