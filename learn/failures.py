@@ -259,7 +259,7 @@ def steps_of(calls: Sequence[ToolCall], project: str) -> list[Step]:
                 seq=i,
                 ts=call.started_at,
                 tool=base_tool(call.name or "").lower(),
-                name=base_tool(call.name or ""),
+                name=(call.name or "").rsplit("__", 1)[-1],
                 kind=kind,
                 command=command,
                 path=relpath(call.path, project) if call.path else None,
