@@ -167,8 +167,9 @@ def run_learn(
     targets: list[tuple[Target, list[Entry], bool]] = []
     for agent in agents or project_agents(db, project):
         targets.append((target_for(agent, root, claude_file=claude_file), _for(agent, entries, ("project",)), False))
-        home = (user_homes or {}).get(agent)
-        if home is not None and home.is_dir():
+    # A machine fact holds for every agent on the machine: each one installed here (its home exists) gets it.
+    for agent, home in (user_homes or {}).items():
+        if (agents is None or agent in agents) and home.is_dir():
             targets.append((user_target(agent, home), _for(agent, entries, ("machine", "agent")), True))
     written_keys: set[str] = set()
     for target, chosen, user_level in targets:

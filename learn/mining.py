@@ -184,11 +184,8 @@ def _text(signature: str, fix: str | None, group: Sequence[Failure]) -> tuple[st
         )
     if head == "npm-missing-script" and fix:
         what = "the tests" if detail == "test" else f"`{detail}`"
-        return (
-            f"Run {what} with {_code(_short(fix))}: `package.json` has no `{detail}` script (`npm run "
-            f"{detail}` fails with `Missing script`).",
-            (fix,),
-        )
+        failing = _code(_short(sample.command, 40)) if sample.command else f"`npm run {detail}`"
+        return f'Run {what} with {_code(_short(fix))}: {failing} fails here (`Missing script: "{detail}"`).', (fix,)
     if head == "py-module-missing" and fix:
         return (
             f"Run Python through the project's environment ({_code(_short(fix))}): the system Python lacks "

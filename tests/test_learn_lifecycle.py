@@ -223,7 +223,8 @@ def test_a_project_that_is_gone_is_skipped_not_written(
     monkeypatch.setattr(learn_apply, "mine_db", lambda *a, **k: lessons)
     run = run_learn(db, str(gone), journal=Journal(tmp_path / "j"), apply_personal=True, apply_shared=True)
     assert run.skipped and "not on this machine" in run.skipped[0] and not run.written
-    assert report(db)[0]["status"] == "proposed"  # kept in the DB, never activated
+    assert [d.text for d in run.drafts] == ["Server logs are in `logs/`, not `log/`."]  # shown, with the reason
+    assert report(db) == []  # nothing written, so nothing stored as proposed
 
 
 def test_an_environment_lesson_goes_when_its_program_does(db: Database) -> None:
