@@ -28,10 +28,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
 REPO = Path(__file__).resolve().parent.parent
 EVAL = Path(__file__).resolve().parent / "learn_eval"
@@ -49,7 +53,7 @@ def shared_dir() -> Path:
 
 
 def build_corpus(out: Path) -> Path:
-    """One HOME-like tree holding the three fixture sets: claude/projects, codex/sessions, gemini/{tmp,projects.json}."""
+    """One HOME-like tree of the three fixture sets: claude/projects, codex/sessions, gemini/{tmp,projects.json}."""
     fixtures = shared_dir() / "fixtures"
     more, real, gen = fixtures / "sessions-more", fixtures / "sessions", fixtures / "generated"
     pairs = [
@@ -249,9 +253,8 @@ def main() -> int:
         print(json.dumps(result, indent=2, ensure_ascii=False, default=str))
         return 0
     for p in result["proposals"]:
-        print(
-            f"[{p['label']:>8}] {p['scope']:<13} {_project_name(p['project']) or '-':<22} s={p['sessions']:<3} {p['text']}"
-        )
+        where = _project_name(p["project"]) or "-"
+        print(f"[{p['label']:>8}] {p['scope']:<13} {where:<22} s={p['sessions']:<3} {p['text']}")
     labels = result["labels"]
     print(
         f"\nproposed {result['proposed']}: good {labels['good']}, marginal {labels['marginal']}, bad {labels['bad']}, "

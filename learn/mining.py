@@ -215,7 +215,8 @@ def _text(signature: str, fix: str | None, group: Sequence[Failure]) -> tuple[st
             (),
         )
     if head in _AGENT_TOOLS:
-        return (_AGENT_TOOLS[head].get(agent) or None, ()) if _AGENT_TOOLS[head].get(agent) else None
+        own = _AGENT_TOOLS[head].get(agent)
+        return (own, ()) if own else None
     if head == "edit-no-match":
         text = _NO_MATCH.get(subject)
         return (text, ()) if text else None
