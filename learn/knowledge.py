@@ -41,7 +41,7 @@ _KIND_NAMES = {
     ToolKind.WRITE: "write write_file create_file",
     ToolKind.SEARCH: "grep glob ls search_file_content list_directory grep_search glob_search find_files",
     ToolKind.FETCH: "webfetch websearch web_fetch google_web_search web_search fetch",
-    ToolKind.TASK: "task agent spawn_agent delegate_to_agent",
+    ToolKind.TASK: "task agent spawn_agent delegate_to_agent codebase_investigator",
 }
 TOOL_KINDS: dict[str, ToolKind] = {name: kind for kind, names in _KIND_NAMES.items() for name in names.split()}
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -18,11 +19,13 @@ from click.testing import CliRunner
 from headroom.daemon.cli import cli
 from headroom.daemon.cli.daemon_cmd import record_types_warning
 from headroom.daemon.ingest import Ingestor, LogFile
+from headroom.daemon.service import Service
 from headroom.learn.model import EventKind
 from headroom.learn.readers import ClaudeReader
 from headroom.learn.readers.base import record_type
 from headroom.memory.db import Database
 from tests.helpers import read_whole
+from tests.test_service import wait_for
 
 ROOT = Path(__file__).resolve().parent / "fixtures" / "claude-drift" / "projects"
 SESSION = ROOT / "-home-dev-drift" / "55555555-5555-4555-8555-555555555555.jsonl"
@@ -99,3 +102,21 @@ def test_ingestion_names_a_new_type_once_and_doctor_counts_it(
     assert report["agents"]["claude"]["sessions"] == 3  # the teleported-from file is no session
     text = CliRunner().invoke(cli, ["doctor"], catch_exceptions=False).output
     assert "claude future-record ×3 (CLI 2.1.332)" in text
+
+
+def test_the_running_daemon_reports_a_new_type_for_status(running_service: Service, claude_root: Path) -> None:
+    """Through the real service: the file appears while it runs, health carries it, status words it."""
+    wait_for(lambda: running_service.watcher is not None)
+    target = claude_root / SESSION.parent.name
+    shutil.copytree(SESSION.parent, target)
+
+    def reported() -> list[dict[str, Any]]:
+        return list(running_service.health()["components"]["ingest"]["new_record_types"])
+
+    wait_for(lambda: bool(reported()), 30)
+    assert reported() == [{"agent": "claude", "type": "future-record", "cli_version": "2.1.332"}]
+    warning = record_types_warning(running_service.health())
+    assert warning == (
+        "warning: new log record types, kept raw but not read: claude future-record (CLI 2.1.332) "
+        "(headroom doctor counts them)"
+    )

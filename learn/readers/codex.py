@@ -330,7 +330,8 @@ class CodexReader(LogReader):
             elif call_id:
                 exit_code, status = _int(p.get("exit_code")), _end_status(p)
                 command = state.get("cmd", {}).get(call_id)
-                failed = is_failure(status, exit_code, command, _text(p.get("aggregated_output")))
+                # After its output (which forgot the command) it must not undo a "no match" decision.
+                failed = is_failure(status, exit_code, command, _text(p.get("aggregated_output"))) if command else None
                 out.tool_calls.append(
                     ToolCall(at.sid, call_id, status=status, exit_code=exit_code, failed=failed, ended_at=at.ts)
                 )
