@@ -37,7 +37,6 @@ from headroom.learn.knowledge import base_tool, tool_args, unwrap_output
 from headroom.learn.model import ToolKind
 from headroom.memory.db import Database
 from headroom.memory.models import Event, Session, ToolCall
-from headroom.memory.redact import redact_text
 
 MAX_TEXT = 200
 RECOVERY_WINDOW = 8  # how many later calls of the session may hold the fix
@@ -132,10 +131,10 @@ _ERROR_LINE = re.compile(
 
 
 def short(text: str | None, limit: int = MAX_TEXT) -> str | None:
-    """Redacted, one line, at most ``limit`` characters."""
+    """One line, at most ``limit`` characters (redaction happens once, when a lesson is made from it)."""
     if text is None:
         return None
-    text = redact_text(" ".join(text.split()))
+    text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -209,7 +208,7 @@ def normalize_command(command: str, project: str) -> str:
     """The blamed part of a command, project paths relative, noise masked: what groups the same mistake."""
     parts = chain(command)
     words = blame(parts) if parts else []
-    return mask(redact_text(" ".join(relpath(w, project) if w.startswith("/") else w for w in words)))[:160]
+    return mask(" ".join(relpath(w, project) if w.startswith("/") else w for w in words))[:160]
 
 
 def blame(parts: list[list[str]], error: str = "") -> list[str]:

@@ -29,7 +29,6 @@ from headroom.learn.failures import Observations, observe
 from headroom.learn.mining import LessonDraft, recurrences
 from headroom.memory.db import Database
 from headroom.memory.models import Lesson, Session
-from headroom.memory.redact import redact_text
 
 TTL_DAYS = 90
 MIN_SESSIONS_AFTER = 3
@@ -50,7 +49,7 @@ class SyncReport:
 
 
 def sync(db: Database, drafts: Sequence[LessonDraft], *, now: datetime | None = None) -> SyncReport:
-    """Upsert mined drafts; returns what changed. Text and evidence are redacted again on the way in."""
+    """Upsert mined drafts; returns what changed (a draft's text and evidence are redacted when it is made)."""
     now = now or _now()
     report = SyncReport()
     with db.transaction() as s:
@@ -62,8 +61,8 @@ def sync(db: Database, drafts: Sequence[LessonDraft], *, now: datetime | None = 
                         "agent": e.agent,
                         "session": e.session_key,
                         "ts": e.ts.isoformat() if e.ts else None,
-                        "command": redact_text(e.command) if e.command else None,
-                        "error": redact_text(e.error) if e.error else None,
+                        "command": e.command,
+                        "error": e.error,
                     }
                     for e in d.evidence[:20]
                 ]
@@ -73,7 +72,7 @@ def sync(db: Database, drafts: Sequence[LessonDraft], *, now: datetime | None = 
                 "scope": scope_value(d.scope, d.agents),
                 "kind": d.kind,
                 "signature": d.signature,
-                "text": redact_text(d.text),
+                "text": d.text,
                 "names": json.dumps(list(d.names)),
                 "evidence": evidence,
                 "sessions": d.sessions,

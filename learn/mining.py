@@ -69,6 +69,28 @@ class LessonDraft:
     auto_ok: bool = False  # the daemon may write it on its own
     machine: str = ""
 
+    def __post_init__(self) -> None:
+        """The boundary every lesson crosses before it is stored or written: redacted here, once (whole, then
+        clipped, so a secret is never cut in half and left unrecognizable)."""
+        set_ = object.__setattr__
+        set_(self, "text", _clip(redact_text(self.text)))
+        set_(self, "signature", redact_text(self.signature))
+        set_(self, "names", tuple(redact_text(n) for n in self.names))
+        set_(
+            self,
+            "evidence",
+            tuple(
+                Evidence(
+                    e.agent,
+                    e.session_key,
+                    e.ts,
+                    redact_text(e.command) if e.command else None,
+                    redact_text(e.error) if e.error else None,
+                )
+                for e in self.evidence
+            ),
+        )
+
 
 def is_environment(signature: str) -> bool:
     """Kept for older rows: machine facts were called environment lessons."""
@@ -94,8 +116,8 @@ def _short(text: str | None, limit: int = 70) -> str:
 
 
 def _clip(text: str) -> str:
-    """Redacted, one paragraph, at most MAX_TEXT characters, never cut inside a word or an inline code span."""
-    text = redact_text(" ".join(text.split()))
+    """One paragraph, at most MAX_TEXT characters, never cut inside a word or an inline code span."""
+    text = " ".join(text.split())
     if len(text) <= MAX_TEXT:
         return text
     cut = text[: MAX_TEXT - 1].rsplit(" ", 1)[0]
@@ -333,7 +355,7 @@ def _lesson(
         scope=first.scope,
         kind=sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0]))[0][0],
         signature=signature,
-        text=_clip(_no_abs(text, first.project)),
+        text=_no_abs(text, first.project),
         names=tuple(dict.fromkeys(names)),
         evidence=tuple(Evidence(f.agent, f.session_key, f.ts, f.command, f.error) for f in ordered[-MAX_EVIDENCE:]),
         sessions=len(sessions),

@@ -363,10 +363,15 @@ def test_keys_are_stable_and_order_is_deterministic() -> None:
 def test_secrets_are_redacted_and_paths_relative() -> None:
     secret = "sk-ant-api03-" + "A1b2C3d4E5f6G7h8" * 5
     command = f"curl -H 'x-api-key: {secret}' https://api.example.com"
-    assert secret not in normalize_command(command, "/home/dev/shop")
-    failures = [_f(f"s{i}", "timeout", command=f"curl {secret}", agent="codex", agent_only="codex") for i in range(2)]
+    signature = f"cmd:{normalize_command(command, '/home/dev/shop')}"
+    failures = [
+        _f(f"s{i}", signature, command=command, error=f"401 for {secret}", fix=f"curl -H 'x-api-key: {secret}' -v")
+        for i in range(2)
+    ]
     (draft,) = mine(failures)
-    assert secret not in draft.text
+    # One redaction, where a lesson is made: its text, signature and evidence.
+    assert secret not in draft.text and secret not in draft.signature
+    assert all(secret not in (e.command or "") + (e.error or "") for e in draft.evidence)
     assert relpath("/home/dev/shop/src/app.py", "/home/dev/shop") == "src/app.py"
     assert relpath("C:\\code\\app\\src\\x.ts", "c:\\code\\app") == "src/x.ts"
     assert not relpath("/opt/elsewhere/deep/file.txt", "/home/dev/shop").startswith("/")
