@@ -397,10 +397,19 @@ def mine(
 
 
 def mine_db(
-    db: Database, *, project: str | None = None, agent: str | None = None, since: datetime | None = None
+    db: Database,
+    *,
+    project: str | None = None,
+    agent: str | None = None,
+    since: datetime | None = None,
+    observations: Observations | None = None,
 ) -> list[LessonDraft]:
-    """Mine the mirror: every lesson, or one project's (its own and its machine's facts)."""
-    seen = observe(db, agent=agent, since=since)
+    """Mine the mirror: every lesson, or one project's (its own, its machine's facts, the agents' tool lessons).
+
+    Machine facts and agent lessons draw on every session, so each run reads them all; a caller that learns
+    several projects in a row passes the ``observations`` it read once (:func:`~headroom.learn.failures.observe`).
+    """
+    seen = observations if observations is not None else observe(db, agent=agent, since=since)
     drafts = mine(seen.failures, observations=seen)
     if project is None:
         return drafts
