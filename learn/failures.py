@@ -291,6 +291,10 @@ class SessionView:
 
     def failure(self, step: Step | None, signature: str, **values: Any) -> Failure:
         ts = values.pop("ts", None) or (step.ts if step else None)
+        if values.get("scope") == "machine" and (_WINDOWS_ABS.match(self.machine) or signature.startswith("power")):
+            # On Windows each agent runs its own shell (Claude Git Bash, Codex and Gemini PowerShell) with its own
+            # PATH: what one agent's shell lacks is a fact for that agent only.
+            values.setdefault("agent_only", self.agent)
         return Failure(
             kind=values.pop("kind", "tool_error"),
             agent=self.agent,

@@ -167,9 +167,13 @@ def _text(signature: str, fix: str | None, group: Sequence[Failure]) -> tuple[st
     if head == "rule":
         return sample.error or subject, ()
     if head == "not-found":
+        # Where each agent has a shell of its own (Windows), say so: another agent's shell may well have it.
+        where = (
+            "is not on your shell's PATH on this machine" if sample.agent_only else "is not installed on this machine"
+        )
         if fix:
-            return f"Use {_code(fix)}: {_code(subject)} is not installed on this machine.", (fix,)
-        return f"{_code(subject)} is not installed on this machine.", ()
+            return f"Use {_code(fix)}: {_code(subject)} {where}.", (fix,)
+        return f"{_code(subject)} {where}.", ()
     if head == "crlf":
         how = _code(fix) if fix else "`dos2unix` or `sed -i 's/\\r$//'`"
         return (
