@@ -442,7 +442,10 @@ def test_on_windows_a_missing_program_is_a_fact_of_that_agents_shell() -> None:
     view.machine = "c:/users/ann"
     f = _first(view)
     assert f is not None and f.scope == "machine" and f.agent_only == "gemini"
-    facts = [replace(f, session_key="s1"), replace(f, session_key="s2", ts=T0 + timedelta(days=1))]
+    facts = [
+        replace(f, session_key="s1", tool_call_key="a"),
+        replace(f, session_key="s2", tool_call_key="b", ts=T0 + timedelta(days=1)),
+    ]
     (draft,) = mine(facts)
     assert draft.agents == ("gemini",) and draft.text == "`bash` is not on your shell's PATH on this machine."
     posix = _first(_view("codex", [("python x.py", 127, "bash: python: command not found")]))
