@@ -30,7 +30,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from headroom.learn.failures import Failure, Observations, observe, project_key, session_failures, sessions_query
+from headroom.learn.failures import (
+    Failure,
+    Observations,
+    observe,
+    placeholders,
+    project_key,
+    session_failures,
+    sessions_query,
+)
 from headroom.memory.db import Database
 from headroom.memory.redact import redact_text
 
@@ -275,7 +283,9 @@ def _text(signature: str, fix: str | None, group: Sequence[Failure]) -> tuple[st
             return f"Use {_code(fix)}: {_code(old)} does not exist.", (fix,)
         return f"Use {_code(fix)}: {_code(old)} does not exist.", (fix,)
     if head == "cmd" and fix:
-        return f"Use {_code(_short(fix))}, not {_code(_short(sample.command))}.", (fix,)
+        return f"Use {_code(_short(placeholders(fix)))}, not {_code(_short(placeholders(sample.command or '')))}.", (
+            fix,
+        )
     return None
 
 

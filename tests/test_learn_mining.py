@@ -384,7 +384,13 @@ def test_secrets_are_redacted_and_paths_relative() -> None:
 
 
 def test_placeholders_for_what_differs_between_runs() -> None:
-    assert mask("bd show abc1234def --children") == "bd show <hash> --children"
+    assert mask("bd show abc1234def --children") == "bd show <id> --children"
+    ids = [
+        _f(f"s{i}", "cmd:bd show <id>", command=f"bd show {h} --children", fix=f"bd show {h} --children --json")
+        for i, h in enumerate(("abc1234def", "f00ba4c0ffee"))
+    ]
+    (draft,) = mine(ids)
+    assert draft.text == "Use `bd show <id> --children --json`, not `bd show <id> --children`."
     assert mask("rm /tmp/tmpa1b2c3/out.txt 2026-03-29") == "rm <tmp>/out.txt <date>"
     assert mask("id 550e8400-e29b-41d4-a716-446655440000 n 42") == "id <id> n <n>"
 
