@@ -14,6 +14,7 @@ output order, no global state that a previous call could change.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -55,6 +56,16 @@ _STOPWORD_TEXT = """
 STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
 
+@functools.lru_cache(maxsize=256)
+def _words_cached(text: str) -> tuple[str, ...]:
+    return tuple(words(text))
+
+
+@functools.lru_cache(maxsize=256)
+def _symbols_cached(text: str) -> tuple[str, ...]:
+    return tuple(symbols_in(text))
+
+
 def words(text: str) -> list[str]:
     """Identifier-like words of ``text``, lower-cased, stopwords and 1-2 letter words removed, in order."""
     out: list[str] = []
@@ -76,7 +87,9 @@ def symbols_in(text: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-_CONTROL_RE = re.compile("[\x00-\x08\x0e-\x1a\x1c-\x1f\ufffd]")
+#: Every byte but the control characters that text never holds (keeps tab, newlines, form feed, ESC).
+_NOT_CONTROL = bytes(b for b in range(256) if not (b <= 0x08 or 0x0E <= b <= 0x1A or 0x1C <= b <= 0x1F))
+_REPLACEMENT = "\ufffd".encode()
 
 
 def looks_binary(text: str) -> bool:
@@ -85,7 +98,12 @@ def looks_binary(text: str) -> bool:
     head = text[:65536]
     if not head:
         return False
-    return "\x00" in head[:4096] or len(_CONTROL_RE.findall(head)) * 20 > len(head)
+    if "\x00" in head[:4096]:
+        return True
+    # Counted on the UTF-8 bytes, in C: the control characters are ASCII, so each is one byte there.
+    raw = head.encode("utf-8", "surrogatepass")
+    bad = len(raw.translate(None, _NOT_CONTROL)) + raw.count(_REPLACEMENT)
+    return bad * 20 > len(head)
 
 
 def estimate_tokens(text: str) -> int:
@@ -114,9 +132,13 @@ class Context:
         self.config = config or EngineConfig()
         self.kind = kind
         #: Lower-cased significant words of the question and the tool input (pattern, path, command).
-        self.terms: frozenset[str] = frozenset(words(question or "") + words(hints))
+        self.terms: frozenset[str] = frozenset(_words_cached(question or "") + _words_cached(hints))
         #: Code-like names the question or the tool input points at (a grep pattern, a backticked name).
-        self.symbols: tuple[str, ...] = tuple(symbols_in(question or "") + symbols_in(hints))
+        self.symbols: tuple[str, ...] = _symbols_cached(question or "") + _symbols_cached(hints)
+        #: The symbols lower-cased, whole and as the ``.name`` endings a dotted one gives (see ``wants``).
+        lowered = [sym.lower() for sym in self.symbols]
+        self._symbol_names = frozenset(lowered)
+        self._dotted = tuple(sym for sym in lowered if "." in sym)
         self.entries: list[CCREntry] = []
         #: What was left out, by unit (``{"lines": 120, "rows": 30}``), for the block's decision record.
         self.dropped: dict[str, int] = {}
@@ -152,6 +174,15 @@ class Context:
         self.dropped[what] = self.dropped.get(what, 0) + n
 
     # -- relevance ------------------------------------------------------------------------------------
+
+    def wants(self, name: str) -> bool:
+        """Does the question or the tool input point at this name (a term of it, or a code name ending in it)?"""
+        if len(name) < 3:
+            return False
+        low = name.lower()
+        if low in self.terms or low in self._symbol_names:
+            return True
+        return any(sym.endswith("." + low) for sym in self._dotted)
 
     def relevance(self, text: str) -> int:
         """How many distinct query terms and symbols ``text`` contains (0 when there is no question)."""

@@ -16,7 +16,9 @@ import re
 from dataclasses import dataclass
 from typing import ClassVar
 
+from headroom.engine.compressors._diff_runs import change_runs, hunk_is_targeted, run_ranges
 from headroom.engine.compressors.base import Block, Context, Skip
+from headroom.engine.compressors.code import named_by_question
 
 _FILE_START_RE = re.compile(r"^diff --(?:git|cc|combined) |^diff (?:-\S+ )*\S+ \S+$")
 _HUNK_RE = re.compile(r"^(@{2,}) (?:-(\d+)(?:,(\d+))? )+\+(\d+)(?:,(\d+))? @{2,}")
@@ -152,8 +154,11 @@ class DiffCompressor:
                 notes[first] = f"[generated/lock file {f.path}: {len(f.hunks)} hunks, +{added} -{removed} lines]"
                 spans.append((first, last, "lines"))
                 continue
+            named = ctx.config.keep_files_named_by_question and named_by_question(Block("", path=f.path), ctx)
             for h in f.hunks:
                 spans += _context_spans(h, lines)
+                if h.width == 1 and not hunk_is_targeted(lines[h.header], ctx):
+                    spans += _change_spans(f.path, h, lines, ctx, named)
         spans += _binary_patches(lines)
         if not spans:
             raise Skip("no context worth eliding")
@@ -190,6 +195,18 @@ def _context_spans(h: _Hunk, lines: list[str]) -> list[tuple[int, int, str]]:
         # A marker costs about 25 tokens: shorter runs are cheaper to keep than to point at.
         if hi > lo and sum(len(lines[i]) + 1 for i in body[lo : hi + 1]) > MARKER_CHARS:
             spans.append((body[lo], body[hi], "context lines"))
+    return spans
+
+
+def _change_spans(path: str, h: _Hunk, lines: list[str], ctx: Context, named: bool) -> list[tuple[int, int, str]]:
+    """The parts of each long run of added or removed lines that its outline leaves out."""
+    spans: list[tuple[int, int, str]] = []
+    m = _HUNK_RE.match(lines[h.header])
+    whole = m is not None and 0 in _hunk_lengths(m)
+    for sign, run in change_runs(h.body, lines):
+        what = "added lines" if sign == "+" else "removed lines"
+        for first, last in run_ranges(path or None, [lines[i][1:] for i in run], ctx, named, whole):
+            spans.append((run[first], run[last], what))
     return spans
 
 

@@ -14,17 +14,52 @@ file is cut to its top-level and class-level outline. A listing that is not code
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import ClassVar
 
+from headroom.engine.compressors import _outline_cache as outline_cache
 from headroom.engine.compressors._outline import DETAILED, MIN_ELIDE, OUTLINE, normalize
 from headroom.engine.compressors.base import Block, Context, Skip
-from headroom.engine.compressors.code import elided_share, is_listing, named_by_question, outline_ranges, render
+from headroom.engine.compressors.code import (
+    elided_share,
+    is_listing,
+    named_by_question,
+    outline_ranges,
+    render,
+    source_key,
+)
 
-_NUMBERED_RE = re.compile(r"^ *\d+(?:\t|→)(.*)$", re.DOTALL)
+_PREFIX_RE = re.compile(r"^ *\d+(?:\t|→)", re.M)
+_UNNUMBERED_RE = re.compile(r"^(?! *\d+(?:\t|→))", re.M)
 #: Lines that give a non-code file its shape: Markdown headings, INI/TOML sections, top-level YAML keys.
 _STRUCTURE_RE = re.compile(r"^(?:#{1,6} \S|\[[^\]\n]+\]\s*$|[A-Za-z_][\w.-]*:(?:\s|$))")
 _MAX_STRUCTURE = 40
+
+
+def strip_numbers(lines: list[str]) -> tuple[list[str], int]:
+    """Each line's code without its number (``""`` for an unnumbered line), and the last numbered row.
+
+    One substitution over the joined text does the work in C; a regex for the unnumbered lines (a tool's
+    trailing note, blank lines) blanks those, so the result is what matching each line would give.
+    """
+    if not lines:
+        return [], -1
+    joined = "\n".join(lines)
+    stripped, count = _PREFIX_RE.subn("", joined)
+    code = stripped.split("\n")
+    if count == len(lines):
+        return code, len(lines) - 1
+    unnumbered: set[int] = set()
+    row, pos = 0, 0
+    for m in _UNNUMBERED_RE.finditer(joined):
+        row += joined.count("\n", pos, m.start())
+        pos = m.start()
+        unnumbered.add(row)
+        code[row] = ""
+    last_numbered = len(lines) - 1
+    while last_numbered >= 0 and last_numbered in unnumbered:
+        last_numbered -= 1
+    return code, last_numbered
 
 
 def text_ranges(lines: Sequence[str], ctx: Context, named: bool) -> list[tuple[int, int]]:
@@ -62,22 +97,41 @@ class ListingCompressor:
         if ctx.config.file_read_policy == "exact":
             raise Skip("file_read_policy=exact")
         lines = block.text.splitlines()
-        code: list[str] = []
-        last_numbered = -1
-        for i, line in enumerate(lines):
-            m = _NUMBERED_RE.match(line)
-            code.append("" if m is None else m.group(1))
-            if m is not None:
-                last_numbered = i
+        last_numbered = len(lines) - 1
+        while last_numbered >= 0 and _PREFIX_RE.match(lines[last_numbered]) is None:
+            last_numbered -= 1
         if last_numbered < 0:
             raise Skip("no numbered lines")
         named = ctx.config.keep_files_named_by_question and named_by_question(block, ctx)
+        detail = DETAILED if named else OUTLINE
+        # The numbered lines and the count of unnumbered ones after them determine the code exactly (an
+        # unnumbered line's code is ""), so a cached outline needs no stripping of numbers: a tool's trailing
+        # note may change from one read of the file to the next.
+        key = source_key("\n".join(lines[: last_numbered + 1]), "listing", block.path, len(lines), detail)
+        code: list[str] | None = None
         try:
-            ranges = outline_ranges(block, code, ctx, DETAILED if named else OUTLINE, line_cost=4)
+            ranges = outline_cache.lookup(key, ctx)
+            if isinstance(ranges, str):
+                raise Skip(ranges)
+            if ranges is None:
+                code = strip_numbers(lines)[0]
+                ranges = outline_ranges(block, code, ctx, detail, line_cost=4, key=key)
         except Skip:
+            code = code if code is not None else strip_numbers(lines)[0]
             ranges = normalize(text_ranges(code, ctx, named), code)
         # A tool's unnumbered trailing note stays in view; a marker never swallows it.
         ranges = [(a, min(b, last_numbered)) for a, b in ranges if a <= last_numbered]
         if elided_share(lines, ranges) < 0.15:
             raise Skip("outline keeps almost everything")
-        return render(lines, ranges, ctx, code, block.text.endswith(("\n", "\r")))
+        code_line = code.__getitem__ if code is not None else _code_of(lines)
+        return render(lines, ranges, ctx, code_line, block.text.endswith(("\n", "\r")))
+
+
+def _code_of(lines: Sequence[str]) -> Callable[[int], str]:
+    """A row's code without its number, computed on demand (a cached outline needs a few rows only)."""
+
+    def code(row: int) -> str:
+        m = _PREFIX_RE.match(lines[row])
+        return "" if m is None else lines[row][m.end() :]
+
+    return code

@@ -1,0 +1,67 @@
+"""A bounded cache of outlines, so the same source is parsed once however often it is read.
+
+An agent reads the same module again and again (another turn, another question, a sub-agent), and the
+tree-sitter parse of a large file is most of the code compressor's time. The outline walk depends on the
+question only through its ``wanted`` answers (:attr:`._outline.Outliner.asked`), so an entry keeps, per
+file, a few variants of (the names the walk asked about with their answers, the ranges it chose); a lookup
+returns a variant only when the new context answers every one of those names the same way. The walk is
+deterministic, so the ranges are exactly what a fresh parse would give: the cache changes speed, never
+output. Keys are SHA-256 digests of everything else the outline depends on, chosen by the caller.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+from headroom.engine.compressors.base import Context
+
+#: Files kept (least recently used first out); an entry is a few hundred small tuples.
+MAX_FILES = 128
+#: Variants kept per file: one per distinct set of answers a question gave to the walk.
+MAX_VARIANTS = 4
+
+Ranges = tuple[tuple[int, int], ...]
+Asked = tuple[tuple[str, bool], ...]
+_entries: OrderedDict[str, str | list[tuple[Asked, Ranges]]] = OrderedDict()
+_lock = threading.Lock()
+
+
+def lookup(key: str, ctx: Context) -> list[tuple[int, int]] | str | None:
+    """The cached ranges for ``key`` under ``ctx``, the reason a cached file did not parse, or ``None``."""
+    with _lock:
+        entry = _entries.get(key)
+        if entry is None:
+            return None
+        _entries.move_to_end(key)
+        variants = entry if isinstance(entry, str) else list(entry)
+    if isinstance(variants, str):
+        return variants
+    for asked, ranges in variants:
+        if all(ctx.wants(name) == answer for name, answer in asked):
+            return list(ranges)
+    return None
+
+
+def store(key: str, ranges: list[tuple[int, int]] | str, asked: list[tuple[str, bool]] | None = None) -> None:
+    """Keep ``ranges`` (or a parse failure's reason) for ``key``, with the ``wanted`` answers they rest on."""
+    with _lock:
+        if isinstance(ranges, str):
+            _entries[key] = ranges
+        else:
+            variant = (tuple(dict(asked or ()).items()), tuple(ranges))  # one answer per name: always the same
+            current = _entries.get(key)
+            if not isinstance(current, list):
+                _entries[key] = [variant]
+            elif variant not in current:
+                current.append(variant)
+                del current[:-MAX_VARIANTS]
+        _entries.move_to_end(key)
+        while len(_entries) > MAX_FILES:
+            _entries.popitem(last=False)
+
+
+def clear() -> None:
+    """Forget every outline (tests and the benchmark's cold runs)."""
+    with _lock:
+        _entries.clear()
