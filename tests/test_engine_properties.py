@@ -7,12 +7,16 @@ data, mixed encodings, code that does not parse, code in an unknown language.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from headroom.engine import EngineConfig, MemoryCCRStore, compress, find_refs, retrieve
+from headroom.engine.compressors.base import Context, looks_binary
+from headroom.engine.compressors.code import is_listing
+from headroom.engine.compressors.listing import strip_numbers
 
 CONFIG = EngineConfig(min_tokens=20)
 
@@ -147,3 +151,41 @@ def test_fifty_megabyte_block() -> None:
     big = line * (50_000_000 // len(line))
     out = _check(big)
     assert len(out) < 1_000_000
+
+
+# -- the fast paths agree with the plain definitions they replace ----------------------------------------
+
+_NUMBERED = re.compile(r"^ *\d+(?:\t|→)(.*)$", re.DOTALL)
+_LISTING_LINE = re.compile(r"^\s*\d+(?:\t|→)")
+_CONTROL = re.compile("[\x00-\x08\x0e-\x1a\x1c-\x1f\ufffd]")
+_PIECES = st.sampled_from(["     1\tfoo", "  22→bar", "", "   ", "note", "12\t", "\t 5\tx", "parse_args()", "İ", "a.b"])
+_LINES = st.lists(st.one_of(_PIECES, st.text(max_size=12)).map(lambda s: "".join(s.splitlines())), max_size=12)
+
+
+@given(_LINES)
+def test_strip_numbers_is_a_match_per_line(lines: list[str]) -> None:
+    matches = [_NUMBERED.match(line) for line in lines]
+    code = ["" if m is None else m.group(1) for m in matches]
+    last = max((i for i, m in enumerate(matches) if m is not None), default=-1)
+    assert strip_numbers(lines) == (code, last)
+
+
+@given(_LINES)
+def test_is_listing_is_a_match_per_line(lines: list[str]) -> None:
+    text = "\n".join(lines)
+    sample = [line for line in text[:40000].splitlines()[:200] if line.strip()]
+    expected = len(sample) >= 2 and sum(1 for line in sample if _LISTING_LINE.match(line)) >= 0.8 * len(sample)
+    assert is_listing(text) == expected
+
+
+@given(_LINES, st.sampled_from(["", "what calls `parse_args`?", "fix a.b and foo", "İstanbul note"]))
+def test_relevant_rows_is_relevance_per_line(lines: list[str], question: str) -> None:
+    ctx = Context("", question=question, hints="grep -n note")
+    assert ctx.relevant_rows(lines) == [i for i, line in enumerate(lines) if line.strip() and ctx.relevance(line) > 0]
+
+
+@given(st.text(alphabet=st.sampled_from("ab\n\t\x1b\x00\x01\x07\x0c\x1c\ufffd\ud800é"), max_size=300))
+def test_looks_binary_counts_what_the_regex_counts(text: str) -> None:
+    head = text[:65536]
+    expected = bool(head) and ("\x00" in head[:4096] or len(_CONTROL.findall(head)) * 20 > len(head))
+    assert looks_binary(text) == expected

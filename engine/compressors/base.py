@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -183,6 +183,27 @@ class Context:
         if low in self.terms or low in self._symbol_names:
             return True
         return any(sym.endswith("." + low) for sym in self._dotted)
+
+    def relevant_rows(self, lines: Sequence[str]) -> list[int]:
+        """The rows of ``lines`` whose :meth:`relevance` is above 0, found by one scan of the joined text."""
+        needles = sorted({*self.terms, *self._symbol_names}, key=lambda n: (-len(n), n))
+        if not needles:
+            return []
+        pattern = re.compile("|".join(re.escape(n) for n in needles))
+        joined = "\n".join(lines).lower()  # lower() never adds or removes a newline: rows stay aligned
+        rows: list[int] = []
+        row, pos = 0, 0
+        m = pattern.search(joined)
+        while m is not None:
+            row += joined.count("\n", pos, m.start())
+            rows.append(row)
+            pos = joined.find("\n", m.start())
+            if pos < 0:
+                break
+            row += 1
+            pos += 1
+            m = pattern.search(joined, pos)
+        return rows
 
     def relevance(self, text: str) -> int:
         """How many distinct query terms and symbols ``text`` contains (0 when there is no question)."""

@@ -69,9 +69,8 @@ def text_ranges(lines: Sequence[str], ctx: Context, named: bool) -> list[tuple[i
     keep = set(range(min(head, n))) | set(range(max(0, n - tail), n))
     structure = [i for i, line in enumerate(lines) if _STRUCTURE_RE.match(line)]
     keep.update(structure[:_MAX_STRUCTURE])
-    for i, line in enumerate(lines):
-        if line.strip() and ctx.relevance(line) > 0:
-            keep.update(range(max(0, i - 1), min(n, i + 2)))
+    for i in ctx.relevant_rows(lines):
+        keep.update(range(max(0, i - 1), min(n, i + 2)))
     ranges: list[tuple[int, int]] = []
     start: int | None = None
     for i in range(n + 1):
