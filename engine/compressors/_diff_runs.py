@@ -103,20 +103,19 @@ def _generic_ranges(code: Sequence[str]) -> list[tuple[int, int]]:
     return ranges
 
 
-def _pointed_at(line: str, ctx: Context) -> bool:
-    """A line the question points at: a code name it mentions, or two of its words."""
-    return ctx.relevance(line) >= 2
-
-
 def _split_around(ranges: list[tuple[int, int]], code: Sequence[str], ctx: Context) -> list[tuple[int, int]]:
-    """``ranges`` with the lines the question points at taken out of them (they stay verbatim)."""
-    if not ctx.terms and not ctx.symbols:
+    """``ranges`` with the lines the question points at (a code name it mentions, or two of its words) taken
+    out of them: they stay verbatim."""
+    if not ranges or (not ctx.terms and not ctx.symbols):
+        return ranges
+    pointed = set(ctx.relevant_rows(code, minimum=2))
+    if not pointed:
         return ranges
     out: list[tuple[int, int]] = []
     for first, last in ranges:
         start = first
         for row in range(first, last + 1):
-            if _pointed_at(code[row], ctx):
+            if row in pointed:
                 if row - start >= MIN_ELIDE:
                     out.append((start, row - 1))
                 start = row + 1

@@ -14,6 +14,7 @@ output order, no global state that a previous call could change.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import re
 from collections.abc import Mapping, Sequence
@@ -44,6 +45,7 @@ class Block:
 
 _WORD_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*[A-Za-z0-9_]|[0-9]{3,}")
 _BACKTICK_RE = re.compile(r"`([^`\n]{1,80})`")
+_NEWLINE_RE = re.compile("\n")
 _STOPWORD_TEXT = """
     a about above after again against all also am an and any are as at be because been before being below
     between both but by can could did do does doing down during each every few for from further had has have
@@ -184,25 +186,29 @@ class Context:
             return True
         return any(sym.endswith("." + low) for sym in self._dotted)
 
-    def relevant_rows(self, lines: Sequence[str]) -> list[int]:
-        """The rows of ``lines`` whose :meth:`relevance` is above 0, found by one scan of the joined text."""
-        needles = sorted({*self.terms, *self._symbol_names}, key=lambda n: (-len(n), n))
+    def relevant_rows(self, lines: Sequence[str], minimum: int = 1) -> list[int]:
+        """The rows of ``lines`` whose :meth:`relevance` is at least ``minimum``: found by searching the joined
+        text for each term and symbol (only the rows it finds are scored one by one)."""
+        needles = {*self.terms, *self._symbol_names}
         if not needles:
             return []
-        pattern = re.compile("|".join(re.escape(n) for n in needles))
         joined = "\n".join(lines).lower()  # lower() never adds or removes a newline: rows stay aligned
-        rows: list[int] = []
-        row, pos = 0, 0
-        m = pattern.search(joined)
-        while m is not None:
-            row += joined.count("\n", pos, m.start())
-            rows.append(row)
-            pos = joined.find("\n", m.start())
-            if pos < 0:
-                break
-            row += 1
-            pos += 1
-            m = pattern.search(joined, pos)
+        # str.find per needle (C speed) beats one regex alternation over the text by an order of magnitude.
+        breaks: list[int] | None = None
+        found: set[int] = set()
+        for needle in needles:
+            pos = joined.find(needle)
+            while pos >= 0:
+                if breaks is None:
+                    breaks = [m.start() for m in _NEWLINE_RE.finditer(joined)]
+                row = bisect.bisect_left(breaks, pos)
+                found.add(row)
+                if row >= len(breaks):
+                    break
+                pos = joined.find(needle, breaks[row] + 1)
+        rows = sorted(found)
+        if minimum > 1:
+            return [row for row in rows if self.relevance(lines[row]) >= minimum]
         return rows
 
     def relevance(self, text: str) -> int:

@@ -1,9 +1,15 @@
-"""Unified diffs (``git diff``, ``git show``, ``git log -p``, ``diff -u``): every change kept, less context.
+"""Unified diffs (``git diff``, ``git show``, ``git log -p``, ``diff -u``): changes kept, context and bulk thinned.
 
 A reviewer reads the ``+``/``-`` lines; the three context lines git prints on each side of a change are
 mostly there for ``patch`` to find its place, so each run of context keeps one line next to a change and the
 rest goes behind a line-range marker (the hunk headers still give the exact positions). Commit headers, file
 headers, hunk headers, ``\\ No newline`` and ``Binary files … differ`` lines stay verbatim.
+
+A diff that adds or deletes whole files (``git log -p`` of a new feature, two releases diffed) is mostly
+``+`` or ``-`` lines, and trimming context alone leaves it as it was. Each long run of added or removed
+lines is therefore read as the content it is (:mod:`._diff_runs`): outlined like source code, or thinned to
+head, tail and headings when it is not code. Small changes, and hunks in the function the question names,
+stay exact: that is where an agent applies or reviews a diff.
 
 A lock file or generated file (``package-lock.json``, ``*.lock``, ``*.min.js``, snapshots) can be most of a
 dependency bump's diff and says nothing a model can use line by line: past a size, its hunks become one
@@ -117,7 +123,7 @@ def _is_context(line: str, width: int) -> bool:
 
 
 class DiffCompressor:
-    """Unified diffs: headers and changes verbatim, context trimmed to one line around each change."""
+    """Unified diffs: headers and small changes verbatim, context trimmed, long added/removed runs outlined."""
 
     kind: ClassVar[str] = "diff"
 
