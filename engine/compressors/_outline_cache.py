@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 
 from headroom.engine.compressors.base import Context
 
@@ -22,8 +23,28 @@ MAX_FILES = 128
 MAX_VARIANTS = 4
 
 Ranges = tuple[tuple[int, int], ...]
-Asked = tuple[tuple[str, bool], ...]
-_entries: OrderedDict[str, str | list[tuple[Asked, Ranges]]] = OrderedDict()
+
+
+@dataclass(frozen=True)
+class _Variant:
+    """One outline of a file, and the answers it rests on: ``wanted`` said yes to ``yes`` and no to ``no``."""
+
+    yes: tuple[str, ...]
+    no: tuple[str, ...]
+    #: ``no`` lower-cased (names under 3 characters are never wanted and are left out): with no dotted symbol
+    #: in the question, "no name here is wanted" is two set tests instead of a call per name.
+    no_lower: frozenset[str]
+    ranges: Ranges
+
+    def holds(self, ctx: Context) -> bool:
+        if not all(ctx.wants(name) for name in self.yes):
+            return False
+        if ctx.has_dotted_symbols:
+            return not any(ctx.wants(name) for name in self.no)
+        return ctx.terms.isdisjoint(self.no_lower) and ctx.symbol_names.isdisjoint(self.no_lower)
+
+
+_entries: OrderedDict[str, str | list[_Variant]] = OrderedDict()
 _lock = threading.Lock()
 
 
@@ -37,9 +58,9 @@ def lookup(key: str, ctx: Context) -> list[tuple[int, int]] | str | None:
         variants = entry if isinstance(entry, str) else list(entry)
     if isinstance(variants, str):
         return variants
-    for asked, ranges in variants:
-        if all(ctx.wants(name) == answer for name, answer in asked):
-            return list(ranges)
+    for variant in variants:
+        if variant.holds(ctx):
+            return list(variant.ranges)
     return None
 
 
@@ -49,7 +70,14 @@ def store(key: str, ranges: list[tuple[int, int]] | str, asked: list[tuple[str, 
         if isinstance(ranges, str):
             _entries[key] = ranges
         else:
-            variant = (tuple(dict(asked or ()).items()), tuple(ranges))  # one answer per name: always the same
+            answers = dict(asked or ())  # one answer per name: it is the same each time it is asked
+            no = tuple(name for name, answer in answers.items() if not answer)
+            variant = _Variant(
+                tuple(name for name, answer in answers.items() if answer),
+                no,
+                frozenset(name.lower() for name in no if len(name) >= 3),
+                tuple(ranges),
+            )
             current = _entries.get(key)
             if not isinstance(current, list):
                 _entries[key] = [variant]

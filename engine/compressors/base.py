@@ -139,8 +139,10 @@ class Context:
         self.symbols: tuple[str, ...] = _symbols_cached(question or "") + _symbols_cached(hints)
         #: The symbols lower-cased, whole and as the ``.name`` endings a dotted one gives (see ``wants``).
         lowered = [sym.lower() for sym in self.symbols]
-        self._symbol_names = frozenset(lowered)
+        self.symbol_names = frozenset(lowered)
         self._dotted = tuple(sym for sym in lowered if "." in sym)
+        #: Whether a name can be wanted by a dotted symbol's last part (``Foo.bar`` wants ``bar``).
+        self.has_dotted_symbols = bool(self._dotted)
         self.entries: list[CCREntry] = []
         #: What was left out, by unit (``{"lines": 120, "rows": 30}``), for the block's decision record.
         self.dropped: dict[str, int] = {}
@@ -182,14 +184,14 @@ class Context:
         if len(name) < 3:
             return False
         low = name.lower()
-        if low in self.terms or low in self._symbol_names:
+        if low in self.terms or low in self.symbol_names:
             return True
         return any(sym.endswith("." + low) for sym in self._dotted)
 
     def relevant_rows(self, lines: Sequence[str], minimum: int = 1) -> list[int]:
         """The rows of ``lines`` whose :meth:`relevance` is at least ``minimum``: found by searching the joined
         text for each term and symbol (only the rows it finds are scored one by one)."""
-        needles = {*self.terms, *self._symbol_names}
+        needles = {*self.terms, *self.symbol_names}
         if not needles:
             return []
         joined = "\n".join(lines).lower()  # lower() never adds or removes a newline: rows stay aligned
