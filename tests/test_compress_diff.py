@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import difflib
-import importlib
 import json
 import re
 import shutil
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
-from compress_helpers import run
+from compress_helpers import engine_workloads, run
 
 from headroom.engine.ccr import MemoryCCRStore, put_all, retrieve
 from headroom.engine.compressors.base import Block, Skip
@@ -168,15 +165,6 @@ EDITED = ("getopt.py", "glob.py")
 _MARKER_LINE_RE = re.compile(r"^\[\d+ [a-z ]+ elided; retrieve (hr:[0-9a-f]{12}:\d+-\d+)\]$")
 
 
-def _workloads() -> ModuleType:
-    """bench/engine_workloads.py builds the real inputs (bench/ is not a package)."""
-    sys.path.insert(0, str(REPO / "bench"))
-    try:
-        return importlib.import_module("engine_workloads")
-    finally:
-        sys.path.remove(str(REPO / "bench"))
-
-
 def _routed(text: str, question: str | None, command: str = "git diff --cached") -> tuple[str, MemoryCCRStore]:
     """Compress ``text`` as a Bash tool result through the router, the way the proxy does."""
     store = MemoryCCRStore()
@@ -200,7 +188,7 @@ def _restored(out: str, store: MemoryCCRStore) -> str:
 def added_diff(tmp_path_factory: pytest.TempPathFactory) -> str:
     if shutil.which("git") is None:
         pytest.skip("git is not installed")
-    return str(_workloads().stdlib_added_diff(tmp_path_factory.mktemp("diff"), ADDED, EDITED))
+    return str(engine_workloads().stdlib_added_diff(tmp_path_factory.mktemp("diff"), ADDED, EDITED))
 
 
 def test_all_added_diff_saves_half_and_keeps_what_the_question_names(added_diff: str) -> None:
@@ -263,7 +251,7 @@ def test_large_run_inside_an_edited_file_is_outlined_unless_the_question_names_i
 
 
 def test_git_log_p_of_this_repository() -> None:
-    wl = _workloads()
+    wl = engine_workloads()
     text = wl.git_log_diff(9000)
     if text is None:
         pytest.skip("not a git checkout with history")

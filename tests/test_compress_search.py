@@ -7,10 +7,9 @@ import json
 import re
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
-from compress_helpers import run
+from compress_helpers import engine_workloads, run
 
 from headroom.engine.ccr import MemoryCCRStore, find_refs, put_all, retrieve
 from headroom.engine.compressors.base import Block, Context, Skip
@@ -219,19 +218,10 @@ URLPARSE_DEF = "def urlparse(url, scheme='', allow_fragments=True):"
 RG_COMMAND = "rg --json -C 8 -w urlparse -g '*.py'"
 
 
-def _workloads() -> ModuleType:
-    """bench/engine_workloads.py writes ripgrep 13's records (bench/ is not a package)."""
-    sys.path.insert(0, str(REPO / "bench"))
-    try:
-        return importlib.import_module("engine_workloads")
-    finally:
-        sys.path.remove(str(REPO / "bench"))
-
-
 @pytest.fixture(scope="module")
 def rg_stdlib() -> str:
     """``rg --json -C 8 -w urlparse`` over the standard library, as ripgrep 13 prints it."""
-    wl = _workloads()
+    wl = engine_workloads()
     return str(wl.rg_json(wl.STDLIB, "urlparse"))
 
 
@@ -265,7 +255,7 @@ def test_rg_json_saves_85_percent_of_tokens(rg_stdlib: str, shared: Path) -> Non
 
 
 def test_rg_json_builder_writes_what_ripgrep_writes(rg_stdlib: str) -> None:
-    real = _workloads().real_rg_json(_workloads().STDLIB, "urlparse")
+    real = engine_workloads().real_rg_json(engine_workloads().STDLIB, "urlparse")
     if real is None:
         pytest.skip("ripgrep is not installed")
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from headroom.engine.compressors._outline import MIN_ELIDE, Detail, wanted
+from headroom.engine.compressors._outline import MIN_ELIDE, Detail, gaps, wanted
 from headroom.engine.compressors.base import Block, Context, Skip
 from headroom.engine.compressors.code import outline_ranges
 
@@ -90,17 +90,7 @@ def _generic_ranges(code: Sequence[str]) -> list[tuple[int, int]]:
     keep = _edge(range(n), code, GENERIC_HEAD, GENERIC_HEAD_CHARS)
     keep |= _edge(range(n - 1, -1, -1), code, GENERIC_TAIL, GENERIC_TAIL_CHARS)
     keep.update(i for i, line in enumerate(code) if _STRUCTURE_RE.match(line))
-    ranges: list[tuple[int, int]] = []
-    start: int | None = None
-    for i in range(n + 1):
-        if i < n and i not in keep:
-            if start is None:
-                start = i
-        elif start is not None:
-            if i - start >= MIN_ELIDE and sum(len(code[r]) + 1 for r in range(start, i)) > GENERIC_GAP_CHARS:
-                ranges.append((start, i - 1))
-            start = None
-    return ranges
+    return gaps(code, keep, GENERIC_GAP_CHARS)
 
 
 def _split_around(ranges: list[tuple[int, int]], code: Sequence[str], ctx: Context) -> list[tuple[int, int]]:

@@ -311,6 +311,22 @@ def error_rows(root: Any) -> int:
     return rows
 
 
+def gaps(lines: Sequence[str], keep: set[int], min_chars: int = 0) -> list[tuple[int, int]]:
+    """The runs of rows outside ``keep`` (0-based, inclusive) of at least ``MIN_ELIDE`` rows and more than
+    ``min_chars`` characters: what a head/tail/structure summary leaves out."""
+    ranges: list[tuple[int, int]] = []
+    start: int | None = None
+    for i in range(len(lines) + 1):
+        if i < len(lines) and i not in keep:
+            if start is None:
+                start = i
+        elif start is not None:
+            if i - start >= MIN_ELIDE and sum(len(lines[r]) + 1 for r in range(start, i)) > min_chars:
+                ranges.append((start, i - 1))
+            start = None
+    return ranges
+
+
 def normalize(
     ranges: Sequence[tuple[int, int]], lines: Sequence[str], foldable: frozenset[int] = frozenset()
 ) -> list[tuple[int, int]]:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 from headroom.engine.compressors import _outline_cache as outline_cache
-from headroom.engine.compressors._outline import DETAILED, MIN_ELIDE, OUTLINE, normalize
+from headroom.engine.compressors._outline import DETAILED, OUTLINE, gaps, normalize
 from headroom.engine.compressors.base import Block, Context, Skip
 from headroom.engine.compressors.code import (
     elided_share,
@@ -71,17 +71,7 @@ def text_ranges(lines: Sequence[str], ctx: Context, named: bool) -> list[tuple[i
     keep.update(structure[:_MAX_STRUCTURE])
     for i in ctx.relevant_rows(lines):
         keep.update(range(max(0, i - 1), min(n, i + 2)))
-    ranges: list[tuple[int, int]] = []
-    start: int | None = None
-    for i in range(n + 1):
-        if i < n and i not in keep:
-            if start is None:
-                start = i
-        elif start is not None:
-            if i - start >= MIN_ELIDE:
-                ranges.append((start, i - 1))
-            start = None
-    return ranges
+    return gaps(lines, keep)
 
 
 class ListingCompressor:
