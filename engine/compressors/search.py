@@ -14,6 +14,7 @@ retrievable through one whole-block marker.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 import shlex
@@ -60,7 +61,7 @@ _KEYWORDS += r"val|module|record|object|protocol|typedef|macro|union|namespace|a
 _CALL_WORDS = _words("return assert if while for else elif case yield await raise throw new not print echo")
 
 
-@dataclass
+@dataclass(slots=True)
 class _Rec:
     kind: str  # match, context, sep, head, blank, meta, other
     path: str | None
@@ -70,7 +71,7 @@ class _Rec:
     raw: str
 
 
-@dataclass
+@dataclass(slots=True)
 class _File:
     path: str
     order: int
@@ -89,8 +90,14 @@ def is_ripgrep_json(text: str) -> bool:
     return len(lines) >= 2 and all(_JSON_TYPE_RE.match(ln.strip()) for ln in lines)
 
 
+@functools.lru_cache(maxsize=4096)  # grep output repeats each path on every line: decide it once
 def _looks_path(p: str) -> bool:
-    return bool(_PATHISH_RE.match(p)) and ("/" in p or "\\" in p or bool(_EXT_RE.search(p))) and not p.isdigit()
+    return bool(_PATHISH_RE.match(p)) and ("/" in p or "\\" in p or _has_ext(p)) and not p.isdigit()
+
+
+@functools.lru_cache(maxsize=4096)
+def _has_ext(p: str) -> bool:
+    return _EXT_RE.search(p) is not None
 
 
 _Prefixed = tuple[str, str, int, str]
@@ -108,7 +115,7 @@ def _prefixed(line: str) -> tuple[list[_Prefixed], _Prefixed | None]:
             break
         got = ("match" if m.group(1) == ":" else "context", path, int(m.group(2)), line[m.end() :])
         readings.append(got)
-        if _looks_path(path) and (fallback is None or (not _EXT_RE.search(fallback[1]) and _EXT_RE.search(path))):
+        if _looks_path(path) and (fallback is None or (not _has_ext(fallback[1]) and _has_ext(path))):
             fallback = got
     return readings, fallback
 
