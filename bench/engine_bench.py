@@ -11,6 +11,8 @@ round's p50 latencies, and prints a markdown table with the latency ratio (headr
 diffed, ``rg --json``), built from real material at run time. ``--cold`` adds a third run per round with the
 outline cache emptied before every call (``headroom_adapter.py:compress_cold``): the harness's "fresh" input
 changes only the blanks after each tool result, so the plain run's figure is that of a file read again.
+``--cpu`` reports the median CPU time per call (``time.process_time`` in each engine's own interpreter)
+instead of the harness's wall-clock p50: steadier when other work shares the cores.
 
 The peer lives in its own virtualenv: ``python -m venv PEER && PEER/bin/pip install torch==2.13.0
 headroom-ai==0.42.0 tiktoken`` (see ../shared/bench/README.md).
@@ -48,6 +50,59 @@ def _harness(python: str, adapter: str, out: Path, runs: int, workloads: list[Pa
     return {"workloads": rows}
 
 
+#: Run in a child with each engine's interpreter: CPU seconds (``time.process_time``) per call on the
+#: harness's "fresh" inputs. CPU time counts only this process's own work, so it stays steady when other
+#: work shares the cores, where wall-clock p50s swing by 2x between rounds.
+_CPU_CHILD = """
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+import run
+spec, runs, folders = sys.argv[2], int(sys.argv[3]), sys.argv[4:]
+ad = run.make_adapter(spec, None, {})
+out = {}
+for folder in folders:
+    for path in sorted(run.Path(folder).glob("*.json")):
+        wl = json.loads(path.read_text())
+        msgs, model = wl["messages"], wl.get("model", "gpt-4o")
+        ad.fn(run.perturb(msgs, 1000), model)
+        times = []
+        for k in range(runs):
+            arg = run.perturb(msgs, k)
+            t = time.process_time()
+            ad.fn(arg, model)
+            times.append(time.process_time() - t)
+        times.sort()
+        out[wl["name"]] = 1000 * times[len(times) // 2]
+print(json.dumps(out))
+"""
+
+
+def cpu_times(python: str, adapter: str, runs: int, workloads: list[Path | None]) -> dict[str, float]:
+    """Median CPU milliseconds per call of each workload, in a fresh interpreter."""
+    folders = [str(f) if f is not None else str(RUN.parent / "workloads") for f in workloads]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    cmd = [python, "-c", _CPU_CHILD, str(RUN.parent), adapter, str(runs), *folders]
+    proc = subprocess.run(cmd, cwd=RUN.parent, check=True, env=env, capture_output=True, text=True)
+    got: dict[str, float] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return got
+
+
+def cpu_report(ours: list[dict[str, float]], peer: list[dict[str, float]], cold: list[dict[str, float]]) -> str:
+    """Medians over rounds of each round's median CPU ms per call, and their ratios to the peer's."""
+    head = "| workload | headroom CPU ms | peer CPU ms | ratio |" + (" cold CPU ms | cold ratio |" if cold else "")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for name in sorted(ours[0]):
+        mine = statistics.median(r[name] for r in ours)
+        cells = [name, f"{mine:.1f}"]
+        theirs = statistics.median(r[name] for r in peer) if peer else None
+        cells += [f"{theirs:.1f}", f"{mine / theirs:.2f}"] if theirs else ["", ""]
+        if cold:
+            c = statistics.median(r[name] for r in cold)
+            cells += [f"{c:.1f}", f"{c / theirs:.2f}" if theirs else ""]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def _rows(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {r["name"]: r for r in data["workloads"]}
 
@@ -72,6 +127,7 @@ def main() -> None:
     ap.add_argument("--workloads", type=Path, help="another folder of workload files (the harness's --workloads)")
     ap.add_argument("--extra", action="store_true", help="add the diff and rg --json workloads (engine_workloads.py)")
     ap.add_argument("--cold", action="store_true", help="also time headroom with the outline cache emptied per call")
+    ap.add_argument("--cpu", action="store_true", help="measure CPU ms per call instead of the harness's wall p50")
     ap.add_argument("--out", type=Path, default=Path("/tmp/headroom-engine-bench"), help="folder for the JSON")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -84,6 +140,20 @@ def main() -> None:
         for note in engine_workloads.build(extra, Path(tempfile.gettempdir()) / "headroom-bench-pkgs"):
             print(note, flush=True)
         folders.append(extra)
+    if args.cpu:
+        mine: list[dict[str, float]] = []
+        cold_cpu: list[dict[str, float]] = []
+        theirs: list[dict[str, float]] = []
+        for i in range(args.rounds):
+            print(f"round {i + 1}: CPU time per call", flush=True)
+            mine.append(cpu_times(sys.executable, f"{ADAPTER}:compress", args.runs, folders))
+            if args.cold:
+                cold_cpu.append(cpu_times(sys.executable, f"{ADAPTER}:compress_cold", args.runs, folders))
+            if args.peer_python:
+                theirs.append(cpu_times(args.peer_python, "upstream", args.runs, folders))
+        (args.out / "cpu.json").write_text(json.dumps({"headroom": mine, "cold": cold_cpu, "peer": theirs}, indent=1))
+        print(cpu_report(mine, theirs, cold_cpu))
+        return
     ours: list[dict[str, dict[str, Any]]] = []
     cold: list[dict[str, dict[str, Any]]] = []
     peer: list[dict[str, dict[str, Any]]] = []

@@ -30,18 +30,13 @@ class _Variant:
     """One outline of a file, and the answers it rests on: ``wanted`` said yes to ``yes`` and no to ``no``."""
 
     yes: tuple[str, ...]
-    no: tuple[str, ...]
-    #: ``no`` lower-cased (names under 3 characters are never wanted and are left out): with no dotted symbol
-    #: in the question, "no name here is wanted" is two set tests instead of a call per name.
+    #: The names answered no, lower-cased (those under 3 characters are never wanted and are left out), so
+    #: "none of them is wanted" is one set test instead of a call per name.
     no_lower: frozenset[str]
     ranges: Ranges
 
     def holds(self, ctx: Context) -> bool:
-        if not all(ctx.wants(name) for name in self.yes):
-            return False
-        if ctx.has_dotted_symbols:
-            return not any(ctx.wants(name) for name in self.no)
-        return ctx.terms.isdisjoint(self.no_lower) and ctx.symbol_names.isdisjoint(self.no_lower)
+        return all(ctx.wants(name) for name in self.yes) and ctx.wanted_names.isdisjoint(self.no_lower)
 
 
 _entries: OrderedDict[str, str | list[_Variant]] = OrderedDict()
@@ -71,11 +66,9 @@ def store(key: str, ranges: list[tuple[int, int]] | str, asked: list[tuple[str, 
             _entries[key] = ranges
         else:
             answers = dict(asked or ())  # one answer per name: it is the same each time it is asked
-            no = tuple(name for name, answer in answers.items() if not answer)
             variant = _Variant(
                 tuple(name for name, answer in answers.items() if answer),
-                no,
-                frozenset(name.lower() for name in no if len(name) >= 3),
+                frozenset(name.lower() for name, answer in answers.items() if not answer and len(name) >= 3),
                 tuple(ranges),
             )
             current = _entries.get(key)

@@ -134,15 +134,20 @@ class Context:
         self.config = config or EngineConfig()
         self.kind = kind
         #: Lower-cased significant words of the question and the tool input (pattern, path, command).
-        self.terms: frozenset[str] = frozenset(_words_cached(question or "") + _words_cached(hints))
+        #: The question's own significant words (a file it names by stem, without the tool input's words).
+        self.terms_of_question: frozenset[str] = frozenset(_words_cached(question or ""))
+        self.terms: frozenset[str] = self.terms_of_question | frozenset(_words_cached(hints))
         #: Code-like names the question or the tool input points at (a grep pattern, a backticked name).
         self.symbols: tuple[str, ...] = _symbols_cached(question or "") + _symbols_cached(hints)
         #: The symbols lower-cased, whole and as the ``.name`` endings a dotted one gives (see ``wants``).
-        lowered = [sym.lower() for sym in self.symbols]
-        self.symbol_names = frozenset(lowered)
-        self._dotted = tuple(sym for sym in lowered if "." in sym)
-        #: Whether a name can be wanted by a dotted symbol's last part (``Foo.bar`` wants ``bar``).
-        self.has_dotted_symbols = bool(self._dotted)
+        self.symbol_names = frozenset(sym.lower() for sym in self.symbols)
+        #: Every lower-cased name :meth:`wants`: the terms, the symbols, and what follows each dot of a dotted
+        #: symbol (``Foo.bar`` wants ``bar``; ``a.b.c`` wants ``b.c`` and ``c``).
+        self.wanted_names = (
+            self.terms
+            | self.symbol_names
+            | {sym[i + 1 :] for sym in self.symbol_names for i, ch in enumerate(sym) if ch == "."}
+        )
         self.entries: list[CCREntry] = []
         #: What was left out, by unit (``{"lines": 120, "rows": 30}``), for the block's decision record.
         self.dropped: dict[str, int] = {}
@@ -181,12 +186,7 @@ class Context:
 
     def wants(self, name: str) -> bool:
         """Does the question or the tool input point at this name (a term of it, or a code name ending in it)?"""
-        if len(name) < 3:
-            return False
-        low = name.lower()
-        if low in self.terms or low in self.symbol_names:
-            return True
-        return any(sym.endswith("." + low) for sym in self._dotted)
+        return len(name) >= 3 and name.lower() in self.wanted_names
 
     def relevant_rows(self, lines: Sequence[str], minimum: int = 1) -> list[int]:
         """The rows of ``lines`` whose :meth:`relevance` is at least ``minimum``: found by searching the joined

@@ -22,7 +22,7 @@ from typing import ClassVar
 from headroom.engine.compressors import _languages as langs
 from headroom.engine.compressors import _outline_cache as outline_cache
 from headroom.engine.compressors._outline import DETAILED, OUTLINE, Detail, error_rows, outline_tree
-from headroom.engine.compressors.base import Block, Context, Skip, words
+from headroom.engine.compressors.base import Block, Context, Skip
 
 #: Share of lines inside parse errors above which the file is not outlined (the tree would mislead).
 MAX_ERROR_SHARE = 0.2
@@ -45,7 +45,7 @@ def named_by_question(block: Block, ctx: Context) -> bool:
     question = ctx.question.lower()
     if path.lower() in question or base.lower() in question:
         return True
-    return len(stem) > 2 and stem in words(ctx.question)
+    return len(stem) > 2 and stem in ctx.terms_of_question
 
 
 def candidate_languages(block: Block, text: str) -> tuple[tuple[str, ...], bool]:
