@@ -104,7 +104,7 @@ def looks_binary(text: str) -> bool:
         return True
     # Counted on the UTF-8 bytes, in C: the control characters are ASCII, so each is one byte there.
     raw = head.encode("utf-8", "surrogatepass")
-    bad = len(raw.translate(None, _NOT_CONTROL)) + raw.count(_REPLACEMENT)
+    bad = len(raw.translate(None, _NOT_CONTROL)) + (0 if head.isascii() else raw.count(_REPLACEMENT))
     return bad * 20 > len(head)
 
 
