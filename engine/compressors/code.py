@@ -29,8 +29,10 @@ MAX_ERROR_SHARE = 0.2
 #: Unlabelled text must parse almost cleanly: a wrong guess of language shows up as errors.
 MAX_ERROR_SHARE_GUESSED = 0.05
 _LISTING_RE = re.compile(r"^\s*\d+(?:\t|→)")
-#: The same test on each line of a newline-joined sample (``[^\S\n]``: a line's own leading blanks only).
-_LISTING_LINE_RE = re.compile(r"^[^\S\n]*\d+(?:\t|→)", re.M)
+#: The same test on each line of a sample joined with a newline before every line. Anchored on the literal
+#: ``\n`` rather than ``(?m)^``: the regex engine then jumps from newline to newline instead of trying every
+#: character (twice as fast). ``[^\S\n]`` is a line's own leading blanks only.
+_LISTING_LINE_RE = re.compile(r"\n[^\S\n]*\d+(?:\t|→)")
 #: ``path:12:`` / ``path-12-`` prefixes of grep output: code inside, but not a file to outline.
 _GREP_RE = re.compile(r"^[\w./\\-]+[:-]\d+[:-]")
 
@@ -154,7 +156,7 @@ def is_listing(text: str, sample: int = 200) -> bool:
     lines = [line for line in head.splitlines()[:sample] if line.strip()]
     if len(lines) < 2:
         return False
-    numbered = len(_LISTING_LINE_RE.findall("\n".join(lines)))  # one C-level scan, not a match per line
+    numbered = len(_LISTING_LINE_RE.findall("\n" + "\n".join(lines)))  # one C-level scan, not a match per line
     return numbered >= 0.8 * len(lines)
 
 

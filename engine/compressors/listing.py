@@ -29,8 +29,11 @@ from headroom.engine.compressors.code import (
     source_key,
 )
 
-_PREFIX_RE = re.compile(r"^ *\d+(?:\t|→)", re.M)
-_UNNUMBERED_RE = re.compile(r"^(?! *\d+(?:\t|→))", re.M)
+_PREFIX_RE = re.compile(r"^ *\d+(?:\t|→)")
+#: The same over a text with a newline before every line: a literal ``\n`` first lets the regex engine jump
+#: from line to line instead of trying ``(?m)^`` at every character.
+_NL_PREFIX_RE = re.compile(r"\n *\d+(?:\t|→)")
+_NL_UNNUMBERED_RE = re.compile(r"\n(?! *\d+(?:\t|→))")
 #: Lines that give a non-code file its shape: Markdown headings, INI/TOML sections, top-level YAML keys.
 _STRUCTURE_RE = re.compile(r"^(?:#{1,6} \S|\[[^\]\n]+\]\s*$|[A-Za-z_][\w.-]*:(?:\s|$))")
 _MAX_STRUCTURE = 40
@@ -44,15 +47,15 @@ def strip_numbers(lines: list[str]) -> tuple[list[str], int]:
     """
     if not lines:
         return [], -1
-    joined = "\n".join(lines)
-    stripped, count = _PREFIX_RE.subn("", joined)
-    code = stripped.split("\n")
+    joined = "\n" + "\n".join(lines)  # a newline before every line, the first one included
+    stripped, count = _NL_PREFIX_RE.subn("\n", joined)
+    code = stripped[1:].split("\n")
     if count == len(lines):
         return code, len(lines) - 1
     unnumbered: set[int] = set()
     row, pos = 0, 0
-    for m in _UNNUMBERED_RE.finditer(joined):
-        row += joined.count("\n", pos, m.start())
+    for m in _NL_UNNUMBERED_RE.finditer(joined):
+        row += joined.count("\n", pos, m.start())  # the newlines before this line's own: its row
         pos = m.start()
         unnumbered.add(row)
         code[row] = ""
