@@ -14,9 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from headroom.engine import EngineConfig, MemoryCCRStore, compress, find_refs, retrieve
-from headroom.engine.compressors.base import Context, looks_binary
+from headroom.engine.compressors.base import Block, Context, looks_binary
 from headroom.engine.compressors.code import is_listing
+from headroom.engine.compressors.diff import DiffCompressor
 from headroom.engine.compressors.listing import strip_numbers
+from headroom.engine.compressors.testout import TestOutputCompressor
 
 CONFIG = EngineConfig(min_tokens=20)
 
@@ -189,3 +191,51 @@ def test_looks_binary_counts_what_the_regex_counts(text: str) -> None:
     head = text[:65536]
     expected = bool(head) and ("\x00" in head[:4096] or len(_CONTROL.findall(head)) * 20 > len(head))
     assert looks_binary(text) == expected
+
+
+_OLD_TESTS_SNIFF = re.compile(
+    r"^=+ test session starts =+$|^\S+::\S+ (?:PASSED|FAILED|ERROR|SKIPPED)|^(?:FAILED|ERROR) \S+::"
+    r"|^Ran \d+ tests? in |^--- (?:FAIL|PASS): |^=== RUN |^ok  \t|^FAIL\t"
+    r"|^running \d+ tests?$|^test result: |^(?:PASS|FAIL) \S|^Tests: +\d",
+    re.M,
+)
+_SNIFF_LINES = st.sampled_from(
+    [
+        "diff --git a/x b/x",
+        "diff --cc f",
+        "@@ -1,2 +1,3 @@",
+        "--- a/x",
+        "+++ b/x",
+        "Binary files a and b differ",
+        "new file mode 100644",
+        "rename from a",
+        "==== test session starts ====",
+        "t.py::test_a PASSED",
+        "FAILED t.py::b",
+        "Ran 3 tests in 0.1s",
+        "--- FAIL: TestX",
+        "=== RUN TestX",
+        "ok  \tpkg",
+        "running 2 tests",
+        "test result: ok",
+        "PASS x",
+        "Tests:  3",
+        "plain",
+        "",
+        " diff --git a b",
+        "x@@ -1 +1",
+        "\r",
+        "--- ",
+    ]
+)
+
+
+@given(st.lists(_SNIFF_LINES, max_size=10))
+def test_newline_anchored_sniffs_match_the_multiline_ones(lines: list[str]) -> None:
+    text = "\n".join(lines)
+    if re.search(r"^diff --(?:git|cc) ", text, re.M):
+        diff = bool(re.search(r"^(?:@@+ -\d|Binary files |(?:new|deleted) file mode|rename from )", text, re.M))
+    else:
+        diff = all(re.search(p, text, re.M) for p in (r"^--- \S", r"^\+\+\+ \S", r"^@@ -\d+(?:,\d+)? \+\d"))
+    assert DiffCompressor().sniff(Block(text)) == diff
+    assert TestOutputCompressor().sniff(Block(text)) == bool(_OLD_TESTS_SNIFF.search(text))

@@ -113,9 +113,13 @@ def _prefixed(line: str) -> tuple[list[_Prefixed], _Prefixed | None]:
         path = line[: m.start()]
         if ":" in path:
             break
-        got = ("match" if m.group(1) == ":" else "context", path, int(m.group(2)), line[m.end() :])
+        sep, number = m.groups()
+        got = ("match" if sep == ":" else "context", path, int(number), line[m.end() :])
         readings.append(got)
-        if _looks_path(path) and (fallback is None or (not _has_ext(fallback[1]) and _has_ext(path))):
+        if fallback is None:
+            if _looks_path(path):
+                fallback = got
+        elif not _has_ext(fallback[1]) and _has_ext(path) and _looks_path(path):
             fallback = got
     return readings, fallback
 
@@ -151,16 +155,21 @@ def _parse_text(text: str) -> list[_Rec]:
     # line's readings are found once and reused by the second pass.
     readings = [_prefixed(line) for line in lines]
     known: dict[str, None] = {}
+    first: list[tuple[str, str | None, int | None, str]] = []
     for line, (_, fallback) in zip(lines, readings, strict=True):
-        kind, path, _, _ = _classify(line, {}, fallback)
-        if kind == "match" and path is not None:
-            known.setdefault(path, None)
+        got = _classify(line, {}, fallback)
+        first.append(got)
+        if got[0] == "match" and got[1] is not None:
+            known.setdefault(got[1], None)
     recs: list[_Rec] = []
     heading: str | None = None
     for i, line in enumerate(lines):
         cands, fallback = readings[i]
-        hit = next((c for c in cands if c[1] in known), fallback)
-        kind, path, ln, body = _classify(line, known, hit)
+        if fallback is not None and len(cands) == 1:
+            kind, path, ln, body = first[i]  # one reading: the known paths cannot change it
+        else:
+            hit = next((c for c in cands if c[1] in known), fallback)
+            kind, path, ln, body = _classify(line, known, hit)
         if kind == "head":
             if _NUM_RE.match(lines[i + 1] if i + 1 < len(lines) else "") is None:
                 kind = "other"
