@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from headroom.engine.compressors.base import Context
 
@@ -34,6 +35,8 @@ class _Variant:
     #: "none of them is wanted" is one set test instead of a call per name.
     no_lower: frozenset[str]
     ranges: Ranges
+    #: The indentation of each range's marker (that of the first line with text it hides).
+    indents: tuple[str, ...]
 
     def holds(self, ctx: Context) -> bool:
         return all(ctx.wants(name) for name in self.yes) and ctx.wanted_names.isdisjoint(self.no_lower)
@@ -43,8 +46,15 @@ _entries: OrderedDict[str, str | list[_Variant]] = OrderedDict()
 _lock = threading.Lock()
 
 
-def lookup(key: str, ctx: Context) -> list[tuple[int, int]] | str | None:
-    """The cached ranges for ``key`` under ``ctx``, the reason a cached file did not parse, or ``None``."""
+class Outline(NamedTuple):
+    """Row ranges to elide (0-based, inclusive, sorted, disjoint) and the indentation of each one's marker."""
+
+    ranges: list[tuple[int, int]]
+    indents: list[str]
+
+
+def lookup(key: str, ctx: Context) -> Outline | str | None:
+    """The cached outline for ``key`` under ``ctx``, the reason a cached file did not parse, or ``None``."""
     with _lock:
         entry = _entries.get(key)
         if entry is None:
@@ -55,21 +65,22 @@ def lookup(key: str, ctx: Context) -> list[tuple[int, int]] | str | None:
         return variants
     for variant in variants:
         if variant.holds(ctx):
-            return list(variant.ranges)
+            return Outline(list(variant.ranges), list(variant.indents))
     return None
 
 
-def store(key: str, ranges: list[tuple[int, int]] | str, asked: list[tuple[str, bool]] | None = None) -> None:
-    """Keep ``ranges`` (or a parse failure's reason) for ``key``, with the ``wanted`` answers they rest on."""
+def store(key: str, outline: Outline | str, asked: list[tuple[str, bool]] | None = None) -> None:
+    """Keep ``outline`` (or a parse failure's reason) for ``key``, with the ``wanted`` answers it rests on."""
     with _lock:
-        if isinstance(ranges, str):
-            _entries[key] = ranges
+        if isinstance(outline, str):
+            _entries[key] = outline
         else:
             answers = dict(asked or ())  # one answer per name: it is the same each time it is asked
             variant = _Variant(
                 tuple(name for name, answer in answers.items() if answer),
                 frozenset(name.lower() for name, answer in answers.items() if not answer and len(name) >= 3),
-                tuple(ranges),
+                tuple(outline.ranges),
+                tuple(outline.indents),
             )
             current = _entries.get(key)
             if not isinstance(current, list):

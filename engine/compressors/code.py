@@ -75,10 +75,21 @@ def outline_ranges(
 ) -> list[tuple[int, int]]:
     """Row ranges (0-based, inclusive, sorted, disjoint) of ``code_lines`` to elide; :class:`Skip` if unparsable.
 
-    ``line_cost`` is the tokens a line costs beyond its text (a listing's line number). Outlines are cached
-    (:mod:`._outline_cache`) under ``key``, which must determine ``code_lines``, the path, ``detail`` and
-    ``line_cost``; by default it is a digest of them.
+    ``line_cost`` is the tokens a line costs beyond its text (a listing's line number).
     """
+    return outline(block, code_lines, ctx, detail, line_cost, key).ranges
+
+
+def outline(
+    block: Block,
+    code_lines: Sequence[str],
+    ctx: Context,
+    detail: Detail,
+    line_cost: int = 1,
+    key: str | None = None,
+) -> outline_cache.Outline:
+    """:func:`outline_ranges` with each marker's indentation, cached (:mod:`._outline_cache`) under ``key``,
+    which must determine ``code_lines``, the path, ``detail`` and ``line_cost``; by default a digest of them."""
     source = None
     if key is None:
         source = "\n".join(code_lines)
@@ -95,8 +106,18 @@ def outline_ranges(
     except Skip as exc:
         outline_cache.store(key, str(exc))
         raise
-    outline_cache.store(key, ranges, asked)
-    return ranges
+    found = outline_cache.Outline(ranges, marker_indents(ranges, code_lines.__getitem__))
+    outline_cache.store(key, found, asked)
+    return found
+
+
+def marker_indents(ranges: Sequence[tuple[int, int]], code_line: Callable[[int], str]) -> list[str]:
+    """Each range's marker indentation: that of the first line with text it hides (``code_line(row)``)."""
+    out: list[str] = []
+    for first, last in ranges:
+        text = next((code for code in map(code_line, range(first, last + 1)) if code.strip()), "")
+        out.append(text[: len(text) - len(text.lstrip())])
+    return out
 
 
 def _parse_and_outline(
@@ -124,19 +145,16 @@ def render(
     lines: Sequence[str],
     ranges: Sequence[tuple[int, int]],
     ctx: Context,
-    code_line: Callable[[int], str],
+    indents: Sequence[str],
     trailing_newline: bool,
 ) -> str:
-    """``lines`` with each range replaced by its marker, on a line of its own indented like the code it hides.
-
-    ``code_line(row)`` is the code of a row (a listing's line without its number).
-    """
+    """``lines`` with each range replaced by its marker, on a line of its own indented by ``indents`` (those of
+    :func:`marker_indents`: like the code it hides)."""
     out: list[str] = []
     cur = 0
-    for first, last in ranges:
+    for (first, last), indent in zip(ranges, indents, strict=True):
         out.extend(lines[cur:first])
-        text = next((code for code in map(code_line, range(first, last + 1)) if code.strip()), "")
-        out.append(text[: len(text) - len(text.lstrip())] + ctx.elide_lines(first + 1, last + 1))
+        out.append(indent + ctx.elide_lines(first + 1, last + 1))
         cur = last + 1
     out.extend(lines[cur:])
     return "\n".join(out) + ("\n" if trailing_newline else "")
@@ -178,7 +196,7 @@ class CodeCompressor:
             raise Skip("file_read_policy=exact")
         lines = block.text.splitlines()
         named = ctx.config.keep_files_named_by_question and named_by_question(block, ctx)
-        ranges = outline_ranges(block, lines, ctx, DETAILED if named else OUTLINE)
-        if elided_share(lines, ranges) < 0.15:
+        found = outline(block, lines, ctx, DETAILED if named else OUTLINE)
+        if elided_share(lines, found.ranges) < 0.15:
             raise Skip("outline keeps almost everything")
-        return render(lines, ranges, ctx, lines.__getitem__, block.text.endswith(("\n", "\r")))
+        return render(lines, found.ranges, ctx, found.indents, block.text.endswith(("\n", "\r")))

@@ -14,17 +14,19 @@ file is cut to its top-level and class-level outline. A listing that is not code
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import ClassVar
 
 from headroom.engine.compressors import _outline_cache as outline_cache
 from headroom.engine.compressors._outline import DETAILED, OUTLINE, gaps, normalize
+from headroom.engine.compressors._outline_cache import Outline
 from headroom.engine.compressors.base import Block, Context, Skip
 from headroom.engine.compressors.code import (
     elided_share,
     is_listing,
+    marker_indents,
     named_by_question,
-    outline_ranges,
+    outline,
     render,
     source_key,
 )
@@ -100,30 +102,20 @@ class ListingCompressor:
         # unnumbered line's code is ""), so a cached outline needs no stripping of numbers: a tool's trailing
         # note may change from one read of the file to the next.
         key = source_key("\n".join(lines[: last_numbered + 1]), "listing", block.path, len(lines), detail)
-        code: list[str] | None = None
         try:
-            ranges = outline_cache.lookup(key, ctx)
-            if isinstance(ranges, str):
-                raise Skip(ranges)
-            if ranges is None:
-                code = strip_numbers(lines)[0]
-                ranges = outline_ranges(block, code, ctx, detail, line_cost=4, key=key)
+            found = outline_cache.lookup(key, ctx)
+            if isinstance(found, str):
+                raise Skip(found)
+            if found is None:
+                found = outline(block, strip_numbers(lines)[0], ctx, detail, line_cost=4, key=key)
         except Skip:
-            code = code if code is not None else strip_numbers(lines)[0]
+            code = strip_numbers(lines)[0]
             ranges = normalize(text_ranges(code, ctx, named), code)
-        # A tool's unnumbered trailing note stays in view; a marker never swallows it.
-        ranges = [(a, min(b, last_numbered)) for a, b in ranges if a <= last_numbered]
+            found = Outline(ranges, marker_indents(ranges, code.__getitem__))
+        # A tool's unnumbered trailing note stays in view; a marker never swallows it. (Its rows are blank as
+        # code, so clipping a range there never changes the line its marker's indentation comes from.)
+        kept = [((a, min(b, last_numbered)), ind) for (a, b), ind in zip(*found, strict=True) if a <= last_numbered]
+        ranges = [r for r, _ in kept]
         if elided_share(lines, ranges) < 0.15:
             raise Skip("outline keeps almost everything")
-        code_line = code.__getitem__ if code is not None else _code_of(lines)
-        return render(lines, ranges, ctx, code_line, block.text.endswith(("\n", "\r")))
-
-
-def _code_of(lines: Sequence[str]) -> Callable[[int], str]:
-    """A row's code without its number, computed on demand (a cached outline needs a few rows only)."""
-
-    def code(row: int) -> str:
-        m = _PREFIX_RE.match(lines[row])
-        return "" if m is None else lines[row][m.end() :]
-
-    return code
+        return render(lines, ranges, ctx, [ind for _, ind in kept], block.text.endswith(("\n", "\r")))
