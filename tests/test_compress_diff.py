@@ -263,3 +263,20 @@ def test_git_log_p_of_this_repository() -> None:
     out_lines = set(out.splitlines())
     assert all(ln in out_lines for ln in body)
     assert _restored(out, store) == text
+
+
+def test_added_prose_keeps_head_tail_and_headings() -> None:
+    doc = []
+    for k in range(6):
+        doc.append(f"## Section {k}\n")
+        doc += [f"Paragraph line {k}.{j}: words that explain the section in some detail.\n" for j in range(15)]
+    text = _file_diff("docs/guide.md", [], doc)
+    out, ctx = run(COMP, text)
+    out_lines = out.splitlines()
+    assert all(f"+## Section {k}" in out_lines for k in range(6))
+    assert "+Paragraph line 0.0: words that explain the section in some detail." in out_lines
+    assert "+Paragraph line 5.14: words that explain the section in some detail." in out_lines
+    assert ctx.dropped["added lines"] > 60
+    store = MemoryCCRStore()
+    put_all(store, ctx.entries)
+    assert _restored(out, store) == text
