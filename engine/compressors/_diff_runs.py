@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 from headroom.engine.compressors._outline import MIN_ELIDE, Detail, gaps, wanted
 from headroom.engine.compressors.base import Block, Context, Skip
-from headroom.engine.compressors.code import outline_ranges
+from headroom.engine.compressors.code import outline
 
 #: A run of an added or deleted file shorter than this is read whole: a small change is the review itself.
 MIN_RUN_LINES = 12
@@ -124,7 +124,7 @@ def run_ranges(path: str | None, code: list[str], ctx: Context, named: bool, who
         return []
     code = _dedent(code)
     try:
-        ranges = outline_ranges(Block("", path=path), code, ctx, DIFF_DETAILED if named else DIFF_OUTLINE)
+        ranges = outline(Block("", path=path), code, ctx, DIFF_DETAILED if named else DIFF_OUTLINE).ranges
     except Skip:
         ranges = _generic_ranges(code)
     return _split_around(ranges, code, ctx)

@@ -65,21 +65,6 @@ def source_key(source: str, *parts: object) -> str:
     return h.hexdigest()
 
 
-def outline_ranges(
-    block: Block,
-    code_lines: Sequence[str],
-    ctx: Context,
-    detail: Detail,
-    line_cost: int = 1,
-    key: str | None = None,
-) -> list[tuple[int, int]]:
-    """Row ranges (0-based, inclusive, sorted, disjoint) of ``code_lines`` to elide; :class:`Skip` if unparsable.
-
-    ``line_cost`` is the tokens a line costs beyond its text (a listing's line number).
-    """
-    return outline(block, code_lines, ctx, detail, line_cost, key).ranges
-
-
 def outline(
     block: Block,
     code_lines: Sequence[str],
@@ -88,8 +73,13 @@ def outline(
     line_cost: int = 1,
     key: str | None = None,
 ) -> outline_cache.Outline:
-    """:func:`outline_ranges` with each marker's indentation, cached (:mod:`._outline_cache`) under ``key``,
-    which must determine ``code_lines``, the path, ``detail`` and ``line_cost``; by default a digest of them."""
+    """Row ranges of ``code_lines`` to elide (0-based, inclusive, sorted, disjoint) and each marker's indentation;
+    :class:`Skip` if unparsable.
+
+    ``line_cost`` is the tokens a line costs beyond its text (a listing's line number). Outlines are cached
+    (:mod:`._outline_cache`) under ``key``, which must determine ``code_lines``, the path, ``detail`` and
+    ``line_cost``; by default it is a digest of them.
+    """
     source = None
     if key is None:
         source = "\n".join(code_lines)
