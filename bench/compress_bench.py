@@ -4,9 +4,10 @@
 
 Each input is built from real material: loghub logs and GitHub issue fixtures from ../shared/bench/data,
 the running interpreter's standard library (source files, grep output over it, unified diffs of edited
-copies, pydoc HTML, docstring prose), and pytest's verbose line format. Every input is measured at
-1/8, 1/4, 1/2 and 1x the target size through the router (``route``), the same call the engine makes per
-block; the growth ratio (time per MB at 1x over time per MB at 1/8x) stays near 1 for linear compressors.
+copies, diffs that add whole modules, pydoc HTML, docstring prose), and pytest's verbose line format. Every
+input is measured at 1/8, 1/4, 1/2 and 1x the target size through the router (``route``), the same call the
+engine makes per block; the growth ratio (time per MB at 1x over time per MB at 1/8x) stays near 1 for
+linear compressors.
 """
 
 from __future__ import annotations
@@ -96,6 +97,17 @@ def diff() -> list[str]:
     return ["".join(out)]
 
 
+def diff_new() -> list[str]:
+    """A ``git diff`` that adds stdlib modules whole (nearly every line ``+``): the shape of a new feature."""
+    out: list[str] = []
+    for path in _stdlib_files()[:40]:
+        new = path.read_text(errors="replace").splitlines(keepends=True)
+        name = f"Lib/{path.name}"
+        out.append(f"diff --git a/{name} b/{name}\nnew file mode 100644\n")
+        out.extend(difflib.unified_diff([], new, "/dev/null", f"b/{name}", n=3))
+    return ["".join(out)]
+
+
 def tests() -> list[str]:
     out = ["============================= test session starts ==============================\n"]
     for path in _stdlib_files()[:60]:
@@ -134,6 +146,7 @@ INPUTS: dict[str, Callable[[], list[str]]] = {
     "listing": listing,
     "search": search,
     "diff": diff,
+    "diff-new": diff_new,
     "tests": tests,
     "json": json_records,
     "html": html,

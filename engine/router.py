@@ -47,7 +47,7 @@ _MODULES: dict[str, tuple[str, str]] = {
 #: Sniff order: the first compressor whose ``sniff`` says yes owns the block.
 SNIFF_ORDER = ("json", "listing", "diff", "tests", "search", "trace", "logs", "html", "code")
 #: What to try after the owner gives up (prose always comes last).
-_FALLBACKS: dict[str, tuple[str, ...]] = {"tests": ("logs",), "trace": ("logs",), "search": ("logs",)}
+_FALLBACKS: dict[str, tuple[str, ...]] = {"tests": ("logs",), "trace": ("logs",), "search": ("json", "logs")}
 #: Kinds whose every line may matter: when their own compressor passes, the block stays as it is rather
 #: than being thinned as prose (a diff's changed lines are the point of it).
 _NO_PROSE_FALLBACK = frozenset({"diff"})

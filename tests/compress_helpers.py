@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from headroom.engine.ccr import MemoryCCRStore, find_refs, put_all, retrieve
@@ -40,3 +44,13 @@ def assert_redeemable(out: str, ctx: Context) -> None:
         elif ref.first is not None:
             lines = ctx.original.splitlines(keepends=True)
             assert got == "".join(lines[ref.first - 1 : ref.last])
+
+
+def engine_workloads() -> ModuleType:
+    """bench/engine_workloads.py, which builds the real diff and ripgrep inputs (bench/ is not a package)."""
+    bench = str(Path(__file__).resolve().parent.parent / "bench")
+    sys.path.insert(0, bench)
+    try:
+        return importlib.import_module("engine_workloads")
+    finally:
+        sys.path.remove(bench)

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from compress_helpers import run
 
+from headroom.engine.compressors import _languages as langs
+from headroom.engine.compressors import _outline_cache as outline_cache
 from headroom.engine.compressors.base import Block, Context, Skip, estimate_tokens
 from headroom.engine.compressors.code import CodeCompressor
 from headroom.engine.compressors.listing import ListingCompressor
@@ -556,3 +558,46 @@ def test_never_raises_anything_but_skip_on_odd_input() -> None:
             ctx = Context(text)
             with contextlib.suppress(Skip):
                 compressor.compress(Block(text, path=path), ctx)
+
+
+# -- the outline cache: faster, never different ---------------------------------------------------------
+
+QUESTIONS = (None, "how are subparsers added with `add_subparsers`?", "what does `ArgumentParser.parse_known_args` do")
+
+
+def _cold(comp: CodeCompressor | ListingCompressor, text: str, question: str | None, path: str) -> str:
+    outline_cache.clear()
+    return run(comp, text, path=path, question=question)[0]
+
+
+def test_outline_cache_gives_exactly_what_a_fresh_parse_gives(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = (STDLIB / "argparse.py").read_text()
+    listing = _numbered(text)
+    cold = {
+        (q, kind): _cold(comp, body, q, "Lib/argparse.py")
+        for q in QUESTIONS
+        for kind, comp, body in (("code", CODE, text), ("listing", LISTING, listing))
+    }
+    parses: list[str] = []
+    real_parse = langs.parse
+    monkeypatch.setattr(langs, "parse", lambda lang, source: parses.append(lang) or real_parse(lang, source))
+    outline_cache.clear()
+    for q in QUESTIONS + QUESTIONS:  # each question twice, interleaved: every variant is reused
+        assert run(CODE, text, path="Lib/argparse.py", question=q)[0] == cold[(q, "code")]
+        assert run(LISTING, listing, path="Lib/argparse.py", question=q)[0] == cold[(q, "listing")]
+    # One parse per (file layout, distinct set of answers to the walk's questions), not one per call.
+    assert len(parses) <= 2 * len(QUESTIONS)
+    before = len(parses)
+    # A listing whose trailing note changed is the same code: no parse, the same outline.
+    noted = listing + "\n<system-reminder>the file may have changed</system-reminder>\n"
+    other = listing + "\n<system-reminder>another note of the same length....</system-reminder>\n"
+    warm = [run(LISTING, body, path="Lib/argparse.py")[0] for body in (noted, other)]
+    assert len(parses) == before + 1
+    assert warm == [_cold(LISTING, body, None, "Lib/argparse.py") for body in (noted, other)]
+
+
+def test_outline_cache_is_bounded() -> None:
+    outline_cache.clear()
+    for k in range(outline_cache.MAX_FILES + 20):
+        run(CODE, PY + f"\nVERSION_{k} = {k}\n" * 3, path="store.py")
+    assert len(outline_cache._entries) == outline_cache.MAX_FILES

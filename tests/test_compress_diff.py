@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
+import shutil
+from pathlib import Path
 
 import pytest
-from compress_helpers import run
+from compress_helpers import engine_workloads, run
 
+from headroom.engine.ccr import MemoryCCRStore, put_all, retrieve
 from headroom.engine.compressors.base import Block, Skip
 from headroom.engine.compressors.diff import DiffCompressor
+from headroom.engine.config import EngineConfig
+from headroom.engine.messages import ToolCall, tool_hints
+from headroom.engine.router import route
 
 COMP = DiffCompressor()
 
@@ -138,3 +145,138 @@ def test_malformed_diffs_skip_or_stay_valid(text: str) -> None:
     for line in text.splitlines():
         if line.startswith(("+", "-", "@@", "diff ")):
             assert line in out.splitlines()
+
+
+# -- large real diffs: added and removed runs outlined ---------------------------------------------------
+
+REPO = Path(__file__).resolve().parent.parent
+#: Real stdlib modules a diff adds whole (about 9,000 lines, nearly all ``+``), and two it edits in place.
+ADDED = (
+    "configparser.py",
+    "argparse.py",
+    "textwrap.py",
+    "shlex.py",
+    "csv.py",
+    "fileinput.py",
+    "calendar.py",
+    "tarfile.py",
+)
+EDITED = ("getopt.py", "glob.py")
+_MARKER_LINE_RE = re.compile(r"^\[\d+ [a-z ]+ elided; retrieve (hr:[0-9a-f]{12}:\d+-\d+)\]$")
+
+
+def _routed(text: str, question: str | None, command: str = "git diff --cached") -> tuple[str, MemoryCCRStore]:
+    """Compress ``text`` as a Bash tool result through the router, the way the proxy does."""
+    store = MemoryCCRStore()
+    block = Block(text, "Bash", {"command": command})
+    outcome = route(block, question, tool_hints(ToolCall("Bash", {"command": command})), EngineConfig())
+    assert outcome.compressor == "diff", outcome.reason
+    put_all(store, outcome.entries)
+    return outcome.text, store
+
+
+def _restored(out: str, store: MemoryCCRStore) -> str:
+    """``out`` with every marker line replaced by the lines it stands for."""
+    parts: list[str] = []
+    for line in out.splitlines(keepends=True):
+        m = _MARKER_LINE_RE.match(line.rstrip("\n"))
+        parts.append(retrieve(store, m.group(1)) if m else line)
+    return "".join(parts)
+
+
+@pytest.fixture(scope="module")
+def added_diff(tmp_path_factory: pytest.TempPathFactory) -> str:
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    return str(engine_workloads().stdlib_added_diff(tmp_path_factory.mktemp("diff"), ADDED, EDITED))
+
+
+def test_all_added_diff_saves_half_and_keeps_what_the_question_names(added_diff: str) -> None:
+    lines = added_diff.splitlines()
+    assert len(lines) > 8000 and sum(ln.startswith("+") for ln in lines) > 0.9 * len(lines)
+    question = "Review the new `wrap` function in textwrap.py and the `parse_known_args` method: any bug?"
+    out, store = _routed(added_diff, question)
+    assert len(out) <= 0.5 * len(added_diff)
+    out_lines = set(out.splitlines())
+    # Every line of the functions the question names, verbatim (the bodies a reviewer must read).
+    for name in ("def wrap(", "def parse_known_args("):
+        start = next(i for i, ln in enumerate(lines) if ln.lstrip("+ ").startswith(name))
+        indent = len(lines[start]) - len(lines[start][1:].lstrip()) - 1
+        body = [lines[start]]
+        for ln in lines[start + 1 :]:
+            if ln[1:].strip() and len(ln) - len(ln[1:].lstrip()) - 1 <= indent:
+                break
+            body.append(ln)
+        assert len(body) > 5
+        missing = [ln for ln in body if ln[1:].strip() and ln not in out_lines]
+        assert not missing, missing[:5]
+    # Every file header, hunk header, and every added or removed signature stays.
+    for ln in lines:
+        if ln.startswith(("diff --git", "+++ ", "--- ", "@@ ")) or re.match(r"^[+-]\s*(?:async def|def|class) ", ln):
+            assert ln in out_lines, ln
+    # Each elided span is its own marker, and putting every marker back gives the diff byte for byte.
+    assert _restored(out, store) == added_diff
+
+
+def test_added_diff_compression_is_deterministic(added_diff: str) -> None:
+    question = "What does the added `Calendar` class do?"
+    outs = {_routed(added_diff, question)[0] for _ in range(2)}
+    assert len(outs) == 1
+
+
+def test_small_hunks_in_edited_files_stay_verbatim(added_diff: str) -> None:
+    out, _ = _routed(added_diff, None)
+    out_lines = set(out.splitlines())
+    section = added_diff[added_diff.index("diff --git a/getopt.py") :]
+    section = section[: section.index("\ndiff --git", 1)]
+    changed = [ln for ln in section.splitlines() if ln[:1] in "+-" and not ln.startswith(("+++", "---"))]
+    assert changed and all(ln in out_lines for ln in changed)
+
+
+def test_large_run_inside_an_edited_file_is_outlined_unless_the_question_names_its_hunk() -> None:
+    old = _module(20, "g")
+    new_fn = ["def helper_function(value):\n"] + [
+        f"    value = value * {k} + {k}  # step {k} of many\n" for k in range(80)
+    ]
+    new = old[:10] + new_fn + ["    return value\n"] + old[10:]
+    text = _file_diff("pkg/g.py", old, new)
+    out, ctx = run(COMP, text)
+    assert "+def helper_function(value):" in out and ctx.dropped["added lines"] > 60
+    # git names the enclosing function after the hunk's @@; a question about it keeps the hunk whole.
+    header = next(ln for ln in text.splitlines() if ln.startswith("@@"))
+    named = text.replace(header, header + " def function_g_9(argument_one, argument_two):")
+    out, ctx = run(COMP, named, question="What changed in `function_g_9`?")
+    assert "added lines" not in ctx.dropped
+    assert all(ln in out.splitlines() for ln in named.splitlines() if ln.startswith("+"))
+
+
+def test_git_log_p_of_this_repository() -> None:
+    wl = engine_workloads()
+    text = wl.git_log_diff(9000)
+    if text is None:
+        pytest.skip("not a git checkout with history")
+    picked = wl.added_function(text)
+    assert picked is not None
+    path, name, body = picked
+    out, store = _routed(text, f"Review the `{name}` function added in `{path}`.", "git log -p --reverse")
+    assert len(out) <= 0.5 * len(text)
+    out_lines = set(out.splitlines())
+    assert all(ln in out_lines for ln in body)
+    assert _restored(out, store) == text
+
+
+def test_added_prose_keeps_head_tail_and_headings() -> None:
+    doc = []
+    for k in range(6):
+        doc.append(f"## Section {k}\n")
+        doc += [f"Paragraph line {k}.{j}: words that explain the section in some detail.\n" for j in range(15)]
+    text = _file_diff("docs/guide.md", [], doc)
+    out, ctx = run(COMP, text)
+    out_lines = out.splitlines()
+    assert all(f"+## Section {k}" in out_lines for k in range(6))
+    assert "+Paragraph line 0.0: words that explain the section in some detail." in out_lines
+    assert "+Paragraph line 5.14: words that explain the section in some detail." in out_lines
+    assert ctx.dropped["added lines"] > 60
+    store = MemoryCCRStore()
+    put_all(store, ctx.entries)
+    assert _restored(out, store) == text

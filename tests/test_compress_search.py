@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import re
+import sys
 from pathlib import Path
 
 import pytest
-from compress_helpers import run
+from compress_helpers import engine_workloads, run
 
+from headroom.engine.ccr import MemoryCCRStore, find_refs, put_all, retrieve
 from headroom.engine.compressors.base import Block, Context, Skip
 from headroom.engine.compressors.search import SearchCompressor, searched_names
+from headroom.engine.config import EngineConfig
+from headroom.engine.messages import ToolCall, tool_hints
+from headroom.engine.router import route
 
 COMP = SearchCompressor()
 DEF = "def parse_config(path, *, strict=False,"
@@ -202,3 +209,57 @@ def test_malformed_input_skips_or_stays_valid(text: str) -> None:
     except Skip:
         return
     assert out
+
+
+# -- ripgrep --json over real files ----------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parent.parent
+URLPARSE_DEF = "def urlparse(url, scheme='', allow_fragments=True):"
+RG_COMMAND = "rg --json -C 8 -w urlparse -g '*.py'"
+
+
+@pytest.fixture(scope="module")
+def rg_stdlib() -> str:
+    """``rg --json -C 8 -w urlparse`` over the standard library, as ripgrep 13 prints it."""
+    wl = engine_workloads()
+    return str(wl.rg_json(wl.STDLIB, "urlparse"))
+
+
+def test_rg_json_goes_to_the_search_compressor_and_saves_most(rg_stdlib: str) -> None:
+    question = "Where is `urlparse` defined in the standard library, and what is its exact signature?"
+    store = MemoryCCRStore()
+    hints = tool_hints(ToolCall("Bash", {"command": RG_COMMAND}))
+    outcome = route(Block(rg_stdlib, "Bash", {"command": RG_COMMAND}), question, hints, EngineConfig())
+    assert outcome.compressor == "search", outcome.reason  # not the JSON compressor's NDJSON table
+    assert URLPARSE_DEF in outcome.text
+    assert len(outcome.text) <= 0.15 * len(rg_stdlib)
+    # The whole raw JSON is one retrieve away, byte for byte; each file's records too.
+    put_all(store, outcome.entries)
+    whole = [ref for ref in find_refs(outcome.text) if ref.first is None]
+    assert rg_stdlib in {retrieve(store, str(ref)) for ref in whole}
+    again = route(Block(rg_stdlib, "Bash", {"command": RG_COMMAND}), question, hints, EngineConfig())
+    assert again.text == outcome.text
+
+
+def test_rg_json_saves_85_percent_of_tokens(rg_stdlib: str, shared: Path) -> None:
+    pytest.importorskip("tiktoken")
+    sys.path.insert(0, str(shared / "bench"))
+    try:
+        benchcore = importlib.import_module("benchcore")
+    finally:
+        sys.path.remove(str(shared / "bench"))
+    enc = benchcore.get_encoding("o200k_base")
+    out, _ = run(COMP, rg_stdlib, question="Which modules call `urlparse`?", tool_input={"command": RG_COMMAND})
+    before, after = benchcore.count_text(rg_stdlib, enc), benchcore.count_text(out, enc)
+    assert after <= 0.15 * before, (before, after)
+
+
+def test_rg_json_builder_writes_what_ripgrep_writes(rg_stdlib: str) -> None:
+    real = engine_workloads().real_rg_json(engine_workloads().STDLIB, "urlparse")
+    if real is None:
+        pytest.skip("ripgrep is not installed")
+
+    def timeless(text: str) -> str:
+        return re.sub(r'"(human|nanos|secs)":("[^"]*"|\d+)', r'"\1":0', text)
+
+    assert timeless(real) == timeless(rg_stdlib)

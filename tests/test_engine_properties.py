@@ -7,12 +7,18 @@ data, mixed encodings, code that does not parse, code in an unknown language.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from headroom.engine import EngineConfig, MemoryCCRStore, compress, find_refs, retrieve
+from headroom.engine.compressors.base import Block, Context, looks_binary
+from headroom.engine.compressors.code import is_listing
+from headroom.engine.compressors.diff import DiffCompressor
+from headroom.engine.compressors.listing import strip_numbers
+from headroom.engine.compressors.testout import TestOutputCompressor
 
 CONFIG = EngineConfig(min_tokens=20)
 
@@ -147,3 +153,89 @@ def test_fifty_megabyte_block() -> None:
     big = line * (50_000_000 // len(line))
     out = _check(big)
     assert len(out) < 1_000_000
+
+
+# -- the fast paths agree with the plain definitions they replace ----------------------------------------
+
+_NUMBERED = re.compile(r"^ *\d+(?:\t|→)(.*)$", re.DOTALL)
+_LISTING_LINE = re.compile(r"^\s*\d+(?:\t|→)")
+_CONTROL = re.compile("[\x00-\x08\x0e-\x1a\x1c-\x1f\ufffd]")
+_PIECES = st.sampled_from(["     1\tfoo", "  22→bar", "", "   ", "note", "12\t", "\t 5\tx", "parse_args()", "İ", "a.b"])
+_LINES = st.lists(st.one_of(_PIECES, st.text(max_size=12)).map(lambda s: "".join(s.splitlines())), max_size=12)
+
+
+@given(_LINES)
+def test_strip_numbers_is_a_match_per_line(lines: list[str]) -> None:
+    matches = [_NUMBERED.match(line) for line in lines]
+    code = ["" if m is None else m.group(1) for m in matches]
+    last = max((i for i, m in enumerate(matches) if m is not None), default=-1)
+    assert strip_numbers(lines) == (code, last)
+
+
+@given(_LINES)
+def test_is_listing_is_a_match_per_line(lines: list[str]) -> None:
+    text = "\n".join(lines)
+    sample = [line for line in text[:40000].splitlines()[:200] if line.strip()]
+    expected = len(sample) >= 2 and sum(1 for line in sample if _LISTING_LINE.match(line)) >= 0.8 * len(sample)
+    assert is_listing(text) == expected
+
+
+@given(_LINES, st.sampled_from(["", "what calls `parse_args`?", "fix a.b and foo", "İstanbul note"]))
+def test_relevant_rows_is_relevance_per_line(lines: list[str], question: str) -> None:
+    ctx = Context("", question=question, hints="grep -n note")
+    assert ctx.relevant_rows(lines) == [i for i, line in enumerate(lines) if line.strip() and ctx.relevance(line) > 0]
+
+
+@given(st.text(alphabet=st.sampled_from("ab\n\t\x1b\x00\x01\x07\x0c\x1c\ufffd\ud800é"), max_size=300))
+def test_looks_binary_counts_what_the_regex_counts(text: str) -> None:
+    head = text[:65536]
+    expected = bool(head) and ("\x00" in head[:4096] or len(_CONTROL.findall(head)) * 20 > len(head))
+    assert looks_binary(text) == expected
+
+
+_OLD_TESTS_SNIFF = re.compile(
+    r"^=+ test session starts =+$|^\S+::\S+ (?:PASSED|FAILED|ERROR|SKIPPED)|^(?:FAILED|ERROR) \S+::"
+    r"|^Ran \d+ tests? in |^--- (?:FAIL|PASS): |^=== RUN |^ok  \t|^FAIL\t"
+    r"|^running \d+ tests?$|^test result: |^(?:PASS|FAIL) \S|^Tests: +\d",
+    re.M,
+)
+_SNIFF_LINES = st.sampled_from(
+    [
+        "diff --git a/x b/x",
+        "diff --cc f",
+        "@@ -1,2 +1,3 @@",
+        "--- a/x",
+        "+++ b/x",
+        "Binary files a and b differ",
+        "new file mode 100644",
+        "rename from a",
+        "==== test session starts ====",
+        "t.py::test_a PASSED",
+        "FAILED t.py::b",
+        "Ran 3 tests in 0.1s",
+        "--- FAIL: TestX",
+        "=== RUN TestX",
+        "ok  \tpkg",
+        "running 2 tests",
+        "test result: ok",
+        "PASS x",
+        "Tests:  3",
+        "plain",
+        "",
+        " diff --git a b",
+        "x@@ -1 +1",
+        "\r",
+        "--- ",
+    ]
+)
+
+
+@given(st.lists(_SNIFF_LINES, max_size=10))
+def test_newline_anchored_sniffs_match_the_multiline_ones(lines: list[str]) -> None:
+    text = "\n".join(lines)
+    if re.search(r"^diff --(?:git|cc) ", text, re.M):
+        diff = bool(re.search(r"^(?:@@+ -\d|Binary files |(?:new|deleted) file mode|rename from )", text, re.M))
+    else:
+        diff = all(re.search(p, text, re.M) for p in (r"^--- \S", r"^\+\+\+ \S", r"^@@ -\d+(?:,\d+)? \+\d"))
+    assert DiffCompressor().sniff(Block(text)) == diff
+    assert TestOutputCompressor().sniff(Block(text)) == bool(_OLD_TESTS_SNIFF.search(text))

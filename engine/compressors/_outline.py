@@ -95,6 +95,11 @@ def _node_name(node: Any) -> str:
     return idents[-1] if idents else ""
 
 
+def wanted(ctx: Context, name: str) -> bool:
+    """Does the question or the tool input point at this name? (:meth:`Context.wants`.)"""
+    return ctx.wants(name)
+
+
 class Outliner:
     """Walks one syntax tree and collects the 0-based inclusive row ranges to elide."""
 
@@ -112,19 +117,19 @@ class Outliner:
         self.foldable: set[int] = set()
         #: Python's ``__all__``: when present, other module-level names are not the interface.
         self.exported: frozenset[str] | None = None
+        #: Every ``wanted`` question the walk asked, with its answer, in order: the walk's only dependence on
+        #: the question, so an outline cached with these answers is valid for any context that gives the same.
+        self.asked: list[tuple[str, bool]] = []
 
     def elide(self, first: int, last: int) -> None:
         if last - first + 1 >= MIN_ELIDE and self._tokens(first, last) > MARKER_TOKENS:
             self.ranges.append((first, last))
 
     def wanted(self, name: str) -> bool:
-        """Does the question or the tool input point at this name?"""
-        if len(name) < 3:
-            return False
-        low = name.lower()
-        if low in self.ctx.terms:
-            return True
-        return any(s.lower() == low or s.lower().endswith("." + low) for s in self.ctx.symbols)
+        """Does the question or the tool input point at this name? (Each answer is recorded: see ``asked``.)"""
+        answer = wanted(self.ctx, name)
+        self.asked.append((name, answer))
+        return answer
 
     def _is_docstring(self, node: Any) -> bool:
         return (
@@ -306,6 +311,22 @@ def error_rows(root: Any) -> int:
     return rows
 
 
+def gaps(lines: Sequence[str], keep: set[int], min_chars: int = 0) -> list[tuple[int, int]]:
+    """The runs of rows outside ``keep`` (0-based, inclusive) of at least ``MIN_ELIDE`` rows and more than
+    ``min_chars`` characters: what a head/tail/structure summary leaves out."""
+    ranges: list[tuple[int, int]] = []
+    start: int | None = None
+    for i in range(len(lines) + 1):
+        if i < len(lines) and i not in keep:
+            if start is None:
+                start = i
+        elif start is not None:
+            if i - start >= MIN_ELIDE and sum(len(lines[r]) + 1 for r in range(start, i)) > min_chars:
+                ranges.append((start, i - 1))
+            start = None
+    return ranges
+
+
 def normalize(
     ranges: Sequence[tuple[int, int]], lines: Sequence[str], foldable: frozenset[int] = frozenset()
 ) -> list[tuple[int, int]]:
@@ -326,8 +347,9 @@ def normalize(
 
 def outline_tree(
     lang: str, root: Any, lines: Sequence[str], ctx: Context, detail: Detail, line_cost: int
-) -> list[tuple[int, int]]:
-    """Row ranges (0-based, inclusive, sorted, disjoint) to elide from the parsed ``lines``."""
+) -> tuple[list[tuple[int, int]], list[tuple[str, bool]]]:
+    """Row ranges (0-based, inclusive, sorted, disjoint) to elide from the parsed ``lines``, and every
+    ``wanted`` question the walk asked of ``ctx`` with its answer (what a cached outline must match)."""
     defs: set[int] = set()
     for node in langs.definitions(lang, root):
         parent = node.parent
@@ -346,4 +368,4 @@ def outline_tree(
         walker.exported = frozenset(exported) if exported else None
     walker.seq(root.named_children, doc=True)
     foldable = frozenset(walker.foldable) if detail.hide_private else frozenset()
-    return normalize(walker.ranges, lines, foldable)
+    return normalize(walker.ranges, lines, foldable), walker.asked

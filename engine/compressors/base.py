@@ -14,8 +14,10 @@ output order, no global state that a previous call could change.
 
 from __future__ import annotations
 
+import bisect
+import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -43,6 +45,7 @@ class Block:
 
 _WORD_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*[A-Za-z0-9_]|[0-9]{3,}")
 _BACKTICK_RE = re.compile(r"`([^`\n]{1,80})`")
+_NEWLINE_RE = re.compile("\n")
 _STOPWORD_TEXT = """
     a about above after again against all also am an and any are as at be because been before being below
     between both but by can could did do does doing down during each every few for from further had has have
@@ -53,6 +56,16 @@ _STOPWORD_TEXT = """
     please next get got let make need want look
 """
 STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+
+
+@functools.lru_cache(maxsize=256)
+def _words_cached(text: str) -> tuple[str, ...]:
+    return tuple(words(text))
+
+
+@functools.lru_cache(maxsize=256)
+def _symbols_cached(text: str) -> tuple[str, ...]:
+    return tuple(symbols_in(text))
 
 
 def words(text: str) -> list[str]:
@@ -76,7 +89,9 @@ def symbols_in(text: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-_CONTROL_RE = re.compile("[\x00-\x08\x0e-\x1a\x1c-\x1f\ufffd]")
+#: Every byte but the control characters that text never holds (keeps tab, newlines, form feed, ESC).
+_NOT_CONTROL = bytes(b for b in range(256) if not (b <= 0x08 or 0x0E <= b <= 0x1A or 0x1C <= b <= 0x1F))
+_REPLACEMENT = "\ufffd".encode()
 
 
 def looks_binary(text: str) -> bool:
@@ -85,7 +100,12 @@ def looks_binary(text: str) -> bool:
     head = text[:65536]
     if not head:
         return False
-    return "\x00" in head[:4096] or len(_CONTROL_RE.findall(head)) * 20 > len(head)
+    if "\x00" in head[:4096]:
+        return True
+    # Counted on the UTF-8 bytes, in C: the control characters are ASCII, so each is one byte there.
+    raw = head.encode("utf-8", "surrogatepass")
+    bad = len(raw.translate(None, _NOT_CONTROL)) + (0 if head.isascii() else raw.count(_REPLACEMENT))
+    return bad * 20 > len(head)
 
 
 def estimate_tokens(text: str) -> int:
@@ -114,9 +134,20 @@ class Context:
         self.config = config or EngineConfig()
         self.kind = kind
         #: Lower-cased significant words of the question and the tool input (pattern, path, command).
-        self.terms: frozenset[str] = frozenset(words(question or "") + words(hints))
+        #: The question's own significant words (a file it names by stem, without the tool input's words).
+        self.terms_of_question: frozenset[str] = frozenset(_words_cached(question or ""))
+        self.terms: frozenset[str] = self.terms_of_question | frozenset(_words_cached(hints))
         #: Code-like names the question or the tool input points at (a grep pattern, a backticked name).
-        self.symbols: tuple[str, ...] = tuple(symbols_in(question or "") + symbols_in(hints))
+        self.symbols: tuple[str, ...] = _symbols_cached(question or "") + _symbols_cached(hints)
+        #: The symbols lower-cased, whole and as the ``.name`` endings a dotted one gives (see ``wants``).
+        self.symbol_names = frozenset(sym.lower() for sym in self.symbols)
+        #: Every lower-cased name :meth:`wants`: the terms, the symbols, and what follows each dot of a dotted
+        #: symbol (``Foo.bar`` wants ``bar``; ``a.b.c`` wants ``b.c`` and ``c``).
+        self.wanted_names = (
+            self.terms
+            | self.symbol_names
+            | {sym[i + 1 :] for sym in self.symbol_names for i, ch in enumerate(sym) if ch == "."}
+        )
         self.entries: list[CCREntry] = []
         #: What was left out, by unit (``{"lines": 120, "rows": 30}``), for the block's decision record.
         self.dropped: dict[str, int] = {}
@@ -152,6 +183,35 @@ class Context:
         self.dropped[what] = self.dropped.get(what, 0) + n
 
     # -- relevance ------------------------------------------------------------------------------------
+
+    def wants(self, name: str) -> bool:
+        """Does the question or the tool input point at this name (a term of it, or a code name ending in it)?"""
+        return len(name) >= 3 and name.lower() in self.wanted_names
+
+    def relevant_rows(self, lines: Sequence[str], minimum: int = 1) -> list[int]:
+        """The rows of ``lines`` whose :meth:`relevance` is at least ``minimum``: found by searching the joined
+        text for each term and symbol (only the rows it finds are scored one by one)."""
+        needles = {*self.terms, *self.symbol_names}
+        if not needles:
+            return []
+        joined = "\n".join(lines).lower()  # lower() never adds or removes a newline: rows stay aligned
+        # str.find per needle (C speed) beats one regex alternation over the text by an order of magnitude.
+        breaks: list[int] | None = None
+        found: set[int] = set()
+        for needle in needles:
+            pos = joined.find(needle)
+            while pos >= 0:
+                if breaks is None:
+                    breaks = [m.start() for m in _NEWLINE_RE.finditer(joined)]
+                row = bisect.bisect_left(breaks, pos)
+                found.add(row)
+                if row >= len(breaks):
+                    break
+                pos = joined.find(needle, breaks[row] + 1)
+        rows = sorted(found)
+        if minimum > 1:
+            return [row for row in rows if self.relevance(lines[row]) >= minimum]
+        return rows
 
     def relevance(self, text: str) -> int:
         """How many distinct query terms and symbols ``text`` contains (0 when there is no question)."""

@@ -1,9 +1,15 @@
-"""Unified diffs (``git diff``, ``git show``, ``git log -p``, ``diff -u``): every change kept, less context.
+"""Unified diffs (``git diff``, ``git show``, ``git log -p``, ``diff -u``): changes kept, context and bulk thinned.
 
 A reviewer reads the ``+``/``-`` lines; the three context lines git prints on each side of a change are
 mostly there for ``patch`` to find its place, so each run of context keeps one line next to a change and the
 rest goes behind a line-range marker (the hunk headers still give the exact positions). Commit headers, file
 headers, hunk headers, ``\\ No newline`` and ``Binary files … differ`` lines stay verbatim.
+
+A diff that adds or deletes whole files (``git log -p`` of a new feature, two releases diffed) is mostly
+``+`` or ``-`` lines, and trimming context alone leaves it as it was. Each long run of added or removed
+lines is therefore read as the content it is (:mod:`._diff_runs`): outlined like source code, or thinned to
+head, tail and headings when it is not code. Small changes, and hunks in the function the question names,
+stay exact: that is where an agent applies or reviews a diff.
 
 A lock file or generated file (``package-lock.json``, ``*.lock``, ``*.min.js``, snapshots) can be most of a
 dependency bump's diff and says nothing a model can use line by line: past a size, its hunks become one
@@ -16,7 +22,9 @@ import re
 from dataclasses import dataclass
 from typing import ClassVar
 
+from headroom.engine.compressors._diff_runs import change_runs, hunk_is_targeted, run_ranges
 from headroom.engine.compressors.base import Block, Context, Skip
+from headroom.engine.compressors.code import named_by_question
 
 _FILE_START_RE = re.compile(r"^diff --(?:git|cc|combined) |^diff (?:-\S+ )*\S+ \S+$")
 _HUNK_RE = re.compile(r"^(@{2,}) (?:-(\d+)(?:,(\d+))? )+\+(\d+)(?:,(\d+))? @{2,}")
@@ -28,6 +36,11 @@ _GENERATED_RE = re.compile(
     r"[^/]*\.lock|[^/]*\.min\.(?:js|css)|[^/]*\.map|[^/]*\.snap|[^/]*_pb2\.py|[^/]*\.pb\.go|"
     r"[^/]*\.generated\.[^/]*)$|(?:^|/)__snapshots__/"
 )
+#: What ``sniff`` looks for at the start of a line, each written after a literal ``\n`` rather than ``(?m)^``:
+#: the regex engine then jumps from newline to newline instead of trying every character.
+_SNIFF_GIT_RE = re.compile(r"\ndiff --(?:git|cc) ")
+_SNIFF_GIT_BODY_RE = re.compile(r"\n(?:@@+ -\d|Binary files |(?:new|deleted) file mode|rename from )")
+_SNIFF_UNIFIED = tuple(re.compile(p) for p in (r"\n--- \S", r"\n\+\+\+ \S", r"\n@@ -\d+(?:,\d+)? \+\d"))
 #: A generated file's hunks are collapsed only past this many lines: a one-line version bump stays readable.
 GENERATED_MIN_LINES = 30
 #: Context lines kept on each side of a change.
@@ -115,15 +128,15 @@ def _is_context(line: str, width: int) -> bool:
 
 
 class DiffCompressor:
-    """Unified diffs: headers and changes verbatim, context trimmed to one line around each change."""
+    """Unified diffs: headers and small changes verbatim, context trimmed, long added/removed runs outlined."""
 
     kind: ClassVar[str] = "diff"
 
     def sniff(self, block: Block) -> bool:
-        text = block.text
-        if re.search(r"^diff --(?:git|cc) ", text, re.MULTILINE):
-            return bool(re.search(r"^(?:@@+ -\d|Binary files |(?:new|deleted) file mode|rename from )", text, re.M))
-        return all(re.search(p, text, re.MULTILINE) for p in (r"^--- \S", r"^\+\+\+ \S", r"^@@ -\d+(?:,\d+)? \+\d"))
+        text = "\n" + block.text  # a newline before every line: the patterns start with a literal, which is fast
+        if _SNIFF_GIT_RE.search(text):
+            return bool(_SNIFF_GIT_BODY_RE.search(text))
+        return all(p.search(text) for p in _SNIFF_UNIFIED)
 
     def compress(self, block: Block, ctx: Context) -> str:
         try:
@@ -152,8 +165,11 @@ class DiffCompressor:
                 notes[first] = f"[generated/lock file {f.path}: {len(f.hunks)} hunks, +{added} -{removed} lines]"
                 spans.append((first, last, "lines"))
                 continue
+            named = ctx.config.keep_files_named_by_question and named_by_question(Block("", path=f.path), ctx)
             for h in f.hunks:
                 spans += _context_spans(h, lines)
+                if h.width == 1 and not hunk_is_targeted(lines[h.header], ctx):
+                    spans += _change_spans(f.path, h, lines, ctx, named)
         spans += _binary_patches(lines)
         if not spans:
             raise Skip("no context worth eliding")
@@ -190,6 +206,18 @@ def _context_spans(h: _Hunk, lines: list[str]) -> list[tuple[int, int, str]]:
         # A marker costs about 25 tokens: shorter runs are cheaper to keep than to point at.
         if hi > lo and sum(len(lines[i]) + 1 for i in body[lo : hi + 1]) > MARKER_CHARS:
             spans.append((body[lo], body[hi], "context lines"))
+    return spans
+
+
+def _change_spans(path: str, h: _Hunk, lines: list[str], ctx: Context, named: bool) -> list[tuple[int, int, str]]:
+    """The parts of each long run of added or removed lines that its outline leaves out."""
+    spans: list[tuple[int, int, str]] = []
+    m = _HUNK_RE.match(lines[h.header])
+    whole = m is not None and 0 in _hunk_lengths(m)
+    for sign, run in change_runs(h.body, lines):
+        what = "added lines" if sign == "+" else "removed lines"
+        for first, last in run_ranges(path or None, [lines[i][1:] for i in run], ctx, named, whole):
+            spans.append((run[first], run[last], what))
     return spans
 
 

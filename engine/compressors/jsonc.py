@@ -31,6 +31,7 @@ from headroom.engine.compressors._json_render import Renderer
 from headroom.engine.compressors._json_series import prometheus, prometheus_lines
 from headroom.engine.compressors._json_values import is_scalar
 from headroom.engine.compressors.base import Block, Context, Skip
+from headroom.engine.compressors.search import is_ripgrep_json
 
 #: Smaller documents are cheaper verbatim than as a table plus markers.
 MIN_CHARS = 400
@@ -48,7 +49,7 @@ class JsonCompressor:
     def sniff(self, block: Block) -> bool:
         head = block.text[:200].lstrip()
         if head.startswith("{"):
-            return True
+            return not is_ripgrep_json(block.text)  # a search result first: the search compressor renders it
         if head.startswith("["):
             # "[Sun Dec 04 ...] [notice]" is a log line, not an array.
             rest = head[1:].lstrip()

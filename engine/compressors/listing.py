@@ -17,14 +17,54 @@ import re
 from collections.abc import Sequence
 from typing import ClassVar
 
-from headroom.engine.compressors._outline import DETAILED, MIN_ELIDE, OUTLINE, normalize
+from headroom.engine.compressors import _outline_cache as outline_cache
+from headroom.engine.compressors._outline import DETAILED, OUTLINE, gaps, normalize
+from headroom.engine.compressors._outline_cache import Outline
 from headroom.engine.compressors.base import Block, Context, Skip
-from headroom.engine.compressors.code import elided_share, is_listing, named_by_question, outline_ranges, render
+from headroom.engine.compressors.code import (
+    elided_share,
+    is_listing,
+    marker_indents,
+    named_by_question,
+    outline,
+    render,
+    source_key,
+)
 
-_NUMBERED_RE = re.compile(r"^ *\d+(?:\t|→)(.*)$", re.DOTALL)
+_PREFIX_RE = re.compile(r"^ *\d+(?:\t|→)")
+#: The same over a text with a newline before every line: a literal ``\n`` first lets the regex engine jump
+#: from line to line instead of trying ``(?m)^`` at every character.
+_NL_PREFIX_RE = re.compile(r"\n *\d+(?:\t|→)")
+_NL_UNNUMBERED_RE = re.compile(r"\n(?! *\d+(?:\t|→))")
 #: Lines that give a non-code file its shape: Markdown headings, INI/TOML sections, top-level YAML keys.
 _STRUCTURE_RE = re.compile(r"^(?:#{1,6} \S|\[[^\]\n]+\]\s*$|[A-Za-z_][\w.-]*:(?:\s|$))")
 _MAX_STRUCTURE = 40
+
+
+def strip_numbers(lines: list[str]) -> tuple[list[str], int]:
+    """Each line's code without its number (``""`` for an unnumbered line), and the last numbered row.
+
+    One substitution over the joined text does the work in C; a regex for the unnumbered lines (a tool's
+    trailing note, blank lines) blanks those, so the result is what matching each line would give.
+    """
+    if not lines:
+        return [], -1
+    joined = "\n" + "\n".join(lines)  # a newline before every line, the first one included
+    stripped, count = _NL_PREFIX_RE.subn("\n", joined)
+    code = stripped[1:].split("\n")
+    if count == len(lines):
+        return code, len(lines) - 1
+    unnumbered: set[int] = set()
+    row, pos = 0, 0
+    for m in _NL_UNNUMBERED_RE.finditer(joined):
+        row += joined.count("\n", pos, m.start())  # the newlines before this line's own: its row
+        pos = m.start()
+        unnumbered.add(row)
+        code[row] = ""
+    last_numbered = len(lines) - 1
+    while last_numbered >= 0 and last_numbered in unnumbered:
+        last_numbered -= 1
+    return code, last_numbered
 
 
 def text_ranges(lines: Sequence[str], ctx: Context, named: bool) -> list[tuple[int, int]]:
@@ -34,20 +74,9 @@ def text_ranges(lines: Sequence[str], ctx: Context, named: bool) -> list[tuple[i
     keep = set(range(min(head, n))) | set(range(max(0, n - tail), n))
     structure = [i for i, line in enumerate(lines) if _STRUCTURE_RE.match(line)]
     keep.update(structure[:_MAX_STRUCTURE])
-    for i, line in enumerate(lines):
-        if line.strip() and ctx.relevance(line) > 0:
-            keep.update(range(max(0, i - 1), min(n, i + 2)))
-    ranges: list[tuple[int, int]] = []
-    start: int | None = None
-    for i in range(n + 1):
-        if i < n and i not in keep:
-            if start is None:
-                start = i
-        elif start is not None:
-            if i - start >= MIN_ELIDE:
-                ranges.append((start, i - 1))
-            start = None
-    return ranges
+    for i in ctx.relevant_rows(lines):
+        keep.update(range(max(0, i - 1), min(n, i + 2)))
+    return gaps(lines, keep)
 
 
 class ListingCompressor:
@@ -62,22 +91,31 @@ class ListingCompressor:
         if ctx.config.file_read_policy == "exact":
             raise Skip("file_read_policy=exact")
         lines = block.text.splitlines()
-        code: list[str] = []
-        last_numbered = -1
-        for i, line in enumerate(lines):
-            m = _NUMBERED_RE.match(line)
-            code.append("" if m is None else m.group(1))
-            if m is not None:
-                last_numbered = i
+        last_numbered = len(lines) - 1
+        while last_numbered >= 0 and _PREFIX_RE.match(lines[last_numbered]) is None:
+            last_numbered -= 1
         if last_numbered < 0:
             raise Skip("no numbered lines")
         named = ctx.config.keep_files_named_by_question and named_by_question(block, ctx)
+        detail = DETAILED if named else OUTLINE
+        # The numbered lines and the count of unnumbered ones after them determine the code exactly (an
+        # unnumbered line's code is ""), so a cached outline needs no stripping of numbers: a tool's trailing
+        # note may change from one read of the file to the next.
+        key = source_key("\n".join(lines[: last_numbered + 1]), "listing", block.path, len(lines), detail)
         try:
-            ranges = outline_ranges(block, code, ctx, DETAILED if named else OUTLINE, line_cost=4)
+            found = outline_cache.lookup(key, ctx)
+            if isinstance(found, str):
+                raise Skip(found)
+            if found is None:
+                found = outline(block, strip_numbers(lines)[0], ctx, detail, line_cost=4, key=key)
         except Skip:
+            code = strip_numbers(lines)[0]
             ranges = normalize(text_ranges(code, ctx, named), code)
-        # A tool's unnumbered trailing note stays in view; a marker never swallows it.
-        ranges = [(a, min(b, last_numbered)) for a, b in ranges if a <= last_numbered]
+            found = Outline(ranges, marker_indents(ranges, code.__getitem__))
+        # A tool's unnumbered trailing note stays in view; a marker never swallows it. (Its rows are blank as
+        # code, so clipping a range there never changes the line its marker's indentation comes from.)
+        kept = [((a, min(b, last_numbered)), ind) for (a, b), ind in zip(*found, strict=True) if a <= last_numbered]
+        ranges = [r for r, _ in kept]
         if elided_share(lines, ranges) < 0.15:
             raise Skip("outline keeps almost everything")
-        return render(lines, ranges, ctx, code, block.text.endswith(("\n", "\r")))
+        return render(lines, ranges, ctx, [ind for _, ind in kept], block.text.endswith(("\n", "\r")))

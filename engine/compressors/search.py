@@ -14,6 +14,7 @@ retrievable through one whole-block marker.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 import shlex
@@ -60,7 +61,7 @@ _KEYWORDS += r"val|module|record|object|protocol|typedef|macro|union|namespace|a
 _CALL_WORDS = _words("return assert if while for else elif case yield await raise throw new not print echo")
 
 
-@dataclass
+@dataclass(slots=True)
 class _Rec:
     kind: str  # match, context, sep, head, blank, meta, other
     path: str | None
@@ -70,7 +71,7 @@ class _Rec:
     raw: str
 
 
-@dataclass
+@dataclass(slots=True)
 class _File:
     path: str
     order: int
@@ -80,31 +81,55 @@ class _File:
     defines: bool = False
 
 
+def is_ripgrep_json(text: str) -> bool:
+    """``rg --json`` output: its first three records are ripgrep's begin/match/context/end/summary messages.
+
+    It is valid NDJSON too, but a search result first: the JSON compressor leaves it to this one.
+    """
+    lines = [ln for ln in text[:16384].splitlines()[:60] if ln.strip()][:3]
+    return len(lines) >= 2 and all(_JSON_TYPE_RE.match(ln.strip()) for ln in lines)
+
+
+@functools.lru_cache(maxsize=4096)  # grep output repeats each path on every line: decide it once
 def _looks_path(p: str) -> bool:
-    return bool(_PATHISH_RE.match(p)) and ("/" in p or "\\" in p or bool(_EXT_RE.search(p))) and not p.isdigit()
+    return bool(_PATHISH_RE.match(p)) and ("/" in p or "\\" in p or _has_ext(p)) and not p.isdigit()
 
 
-def _split_prefixed(line: str, known: Mapping[str, object]) -> tuple[str, str, int, str] | None:
-    """(kind, path, line, text) of ``path:N:text`` / ``path-N-text``; the path may itself hold ``-N-``."""
-    fallback: tuple[str, str, int, str] | None = None
+@functools.lru_cache(maxsize=4096)
+def _has_ext(p: str) -> bool:
+    return _EXT_RE.search(p) is not None
+
+
+_Prefixed = tuple[str, str, int, str]
+
+
+def _prefixed(line: str) -> tuple[list[_Prefixed], _Prefixed | None]:
+    """Every (kind, path, line, text) reading of ``path:N:text`` / ``path-N-text`` (the path may itself hold
+    ``-N-``), in order, and the one to take when no path is known: the last path-like one, preferring one
+    with a file extension."""
+    readings: list[_Prefixed] = []
+    fallback: _Prefixed | None = None
     for m in _PREFIX_RE.finditer(line):
         path = line[: m.start()]
         if ":" in path:
             break
-        got = ("match" if m.group(1) == ":" else "context", path, int(m.group(2)), line[m.end() :])
-        if path in known:
-            return got
-        if _looks_path(path) and (fallback is None or (not _EXT_RE.search(fallback[1]) and _EXT_RE.search(path))):
+        sep, number = m.groups()
+        got = ("match" if sep == ":" else "context", path, int(number), line[m.end() :])
+        readings.append(got)
+        if fallback is None:
+            if _looks_path(path):
+                fallback = got
+        elif not _has_ext(fallback[1]) and _has_ext(path) and _looks_path(path):
             fallback = got
-    return fallback
+    return readings, fallback
 
 
-def _classify(line: str, known: Mapping[str, object]) -> tuple[str, str | None, int | None, str]:
+def _classify(line: str, known: Mapping[str, object], hit: _Prefixed | None) -> tuple[str, str | None, int | None, str]:
+    """What one line is; ``hit`` is its ``path:N:`` reading (the first one with a known path, else the fallback)."""
     if not line.strip():
         return "blank", None, None, ""
     if line == "--":
         return "sep", None, None, ""
-    hit = _split_prefixed(line, known)
     if hit is not None:
         return hit
     m = _NUM_RE.match(line)
@@ -126,15 +151,25 @@ def _classify(line: str, known: Mapping[str, object]) -> tuple[str, str | None, 
 def _parse_text(text: str) -> list[_Rec]:
     raws = text.splitlines(keepends=True)
     lines = [r.rstrip("\r\n") for r in raws]
+    # Two passes: the paths of match lines first, so a context line is split at a path that matched. Each
+    # line's readings are found once and reused by the second pass.
+    readings = [_prefixed(line) for line in lines]
     known: dict[str, None] = {}
-    for line in lines:
-        kind, path, _, _ = _classify(line, {})
-        if kind == "match" and path is not None:
-            known.setdefault(path, None)
+    first: list[tuple[str, str | None, int | None, str]] = []
+    for line, (_, fallback) in zip(lines, readings, strict=True):
+        got = _classify(line, {}, fallback)
+        first.append(got)
+        if got[0] == "match" and got[1] is not None:
+            known.setdefault(got[1], None)
     recs: list[_Rec] = []
     heading: str | None = None
     for i, line in enumerate(lines):
-        kind, path, ln, body = _classify(line, known)
+        cands, fallback = readings[i]
+        if fallback is not None and len(cands) == 1:
+            kind, path, ln, body = first[i]  # one reading: the known paths cannot change it
+        else:
+            hit = next((c for c in cands if c[1] in known), fallback)
+            kind, path, ln, body = _classify(line, known, hit)
         if kind == "head":
             if _NUM_RE.match(lines[i + 1] if i + 1 < len(lines) else "") is None:
                 kind = "other"
@@ -293,7 +328,7 @@ class SearchCompressor:
         lines = [ln for ln in block.text.splitlines()[:60] if ln.strip()][:40]
         if len(lines) < 2 or sum(1 for ln in lines if _COMPILER_RE.match(ln)) > len(lines) // 4:
             return False
-        if all(_JSON_TYPE_RE.match(ln.strip()) for ln in lines[:3]):
+        if is_ripgrep_json(block.text):
             return True
         recs = _parse_text("\n".join(lines))
         shaped = sum(1 for r in recs if r.kind in ("match", "context", "head", "sep"))
@@ -323,7 +358,7 @@ class SearchCompressor:
         def_re = definition_re(names)
         if def_re is not None:
             for f in files.values():
-                _keep_definitions(f, recs, def_re)
+                _keep_definitions(f, recs, def_re, names)
         ranked = _rank(list(files.values()), recs, ctx)
         return _render(ranked, recs, ctx, text, n_matches, is_json)
 
@@ -347,13 +382,17 @@ def _group(recs: list[_Rec], default_path: str | None) -> dict[str, _File]:
     return files
 
 
-def _keep_definitions(f: _File, recs: list[_Rec], def_re: re.Pattern[str]) -> None:
-    """Keep each definition line with its decorators and the rest of a signature that spans lines."""
+def _keep_definitions(f: _File, recs: list[_Rec], def_re: re.Pattern[str], names: list[str]) -> None:
+    """Keep each definition line with its decorators and the rest of a signature that spans lines.
+
+    A definition of a name holds the name: a substring test skips most lines before the large regex runs.
+    """
     if _DOC_EXT_RE.search(f.path):
         return
     body = [i for i in f.recs if recs[i].kind in ("match", "context")]
     for pos, i in enumerate(body):
-        if not _is_definition(recs[i].text, def_re):
+        text = recs[i].text
+        if not any(name in text for name in names) or not _is_definition(text, def_re):
             continue
         f.defines = True
         f.keep.add(i)

@@ -18,10 +18,12 @@ from typing import ClassVar
 from headroom.engine.compressors.base import Block, Context, Skip, estimate_tokens
 from headroom.engine.compressors.traces import MARKER_CHARS, plan_frames, render
 
+#: Searched in the text with a newline put before it, so each line start is a literal ``\n`` (the regex engine
+#: jumps between newlines instead of trying ``(?m)^`` at every character).
 _SNIFF = re.compile(
-    r"^=+ test session starts =+$|^\S+::\S+ (?:PASSED|FAILED|ERROR|SKIPPED)|^(?:FAILED|ERROR) \S+::"
-    r"|^Ran \d+ tests? in |^--- (?:FAIL|PASS): |^=== RUN |^ok  \t|^FAIL\t"
-    r"|^running \d+ tests?$|^test result: |^(?:PASS|FAIL) \S|^Tests: +\d",
+    r"\n(?:=+ test session starts =+$|\S+::\S+ (?:PASSED|FAILED|ERROR|SKIPPED)|(?:FAILED|ERROR) \S+::"
+    r"|Ran \d+ tests? in |--- (?:FAIL|PASS): |=== RUN |ok  \t|FAIL\t"
+    r"|running \d+ tests?$|test result: |(?:PASS|FAIL) \S|Tests: +\d)",
     re.M,
 )
 _PASS = re.compile(
@@ -103,7 +105,7 @@ class TestOutputCompressor:
     kind: ClassVar[str] = "tests"
 
     def sniff(self, block: Block) -> bool:
-        return bool(_SNIFF.search(block.text[:200_000]))
+        return bool(_SNIFF.search("\n" + block.text[:200_000]))
 
     def compress(self, block: Block, ctx: Context) -> str:
         text = block.text
