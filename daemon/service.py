@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from headroom.daemon.proxy.server import ProxyServer
     from headroom.memory.memo_store import DBBlockMemo
 from headroom.memory.errors import DatabaseError, DatabaseFull, DatabaseLocked
+from headroom.memory.redact import redact_text
 
 log = logging.getLogger("headroom.daemon")
 
@@ -122,7 +123,7 @@ def setup_logging(paths: Paths, *, verbose: bool = False) -> None:
     target = str(paths.log_file.absolute())
     if any(getattr(h, "baseFilename", None) == target for h in root.handlers):
         return
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    fmt = RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     handlers: list[logging.Handler] = [
         _PrivateRotatingFileHandler(paths.log_file, maxBytes=5 << 20, backupCount=3, encoding="utf-8"),
         logging.StreamHandler(sys.stderr),
@@ -132,6 +133,18 @@ def setup_logging(paths: Paths, *, verbose: bool = False) -> None:
         root.addHandler(handler)
     with contextlib.suppress(OSError):
         paths.log_file.chmod(0o600)
+
+
+class RedactingFormatter(logging.Formatter):
+    """Redacts each formatted line, traceback included, before a handler writes it.
+
+    Log lines quote what the daemon was handling when something failed: a database error carries the row it
+    could not store, a reader error the log line it could not parse. Those can hold an API key the agent read,
+    and the log file outlives them all (DESIGN invariant 4: log lines are redacted too).
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_text(super().format(record))
 
 
 def write_private(path: Path, data: bytes) -> None:

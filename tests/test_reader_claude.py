@@ -595,3 +595,16 @@ def test_ccusage_live(shared: Path, tmp_path: Path) -> None:
     for scenario in sorted((shared / "fixtures" / "generated" / "claude").iterdir()):
         shutil.copytree(scenario, generated / "projects", dirs_exist_ok=True)
     assert _ccusage(generated, tmp_path) == daily(generated / "projects")
+
+
+def test_a_subagent_title_waiting_in_the_reader_state_is_redacted(tmp_path: Path) -> None:
+    """The sidecar title sits in the stored reader state until the file's first record: never in clear."""
+    agent = tmp_path / "p" / "s" / "subagents" / "agent-a0123456789abcdef.jsonl"
+    agent.parent.mkdir(parents=True)
+    agent.write_bytes(b"")
+    token = "ghp_" + "a1B2c3D4e5" * 3 + "f6G7h8"
+    agent.with_name("agent-a0123456789abcdef.meta.json").write_text(
+        json.dumps({"agentType": "Explore", "description": f"use {token} to clone"}), encoding="utf-8"
+    )
+    state = ClaudeReader().begin(agent, tmp_path)
+    assert token not in json.dumps(state) and "[REDACTED:github_token]" in state["title"]

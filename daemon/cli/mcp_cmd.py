@@ -42,6 +42,10 @@ def mcp_serve(app: App, verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.WARNING,
         format="headroom-mcp %(levelname)s %(name)s: %(message)s",
     )
+    from headroom.daemon.service import RedactingFormatter
+
+    for handler in logging.getLogger().handlers:  # the agent keeps MCP servers' stderr in its own logs
+        handler.setFormatter(RedactingFormatter("headroom-mcp %(levelname)s %(name)s: %(message)s"))
     if sys.stdin.isatty():
         click.echo("headroom mcp serve speaks MCP on stdin/stdout; agents start it (`headroom mcp install`).", err=True)
     from headroom.daemon.mcp.server import serve

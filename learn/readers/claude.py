@@ -73,6 +73,7 @@ from headroom.learn.readers._claude_tools import (
 )
 from headroom.learn.readers._claude_usage import file_id, usage_line
 from headroom.learn.readers.base import LogReader, State
+from headroom.memory.redact import redact_text
 
 # Records that only echo or checkpoint what other records already say.
 _SILENT_TYPES = frozenset(
@@ -494,4 +495,5 @@ def _sidecar_title(path: Path) -> str | None:
         return None
     parts = [meta.get(name) for name in ("agentType", "description")]
     texts = [part.strip() for part in parts if isinstance(part, str) and part.strip()]
-    return ": ".join(texts) or None
+    # Redacted here: until the file's first record it waits in the reader state, which is stored as is.
+    return redact_text(": ".join(texts)) or None
