@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from headroom.memory.memo_store import DBBlockMemo
 from headroom.memory.errors import DatabaseError, DatabaseFull, DatabaseLocked
 from headroom.memory.redact import redact_text
+from headroom.memory.rescan import note_rules_applied, redact_if_rules_changed, stored_anything
 
 log = logging.getLogger("headroom.daemon")
 
@@ -242,9 +243,14 @@ class Service:
             for agent, agent_roots in ingestor.roots.items():
                 for root in agent_roots:
                     log.info("%s logs: %s%s", agent, root, "" if root.is_dir() else " (not there yet)")
+            fresh = not stored_anything(db)
+            if fresh:  # everything from here on is redacted as it is written
+                note_rules_applied(db)
             report = self._scan(ingestor, self.progress)
             if self.after_backfill is not None:
                 self.after_backfill()
+            if not fresh:
+                self._start_redaction_pass(db)
             log.info(
                 "started in %.1fs: backfilled %d files (%.1f MB, %d records, %d problems) in %.1fs",
                 time.monotonic() - started,
@@ -256,6 +262,22 @@ class Service:
             )
             self._follow(ingestor, watcher)
         log.info("stopped")
+
+    def _start_redaction_pass(self, db: Database) -> None:
+        """Once per change of the redaction rules (and after an upgrade from a version that kept the session
+        mirror in clear), redact what is already stored, on its own thread after the backfill: rows written
+        meanwhile are redacted as they are written anyway."""
+
+        def run() -> None:
+            try:
+                report = redact_if_rules_changed(db)
+            except Exception as exc:  # retried at the next start: the rules' fingerprint is recorded only after
+                self._note_error(f"redacting stored text failed: {exc}", component="database")
+                return
+            if report is not None:
+                log.info("redacted stored text under the current rules: %d rows changed", report["rows"])
+
+        threading.Thread(target=run, name="headroom-redact-pass", daemon=True).start()
 
     def _start_integrity_check(self, db: Database) -> None:
         """``PRAGMA quick_check`` once at start, on its own thread (it reads the whole file: seconds for a large

@@ -13,9 +13,11 @@ text does not linger in free pages or in the WAL file.
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 from typing import Any
 
-from sqlalchemy import Table, Text, select, text, update
+from sqlalchemy import Table, Text, func, select, text, update
 
 from headroom.memory import models as m
 from headroom.memory.db import Database
@@ -58,6 +60,52 @@ def redact_stored(db: Database, *, apply: bool = False) -> dict[str, Any]:
     if apply and rows_changed:
         db.compact()  # checkpoints and truncates the WAL (and VACUUMs when much is free): no old copy stays there
     return {"rows": sum(rows_changed.values()), "by_table": rows_changed, "applied": apply}
+
+
+#: The state value that records which rules the stored text was last redacted with.
+RULES_STATE = "redact.rules"
+
+
+def rules_fingerprint() -> str:
+    """A digest of the redaction rules' source: when they change, text stored under the old ones is worth a pass."""
+    from headroom.memory import redact, redact_values
+
+    digest = hashlib.sha256()
+    for module in (redact, redact_values):
+        digest.update(inspect.getsource(module).encode())
+    return digest.hexdigest()[:16]
+
+
+def note_rules_applied(db: Database, fingerprint: str | None = None) -> None:
+    """Record that everything stored is redacted by today's rules (a pass just ran, or nothing was stored yet)."""
+    value = fingerprint or rules_fingerprint()
+    with db.transaction() as s:
+        row = s.get(m.StateValue, RULES_STATE)
+        if row is None:
+            s.add(m.StateValue(name=RULES_STATE, value=value))
+        else:
+            row.value = value
+
+
+def stored_anything(db: Database) -> bool:
+    """Whether the mirror holds any session yet (a new database needs no redaction pass: rows are redacted as
+    they are written)."""
+    with db.sessions() as s:
+        return bool(s.execute(select(func.count()).select_from(m.Session)).scalar())
+
+
+def redact_if_rules_changed(db: Database) -> dict[str, Any] | None:
+    """Apply today's rules to what is stored once per change of the rules (the daemon calls it after its
+    backfill: an upgrade from a version that stored the mirror in clear, or new rules, cleans old rows without
+    the user having to know about ``memory redact --scan``). None when the stored text is already current."""
+    fingerprint = rules_fingerprint()
+    with db.sessions() as s:
+        row = s.get(m.StateValue, RULES_STATE)
+        if row is not None and row.value == fingerprint:
+            return None
+    report = redact_stored(db, apply=True)
+    note_rules_applied(db, fingerprint)
+    return report
 
 
 def _scan_table(db: Database, table: Table, columns: list[str], apply: bool) -> int:

@@ -314,3 +314,45 @@ def test_ccr_folder_is_made_owner_only_even_when_it_already_existed(tmp_path: Pa
     files = list(files_under(root))
     assert files and all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in files)
     assert all(stat.S_IMODE(p.parent.stat().st_mode) == 0o700 for p in files)
+
+
+def test_the_daemon_redacts_rows_an_older_version_stored_in_clear(
+    db: Database, isolated_home: Path, claude_root: Path
+) -> None:
+    """After an upgrade (or a change of the rules), the daemon cleans old rows by itself, once, after its backfill."""
+    import threading
+    import time
+
+    from headroom.daemon.config import load_config
+    from headroom.daemon.service import Service
+    from headroom.memory.models import StateValue
+    from headroom.memory.rescan import RULES_STATE, rules_fingerprint
+
+    with db.transaction() as s:  # Core inserts: as an older version wrote them, in clear
+        sid = s.execute(
+            insert(SessionRow)
+            .values(agent="claude", key="s1", title="key " + ANT, stale=False)
+            .returning(SessionRow.id)
+        ).scalar_one()
+        s.execute(insert(EventRow).values(session_id=sid, key="e1", kind="user_prompt", text="key " + GH))
+    service = Service(load_config())
+    thread = threading.Thread(target=service.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with db.sessions() as s:
+                row = s.get(StateValue, RULES_STATE)
+                if row is not None and row.value == rules_fingerprint():
+                    break
+            time.sleep(0.1)
+        else:
+            raise AssertionError("the daemon did not run its redaction pass within 30 s")
+    finally:
+        service.request_stop()
+        thread.join(10)
+    assert not thread.is_alive()
+    db.engine.dispose()
+    assert_no_secret_in_tables(isolated_home / "headroom.db")
+    # Recorded: the next start has nothing to do, and a new database never needs the pass at all.
+    assert json.loads(run("memory", "redact", "--scan", "--dry-run", "--json").output)["stored"]["rows"] == 0

@@ -217,11 +217,13 @@ def memory_stats(app: App, project: str | None, all_projects: bool, as_json: boo
 @pass_app
 def memory_redact(app: App, scan: bool, dry_run: bool, as_json: bool) -> None:
     """Clean secrets out of what is already stored: memory items, the session mirror, lessons (the rules grow)."""
-    from headroom.memory.rescan import redact_stored
+    from headroom.memory.rescan import note_rules_applied, redact_stored
 
     memory = _memory(app, refresh=False, embeddings=False)
     report = memory.store.redact_scan(apply=not dry_run)
     report["stored"] = redact_stored(memory.db, apply=not dry_run)
+    if not dry_run:  # the daemon's own pass at its next start has nothing left to do
+        note_rules_applied(memory.db)
     if as_json:
         emit_json(report)
         return
