@@ -129,6 +129,20 @@ def entry_marker(entry_id: str, what: str) -> str:
     return f"[{what}; retrieve hr:{entry_id}]"
 
 
+def parse_line_range(value: str | None) -> tuple[int, int] | None:
+    """``"120-160"`` -> ``(120, 160)``, ``"7"`` -> ``(7, 7)``, ``None``/``""`` -> ``None``; ``ValueError`` otherwise.
+
+    The ``lines`` argument of a retrieval as a person or a model types it (the CLI's ``--lines``, the MCP tools).
+    """
+    if value is None:
+        return None
+    first, sep, last = value.strip().partition("-")
+    try:
+        return (int(first), int(last or first)) if sep or first else None
+    except ValueError:
+        raise ValueError(f"expected FIRST-LAST, got {value!r}") from None
+
+
 def slice_lines(text: str, first: int, last: int) -> str:
     """Lines ``first..last`` of ``text`` with their own line endings: joining adjacent slices is lossless."""
     lines = text.splitlines(keepends=True)

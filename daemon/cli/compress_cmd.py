@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 from headroom.daemon.cli.common import App, emit_json, json_option, pass_app
-
-if TYPE_CHECKING:
-    from headroom.engine import CCRStore, CompressResult, EngineConfig
+from headroom.engine.ccr import parse_line_range
+from headroom.engine.text import DEFAULT_MODEL, summary_line
 
 _BODY_KEYS = ("messages", "input", "contents")
-#: The tokenizer that counts tokens when the caller does not say which model will read the text.
-DEFAULT_MODEL = "gpt-4o"
 
 
 def _request_messages(data: Any) -> tuple[list[Any], str | None] | None:
@@ -40,48 +37,6 @@ def _request_messages(data: Any) -> tuple[list[Any], str | None] | None:
     if isinstance(data, list) and data and all(isinstance(m, dict) and ("role" in m or "parts" in m) for m in data):
         return data, None
     return None
-
-
-def tool_result_messages(text: str, question: str | None, file_path: str | None = None) -> list[dict[str, Any]]:
-    """A conversation in which ``text`` is the one tool result, so the engine compresses it like one.
-
-    A file path in the call's input lets the router pick a language; the question (if any) is the user's
-    last words, which the compressors keep relevant lines for.
-    """
-    tool_input = {"file_path": file_path} if file_path else {}
-    call = {"id": "call_cli", "type": "function", "function": {"name": "read", "arguments": json.dumps(tool_input)}}
-    return [
-        {"role": "user", "content": question or ""},
-        {"role": "assistant", "content": None, "tool_calls": [call]},
-        {"role": "tool", "tool_call_id": "call_cli", "content": text},
-    ]
-
-
-def compress_text(
-    text: str,
-    store: CCRStore,
-    *,
-    question: str | None = None,
-    model: str = DEFAULT_MODEL,
-    config: EngineConfig | None = None,
-    file_path: str | None = None,
-) -> tuple[str, CompressResult]:
-    """``text`` compressed as one tool result, originals put into ``store`` (the CLI and the MCP tool share it)."""
-    from headroom.engine import compress
-
-    messages = tool_result_messages(text, question, file_path)
-    result = compress(messages, model, question=question, store=store, config=config)
-    return result.messages[2]["content"], result
-
-
-def summary_line(result: CompressResult, retrieve_hint: str) -> str:
-    """``12,345 → 2,345 tokens (81.0% saved) by logs; 1 originals kept (<hint>)``: one line for a human."""
-    kinds = sorted({d.compressor for d in result.decisions if d.compressor})
-    return (
-        f"{result.tokens_before:,} → {result.tokens_after:,} tokens ({result.ratio:.1%} saved)"
-        f"{' by ' + ', '.join(kinds) if kinds else ''}; {len(result.ccr_entries)} originals kept"
-        + (f" ({retrieve_hint})" if result.ccr_entries else "")
-    )
 
 
 def _read_input(source: str) -> str:
@@ -106,7 +61,7 @@ def compress_cmd(app: App, source: str, question: str | None, model: str, frozen
     A JSON request body or message list comes back as a compressed request; anything else is compressed as
     one tool result (a FILE path also tells the language). Originals stay retrievable: see `headroom retrieve`.
     """
-    from headroom.engine import compress
+    from headroom.engine import compress, compress_text
     from headroom.memory.ccr_store import FileCCRStore
 
     text = _read_input(source)
@@ -115,37 +70,21 @@ def compress_cmd(app: App, source: str, question: str | None, model: str, frozen
     except ValueError:
         data = None
     found = _request_messages(data)
-    if found is not None:
-        messages, key = found
-        wrapped = False
-    else:
-        messages = tool_result_messages(text, question, source if source != "-" else None)
-        key, wrapped = None, True
     app.config.paths.ensure()  # owner-only data dir before any original is written
     store = FileCCRStore(app.config.paths.ccr_dir)
-    result = compress(messages, model, question=question, store=store, frozen=frozen, config=app.config.engine)
-    if wrapped:
-        output: Any = result.messages[2]["content"]
-    elif key is None:
-        output = result.messages
+    output: Any
+    if found is None:
+        path = source if source != "-" else None
+        output, result = compress_text(text, model, path=path, question=question, store=store, config=app.config.engine)
     else:
-        output = {**data, key: result.messages}
+        messages, key = found
+        result = compress(messages, model, question=question, store=store, frozen=frozen, config=app.config.engine)
+        output = result.messages if key is None else {**data, key: result.messages}
     if as_json:
         emit_json({**result.summary(), "output": output})
         return
     click.echo(output if isinstance(output, str) else json.dumps(output, ensure_ascii=False, indent=2))
     click.echo(summary_line(result, "headroom retrieve hr:<id>"), err=True)
-
-
-def parse_line_range(value: str | None) -> tuple[int, int] | None:
-    """``"120-160"`` -> ``(120, 160)``, ``"7"`` -> ``(7, 7)``; ``ValueError`` for anything else."""
-    if value is None:
-        return None
-    first, sep, last = value.strip().partition("-")
-    try:
-        return (int(first), int(last or first)) if sep or first else None
-    except ValueError:
-        raise ValueError(f"expected FIRST-LAST, got {value!r}") from None
 
 
 def _parse_lines(value: str | None) -> tuple[int, int] | None:

@@ -19,7 +19,7 @@ import httpx
 import orjson
 
 from headroom.daemon.proxy.routes import MEMORY_SEARCH_PATH
-from headroom.engine.ccr import grep_lines, slice_lines
+from headroom.engine.ccr import grep_lines, parse_line_range, slice_lines
 from headroom.engine.errors import HeadroomError
 
 if TYPE_CHECKING:
@@ -156,8 +156,6 @@ class MemoryTools:
         item = item.scoped(self.project)
         text = item.content
         if lines:
-            from headroom.daemon.cli.compress_cmd import parse_line_range
-
             try:
                 span = parse_line_range(lines)
             except ValueError as exc:

@@ -119,8 +119,7 @@ class Tools:
 
     def retrieve(self, ref: str, query: str | None = None, lines: str | None = None) -> str:
         """The original behind ``ref``: whole, lines ``"a-b"`` of it, or the lines matching ``query``."""
-        from headroom.daemon.cli.compress_cmd import parse_line_range
-        from headroom.engine import RetrievalError, retrieve
+        from headroom.engine import RetrievalError, parse_line_range, retrieve
 
         try:
             span = parse_line_range(lines or None)
@@ -131,10 +130,10 @@ class Tools:
 
     def compress(self, content: str, question: str | None = None) -> tuple[str, str]:
         """``content`` compressed as one tool result, and a one-line summary of what it saved."""
-        from headroom.daemon.cli.compress_cmd import compress_text, summary_line
+        from headroom.engine import compress_text, summary_line
 
         self.config.paths.ensure()  # owner-only data dir before any original is written
-        text, result = compress_text(content, self.store, question=question or None, config=self.config.engine)
+        text, result = compress_text(content, question=question or None, store=self.store, config=self.config.engine)
         return text, "headroom: " + summary_line(result, "headroom_retrieve hr:<id>")
 
     def database(self) -> Database:
