@@ -186,7 +186,7 @@ def test_a_daemon_that_does_not_answer_costs_only_the_short_timeout(tmp_path: Pa
     thread.start()
     try:
         command = hooks_install.hook_command("codex", "PostToolUse", sock_path)
-        event, payload = _failed_python("codex", project, "s-hung")
+        _event, payload = _failed_python("codex", project, "s-hung")
         started = time.perf_counter()
         done = subprocess.run(command, shell=True, input=json.dumps(payload), capture_output=True, text=True)
         elapsed = time.perf_counter() - started

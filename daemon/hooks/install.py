@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -43,7 +44,9 @@ HOST_TIMEOUT_S = 10  # the host's own limit; the client gives up on the daemon l
 LEGACY_MARKER = "memory briefing --hook"  # the SessionStart hook of `headroom memory install`
 CLIENT_MARKER = "hooks/client.py"
 FEATURE = "codex_hooks"
-_FEATURE_BLOCK = f"[features]\n{FEATURE} = true\n"
+_FLAG_NOTE = "added by headroom hooks install"
+_FEATURE_BLOCK = f"[features]\n{FEATURE} = true  # {_FLAG_NOTE}\n"
+_OUR_FLAG = re.compile(rf"^[ \t]*{FEATURE}[ \t]*=[ \t]*true[ \t]*#[ \t]*{_FLAG_NOTE}[ \t]*$", re.MULTILINE)
 _EVENT_NAMES = {event for _, event in EVENTS}
 
 
@@ -256,7 +259,9 @@ def plan_flag() -> Change:
         after = text + ("\n" if text else "") + _FEATURE_BLOCK
     else:
         doc = tomlkit.parse(text)
-        doc["features"][FEATURE] = True
+        flag = tomlkit.item(True)
+        flag.comment(_FLAG_NOTE)
+        doc["features"][FEATURE] = flag
         after = doc.as_string()
     check = _toml(after, path)
     if check.get("features", {}).get(FEATURE) is not True or _without_flag(check) != _without_flag(data):
@@ -270,19 +275,13 @@ def plan_flag_removal(still_used: bool) -> Change:
     before = read_config(path)
     data = _toml(before, path)
     features = data.get("features")
+    # headroom's flag carries its note: a flag the user set (or wrote over ours) is theirs and stays.
+    if before is None or still_used or not isinstance(features, dict) or not _OUR_FLAG.search(before):
+        return Change("codex", path, "absent", before, before)
     try:
         original = read_config(backup_file(path))
     except InstallError:
-        original = None
-    original_flag = _toml(original, path).get("features", {}).get(FEATURE) if original is not None else None
-    if (
-        before is None
-        or still_used
-        or not isinstance(features, dict)
-        or features.get(FEATURE) is not True
-        or original_flag is not None
-    ):
-        return Change("codex", path, "absent", before, before)
+        original = ""
     if before.endswith(_FEATURE_BLOCK) and features == {FEATURE: True}:
         start = len(before) - len(_FEATURE_BLOCK)
         if start and before[start - 1] == "\n":  # the newline plan_flag wrote before the header
