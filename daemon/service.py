@@ -469,7 +469,7 @@ class Service:
                 "learn": self._learn_health(),
                 "scheduler": self.scheduler.health() if self.scheduler is not None else {"state": "stopped"},
                 "proxy": self._proxy_health(),
-                "hooks": self.hooks.health() if self.hooks is not None else {"state": "stopped"},
+                "hooks": self._hooks_health(),
             },
         }
 
@@ -513,6 +513,12 @@ class Service:
             "last_error": errors[-1] if errors else None,
             "last": self.learn.last,
         }
+
+    def _hooks_health(self) -> dict[str, Any]:
+        if self.hooks is not None:
+            return self.hooks.health()
+        failed = self._errors.get("hooks")
+        return {"state": "failed" if failed else "stopped", "last_error": failed}
 
     def _proxy_health(self) -> dict[str, Any]:
         if self.proxy is None:

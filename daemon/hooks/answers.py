@@ -47,6 +47,9 @@ from headroom.memory.store import Item, MemoryStore, utcnow
 log = logging.getLogger("headroom.hooks")
 
 MAX_ITEMS = 3
+#: Beside the best item, only near-ties are shown: the calibration (bench/README.md, Hooks) found the runners-up
+#: of a long source file's hit to be mostly noise, and the cut doubled precision at the same recall.
+TIE = 0.95
 MIN_PROMPT_CHARS = 12
 SNIPPET_CHARS = 280
 SESSIONS_KEPT = 1024
@@ -216,8 +219,7 @@ class HookAnswers:
         if len(prompt.strip()) < MIN_PROMPT_CHARS:
             return ""
         session = str(payload.get("session_id") or "")
-        scored = self.relevant(prompt, project, session)
-        picked = [(item, rel) for item, rel in scored if rel >= config.min_relevance][:MAX_ITEMS]
+        picked = pick(self.relevant(prompt, project, session), config.min_relevance)
         if not picked:
             return ""
         lines = [
@@ -437,6 +439,14 @@ class HookAnswers:
                 "p95_ms": round(ms[min(len(ms) - 1, int(len(ms) * 0.95))], 2) if ms else None,
             }
         return out
+
+
+def pick(scored: list[tuple[Item, float]], min_relevance: float) -> list[tuple[Item, float]]:
+    """What prompt memory shows of ``scored`` (best first): at or above ``min_relevance`` and near the best."""
+    if not scored:
+        return []
+    best = scored[0][1]
+    return [(item, rel) for item, rel in scored if rel >= min_relevance and rel >= TIE * best][:MAX_ITEMS]
 
 
 def _write_private(path: Path, content: str) -> None:

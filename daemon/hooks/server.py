@@ -119,4 +119,9 @@ class HookServer:
         log.info("hooks: stopped")
 
     def health(self) -> dict[str, Any]:
-        return {"state": "running" if self.running else "stopped", "socket": str(self.path), **self.answers.health()}
+        return {
+            "state": "running" if self.running else "stopped",
+            "last_error": None,
+            "socket": str(self.path),
+            **self.answers.health(),
+        }
