@@ -224,7 +224,7 @@ def _payload(agent: str, event: str, project: Path, session: str) -> dict[str, A
             "tool_name": "Bash",
             "tool_input": {"command": "python -m pytest"},
             "tool_use_id": "c",
-            "tool_response": f"Exit code: 127\nWall time: 0 seconds\nOutput:\n{err}\n",
+            "tool_response": f"{err}\n",
         }
     return base | {
         "tool_name": "run_shell_command",

@@ -117,7 +117,7 @@ def _failed_python(agent: str, cwd: Path, session: str) -> tuple[str, dict[str, 
             "tool_name": "Bash",
             "tool_input": {"command": "python -m pytest -q"},
             "tool_use_id": "call_1",
-            "tool_response": f"Exit code: 127\nWall time: 0.1 seconds\nOutput:\n{err}\n",
+            "tool_response": f"{err}\n",  # Codex 0.169 passes the output alone, no exit code
         }
     else:
         event = "AfterTool"
@@ -136,7 +136,7 @@ def _ok_call(agent: str, cwd: Path, session: str) -> tuple[str, dict[str, Any]]:
     if agent == "claude":
         event, extra = "PostToolUse", {"tool_response": {"stdout": "3 passed", "stderr": "", "interrupted": False}}
     elif agent == "codex":
-        event, extra = "PostToolUse", {"tool_response": "Exit code: 0\nWall time: 0.4 seconds\nOutput:\n3 passed\n"}
+        event, extra = "PostToolUse", {"tool_response": "3 passed\n"}
     else:
         event, extra = "AfterTool", {"tool_response": {"llmContent": "Output: 3 passed\nExit Code: 0\n"}}
     payload = _base(agent, event, cwd, session) | {

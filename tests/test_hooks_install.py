@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from headroom.daemon.cli import cli
+from headroom.daemon.hooks import codex
 from headroom.daemon.hooks import install as hooks_install
 from headroom.daemon.mcp.install import InstallError
 from headroom.learn.model import Agent
@@ -122,7 +123,7 @@ def test_codex_feature_flag_is_set_told_and_taken_away(homes: Path) -> None:
     out = run("hooks", "install", "codex").output
     assert "codex_hooks = true" in out
     assert tomllib.loads(config.read_text())["features"] == {"codex_hooks": True}
-    assert hooks_install.codex_flag() is True
+    assert codex.flag() is True
     run("hooks", "uninstall", "codex")
     assert config.read_text() == original and not (homes / "codex" / "hooks.json").exists()
 
@@ -143,7 +144,8 @@ def test_codex_flag_the_user_set_is_never_touched(homes: Path, setting: str) -> 
     original = f"[features]\n{setting}\n"
     config.write_text(original)
     run("hooks", "install", "codex")
-    assert config.read_text() == original
+    assert config.read_text().startswith(original)  # only the trust block is added, at the end
+    assert tomllib.loads(config.read_text())["features"] == tomllib.loads(original)["features"]
     if setting.endswith("false"):
         assert "Codex runs no hooks" in run("hooks", "status", "codex").output
     run("hooks", "uninstall", "codex")
@@ -187,6 +189,28 @@ def test_all_installs_where_agents_are_set_up_and_reports_a_broken_one(homes: Pa
     states = {row["agent"]: row["state"] for row in status["agents"]}
     assert states == {"claude": "installed", "codex": "installed", "gemini": "unreadable"}
     assert status["daemon"] is False
+
+
+def test_codex_trust_is_the_hash_codex_computes(homes: Path) -> None:
+    """The trusted_hash of a group whose hash Codex 0.147 wrote itself (a published probe of the scheme)."""
+    grp = {"hooks": [{"type": "command", "command": "echo hi", "timeout": 600}]}
+    identity = (
+        '{"event_name":"session_start","hooks":[{"async":false,"command":"echo hi","timeout":600,"type":"command"}]}'
+    )
+    assert (
+        codex.trust_hash("SessionStart", grp) == "sha256:" + __import__("hashlib").sha256(identity.encode()).hexdigest()
+    )
+    run("hooks", "install", "codex")
+    state = tomllib.loads((homes / "codex" / "config.toml").read_text())["hooks"]["state"]
+    hooks_json = hooks_install.hooks_file("codex")
+    data = json.loads(hooks_json.read_text())
+    assert set(state) == {
+        f"{hooks_json}:{label}:0:0" for label in ("session_start", "user_prompt_submit", "post_tool_use")
+    }
+    assert state[f"{hooks_json}:session_start:0:0"]["trusted_hash"] == codex.trust_hash(
+        "SessionStart", data["hooks"]["SessionStart"][0]
+    )
+    assert "already installed" in run("hooks", "install", "codex").output
 
 
 def test_plan_refuses_what_it_cannot_check(homes: Path) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from headroom.daemon.cli.common import App, emit_json, json_option, pass_app
+from headroom.daemon.hooks import codex
 from headroom.daemon.hooks import install as hooks_install
 from headroom.daemon.mcp.install import Change, InstallError, agent_detected, backup_file
 from headroom.learn.model import AGENTS, Agent
@@ -39,13 +40,20 @@ def _agents(choice: str) -> list[Agent]:
 
 
 def _report(agent: Agent, change: Change, dry_run: bool) -> None:
-    if change.path.name == "config.toml":  # Codex's feature flag
-        if change.action == "install":
-            verb = "would set" if dry_run else "set"
-            click.echo(f"codex: {verb} [features] codex_hooks = true in {change.path} (Codex runs hooks only with it)")
+    if change.path.name == "config.toml":  # Codex's feature flag and the hooks' trust
+        if change.action in ("install", "update"):
+            verb = "would record" if dry_run else "recorded"
+            click.echo(f"codex: {verb} headroom's hooks as trusted in {change.path} (Codex skips untrusted hooks)")
+            if change.before is None or "codex_hooks" not in change.before:
+                verb = "would set" if dry_run else "set"
+                click.echo(
+                    f"codex: {verb} [features] codex_hooks = true in {change.path} (Codex runs hooks only with it)"
+                )
         elif change.action == "uninstall":
             verb = "would remove" if dry_run else "removed"
-            click.echo(f"codex: {verb} [features] codex_hooks = true from {change.path} (headroom had set it)")
+            click.echo(
+                f"codex: {verb} headroom's trust entries (and the codex_hooks flag it had set) from {change.path}"
+            )
     else:
         click.echo(change.describe(dry_run=dry_run).replace(f"{agent}:", f"{agent} hooks:", 1))
     if dry_run:
@@ -76,7 +84,7 @@ def _run(choice: str, edit: str, dry_run: bool) -> None:
         if not dry_run and any(c.changed for c in changes):
             click.echo(f"  (new {agent} sessions pick this up)")
             if agent == "codex" and edit == "install":
-                click.echo("  (a Codex that asks to review new hooks lists them under /hooks: trust headroom's there)")
+                click.echo("  (a Codex that still asks to review them lists headroom's hooks under /hooks)")
     if failed:
         raise click.exceptions.Exit(1)
 
@@ -122,7 +130,7 @@ def hooks_status(app: App, agent: str, as_json: bool) -> None:
         row: dict[str, Any] = {"agent": name, "file": str(hooks_install.hooks_file(name)), "state": found}
         if name == "codex":
             try:
-                row["codex_hooks"] = hooks_install.codex_flag()
+                row["codex_hooks"] = codex.flag()
             except InstallError as exc:
                 error = error or str(exc)
         row["error"] = error

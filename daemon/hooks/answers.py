@@ -8,8 +8,9 @@ project gets nothing (a memory item of one project must not surface in another).
 Prompt memory is a full-text search (the embedding model is used only when it is already loaded: a hook
 never waits for torch), then a relevance test that does not depend on the other hits: the share of the
 prompt's weight (idf from the store's own vocabulary) that an item holds, or the vector similarity when there
-is one. Only items at or above ``min_relevance`` are shown (bench/README.md, Hooks, records the calibration),
-at most :data:`MAX_ITEMS`, never one the session has been shown already or one that only this session saw.
+is one; an item whose path the prompt names (``notes.txt``, ``src/app.py``) is fully relevant. Only items at
+or above ``min_relevance`` and near the best one are shown (bench/README.md, Hooks, records the
+calibration), at most :data:`MAX_ITEMS`, never one the session was shown already or one only it saw.
 
 Live lessons: the failed call is classified with the same detector the lesson miner uses
 (:mod:`headroom.learn.failures`), so its signature (``not-found:python``, ``path:src/x.py`` ...) can be
@@ -54,8 +55,10 @@ MIN_PROMPT_CHARS = 12
 SNIPPET_CHARS = 280
 SESSIONS_KEPT = 1024
 FAILURES_TTL_S = 600.0
+START_REFRESH_S = 5.0  # a new session reloads the project's earlier failures (the last one may have added some)
 FAILURE_DAYS = 30
 _WORD = re.compile(r"\w+")
+_FILE_NAME = re.compile(r"[\w.-]*[\w-]\.[A-Za-z0-9]{1,8}\b(?:/[\w.-]+)*|[\w.-]+(?:/[\w.-]+)+")
 _STOP = frozenset(
     [
         "the",
@@ -198,10 +201,12 @@ class HookAnswers:
         from headroom.memory.briefing import build_briefing
 
         config = self.config()
-        if not config.hooks.briefing:
-            return ""
         project = self.project(payload)
         if not project:
+            return ""
+        if config.hooks.live_lessons:  # what the last session got wrong, ready before this one's first tool call
+            self._earlier_failures(project, max_age=START_REFRESH_S)
+        if not config.hooks.briefing:
             return ""
         session = str(payload.get("session_id") or "")
         return build_briefing(
@@ -242,11 +247,15 @@ class HookAnswers:
 
     def relevant(self, prompt: str, project: str, session: str = "") -> list[tuple[Item, float]]:
         """Candidate items for ``prompt`` with their relevance (0-1), best first; shown/own items left out."""
-        searcher = self._searcher()
-        result = searcher.search(prompt, project=project, k=12)
         words = terms(prompt)
+        if not words:
+            return []
+        # The prompt's own words, not its stop words: full-text search keeps only a query's rarest words, and
+        # in a small store "what" or "this" are rarer than the file name that matters.
+        result = self._searcher().search(" ".join(words), project=project, k=12)
         weights = self._idf(words)
         total = sum(weights.values())
+        named = {n.strip("./") for n in _FILE_NAME.findall(prompt) if n.strip("./")}
         state = self._session(session) if session else None
         out: list[tuple[Item, float]] = []
         for hit in result.hits:
@@ -259,6 +268,9 @@ class HookAnswers:
                 continue
             held = set(terms(f"{item.title or ''} {item.content[:50_000]}"))
             coverage = sum(w for t, w in weights.items() if t in held) / total if total else 0.0
+            title = (item.title or "").rstrip("/")
+            if any(title == n or title.endswith("/" + n) for n in named):
+                coverage = 1.0  # the prompt names the very file another session read
             out.append((item, max(coverage, hit.similarity or 0.0)))
         out.sort(key=lambda pair: -pair[1])
         return out
@@ -335,12 +347,12 @@ class HookAnswers:
         )
         return f"failure:{signature}", text_
 
-    def _earlier_failures(self, project: str) -> dict[str, list[Any]]:
+    def _earlier_failures(self, project: str, max_age: float = FAILURES_TTL_S) -> dict[str, list[Any]]:
         """The project's recent failures by signature, from a cache refreshed on a thread (never waited for)."""
         now = time.monotonic()
         with self._lock:
             cached = self._failures.get(project)
-            stale = cached is None or now - cached[0] > FAILURES_TTL_S
+            stale = cached is None or now - cached[0] > max_age
             if stale and project not in self._failures_loading:
                 self._failures_loading.add(project)
                 threading.Thread(
@@ -493,6 +505,7 @@ def _item_line(item: Item, project: str) -> str:
 
 # -- classifying a live tool call -------------------------------------------------------------------------
 
+_SELF_EVIDENT = ("not-found:", "path:", "missing-file:")
 _EXIT_KEYS = ("exit_code", "exitCode", "returncode", "return_code")
 _OUTPUT_KEYS = ("stdout", "stderr", "output", "aggregated_output", "formatted_output", "llmContent", "content")
 
@@ -523,7 +536,16 @@ def classify(agent: str, event: str, payload: dict[str, Any], project: str) -> t
             return False, None
     else:
         output, code, errored = _response_text(payload.get("tool_response"))
-    return _detect(agent, str(payload.get("session_id") or ""), project, name, tool_input, output, code, errored)
+    session = str(payload.get("session_id") or "")
+    if agent == "codex" and code is None and not errored:
+        # Codex hands PostToolUse the shell's output alone, without its exit code: only an output that itself
+        # says the command failed ("python: command not found", "x.txt: No such file or directory" about one
+        # of its own arguments) counts as a failure.
+        _failed, signature = _detect(agent, session, project, name, tool_input, output, 1, False)
+        if signature and signature.startswith(_SELF_EVIDENT):
+            return True, signature
+        return False, None
+    return _detect(agent, session, project, name, tool_input, output, code, errored)
 
 
 def _detect(

@@ -3,9 +3,8 @@
 Where each agent reads its user-wide hooks, all in the same ``{"hooks": {EVENT: [group, ...]}}`` shape:
 
 - Claude Code: ``hooks`` of ``~/.claude/settings.json`` (``$CLAUDE_CONFIG_DIR/settings.json``); timeout in s;
-- Codex CLI: ``$CODEX_HOME/hooks.json`` (the user layer's hooks file; ``~/.codex``), timeout in s, and the
-  feature flag ``[features] codex_hooks = true`` in ``config.toml`` (set only when no ``codex_hooks``/``hooks``
-  key is there; the command says so, and uninstall takes it away again when headroom added it);
+- Codex CLI: ``$CODEX_HOME/hooks.json`` (the user layer's hooks file; ``~/.codex``), timeout in s, plus the
+  feature flag and the hooks' trust in ``config.toml`` (:mod:`headroom.daemon.hooks.codex`);
 - Gemini CLI: ``hooks`` of ``~/.gemini/settings.json`` (``$GEMINI_CLI_HOME``), timeout in ms, a ``name``.
 
 Each event gets one group of headroom's own, whose command runs :mod:`headroom.daemon.hooks.client` with this
@@ -22,31 +21,20 @@ from __future__ import annotations
 
 import copy
 import os
-import re
 import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
+from headroom.daemon.hooks import codex
 from headroom.daemon.hooks.client import EVENTS
 from headroom.daemon.mcp import jsontext
 from headroom.daemon.mcp.install import Change, InstallError, apply, backup_file, config_file, read_config
 from headroom.learn.model import AGENTS, Agent
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
-
-import tomlkit
-
 HOST_TIMEOUT_S = 10  # the host's own limit; the client gives up on the daemon long before (client.TIMEOUTS)
 LEGACY_MARKER = "memory briefing --hook"  # the SessionStart hook of `headroom memory install`
 CLIENT_MARKER = "hooks/client.py"
-FEATURE = "codex_hooks"
-_FLAG_NOTE = "added by headroom hooks install"
-_FEATURE_BLOCK = f"[features]\n{FEATURE} = true  # {_FLAG_NOTE}\n"
-_OUR_FLAG = re.compile(rf"^[ \t]*{FEATURE}[ \t]*=[ \t]*true[ \t]*#[ \t]*{_FLAG_NOTE}[ \t]*$", re.MULTILINE)
 _EVENT_NAMES = {event for _, event in EVENTS}
 
 
@@ -222,102 +210,15 @@ def _safe_parse(text: str) -> Any:
         return None
 
 
-# -- Codex's feature flag -----------------------------------------------------------------------------------
-
-
-def _toml(text: str | None, path: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads(text or "")
-    except tomllib.TOMLDecodeError as exc:
-        raise InstallError(f"{path} cannot be parsed ({exc}); fix it or move it away, then run this again") from None
-
-
-def codex_flag() -> bool | None:
-    """``[features] codex_hooks`` (or ``hooks``) in Codex's config.toml: True, False, or None when unset."""
-    path = config_file("codex")
-    features = _toml(read_config(path), path).get("features", {})
-    if not isinstance(features, dict):
-        return None
-    for key in (FEATURE, "hooks"):
-        if isinstance(features.get(key), bool):
-            return bool(features[key])
-    return None
-
-
-def plan_flag() -> Change:
-    """Set ``[features] codex_hooks = true`` unless a ``codex_hooks``/``hooks`` key is already there."""
-    path = config_file("codex")
-    before = read_config(path)
-    data = _toml(before, path)
-    features = data.get("features")
-    if features is not None and not isinstance(features, dict):
-        raise InstallError(f"{path}: 'features' is not a table; refusing to edit it")
-    if codex_flag() is not None:
-        return Change("codex", path, "unchanged", before, before)
-    text = before or ""
-    if features is None:
-        after = text + ("\n" if text else "") + _FEATURE_BLOCK
-    else:
-        doc = tomlkit.parse(text)
-        flag = tomlkit.item(True)
-        flag.comment(_FLAG_NOTE)
-        doc["features"][FEATURE] = flag
-        after = doc.as_string()
-    check = _toml(after, path)
-    if check.get("features", {}).get(FEATURE) is not True or _without_flag(check) != _without_flag(data):
-        raise InstallError(f"{path}: the feature flag could not be set safely; nothing was written")
-    return Change("codex", path, "install", before, after)
-
-
-def plan_flag_removal(still_used: bool) -> Change:
-    """Take ``codex_hooks = true`` away again when headroom set it and no other hook needs it."""
-    path = config_file("codex")
-    before = read_config(path)
-    data = _toml(before, path)
-    features = data.get("features")
-    # headroom's flag carries its note: a flag the user set (or wrote over ours) is theirs and stays.
-    if before is None or still_used or not isinstance(features, dict) or not _OUR_FLAG.search(before):
-        return Change("codex", path, "absent", before, before)
-    try:
-        original = read_config(backup_file(path))
-    except InstallError:
-        original = ""
-    if before.endswith(_FEATURE_BLOCK) and features == {FEATURE: True}:
-        start = len(before) - len(_FEATURE_BLOCK)
-        if start and before[start - 1] == "\n":  # the newline plan_flag wrote before the header
-            start -= 1
-        after: str | None = before[:start]
-    else:
-        doc = tomlkit.parse(before)
-        del doc["features"][FEATURE]
-        if not doc["features"]:
-            del doc["features"]
-        after = doc.as_string()
-    if original is None and not (after or "").strip():
-        after = None
-    if _without_flag(_toml(after, path)) != _without_flag(data):
-        raise InstallError(f"{path}: the feature flag could not be removed safely; nothing was written")
-    return Change("codex", path, "uninstall", before, after)
-
-
-def _without_flag(data: dict[str, Any]) -> dict[str, Any]:
-    data = copy.deepcopy(data)
-    features = data.get("features")
-    if isinstance(features, dict):
-        features.pop(FEATURE, None)
-        if not features:
-            del data["features"]
-    return data
-
-
 # -- the commands' entry points -----------------------------------------------------------------------------
 
 
 def install(agent: Agent, *, dry_run: bool = False, sock: Path | None = None) -> list[Change]:
-    """Add (or bring up to date) headroom's hooks for ``agent``; Codex also gets its feature flag."""
+    """Add (or bring up to date) headroom's hooks for ``agent``; Codex also gets its flag and their trust."""
     changes = [plan_install(agent, sock=sock)]
     if agent == "codex":
-        changes.append(plan_flag())
+        planned = _parse(changes[0].after, changes[0].path)
+        changes.append(codex.plan(codex.trust_entries(hooks_file("codex"), planned, is_ours)))
     if not dry_run:
         for change in changes:
             apply(change)
@@ -329,8 +230,9 @@ def uninstall(agent: Agent, *, dry_run: bool = False) -> list[Change]:
     changes = [plan_uninstall(agent)]
     if agent == "codex":
         left = _parse(changes[0].after, changes[0].path).get("hooks")
-        toml_hooks = _toml(read_config(config_file("codex")), config_file("codex")).get("hooks")
-        changes.append(plan_flag_removal(bool(left) or bool(toml_hooks)))
+        toml_hooks = codex.parse(read_config(config_file("codex")), config_file("codex")).get("hooks", {})
+        in_toml = isinstance(toml_hooks, dict) and any(k != "state" for k in toml_hooks)
+        changes.append(codex.plan_removal(bool(left) or in_toml))
     if not dry_run:
         for change in changes:
             apply(change)
@@ -350,7 +252,6 @@ def state(agent: Agent, *, sock: Path | None = None) -> str:
 
 __all__ = [
     "AGENTS",
-    "codex_flag",
     "events",
     "group",
     "hook_command",
