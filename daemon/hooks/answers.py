@@ -38,6 +38,7 @@ from typing import Any
 from sqlalchemy import func, select, text
 
 from headroom.daemon.config import Config
+from headroom.daemon.hooks.client import EVENTS, empty_answer, render, trim
 from headroom.memory.api import Memory
 from headroom.memory.db import Database
 from headroom.memory.models import MemoryItem
@@ -194,6 +195,21 @@ class HookAnswers:
         counters.answered += bool(context)
         counters.ms = [*counters.ms[-199:], (time.perf_counter() - started) * 1000]
         return {"context": context}
+
+    def hook(self, header: dict[str, Any], raw: bytes) -> str:
+        """What the hook client prints for one event: the host's shape around :meth:`answer`'s context."""
+        agent, event = str(header.get("agent") or ""), str(header.get("event") or "")
+        purpose = EVENTS.get((agent, event))
+        if purpose is None:
+            return empty_answer(agent)
+        try:
+            payload = json.loads(raw.decode("utf-8", "replace") or "{}")
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict):
+            return empty_answer(agent)
+        answer = self.answer({"agent": agent, "event": event, "purpose": purpose, "payload": trim(payload)})
+        return render(agent, event, str(answer.get("context") or ""))
 
     # -- session start ---------------------------------------------------------------------------------
 

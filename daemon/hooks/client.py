@@ -1,9 +1,12 @@
-"""The hook command each agent runs: read the event on stdin, ask the daemon, print the host's output shape.
+"""The hook command each agent runs: pass the event on stdin to the daemon and print what it answers.
 
-Agents run hooks synchronously, on every session start, prompt and tool call, so this file is kept to the
-standard library and is started as a script with ``python -S`` (no site-packages scan, no headroom import:
-about 10 ms instead of 40 ms). It must never break the agent: whatever happens (no daemon, a slow daemon,
-bad stdin, a bug) it exits 0 and prints either nothing or a valid, empty answer for that host:
+Agents run hooks synchronously, on every session start, prompt and tool call, so this script imports
+nothing but ``sys`` and the C socket module (``_socket``: ``socket`` pulls in ``enum``, ``json`` pulls
+in ``re``; together they were most of the hook's start-up on a loaded machine), and is started with
+``python -I -S`` (no site-packages scan, no environment). It does not even parse the event: it sends
+one header line and the event's bytes as they came, and the daemon answers with the exact bytes to
+print, in the host's own shape (:func:`render`, applied in the daemon). It must never break the agent: without a
+daemon, with a slow one, or with anything else going wrong, it exits 0 and prints the host's empty answer:
 
 - Claude Code and Codex accept an empty stdout; with context they take
   ``{"hookSpecificOutput": {"hookEventName": EVENT, "additionalContext": TEXT}}`` (Codex refuses any other
@@ -11,17 +14,13 @@ bad stdin, a bug) it exits 0 and prints either nothing or a valid, empty answer 
 - Gemini CLI parses stdout as JSON on exit 0 ("silence is mandatory" for anything else), so the empty answer
   is ``{}``; context uses the same ``hookSpecificOutput`` shape.
 
-The daemon answers one JSON line per connection on a Unix socket under headroom's state dir (owner-only).
-The event is trimmed before it is sent (a tool's output can be megabytes; the head and tail say whether and
-how it failed). Timeouts are per purpose: a briefing may take a moment on a big store, a tool hook must not.
+Timeouts are per purpose: a briefing may take a moment on a big store, a tool hook must not.
 """
 
 from __future__ import annotations
 
-import json
-import socket
+import _socket
 import sys
-from typing import Any
 
 #: (agent, host event) -> purpose. One table for the client, the installer and the daemon.
 EVENTS: dict[tuple[str, str], str] = {
@@ -50,6 +49,8 @@ def empty_answer(agent: str) -> str:
 
 def render(agent: str, event: str, context: str) -> str:
     """The host's output for ``context`` (the empty answer when it is empty)."""
+    import json
+
     if not context:
         return empty_answer(agent)
     return json.dumps(
@@ -57,7 +58,7 @@ def render(agent: str, event: str, context: str) -> str:
     )
 
 
-def trim(value: Any, depth: int = 0) -> Any:
+def trim(value: object, depth: int = 0) -> object:
     """``value`` with long strings cut to their head and tail and deep or long containers shortened."""
     if isinstance(value, str):
         return value if len(value) <= 2 * _KEEP else value[:_KEEP] + "\n[…]\n" + value[-_KEEP:]
@@ -70,14 +71,14 @@ def trim(value: Any, depth: int = 0) -> Any:
     return value
 
 
-def ask(socket_path: str, request: dict[str, Any], timeout: float) -> dict[str, Any]:
-    """One request to the daemon; raises OSError/ValueError on any trouble (the caller answers empty)."""
-    data = json.dumps(request, ensure_ascii=False).encode("utf-8") + b"\n"
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+def exchange(socket_path: str, data: bytes, timeout: float) -> bytes:
+    """Send ``data`` to the daemon and return all it answers; ``OSError`` on any trouble (timeouts too)."""
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
         sock.settimeout(timeout)
         sock.connect(socket_path)
         sock.sendall(data)
-        sock.shutdown(socket.SHUT_WR)
+        sock.shutdown(_socket.SHUT_WR)
         chunks, size = [], 0
         while size < MAX_ANSWER:
             chunk = sock.recv(65536)
@@ -85,14 +86,23 @@ def ask(socket_path: str, request: dict[str, Any], timeout: float) -> dict[str, 
                 break
             chunks.append(chunk)
             size += len(chunk)
-    answer = json.loads(b"".join(chunks) or b"{}")
+        return b"".join(chunks)
+    finally:
+        sock.close()
+
+
+def ask(socket_path: str, request: dict[str, object], timeout: float) -> dict[str, object]:
+    """One JSON request, one JSON answer (``hooks status``, tests and the benchmark; not the hook path)."""
+    import json
+
+    answer = json.loads(exchange(socket_path, json.dumps(request).encode() + b"\n", timeout) or b"{}")
     if not isinstance(answer, dict):
         raise ValueError("the daemon's answer is not an object")
     return answer
 
 
-def run(argv: list[str], stdin: bytes) -> str:
-    """The text to print for ``argv`` (``AGENT EVENT --socket PATH``) and the event read from stdin."""
+def run(argv: list[str], stdin: bytes) -> bytes:
+    """The bytes to print for ``argv`` (``AGENT EVENT --socket PATH``) and the event read from stdin."""
     args = list(argv)
     socket_path = ""
     if "--socket" in args:
@@ -101,30 +111,26 @@ def run(argv: list[str], stdin: bytes) -> str:
         del args[i : i + 2]
     agent, event = ([*args, "", ""])[:2]
     purpose = EVENTS.get((agent, event))
+    empty = empty_answer(agent).encode()
     if purpose is None or not socket_path:
-        return empty_answer(agent)
+        return empty
+    # agent and event come from EVENTS: plain words, nothing to escape
+    header = f'{{"v": 2, "agent": "{agent}", "event": "{event}"}}\n'.encode()
     try:
-        payload = json.loads(stdin.decode("utf-8", "replace") or "{}")
-    except ValueError:
-        return empty_answer(agent)
-    if not isinstance(payload, dict):
-        return empty_answer(agent)
-    request = {"v": 1, "agent": agent, "event": event, "purpose": purpose, "payload": trim(payload)}
-    try:
-        answer = ask(socket_path, request, TIMEOUTS[purpose])
-    except (OSError, ValueError):  # no daemon, a slow one, a broken answer: the agent goes on without us
-        return empty_answer(agent)
-    context = answer.get("context")
-    return render(agent, event, context if isinstance(context, str) else "")
+        answer = exchange(socket_path, header + stdin, TIMEOUTS[purpose])
+    except OSError:  # no daemon, a slow one (socket.timeout is an OSError): the agent goes on without us
+        return empty
+    return answer if answer.strip() else empty
 
 
 def main() -> None:
+    agent = sys.argv[1] if len(sys.argv) > 1 else ""
     try:
         out = run(sys.argv[1:], sys.stdin.buffer.read(MAX_STDIN))
     except Exception:  # a hook must never break the agent's loop
-        out = empty_answer(sys.argv[1] if len(sys.argv) > 1 else "")
-    if out:
-        sys.stdout.write(out + "\n")
+        out = empty_answer(agent).encode()
+    if out.strip():
+        sys.stdout.buffer.write(out.rstrip(b"\n") + b"\n")
         sys.stdout.flush()
 
 

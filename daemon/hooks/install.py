@@ -7,8 +7,9 @@ Where each agent reads its user-wide hooks, all in the same ``{"hooks": {EVENT: 
   feature flag and the hooks' trust in ``config.toml`` (:mod:`headroom.daemon.hooks.codex`);
 - Gemini CLI: ``hooks`` of ``~/.gemini/settings.json`` (``$GEMINI_CLI_HOME``), timeout in ms, a ``name``.
 
-Each event gets one group of headroom's own, whose command runs :mod:`headroom.daemon.hooks.client` with this
-interpreter (``python -S``, so no PATH and no site scan) and the daemon's socket path. A group is headroom's
+Each event gets one group of headroom's own, whose command runs :mod:`headroom.daemon.hooks.client` with
+this interpreter (``python -I -S``: no PATH needed, no site scan, no environment) and the daemon's socket
+path. A group is headroom's
 when its command names the client and ``--socket`` (or, in Claude's file, is the older
 ``memory briefing --hook`` SessionStart hook, which this replaces). The rules are the MCP installer's
 (:mod:`headroom.daemon.mcp.install`, whose :class:`Change`, :func:`apply` and backup this reuses): only
@@ -63,7 +64,7 @@ def hook_command(agent: Agent, event: str, sock: Path | None = None) -> str:
     """The command line the agent runs for ``event``: this interpreter, the client script, the socket."""
     from headroom.daemon.hooks import client
 
-    parts = [os.path.abspath(sys.executable), "-S", os.path.abspath(client.__file__), agent, event]
+    parts = [os.path.abspath(sys.executable), "-I", "-S", os.path.abspath(client.__file__), agent, event]
     parts += ["--socket", str(sock or socket_path())]
     return " ".join(shlex.quote(p) for p in parts)
 

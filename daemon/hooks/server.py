@@ -1,15 +1,16 @@
 """The daemon's hook endpoint: a Unix socket under headroom's state dir, one JSON line in, one out.
 
 Why a Unix socket and not the daemon's HTTP port: hooks run on every prompt and tool call, so the endpoint
-must be cheap to reach from a bare ``python -S`` (no HTTP client to import) and must be reachable only by
+must be cheap to reach from a bare ``python -I -S`` (no HTTP client to import) and must be reachable only by
 this user. A socket file in the owner-only state dir (0700), itself 0600, is both: no TCP port a browser
 page or another local user could reach, so no Host/Origin guard to get right, and the kernel checks the
 permissions; on Linux the peer's uid is checked as well (``SO_PEERCRED``). The daemon holds the
 one-per-user lock, so a socket file left by a killed daemon is simply replaced at start.
 
 Each connection is served on its own thread (hooks of parallel sessions do not queue behind a briefing);
-a request is at most :data:`MAX_REQUEST` bytes and the answer is whatever
-:class:`~headroom.daemon.hooks.answers.HookAnswers` gives, which never raises.
+the hook client sends a header line (agent, event) and the event's bytes as the agent gave them, and
+gets back the bytes to print (:meth:`~headroom.daemon.hooks.answers.HookAnswers.hook`, which never
+raises); a plain JSON line gets a JSON answer (``hooks status``). Requests are capped at :data:`MAX_REQUEST`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from headroom.daemon.hooks.answers import HookAnswers
 
 log = logging.getLogger("headroom.hooks")
 
-MAX_REQUEST = 4 << 20
+MAX_REQUEST = 16 << 20
 READ_TIMEOUT_S = 5.0
 #: sun_path is 108 bytes on Linux, 104 on macOS: a longer socket path cannot be bound.
 MAX_PATH_BYTES = 100
@@ -44,16 +45,19 @@ class _Handler(socketserver.StreamRequestHandler):
             return
         line = self.rfile.readline(MAX_REQUEST)
         try:
-            request = json.loads(line or b"{}")
+            header = json.loads(line or b"{}")
         except ValueError:
-            request = None
-        answer: dict[str, Any] = (
-            self.server.answers.answer(request)
-            if isinstance(request, dict)
-            else {"context": "", "error": "bad request"}
-        )
+            header = None
+        if not isinstance(header, dict):
+            self._write(json.dumps({"context": "", "error": "bad request"}).encode())
+        elif header.get("v") == 2:  # the hook client: the event's raw bytes follow; answer what it prints
+            self._write(self.server.answers.hook(header, self.rfile.read(MAX_REQUEST)).encode())
+        else:  # a JSON request (``hooks status``, tests, the benchmark): a JSON answer
+            self._write(json.dumps(self.server.answers.answer(header), ensure_ascii=False).encode())
+
+    def _write(self, data: bytes) -> None:
         with contextlib.suppress(OSError):
-            self.wfile.write(json.dumps(answer, ensure_ascii=False).encode("utf-8") + b"\n")
+            self.wfile.write(data + b"\n" if data else b"")
 
 
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
