@@ -272,6 +272,8 @@ class HookAnswers:
         weights = self._idf(words)
         total = sum(weights.values())
         named = {n.strip("./") for n in _FILE_NAME.findall(prompt) if n.strip("./")}
+        # One pass of one pattern over each item (the prompt's words as whole words), not a tokenization of it
+        wanted = re.compile(r"\b(?:" + "|".join(map(re.escape, weights)) + r")\b") if weights else None
         state = self._session(session) if session else None
         out: list[tuple[Item, float]] = []
         for hit in result.hits:
@@ -282,7 +284,7 @@ class HookAnswers:
                 continue  # this session produced it: the agent has it already
             if item.kind == "instruction" and " ".join(item.content.split()) == " ".join(prompt.split()):
                 continue
-            held = set(terms(f"{item.title or ''} {item.content[:50_000]}"))
+            held = set(wanted.findall(f"{item.title or ''} {item.content[:50_000]}".lower())) if wanted else set()
             coverage = sum(w for t, w in weights.items() if t in held) / total if total else 0.0
             title = (item.title or "").rstrip("/")
             if any(title == n or title.endswith("/" + n) for n in named):
