@@ -111,7 +111,7 @@ def test_refuses_a_file_it_cannot_parse(agent: Agent, homes: Path, bad: str) -> 
     path = hooks_install.hooks_file(agent)
     path.write_text(bad)
     result = run("hooks", "install", agent, ok=False)
-    assert "refusing" in result.output or "cannot be parsed" in result.output
+    assert "refusing" in result.output or "not valid JSON" in result.output
     assert path.read_text() == bad
     assert not path.with_name(path.name + ".headroom-bak").exists()
 

@@ -94,13 +94,14 @@ def is_ours(agent: Agent, event: str, grp: Any) -> bool:
 # -- the JSON hooks file ------------------------------------------------------------------------------------
 
 
-def _parse(text: str | None, path: Path) -> dict[str, Any]:
+def parse_settings(text: str | None, path: Path) -> dict[str, Any]:
+    """An agent's JSON settings (comments allowed), refused with a clear message unless hooks can be edited."""
     if not text or not text.strip():
         return {}
     try:
         data = jsontext.loads(text)
     except ValueError as exc:
-        raise InstallError(f"{path} cannot be parsed ({exc}); fix it or move it away, then run this again") from None
+        raise InstallError(f"{path} is not valid JSON ({exc}); fix it or move it away, then run this again") from None
     if not isinstance(data, dict):
         raise InstallError(f"{path}: the top level is not an object; refusing to edit it")
     hooks = data.get("hooks", {})
@@ -145,7 +146,7 @@ def plan_install(agent: Agent, *, sock: Path | None = None) -> Change:
     """What installing headroom's hooks for ``agent`` would change in its hooks file (nothing is written)."""
     path = hooks_file(agent)
     before = read_config(path)
-    data = _parse(before, path)
+    data = parse_settings(before, path)
     hooks = data.get("hooks", {})
     wanted = {event: group(agent, event, sock) for event in events(agent)}
     current = _ours(agent, data)
@@ -161,7 +162,7 @@ def plan_install(agent: Agent, *, sock: Path | None = None) -> Change:
             text = jsontext.set_member(text, ("hooks", event), groups)
     except ValueError as exc:
         raise InstallError(f"{path}: cannot add the hooks ({exc}); nothing was written") from None
-    if _parse(text, path) != expected:
+    if parse_settings(text, path) != expected:
         raise InstallError(f"{path}: the edit could not be made safely; nothing was written")
     return Change(agent, path, "update" if any(current.values()) else "install", before, text)
 
@@ -170,7 +171,7 @@ def plan_uninstall(agent: Agent) -> Change:
     """What removing headroom's hooks from ``agent``'s hooks file would change (nothing is written)."""
     path = hooks_file(agent)
     before = read_config(path)
-    data = _parse(before, path)
+    data = parse_settings(before, path)
     if before is None or not any(_ours(agent, data).values()):
         return Change(agent, path, "absent", before, before)
     expected = _without_ours(agent, data)
@@ -197,9 +198,9 @@ def plan_uninstall(agent: Agent) -> Change:
         if "hooks" not in expected:
             text = jsontext.remove_member(text, ("hooks",))
         after = text
-        if original is None and not _parse(after, path):
+        if original is None and not parse_settings(after, path):
             after = None  # headroom created the file: take it away again
-    if _parse(after, path) != expected:
+    if parse_settings(after, path) != expected:
         raise InstallError(f"{path}: the edit could not be made safely; nothing was written")
     return Change(agent, path, "uninstall", before, after)
 
@@ -218,7 +219,7 @@ def install(agent: Agent, *, dry_run: bool = False, sock: Path | None = None) ->
     """Add (or bring up to date) headroom's hooks for ``agent``; Codex also gets its flag and their trust."""
     changes = [plan_install(agent, sock=sock)]
     if agent == "codex":
-        planned = _parse(changes[0].after, changes[0].path)
+        planned = parse_settings(changes[0].after, changes[0].path)
         changes.append(codex.plan(codex.trust_entries(hooks_file("codex"), planned, is_ours)))
     if not dry_run:
         for change in changes:
@@ -230,7 +231,7 @@ def uninstall(agent: Agent, *, dry_run: bool = False) -> list[Change]:
     """Remove headroom's hooks for ``agent`` (and the Codex flag headroom set, when nothing else needs it)."""
     changes = [plan_uninstall(agent)]
     if agent == "codex":
-        left = _parse(changes[0].after, changes[0].path).get("hooks")
+        left = parse_settings(changes[0].after, changes[0].path).get("hooks")
         toml_hooks = codex.parse(read_config(config_file("codex")), config_file("codex")).get("hooks", {})
         in_toml = isinstance(toml_hooks, dict) and any(k != "state" for k in toml_hooks)
         changes.append(codex.plan_removal(bool(left) or in_toml))
@@ -244,7 +245,7 @@ def state(agent: Agent, *, sock: Path | None = None) -> str:
     """``installed`` (every event, current), ``outdated`` (another interpreter, socket or an event missing),
     or ``absent``; ``InstallError`` when the file cannot be read."""
     path = hooks_file(agent)
-    current = _ours(agent, _parse(read_config(path), path))
+    current = _ours(agent, parse_settings(read_config(path), path))
     if not any(current.values()):
         return "absent"
     wanted = {event: [group(agent, event, sock)] for event in events(agent)}
@@ -259,6 +260,7 @@ __all__ = [
     "hooks_file",
     "install",
     "is_ours",
+    "parse_settings",
     "plan_install",
     "plan_uninstall",
     "socket_path",
