@@ -76,7 +76,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from headroom.daemon.errors import ConfigError
-from headroom.daemon.paths import Paths, agent_roots_from_homes, default_agent_roots, paths
+from headroom.daemon.paths import Paths, agent_homes, agent_roots_from_homes, default_agent_roots, paths
 from headroom.daemon.proxy.routes import DEFAULT_UPSTREAMS
 from headroom.engine.config import EngineConfig
 from headroom.learn.model import AGENTS, Agent
@@ -179,7 +179,7 @@ class Config:
             if not settings.enabled:
                 continue
             if settings.homes is not None:
-                roots[agent] = agent_roots_from_homes(agent, [Path(h) for h in settings.homes])
+                roots[agent] = agent_roots_from_homes(agent, agent_homes(agent, settings.homes))
             else:
                 roots[agent] = defaults[agent]
         return roots

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import stat
 import time
 from collections import Counter
@@ -32,14 +33,16 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import orjson
-from sqlalchemy import Table, select, update
+from sqlalchemy import Connection, Table, and_, delete, or_, select, update
 
-from headroom.daemon.store import record_issue, refresh_sessions, write_batch
-from headroom.learn.model import AGENTS, Agent, Batch
+from headroom.daemon.store import record_issue, refresh_sessions, resolve_hashed_projects, write_batch
+from headroom.learn.model import AGENTS, Agent, Batch, EventKind
+from headroom.learn.projects import fold_worktree, preferred, project_key
 from headroom.learn.readers import LogReader, State, parse_chunk, reader_for
+from headroom.learn.readers.base import record_type
 from headroom.learn.readers.jsonl import MALFORMED, OVERSIZED
 from headroom.memory.db import Database
-from headroom.memory.models import SourceFile
+from headroom.memory.models import Event, Session, SourceFile, ToolCall, Usage
 
 log = logging.getLogger("headroom.ingest")
 
@@ -101,6 +104,10 @@ class Ingestor:
         # (inode, size, mtime) of files fully read in this process: an unchanged file costs one stat().
         self._seen: dict[str, tuple[int, int, int]] = {}
         self.problem_counts: Counter[str] = Counter()
+        # Record types the readers keep raw (format drift): those already stored, loaded on first need, and
+        # those this process met first (``daemon status`` warns about these; the log names each once).
+        self._record_types: set[tuple[str, str]] | None = None
+        self.new_record_types: list[dict[str, str | None]] = []
         # Checked between files and chunks so a shutdown never waits for a whole backfill.
         self.should_stop: Callable[[], bool] = lambda: False
 
@@ -166,7 +173,9 @@ class Ingestor:
                     self._seen.setdefault(path, (inode, size, mtime_ns))
 
     def refresh(self) -> int:
-        """Bring every stale session's counters up to date."""
+        """Bring every stale session's counters up to date, and name projects known only by a hash."""
+        with self.db.transaction() as dbs:
+            resolve_hashed_projects(dbs)
         total = 0
         while True:
             with self.db.transaction() as dbs:
@@ -374,6 +383,7 @@ class Ingestor:
             "ingested_at": now,
         }
         first_time: list[tuple[str, str]] = []
+        new_types = self._new_record_types(item, batch)
         with self.db.transaction() as dbs:
             write_batch(dbs, item.agent, batch)
             for kind, detail in problems:
@@ -387,7 +397,36 @@ class Ingestor:
                 dbs.execute(update(SourceFile).where(_FILES.c.id == row["id"]).values(**values))
         for kind, detail in first_time:
             log.warning("%s: %s (%s); counted, further ones in this file are not logged", item.path, kind, detail)
+        for found in new_types:
+            assert self._record_types is not None
+            self._record_types.add((item.agent, found["type"] or ""))
+            self.new_record_types.append(found)
+            log.warning(
+                "%s: a %s record type headroom does not read yet: %s (CLI %s); kept raw, `headroom doctor` counts them",
+                item.path,
+                item.agent,
+                found["type"],
+                found["cli_version"] or "version unknown",
+            )
         return {**row, **values}
+
+    def _new_record_types(self, item: LogFile, batch: Batch) -> list[dict[str, str | None]]:
+        """Name the batch's UNKNOWN events by their record type; the types never stored before."""
+        found: dict[str, dict[str, str | None]] = {}
+        for event in batch.events:
+            if event.kind is not EventKind.UNKNOWN:
+                continue
+            if event.text is None:
+                event.text = record_type(event.raw or "")
+            if event.text not in found:
+                session = batch.sessions.get(event.session_key)
+                version = session.cli_version if session is not None else None
+                found[event.text] = {"agent": item.agent, "type": event.text, "cli_version": version}
+        if not found:
+            return []
+        if self._record_types is None:
+            self._record_types = known_record_types(self.db)
+        return [entry for name, entry in found.items() if (item.agent, name) not in self._record_types]
 
     def _unreadable(self, item: LogFile, exc: OSError) -> FileOutcome:
         kind = "permission_denied" if isinstance(exc, PermissionError) else "unreadable"
@@ -403,6 +442,18 @@ class Ingestor:
         except OSError:
             pass
         return FileOutcome(item.path, "unreadable", problems=1)
+
+
+def known_record_types(db: Database) -> set[tuple[str, str]]:
+    """(agent, record type) of every record kept raw so far (UNKNOWN events are named by their type)."""
+    query = (
+        select(Session.agent, Event.text)
+        .join(Session, Session.id == Event.session_id)
+        .where(Event.kind == EventKind.UNKNOWN.value)
+        .distinct()
+    )
+    with db.sessions() as dbs:
+        return {(agent, text or "") for agent, text in dbs.execute(query)}
 
 
 def _fingerprint(handle: BinaryIO | None, offset: int) -> str | None:
@@ -434,3 +485,55 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
+
+
+_REPLAY_FILE = re.compile(r"[\\/]subagents[\\/]agent-(?:acompact|aside_question)-[^\\/]*$")
+_HASH_FOLDER = re.compile(r"[\\/][0-9a-f]{64}[\\/]chats[\\/]")
+
+
+def upgrade_identity(conn: Connection) -> None:
+    """Bring rows ingested before migration 0007 to what a fresh ingest gives now (sessions and projects).
+
+    * Claude's replay files (``agent-acompact-*``, ``agent-aside_question-*``) were sessions of their own:
+      they are dropped with their rows and read again, now into their parent session (what only they
+      hold comes back; what repeats the parent is the parent's already).
+    * A Claude session made only of bookkeeping records (no cwd, no rows) is no session.
+    * Claude sidechain usage keyed per streamed line (no ``requestId``) is dropped and its file read again.
+    * Gemini files in a legacy sha256 folder whose sessions have no project are read again: they now
+      carry the hash, which ingestion resolves against every known root.
+    * Stored projects fold worktrees into their repository and Windows spellings into one.
+    """
+    s, ev, tc, us, sf = (t.__table__.c for t in (Session, Event, ToolCall, Usage, SourceFile))
+    replay = or_(s.key.like("agent-acompact-%"), s.key.like("agent-aside\\_question-%", escape="\\"))
+    drop = [i for (i,) in conn.execute(select(s.id).where(s.agent == "claude", replay))]
+    has_rows = or_(
+        *(select(col.session_id).where(col.session_id == s.id).exists() for col in (ev, tc, us)),
+    )
+    bare = select(s.id).where(s.agent == "claude", s.cwd.is_(None), s.title.is_(None), ~has_rows)
+    drop += [i for (i,) in conn.execute(bare)]
+    # Sidechain lines without a requestId (Bedrock sub-agents) were one usage row per streamed line.
+    per_line = and_(us.key.like("t:%"), us.sidechain.is_(True))
+    streamed = {
+        f"{key}.jsonl" for (key,) in conn.execute(select(s.key).where(s.id.in_(select(us.session_id).where(per_line))))
+    }
+    conn.execute(delete(Usage).where(per_line))
+    for model in (Event, ToolCall, Usage):
+        conn.execute(delete(model).where(model.session_id.in_(drop)))
+    conn.execute(delete(Session).where(s.id.in_(drop)))
+    again = [
+        ident
+        for ident, agent, path in conn.execute(select(sf.id, sf.agent, sf.path))
+        if (agent == "claude" and (_REPLAY_FILE.search(path) or os.path.basename(path) in streamed))
+        or (agent == "gemini" and _HASH_FOLDER.search(path))
+    ]
+    reset = {"offset": 0, "state": None, "fingerprint": None, "size": 0, "mtime_ns": 0, "records": 0}
+    conn.execute(update(SourceFile).where(sf.id.in_(again)).values(**reset))
+    projects = [p for (p,) in conn.execute(select(s.project_root).where(s.project_root.is_not(None)).distinct())]
+    spellings: dict[str, set[str]] = {}
+    for project in projects:
+        folded = fold_worktree(project)
+        spellings.setdefault(project_key(folded), set()).add(folded)
+    for project in projects:
+        best = preferred(spellings[project_key(fold_worktree(project))])
+        if best != project:
+            conn.execute(update(Session).where(s.project_root == project).values(project_root=best, stale=True))

@@ -5,7 +5,8 @@ each job at most one instance at a time, missed runs coalesced into one and made
 The idle job looks for sessions that ended ``idle_minutes`` ago or more since its last look (a cursor in
 ``state_values``, so a restart neither repeats nor skips a project) and runs learn for their projects; the nightly
 job first reviews the active lessons (re-validation, expiry, outcomes) and then runs learn for every project active
-in the last 30 days. What is written follows ``[learn] auto_apply_personal`` / ``auto_apply_shared``.
+in the last 30 days. What is written follows ``[learn] auto_apply_personal`` / ``auto_apply_shared``, and only
+lessons with evidence from two sessions on different days, or a rule the user stated, are written unasked.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
 from headroom.daemon.config import Config
 from headroom.daemon.scheduler import Scheduler
+from headroom.learn.model import AGENTS
 from headroom.memory.db import Database
 from headroom.memory.models import Session, StateValue
 from headroom.memory.store import utcnow
@@ -33,6 +36,18 @@ def journal_for(config: Config) -> Any:
     from headroom.learn.journal import Journal
 
     return Journal(config.paths.data_dir / "learn")
+
+
+def user_homes(config: Config) -> dict[str, Path]:
+    """Each enabled agent's first home folder: where its user-level instruction file lives."""
+    from headroom.daemon.paths import agent_homes
+
+    homes: dict[str, Path] = {}
+    for agent in AGENTS:
+        settings = config.agents[agent]
+        if settings.enabled:
+            homes[agent] = agent_homes(agent, settings.homes)[0]
+    return homes
 
 
 def learn_projects(
@@ -63,6 +78,8 @@ def learn_projects(
                 apply_personal=apply and config.learn.auto_apply_personal,
                 apply_shared=apply and config.learn.auto_apply_shared,
                 claude_file=config.learn.claude_file,
+                auto=True,  # unasked, only lessons from two sessions on different days, or the user's own rule
+                user_homes=user_homes(config),
             )
         except Exception as exc:  # a bad project (unreadable file, odd session) must not stop the schedule
             totals["failed"] += 1

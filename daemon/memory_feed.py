@@ -95,9 +95,9 @@ class MemoryFeed:
                         break  # its result is probably in the next batch: wait here
                 last = call.id
                 report.tool_calls += 1
-                if call.status != "ok":
+                if call.status != "ok" or call.failed:
                     continue
-                found = from_tool_call(call.name, call.input, call.output, cwd)
+                found = from_tool_call(call.kind, call.name, call.command, call.path, call.output, call.input, cwd)
                 if found is None:
                     continue
                 drafts.append(

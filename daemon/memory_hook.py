@@ -24,6 +24,7 @@ from typing import Any
 from headroom.daemon.hooks.install import parse_settings as _parse
 from headroom.daemon.mcp import jsontext
 from headroom.daemon.mcp.install import Change, InstallError, apply, backup_file, read_config
+from headroom.daemon.paths import claude_settings_file
 
 HOOK_EVENT = "SessionStart"
 MARKER = "memory briefing --hook"  # how headroom's entry is recognised among the user's hooks
@@ -31,9 +32,8 @@ TIMEOUT_S = 20
 
 
 def settings_file() -> Path:
-    """Claude Code's user settings file (found the way Claude Code finds it)."""
-    config_dir = os.environ.get("CLAUDE_CONFIG_DIR")
-    return (Path(config_dir).expanduser() if config_dir else Path.home() / ".claude") / "settings.json"
+    """Claude Code's user settings file (found the way Claude Code finds it: its first config folder)."""
+    return claude_settings_file()
 
 
 def hook_command(config_path: str | None = None) -> str:

@@ -488,6 +488,8 @@ class Service:
             "pending_paths": pending,
             "lag_s": round(max(ages, default=0.0), 3),
             "events_seen": self.watcher.events_seen if self.watcher is not None else 0,
+            # Log record types met for the first time by this daemon (format drift): status warns about them.
+            "new_record_types": list(self.ingestor.new_record_types[-20:]) if self.ingestor is not None else [],
         }
 
     def _memory_health(self) -> dict[str, Any]:

@@ -4,23 +4,34 @@ Every row is upserted on its natural key, so writing the same batch twice (a cra
 committing, a file re-read after truncation, two processes catching up at once) converges to the same
 rows. Partial items merge: a tool call's result fills in the call written by an earlier batch, a
 re-appended Gemini message replaces its earlier copy, Claude's streamed copies of one API response keep
-the largest usage. Session counters are derived data: writers mark sessions ``stale`` and
-:func:`refresh_sessions` recomputes them from the child rows in a few grouped queries.
+the largest usage. A batch flagged ``replay`` (a file that copies another's history) only adds rows and
+fills unknown fields: whichever file is read first, the original's rows win. Session counters are
+derived data: writers mark sessions ``stale`` and :func:`refresh_sessions` recomputes them from the child
+rows in a few grouped queries.
 """
 
 from __future__ import annotations
 
 import functools
-import os
 from datetime import date, datetime
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, and_, case, func, or_, select, update
+from sqlalchemy import Connection, Table, and_, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session as DBSession
 
 from headroom.learn import model as m
+from headroom.learn.knowledge import describe_call, is_failure, unwrap_output
+from headroom.learn.projects import (
+    HASH_PREFIX,
+    hash_candidates,
+    is_windows,
+    preferred,
+    project_key,
+    project_of,
+    project_root,
+    sha256_of,
+)
 from headroom.memory import models as db
 
 _SESSIONS: Table = db.Session.__table__  # type: ignore[assignment]
@@ -28,9 +39,10 @@ _EVENTS: Table = db.Event.__table__  # type: ignore[assignment]
 _TOOLS: Table = db.ToolCall.__table__  # type: ignore[assignment]
 _USAGE: Table = db.Usage.__table__  # type: ignore[assignment]
 _ISSUES: Table = db.IngestIssue.__table__  # type: ignore[assignment]
+_FILES: Table = db.SourceFile.__table__  # type: ignore[assignment]
 
-_TOOL_CALL_SIDE = ("name", "input", "started_at")
-_TOOL_RESULT_SIDE = ("status", "output", "output_size", "exit_code", "ended_at", "duration_ms")
+_TOOL_CALL_SIDE = ("name", "input", "started_at", "kind", "command", "path")
+_TOOL_RESULT_SIDE = ("status", "output", "output_size", "exit_code", "failed", "ended_at", "duration_ms")
 _TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens")
 
 
@@ -48,8 +60,13 @@ def _statement(dialect: str, kind: str, shape: tuple[str, ...]) -> Any:
     if kind == "sessions":
         stmt = insert(_SESSIONS)
         new, old = stmt.excluded, _SESSIONS.c
-        first_wins = ("parent_key", "subagent_id", "cwd", "project_root", "git_branch")
+        first_wins = ("parent_key", "subagent_id", "cwd", "git_branch")
         set_: dict[str, Any] = {name: func.coalesce(old[name], new[name]) for name in first_wins}
+        # A project known only by its hash gives way to a real root, which is never replaced.
+        set_["project_root"] = case(
+            (old.project_root.startswith(HASH_PREFIX), func.coalesce(new.project_root, old.project_root)),
+            else_=func.coalesce(old.project_root, new.project_root),
+        )
         set_ |= {name: func.coalesce(new[name], old[name]) for name in ("title", "cli_version")}
         set_["kind"] = case((new.kind == "subagent", new.kind), else_=old.kind)
         set_["started_at"] = case(
@@ -64,10 +81,15 @@ def _statement(dialect: str, kind: str, shape: tuple[str, ...]) -> Any:
         )
         set_["stale"] = True
         return stmt.on_conflict_do_update(index_elements=["agent", "key"], set_=set_)
-    if kind in ("events", "tool_calls"):
-        stmt = insert(_EVENTS if kind == "events" else _TOOLS)
-        set_ = {name: stmt.excluded[name] for name in shape if name not in ("session_id", "key")}
-        if not set_:  # a tool call known by its key only: nothing to overwrite
+    if kind in ("events", "tool_calls", "events-replay", "tool_calls-replay"):
+        table = _EVENTS if kind.startswith("events") else _TOOLS
+        stmt = insert(table)
+        names = [name for name in shape if name not in ("session_id", "key")]
+        if kind == "tool_calls-replay":  # a replayed copy fills what is still unknown, never overwrites
+            set_ = {name: func.coalesce(table.c[name], stmt.excluded[name]) for name in names}
+        else:
+            set_ = {} if kind == "events-replay" else {name: stmt.excluded[name] for name in names}
+        if not set_:  # a tool call known by its key only, or a replayed event: nothing to overwrite
             return stmt.on_conflict_do_nothing(index_elements=["session_id", "key"])
         return stmt.on_conflict_do_update(index_elements=["session_id", "key"], set_=set_)
     stmt = insert(_USAGE)
@@ -148,8 +170,8 @@ def write_batch(dbs: DBSession, agent: m.Agent, batch: m.Batch) -> int:
         return 0
     ids = _upsert_sessions(dbs, agent, list(batch.sessions.values()))
     written = len(ids)
-    written += _upsert_events(dbs, ids, batch.events)
-    written += _upsert_tool_calls(dbs, ids, batch.tool_calls)
+    written += _upsert_events(dbs, ids, batch.events, replay=batch.replay)
+    written += _upsert_tool_calls(dbs, ids, batch.tool_calls, replay=batch.replay)
     written += _upsert_usage(dbs, agent, ids, batch.usage)
     return written
 
@@ -175,6 +197,7 @@ def _upsert_sessions(dbs: DBSession, agent: m.Agent, infos: list[m.SessionInfo])
                 "stale": True,
             }
         )
+    _one_spelling(dbs, rows)
     stmt = _statement(_dialect(dbs), "sessions", ())
     _execute_many(dbs, stmt, rows, ("sessions",))
     old = _SESSIONS.c
@@ -182,7 +205,62 @@ def _upsert_sessions(dbs: DBSession, agent: m.Agent, infos: list[m.SessionInfo])
     return {key: ident for key, ident in found.all()}  # noqa: C416 (rows, not pairs, for mypy)
 
 
-def _upsert_events(dbs: DBSession, ids: dict[str, int], events: list[m.Event]) -> int:
+def _one_spelling(dbs: DBSession, rows: list[dict[str, Any]]) -> None:
+    """Give every spelling of one Windows project the same ``project_root`` (see ``learn.projects``).
+
+    The stored spelling is :func:`preferred` among all seen so far; rows stored under another one move.
+    """
+    spellings = {row["project_root"] for row in rows if row["project_root"] and is_windows(row["project_root"])}
+    if not spellings:
+        return
+    column = _SESSIONS.c.project_root
+    folded = func.rtrim(func.lower(func.replace(column, "/", "\\")), "\\")  # project_key, in SQL
+    keys = {project_key(spelling) for spelling in spellings}
+    stored = {p for (p,) in dbs.execute(select(column).where(folded.in_(keys)).distinct())}
+    by_key: dict[str, set[str]] = {}
+    for spelling in stored | spellings:
+        by_key.setdefault(project_key(spelling), set()).add(spelling)
+    chosen: dict[str, str] = {}
+    for variants in by_key.values():
+        best = preferred(variants)
+        moved = (variants & stored) - {best}
+        if moved:
+            dbs.execute(update(_SESSIONS).where(column.in_(moved)).values(project_root=best))
+        chosen.update(dict.fromkeys(variants, best))
+    for row in rows:
+        row["project_root"] = chosen.get(row["project_root"], row["project_root"])
+
+
+def resolve_hashed_projects(dbs: DBSession) -> int:
+    """Name the projects known only by a hash (legacy Gemini folders) from every root known so far.
+
+    Any agent's root may be the one: the hash is of the root in whatever casing gemini-cli saw, so each
+    known root is tried in its spellings (:func:`~headroom.learn.projects.hash_candidates`). Returns how
+    many hashes were named.
+    """
+    column = _SESSIONS.c.project_root
+    hashed = {p for (p,) in dbs.execute(select(column).where(column.startswith(HASH_PREFIX)).distinct())}
+    if not hashed:
+        return 0
+    known = {p for (p,) in dbs.execute(select(column).where(column.is_not(None)).distinct())} - hashed
+    known |= {p for (p,) in dbs.execute(select(_SESSIONS.c.cwd).where(_SESSIONS.c.cwd.is_not(None)).distinct())}
+    wanted = {value.removeprefix(HASH_PREFIX): value for value in hashed}
+    resolved = 0
+    for root in sorted(known):
+        for spelling in hash_candidates(root):
+            placeholder = wanted.pop(sha256_of(spelling), None)
+            if placeholder is None:
+                continue
+            project = project_root(spelling)
+            dbs.execute(update(_SESSIONS).where(column == placeholder).values(project_root=project))
+            resolved += 1
+            _one_spelling(dbs, [{"project_root": project}])
+        if not wanted:
+            break
+    return resolved
+
+
+def _upsert_events(dbs: DBSession, ids: dict[str, int], events: list[m.Event], *, replay: bool = False) -> int:
     latest: dict[tuple[str, str], m.Event] = {}
     for event in events:  # the last copy of a key wins, as on conflict below
         latest[(event.session_key, event.key)] = event
@@ -204,19 +282,22 @@ def _upsert_events(dbs: DBSession, ids: dict[str, int], events: list[m.Event]) -
         }
         for e in latest.values()
     ]
-    stmt = _statement(_dialect(dbs), "events", tuple(rows[0]))
-    _execute_many(dbs, stmt, rows, ("events",))
+    kind = "events-replay" if replay else "events"
+    stmt = _statement(_dialect(dbs), kind, tuple(rows[0]))
+    _execute_many(dbs, stmt, rows, (kind,))
     return len(rows)
 
 
-def _upsert_tool_calls(dbs: DBSession, ids: dict[str, int], calls: list[m.ToolCall]) -> int:
+def _upsert_tool_calls(dbs: DBSession, ids: dict[str, int], calls: list[m.ToolCall], *, replay: bool = False) -> int:
     merged: dict[tuple[str, str], dict[str, Any]] = {}
     for call in calls:
         fields = merged.setdefault((call.session_key, call.key), {})
         for name in _TOOL_CALL_SIDE + _TOOL_RESULT_SIDE:
             value = getattr(call, name)
             if value is not None:
-                fields[name] = value.value if isinstance(value, m.ToolStatus) else value
+                fields[name] = value.value if isinstance(value, (m.ToolStatus, m.ToolKind)) else value
+        if call.by_user:  # False says nothing: the other half of a user's command does not know it
+            fields["by_user"] = True
     # One statement per shape: an upsert may only overwrite the columns this batch knows about.
     by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for (session_key, key), fields in merged.items():
@@ -224,9 +305,10 @@ def _upsert_tool_calls(dbs: DBSession, ids: dict[str, int], calls: list[m.ToolCa
         if "started_at" in fields:
             row["day"] = fields["started_at"].date()
         by_shape.setdefault(tuple(sorted(row)), []).append(row)
+    kind = "tool_calls-replay" if replay else "tool_calls"
     for shape, rows in by_shape.items():
-        stmt = _statement(_dialect(dbs), "tool_calls", shape)
-        _execute_many(dbs, stmt, rows, ("tool_calls",))
+        stmt = _statement(_dialect(dbs), kind, shape)
+        _execute_many(dbs, stmt, rows, (kind,))
     return len(merged)
 
 
@@ -325,8 +407,8 @@ def refresh_sessions(dbs: DBSession, limit: int = 500) -> int:
     calls = dbs.execute(
         select(
             tc.session_id,
-            func.count(),
-            func.sum(case((tc.status == m.ToolStatus.ERROR.value, 1), else_=0)),
+            func.sum(case((tc.by_user.is_(False), 1), else_=0)),  # the user's own commands are not the agent's
+            func.sum(case((agent_failure(tc), 1), else_=0)),
             func.min(tc.started_at),
             func.max(func.coalesce(tc.ended_at, tc.started_at)),
         )
@@ -334,7 +416,7 @@ def refresh_sessions(dbs: DBSession, limit: int = 500) -> int:
         .group_by(tc.session_id)
     )
     for sid, count, failed, first, last in calls:
-        values[sid]["tool_calls"] = count
+        values[sid]["tool_calls"] = int(count or 0)
         values[sid]["failed_tool_calls"] = int(failed or 0)
         _widen(values[sid], first, last)
     us = _USAGE.c
@@ -396,29 +478,84 @@ def _widen(row: dict[str, Any], first: datetime | None, last: datetime | None) -
         row["ended_at"] = last
 
 
-@functools.lru_cache(maxsize=4096)
-def project_root(path: str) -> str:
-    """The git work tree that contains ``path`` when it exists on this machine, else ``path`` itself.
+def agent_failure(columns: Any) -> Any:
+    """The SQL condition for a failed tool call of the agent: the stored ``failed`` flag, never a user's command.
 
-    Logs may come from another machine (or a deleted checkout), so a missing path is kept as recorded.
+    ``columns`` is ``ToolCall.__table__.c`` or the ``ToolCall`` model; every failure count uses this.
     """
-    try:
-        current = Path(path)
-        if not current.is_absolute() or not current.exists():
-            return path
-        for folder in (current, *current.parents):
-            if (folder / ".git").exists():
-                return str(folder)
-    except OSError:
-        return path
-    return path
+    return and_(columns.failed.is_(True), columns.by_user.is_(False))
 
 
-def project_of(cwd: str | None) -> str:
-    """The project a working directory belongs to: its git root when it has one, else the folder ("" for none)."""
-    if not cwd:
-        return ""
-    return project_root(os.path.expanduser(cwd))
+def backfill_tool_fields(conn: Connection) -> int:
+    """Give rows written before the tool-call fields existed the fields a fresh ingest gives (migration 0006).
+
+    Every row is described again with the readers' functions; a Codex code-mode command logged as its own
+    call is folded into the ``exec`` script that ran it; Codex files are marked to be read again from the
+    start (the old reader dropped ``source: "user_shell"``, which only the log has). Returns the rows updated.
+    """
+    tc = _TOOLS.c
+    done, last = 0, 0
+    while True:
+        rows = conn.execute(
+            select(tc.id, tc.name, tc.input, tc.status, tc.exit_code, tc.output)
+            .where(tc.id > last)
+            .order_by(tc.id)
+            .limit(1000)
+        ).all()
+        if not rows:
+            break
+        for ident, name, raw_input, status, exit_code, output in rows:
+            kind, command, path = describe_call(name, raw_input)
+            clean = unwrap_output(output) if output is not None else None
+            values: dict[str, Any] = {"kind": kind.value if kind else None, "command": command, "path": path}
+            values["failed"] = is_failure(status, exit_code, command, clean)
+            if clean != output:
+                values["output"], values["output_size"] = clean, len(clean or "")
+            conn.execute(update(_TOOLS).where(tc.id == ident).values(**values))
+        done += len(rows)
+        last = rows[-1][0]
+    _fold_code_mode(conn)
+    sf = _FILES.c
+    conn.execute(update(_FILES).where(sf.agent == "codex").values(offset=0, fingerprint=None, state=None))
+    conn.execute(update(_SESSIONS).values(stale=True))
+    return done
 
 
-__all__ = ["project_of", "project_root", "record_issue", "refresh_sessions", "write_batch"]
+def _fold_code_mode(conn: Connection) -> None:
+    """Old rows: a code-mode script's first nested command or patch is the script's result, as the reader has it."""
+    tc, ev = _TOOLS.c, _EVENTS.c
+    nested = conn.execute(
+        select(tc.id, tc.session_id, tc.key, tc.started_at, tc.kind, tc.command, tc.path, tc.status, tc.exit_code)
+        .add_columns(tc.output, tc.output_size, tc.failed)
+        .join(_SESSIONS, _SESSIONS.c.id == tc.session_id)
+        .where(_SESSIONS.c.agent == "codex", tc.name.in_(("exec_command", "apply_patch")), tc.key.not_like("call%"))
+        .where(tc.started_at.is_not(None))
+        .order_by(tc.session_id, tc.started_at)
+    ).all()
+    folded: set[int] = set()
+    for row in nested:
+        script = conn.execute(
+            select(tc.id, tc.ended_at)
+            .where(tc.session_id == row.session_id, tc.name == "exec", tc.started_at <= row.started_at)
+            .order_by(tc.started_at.desc())
+            .limit(1)
+        ).first()
+        if script is None or script.id in folded or (script.ended_at is not None and script.ended_at < row.started_at):
+            continue
+        folded.add(script.id)
+        fields = ("kind", "command", "path", "status", "exit_code", "output", "output_size", "failed")
+        conn.execute(update(_TOOLS).where(tc.id == script.id).values({name: getattr(row, name) for name in fields}))
+        conn.execute(_EVENTS.delete().where(ev.session_id == row.session_id, ev.tool_call_key == row.key))
+        conn.execute(_TOOLS.delete().where(tc.id == row.id))
+
+
+__all__ = [
+    "agent_failure",
+    "backfill_tool_fields",
+    "project_of",
+    "project_root",
+    "record_issue",
+    "refresh_sessions",
+    "resolve_hashed_projects",
+    "write_batch",
+]

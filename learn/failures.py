@@ -1,62 +1,59 @@
-"""Deterministic failure detection over the session mirror: what went wrong in a session, and what fixed it.
+"""What went wrong in a session, grouped by *what* went wrong, and what fixed it: the input of lesson mining.
 
-Lessons (:mod:`headroom.learn.mining`) are only as good as the failures they are mined from, so this module
-is deliberately literal: no model, only the signals the three agents actually log.
+Deliberately literal (no model): every failure is recognized from what the agents log, and each one gets a
+*signature* that says what went wrong, not which command line did it. A missing ``python`` is ``not-found:python``
+whether the agent ran ``python -m pytest`` or ``python - <<EOF``; git's refusal of a repository it does not own is
+``git-safe-directory`` under any git command; ids, hashes, dates and temp names in what is kept become
+placeholders (:func:`mask`). The error classes (:mod:`headroom.learn.error_classes`) decide the signature, the
+scope (this project, this machine, or one agent's own tool) and how the fix is recognized.
 
-- **tool_error**: a failed tool call. Status ``error`` is not enough on its own: Codex serialises no success
-  flag (the ``Process exited with code N`` / ``Exit code: N`` header carries it) and Gemini reports
-  ``Exit Code: N`` inside a *successful* ``run_shell_command``; both are re-read from the output here.
-- **edit_failed**: an edit that did not apply (Claude "String to replace not found" / "File has not been read
-  yet", Gemini "Could not find an exact match", Codex "apply_patch verification failed").
-- **test_failure**: a failing test command (pytest, unittest, npm test, …).
-- **loop**: the same normalized command run ≥ 3 times in a session, at least twice failing (re-running a
-  passing test suite is work, not a loop).
-- **user_correction**: a prompt right after an assistant action that opens with a correction ("no,",
-  "that's not what I wanted", "wrong", "don't", "instead" …). Conservative on purpose: a false correction
-  becomes a lesson on its own.
-- **interrupt** and **context_overflow**: the events the readers already classify.
+The *fix* is what worked next for the same goal in the same session: the next successful call that the class
+accepts as a fix (``python3`` after ``python``, ``make test`` after ``npm test`` said ``Missing script: "test"``,
+the quoted path after zsh's ``no matches found``), never a later unrelated command. In a chain
+(``cd x && set +H && git mv …``) the failing part is blamed: the program the error names, else the last part
+that is not a shell builtin.
 
-A failure's *signature* is what groups it across sessions and what later detects its recurrence, so it is
-normalized: the command is split with shlex, env assignments and a leading ``cd DIR &&`` are dropped, paths
-inside the project are made relative, and numbers, hashes and temp names are masked. A failed command whose
-program is missing is an *environment* signature (``not-found:python``); a missing path is ``path:DIR/FILE``
-when it names a directory (a wrong location) and ``missing-file:FILE`` otherwise; anything else is
-``cmd:…``. The signature never depends on whether the session recovered, so the same mistake groups across
-sessions that did and did not find the fix.
+Not failures here: cancelled or rejected calls, a user's own ``!`` commands (``by_user``), "no match" answers,
+failing test runs (the normal work loop), and transient state ("database is locked", "would be overwritten",
+rate limits, one-off network errors): none of them is a fact about the project or the machine.
 
-The *fix* is the recovery that followed in the same session: the next successful call of the same program
-(within a few calls) that differs in the failing path, one argument, or the interpreter's name.
+The session is read from the tool-call fields the readers decide (:class:`Step` is built from them in one place,
+:func:`steps_of`); prompts that state a durable rule come from :mod:`headroom.learn.rules`.
 """
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import shlex
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import or_, select
 
-from headroom.learn.knowledge import shell_command, tool_args, unwrap_output
+from headroom.learn.knowledge import base_tool, tool_args, unwrap_output
+from headroom.learn.model import ToolKind
 from headroom.memory.db import Database
 from headroom.memory.models import Event, Session, ToolCall
-from headroom.memory.redact import redact_text
 
-KINDS = ("tool_error", "loop", "user_correction", "interrupt", "test_failure", "edit_failed", "context_overflow")
-
-LOOP_MIN_RUNS = 3
-LOOP_MIN_FAILURES = 2
-RECOVERY_WINDOW = 8  # how many later calls of the session may hold the working variant
 MAX_TEXT = 200
+RECOVERY_WINDOW = 8  # how many later calls of the session may hold the fix
+
+SHELL, READ, EDIT, WRITE = (ToolKind.SHELL.value, ToolKind.READ.value, ToolKind.EDIT.value, ToolKind.WRITE.value)
 
 
 @dataclass(frozen=True)
 class Failure:
-    """One failure in one session, normalized for grouping (see the module docstring)."""
+    """One failure in one session, normalized for grouping (see the module docstring).
+
+    ``scope``: ``project`` (a fact of this project), ``machine`` (of this machine: goes to the user-level files).
+    ``agent_only``: the agent whose own tool this is about (its file only), else None. ``machine`` names the
+    machine by its user's home folder (``/home/ann``, ``c:\\users\\ann``): machine facts from logs of another
+    machine never mix. ``explicit``: the error itself states a durable rule (a protected branch), or it is the
+    user's rule: one session is enough.
+    """
 
     kind: str
     agent: str
@@ -68,93 +65,107 @@ class Failure:
     error: str | None
     fix: str | None
     tool_call_key: str | None
+    scope: str = "project"
+    agent_only: str | None = None
+    machine: str = ""
+    explicit: bool = False
+    detail: str | None = None  # what the lesson text needs beyond command/fix (a module, a script, a dir)
 
 
-_SHELL_TOOLS = {"bash", "exec_command", "shell", "shell_command", "local_shell", "run_shell_command", "exec"}
-_EDIT_TOOLS = {"edit", "multiedit", "replace", "apply_patch", "str_replace", "str_replace_based_edit_tool"}
-_READ_TOOLS = {"read", "read_file", "view", "readfile"}
+@dataclass
+class Step:
+    """One tool call as the detectors see it: the readers' fields, the project-relative path, the chain's parts."""
 
-_CLAUDE_EXIT = re.compile(r"\A(?:Error: )?Exit code (-?\d+)\n")
-_CODEX_EXIT = re.compile(r"(?:Process exited with code|\AExit code:) (-?\d+)\n")
-_GEMINI_EXIT = re.compile(r"\nExit Code: (-?\d+)\n")
-_NOT_FOUND = (
-    re.compile(r"(?:^|\s)(?:[\w./-]+: )?(?:line \d+: )?([\w.+-]+): (?:command )?not found\b", re.MULTILINE),
-    re.compile(r"command not found: ([\w.+-]+)"),
-    re.compile(r"'([\w.+-]+)' is not recognized as an internal or external command"),
-)
-_NO_SUCH = re.compile(r"([^\s:'\"`]+)['\"`]?: No such file or directory")
-_FILE_NOT_FOUND = re.compile(r"(?:File not found|File does not exist|ENOENT[^'\"]*)[:.]?\s*['\"]?([^\s'\"]*)")
-_EDIT_NO_MATCH = re.compile(
-    r"String to replace not found|File has not been read yet|Could not find an exact match|"
-    r"0 occurrences found|apply_patch verification failed|Failed to find expected lines",
-)
-_PATCH_FILE = re.compile(r"(?:Failed to find expected lines in|\*\*\* (?:Update|Delete) File:) ([^\n:]+)")
-_ERROR_LINE = re.compile(
-    r"error|fail|not found|no such|denied|cannot|can't|could not|unable|exception|traceback|invalid|fatal",
-    re.IGNORECASE,
-)
-_TEST_CMD = re.compile(
-    r"\b(?:pytest|py\.test|unittest|nose2?|tox|nox|jest|vitest|mocha|rspec|phpunit|ctest)\b|"
-    r"\b(?:npm|yarn|pnpm|bun|deno|go|cargo|mvn|gradle|gradlew|make|dotnet|mix|swift)\s+(?:run\s+)?test\b",
-)
+    key: str
+    seq: int
+    ts: datetime | None
+    tool: str  # base tool name, lower case (mcp__x__y -> y)
+    name: str  # the tool's name as the agent calls it (``Bash``, ``ask_user``)
+    kind: str
+    command: str | None
+    path: str | None
+    failed: bool
+    by_user: bool
+    output: str
+    args: Any
+    exit_code: int | None = None
+    parts: list[list[str]] = field(default_factory=list)  # the chain's simple commands, words each
+
+    @property
+    def programs(self) -> list[str]:
+        return [os.path.basename(p[0]) for p in self.parts if p]
+
+
+@dataclass
+class Observations:
+    """What the sessions showed: the failures, and when things last worked (for retiring stale lessons)."""
+
+    failures: list[Failure] = field(default_factory=list)
+    program_ok: dict[tuple[str, str], datetime] = field(default_factory=dict)  # (machine, program) -> last ok
+    path_ok: dict[tuple[str, str], datetime] = field(default_factory=dict)  # (project, path) -> last ok use
+
+
+# --- text helpers -----------------------------------------------------------------------------------------
+
 _ENV_ASSIGN = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*=")
 _HASH = re.compile(r"\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{7,}\b")
+_UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.IGNORECASE)
+_DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}(?:[T_ ]\d{2}[-:]\d{2}(?:[-:]\d{2})?Z?)?\b")
 _NUMBER = re.compile(r"(?<![\w.])\d+(?![\w])")
 _TMP_NAME = re.compile(r"\btmp[\w.-]*[0-9][\w.-]*|/tmp/[^\s/]+")
-_CORRECTION_LEAD = re.compile(
-    r"\A\s*(?:no\b[,.!:;]?|nope\b|wrong\b|that'?s wrong|that is wrong|this is wrong|don'?t\b|do not\b|stop\b|"
-    r"instead\b|undo\b|revert\b|not like that\b|that'?s not (?:right|it|correct)|that is not (?:right|it|correct))",
-    re.IGNORECASE,
-)
-_CORRECTION_ANY = re.compile(
-    r"not (?:quite |exactly )?what i (?:wanted|asked|meant)|that'?s not (?:quite )?(?:right|what)|"
-    r"you (?:broke|forgot|ignored|misunderstood)|i (?:said|told you)\b",
-    re.IGNORECASE,
-)
-_CORRECTION_PREFIX = re.compile(
-    r"\A\s*(?:(?:no|nope|wrong)\b[,.!:;]?\s*|that'?s not (?:quite |exactly )?what i (?:wanted|asked|meant)[.:;,!]?\s*|"
-    r"that is not (?:quite |exactly )?what i (?:wanted|asked|meant)[.:;,!]?\s*)+",
-    re.IGNORECASE,
-)
-_WINDOWS_ABS = re.compile(r"\A[A-Za-z]:[\\/]")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-_REDIRECT = re.compile(r"\s\d*(?:>>?|<|&>)(?:&\d+|\s*[^\s&|;]+)")
-# Exit code 1 of these means "no match" / "differs" / "false": an answer, not a failure.
-_EXIT1_ANSWERS = {
-    "grep",
-    "egrep",
-    "fgrep",
-    "rg",
-    "ag",
-    "ugrep",
-    "diff",
-    "cmp",
-    "test",
-    "[",
-    "which",
-    "pgrep",
-    "command",
-}
-MIN_CORRECTION_WORDS = 4
-_HARNESS_PROMPT = re.compile(r"\A\s*(?:\[Request interrupted|<|Caveat:|/\w)")
+_WINDOWS_ABS = re.compile(r"\A[A-Za-z]:[\\/]")
+_HOME = re.compile(r"\A(?:/(?:home|Users)/[^/]+|[A-Za-z]:[\\/]Users[\\/][^\\/]+|/root)", re.IGNORECASE)
+_CHAIN = {"&&", "||", ";", "|", "&", ";;", "|&"}
+_REDIRECT = re.compile(r"\s\d*(?:>>?|&>|<)(?:&\d+|\s*[^\s&|;<>]+)")
+_HEREDOC = re.compile(r"<<-?\s*(['\"]?)\w+\1")
+_BUILTINS = {"cd", "set", "export", "source", ".", "echo", "true", "false", "pushd", "popd", "unset", "sleep"}
+# Programs that only filter a pipe's output: a chain is blamed on what fed them.
+_FILTERS = {"tail", "head", "grep", "sort", "uniq", "wc", "cat", "less", "more", "cut", "tr", "tee", "jq", "column"}
+_CLAUDE_EXIT = re.compile(r"\A(?:Error: )?Exit code (-?\d+)\n")
+_ERROR_LINE = re.compile(
+    r"error|fail|not found|no such|denied|cannot|can't|could not|unable|exception|traceback|invalid|fatal|"
+    r"not recognized|timed out|refus",
+    re.IGNORECASE,
+)
 
 
 def short(text: str | None, limit: int = MAX_TEXT) -> str | None:
-    """Redacted, one-line-ish, at most ``limit`` characters."""
+    """One line, at most ``limit`` characters (redaction happens once, when a lesson is made from it)."""
     if text is None:
         return None
-    text = redact_text(text.strip())
+    text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def relpath(path: str, project: str) -> str:
-    """A path as the lesson should name it: relative to the project, never an absolute machine path.
+def mask(text: str) -> str:
+    """Placeholders for what differs between runs of the same mistake: temp names, ids, hashes, dates, numbers."""
+    text = _TMP_NAME.sub("<tmp>", text)
+    text = _UUID.sub("<id>", text)
+    text = _DATE.sub("<date>", text)
+    text = _HASH.sub("<hash>", text)
+    return _NUMBER.sub("<n>", text)
 
-    Windows paths (``C:\\code\\app\\x.ts``, logged by Claude on Windows) are compared case-insensitively
-    and come back with forward slashes.
-    """
-    if _WINDOWS_ABS.match(path) or (project and _WINDOWS_ABS.match(project)):
-        norm, root = path.replace("\\", "/"), project.replace("\\", "/").rstrip("/")
+
+def machine_of(cwd: str | None) -> str:
+    """The machine a session ran on, named by its user's home folder (case-folded on Windows); "" if unknown."""
+    m = _HOME.match(cwd or "")
+    if not m:
+        return ""
+    home = m.group(0).replace("\\", "/")
+    return home.lower() if _WINDOWS_ABS.match(home) else home
+
+
+def project_key(project: str) -> str:
+    """The form projects compare in: Windows paths case-folded with forward slashes (one folder, one key)."""
+    return project.replace("\\", "/").lower() if _WINDOWS_ABS.match(project) else project
+
+
+def relpath(path: str, project: str) -> str:
+    """``path`` relative to the project when inside it; other absolute paths keep only their last two parts."""
+    if _WINDOWS_ABS.match(path) or _WINDOWS_ABS.match(project or ""):
+        norm = path.replace("\\", "/")
+        root = (project or "").replace("\\", "/").rstrip("/")
         if root and norm.lower().startswith(root.lower() + "/"):
             return norm[len(root) + 1 :]
         if not _WINDOWS_ABS.match(path):
@@ -170,52 +181,49 @@ def relpath(path: str, project: str) -> str:
     return norm
 
 
-def mask(text: str) -> str:
-    """Mask what differs between runs of the same mistake: temp names, hashes, numbers."""
-    text = _TMP_NAME.sub("TMP", text)
-    text = _HASH.sub("HASH", text)
-    return _NUMBER.sub("N", text)
-
-
-def split_command(command: str, project: str) -> list[str]:
-    """The words of a command's first real step: env assignments and a leading ``cd DIR &&`` dropped."""
+def chain(command: str) -> list[list[str]]:
+    """The simple commands of a command line, in order: split at ``&&``/``||``/``;``/``|``/newlines, env
+    assignments and redirections dropped. A heredoc's body is data: only its first line runs (``python - <<EOF``
+    runs ``python``)."""
+    text = command.strip()
+    text = text.split("\n", 1)[0] if _HEREDOC.search(text) else text.replace("\n", " ; ")
+    text = _HEREDOC.sub(" ", text)
+    text = _REDIRECT.sub(" ", " " + text)
     try:
-        lexer = shlex.shlex(_REDIRECT.sub(" ", " " + command).strip(), posix=True, punctuation_chars=True)
+        lexer = shlex.shlex(text, posix=True, punctuation_chars=";&|")
         lexer.whitespace_split = True
         words = list(lexer)
     except ValueError:
-        words = command.split()
-    while words:
-        while words and _ENV_ASSIGN.match(words[0]):
-            words.pop(0)
-        if len(words) >= 3 and words[0] == "cd" and words[2] in ("&&", ";"):
-            words = words[3:]
-            continue
-        break
-    for i, word in enumerate(words):
-        if word in ("&&", "||", ";", "|"):
-            words = words[:i]
-            break
-    return [relpath(w, project) if w.startswith("/") else w for w in words]
+        words = text.split()
+    parts: list[list[str]] = [[]]
+    for word in words:
+        if word in _CHAIN:
+            parts.append([])
+        elif parts[-1] or not _ENV_ASSIGN.match(word):
+            parts[-1].append(word)
+    return [p for p in parts if p]
 
 
 def normalize_command(command: str, project: str) -> str:
-    return mask(redact_text(" ".join(split_command(command, project))))[:160]
+    """The blamed part of a command, project paths relative, noise masked: what groups the same mistake."""
+    parts = chain(command)
+    words = blame(parts) if parts else []
+    return mask(" ".join(relpath(w, project) if w.startswith("/") else w for w in words))[:160]
 
 
-def exit_code(call: ToolCall) -> int | None:
-    """The exit code, from the column or from the agents' wrappers (Codex header, Gemini trailer, Claude)."""
-    if call.exit_code is not None:
-        return call.exit_code
-    out = call.output or ""
-    for pattern in (_CLAUDE_EXIT, _CODEX_EXIT, _GEMINI_EXIT):
-        m = pattern.search(out[:400]) if pattern is not _GEMINI_EXIT else pattern.search(out[-400:])
-        if m:
-            return int(m.group(1))
-    return None
+def blame(parts: list[list[str]], error: str = "") -> list[str]:
+    """The part of a chain that failed: the one whose program the error names, else the last non-builtin one."""
+    for part in parts:
+        program = os.path.basename(part[0])
+        if program not in _BUILTINS and error and re.search(rf"(?<![\w-]){re.escape(program)}(?![\w-])", error):
+            return part
+    real = [p for p in parts if os.path.basename(p[0]) not in _BUILTINS]
+    main = [p for p in real if os.path.basename(p[0]) not in _FILTERS]
+    return main[-1] if main else real[-1] if real else parts[-1]
 
 
-def _body(output: str | None) -> str:
+def body(output: str | None) -> str:
+    """The tool's own output: the agents' wrappers and ANSI colours removed."""
     text = _ANSI.sub("", unwrap_output(output or ""))
     m = _CLAUDE_EXIT.match(text)
     if m:
@@ -225,7 +233,7 @@ def _body(output: str | None) -> str:
 
 def error_line(output: str | None) -> str | None:
     """The key line of an error output: the first that reads like an error, else the first non-empty one."""
-    lines = [ln.strip().removeprefix("Output: ") for ln in _body(output).splitlines() if ln.strip()]
+    lines = [ln.strip().removeprefix("Output: ") for ln in body(output).splitlines() if ln.strip()]
     if not lines:
         return None
     for ln in lines:
@@ -234,298 +242,157 @@ def error_line(output: str | None) -> str | None:
     return short(lines[0])
 
 
-def _failed(call: ToolCall, words: list[str]) -> bool:
-    if call.status in ("cancelled", "rejected", "pending"):
-        return False
-    code = exit_code(call)
-    if code == 1 and words and os.path.basename(words[0]) in _EXIT1_ANSWERS:
-        return False
-    return call.status == "error" or (code is not None and code != 0)
+# --- steps: the one place that reads a stored tool call ---------------------------------------------------
 
 
-@dataclass
-class _Call:
-    """A tool call of the session in a shape the detectors can compare."""
-
-    row: ToolCall
-    base: str
-    words: list[str]  # shell words (empty for non-shell calls)
-    path: str | None  # the file a read/edit call names, relative to the project
-    failed: bool
-    seq: int
-
-
-def _path_arg(args: Any, project: str) -> str | None:
-    if isinstance(args, dict):
-        for key in ("file_path", "absolute_path", "path", "filePath"):
-            value = args.get(key)
-            if isinstance(value, str) and value:
-                return relpath(value, project)
-    return None
-
-
-def _prepare(calls: Sequence[ToolCall], project: str) -> list[_Call]:
-    out: list[_Call] = []
+def steps_of(calls: Sequence[ToolCall], project: str) -> list[Step]:
+    """The session's tool calls as :class:`Step`s, from the fields the readers decided and stored (kind, command,
+    path, exit code, failed, by_user, output without the agent's wrapper): nothing is re-parsed here."""
+    out: list[Step] = []
     for i, call in enumerate(calls):
-        base = (call.name or "").lower().rsplit("__", 1)[-1]
-        args = tool_args(call.input)
-        words: list[str] = []
-        if base in _SHELL_TOOLS:
-            command = shell_command(args)
-            if command is None:
-                # Codex "code mode" wraps each real call in a JS ``exec`` script; the inner exec_command is
-                # logged on its own, so only an apply_patch failure (which has no inner record) is kept.
-                if base == "exec" and _EDIT_NO_MATCH.search(call.output or ""):
-                    base = "apply_patch"
-                else:
-                    continue
-            else:
-                words = split_command(command, project)
-                if not words:
-                    continue
-        path = _path_arg(args, project)
-        if base == "apply_patch" and path is None:
-            m = _PATCH_FILE.search(call.output or "") or _PATCH_FILE.search(call.input or "")
-            path = relpath(m.group(1).strip(), project) if m else None
-            if path is None and isinstance(args, dict) and len(args) == 1:
-                path = relpath(next(iter(args)), project)
-        out.append(_Call(call, base, words, path, _failed(call, words), i))
+        kind = call.kind or ToolKind.OTHER.value
+        command = call.command if kind == ToolKind.SHELL.value else None
+        out.append(
+            Step(
+                key=call.key,
+                seq=i,
+                ts=call.started_at,
+                tool=base_tool(call.name or "").lower(),
+                name=(call.name or "").rsplit("__", 1)[-1],
+                kind=kind,
+                command=command,
+                path=relpath(call.path, project) if call.path else None,
+                failed=bool(call.failed),
+                by_user=bool(call.by_user),
+                output=body(call.output),
+                args=tool_args(call.input),
+                exit_code=call.exit_code,
+                parts=chain(command) if command else [],
+            )
+        )
     return out
 
 
-def _one_word_diff(a: list[str], b: list[str]) -> int | None:
-    """The index of the only differing word of two equally long commands, else None."""
-    if len(a) != len(b):
-        return None
-    diffs = [i for i, (x, y) in enumerate(zip(a, b)) if x != y]
-    return diffs[0] if len(diffs) == 1 else None
+# --- sessions ---------------------------------------------------------------------------------------------
 
 
-def _similar(a: str, b: str) -> bool:
-    """A plausible correction of one word: another flag, or a close spelling (not some other file)."""
-    return (a.startswith("-") and b.startswith("-")) or difflib.SequenceMatcher(None, a, b).ratio() >= 0.75
+@dataclass
+class SessionView:
+    """One session's facts for the detectors."""
 
+    agent: str
+    key: str
+    project: str
+    machine: str
+    steps: list[Step]
 
-def _program_variant(failed: str, other: str) -> bool:
-    """``python`` → ``python3``, ``pip`` → ``pip3``, ``node`` → ``nodejs``: another name of the same program."""
-    return failed != other and (other.startswith(failed) or failed.startswith(other))
+    def later_ok(self, step: Step, window: int = RECOVERY_WINDOW) -> list[Step]:
+        return [s for s in self.steps if s.seq > step.seq and not s.failed and not s.by_user][:window]
 
-
-class _Detector:
-    def __init__(self, session: Session, calls: list[_Call]) -> None:
-        self.session = session
-        self.project = session.project_root or session.cwd or ""
-        self.calls = calls
-
-    def failure(self, kind: str, call: _Call | None, signature: str, **extra: Any) -> Failure:
-        row = call.row if call else None
-        command = extra.pop("command", None)
-        if command is None and call is not None:
-            command = shlex.join(call.words) if call.words else call.path
+    def failure(self, step: Step | None, signature: str, **values: Any) -> Failure:
+        ts = values.pop("ts", None) or (step.ts if step else None)
         return Failure(
-            kind=kind,
-            agent=self.session.agent,
-            session_key=self.session.key,
+            kind=values.pop("kind", "tool_error"),
+            agent=self.agent,
+            session_key=self.key,
             project=self.project,
-            ts=extra.pop("ts", None) or (row.started_at if row else None),
+            ts=ts,
             signature=signature,
-            command=short(command),
-            error=self.local(extra.pop("error", None)),
-            fix=short(extra.pop("fix", None)),
-            tool_call_key=row.key if row else None,
+            command=short(self.local(values.pop("command", None))),
+            error=short(self.local(values.pop("error", None))),
+            fix=short(self.local(values.pop("fix", None))),
+            tool_call_key=step.key if step else None,
+            machine=self.machine,
+            **values,
         )
 
     def local(self, text: str | None) -> str | None:
-        """Project paths in an error line made relative: lessons and evidence name no machine paths."""
+        """Project paths made relative: lessons and evidence name no machine paths."""
         if text is None or not self.project:
             return text
-        return text.replace(self.project.rstrip("/") + "/", "").replace(self.project, ".")
-
-    def later_ok(self, call: _Call) -> list[_Call]:
-        later = [c for c in self.calls if c.seq > call.seq and not c.failed]
-        return later[:RECOVERY_WINDOW]
-
-    def shell(self, call: _Call) -> Failure:
-        words, out = call.words, call.row.output
-        body = _body(out)
-        program = words[0]
-        err = error_line(out)
-        for pattern in _NOT_FOUND:
-            m = pattern.search(body)
-            if m and m.group(1) in (program, os.path.basename(program)):
-                fix = None
-                for c in self.later_ok(call):
-                    if c.words and c.words[1:] == words[1:] and _program_variant(program, c.words[0]):
-                        fix = c.words[0]
-                        break
-                name = os.path.basename(program)
-                return self.failure("tool_error", call, f"not-found:{name}", error=err, fix=fix)
-        missing = None
-        for m in _NO_SUCH.finditer(body):
-            candidate = relpath(m.group(1), self.project)
-            if not re.search(r"[./]", candidate.strip("./")):
-                continue  # "3: No such file" from a tool that took an option's value for a path
-            if candidate in words or any(w.endswith(candidate) for w in words[1:]):
-                missing = candidate
-                break
-        if missing is not None:
-            fix = None
-            idx = next((i for i, w in enumerate(words) if w == missing or w.endswith(missing)), None)
-            for c in self.later_ok(call):
-                if c.words and c.words[0] == program and idx is not None and _one_word_diff(words, c.words) == idx:
-                    fix = c.words[idx]
-                    break
-            prefix = "path" if "/" in missing.strip("/") else "missing-file"
-            return self.failure("tool_error", call, f"{prefix}:{mask(missing)}", error=err, fix=fix)
-        normalized = normalize_command(" ".join(words), self.project)
-        if _TEST_CMD.search(" ".join(words)):
-            fix = None
-            for c in self.calls:
-                if c.seq > call.seq and not c.failed and c.words == words:
-                    fix = " ".join(c.words)
-                    break
-            return self.failure("test_failure", call, f"test:{normalized}", error=err, fix=fix)
-        fix = None
-        for c in self.later_ok(call):
-            idx = _one_word_diff(words, c.words) if c.words and c.words[0] == program else None
-            if idx is not None and _similar(words[idx], c.words[idx]):
-                fix = shlex.join(c.words)
-                break
-        return self.failure("tool_error", call, f"cmd:{normalized}", error=err, fix=fix)
-
-    def other(self, call: _Call) -> Failure | None:
-        out = call.row.output or ""
-        err = error_line(out)
-        if call.base in _EDIT_TOOLS and (_EDIT_NO_MATCH.search(out) or call.base == "apply_patch"):
-            m = re.search(r"[^\n]*(?:" + _EDIT_NO_MATCH.pattern + r")[^\n]*", out)
-            err = short(re.sub(r"</?tool_use_error>", "", m.group(0)).strip()) if m else err
-            target = mask(call.path) if call.path else "?"
-            return self.failure("edit_failed", call, f"edit-no-match:{target}", error=err, command=call.path)
-        if call.base in _READ_TOOLS and call.path and _FILE_NOT_FOUND.search(_body(out)):
-            fix = None
-            for c in self.later_ok(call)[:3]:
-                same_name = c.path and os.path.basename(c.path) == os.path.basename(call.path)
-                if c.base == call.base and same_name and c.path != call.path:
-                    fix = c.path
-                    break
-            prefix = "path" if "/" in call.path.strip("/") else "missing-file"
-            return self.failure("tool_error", call, f"{prefix}:{mask(call.path)}", error=err, fix=fix)
-        if call.row.status != "error":
-            return None
-        first = mask((err or "").lower())[:60]
-        return self.failure("tool_error", call, f"tool:{call.base}:{first}", error=err)
-
-    def tool_failures(self) -> list[Failure]:
-        found: list[Failure] = []
-        for call in self.calls:
-            if not call.failed:
-                continue
-            failure = self.shell(call) if call.words else self.other(call)
-            if failure is not None:
-                found.append(failure)
-        return found
-
-    def loops(self) -> list[Failure]:
-        runs: dict[str, list[_Call]] = {}
-        for call in self.calls:
-            if call.words:
-                runs.setdefault(normalize_command(" ".join(call.words), self.project), []).append(call)
-        found = []
-        for normalized, calls in runs.items():
-            failures = [c for c in calls if c.failed]
-            if len(calls) >= LOOP_MIN_RUNS and len(failures) >= LOOP_MIN_FAILURES:
-                last = failures[-1]
-                found.append(
-                    self.failure(
-                        "loop",
-                        last,
-                        f"loop:{normalized}",
-                        error=short(f"ran {len(calls)} times, {len(failures)} failed: {error_line(last.row.output)}"),
-                    )
-                )
-        return found
+        for root in {self.project, self.project.replace("\\", "/")}:
+            text = text.replace(root.rstrip("/\\") + "/", "").replace(root.rstrip("/\\") + "\\", "")
+        return text
 
 
-def correction_text(prompt: str) -> str | None:
-    """The requirement a correcting prompt states, without its "that's not what I wanted" lead-in."""
-    text = prompt.strip()
-    if _HARNESS_PROMPT.match(text):
-        return None
-    head = text[:160]
-    if not (_CORRECTION_LEAD.match(head) or _CORRECTION_ANY.search(head)):
-        return None
-    rest = _CORRECTION_PREFIX.sub("", text).strip() or text
-    return rest
-
-
-def _events(db: Database, session_id: int) -> list[Event]:
-    with db.sessions() as s:
-        rows = s.execute(
-            select(Event)
-            .where(
-                Event.session_id == session_id,
-                Event.kind.in_(("user_prompt", "tool_call", "assistant_text", "interrupt", "context_overflow")),
-            )
-            .order_by(Event.ts, Event.seq)
-        ).scalars()
-        return list(rows)
-
-
-def session_failures(db: Database, session_id: int) -> list[Failure]:
-    """Every failure of one session, in timeline order."""
+def _load(db: Database, session_id: int) -> tuple[Session, list[ToolCall], list[Event]] | None:
     with db.sessions() as s:
         session = s.get(Session, session_id)
         if session is None:
-            return []
+            return None
         calls = list(
             s.execute(
                 select(ToolCall).where(ToolCall.session_id == session_id).order_by(ToolCall.started_at, ToolCall.id)
             ).scalars()
         )
+        events = list(
+            s.execute(
+                select(Event)
+                .where(Event.session_id == session_id, Event.kind == "user_prompt")
+                .order_by(Event.ts, Event.seq)
+            ).scalars()
+        )
         s.expunge_all()
-    detector = _Detector(session, _prepare(calls, session.project_root or session.cwd or ""))
-    found = detector.tool_failures() + detector.loops()
-    last_action: Event | None = None
-    for event in _events(db, session_id):
-        if event.kind in ("tool_call", "assistant_text"):
-            last_action = event
-        elif event.kind == "user_prompt" and event.role in (None, "user"):
-            text = correction_text(event.text or "") if last_action is not None else None
-            if text is not None and len(text.split()) >= MIN_CORRECTION_WORDS:
-                sig = "correction:" + " ".join(re.findall(r"\w+", mask(text.lower())))[:80]
-                found.append(
-                    detector.failure(
-                        "user_correction",
-                        None,
-                        sig,
-                        ts=event.ts,
-                        error=short(text),
-                        command=short(last_action.text if last_action else None),
-                    )
-                )
-            last_action = None
-        elif event.kind == "interrupt":
-            last_tool = last_action.text if last_action is not None and last_action.kind == "tool_call" else None
-            what = (last_tool or "turn").lower()
-            found.append(
-                detector.failure(
-                    "interrupt",
-                    None,
-                    f"interrupt:{mask(what.lower())[:60]}",
-                    ts=event.ts,
-                    error=short(event.text),
-                    command=short(what),
-                )
-            )
-        elif event.kind == "context_overflow":
-            found.append(
-                detector.failure("context_overflow", None, "context-overflow", ts=event.ts, error=short(event.text))
-            )
+    return session, calls, events
+
+
+def observe_session(db: Database, session_id: int, into: Observations | None = None) -> Observations:
+    """The failures of one session (in timeline order) and what worked in it."""
+    from headroom.learn.error_classes import classify
+    from headroom.learn.rules import rule_text
+
+    seen = into if into is not None else Observations()
+    loaded = _load(db, session_id)
+    if loaded is None:
+        return seen
+    session, calls, events = loaded
+    project = session.project_root or session.cwd or ""
+    view = SessionView(
+        session.agent, session.key, project, machine_of(session.cwd or project), steps_of(calls, project)
+    )
+    found: list[Failure] = []
+    for step in view.steps:
+        if step.by_user:
+            continue
+        if not step.failed:
+            _record_ok(seen, view, step)
+            continue
+        failure = classify(view, step)
+        if failure is not None:
+            found.append(failure)
+    for event in events:
+        if event.role not in (None, "user"):
+            continue
+        rule = rule_text(event.text or "")
+        if rule is not None:
+            sig = "rule:" + " ".join(re.findall(r"\w+", rule.lower()))[:80]
+            found.append(view.failure(None, sig, kind="user_rule", ts=event.ts, error=rule, explicit=True))
     found.sort(key=lambda f: (f.ts or datetime.min, f.kind, f.signature))
-    return found
+    seen.failures.extend(found)
+    return seen
 
 
-def sessions_query(project: str | None = None, agent: str | None = None, since: datetime | None = None) -> Any:
+def _record_ok(seen: Observations, view: SessionView, step: Step) -> None:
+    if step.ts is None:
+        return
+    for program in step.programs:
+        key = (view.machine, program)
+        if key not in seen.program_ok or seen.program_ok[key] < step.ts:
+            seen.program_ok[key] = step.ts
+    if step.path and step.kind in (READ, EDIT, WRITE):
+        pkey = (project_key(view.project), step.path)
+        if pkey not in seen.path_ok or seen.path_ok[pkey] < step.ts:
+            seen.path_ok[pkey] = step.ts
+
+
+def session_failures(db: Database, session_id: int) -> list[Failure]:
+    """Every failure of one session, in timeline order."""
+    return observe_session(db, session_id).failures
+
+
+def sessions_query(
+    project: str | None = None, agent: str | None = None, since: datetime | None = None, *, machine: str | None = None
+) -> Any:
     """The sessions a failure search covers (sub-agents included: their mistakes are the agent's too)."""
     query = select(Session.id).order_by(Session.started_at, Session.id)
     if project is not None:
@@ -537,13 +404,21 @@ def sessions_query(project: str | None = None, agent: str | None = None, since: 
     return query
 
 
-def find_failures(
+def observe(
     db: Database, *, project: str | None = None, agent: str | None = None, since: datetime | None = None
-) -> list[Failure]:
+) -> Observations:
     """The failures of every matching session (``since``: sessions active since then, failures from then)."""
     with db.sessions() as s:
         ids = list(s.execute(sessions_query(project, agent, since)).scalars())
-    found: list[Failure] = []
+    seen = Observations()
     for session_id in ids:
-        found.extend(f for f in session_failures(db, session_id) if since is None or f.ts is None or f.ts >= since)
-    return found
+        observe_session(db, session_id, seen)
+    if since is not None:
+        seen.failures = [f for f in seen.failures if f.ts is None or f.ts >= since]
+    return seen
+
+
+def find_failures(
+    db: Database, *, project: str | None = None, agent: str | None = None, since: datetime | None = None
+) -> list[Failure]:
+    return observe(db, project=project, agent=agent, since=since).failures

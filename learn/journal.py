@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import secrets
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -62,8 +63,12 @@ class Journal:
     def _mark(self, entry_id: str, op: str, **extra: Any) -> None:
         self._append({"op": op, "id": entry_id, "at": _now(), **extra})
 
-    def record(self, plan: Plan) -> str:
-        """Journal ``plan`` before it is written: back up the prior bytes; returns the entry id."""
+    def record(self, plan: Plan, *, run: str | None = None, lessons: Sequence[str] = ()) -> str:
+        """Journal ``plan`` before it is written: back up the prior bytes; returns the entry id.
+
+        ``run`` ties together every file one ``learn --apply`` wrote (:meth:`undo_run` takes them all back);
+        ``lessons`` are the keys of the lessons the write put in the file.
+        """
         entry_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{secrets.token_hex(4)}"
         backup = "absent"
         if plan.before is not None:
@@ -87,6 +92,8 @@ class Journal:
                 "after_sha256": _sha256(plan.after),
                 "lessons_written": plan.lessons_written,
                 "note": plan.note,
+                "run": run or entry_id,
+                "lessons": list(lessons),
             }
         )
         return entry_id
@@ -146,6 +153,30 @@ class Journal:
         changed = self._restore(path, before, current, entry["after_sha256"])
         self._mark(entry["id"], "undone")
         return [path] if changed else []
+
+    def undo_run(self, ident: str | None = None) -> tuple[list[Path], list[str]]:
+        """Undo every write of one learn run still in effect: the newest run, or the run of ``ident`` (a run or an
+        entry id). Returns the paths changed and the keys of the lessons those writes had put in.
+
+        Writes are taken back newest first, so a file written twice in the run ends with its bytes from before it.
+        """
+        entries = self.entries()
+        live = [e for e in entries if e["status"] == "written"]
+        if ident is None:
+            if not live:
+                return [], []
+            run = live[-1].get("run", live[-1]["id"])
+        else:
+            found = [e for e in entries if ident in (e["id"], e.get("run"))]
+            if not found:
+                raise WriteError(f"no journal entry or run {ident!r}")
+            run = found[0].get("run", found[0]["id"])
+        paths: list[Path] = []
+        keys: list[str] = []
+        for entry in reversed([e for e in live if e.get("run", e["id"]) == run]):
+            paths += self.undo(entry["id"])
+            keys += [k for k in entry.get("lessons", []) if k not in keys]
+        return paths, keys
 
     def _restore(self, path: Path, before: bytes | None, current: bytes | None, after_sha: str | None) -> bool:
         if current is None or current == before:

@@ -25,10 +25,10 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from headroom.learn.failures import Observations, observe
 from headroom.learn.mining import LessonDraft, recurrences
 from headroom.memory.db import Database
 from headroom.memory.models import Lesson, Session
-from headroom.memory.redact import redact_text
 
 TTL_DAYS = 90
 MIN_SESSIONS_AFTER = 3
@@ -49,7 +49,7 @@ class SyncReport:
 
 
 def sync(db: Database, drafts: Sequence[LessonDraft], *, now: datetime | None = None) -> SyncReport:
-    """Upsert mined drafts; returns what changed. Text and evidence are redacted again on the way in."""
+    """Upsert mined drafts; returns what changed (a draft's text and evidence are redacted when it is made)."""
     now = now or _now()
     report = SyncReport()
     with db.transaction() as s:
@@ -61,18 +61,18 @@ def sync(db: Database, drafts: Sequence[LessonDraft], *, now: datetime | None = 
                         "agent": e.agent,
                         "session": e.session_key,
                         "ts": e.ts.isoformat() if e.ts else None,
-                        "command": redact_text(e.command) if e.command else None,
-                        "error": redact_text(e.error) if e.error else None,
+                        "command": e.command,
+                        "error": e.error,
                     }
                     for e in d.evidence[:20]
                 ]
             )
             values: dict[str, Any] = {
                 "project": d.project,
-                "scope": d.scope,
+                "scope": scope_value(d.scope, d.agents),
                 "kind": d.kind,
                 "signature": d.signature,
-                "text": redact_text(d.text),
+                "text": d.text,
                 "names": json.dumps(list(d.names)),
                 "evidence": evidence,
                 "sessions": d.sessions,
@@ -85,6 +85,8 @@ def sync(db: Database, drafts: Sequence[LessonDraft], *, now: datetime | None = 
                 s.add(Lesson(key=d.key, status="proposed", created_at=now, updated_at=now, **values))
                 report.new += 1
                 continue
+            if row.status == "undone":
+                row.status = "proposed"  # asked for again: a later --apply may write it again
             if all(getattr(row, k) == v for k, v in values.items()):
                 report.unchanged += 1
                 continue
@@ -95,6 +97,29 @@ def sync(db: Database, drafts: Sequence[LessonDraft], *, now: datetime | None = 
                 row.expires_at = max(row.expires_at or now, d.last_seen + timedelta(days=TTL_DAYS))
             report.updated += 1
     return report
+
+
+def scope_value(scope: str, agents: Sequence[str] = ()) -> str:
+    """The stored scope: ``project``, ``machine`` or ``agent``, with ``:<agent>`` when only one agent's files hold
+    it (``agent:claude``, ``project:codex``)."""
+    scope = "machine" if scope == "environment" else scope
+    return f"{scope}:{agents[0]}" if len(agents) == 1 else scope
+
+
+def parse_scope(value: str) -> tuple[str, tuple[str, ...]]:
+    """The inverse of :func:`scope_value` (older rows say ``environment`` for a machine fact)."""
+    scope, _, agent = value.partition(":")
+    return ("machine" if scope == "environment" else scope), ((agent,) if agent else ())
+
+
+def mark_undone(db: Database, keys: Sequence[str]) -> int:
+    """Lessons whose write ``learn undo`` took back: shown as undone, no longer in any file."""
+    with db.transaction() as s:
+        rows = list(s.execute(select(Lesson).where(Lesson.key.in_(list(keys)))).scalars())
+        for row in rows:
+            if row.status == "active":
+                row.status = "undone"
+    return len(rows)
 
 
 def lessons_for(db: Database, project: str, *, statuses: Sequence[str] = ("proposed", "active")) -> list[Lesson]:
@@ -158,8 +183,13 @@ def review(db: Database, *, now: datetime | None = None, min_sessions_after: int
     measured = 0
     with db.sessions() as s:
         active = list(s.execute(select(Lesson).where(Lesson.status == "active")).scalars())
+    seen = observe(db) if any(r.signature.startswith("not-found:") for r in active) else None
     for row in active:
-        reason = _invalid(row) or ("expired" if row.expires_at is not None and row.expires_at < now else None)
+        reason = (
+            _invalid(row)
+            or _ran_since(row, seen)
+            or ("expired" if row.expires_at is not None and row.expires_at < now else None)
+        )
         after = _project_sessions(db, row.project, row.activated_at, None)
         again = recurrences(db, row.signature, row.project, after=row.activated_at or now)
         measured += 1
@@ -174,6 +204,15 @@ def review(db: Database, *, now: datetime | None = None, min_sessions_after: int
                 fresh.status, fresh.retired_reason = "retired", reason
                 retired[reason] = retired.get(reason, 0) + 1
     return ReviewReport(retired, measured)
+
+
+def _ran_since(row: Lesson, seen: Observations | None) -> str | None:
+    """A machine fact "X is not installed" is void once a later call of X succeeded (X was installed since)."""
+    if seen is None or not row.signature.startswith("not-found:") or row.last_seen is None:
+        return None
+    program = row.signature.split(":", 1)[1]
+    later = [ts for (_machine, name), ts in seen.program_ok.items() if name == program and ts > row.last_seen]
+    return f"{program} ran successfully since" if later else None
 
 
 def _did_not_help(row: Lesson, after: int, again: int) -> bool:
@@ -219,7 +258,8 @@ def report(db: Database, project: str | None = None) -> list[dict[str, Any]]:
         out.append(
             {
                 "key": r.key,
-                "project": r.project or "(environment)",
+                "project": r.project or f"({parse_scope(r.scope)[0]})",
+                "scope": r.scope,
                 "kind": r.kind,
                 "status": r.status,
                 "retired_reason": r.retired_reason,

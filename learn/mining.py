@@ -1,25 +1,24 @@
-"""Lesson mining: from failures that recur (or that a user corrected) to short, evidenced lessons.
+"""Lesson mining: from failures that recur (or a rule the user stated) to short lessons, fix first.
 
-Mining is a pure function of the failures (:mod:`headroom.learn.failures`): the same sessions always give
-the same drafts with the same keys, in the same order, so :mod:`headroom.learn.lessons` can upsert them run
-after run. Failures are grouped by *(scope, signature)*: environment signatures (a program that is not
-installed, ``not-found:python``) group across every project, everything else only within its project.
+Mining is a pure function of the observations (:mod:`headroom.learn.failures`): the same sessions always give the
+same drafts with the same keys, in the same order, so :mod:`headroom.learn.lessons` can upsert them run after run.
 
-Rules, all deliberately conservative (a wrong lesson costs every later session tokens and trust):
+- **Grouped by what went wrong**: failures group by (scope, signature, agent): machine facts (``not-found:python``,
+  PowerShell's parser) across every project of the same machine, everything else within its project; a lesson
+  about one agent's own tool (Claude's Read limit, Codex's apply_patch) only with that agent's failures, and it is
+  written into that agent's file only.
+- **Independent evidence**: a lesson needs ``min_sessions`` (2) sessions showing the failure, counted after
+  merging sessions that share a failing tool call (a sub-agent file that replays its parent's history is not a
+  second session). A user's rule, or an error that itself states a durable rule (a protected branch), needs one.
+- **A fix, where the class needs one**: a missing path, a plain command, a missing npm script, a missing module
+  become lessons only with the fix the sessions showed; a program that is not installed can stand without one.
+- **Not stale**: a machine fact retires as soon as a later call of the program succeeded on that machine; a path
+  lesson as soon as the old path was used successfully later.
+- ``auto_ok``: what the daemon may write on its own: evidence from two sessions on different days, or a rule.
 
-- a group becomes a lesson when its signature shows up in ``min_sessions`` (2) independent sessions, or when
-  the user explicitly corrected the agent (one correction is enough: the user said it);
-- *usefulness threshold*: a failure that never recovered and says nothing beyond "this failed"
-  (a missing file nobody found, a command that fails, a generic tool error) needs one session more
-  (``min_sessions + 1``); with a known fix (the file was found under another name, the flag that worked)
-  the lesson is concrete ("use X, not Y") and the normal threshold applies;
-- a failing test suite is the normal work loop, so a test lesson needs a recovery (the same command passed
-  later) and then names the command to run;
-- interrupts need ``min_sessions + 1`` sessions too: stopping the agent is often just impatience.
-
-Texts are one or two imperative lines, redacted, at most 200 characters, naming paths relative to the
-project. ``names`` lists what the lesson relies on (the working path or command) so that a lesson whose
-file is gone can be retired; never the wrong path, which by definition does not exist.
+Texts are one or two lines, the fix first, redacted, at most 200 characters, valid Markdown (inline code only),
+naming paths relative to the project. ``names`` lists what the lesson relies on (the working path or program) so
+that a lesson whose file or program is gone can be retired.
 """
 
 from __future__ import annotations
@@ -31,15 +30,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from headroom.learn.failures import Failure, find_failures, session_failures, sessions_query
+from headroom.learn.failures import Failure, Observations, observe, project_key, session_failures, sessions_query
 from headroom.memory.db import Database
 from headroom.memory.redact import redact_text
 
 MAX_TEXT = 200
 MAX_EVIDENCE = 20
-ENVIRONMENT_PREFIXES = ("not-found:",)
-# Signatures that say nothing beyond "it failed" unless a fix is known: one session more is required.
-_PLAIN = ("missing-file:", "path:", "cmd:", "tool:", "interrupt:")
+# Classes whose lesson only makes sense with the fix the sessions showed.
+_NEEDS_FIX = ("path:", "cmd:", "npm-missing-script:", "py-module-missing", "not-a-git-repo")
 
 
 @dataclass(frozen=True)
@@ -54,8 +52,8 @@ class Evidence:
 @dataclass(frozen=True)
 class LessonDraft:
     key: str
-    project: str
-    scope: str  # project | environment
+    project: str  # "" for a machine fact
+    scope: str  # project | machine
     kind: str
     signature: str
     text: str
@@ -65,150 +63,354 @@ class LessonDraft:
     count: int
     first_seen: datetime | None
     last_seen: datetime | None
-    corrected_by_user: bool
+    corrected_by_user: bool  # the lesson is a rule the user stated
+    agents: tuple[str, ...] = ()  # only these agents' files (their own tool); () = every agent's
+    days: int = 0  # distinct days with evidence
+    auto_ok: bool = False  # the daemon may write it on its own
+    machine: str = ""
+
+    def __post_init__(self) -> None:
+        """The boundary every lesson crosses before it is stored or written: redacted here, once (whole, then
+        clipped, so a secret is never cut in half and left unrecognizable)."""
+        set_ = object.__setattr__
+        set_(self, "text", _clip(redact_text(self.text)))
+        set_(self, "signature", redact_text(self.signature))
+        set_(self, "names", tuple(redact_text(n) for n in self.names))
+        set_(
+            self,
+            "evidence",
+            tuple(
+                Evidence(
+                    e.agent,
+                    e.session_key,
+                    e.ts,
+                    redact_text(e.command) if e.command else None,
+                    redact_text(e.error) if e.error else None,
+                )
+                for e in self.evidence
+            ),
+        )
 
 
 def is_environment(signature: str) -> bool:
-    return signature.startswith(ENVIRONMENT_PREFIXES)
+    """Kept for older rows: machine facts were called environment lessons."""
+    return signature.startswith(("not-found:", "powershell-"))
 
 
-def lesson_key(project: str, signature: str) -> str:
-    """Stable across runs and machines: a hash over the scope (project or "env") and the signature."""
-    scope = "env" if is_environment(signature) else project
-    return hashlib.sha256(f"{scope}\0{signature}".encode()).hexdigest()[:16]
+def lesson_key(where: str, signature: str, agent: str = "") -> str:
+    """Stable across runs: a hash over where it holds (project, or machine) and what went wrong."""
+    return hashlib.sha256(f"{where}\0{signature}\0{agent}".encode()).hexdigest()[:16]
 
 
 def _code(text: str) -> str:
-    return "`" + text.replace("`", "'") + "`"
+    """Inline code that stays valid Markdown whatever the text holds (a longer fence around backticks)."""
+    text = " ".join(text.split())
+    if "`" not in text:
+        return f"`{text}`"
+    return f"`` {text} ``"
+
+
+def _short(text: str | None, limit: int = 70) -> str:
+    text = text or "?"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _clip(text: str) -> str:
-    text = redact_text(" ".join(text.split()))
-    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
+    """One paragraph, at most MAX_TEXT characters, never cut inside a word or an inline code span."""
+    text = " ".join(text.split())
+    if len(text) <= MAX_TEXT:
+        return text
+    cut = text[: MAX_TEXT - 1].rsplit(" ", 1)[0]
+    if cut.count("`") % 2:
+        cut = cut[: cut.rfind("`")].rstrip()
+    return cut + "…"
 
 
 def _no_abs(text: str, project: str) -> str:
     """No absolute machine path in a lesson: project paths relative, others cut to their last parts."""
     if project:
-        text = text.replace(project.rstrip("/") + "/", "").replace(project, ".")
-    words = []
-    for word in text.split(" "):
-        core = word.strip("`'\",.:;()")
-        cut = core.startswith("/") and core.count("/") > 1
-        words.append(word.replace(core, "/".join(core.split("/")[-2:])) if cut else word)
-    return " ".join(words)
+        for root in {project, project.replace("\\", "/")}:
+            text = text.replace(root.rstrip("/\\") + "/", "").replace(root.rstrip("/\\") + "\\", "")
+    return text
 
 
-def _short_cmd(command: str | None, limit: int = 70) -> str:
-    command = command or "?"
-    return command if len(command) <= limit else command[: limit - 1] + "…"
+_AGENT_TOOLS = {
+    "edit-unread": {
+        "claude": "Read a file before you Edit or Write it: Claude's Edit refuses a file it has not read (`File has "
+        "not been read yet`).",
+    },
+    "edit-stale": {
+        "claude": "Read the file again right before editing it: Edit refuses a file changed since it was read "
+        "(`File has been modified since read`).",
+    },
+    "read-too-large": {
+        "claude": "Read large files in parts with Read's `offset` and `limit` (or Grep them): Read refuses a file "
+        "over its size limit.",
+    },
+}
+_NO_MATCH = {
+    "apply_patch": "Re-read the exact lines (`sed -n`) right before `apply_patch`: patches written from memory "
+    "failed verification (`Failed to find expected lines`).",
+    "replace": "read_file the current lines right before `replace`: an `old_string` from memory did not match "
+    "(`0 occurrences found`).",
+    "edit": "Read the current lines right before Edit: an `old_string` from memory did not match (`String to "
+    "replace not found`).",
+}
 
 
-def _text(kind: str, signature: str, fix: str | None, group: Sequence[Failure]) -> tuple[str, tuple[str, ...]] | None:
-    """The lesson's text and names; None when the group is not worth a lesson."""
-    _, _, subject = signature.partition(":")
+def _text(signature: str, fix: str | None, group: Sequence[Failure]) -> tuple[str, tuple[str, ...]] | None:
+    """The lesson's text (fix first) and names; None when the group is not worth a lesson."""
+    head, _, subject = signature.partition(":")
     sample = group[-1]
-    if signature.startswith("not-found:"):
+    detail = sample.detail or ""
+    agent = sample.agent_only or sample.agent
+    if head == "rule":
+        return sample.error or subject, ()
+    if head == "not-found":
         if fix:
-            return f"Use {_code(fix)}, not {_code(subject)}: {_code(subject)} is not installed here.", (fix,)
-        return f"{_code(subject)} is not installed here: do not call it.", ()
-    if signature.startswith(("path:", "missing-file:")):
-        if fix:
-            old_dir, new_dir = os.path.dirname(subject), os.path.dirname(fix)
-            if os.path.basename(subject) == os.path.basename(fix) and old_dir != new_dir and old_dir and new_dir:
-                base = os.path.basename(fix)
-                return f"{_code(base)} is in {_code(new_dir + '/')}, not {_code(old_dir + '/')}: use {_code(fix)}.", (
-                    fix,
-                )
-            return f"{_code(subject)} does not exist here; the file is {_code(fix)}.", (fix,)
-        return f"{_code(subject)} does not exist in this project: do not look for it.", ()
-    if signature.startswith("test:"):
-        if not fix:
-            return None
-        return f"Run the tests with {_code(_short_cmd(fix))} and make them pass before you finish.", (fix,)
-    if signature.startswith("edit-no-match:"):
+            return f"Use {_code(fix)}: {_code(subject)} is not installed on this machine.", (fix,)
+        return f"{_code(subject)} is not installed on this machine.", ()
+    if head == "crlf":
+        how = _code(fix) if fix else "`dos2unix` or `sed -i 's/\\r$//'`"
         return (
-            f"Read {_code(subject)} before editing it: edits of {_code(subject)} failed to match its current content.",
-            (subject,) if subject != "?" else (),
+            f"Convert scripts to LF line endings ({how}): CRLF endings make bash fail with `$'\\r': command not "
+            "found`.",
+            (),
         )
-    if signature.startswith("correction:"):
-        requirement = sample.error or subject
-        return f"The user corrected this: {requirement}", ()
-    if signature.startswith("loop:"):
-        return f"Do not re-run {_code(_short_cmd(subject))} unchanged: it failed repeatedly in one session.", ()
-    if signature.startswith("cmd:"):
+    if head == "git-safe-directory":
+        return (
+            f"Run {_code(fix or 'git config --global --add safe.directory <repo>')} once: git refuses this "
+            "repository (`detected dubious ownership`).",
+            (),
+        )
+    if head == "git-bash-path":
+        lead = subject
+        form = f"`:(literal){lead}/…`" if fix == ":(literal)" else f"`./{lead}/…`"
+        return (
+            f"Write git path arguments that start with `{lead}/` as {form}: Git Bash rewrites a leading "
+            f"`{lead}/` into a Windows path (`pathspec '{lead}C:/…/Git/…' did not match`).",
+            (),
+        )
+    if head == "powershell-separator":
+        return (
+            "Chain commands with `;` (or `if ($?) { … }`), not `&&` or `||`: this Windows PowerShell rejects "
+            "them as statement separators.",
+            (),
+        )
+    if head == "powershell-param":
         if fix:
-            return f"Use {_code(_short_cmd(fix))}, not {_code(_short_cmd(subject))}.", (fix,)
-        err = f" ({sample.error})" if sample.error else ""
-        return f"{_code(_short_cmd(subject))} fails in this project{err}.", ()
-    if signature == "context-overflow":
-        return "Sessions here overflow the context: read large files and logs in slices (head, grep), not whole.", ()
-    if signature.startswith("interrupt:"):
-        return f"The user stopped {_code(_short_cmd(sample.command))} repeatedly: ask before running it.", ()
-    if signature.startswith("tool:"):
-        name = signature.split(":", 2)[1]
-        return f"{_code(name)} fails here with: {sample.error or subject}", ()
+            return f"Use {_code(fix)}, not {_code(subject)}: the shell is PowerShell, which has no such parameter.", ()
+        return (
+            f"The shell is PowerShell: {_code(subject)} fails (no such parameter); use the cmdlet's own parameters.",
+            (),
+        )
+    if head == "npm-missing-script" and fix:
+        what = "the tests" if detail == "test" else f"`{detail}`"
+        failing = _code(_short(sample.command, 40)) if sample.command else f"`npm run {detail}`"
+        return f'Run {what} with {_code(_short(fix))}: {failing} fails here (`Missing script: "{detail}"`).', (fix,)
+    if head == "py-module-missing" and fix:
+        return (
+            f"Run Python through the project's environment ({_code(_short(fix))}): the system Python lacks "
+            f"`{detail}` (`No module named {detail}`).",
+            (),
+        )
+    if head == "sandbox-no-network":
+        cmds = Counter(f.command for f in group if f.command)
+        cmd = cmds.most_common(1)[0][0] if cmds else "npm install"
+        return (
+            f"Ask for network access (escalated sandbox permissions) before {_code(cmd)} and other downloads: "
+            "the sandbox has no network (`ENOTFOUND`).",
+            (),
+        )
+    if head == "timeout":
+        cmds = Counter(f.command for f in group if f.command)
+        if not cmds:
+            return (
+                "Give long scans and builds a longer timeout or run them in the background: commands here "
+                "outlasted the shell tool's timeout (exit 124).",
+                (),
+            )
+        cmd = cmds.most_common(1)[0][0]
+        return (
+            f"Run {_code(_short(cmd, 40))} with a longer timeout or in the background: it outlasted the shell "
+            "tool's timeout here (exit 124).",
+            (),
+        )
+    if head in _AGENT_TOOLS:
+        own = _AGENT_TOOLS[head].get(agent)
+        return (own, ()) if own else None
+    if head == "edit-no-match":
+        text = _NO_MATCH.get(subject)
+        return (text, ()) if text else None
+    if head == "tool-param":
+        tool, how, param = [*subject.split(":"), "", ""][:3]
+        if how == "missing":
+            return (
+                f"Give `{tool}` its required `{param}`: calls without it are rejected "
+                f"(`must have required property '{param.rsplit('.', 1)[-1]}'`).",
+                (),
+            )
+        return f"Call `{tool}` without `{param}`: it is not one of its parameters (the call is rejected).", ()
+    if head == "protected-branch":
+        return (
+            f"Push a branch and open a pull request: `{detail or subject}` is protected (changes must be made "
+            "through a pull request).",
+            (),
+        )
+    if head == "not-a-git-repo" and fix:
+        return f"Run git inside `{fix}/`: the workspace root is not a git repository.", (fix,)
+    if head == "zsh-glob-brackets":
+        return (
+            "Quote paths that contain `[…]` (e.g. `'app/[id]/page.tsx'`): zsh reads the brackets as a glob "
+            "(`no matches found`).",
+            (),
+        )
+    if head == "path" and fix:
+        old = detail or subject
+        if os.path.basename(old.rstrip("/")) == os.path.basename(fix.rstrip("/")) and os.path.dirname(fix):
+            return f"Use {_code(fix)}: {_code(old)} does not exist.", (fix,)
+        return f"Use {_code(fix)}: {_code(old)} does not exist.", (fix,)
+    if head == "cmd" and fix:
+        return f"Use {_code(_short(fix))}, not {_code(_short(sample.command))}.", (fix,)
     return None
 
 
-def _lesson(project: str, signature: str, group: list[Failure], min_sessions: int) -> LessonDraft | None:
-    sessions = {f.session_key for f in group}
-    corrected = any(f.kind == "user_correction" for f in group)
+def _independent(group: Sequence[Failure]) -> dict[str, str]:
+    """Session → its representative: sessions sharing a failing tool call (a replayed history) are one."""
+    parent: dict[str, str] = {f.session_key: f.session_key for f in group}
+
+    def find(s: str) -> str:
+        while parent[s] != s:
+            parent[s] = parent[parent[s]]
+            s = parent[s]
+        return s
+
+    by_call: dict[str, str] = {}
+    for f in group:
+        if f.tool_call_key is None:
+            continue
+        other = by_call.setdefault(f.tool_call_key, f.session_key)
+        a, b = find(other), find(f.session_key)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    return {s: find(s) for s in parent}
+
+
+def _stale(signature: str, group: Sequence[Failure], seen: Observations | None) -> bool:
+    """Whether a later success contradicts the lesson (the program ran after all, the old path worked)."""
+    if seen is None:
+        return False
+    last = max((f.ts for f in group if f.ts is not None), default=None)
+    if last is None:
+        return False
+    head, _, subject = signature.partition(":")
+    if head == "not-found":
+        ok = seen.program_ok.get((group[0].machine, subject))
+        return ok is not None and ok > last
+    if head == "path":
+        project = project_key(group[0].project)
+        old = group[0].detail or subject
+        fixes = {f.fix for f in group if f.fix}
+        for (where, path), ok in seen.path_ok.items():
+            if where != project or ok <= last:
+                continue
+            # The old path worked after all, or the file turned up somewhere else than the fix: it moved again.
+            if path == old or (os.path.basename(path) == os.path.basename(old) and path not in fixes):
+                return True
+        return False
+    return False
+
+
+def _lesson(
+    where: str, signature: str, group: list[Failure], min_sessions: int, seen: Observations | None
+) -> LessonDraft | None:
+    reps = _independent(group)
+    sessions = set(reps.values())
+    explicit = any(f.explicit for f in group)
+    if len(sessions) < (1 if explicit else min_sessions):
+        return None
     fixes = Counter(f.fix for f in group if f.fix)
     fix = sorted(fixes.items(), key=lambda kv: (-kv[1], kv[0]))[0][0] if fixes else None
-    needed = min_sessions + 1 if signature.startswith(_PLAIN) and fix is None else min_sessions
-    if len(sessions) < needed and not corrected:
+    if fix is None and signature.startswith(_NEEDS_FIX):
         return None
-    made = _text(group[0].kind, signature, fix, group)
-    if made is None:
+    if signature.startswith("path:") and len(fixes) > 1:
+        return None  # the sessions disagree on where the file is: it moves, no lesson can say where
+    if _stale(signature, group, seen):
+        return None
+    made = _text(signature, fix, group)
+    if made is None or not made[0]:
         return None
     text, names = made
+    first = group[0]
     kinds = Counter(f.kind for f in group)
-    kind = sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
     stamps = [f.ts for f in group if f.ts is not None]
+    days = {f.ts.date() for f in group if f.ts is not None and reps[f.session_key] == f.session_key}
     ordered = sorted(group, key=lambda f: (f.ts or datetime.min, f.session_key))
-    environment = is_environment(signature)
+    rule = any(f.kind == "user_rule" for f in group)
+    agents = (first.agent_only,) if first.agent_only else ()
+    machine = first.scope in ("machine", "agent")
     return LessonDraft(
-        key=lesson_key(project, signature),
-        project="" if environment else project,
-        scope="environment" if environment else "project",
-        kind=kind,
+        key=lesson_key(where, signature, first.agent_only or ""),
+        project="" if machine else first.project,
+        scope=first.scope,
+        kind=sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0]))[0][0],
         signature=signature,
-        text=_clip(_no_abs(text, project)),
+        text=_no_abs(text, first.project),
         names=tuple(dict.fromkeys(names)),
         evidence=tuple(Evidence(f.agent, f.session_key, f.ts, f.command, f.error) for f in ordered[-MAX_EVIDENCE:]),
         sessions=len(sessions),
         count=len(group),
         first_seen=min(stamps) if stamps else None,
         last_seen=max(stamps) if stamps else None,
-        corrected_by_user=corrected,
+        corrected_by_user=rule,
+        agents=agents,
+        days=len(days),
+        auto_ok=rule or (len(sessions) >= 2 and len(days) >= 2),
+        machine=first.machine if machine else "",
     )
 
 
-def mine(failures: Sequence[Failure], *, min_sessions: int = 2) -> list[LessonDraft]:
-    """Group failures by (scope, signature) and keep those that pass the rules of the module docstring."""
-    groups: dict[tuple[str, str], list[Failure]] = {}
+def mine(
+    failures: Sequence[Failure], *, min_sessions: int = 2, observations: Observations | None = None
+) -> list[LessonDraft]:
+    """Group failures by (scope, signature, agent) and keep those that pass the rules of the module docstring."""
+    groups: dict[tuple[str, str, str], list[Failure]] = {}
     for f in failures:
-        if not f.project and not is_environment(f.signature):
-            continue  # a session without a cwd: a project lesson would land in every project as "environment"
-        scope = "" if is_environment(f.signature) else f.project
-        groups.setdefault((scope, f.signature), []).append(f)
+        if f.scope == "machine":
+            where = "machine:" + f.machine
+        elif f.scope == "agent":
+            where = "agent"  # an agent's own tool behaves the same on every machine and in every project
+        elif f.project:
+            where = project_key(f.project)
+        else:
+            continue  # a session without a cwd: its project is unknown
+        groups.setdefault((where, f.signature, f.agent_only or ""), []).append(f)
     drafts = []
-    for (project, signature), group in groups.items():
-        draft = _lesson(project, signature, group, min_sessions)
+    for (where, signature, _agent), group in groups.items():
+        draft = _lesson(where, signature, group, min_sessions, observations)
         if draft is not None:
             drafts.append(draft)
     drafts.sort(key=lambda d: d.key)
     drafts.sort(key=lambda d: d.last_seen or datetime.min, reverse=True)
-    drafts.sort(key=lambda d: d.sessions, reverse=True)
+    drafts.sort(key=lambda d: (not d.corrected_by_user, -d.sessions))
     return drafts
 
 
 def mine_db(
     db: Database, *, project: str | None = None, agent: str | None = None, since: datetime | None = None
 ) -> list[LessonDraft]:
-    """Mine the sessions of the mirror (all of them, or one project / agent / period)."""
-    return mine(find_failures(db, project=project, agent=agent, since=since))
+    """Mine the mirror: every lesson, or one project's (its own and its machine's facts)."""
+    seen = observe(db, agent=agent, since=since)
+    drafts = mine(seen.failures, observations=seen)
+    if project is None:
+        return drafts
+    machines = {f.machine for f in seen.failures if f.project == project}
+    key = project_key(project)
+    return [
+        d
+        for d in drafts
+        if project_key(d.project) == key or (d.scope == "machine" and d.machine in machines) or d.scope == "agent"
+    ]
 
 
 def recurrences(db: Database, signature: str, project: str, *, after: datetime, before: datetime | None = None) -> int:

@@ -34,6 +34,19 @@ class ToolStatus(str, enum.Enum):
     PENDING = "pending"
 
 
+class ToolKind(str, enum.Enum):
+    """What a tool call did, whatever the agent calls the tool (decided once, by the reader)."""
+
+    SHELL = "shell"  # ran a command line
+    READ = "read"  # read a file
+    EDIT = "edit"  # changed part of a file (edit, patch)
+    WRITE = "write"  # wrote a whole file
+    SEARCH = "search"  # searched or listed files (grep, glob, ls tools)
+    FETCH = "fetch"  # fetched a web page or searched the web
+    TASK = "task"  # delegated to a sub-agent
+    OTHER = "other"  # plans, todo lists, MCP tools, anything else
+
+
 class EventKind(str, enum.Enum):
     """What one timeline entry of a session is."""
 
@@ -105,18 +118,30 @@ class Event:
 
 @dataclass(slots=True)
 class ToolCall:
-    """A tool call, or the half of one that a record carries (call side or result side)."""
+    """A tool call, or the half of one that a record carries (call side or result side).
+
+    The reader decides what the call *was* (``kind``, ``command``, ``path``) and how it *ended*
+    (``status``, ``exit_code``, ``failed``, ``output`` without the agent's wrapper), once, with the helpers
+    of :mod:`headroom.learn.knowledge`; nothing downstream re-parses arguments or outputs for these facts.
+    """
 
     session_key: str
     key: str
     name: str | None = None
     input: str | None = None  # JSON text of the arguments
     started_at: datetime | None = None
+    kind: ToolKind | None = None
+    command: str | None = None  # SHELL: the command line the shell ran, the agent's wrapper removed
+    path: str | None = None  # READ/EDIT/WRITE/SEARCH: the target path as logged
     # Result side; ``status`` is None on the call side.
     status: ToolStatus | None = None
-    output: str | None = None
+    output: str | None = None  # the tool's output, the agent's wrapper (exit-code headers, tags) removed
     output_size: int | None = None  # characters of the full output, even when ``output`` is cut
     exit_code: int | None = None
+    # THE definition of a failure (see knowledge.is_failure): an error status or a non-zero exit, except
+    # "no match" answers; cancelled and rejected calls are not failures. None: not known yet.
+    failed: bool | None = None
+    by_user: bool = False  # a command the user ran (Codex ``!cmd``): never an agent failure
     ended_at: datetime | None = None
     duration_ms: int | None = None
 
@@ -142,6 +167,11 @@ class Usage:
         return self.input_tokens + self.output_tokens + self.cache_read_tokens + self.cache_creation_tokens
 
 
+# Agents whose logged output count leaves the reasoning ("thoughts") tokens out, so that a total adds them
+# (as ccusage's does). Codex's output tokens already include reasoning, Claude logs none apart.
+REASONING_OUTSIDE_OUTPUT: frozenset[Agent] = frozenset({"gemini"})
+
+
 @dataclass(slots=True)
 class Batch:
     """What a reader extracted from a run of records, ready to be written in one transaction."""
@@ -150,6 +180,9 @@ class Batch:
     events: list[Event] = field(default_factory=list)
     tool_calls: list[ToolCall] = field(default_factory=list)
     usage: list[Usage] = field(default_factory=list)
+    # Everything here replays records already logged in another file (Claude's compaction and side-question
+    # agents copy their parent's history): ingestion adds what is new and never overwrites what is known.
+    replay: bool = False
 
     def session(self, info: SessionInfo) -> None:
         """Record what is known about a session, merging with earlier records of this batch."""

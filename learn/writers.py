@@ -69,6 +69,7 @@ __all__ = [
     "plan_write",
     "render_block",
     "target_for",
+    "user_target",
 ]
 
 BEGIN = "<!-- headroom:lessons:begin -->"
@@ -88,7 +89,9 @@ _MARKER_STEM = re.compile(r"headroom\s*:\s*lessons", re.IGNORECASE)
 _BREAKS_AND_CONTROLS = re.compile(r"[\x00-\x1f\x7f\x80-\x9f\u2028\u2029]+")
 _TAG_START = re.compile(r"<(?=[!/?A-Za-z])")
 _COMMENT_END = re.compile(r"--(!?)>")
-_LEADING_BLOCK = re.compile(r"^(?:[#>+*=|~`\[:-]|\d+[.)])")
+# A leading character Markdown would read as a block start. A single backtick opens inline code (fine); three
+# open a fence.
+_LEADING_BLOCK = re.compile(r"^(?:[#>+*=|\[:-]|`{3}|~{3}|\d+[.)])")
 _TERMINATORS = ("\r\n", "\n")
 
 
@@ -104,6 +107,18 @@ class Target:
     path: Path
     max_lines: int | None
     max_bytes: int | None
+
+
+USER_FILES = {"claude": "CLAUDE.md", "codex": "AGENTS.md", "gemini": "GEMINI.md"}
+
+
+def user_target(agent: str, home: Path) -> Target:
+    """The user-level instruction file of ``agent`` in its home folder (``~/.claude/CLAUDE.md``, ``~/.codex/AGENTS.md``,
+    ``~/.gemini/GEMINI.md``): where machine facts go, with the same block and the same limits."""
+    if agent not in USER_FILES:
+        raise WriteError(f"unknown agent {agent!r} (expected claude, codex or gemini)")
+    limits = target_for(agent, home)
+    return Target(agent, home / USER_FILES[agent], limits.max_lines, limits.max_bytes)
 
 
 def target_for(agent: str, project: Path, *, claude_file: str = "CLAUDE.local.md") -> Target:
@@ -447,7 +462,7 @@ def _check_writable(path: Path) -> None:
         raise WriteError(f"{path} is read-only; headroom leaves it alone (make it writable to let learn update it)")
 
 
-def apply(plan: Plan, journal: Journal) -> None:
+def apply(plan: Plan, journal: Journal, *, run: str | None = None, lessons: Sequence[str] = ()) -> None:
     """Carry out ``plan``: check the file is as planned, journal + back up the old bytes, then write atomically."""
     if not plan.changed:
         return
@@ -460,7 +475,7 @@ def apply(plan: Plan, journal: Journal) -> None:
         _check_writable(path)
     if plan.after is None:  # plans never delete files; a hand-made one must not either
         raise WriteError(f"{path}: refusing a plan that deletes the file")
-    entry = journal.record(plan)
+    entry = journal.record(plan, run=run, lessons=lessons)
     try:
         _write_atomic(path, plan.after)
     except BaseException as exc:

@@ -29,6 +29,7 @@ from sqlalchemy import (
     Text,
     Unicode,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -171,16 +172,23 @@ class ToolCall(Base):
     input: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime | None] = mapped_column(DateTime)
     day: Mapped[date | None] = mapped_column(Date)
+    # What the call was, decided by the reader (learn.model.ToolCall): kind, command line, target path.
+    kind: Mapped[str | None] = mapped_column(String(16))
+    command: Mapped[str | None] = mapped_column(Text)
+    path: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default="pending")
-    output: Mapped[str | None] = mapped_column(Text)
+    output: Mapped[str | None] = mapped_column(Text)  # the agent's wrapper removed
     output_size: Mapped[int | None] = mapped_column(Integer)
     exit_code: Mapped[int | None] = mapped_column(Integer)
+    failed: Mapped[bool | None] = mapped_column(Boolean)  # THE failure flag: read it, never re-derive it
+    by_user: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     ended_at: Mapped[datetime | None] = mapped_column(DateTime)
     duration_ms: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (
         UniqueConstraint("session_id", "key"),
         Index("ix_tool_calls_day_status", "day", "status"),
+        Index("ix_tool_calls_day_failed", "day", "failed"),
     )
 
 

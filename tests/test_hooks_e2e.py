@@ -1,11 +1,12 @@
 """The real Claude Code, Codex CLI and gemini-cli with headroom's hooks installed, offline.
 
 Each CLI runs twice in a throw-away HOME against ``../shared/agents-offline/fake_upstream.py`` and the
-scenario in ``tests/fixtures/hooks_e2e/`` (the agent cats a missing file, looks around, cats the right one),
-with ``headroom daemon run`` following that HOME's session logs. The second session repeats the first one's
-failure, so what the upstream received in it must hold, at the right turn: the briefing and the prompt-time
-memory in its first request, the live lesson (what worked last time) only after the failed call. A third
-run with the daemon stopped must complete the same steps with nothing added.
+scenario in ``tests/fixtures/hooks_e2e/`` (the agent cats docs/notes.txt, which is not there, looks
+around, cats notes.txt), with ``headroom daemon run`` following that HOME's session logs. The second
+session repeats the first one's failure, so what the upstream received in it must hold, at the right
+turn: the briefing and the prompt-time memory in its first request, the live lesson (what worked last
+time) only after the failed call. A third run with the daemon stopped must complete the same steps with
+nothing added.
 
 The CLIs are installed from npm like ``run_all.sh`` does (pinned versions, ``$AGENTS_PREFIX``, default
 ``/tmp/agents``); the test skips with a reason when node/npm or the shared folder is missing.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from headroom.learn.journal import Journal
 from headroom.learn.lessons import activate, report, review, sync
 from headroom.learn.mining import Evidence, LessonDraft
 from headroom.memory.db import Database, open_database
-from headroom.memory.models import Lesson, Session
+from headroom.memory.models import Lesson, Session, ToolCall
 from headroom.memory.store import utcnow
 
 NOW = datetime(2026, 11, 21, 12, 0)
@@ -223,7 +224,8 @@ def test_a_project_that_is_gone_is_skipped_not_written(
     monkeypatch.setattr(learn_apply, "mine_db", lambda *a, **k: lessons)
     run = run_learn(db, str(gone), journal=Journal(tmp_path / "j"), apply_personal=True, apply_shared=True)
     assert run.skipped and "not on this machine" in run.skipped[0] and not run.written
-    assert report(db)[0]["status"] == "proposed"  # kept in the DB, never activated
+    assert [d.text for d in run.drafts] == ["Server logs are in `logs/`, not `log/`."]  # shown, with the reason
+    assert report(db) == []  # nothing written, so nothing stored as proposed
 
 
 def test_an_environment_lesson_goes_when_its_program_does(db: Database) -> None:
@@ -232,3 +234,46 @@ def test_an_environment_lesson_goes_when_its_program_does(db: Database) -> None:
     sync(db, [real, fake], now=NOW)
     activate(db, [real.key, fake.key], now=NOW)
     assert review(db, now=NOW + timedelta(days=1)).retired == {"no-such-program-xyz is no longer installed": 1}
+
+
+def test_the_daemon_writes_only_lessons_from_two_days_or_a_user_rule(
+    db: Database, project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_sessions(db, project, ["claude"])
+    one_day = draft(str(project), "timeout", "Run `npm test` with a longer timeout.")
+    two_days = replace(draft(str(project), "zsh-glob-brackets", "Quote paths with `[id]`."), days=2, auto_ok=True)
+    rule = replace(
+        draft(str(project), "rule:make", "Always run `make check`.", sessions=1), corrected_by_user=True, auto_ok=True
+    )
+    monkeypatch.setattr(learn_apply, "mine_db", lambda *a, **k: [one_day, two_days, rule])
+    run_learn(db, str(project), journal=Journal(tmp_path / "j"), apply_personal=True, auto=True)
+    text = (project / "CLAUDE.local.md").read_text(encoding="utf-8")
+    assert "Quote paths" in text and "Always run `make check`." in text and "longer timeout" not in text
+    # Asked by hand (`learn --apply`), the one-day lesson is written too.
+    run_learn(db, str(project), journal=Journal(tmp_path / "j"), apply_personal=True)
+    assert "longer timeout" in (project / "CLAUDE.local.md").read_text(encoding="utf-8")
+
+
+def test_a_machine_fact_retires_once_the_program_ran(db: Database, project: Path) -> None:
+    fact = replace(draft("", "not-found:python", "Use `python3`: `python` is not installed."), scope="machine")
+    sync(db, [fact], now=NOW)
+    activate(db, [fact.key], now=NOW)
+    assert review(db, now=NOW + timedelta(hours=1)).retired == {}
+    add_sessions(db, project, ["claude"], start=NOW)
+    with db.transaction() as s:
+        session = s.execute(select(Session)).scalars().first()
+        assert session is not None
+        s.add(
+            ToolCall(
+                session_id=session.id,
+                key="t1",
+                name="Bash",
+                kind="shell",
+                command="python -V",
+                status="ok",
+                failed=False,
+                started_at=NOW + timedelta(minutes=5),
+                output="Python 3.12.1",
+            )
+        )
+    assert review(db, now=NOW + timedelta(hours=2)).retired == {"python ran successfully since": 1}

@@ -25,6 +25,8 @@ from headroom.daemon.mcp.install import (
     state,
     uninstall,
 )
+from headroom.daemon.memory_hook import settings_file
+from headroom.daemon.paths import agent_homes, default_agent_roots
 from headroom.learn.model import AGENTS, Agent
 
 if sys.version_info >= (3, 11):
@@ -98,6 +100,22 @@ def test_paths_follow_each_agent(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     assert config_file("claude") == tmp_path / "claude-cfg" / ".claude.json"
     assert config_file("codex") == tmp_path / "codex-home" / "config.toml"
     assert config_file("gemini") == tmp_path / "gem" / ".gemini" / "settings.json"
+
+
+def test_a_claude_config_dir_list_installs_into_its_first_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """CLAUDE_CONFIG_DIR=/a,/b (a list, as ccusage reads it) once made ``mcp install`` write ``/a,/b/.claude.json``."""
+    first, second = tmp_path / "a", tmp_path / "b"
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", f"{first}, {second}")
+    assert config_file("claude") == first / ".claude.json"
+    assert agent_homes("claude") == [first, second]
+    assert settings_file() == first / "settings.json"  # the memory hook's file: the same folder
+    install("claude")
+    assert "headroom" in _load("claude", (first / ".claude.json").read_text())["mcpServers"]
+    assert not (tmp_path / f"a, {second.name}").exists() and not list(tmp_path.glob("*,*"))
+    roots = default_agent_roots()["claude"]  # ingestion reads the logs of both folders
+    assert roots == [first / "projects", second / "projects"]
 
 
 @pytest.mark.parametrize("agent", AGENTS)

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from headroom.daemon.config import load_config
 from headroom.daemon.memory_feed import PENDING_GRACE, MemoryFeed
 from headroom.daemon.service import make_ingestor
-from headroom.learn.knowledge import from_prompt, from_tool_call, unwrap_output
+from headroom.learn.knowledge import Found, describe_call, from_prompt, from_tool_call, unwrap_output
 from headroom.memory.api import Memory
 from headroom.memory.db import Database, open_database
 from headroom.memory.models import MemoryItem, MemorySighting, ToolCall
@@ -99,6 +99,8 @@ def test_a_pending_tool_call_holds_the_cursor_until_it_completes_or_grows_old(tm
                 key="c1",
                 name="exec_command",
                 input='{"cmd": "cat a.txt"}',
+                kind="shell",
+                command="cat a.txt",
                 status="pending",
                 started_at=now,
             )
@@ -109,6 +111,8 @@ def test_a_pending_tool_call_holds_the_cursor_until_it_completes_or_grows_old(tm
                 key="c2",
                 name="exec_command",
                 input='{"cmd": "cat b.txt"}',
+                kind="shell",
+                command="cat b.txt",
                 status="ok",
                 output="contents of b.txt here",
                 started_at=now,
@@ -128,6 +132,8 @@ def test_a_pending_tool_call_holds_the_cursor_until_it_completes_or_grows_old(tm
                 key="c3",
                 name="exec_command",
                 input='{"cmd": "cat c.txt"}',
+                kind="shell",
+                command="cat c.txt",
                 status="pending",
                 started_at=now - PENDING_GRACE - timedelta(minutes=1),
             )
@@ -138,6 +144,8 @@ def test_a_pending_tool_call_holds_the_cursor_until_it_completes_or_grows_old(tm
                 key="c4",
                 name="exec_command",
                 input='{"cmd": "cat d.txt"}',
+                kind="shell",
+                command="cat d.txt",
                 status="ok",
                 output="contents of d.txt here",
                 started_at=now,
@@ -200,26 +208,40 @@ def test_a_pending_tool_call_holds_the_cursor_until_it_completes_or_grows_old(tm
             "milk\neggs\nbread\n",
             "/p/notes.txt",
         ),
+        (  # Codex's shell_command tool: a `cat` is a file read here too, as it is a shell command to learn
+            "shell_command",
+            '{"command": "cat README.md", "workdir": "/p"}',
+            "Exit code: 0\nWall time: 0.1 seconds\nOutput:\n# Shop\nA shopping list.\n",
+            "file_read",
+            "# Shop\nA shopping list.\n",
+            "/p/README.md",
+        ),
     ],
 )
 def test_wrappers_are_stripped_so_contents_compare(
     name: str, args: str, output: str, kind: str, content: str, path: str
 ) -> None:
-    found = from_tool_call(name, args, output, "/p")
+    found = _found(name, args, output)
     assert found is not None and (found.kind, found.content, found.path) == (kind, content, path)
 
 
+def _found(name: str, args: str, output: str) -> Found | None:
+    """What memory keeps from a call, through the fields the readers store (kind, command, path, clean output)."""
+    kind, command, path = describe_call(name, args)
+    return from_tool_call(kind, name, command, path, unwrap_output(output), args, "/p")
+
+
 def test_what_is_not_kept() -> None:
-    assert from_tool_call("Edit", '{"file_path": "/p/a"}', "The file has been updated." * 20, "/p") is None
-    assert from_tool_call("apply_patch", "*** Begin Patch", "Success. Updated the following files" * 20, "/p") is None
-    assert from_tool_call("Bash", '{"command": "grep -c x f"}', "34", "/p") is None  # too short to matter
-    assert from_tool_call("Bash", '{"command": "ls"}', "", "/p") is None
+    assert _found("Edit", '{"file_path": "/p/a"}', "The file has been updated." * 20) is None
+    assert _found("apply_patch", "*** Begin Patch", "Success. Updated the following files" * 20) is None
+    assert _found("Bash", '{"command": "grep -c x f"}', "34") is None  # too short to matter
+    assert _found("Bash", '{"command": "ls"}', "") is None
     assert from_prompt("ok") is None
 
 
 def test_long_outputs_and_fetches_are_kept_with_a_title() -> None:
-    out = from_tool_call("Bash", '{"command": "pytest -q"}', "F" * 300, "/p")
+    out = _found("Bash", '{"command": "pytest -q"}', "F" * 300)
     assert out is not None and out.kind == "tool_output" and out.title == "$ pytest -q"
-    doc = from_tool_call("WebFetch", '{"url": "https://docs.example.com/x"}', "doc text " * 50, "/p")
+    doc = _found("WebFetch", '{"url": "https://docs.example.com/x"}', "doc text " * 50)
     assert doc is not None and doc.kind == "fetched_doc" and doc.title == "https://docs.example.com/x"
     assert unwrap_output("Script completed\nWall time 0.0 seconds\nOutput:\nhello") == "hello"

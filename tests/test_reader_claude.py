@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from headroom.learn.model import Batch, EventKind, ToolStatus, Usage
+from headroom.learn.model import Batch, EventKind, ToolKind, ToolStatus, Usage
 from headroom.learn.readers.claude import ClaudeReader
 from headroom.learn.readers.jsonl import parse_chunk, read_file
 from tests.helpers import ccusage_binary, read_whole
@@ -152,11 +152,12 @@ def test_v1_tool_failures_are_told_apart() -> None:
     assert (bash_call.name, bash_call.input, bash_call.status) == ("Bash", '{"command":"pytest -q"}', None)
     assert bash_result.status is ToolStatus.ERROR
     assert bash_result.exit_code == 2
-    assert bash_result.output == "Exit code 2\nFAILED test_x.py::test_flaky"
+    assert bash_result.output == "FAILED test_x.py::test_flaky"  # Claude's "Exit code 2" line is the wrapper
     assert bash_result.output_size == len(bash_result.output)
+    assert (bash_call.kind, bash_call.command, bash_result.failed) == (ToolKind.SHELL, "pytest -q", True)
     assert bash_result.duration_ms == 2500  # called at 10:00:02.500, answered at 10:00:05.000
     edit_result = next(c for c in calls if c.key == "toolu_v1_edit" and c.status is not None)
-    assert edit_result.status is ToolStatus.REJECTED
+    assert edit_result.status is ToolStatus.REJECTED and edit_result.failed is False  # a refusal is no failure
 
 
 def test_v1_odd_records_become_unknown_or_multi_block_events() -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from headroom.learn.model import Batch, EventKind, Merge, SessionInfo, ToolStatus, Usage
+from headroom.learn.model import Batch, EventKind, Merge, SessionInfo, ToolKind, ToolStatus, Usage
 from headroom.learn.readers.codex import CodexReader
 from headroom.learn.readers.jsonl import parse_chunk
 from tests.helpers import ccusage_binary, read_whole
@@ -91,9 +91,14 @@ def calls(batch: Batch) -> dict[str, dict[str, Any]]:
     """Tool calls folded by key the way ingestion folds partial rows (later non-None fields win)."""
     folded: dict[str, dict[str, Any]] = defaultdict(dict)
     for call in batch.tool_calls:
-        for name in ("name", "input", "status", "output", "output_size", "exit_code", "duration_ms"):
+        for name in ("name", "input", "kind", "command", "path", "status", "output", "output_size", "exit_code"):
             if getattr(call, name) is not None:
                 folded[call.key][name] = getattr(call, name)
+        for name in ("failed", "duration_ms"):
+            if getattr(call, name) is not None:
+                folded[call.key][name] = getattr(call, name)
+        if call.by_user:
+            folded[call.key]["by_user"] = True
     return dict(folded)
 
 
@@ -264,16 +269,16 @@ def test_newer_format_lines() -> None:
     assert [e.text for e in batch.events if e.kind is EventKind.USER_PROMPT] == ["Show me notes.txt"]
     folded = calls(batch)
     # Code mode: the script (call_D1) completed, but the command it ran failed; that command exists only as
-    # an item_completed event and becomes a tool call of its own.
-    assert folded["call_D1"]["status"] is ToolStatus.OK
-    assert folded["exec-0001"]["status"] is ToolStatus.ERROR and folded["exec-0001"]["exit_code"] == 1
-    assert folded["exec-0001"]["input"] == '["/bin/bash","-lc","cat nope.txt"]'
-    assert (folded["exec-0001"]["name"], folded["exec-0001"]["duration_ms"]) == ("exec_command", 8)
+    # an item_completed event, and it is the script's result: one call, not two.
+    assert "exec-0001" not in folded
+    script = folded["call_D1"]
+    assert (script["name"], script["kind"], script["command"]) == ("exec", ToolKind.SHELL, "cat nope.txt")
+    assert (script["status"], script["exit_code"], script["failed"]) == (ToolStatus.ERROR, 1, True)
     # Unified exec: "Process exited with code 1".
     assert (folded["call_D2"]["status"], folded["call_D2"]["exit_code"]) == (ToolStatus.ERROR, 1)
     assert folded["call_D3"]["status"] is ToolStatus.ERROR  # "Script failed"
     tool_events = [e.tool_call_key for e in batch.events if e.kind is EventKind.TOOL_CALL]
-    assert tool_events == ["call_D1", "exec-0001", "call_D2", "call_D3"]
+    assert tool_events == ["call_D1", "call_D2", "call_D3"]
 
 
 def test_newer_usage_with_cache_writes() -> None:
@@ -495,9 +500,11 @@ def test_generated_logs_failures(shared: Path) -> None:
         assert [e.text for e in batch.events if e.kind is EventKind.USER_PROMPT] == [
             "Show me what is in notes.txt in this project."
         ]
-        failed = [c for c in calls(batch).values() if c.get("status") is ToolStatus.ERROR]
-        # The scenario's one failure: `cat does-not-exist.txt` exits 1, directly or inside a code-mode script.
-        assert [(c["exit_code"], c["name"]) for c in failed] == [(1, "exec_command")], scenario
+        failed = [c for c in calls(batch).values() if c.get("failed")]
+        # The scenario's one failure: `cat does-not-exist.txt` exits 1, directly or inside a code-mode script
+        # (then the script is the call: 3 calls, not 6).
+        assert [(c["exit_code"], c["command"]) for c in failed] == [(1, "cat does-not-exist.txt")], scenario
+        assert len(calls(batch)) == 3, scenario
         assert not [e for e in batch.events if e.kind is EventKind.UNKNOWN]
 
 

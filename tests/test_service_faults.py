@@ -153,6 +153,7 @@ lesson = LessonDraft(
     evidence=tuple(Evidence(a, f"s{i}", seen - timedelta(days=i), "cat log/server.log", "No such file")
                    for i, a in enumerate(["claude", "codex"])),
     sessions=2, count=2, first_seen=seen - timedelta(days=2), last_seen=seen, corrected_by_user=False,
+    days=2, auto_ok=True,
 )
 learn_apply.mine_db = lambda *a, **k: [lesson]
 learn_service.recent_projects = lambda *a, **k: [project]

@@ -99,6 +99,9 @@ def daemon_status(app: App, as_json: bool) -> None:
             click.echo(f"headroom daemon: running (pid {pid})")
         for line in health_lines(health) if health is not None else []:
             click.echo(line)
+        drift = record_types_warning(health)
+        if drift:
+            click.echo(drift)
         click.echo(f"service: {service}")
         if installer is not None and installer.installed():
             problem = installer.manager_problem()
@@ -119,6 +122,19 @@ def daemon_health(proxy_state: Path, timeout: float = 3.0) -> dict[str, Any] | N
     except (OSError, ValueError, KeyError, TypeError, httpx.HTTPError):
         return None
     return daemon if isinstance(daemon, dict) else None
+
+
+def record_types_warning(health: dict[str, Any] | None) -> str | None:
+    """One warning naming the log record types this daemon met that no reader knows (the agents' formats moved)."""
+    ingest = ((health or {}).get("components") or {}).get("ingest") or {}
+    found = ingest.get("new_record_types") or []
+    if not found:
+        return None
+    names = ", ".join(
+        f"{t.get('agent')} {t.get('type')}" + (f" (CLI {t['cli_version']})" if t.get("cli_version") else "")
+        for t in found
+    )
+    return f"warning: new log record types, kept raw but not read: {names} (headroom doctor counts them)"
 
 
 def health_lines(health: dict[str, Any]) -> list[str]:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import click
 from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session as DBSession
 
 from headroom.daemon.cli.common import App, console, emit_json, json_option, pass_app
 from headroom.daemon.service import running_daemon_pid
+from headroom.learn.model import EventKind
 from headroom.learn.readers import reader_for
+from headroom.learn.readers.base import record_type
 from headroom.memory.db import check_revision
 from headroom.memory.models import Event, IngestIssue, Session, SourceFile, ToolCall, Usage
 
@@ -75,6 +79,7 @@ def doctor(app: App, as_json: bool) -> None:
                 "tool_calls": calls.get(agent, 0),
                 "model_calls": usage.get(agent, 0),
             }
+        report["unknown_record_types"] = unknown_record_types(dbs)
         for issue in dbs.execute(select(IngestIssue).order_by(IngestIssue.last_seen.desc())).scalars():
             report["problems"].append(
                 {
@@ -89,6 +94,27 @@ def doctor(app: App, as_json: bool) -> None:
         emit_json(report)
         return
     _print(report)
+
+
+def unknown_record_types(dbs: DBSession, *, unnamed_limit: int = 10_000) -> list[dict[str, Any]]:
+    """Every log record type the readers kept raw (format drift), counted per agent and CLI version.
+
+    Ingestion names each raw record by its type; records stored before it did are named from their raw
+    JSON here (at most ``unnamed_limit`` of them).
+    """
+    counts: Counter[tuple[str, str, str]] = Counter()
+    base = select(Session.agent, func.coalesce(Session.cli_version, "")).join(Session, Session.id == Event.session_id)
+    unknown = Event.kind == EventKind.UNKNOWN.value
+    named = base.add_columns(Event.text, func.count()).where(unknown, Event.text.is_not(None))
+    for agent, version, name, count in dbs.execute(named.group_by(Session.agent, Session.cli_version, Event.text)):
+        counts[(agent, version, name)] += count
+    unnamed = base.add_columns(func.substr(Event.raw, 1, 4000)).where(unknown, Event.text.is_(None))
+    for agent, version, raw in dbs.execute(unnamed.limit(unnamed_limit)):
+        counts[(agent, version, record_type(raw or ""))] += 1
+    return [
+        {"agent": agent, "cli_version": version or None, "type": name, "count": count}
+        for (agent, version, name), count in sorted(counts.items(), key=lambda item: (item[0][0], -item[1], item[0]))
+    ]
 
 
 def _proxy_state(app: App) -> dict[str, Any]:
@@ -176,6 +202,16 @@ def _print(report: dict[str, Any]) -> None:
             f"  {info['sessions']} sessions, {info['events']} events, {info['tool_calls']} tool calls, "
             f"{info['model_calls']} model calls"
         )
+    drift = report["unknown_record_types"]
+    if drift:
+        out.print("[bold]unknown log record types[/bold] (kept raw, not read; a newer agent may need a newer headroom)")
+        for entry in drift[:20]:
+            version = entry["cli_version"] or "version unknown"
+            out.print(f"  {entry['agent']} {entry['type']} ×{entry['count']} (CLI {version})")
+        if len(drift) > 20:
+            out.print(f"  … and {len(drift) - 20} more (headroom doctor --json lists all)")
+    else:
+        out.print("[bold]unknown log record types[/bold]: none")
     problems = report["problems"]
     if not problems:
         out.print("[bold]skipped input[/bold]: none")

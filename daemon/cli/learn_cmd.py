@@ -1,9 +1,10 @@
-"""``headroom learn``: lessons from failed sessions, shown as a diff, written with ``--apply``, and undone.
+"""``headroom learn``: lessons from failed sessions, shown with the diff, written with ``--apply``, and undone.
 
-Works without the daemon: it ingests what is new first. Without ``--apply`` nothing is written: the diff of
-every agent file of the project is printed. ``report`` shows each lesson with its evidence and whether the
-failure recurred less after it was written; ``undo`` takes back the last write (a user's later edits of
-the file are kept).
+Works without the daemon: it ingests what is new first. Without ``--apply`` nothing is written or stored: the
+lessons and the diff of every agent file (the project's and the user-level ones) are printed. A project whose
+folder is not on this machine still shows its lessons, with the reason nothing can be written. ``report`` shows
+each lesson with its evidence and whether the failure recurred less after it was written; ``undo`` takes back a
+whole ``learn --apply`` (every file it wrote; a user's later edits of a file are kept) and marks its lessons undone.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def learn_group(
     """Mine the project's failed sessions and show (or --apply) the lessons in each agent's file."""
     if ctx.invoked_subcommand is not None:
         return
-    from headroom.daemon.learn_service import journal_for
+    from headroom.daemon.learn_service import journal_for, user_homes
     from headroom.learn.apply import run_learn
 
     app = ctx.ensure_object(App)
@@ -56,6 +57,7 @@ def learn_group(
         apply_personal=do_apply,
         apply_shared=do_apply,
         claude_file=app.config.learn.claude_file,
+        user_homes=user_homes(app.config),
     )
     if as_json:
         emit_json(
@@ -63,6 +65,19 @@ def learn_group(
                 "project": scope,
                 "lessons_mined": len(run.drafts),
                 "new": run.synced.new,
+                "lessons": [
+                    {
+                        "key": d.key,
+                        "text": d.text,
+                        "scope": d.scope,
+                        "agents": list(d.agents),
+                        "sessions": d.sessions,
+                        "days": d.days,
+                        "user_rule": d.corrected_by_user,
+                        "auto_ok": d.auto_ok,
+                    }
+                    for d in run.drafts
+                ],
                 "files": [
                     {
                         "path": str(p.target.path),
@@ -78,7 +93,12 @@ def learn_group(
             }
         )
         return
-    click.echo(f"{scope}: {len(run.drafts)} lessons mined ({run.synced.new} new)")
+    stored = f", {run.synced.new} new" if do_apply else ""
+    click.echo(f"{scope}: {len(run.drafts)} lessons mined{stored}")
+    for d in run.drafts:
+        where = {"machine": "this machine", "agent": "agent"}.get(d.scope, "project")
+        only = f", {d.agents[0]} only" if d.agents else ""
+        click.echo(f"  - {d.text}  [{where}{only}; {d.sessions} session(s)]")
     for reason in run.skipped:
         click.echo(f"  skipped: {reason}", err=True)
     for plan in run.plans:
@@ -128,15 +148,22 @@ def learn_report(app: App, project: str | None, as_json: bool) -> None:
 @click.argument("entry", required=False)
 @pass_app
 def learn_undo(app: App, entry: str | None) -> None:
-    """Take back the last write of lessons (or the journal ENTRY given); the user's own edits are kept."""
-    from headroom.daemon.learn_service import journal_for
+    """Take back the last `learn --apply` (every file it wrote), or the run of the journal ENTRY given.
 
-    changed = journal_for(app.config).undo(entry)
-    if not changed:
+    The user's own later edits of a file are kept; the lessons that run wrote show as undone in `learn report`.
+    """
+    from headroom.daemon.learn_service import journal_for
+    from headroom.learn.lessons import mark_undone
+
+    changed, keys = journal_for(app.config).undo_run(entry)
+    if keys:
+        mark_undone(app.db, keys)
+    if not changed and not keys:
         click.echo("nothing to undo")
         return
     for path in changed:
         click.echo(f"restored {path}")
+    click.echo(f"{len(keys)} lesson(s) marked undone")
 
 
 def register(cli: click.Group) -> None:

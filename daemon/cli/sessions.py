@@ -23,6 +23,7 @@ from headroom.daemon.cli.common import (
     refresh_option,
 )
 from headroom.learn.model import AGENTS
+from headroom.learn.projects import display_names
 
 _STATUS_STYLE = {
     "ok": "green",
@@ -83,13 +84,14 @@ def sessions_group(
         ("tokens", "right"),
     ):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    names = display_names(row["project"] for row in rows)
     for row in rows:
         failed_text = Text(str(row["failed_tool_calls"]), style="red" if row["failed_tool_calls"] else "")
         key = row["session"]
         table.add_row(
             key[:14] + ("…" if len(key) > 14 else ""),
             row["agent"] + (" (sub)" if row["kind"] == "subagent" else ""),
-            project_name(row["project"]),
+            names.get(row["project"]) or project_name(row["project"]),
             local_time(row["started_at"]),
             human_duration(row["duration_s"]),
             str(row["turns"]),
@@ -140,12 +142,14 @@ def _line(event: dict[str, Any], full: bool) -> Text:
     if kind == "tool_call" and "tool" in event:
         status = event["status"] or "pending"
         line.append(f"{event['tool'] or '?'}", style="cyan")
+        if event.get("by_user"):
+            line.append(" (typed by the user)", style="dim")
         line.append(f" [{status}", style=_STATUS_STYLE.get(status, ""))
         if event["exit_code"] not in (None, 0):
             line.append(f" exit {event['exit_code']}", style=_STATUS_STYLE.get(status, ""))
         line.append("] ", style=_STATUS_STYLE.get(status, ""))
         line.append(_clip(event["input"], full), style="dim")
-        if status == "error" and event.get("output"):
+        if event.get("failed") and event.get("output"):
             line.append("\n        → " + _clip(event["output"], full), style="red")
         return line
     styles = {

@@ -175,7 +175,7 @@ def _print_rows(rows: list[dict[str, Any]], by: str) -> None:
         if by == "session":
             label = f"{row['session'][:14]} {local_time(row['started_at'])}"
         elif by == "project":
-            label = project_name(row["project"])
+            label = row.get("name") or project_name(row["project"])
         else:
             label = str(row[by])
         cells = [label] if by in ("agent", "project") else [label, row["agent"]]

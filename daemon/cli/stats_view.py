@@ -166,7 +166,7 @@ def _projects(data: dict[str, Any]) -> RenderableType:
         table.add_column(name, justify="left" if name == "project" else "right")
     for p in rows:
         table.add_row(
-            Text(project_name(p["project"]) if p["project"] != "(no project)" else p["project"]),
+            Text(p.get("name") or project_name(p["project"])),
             str(p["sessions"]),
             str(p["failed_sessions"]),
             str(p["tool_calls"]),

@@ -18,7 +18,6 @@ import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import click
@@ -28,6 +27,7 @@ import orjson
 from headroom.daemon.cli.common import App, pass_app
 from headroom.daemon.config import Config
 from headroom.daemon.errors import DaemonError
+from headroom.daemon.paths import agent_config_file
 from headroom.daemon.proxy.routes import LOSSLESS_PREFIX
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")  # a TOML bare key: usable unquoted in a -c override
@@ -122,9 +122,8 @@ def _codex_provider() -> str | None:
     else:  # pragma: no cover - exercised on 3.10 only
         import tomli as tomllib
 
-    home = Path(os.environ.get("CODEX_HOME") or Path.home() / ".codex")
     try:
-        data = tomllib.loads((home / "config.toml").read_text(encoding="utf-8"))
+        data = tomllib.loads(agent_config_file("codex").read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         return None
     provider = data.get("model_provider")

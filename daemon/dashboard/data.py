@@ -162,6 +162,7 @@ def projects(db: Database, since: date, until: date) -> list[dict[str, Any]]:
         out.append(
             {
                 "project": row["project"] or "(no project)",
+                "name": row["name"],
                 "sessions": sessions,
                 "failed_sessions": failed_sessions,
                 "session_failure_rate": round(failed_sessions / sessions, 4) if sessions else 0.0,

@@ -320,14 +320,14 @@ class HookAnswers:
         session = str(payload.get("session_id") or "")
         state = self._session(session)
         project = self.project(payload)
-        failed, signature = classify(agent, event, payload, project)
+        failed, signature, error = classify(agent, event, payload, project)
         with self._lock:
             pending, state.pending = state.pending, None
         if pending is not None:
             self._count(pending, "next_failed" if failed else "next_ok")
-        if not failed or not signature or not self.config().hooks.live_lessons:
+        if not failed or not (signature or error) or not self.config().hooks.live_lessons:
             return ""
-        found = self._known_fix(signature, project)
+        found = self._known_fix(signature, error, project)
         if found is None:
             return ""
         key, body = found
@@ -340,18 +340,22 @@ class HookAnswers:
         self._count(key, "shown", text=body)
         return body
 
-    def _known_fix(self, signature: str, project: str) -> tuple[str, str] | None:
-        """``(key, text)`` of the lesson for ``signature``, else of an earlier session's failure with a fix."""
+    def _known_fix(self, signature: str | None, error: str | None, project: str) -> tuple[str, str] | None:
+        """``(key, text)`` of the lesson for ``signature``, else of an earlier session's failure with a fix
+        (the same signature, or the same error line)."""
         from headroom.learn.lessons import lessons_for
 
-        for lesson in lessons_for(self.db, project):
+        for lesson in lessons_for(self.db, project) if signature else []:
             if lesson.signature == signature:
                 evidence = json.loads(lesson.evidence or "[]")
                 agents = sorted({str(e["agent"]) for e in evidence if isinstance(e, dict) and e.get("agent")})
                 seen = f"seen in {lesson.sessions} session{'s' if lesson.sessions != 1 else ''}"
                 by = f" by {', '.join(agents)}" if agents else ""
                 return lesson.key, f"headroom lesson ({seen}{by}): {lesson.text}"
-        earlier = self._earlier_failures(project).get(signature, [])
+        known = self._earlier_failures(project)
+        earlier = known.get(signature, []) if signature else []
+        if not any(f.fix for f in earlier) and error:
+            earlier = [f for group in known.values() for f in group if f.error == error]
         fixed = [f for f in earlier if f.fix]
         if not fixed:
             return None
@@ -363,7 +367,7 @@ class HookAnswers:
             f"headroom: this failed the same way in {len(sessions)} earlier session"
             f"{'s' if len(sessions) != 1 else ''} ({', '.join(agents)}){what}; what worked then: `{fix}`"
         )
-        return f"failure:{signature}", text_
+        return f"failure:{fixed[-1].signature}", text_
 
     def _earlier_failures(self, project: str, max_age: float = FAILURES_TTL_S) -> dict[str, list[Any]]:
         """The project's recent failures by signature, from a cache refreshed on a thread (never waited for)."""
@@ -524,6 +528,7 @@ def _item_line(item: Item, project: str) -> str:
 # -- classifying a live tool call -------------------------------------------------------------------------
 
 _SELF_EVIDENT = ("not-found:", "path:", "missing-file:")
+_NO_SUCH = re.compile(r": No such file or directory$", re.MULTILINE)
 _EXIT_KEYS = ("exit_code", "exitCode", "returncode", "return_code")
 _OUTPUT_KEYS = ("stdout", "stderr", "output", "aggregated_output", "formatted_output", "llmContent", "content")
 
@@ -542,16 +547,17 @@ def _response_text(response: Any) -> tuple[str, int | None, bool]:
     return "\n".join(parts), code, bool(error)
 
 
-def classify(agent: str, event: str, payload: dict[str, Any], project: str) -> tuple[bool, str | None]:
-    """Whether the call the event reports failed, and its failure signature (as the lesson miner gives it)."""
+def classify(agent: str, event: str, payload: dict[str, Any], project: str) -> tuple[bool, str | None, str | None]:
+    """Whether the call the event reports failed, its failure signature (as the lesson miner gives it, when it
+    can without the fix) and its error line."""
     if agent == "claude" and event == "PostToolUse":
-        return False, None  # Claude Code reports failures as PostToolUseFailure
+        return False, None, None  # Claude Code reports failures as PostToolUseFailure
     name = str(payload.get("tool_name") or "")
     tool_input = payload.get("tool_input")
     if agent == "claude":  # PostToolUseFailure: the error text, "Exit code N" first for Bash
         output, code, errored = str(payload.get("error") or ""), None, True
         if payload.get("is_interrupt"):
-            return False, None
+            return False, None, None
     else:
         output, code, errored = _response_text(payload.get("tool_response"))
     session = str(payload.get("session_id") or "")
@@ -559,35 +565,63 @@ def classify(agent: str, event: str, payload: dict[str, Any], project: str) -> t
         # Codex hands PostToolUse the shell's output alone, without its exit code: only an output that itself
         # says the command failed ("python: command not found", "x.txt: No such file or directory" about one
         # of its own arguments) counts as a failure.
-        _failed, signature = _detect(agent, session, project, name, tool_input, output, 1, False)
-        if signature and signature.startswith(_SELF_EVIDENT):
-            return True, signature
-        return False, None
+        _failed, signature, error = _detect(agent, session, project, name, tool_input, output, 1, True)
+        if (signature and signature.startswith(_SELF_EVIDENT)) or (signature is None and _NO_SUCH.search(output)):
+            return True, signature, error
+        return False, None, None
     return _detect(agent, session, project, name, tool_input, output, code, errored)
 
 
 def _detect(
     agent: str, session: str, project: str, name: str, tool_input: Any, output: str, code: int | None, errored: bool
-) -> tuple[bool, str | None]:
+) -> tuple[bool, str | None, str | None]:
+    """Failed or not, and the signature, decided the way ingestion and the miner decide it for a logged call:
+    the readers' call description and failure rule (:mod:`headroom.learn.knowledge`), then the error classes
+    (:func:`headroom.learn.error_classes.classify`) over a one-step session."""
     from headroom.learn import failures
-    from headroom.memory.models import Session, ToolCall
+    from headroom.learn.error_classes import classify as classify_failure
+    from headroom.learn.knowledge import describe_call, is_failure, unwrap_output
+    from headroom.memory.models import ToolCall
 
+    raw = tool_input if isinstance(tool_input, str) else json.dumps(tool_input)
+    if code is None:
+        code = _exit_code(output)
+    output = unwrap_output(output)
+    kind, command, path = describe_call(name, raw)
+    status = "error" if errored else "ok"
+    failed = bool(is_failure(status, code, command, output))
+    if not failed:
+        return False, None, None
     row = ToolCall(
         key="live",
         name=name,
-        input=json.dumps(tool_input) if not isinstance(tool_input, str) else tool_input,
+        input=raw,
         output=output,
-        status="error" if errored else "ok",
+        status=status,
         exit_code=code,
+        kind=kind.value if kind is not None else None,
+        command=command,
+        path=path,
+        failed=True,
+        by_user=False,
     )
-    sess = Session(agent=agent, key=session, project_root=project, cwd=project, kind="main")
-    try:
-        calls = failures._prepare([row], project)
-        if not calls:
-            return errored, None
-        found = failures._Detector(sess, calls).tool_failures()
-    except AttributeError as exc:  # the miner's detector changed shape: no live lessons, but no crash either
-        log.warning("hooks: cannot classify a tool call with this learn.failures: %s", exc)
-        return errored, None
-    failed = calls[0].failed
-    return failed, (found[0].signature if found else None)
+    steps = failures.steps_of([row], project)
+    view = failures.SessionView(agent, session, project, failures.machine_of(project), steps)
+    found = classify_failure(view, steps[0])
+    # A detector may need the fix to name the failure at all (a missing file is one only once found elsewhere),
+    # and the fix lies ahead here: the error line, as the miner keeps it, still recognizes the same failure.
+    error = failures.short(view.local(failures.error_line(output)))
+    return True, (found.signature if found is not None else None), error
+
+
+_CLAUDE_EXIT = re.compile(r"\A(?:Error: )?Exit code (-?\d+)\n")
+_GEMINI_EXIT = re.compile(r"^Exit Code: (-?\d+)\s*$", re.MULTILINE)
+
+
+def _exit_code(output: str) -> int | None:
+    """The exit code a hook's tool output states (Claude's first line, Gemini's trailer; Codex states none)."""
+    m = _CLAUDE_EXIT.match(output)
+    if m:
+        return int(m.group(1))
+    found = _GEMINI_EXIT.findall(output[-2000:])
+    return int(found[-1]) if found else None

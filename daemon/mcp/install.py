@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from headroom.daemon.mcp import jsontext, tomltext
+from headroom.daemon.paths import agent_config_file, agent_homes
 from headroom.engine.errors import HeadroomError
 from headroom.learn.model import AGENTS, Agent
 
@@ -49,26 +50,12 @@ class InstallError(HeadroomError):
 
 def config_file(agent: Agent) -> Path:
     """The file in which ``agent`` looks for user-wide MCP servers (found the way the agent finds it)."""
-    home = Path.home()
-    if agent == "claude":
-        config_dir = os.environ.get("CLAUDE_CONFIG_DIR")
-        legacy = (Path(config_dir).expanduser() if config_dir else home / ".claude") / ".config.json"
-        if legacy.is_file():  # Claude Code still reads a pre-1.0 global config when one exists
-            return legacy
-        return (Path(config_dir).expanduser() if config_dir else home) / ".claude.json"
-    if agent == "codex":
-        return Path(os.environ.get("CODEX_HOME") or home / ".codex").expanduser() / "config.toml"
-    return Path(os.environ.get("GEMINI_CLI_HOME") or home).expanduser() / ".gemini" / "settings.json"
+    return agent_config_file(agent)
 
 
 def agent_detected(agent: Agent) -> bool:
     """Whether ``agent`` seems to be used on this machine (its config file or folder exists)."""
-    path = config_file(agent)
-    if path.exists():
-        return True
-    if agent == "claude":
-        return Path(os.environ.get("CLAUDE_CONFIG_DIR") or Path.home() / ".claude").expanduser().is_dir()
-    return path.parent.is_dir()
+    return config_file(agent).exists() or agent_homes(agent)[0].is_dir()
 
 
 def backup_file(path: Path) -> Path:

@@ -12,6 +12,11 @@ The outcome is read from the first characters of the result only (outputs can be
 * the harness stopped it → *cancelled*: "The user doesn't want to take this action right now",
   "[Request interrupted by user…]", "Cancelled: parallel tool call", or a Bash ``interrupted`` flag;
 * ``is_error`` otherwise → *error*.
+
+The call side gets its kind, command line or path from :func:`~headroom.learn.knowledge.describe_call`; a
+shell call's command waits in the state with its start time, so the result side can tell a "no match"
+(``grep`` exit 1, no output) from a failure. The stored output has Claude's ``Exit code N`` line and
+``<tool_use_error>`` tags removed.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ from typing import Any
 
 import orjson
 
-from headroom.learn.model import Batch, Event, EventKind, ToolCall, ToolStatus, parse_ts
+from headroom.learn.knowledge import describe_call, is_failure, unwrap_output
+from headroom.learn.model import Batch, Event, EventKind, ToolCall, ToolKind, ToolStatus, parse_ts
 from headroom.learn.readers.base import State
 
 INTERRUPT_PREFIX = "[Request interrupted by user"
@@ -54,14 +60,23 @@ def tool_use(block: dict[str, Any], item: Event, state: State, out: Batch) -> bo
     except TypeError:  # orjson refuses integers beyond 64 bits; keep the call without its arguments
         arguments = None
     tool_name = name if isinstance(name, str) else None
-    out.tool_calls.append(ToolCall(item.session_key, call_id, name=tool_name, input=arguments, started_at=item.ts))
+    kind, command, path = describe_call(tool_name, arguments)
+    call = ToolCall(item.session_key, call_id, name=tool_name, input=arguments, started_at=item.ts)
+    call.kind, call.command, call.path = kind, command, path
+    out.tool_calls.append(call)
     item.kind, item.text, item.tool_call_key = EventKind.TOOL_CALL, tool_name, call_id
     if item.ts is not None:
-        opened: dict[str, str] = state["open"]
-        opened[call_id] = item.ts.isoformat()
-        if len(opened) > _MAX_OPEN_CALLS:  # calls that never got a result must not grow the state
-            del opened[next(iter(opened))]
+        _remember(state.setdefault("open", {}), call_id, item.ts.isoformat())
+    if kind is ToolKind.SHELL and command:
+        _remember(state.setdefault("cmd", {}), call_id, command)
     return True
+
+
+def _remember(pending: dict[str, str], call_id: str, value: str) -> None:
+    """Keep a fact about an open call until its result; calls that never get one must not grow the state."""
+    pending[call_id] = value
+    if len(pending) > _MAX_OPEN_CALLS:
+        del pending[next(iter(pending))]
 
 
 def tool_result(block: dict[str, Any], record: dict[str, Any], event: Event, state: State, out: Batch) -> None:
@@ -69,9 +84,11 @@ def tool_result(block: dict[str, Any], record: dict[str, Any], event: Event, sta
     call_id = block.get("tool_use_id")
     if not isinstance(call_id, str) or not call_id:
         return
-    output = flatten(block.get("content"))
+    raw_output = flatten(block.get("content"))
     result = record.get("toolUseResult")
-    status, exit_code = _outcome(block.get("is_error") is True, output, result)
+    status, exit_code = _outcome(block.get("is_error") is True, raw_output, result)
+    output = unwrap_output(raw_output)
+    command = state.get("cmd", {}).pop(call_id, None)
     started = parse_ts(state["open"].pop(call_id, None))
     duration: int | None = None
     if started is not None and event.ts is not None:
@@ -88,6 +105,7 @@ def tool_result(block: dict[str, Any], record: dict[str, Any], event: Event, sta
             output=output,
             output_size=len(output),
             exit_code=exit_code,
+            failed=is_failure(status, exit_code, command, output),
             ended_at=event.ts,
             duration_ms=duration,
         )
@@ -109,6 +127,7 @@ def server_tool_result(block: dict[str, Any], item: Event, out: Batch) -> None:
             status=ToolStatus.ERROR if failed else ToolStatus.OK,
             output=output,
             output_size=len(output),
+            failed=failed,
             ended_at=item.ts,
         )
     )

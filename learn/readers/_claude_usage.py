@@ -14,7 +14,9 @@ ccusage is what users compare our numbers with, so per UTC day our totals must e
 * **Dedup key.** With a ``requestId``: ``(message.id, requestId)``; streamed copies of one response
   (one line per content block, partial ``output_tokens`` on all but the last) share it. Without one
   (proxies; their ids are reused across responses): ``(message.id, sessionId, timestamp to the ms)``,
-  which only collapses lines copied verbatim by ``--resume``. Without ``message.id``: every line counts.
+  which only collapses lines copied verbatim by ``--resume``; but a *sidechain* line without one (Bedrock
+  sub-agent files: ``msg_bdrk_…`` ids, one line per streamed content block) merges with every other line
+  of its ``message.id``, so ``message.id`` alone is its key. Without ``message.id``: every line counts.
 * **Which copy wins** (done by ingestion, see :class:`~headroom.learn.model.Usage`): a non-sidechain
   copy beats a sidechain one, then the larger total wins. That is why the ``progress`` copy (not a
   sidechain, but holding the *first* streamed line's partial ``output_tokens``) beats the sub-agent
@@ -22,6 +24,8 @@ ccusage is what users compare our numbers with, so per UTC day our totals must e
 
 One ccusage rule has no key-based equivalent: a sidechain line also merges with any line that has the
 same ``message.id`` and a different ``requestId`` (``/btw`` side questions replay the parent's messages).
+The replays in real logs (``agent-aside_question-*``, ``agent-acompact-*``) repeat the parent's
+``requestId`` too, so they share its key; only the no-``requestId`` sidechain case needs the rule above.
 ``<synthetic>`` error placeholders are counted by ccusage but always carry zero tokens; we skip those.
 """
 
@@ -120,6 +124,8 @@ def usage_line(
         key = "l:" + file_id + ":" + str(offset)  # ccusage never dedupes these: one row per line
     elif request_id is not None:
         key = "r:" + message_id + "|" + request_id
+    elif sidechain is True:
+        key = "m:" + message_id  # a sub-agent's streamed lines (Bedrock): one message, one call
     else:
         key = "t:" + message_id + "|" + (session_id or "") + "|" + _ms(ts)
     if len(key) > _MAX_KEY:

@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
+import orjson
+
 from headroom.learn.model import Agent, Batch
 
 State = dict[str, Any]
@@ -78,3 +80,27 @@ def iter_files(root: Path, accept: Callable[[Path], bool]) -> Iterator[Path]:
                         yield path
                 except OSError:  # a symlink loop or a file that vanished
                     continue
+
+
+def record_type(raw: str) -> str:
+    """The type name of a record a reader kept raw (an UNKNOWN event), as ``doctor`` and drift warnings show it.
+
+    ``type`` (Claude, Gemini messages), with a Codex envelope's payload type after a slash
+    (``event_msg/foo``); a record without one is named by its first key (Gemini's ``$``-operations).
+    """
+    try:
+        record = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return "(not JSON)"
+    if not isinstance(record, dict):
+        return "(not an object)"
+    kind = record.get("type")
+    payload = record.get("payload")
+    inner = payload.get("type") if isinstance(payload, dict) else None
+    if isinstance(kind, str) and kind:
+        return f"{kind}/{inner}"[:_TYPE_CHARS] if isinstance(inner, str) and inner else kind[:_TYPE_CHARS]
+    first = next(iter(record), None)
+    return f"(no type: {first})"[:_TYPE_CHARS] if first is not None else "(empty)"
+
+
+_TYPE_CHARS = 80

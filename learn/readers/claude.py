@@ -13,6 +13,12 @@ Layouts, all handled the same way, since a record carries its own identity:
 * v2.0.x: ``agent-<8 hex>.jsonl`` beside the session file. v2.1.x:
   ``<sessionId>/subagents/[workflows/<wf>/]agent-<17 hex>.jsonl``, with an ``agent-<id>.meta.json``
   sidecar giving the title. Each sub-agent file is its own session ``agent-<id>``, child of ``sessionId``.
+* Except the replays: ``subagents/agent-acompact-<hex>.jsonl`` (automatic compaction) and
+  ``agent-aside_question-<hex>.jsonl`` (``/btw``) start with a copy of the parent's history (same uuids,
+  tool_use ids, request ids) and end with one new prompt and answer. They are not sessions of their own:
+  their records go to the parent session, in batches flagged ``replay`` so that ingestion adds only what
+  the parent does not already hold (a replayed call is the same call; its usage shares the parent's key).
+  A compaction agent's new prompt is the harness's instruction, never a user prompt.
 
 Traps handled:
 
@@ -34,8 +40,10 @@ Traps handled:
     errors;
   * "Prompt is too long" / "Conversation too long" is a context overflow.
 * Formats change monthly. Unknown record types are kept raw as UNKNOWN events, and known-but-noisy
-  ones (file-history snapshots, queue operations, skill listings) are dropped. Nothing here raises
-  on an odd shape.
+  ones (file-history snapshots, queue operations, skill listings, 2.1.3xx's ``api-request*``,
+  ``atis-latch``, ``tools-used``, ``teleported-from``) are dropped: they name no session on their own,
+  so a file holding only such records is no session. ``cost-state`` (Claude Code's running cost) is kept
+  as a META event. Nothing here raises on an odd shape.
 """
 
 from __future__ import annotations
@@ -79,6 +87,15 @@ _SILENT_TYPES = frozenset(
         "pr-link",
         "tag",
         "progress",  # hook and sub-agent progress; its usage copies are taken before dispatch
+        "teleported-from",  # a session continued from claude.ai: the remote id and branch
+        # 2.1.3xx: the request's parameters, message blobs and shape (usage comes from `assistant`), a
+        # latch, the tools named (the tool_use blocks have them), the running cost (kept as a META event)
+        "api-request",
+        "api-request-blob",
+        "api-request-shape",
+        "atis-latch",
+        "tools-used",
+        "cost-state",
     }
 )
 _TITLE_FIELDS = {"summary": "summary", "custom-title": "customTitle", "ai-title": "aiTitle"}
@@ -111,6 +128,10 @@ _OVERFLOW_MARKERS = (
 _API_STATUS = re.compile(r"API Error: (\d{3})\b")
 _HEAD = 512  # classification looks at this many characters: outputs can be megabytes
 _META_SIDECAR_MAX = 64 * 1024
+# Sub-agents that replay their parent's history before their own turn (the automatic compaction, the /btw
+# side question): the same uuids, tool_use ids and usage, then one new prompt and answer.
+_COMPACTION = "acompact"
+_REPLAY_KINDS = (_COMPACTION, "aside_question")
 
 
 class ClaudeReader(LogReader):
@@ -140,11 +161,16 @@ class ClaudeReader(LogReader):
             relative = Path(path.name)
         stem = path.name.removesuffix(".jsonl")
         state: State = {"file": file_id(relative.as_posix()), "session": stem, "open": {}}
-        if stem.startswith("agent-"):
+        replay = _replay_kind(stem)
+        parts = relative.parts
+        if replay is not None and "subagents" in parts[:-1] and parts.index("subagents") >= 1:
+            # Part of the parent's session: its records carry the parent's sessionId, uuids and tool ids.
+            state["replay"] = replay
+            state["session"] = parts[parts.index("subagents") - 1]
+        elif stem.startswith("agent-"):
             agent_id = stem.removeprefix("agent-")
             state["agent"] = agent_id
             state["session"] = f"agent-{agent_id}"
-            parts = relative.parts
             if "subagents" in parts[:-1] and parts.index("subagents") >= 1:
                 state["parent"] = parts[parts.index("subagents") - 1]
             title = _sidecar_title(path.with_name(stem + ".meta.json"))
@@ -153,11 +179,19 @@ class ClaudeReader(LogReader):
         return state
 
     def feed(self, record: dict[str, Any], raw: bytes, offset: int, state: State, out: Batch) -> None:
+        if "replay" in state:
+            out.replay = True
         kind = record.get("type")
         ts = parse_ts(record.get("timestamp"))
+        line = usage_line(record, raw, state["file"], offset, ts)
+        if line is None and kind in _SILENT_TYPES:
+            # Bookkeeping names no session by itself (a file holding only such records is no session).
+            if kind == "cost-state" and state.get("live"):
+                _cost(record, raw, offset, ts, state, out)
+            return
+        state["live"] = True
         session = _session(record, ts, state, out)
 
-        line = usage_line(record, raw, state["file"], offset, ts)
         if line is not None:
             usage_session = session
             if kind == "progress":  # a sub-agent's response mirrored into the parent log
@@ -242,6 +276,18 @@ def _refresh(info: SessionInfo, record: dict[str, Any], ts: datetime | None) -> 
             info.git_branch = branch
 
 
+def _cost(record: dict[str, Any], raw: bytes, offset: int, ts: datetime | None, state: State, out: Batch) -> None:
+    """``cost-state`` (2.1.3xx): Claude Code's own running cost of the session, kept as a META event."""
+    total = record.get("totalCostUSD")
+    if not isinstance(total, (int, float)) or isinstance(total, bool):
+        return
+    models = record.get("modelUsage")
+    names = ", ".join(sorted(models)) if isinstance(models, dict) else ""
+    session = _session(record, ts, state, out)
+    text = f"cost so far: ${total:.4f}" + (f" ({names})" if names else "")
+    out.events.append(Event(session, f"{state['file']}:{offset}", EventKind.META, ts, offset, role="system", text=text))
+
+
 def _progress_session(record: dict[str, Any], parent: str, out: Batch) -> str:
     data = record.get("data")
     agent_id = data.get("agentId") if isinstance(data, dict) else None
@@ -285,7 +331,7 @@ def _user(record: dict[str, Any], event: Event, state: State, out: Batch) -> Non
         event.kind = EventKind.META  # text riding along with tool results is harness-made
     else:
         prompt = [text for text in texts if not text.lstrip().startswith(_CONTEXT_PREFIXES)]
-        if prompt:
+        if prompt and state.get("replay") != _COMPACTION:  # a compaction agent's only new prompt is the harness's
             event.kind, event.text = EventKind.USER_PROMPT, "\n".join(prompt)
     out.events.append(event)
 
@@ -425,6 +471,14 @@ def _error_message(error: Any) -> str | None:
         if isinstance(message, str) and message:
             return message
         node = node.get("error")
+    return None
+
+
+def _replay_kind(stem: str) -> str | None:
+    """``acompact`` / ``aside_question`` for the sub-agent files that start with a copy of the parent's history."""
+    for kind in _REPLAY_KINDS:
+        if stem.startswith(f"agent-{kind}-"):
+            return kind
     return None
 
 

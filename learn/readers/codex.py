@@ -25,6 +25,14 @@ Traps handled:
   ``Script failed`` (code mode), sandbox denials → error; ``aborted`` → cancelled; ``… rejected by user``
   and guardian denials → rejected. Only the head of an output is scanned. Code-mode ``exec`` scripts run
   nested commands that exist only as ``item_completed`` events: each becomes a tool call of its own.
+* Each call's kind, command line (argv lists and ``bash -lc`` unwrapped) or path is decided on its call
+  side; a shell call's command waits in the state until its result, which is unwrapped (``Chunk ID…
+  Output:`` headers removed) and judged by :func:`~headroom.learn.knowledge.is_failure` ("no match" is an
+  answer). ``exec_command_end`` with ``source: "user_shell"`` is a command the *user* typed after ``!``:
+  a ``user_shell`` call marked ``by_user``, never an agent failure.
+* Code mode: the model's JavaScript ``exec`` call and the ``exec_command`` (or patch) it runs (an
+  ``item_completed`` CommandExecution or FileChange) are one call, kept under the ``exec`` call's id with the
+  inner command or path, exit code and output; a second command in the same script is a call of its own.
 * ``compacted`` and the ``context_compacted`` event mark one compaction: the second of a pair is META.
 * Token usage follows ccusage exactly (see ``_codex_usage``).
 """
@@ -38,7 +46,18 @@ from typing import Any, ClassVar, NamedTuple
 
 import orjson
 
-from headroom.learn.model import Agent, Batch, Event, EventKind, SessionInfo, ToolCall, ToolStatus, parse_ts
+from headroom.learn.knowledge import describe_call, is_failure, shell_command, unwrap_output
+from headroom.learn.model import (
+    Agent,
+    Batch,
+    Event,
+    EventKind,
+    SessionInfo,
+    ToolCall,
+    ToolKind,
+    ToolStatus,
+    parse_ts,
+)
 from headroom.learn.readers import _codex_usage as usage
 from headroom.learn.readers.base import LogReader, State
 
@@ -66,6 +85,7 @@ _META_EVENTS = frozenset({"thread_rolled_back", "entered_review_mode", "exited_r
 _REJECTED = ("exec command rejected by user", "patch rejected by user", "rejected by user")
 _ERRORS = ("apply_patch verification failed", "Script failed", "failed in sandbox", "sandbox denied")
 _ITEM_TOOLS = {"CommandExecution": "exec_command", "FileChange": "apply_patch", "McpToolCall": ""}
+_MAX_OPEN_CALLS = 256  # shell calls awaiting a result, kept in state for their command
 _OVERFLOW = ("context window", "context_length_exceeded", "maximum context length", "context_window_exceeded")
 
 
@@ -221,9 +241,16 @@ class CodexReader(LogReader):
         elif kind.endswith("_output"):
             call_id = _text(p.get("call_id"))
             if call_id:
-                out.tool_calls.append(_result(at.sid, call_id, p.get("output"), at.ts))
+                command = state.setdefault("cmd", {}).pop(call_id, None)
+                result = _result(at.sid, call_id, p.get("output"), at.ts, command)
+                script = state.get("exec")
+                if isinstance(script, dict) and script.get("id") == call_id:
+                    state.pop("exec")
+                    if script.get("n"):  # code mode: the nested command already gave status, exit and output
+                        result = _script_end(result)
+                out.tool_calls.append(result)
         elif kind.endswith("_call"):
-            self._call(p, kind, at, out)
+            self._call(p, kind, at, state, out)
         elif kind not in _SKIP_ITEMS:
             text = (raw if raw is not None else orjson.dumps(p)).decode("utf-8", "replace")
             out.events.append(at.event(EventKind.UNKNOWN, raw=text))
@@ -255,7 +282,7 @@ class CodexReader(LogReader):
                 state["cwd"] = match.group(1).strip()
                 out.session(SessionInfo(at.sid, cwd=state["cwd"], project_root=state["cwd"]))
 
-    def _call(self, p: dict[str, Any], kind: str, at: _At, out: Batch) -> None:
+    def _call(self, p: dict[str, Any], kind: str, at: _At, state: State, out: Batch) -> None:
         name = _text(p.get("name")) or kind.removesuffix("_call")
         args = p.get("arguments", p.get("input", p.get("action")))
         text = args if isinstance(args, str) or args is None else orjson.dumps(args).decode()
@@ -263,7 +290,18 @@ class CodexReader(LogReader):
         if not p.get("call_id"):  # web_search_call & co. are whole in one item: their status is the result
             status = {"completed": ToolStatus.OK, "failed": ToolStatus.ERROR}.get(str(p.get("status")))
         tool_key = _text(p.get("call_id")) or _text(p.get("id")) or at.key
-        out.tool_calls.append(ToolCall(at.sid, tool_key, name=name, input=text, started_at=at.ts, status=status))
+        call = ToolCall(at.sid, tool_key, name=name, input=text, started_at=at.ts, status=status)
+        call.kind, call.command, call.path = describe_call(name, text)
+        call.failed = is_failure(status, None, None, None)
+        if call.kind is ToolKind.SHELL and call.command and p.get("call_id"):
+            pending: dict[str, str] = state.setdefault("cmd", {})
+            pending[tool_key] = call.command
+            if len(pending) > _MAX_OPEN_CALLS:
+                del pending[next(iter(pending))]
+        if name == "exec" and kind == "custom_tool_call" and p.get("call_id"):
+            # A code-mode script: its nested command folds into it (keeping the path the script named, if any).
+            state["exec"] = {"id": tool_key, "n": 0, "path": call.path is not None}
+        out.tool_calls.append(call)
         out.events.append(at.event(EventKind.TOOL_CALL, name, role="assistant", tool_call_key=tool_key))
 
     def _event(self, p: dict[str, Any], at: _At, state: State, out: Batch, raw: bytes) -> None:
@@ -287,19 +325,24 @@ class CodexReader(LogReader):
             out.events.append(at.event(kind_, text, status_code=int(code.group(1)) if code else None))
         elif kind in ("exec_command_end", "patch_apply_end", "mcp_tool_call_end"):
             call_id = _text(p.get("call_id"))
-            if call_id:
-                exit_code = _int(p.get("exit_code"))
+            if call_id and p.get("source") == "user_shell":
+                out.tool_calls.append(_user_shell(at, call_id, p))
+            elif call_id:
+                exit_code, status = _int(p.get("exit_code")), _end_status(p)
+                command = state.get("cmd", {}).get(call_id)
+                # After its output (which forgot the command) it must not undo a "no match" decision.
+                failed = is_failure(status, exit_code, command, _text(p.get("aggregated_output"))) if command else None
                 out.tool_calls.append(
-                    ToolCall(at.sid, call_id, status=_end_status(p), exit_code=exit_code, ended_at=at.ts)
+                    ToolCall(at.sid, call_id, status=status, exit_code=exit_code, failed=failed, ended_at=at.ts)
                 )
         elif kind == "item_completed":
-            self._completed(p, at, out)
+            self._completed(p, at, state, out)
         elif kind in _META_EVENTS:
             out.events.append(at.event(EventKind.META, str(kind)))
         else:
             out.events.append(at.event(EventKind.UNKNOWN, raw=raw.decode("utf-8", "replace")))
 
-    def _completed(self, p: dict[str, Any], at: _At, out: Batch) -> None:
+    def _completed(self, p: dict[str, Any], at: _At, state: State, out: Batch) -> None:
         """``item_completed`` (2026): a command or patch result, the only trace of code-mode nested calls."""
         item = p.get("item")
         if not isinstance(item, dict) or _text(item.get("type")) not in _ITEM_TOOLS:
@@ -309,20 +352,38 @@ class CodexReader(LogReader):
             return
         exit_code = _int(item.get("exit_code"))
         status = _end_status(item)
+        output = _text(item.get("aggregated_output"))
         if item_id.startswith("call"):  # the result of a call logged as a response_item: complete it
-            out.tool_calls.append(ToolCall(at.sid, item_id, status=status, exit_code=exit_code, ended_at=at.ts))
+            failed = is_failure(status, exit_code, state.get("cmd", {}).get(item_id), output)
+            out.tool_calls.append(
+                ToolCall(at.sid, item_id, status=status, exit_code=exit_code, failed=failed, ended_at=at.ts)
+            )
             return
         kind = item["type"]
         spec = item.get("command") if kind == "CommandExecution" else item.get("changes", item.get("arguments"))
-        output = _text(item.get("aggregated_output"))
         duration = item.get("duration")
         millis = None
         if isinstance(duration, dict):
             millis = (_int(duration.get("secs")) or 0) * 1000 + (_int(duration.get("nanos")) or 0) // 1_000_000
-        call = ToolCall(at.sid, item_id, name=_ITEM_TOOLS[kind] or str(item.get("tool") or kind))
-        call.input = None if spec is None else orjson.dumps(spec).decode()
+        name = _ITEM_TOOLS[kind] or str(item.get("tool") or kind)
+        text = None if spec is None else orjson.dumps(spec).decode()
+        described = describe_call(name, text)
+        failed = is_failure(status, exit_code, described[1], output)
+        script = state.get("exec")
+        if kind != "McpToolCall" and isinstance(script, dict) and not script.get("n"):
+            # Code mode: the command or patch the open ``exec`` script ran is that call's result, not a call.
+            script["n"] = 1
+            path = None if script.get("path") else described[2]
+            call = ToolCall(at.sid, script["id"], kind=described[0], command=described[1], path=path)
+            call.status = status
+            call.exit_code, call.failed, call.output = exit_code, failed, output
+            call.output_size = None if output is None else len(output)
+            out.tool_calls.append(call)
+            return
+        call = ToolCall(at.sid, item_id, name=name, input=text)
+        call.kind, call.command, call.path = described
         call.started_at, call.ended_at = parse_ts(p.get("started_at_ms")), at.ts
-        call.status, call.exit_code, call.duration_ms = status, exit_code, millis
+        call.status, call.exit_code, call.duration_ms, call.failed = status, exit_code, millis, failed
         call.output, call.output_size = output, None if output is None else len(output)
         out.tool_calls.append(call)
         out.events.append(at.event(EventKind.TOOL_CALL, call.name, role="assistant", tool_call_key=item_id))
@@ -337,8 +398,28 @@ class CodexReader(LogReader):
             out.events.append(at.event(EventKind.COMPACTION, text or None))
 
 
-def _result(sid: str, call_id: str, output: object, ts: datetime | None) -> ToolCall:
-    """The result side of a tool call from its ``*_output`` item."""
+def _user_shell(at: _At, call_id: str, p: dict[str, Any]) -> ToolCall:
+    """A command the user ran with ``!``: a whole call in one event, by the user, never an agent failure."""
+    output = _text(p.get("aggregated_output")) or _text(p.get("formatted_output"))
+    command = shell_command({"command": p.get("command")})
+    call = ToolCall(at.sid, call_id, name="user_shell", kind=ToolKind.SHELL, command=command, by_user=True)
+    call.input = orjson.dumps({"command": p.get("command")}).decode()
+    call.started_at, call.ended_at = at.ts, at.ts
+    call.status, call.exit_code, call.failed = _end_status(p), _int(p.get("exit_code")), False
+    call.output, call.output_size = output, None if output is None else len(output)
+    return call
+
+
+def _script_end(result: ToolCall) -> ToolCall:
+    """The end of a code-mode script whose command already completed the call: only its own failure counts."""
+    end = ToolCall(result.session_key, result.key, ended_at=result.ended_at, duration_ms=result.duration_ms)
+    if result.status is ToolStatus.ERROR and result.exit_code is None:  # "Script failed": the JavaScript threw
+        end.status, end.failed, end.output, end.output_size = result.status, True, result.output, result.output_size
+    return end
+
+
+def _result(sid: str, call_id: str, output: object, ts: datetime | None, command: str | None = None) -> ToolCall:
+    """The result side of a tool call from its ``*_output`` item (``command``: the shell call's, if any)."""
     exit_code: int | None = None
     millis: int | None = None
     ok: bool | None = None
@@ -382,10 +463,11 @@ def _result(sid: str, call_id: str, output: object, ts: datetime | None) -> Tool
         status = ToolStatus.ERROR
     else:
         status = ToolStatus.OK
-    size = None if text is None else len(text)
-    return ToolCall(
-        sid, call_id, status=status, output=text, output_size=size, exit_code=exit_code, ended_at=ts, duration_ms=millis
-    )
+    clean = None if text is None else unwrap_output(text)
+    size = None if clean is None else len(clean)
+    call = ToolCall(sid, call_id, status=status, output=clean, output_size=size, exit_code=exit_code, ended_at=ts)
+    call.duration_ms, call.failed = millis, is_failure(status, exit_code, command, clean)
+    return call
 
 
 def _end_status(p: dict[str, Any]) -> ToolStatus | None:

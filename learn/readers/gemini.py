@@ -28,8 +28,9 @@ calls twice; we count them once.
 
 Events. User text is a prompt (slash commands stay in ``logs.json``); user turns of bare
 ``functionResponse`` parts repeat tool results the ToolCall has, and are skipped. A shell call recorded as
-``success`` whose output ends with ``Exit Code: N`` (N != 0) is an error; policy denials and refused
-confirmations are ``rejected``. "Request cancelled." and ``$rewindTo`` (the user undid turns) are
+``success`` whose output ends with ``Exit Code: N`` (N != 0) is an error (unless it is a "no match" answer,
+see ``knowledge.is_failure``; the stored output drops the ``Output: … Exit Code: … PGID`` framing); policy
+denials and refused confirmations are ``rejected``. "Request cancelled." and ``$rewindTo`` (the user undid turns) are
 interrupts, context-window warnings overflows, ``error`` turns API errors with their HTTP status.
 """
 
@@ -44,6 +45,7 @@ from typing import Any
 
 import orjson
 
+from headroom.learn.knowledge import describe_call, is_failure, unwrap_output
 from headroom.learn.model import (
     Batch,
     Event,
@@ -51,17 +53,18 @@ from headroom.learn.model import (
     Merge,
     SessionInfo,
     ToolCall,
+    ToolKind,
     ToolStatus,
     Usage,
     parse_ts,
 )
+from headroom.learn.projects import HASH_PREFIX, hash_candidates
 from headroom.learn.readers.base import LogReader, State
 
 _SKILL_EXTRACTION = "skill-extraction-"
 _MESSAGE_TYPES = ("user", "gemini", "info", "error", "warning")
 # Anything else (validating, scheduled, executing, awaiting_approval) is still in flight.
 _STATUS = {"success": ToolStatus.OK, "error": ToolStatus.ERROR, "cancelled": ToolStatus.CANCELLED}
-_SHELL = "run_shell_command"
 # The shell tool prints "Exit Code: N" after the output, and Gemini's own truncation keeps the tail.
 _EXIT_TAIL = 1024
 _EXIT = re.compile(r"^Exit Code: (-?\d+)\s*$", re.M)
@@ -258,7 +261,8 @@ def _tool_call(
     raw_status = call.get("status")
     status = _STATUS.get(raw_status, ToolStatus.PENDING) if isinstance(raw_status, str) else None
     exit_code = None
-    if output and name == _SHELL:
+    kind, command, path = describe_call(name, arguments)
+    if output and kind is ToolKind.SHELL:
         found = _EXIT.findall(output[-_EXIT_TAIL:])
         exit_code = int(found[-1]) if found else None
     # Gemini records a shell command that ran as "success" whatever its exit status.
@@ -269,7 +273,8 @@ def _tool_call(
         if any(marker in head for marker in _REJECTED):
             status = ToolStatus.REJECTED
     started = parse_ts(call.get("timestamp")) or ts
-    size = len(output) if output is not None else None
+    clean = unwrap_output(output) if output is not None else None
+    size = len(clean) if clean is not None else None
     out.tool_calls.append(
         ToolCall(
             state["sid"],
@@ -277,10 +282,14 @@ def _tool_call(
             name=name,
             input=arguments,
             started_at=started,
+            kind=kind,
+            command=command,
+            path=path,
             status=status,
-            output=output,
+            output=clean,
             output_size=size,
             exit_code=exit_code,
+            failed=is_failure(status, exit_code, command, clean),
         )
     )
     tool_event = _event(state, f"tool:{key}", EventKind.TOOL_CALL, started, seq, role="assistant", text=name)
@@ -433,12 +442,13 @@ def _message_id(msg: dict[str, Any], fallback: str) -> str:
 
 def _info(state: State, **facts: Any) -> SessionInfo:
     project = state["project"]
+    hashed = isinstance(project, str) and project.startswith(HASH_PREFIX)  # resolved by ingestion later
     return SessionInfo(
         key=state["sid"],
         parent_key=state["parent"],
         subagent_id=state["agent_id"],
         kind=state["kind"],
-        cwd=project,
+        cwd=None if hashed else project,
         project_root=project,
         **facts,
     )
@@ -455,11 +465,16 @@ def _unknown(state: State, key: str, seq: int, raw: str) -> Event:
 def _set_project(record: dict[str, Any], state: State) -> None:
     """Take the project root from ``directories`` when one of them hashes to the record's projectHash."""
     dirs, digest = record.get("directories"), record.get("projectHash")
-    if state["project"] is None and isinstance(dirs, list) and isinstance(digest, str):
+    project = state["project"]
+    if project is not None and not project.startswith(HASH_PREFIX):
+        return
+    if isinstance(dirs, list) and isinstance(digest, str):
         for candidate in dirs:
             if isinstance(candidate, str) and _sha256(candidate) == digest:
                 state["project"] = candidate
                 return
+    if project is None and isinstance(digest, str) and _HEX64.fullmatch(digest):
+        state["project"] = HASH_PREFIX + digest  # only a hash: ingestion matches it with roots known elsewhere
 
 
 def _project_root(project_dir: Path, root: Path) -> str | None:
@@ -484,8 +499,10 @@ def _project_root(project_dir: Path, root: Path) -> str | None:
             return str(path)
     if _HEX64.fullmatch(name):
         for path in projects:
-            if _sha256(path) == name:
-                return str(path)
+            for spelling in hash_candidates(str(path)):
+                if _sha256(spelling) == name:
+                    return spelling
+        return HASH_PREFIX + name
     return None
 
 

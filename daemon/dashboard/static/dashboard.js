@@ -209,7 +209,7 @@
       return;
     }
     hbarChart($("projects-chart"), rows.slice(0, MAX_PROJECT_BARS).map(function (p) {
-      return { label: shortPath(p.project), title: p.project + ": " + p.failed_tool_calls + " of " + p.tool_calls +
+      return { label: p.name || shortPath(p.project), title: p.project + ": " + p.failed_tool_calls + " of " + p.tool_calls +
         " tool calls failed", value: p.failure_rate,
         text: pct(p.failure_rate) + " of " + fmtInt(p.tool_calls) + " calls" };
     }), { id: "projects-svg", cls: "failure", label: "tool-call failure rate per project" });
