@@ -478,7 +478,8 @@ class Service:
         if self.watcher is not None:
             pending, oldest = self.watcher.backlog()
         started = self._pass_started
-        ages = [now - t for t in (oldest, started) if t is not None]
+        # A pass that began after ``now`` was read (another thread) is not a negative lag.
+        ages = [max(0.0, now - t) for t in (oldest, started) if t is not None]
         state = "running" if self._running else "stopped"
         if self._running and self._full_since is not None:
             state = "paused: disk full"
