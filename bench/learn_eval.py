@@ -145,10 +145,13 @@ def propose(home: Path) -> list[Proposal]:
     try:
         with db.sessions() as s:
             projects = sorted({p for p in s.execute(select(Session.project_root).distinct()).scalars() if p})
+        from headroom.learn.failures import observe
+
         seen: dict[str, Proposal] = {}
         journal = Journal(home / "learn-journal")
+        observations = observe(db)
         for project in projects:
-            run = run_learn(db, project, journal=journal)
+            run = run_learn(db, project, journal=journal, observations=observations)
             for draft in run.drafts:
                 p = _proposal(draft)
                 seen.setdefault(p.key, p)

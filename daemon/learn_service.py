@@ -61,8 +61,10 @@ def learn_projects(
     """Run learn for each project; returns counts for the log. One project failing never stops the others;
     a shutdown stops it between projects (each project's files are written atomically, never halfway)."""
     from headroom.learn.apply import run_learn
+    from headroom.learn.failures import observe
 
     totals = {"projects": 0, "lessons": 0, "files_written": 0, "failed": 0}
+    seen = observe(db) if projects else None  # every session, read once for all the projects
     for project in projects:
         if should_stop():
             log.info(
@@ -80,6 +82,7 @@ def learn_projects(
                 claude_file=config.learn.claude_file,
                 auto=True,  # unasked, only lessons from two sessions on different days, or the user's own rule
                 user_homes=user_homes(config),
+                observations=seen,
             )
         except Exception as exc:  # a bad project (unreadable file, odd session) must not stop the schedule
             totals["failed"] += 1

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from headroom.learn.failures import machine_of, project_key
+from headroom.learn.failures import Observations, machine_of, project_key
 from headroom.learn.journal import Journal
 from headroom.learn.lessons import SyncReport, activate, lessons_for, parse_scope, sync
 from headroom.learn.mining import LessonDraft, mine_db
@@ -137,17 +137,19 @@ def run_learn(
     now: datetime | None = None,
     auto: bool = False,
     user_homes: Mapping[str, Path] | None = None,
+    observations: Observations | None = None,
 ) -> LearnRun:
     """Mine ``project``, plan every agent file's block (project and user-level); write what the flags allow.
 
     ``auto``: the daemon's run, which writes only lessons it may write unasked. ``user_homes``: each agent's home
-    folder (where its user-level file is); without it no user-level file is planned.
+    folder (where its user-level file is); without it no user-level file is planned. ``observations``: the
+    sessions as already read (learning many projects in a row reads them once).
     """
     run = LearnRun(project, run_id=f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}")
     here = machine_of(project)
     drafts = [
         d
-        for d in mine_db(db, project=project, since=since)
+        for d in mine_db(db, project=project, since=since, observations=observations)
         if d.scope == "agent"
         or (d.scope == "machine" and d.machine == here)
         or project_key(d.project) == project_key(project)

@@ -28,7 +28,6 @@ from headroom.learn.failures import (
     error_line,
     mask,
     normalize_command,
-    short,
 )
 
 _TRANSIENT = re.compile(
@@ -423,4 +422,4 @@ def classify(view: SessionView, step: Step) -> Failure | None:
     return None
 
 
-__all__ = ["classify", "short"]
+__all__ = ["classify"]

@@ -138,13 +138,18 @@ def short(text: str | None, limit: int = MAX_TEXT) -> str | None:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def mask(text: str) -> str:
-    """Placeholders for what differs between runs of the same mistake: temp names, ids, hashes, dates, numbers."""
+def placeholders(text: str) -> str:
+    """Temp names, ids, hashes and dates as placeholders: what a lesson says instead of one run's values
+    (``bd show <id> --children``, not one lesson per id)."""
     text = _TMP_NAME.sub("<tmp>", text)
     text = _UUID.sub("<id>", text)
     text = _DATE.sub("<date>", text)
-    text = _HASH.sub("<hash>", text)
-    return _NUMBER.sub("<n>", text)
+    return _HASH.sub("<id>", text)
+
+
+def mask(text: str) -> str:
+    """:func:`placeholders`, and numbers too: what groups the same mistake under different runs."""
+    return _NUMBER.sub("<n>", placeholders(text))
 
 
 def machine_of(cwd: str | None) -> str:
@@ -291,6 +296,10 @@ class SessionView:
 
     def failure(self, step: Step | None, signature: str, **values: Any) -> Failure:
         ts = values.pop("ts", None) or (step.ts if step else None)
+        if values.get("scope") == "machine" and (_WINDOWS_ABS.match(self.machine) or signature.startswith("power")):
+            # On Windows each agent runs its own shell (Claude Git Bash, Codex and Gemini PowerShell) with its own
+            # PATH: what one agent's shell lacks is a fact for that agent only.
+            values.setdefault("agent_only", self.agent)
         return Failure(
             kind=values.pop("kind", "tool_error"),
             agent=self.agent,

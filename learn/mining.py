@@ -30,7 +30,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from headroom.learn.failures import Failure, Observations, observe, project_key, session_failures, sessions_query
+from headroom.learn.failures import (
+    Failure,
+    Observations,
+    observe,
+    placeholders,
+    project_key,
+    session_failures,
+    sessions_query,
+)
 from headroom.memory.db import Database
 from headroom.memory.redact import redact_text
 
@@ -167,9 +175,13 @@ def _text(signature: str, fix: str | None, group: Sequence[Failure]) -> tuple[st
     if head == "rule":
         return sample.error or subject, ()
     if head == "not-found":
+        # Where each agent has a shell of its own (Windows), say so: another agent's shell may well have it.
+        where = (
+            "is not on your shell's PATH on this machine" if sample.agent_only else "is not installed on this machine"
+        )
         if fix:
-            return f"Use {_code(fix)}: {_code(subject)} is not installed on this machine.", (fix,)
-        return f"{_code(subject)} is not installed on this machine.", ()
+            return f"Use {_code(fix)}: {_code(subject)} {where}.", (fix,)
+        return f"{_code(subject)} {where}.", ()
     if head == "crlf":
         how = _code(fix) if fix else "`dos2unix` or `sed -i 's/\\r$//'`"
         return (
@@ -271,7 +283,9 @@ def _text(signature: str, fix: str | None, group: Sequence[Failure]) -> tuple[st
             return f"Use {_code(fix)}: {_code(old)} does not exist.", (fix,)
         return f"Use {_code(fix)}: {_code(old)} does not exist.", (fix,)
     if head == "cmd" and fix:
-        return f"Use {_code(_short(fix))}, not {_code(_short(sample.command))}.", (fix,)
+        return f"Use {_code(_short(placeholders(fix)))}, not {_code(_short(placeholders(sample.command or '')))}.", (
+            fix,
+        )
     return None
 
 
@@ -397,10 +411,19 @@ def mine(
 
 
 def mine_db(
-    db: Database, *, project: str | None = None, agent: str | None = None, since: datetime | None = None
+    db: Database,
+    *,
+    project: str | None = None,
+    agent: str | None = None,
+    since: datetime | None = None,
+    observations: Observations | None = None,
 ) -> list[LessonDraft]:
-    """Mine the mirror: every lesson, or one project's (its own and its machine's facts)."""
-    seen = observe(db, agent=agent, since=since)
+    """Mine the mirror: every lesson, or one project's (its own, its machine's facts, the agents' tool lessons).
+
+    Machine facts and agent lessons draw on every session, so each run reads them all; a caller that learns
+    several projects in a row passes the ``observations`` it read once (:func:`~headroom.learn.failures.observe`).
+    """
+    seen = observations if observations is not None else observe(db, agent=agent, since=since)
     drafts = mine(seen.failures, observations=seen)
     if project is None:
         return drafts

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -383,7 +384,13 @@ def test_secrets_are_redacted_and_paths_relative() -> None:
 
 
 def test_placeholders_for_what_differs_between_runs() -> None:
-    assert mask("bd show abc1234def --children") == "bd show <hash> --children"
+    assert mask("bd show abc1234def --children") == "bd show <id> --children"
+    ids = [
+        _f(f"s{i}", "cmd:bd show <id>", command=f"bd show {h} --children", fix=f"bd show {h} --children --json")
+        for i, h in enumerate(("abc1234def", "f00ba4c0ffee"))
+    ]
+    (draft,) = mine(ids)
+    assert draft.text == "Use `bd show <id> --children --json`, not `bd show <id> --children`."
     assert mask("rm /tmp/tmpa1b2c3/out.txt 2026-03-29") == "rm <tmp>/out.txt <date>"
     assert mask("id 550e8400-e29b-41d4-a716-446655440000 n 42") == "id <id> n <n>"
 
@@ -433,3 +440,19 @@ def test_durable_rules_are_kept_whole(prompt: str) -> None:
 )
 def test_questions_frustration_and_one_task_instructions_are_not_rules(prompt: str) -> None:
     assert rule_text(prompt) is None
+
+
+def test_on_windows_a_missing_program_is_a_fact_of_that_agents_shell() -> None:
+    """Claude runs Git Bash there, Codex and Gemini PowerShell: `bash` missing for Gemini says nothing of Claude."""
+    view = _view("gemini", [("bash x.sh", 1, "bash : The term 'bash' is not recognized as the name of a cmdlet")])
+    view.machine = "c:/users/ann"
+    f = _first(view)
+    assert f is not None and f.scope == "machine" and f.agent_only == "gemini"
+    facts = [
+        replace(f, session_key="s1", tool_call_key="a"),
+        replace(f, session_key="s2", tool_call_key="b", ts=T0 + timedelta(days=1)),
+    ]
+    (draft,) = mine(facts)
+    assert draft.agents == ("gemini",) and draft.text == "`bash` is not on your shell's PATH on this machine."
+    posix = _first(_view("codex", [("python x.py", 127, "bash: python: command not found")]))
+    assert posix is not None and posix.agent_only is None  # one shell, one PATH: every agent's fact

@@ -39,7 +39,8 @@ def learn_group(
     do_apply: bool,
     as_json: bool,
 ) -> None:
-    """Mine the project's failed sessions and show (or --apply) the lessons in each agent's file."""
+    """Mine the failed sessions and show (or --apply) the lessons: the project's in each agent's project file,
+    machine facts and agent-tool lessons in each agent's user-level file. A dry run stores nothing."""
     if ctx.invoked_subcommand is not None:
         return
     from headroom.daemon.learn_service import journal_for, user_homes
