@@ -44,7 +44,7 @@ LABELLED: list[tuple[str, str | None]] = [
         "daemon/mcp/tomltext.py",
     ),
     ("How does mining group failures by signature into lessons?", "learn/mining.py"),
-    ("Where do we detect 'command not found' failures and their fix?", "learn/failures.py"),
+    ("Where do we detect 'command not found' failures and their fix?", "learn/error_classes.py"),
     ("Why does the embedding model use one torch thread in the daemon?", "daemon/memory_service.py"),
     ("Write a haiku about autumn leaves falling slowly", None),
     ("What is the capital of Australia?", None),
