@@ -59,6 +59,14 @@ to start. Example::
     claude_file = "CLAUDE.local.md"   # or "CLAUDE.md"
     idle_minutes = 15              # a session idle this long is mined
     nightly_at = "03:30"           # local time of the nightly run over every project
+
+    [hooks]                        # what the agents' hooks add (`headroom hooks install`); live on SIGHUP
+    briefing = true                # session start: the project briefing
+    prompt_memory = true           # each prompt: items from other agents/sessions that answer it
+    live_lessons = true            # after a failed tool call: the known fix
+    min_relevance = 0.55           # prompt memory: how much of the prompt an item must cover (0-1)
+    prompt_tokens = 400            # prompt memory: at most this many tokens per prompt
+    lesson_tokens = 150            # live lesson: at most this many tokens per failed call
 """
 
 from __future__ import annotations
@@ -147,6 +155,16 @@ class LearnConfig:
 
 
 @dataclass
+class HooksConfig:
+    briefing: bool = True
+    prompt_memory: bool = True
+    live_lessons: bool = True
+    min_relevance: float = 0.55
+    prompt_tokens: int = 400
+    lesson_tokens: int = 150
+
+
+@dataclass
 class Config:
     """The effective configuration of this process."""
 
@@ -159,6 +177,7 @@ class Config:
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     memory: MemoryConfig = field(default_factory=MemoryConfig)
     learn: LearnConfig = field(default_factory=LearnConfig)
+    hooks: HooksConfig = field(default_factory=HooksConfig)
     source: Path | None = None  # the file it was read from, if any
 
     def agent_roots(self) -> dict[Agent, list[Path]]:
@@ -260,6 +279,8 @@ def _apply(config: Config, data: dict[str, Any], file: Path) -> None:
             _fill(config.memory, _table(value, key, file), key, file)
         elif key == "learn":
             _fill(config.learn, _table(value, key, file), key, file)
+        elif key == "hooks":
+            _fill(config.hooks, _table(value, key, file), key, file)
         else:
             raise ConfigError(f"{file}: unknown setting '{key}'")
 

@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from headroom.daemon.hooks.install import parse_settings as _parse
 from headroom.daemon.mcp import jsontext
 from headroom.daemon.mcp.install import Change, InstallError, apply, backup_file, read_config
 from headroom.daemon.paths import claude_settings_file
@@ -59,18 +60,6 @@ def _is_ours(group: Any) -> bool:
     return isinstance(group, dict) and any(
         isinstance(h, dict) and MARKER in str(h.get("command", "")) for h in group.get("hooks", []) or []
     )
-
-
-def _parse(text: str | None, path: Path) -> dict[str, Any]:
-    if not text or not text.strip():
-        return {}
-    try:
-        data = jsontext.loads(text)
-    except ValueError as exc:
-        raise InstallError(f"{path} is not valid JSON ({exc}); refusing to edit it") from None
-    if not isinstance(data, dict):
-        raise InstallError(f"{path} does not hold a JSON object; refusing to edit it")
-    return data
 
 
 def _groups(data: dict[str, Any], path: Path) -> list[Any]:

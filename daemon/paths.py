@@ -65,6 +65,16 @@ class Paths:
         return self.state_dir / "proxy.json"
 
     @property
+    def hooks_socket(self) -> Path:
+        """The daemon's Unix socket for the agents' hooks (inside the owner-only state dir)."""
+        return self.state_dir / "hooks.sock"
+
+    @property
+    def hooks_stats(self) -> Path:
+        """How often each live lesson was shown by a hook and whether the next call succeeded."""
+        return self.state_dir / "hooks-lessons.json"
+
+    @property
     def daemon_lock(self) -> Path:
         return self.state_dir / "daemon.lock"
 

@@ -44,6 +44,7 @@ from headroom.daemon.watcher import Watcher
 from headroom.memory.db import Database, open_database
 
 if TYPE_CHECKING:
+    from headroom.daemon.hooks.server import HookServer
     from headroom.daemon.learn_service import LearnJobs
     from headroom.daemon.memory_service import MemoryWorker
     from headroom.daemon.proxy.app import ProxyApp
@@ -64,7 +65,7 @@ FULL_RETRY_SECONDS, FULL_RETRY_MAX_SECONDS = 5.0, 60.0
 #: Config keys a running daemon applies on SIGHUP: its components read them on every use. A whole section
 #: means every key of it; anything else (ports, database_url, agents' homes...) needs a restart.
 LIVE_KEYS = frozenset(
-    {"engine", "learn", "watcher.debounce_ms", "watcher.rescan_seconds"}
+    {"engine", "learn", "hooks", "watcher.debounce_ms", "watcher.rescan_seconds"}
     | {f"memory.{key}" for key in ("ccr_retention_days", "max_db_mb", "briefing_kb", "embed_batch")}
 )
 
@@ -182,6 +183,7 @@ class Service:
         self.memory: MemoryWorker | None = None
         self.learn: LearnJobs | None = None
         self.scheduler: Scheduler | None = None
+        self.hooks: HookServer | None = None
         self.last_error: str | None = None
         self.db: Database | None = None
         self._errors: dict[str, str] = {}  # the last error per component ("ingest", "proxy", "config")
@@ -225,6 +227,7 @@ class Service:
             self._running = True
             stack.callback(setattr, self, "_running", False)
             memo = self._start_memory(db, stack)
+            self._start_hooks(db, stack)
             self._start_proxy(db, stack, memo)
             self._start_scheduler(db, stack, memo)
             ingestor = make_ingestor(self.config, db)
@@ -342,6 +345,22 @@ class Service:
         stack.callback(worker.stop)
         self.memory = worker
         return memo
+
+    def _start_hooks(self, db: Database, stack: contextlib.ExitStack) -> None:
+        """The agents' hooks' socket (daemon/hooks/server.py); a path that cannot be bound is logged, not fatal."""
+        from headroom.daemon.hooks.answers import HookAnswers
+        from headroom.daemon.hooks.server import HookServer
+
+        paths = self.config.paths
+        answers = HookAnswers(lambda: self.config, db, self.memory.memory if self.memory else None, paths.hooks_stats)
+        server = HookServer(answers, paths.hooks_socket)
+        try:
+            server.start()
+        except OSError as exc:
+            self._note_error(f"hooks not started: {exc}", component="hooks")
+            return
+        self.hooks = server
+        stack.callback(server.stop)
 
     def _start_scheduler(self, db: Database, stack: contextlib.ExitStack, memo: DBBlockMemo | None) -> None:
         """The periodic jobs (apscheduler on its own threads, jobs stored in the DB): learn, if enabled, and
@@ -564,6 +583,7 @@ class Service:
                 "learn": self._learn_health(),
                 "scheduler": self.scheduler.health() if self.scheduler is not None else {"state": "stopped"},
                 "proxy": self._proxy_health(),
+                "hooks": self._hooks_health(),
             },
         }
 
@@ -595,7 +615,8 @@ class Service:
         if self.watcher is not None:
             pending, oldest = self.watcher.backlog()
         started = self._pass_started
-        ages = [now - t for t in (oldest, started) if t is not None]
+        # A pass that began after ``now`` was read (another thread) is not a negative lag.
+        ages = [max(0.0, now - t) for t in (oldest, started) if t is not None]
         state = "running" if self._running else "stopped"
         if self._running and self._full_since is not None:
             state = "paused: disk full"
@@ -632,6 +653,12 @@ class Service:
             "last_error": errors[-1] if errors else None,
             "last": self.learn.last,
         }
+
+    def _hooks_health(self) -> dict[str, Any]:
+        if self.hooks is not None:
+            return self.hooks.health()
+        failed = self._errors.get("hooks")
+        return {"state": "failed" if failed else "stopped", "last_error": failed}
 
     def _proxy_health(self) -> dict[str, Any]:
         if self.proxy is None:

@@ -20,7 +20,7 @@ from headroom.daemon.service import Service
 from tests.helpers import claude_session_lines, claude_tree
 from tests.test_service import DAEMON, _daemon, wait_for
 
-COMPONENTS = {"ingest", "memory", "learn", "scheduler", "proxy"}
+COMPONENTS = {"ingest", "memory", "learn", "scheduler", "proxy", "hooks"}
 STATES = {"running", "stopped", "disabled", "failed"}
 
 
@@ -85,6 +85,7 @@ def test_health_says_disabled(claude_root: Path) -> None:
         "learn": "disabled",
         "scheduler": "stopped",
         "proxy": "disabled",
+        "hooks": "stopped",
     }
 
 

@@ -88,6 +88,7 @@ def _register() -> None:
         "compress_cmd",
         "daemon_cmd",
         "doctor",
+        "hooks_cmd",
         "ingest_cmd",
         "learn_cmd",
         "mcp_cmd",
