@@ -23,8 +23,8 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session as DBSession
 
-from headroom.daemon.store import agent_failure
 from headroom.learn.knowledge import last_command_words
+from headroom.learn.mirror import agent_failure
 from headroom.learn.model import REASONING_OUTSIDE_OUTPUT
 from headroom.learn.projects import display_names
 from headroom.memory.models import Event, Session, ToolCall, Usage

@@ -82,7 +82,7 @@ from urllib.parse import urlsplit
 
 from headroom.daemon.errors import ConfigError
 from headroom.daemon.paths import Paths, agent_homes, agent_roots_from_homes, default_agent_roots, paths
-from headroom.daemon.proxy.routes import DEFAULT_UPSTREAMS
+from headroom.daemon.providers import DEFAULT_UPSTREAMS
 from headroom.engine.config import EngineConfig
 from headroom.learn.model import AGENTS, Agent
 

@@ -35,7 +35,7 @@ from typing import Any, BinaryIO
 import orjson
 from sqlalchemy import Connection, Table, and_, delete, or_, select, update
 
-from headroom.daemon.store import record_issue, refresh_sessions, resolve_hashed_projects, write_batch
+from headroom.learn.mirror import record_issue, refresh_sessions, resolve_hashed_projects, write_batch
 from headroom.learn.model import AGENTS, Agent, Batch, EventKind
 from headroom.learn.projects import fold_worktree, preferred, project_key
 from headroom.learn.readers import LogReader, State, parse_chunk, reader_for

@@ -4,7 +4,7 @@ Logs come from many machines. One project shows up as ``C:\\Users\\me\\VAULT``, 
 ``c:\\users\\me\\vault`` (Windows paths are case-insensitive; Gemini lower-cases its ``.project_root``), as
 worktrees of the repository (Claude Code's ``<repo>/.claude/worktrees/<name>``, git worktrees on this
 machine), and, for old Gemini logs, only as ``sha256(<the root as typed, in one casing>)``. The functions
-here are pure (the database side lives in ``headroom.daemon.store``):
+here are pure (the database side lives in ``headroom.learn.mirror``):
 
 * :func:`project_root` folds a directory into its project (a worktree into its repository, a folder of a
   git work tree on this machine into the work tree's root);

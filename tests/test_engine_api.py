@@ -244,3 +244,39 @@ def test_a_diff_that_cannot_shrink_stays_whole_rather_than_thinned_as_prose() ->
     else:
         out = result.messages[2]["content"][0]["content"]
         assert all(line in out for line in patch.splitlines() if line.startswith(("+", "-")))
+
+
+def test_compress_text_compresses_one_text_as_a_tool_result() -> None:
+    """``compress_text`` is the one-text call the CLI and MCP server share: originals kept, the text redeemable."""
+    from headroom.engine import compress_text, summary_line
+
+    log = _server_log()
+    store = MemoryCCRStore()
+    out, result = compress_text(log, question="which requests timed out?", store=store)
+    assert len(out) < len(log) / 3 and "status=504" in out
+    assert result.ccr_entries and {e.id for e in result.ccr_entries} <= {r.id for r in find_refs(out)}
+    assert retrieve(result.ccr_entries[0].id, store) == log
+    assert [d.compressor for d in result.decisions] == ["logs"]
+    assert summary_line(result, "hint").endswith(f"by logs; {len(result.ccr_entries)} originals kept (hint)")
+    # the path names the language: doctest.py quotes tracebacks, and is still compressed as Python
+    source = (STDLIB / "doctest.py").read_text()
+    _, as_code = compress_text(source, path="Lib/doctest.py")
+    assert [(d.kind, d.compressor) for d in as_code.decisions] == [("code", "code")]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(None, None), ("", None), (" 120-160 ", (120, 160)), ("7", (7, 7)), ("7-", (7, 7))],
+)
+def test_parse_line_range_reads_what_people_type(value: str | None, expected: tuple[int, int] | None) -> None:
+    from headroom.engine import parse_line_range
+
+    assert parse_line_range(value) == expected
+
+
+@pytest.mark.parametrize("value", ["a-b", "1-x", "-", "1-2-3"])
+def test_parse_line_range_rejects_the_rest(value: str) -> None:
+    from headroom.engine import parse_line_range
+
+    with pytest.raises(ValueError, match="expected FIRST-LAST"):
+        parse_line_range(value)

@@ -30,8 +30,8 @@ from headroom.daemon.memory_service import search_endpoint
 from headroom.daemon.proxy.app import ProxyApp
 from headroom.daemon.proxy.project import find_cwd, request_project
 from headroom.daemon.proxy.server import build_app
-from headroom.daemon.store import project_of
 from headroom.engine import RetrievalError, find_refs, memo_key, retrieve
+from headroom.learn.projects import project_of
 from headroom.memory.api import Memory
 from headroom.memory.ccr_store import FileCCRStore
 from headroom.memory.db import Database, open_database

@@ -18,8 +18,8 @@ from sqlalchemy import select, update
 
 from headroom.daemon import analytics
 from headroom.daemon.ingest import Ingestor
-from headroom.daemon.store import backfill_tool_fields
 from headroom.learn.knowledge import describe_call, is_failure, is_no_match, unwrap_output
+from headroom.learn.mirror import backfill_tool_fields
 from headroom.learn.model import ToolKind
 from headroom.memory.db import Database, open_database
 from headroom.memory.models import Event, Session, SourceFile, ToolCall

@@ -19,7 +19,7 @@ from headroom.learn.model import AGENTS
 
 
 def _project(project: str | None) -> str:
-    from headroom.daemon.store import project_of
+    from headroom.learn.projects import project_of
 
     return project_of(project or os.getcwd())
 

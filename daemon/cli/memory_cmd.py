@@ -26,7 +26,7 @@ def memory_group() -> None:
 
 
 def _project(project: str | None, all_projects: bool = False) -> str | None:
-    from headroom.daemon.store import project_of
+    from headroom.learn.projects import project_of
 
     if all_projects:
         return None

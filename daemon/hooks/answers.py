@@ -420,7 +420,7 @@ class HookAnswers:
         with self._lock:
             found = self._projects.get(cwd)
         if found is None:
-            from headroom.daemon.store import project_of
+            from headroom.learn.projects import project_of
 
             found = project_of(cwd)
             with self._lock:

@@ -72,7 +72,7 @@ class MemoryTools:
     def __init__(
         self, config: Config, database: Callable[[], Database], cwd: str | None = None, project: str | None = None
     ) -> None:
-        from headroom.daemon.store import project_of
+        from headroom.learn.projects import project_of
 
         self.config = config
         self.database = database

@@ -100,7 +100,7 @@ class Tools:
     """
 
     def __init__(self, config: Config, cwd: str | None = None) -> None:
-        from headroom.daemon.store import project_of
+        from headroom.learn.projects import project_of
 
         self.config = config
         #: The project this server works for (the git root of where the agent started it), as memory_get has.

@@ -38,14 +38,13 @@ from typing import Any
 import httpx
 import orjson
 
+from headroom.daemon.providers import DEFAULT_UPSTREAMS, Provider
 from headroom.daemon.proxy.guard import BROWSER_HEADERS, Guard, local_client
 from headroom.daemon.proxy.registration import MAX_NONCE, proof
 from headroom.daemon.proxy.rewrite import BodyTooLarge, Rewriter, Rewritten
 from headroom.daemon.proxy.routes import (
-    DEFAULT_UPSTREAMS,
     LOSSLESS_PREFIX,
     MEMORY_SEARCH_PATH,
-    Provider,
     Route,
     agent_of,
     error_body,

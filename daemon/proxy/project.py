@@ -4,7 +4,7 @@ The proxy sees no cwd, but every agent tells the model where it works: Claude Co
 ``Primary working directory: /path`` (older versions ``Working directory: /path``), Codex sends an
 ``<environment_context>`` with ``<cwd>/path</cwd>``, Gemini CLI lists ``Workspace Directories:`` followed by
 ``  - /path``. The project is that folder's git root when it exists here
-(:func:`headroom.daemon.store.project_of`).
+(:func:`headroom.learn.projects.project_of`).
 
 Only the start of the system/developer text and of the first dozen input items is scanned (32 K characters
 of each string, 256 K in all), so this stays well under a millisecond on a large request. No match means no
@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from headroom.daemon.store import project_of
+from headroom.learn.projects import project_of
 
 _SCAN_CHARS = 256_000  # in all; each string is scanned up to _STRING_CHARS
 _STRING_CHARS = 32_000

@@ -10,19 +10,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
 from urllib.parse import quote
 
 import orjson
 
-Provider = Literal["anthropic", "openai", "gemini"]
-PROVIDERS: tuple[Provider, ...] = ("anthropic", "openai", "gemini")
-
-DEFAULT_UPSTREAMS: dict[Provider, str] = {
-    "anthropic": "https://api.anthropic.com",
-    "openai": "https://api.openai.com",
-    "gemini": "https://generativelanguage.googleapis.com",
-}
+from headroom.daemon.providers import Provider
 
 #: A path prefix that asks for lossless compression (clients that cannot call headroom_retrieve).
 LOSSLESS_PREFIX = "/lossless"

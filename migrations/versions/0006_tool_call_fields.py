@@ -35,7 +35,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("failed", sa.Boolean(), nullable=True))
         batch_op.add_column(sa.Column("by_user", sa.Boolean(), server_default=sa.false(), nullable=False))
         batch_op.create_index(batch_op.f("ix_tool_calls_day_failed"), ["day", "failed"], unique=False)
-    from headroom.daemon.store import backfill_tool_fields
+    from headroom.learn.mirror import backfill_tool_fields
 
     backfill_tool_fields(op.get_bind())
 

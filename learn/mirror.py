@@ -1,4 +1,4 @@
-"""Writing normalized batches into the session mirror, idempotently.
+"""The session mirror: normalized batches written into the database, idempotently.
 
 Every row is upserted on its natural key, so writing the same batch twice (a crash between reading and
 committing, a file re-read after truncation, two processes catching up at once) converges to the same
@@ -33,7 +33,6 @@ from headroom.learn.projects import (
     is_windows,
     preferred,
     project_key,
-    project_of,
     project_root,
     sha256_of,
 )
@@ -579,8 +578,6 @@ def _fold_code_mode(conn: Connection) -> None:
 __all__ = [
     "agent_failure",
     "backfill_tool_fields",
-    "project_of",
-    "project_root",
     "record_issue",
     "refresh_sessions",
     "resolve_hashed_projects",

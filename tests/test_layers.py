@@ -1,0 +1,84 @@
+"""The seams between packages, read from the source: which module may import which.
+
+Imports are read with :mod:`ast` (every ``import`` statement, at the top or inside a function), so a lazy import
+inside a function counts as much as one at the top of a module.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+#: Directory -> dotted package, as pyproject's ``package-dir`` installs them.
+PACKAGES = {
+    "engine": "headroom.engine",
+    "memory": "headroom.memory",
+    "learn": "headroom.learn",
+    "daemon": "headroom.daemon",
+}
+#: engine ← memory ← learn ← daemon: a package may import only those before it.
+ORDER = ["headroom.engine", "headroom.memory", "headroom.learn", "headroom.daemon"]
+
+
+def _modules() -> Iterator[tuple[str, Path]]:
+    for folder, package in PACKAGES.items():
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            parts = path.relative_to(ROOT / folder).with_suffix("").parts
+            parts = parts[:-1] if parts[-1] == "__init__" else parts
+            yield ".".join((package, *parts)), path
+
+
+def imported(path: Path) -> set[str]:
+    """Every module ``path`` imports (``from a.b import c`` names ``a.b`` and ``a.b.c``)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def _within(name: str, package: str) -> bool:
+    return name == package or name.startswith(package + ".")
+
+
+MODULES = dict(_modules())
+
+
+def test_the_walk_finds_the_packages() -> None:
+    assert "headroom.daemon.cli.compress_cmd" in MODULES
+    assert "headroom.engine.text" in MODULES
+    assert "headroom.daemon.cli" in imported(ROOT / "tests" / "test_cli.py")  # the reader sees a real import
+
+
+def test_no_module_outside_the_cli_imports_the_cli() -> None:
+    """The CLI is an entry point: library code it needs (compress one text, parse a line range) lives below it."""
+    offenders = {
+        module: sorted(n for n in imported(path) if _within(n, "headroom.daemon.cli"))
+        for module, path in MODULES.items()
+        if not _within(module, "headroom.daemon.cli")
+    }
+    assert {m: names for m, names in offenders.items() if names} == {}
+
+
+def test_loading_the_configuration_does_not_import_the_proxy() -> None:
+    names = imported(MODULES["headroom.daemon.config"])
+    assert not [n for n in names if _within(n, "headroom.daemon.proxy")]
+
+
+@pytest.mark.parametrize("package", ORDER)
+def test_imports_point_one_way(package: str) -> None:
+    """engine ← memory ← learn ← daemon: nothing imports a package after its own in that order."""
+    later = ORDER[ORDER.index(package) + 1 :]
+    offenders = {
+        module: sorted(n for n in imported(path) if any(_within(n, p) for p in later))
+        for module, path in MODULES.items()
+        if _within(module, package)
+    }
+    assert {m: names for m, names in offenders.items() if names} == {}
