@@ -26,7 +26,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from typing import Literal
 
 from headroom.daemon.errors import DaemonError
 from headroom.daemon.paths import Paths
+from headroom.memory.files import write_atomic
 
 UNIT_NAME = "headroom.service"
 LAUNCHD_LABEL = "dev.headroom.daemon"
@@ -171,23 +171,6 @@ def render_plist(spec: ServiceSpec) -> bytes:
     return plistlib.dumps(plist, fmt=plistlib.FMT_XML, sort_keys=True)
 
 
-def write_atomic(path: Path, content: bytes, mode: int = 0o644) -> None:
-    """Replace ``path`` in one rename, so a service manager never reads half a unit."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(content)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 @dataclass(frozen=True)
 class InstallResult:
     path: Path
@@ -280,7 +263,8 @@ class ServiceInstaller:
         if changed:
             if self.spec.log_dir is not None:  # launchd opens StandardOutPath before the daemon runs
                 self.spec.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            write_atomic(path, content)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, content, mode=0o644)  # one rename: a service manager never reads half a unit
         problem = self.manager_problem()
         if problem:
             return InstallResult(path, changed, manager_ok=False, problem=problem)

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from headroom.daemon.proxy.server import ProxyServer
     from headroom.memory.memo_store import DBBlockMemo
 from headroom.memory.errors import DatabaseError, DatabaseFull, DatabaseLocked
+from headroom.memory.files import write_atomic
 from headroom.memory.redact import redact_text
 from headroom.memory.rescan import note_rules_applied, redact_if_rules_changed, stored_anything
 
@@ -93,7 +94,7 @@ def daemon_lock(paths: Paths) -> Iterator[None]:
         ) from None
     pid_file = paths.daemon_lock.with_suffix(".pid")
     try:
-        write_private(pid_file, str(os.getpid()).encode("ascii"))
+        write_atomic(pid_file, str(os.getpid()).encode("ascii"), mode=0o600, fsync=False)  # gone with the process
         yield
     finally:
         with contextlib.suppress(OSError):
@@ -147,14 +148,6 @@ class RedactingFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         return redact_text(super().format(record))
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Write a small file readable by the owner only (0600 whatever the umask; an existing one is reset too)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        os.fchmod(handle.fileno(), 0o600)
-        handle.write(data)
 
 
 class _PrivateRotatingFileHandler(RotatingFileHandler):

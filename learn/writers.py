@@ -43,13 +43,13 @@ import difflib
 import os
 import re
 import stat
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from headroom.engine.errors import HeadroomError
+from headroom.memory.files import write_atomic
 
 if TYPE_CHECKING:
     from headroom.learn.journal import Journal
@@ -424,31 +424,11 @@ def _limit_text(target: Target) -> str:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path``'s real file with ``data`` via a temp file in the same folder, keeping its mode."""
-    real = Path(os.path.realpath(path))
+    """Replace ``path``'s real file with ``data`` (through a symlink, keeping the file's mode), fsynced."""
     try:
-        mode = stat.S_IMODE(real.stat().st_mode)
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    try:
-        fd, temp = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".headroom-tmp", dir=real.parent)
+        write_atomic(path, data, mode=None, through_symlink=True)
     except OSError as exc:
         raise WriteError(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, mode)
-        os.replace(temp, real)
-    except OSError as exc:
-        Path(temp).unlink(missing_ok=True)
-        raise WriteError(f"cannot write {path}: {exc.strerror or exc}") from None
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 def _check_writable(path: Path) -> None:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from headroom.engine.ccr import CCREntry
+from headroom.memory.files import write_atomic
 
 _ID_RE = re.compile(r"[0-9a-f]{12}")
 _PROJECTS = ".projects"  # beside an entry: the projects that produced it
@@ -52,11 +53,8 @@ class FileCCRStore:
         if not self._root_checked:
             self._owner_only_root()
         path.parent.mkdir(exist_ok=True, mode=0o700)
-        tmp = path.with_name(f".{entry.id}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogatepass", newline="") as fh:
-            fh.write(entry.text)
-        os.replace(tmp, path)
+        # no fsync: the proxy puts originals on a request's path
+        write_atomic(path, entry.text.encode("utf-8", "surrogatepass"), mode=0o600, fsync=False)
 
     def _owner_only_root(self) -> None:
         """Create the folder owner-only, or make an existing one so (an older version or a copy may have left it

@@ -36,16 +36,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import threading
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from usearch.index import Index
+
+from headroom.memory.files import write_atomic
 
 __all__ = ["ANN_CONNECTIVITY", "ANN_DTYPE", "ANN_EXPANSION_ADD", "ANN_EXPANSION_SEARCH", "VectorIndex"]
 
@@ -326,7 +326,7 @@ class VectorIndex:
                     assert blob is not None
                     arrays["hnsw"] = np.frombuffer(bytes(blob), dtype=np.uint8)
             path.parent.mkdir(parents=True, exist_ok=True)
-            _write_atomic(path, lambda f: np.savez(f, allow_pickle=False, **arrays))
+            write_atomic(path, lambda f: np.savez(f, allow_pickle=False, **arrays))
             meta = {
                 "format": FORMAT_VERSION,
                 "model": self.model,
@@ -337,7 +337,7 @@ class VectorIndex:
                 "ann": "hnsw" in arrays,
             }
             payload = json.dumps(meta, indent=1).encode()
-            _write_atomic(self._meta_path(path), lambda f: f.write(payload))
+            write_atomic(self._meta_path(path), payload)
 
     @classmethod
     def load(cls, dim: int, model: str, path: Path, **kw: Any) -> VectorIndex | None:
@@ -385,17 +385,3 @@ class VectorIndex:
                 log.warning("rebuilding the HNSW graph for %s (%s)", path, exc)
         index._maybe_build_ann()
         return index
-
-
-def _write_atomic(path: Path, write: Callable[[IO[bytes]], object]) -> None:
-    """Write via ``write(file)`` to a 0600 temp file beside ``path``, fsync, then rename over it."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # mkstemp makes it 0600
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

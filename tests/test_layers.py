@@ -82,3 +82,32 @@ def test_imports_point_one_way(package: str) -> None:
         if _within(module, package)
     }
     assert {m: names for m, names in offenders.items() if names} == {}
+
+
+#: Renames that move a file the code did not just write (a SQLite database and its side files), not file writes.
+_RENAMES_NOT_WRITES = {"headroom.memory.db", "headroom.memory.dbguard"}
+
+
+def _calls(path: Path) -> set[str]:
+    """``module.function`` for every call of an attribute of a name (``os.replace(...)``, ``tempfile.mkstemp()``)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name)
+        ):
+            found.add(f"{node.func.value.id}.{node.func.attr}")
+    return found
+
+
+def test_one_function_writes_files_atomically() -> None:
+    """Temp file + rename is done in :func:`headroom.memory.files.write_atomic` only, with one set of guarantees."""
+    atomic = {"os.replace", "os.rename", "tempfile.mkstemp", "tempfile.NamedTemporaryFile"}
+    offenders = {
+        module: sorted(_calls(path) & atomic)
+        for module, path in MODULES.items()
+        if module not in {"headroom.memory.files", *_RENAMES_NOT_WRITES}
+    }
+    assert {m: calls for m, calls in offenders.items() if calls} == {}
+    assert "os.replace" in _calls(MODULES["headroom.memory.files"])  # the scan sees the one that remains

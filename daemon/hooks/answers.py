@@ -41,6 +41,7 @@ from headroom.daemon.config import Config
 from headroom.daemon.hooks.client import EVENTS, empty_answer, render, trim
 from headroom.memory.api import Memory
 from headroom.memory.db import Database
+from headroom.memory.files import write_atomic
 from headroom.memory.models import MemoryItem
 from headroom.memory.redact import redact_text
 from headroom.memory.search import Searcher
@@ -484,15 +485,10 @@ def pick(scored: list[tuple[Item, float]], min_relevance: float) -> list[tuple[I
 
 
 def _write_private(path: Path, content: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(content)
-        os.replace(tmp, path)
+        write_atomic(path, content.encode("utf-8"), mode=0o600, fsync=False)  # counters, rewritten every few seconds
     except OSError as exc:
         log.warning("hooks: cannot write %s: %s", path, exc)
-        tmp.unlink(missing_ok=True)
 
 
 def _tokens(text_: str) -> int:

@@ -31,6 +31,7 @@ from headroom.daemon.mcp import jsontext, tomltext
 from headroom.daemon.paths import agent_config_file, agent_homes
 from headroom.engine.errors import HeadroomError
 from headroom.learn.model import AGENTS, Agent
+from headroom.memory.files import write_atomic
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -251,17 +252,9 @@ def apply(change: Change) -> None:
         return
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     mode = target.stat().st_mode & 0o7777 if target.exists() else 0o600
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.headroom-tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(change.after.encode("utf-8"))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)  # os.open's mode is filtered by the umask
-        os.replace(tmp, target)
+        write_atomic(target, change.after.encode("utf-8"), mode=mode)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise InstallError(f"{target} cannot be written: {exc.strerror or exc}") from None
 
 

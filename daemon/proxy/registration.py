@@ -24,6 +24,7 @@ import httpx
 import orjson
 
 from headroom.daemon.paths import Paths
+from headroom.memory.files import write_atomic
 
 #: The longest nonce ``/healthz`` answers for (a client's nonce is 32 hex digits).
 MAX_NONCE = 128
@@ -38,11 +39,7 @@ def proof(token: str, nonce: str) -> str:
 def write(path: Path, *, url: str, mode: str, token: str) -> None:
     """This process's registration, owner-only from the first byte, replaced in one rename."""
     state = {"url": url, "pid": os.getpid(), "mode": mode, "token": token}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(orjson.dumps(state))
-    os.replace(tmp, path)
+    write_atomic(path, orjson.dumps(state), mode=0o600, fsync=False)  # gone with the process
 
 
 def remove(path: Path) -> None:
