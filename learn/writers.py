@@ -61,7 +61,6 @@ __all__ = [
     "DEFAULT_HEADER",
     "END",
     "GEMINI_MAX_LINES",
-    "Journal",
     "Plan",
     "Target",
     "WriteError",

@@ -8,8 +8,9 @@ on every command and must not pay for numpy and the vector index to do so.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from headroom.memory.facade import lazy_getattr
 
 if TYPE_CHECKING:
     from headroom.memory.api import Memory
@@ -58,8 +59,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'headroom.memory' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"headroom.memory.{module}"), name)
+__getattr__ = lazy_getattr(__name__, _WHERE)
