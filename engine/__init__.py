@@ -13,6 +13,7 @@ the way it was first compressed (one project, every agent).
 
 from headroom.engine.api import BlockDecision, CompressResult, compress, count_messages, retrieve
 from headroom.engine.ccr import (
+    CCRCollision,
     CCREntry,
     CCRStore,
     MemoryCCRStore,
@@ -31,6 +32,7 @@ from headroom.engine.tokens import TokenCounter, count_tokens
 __all__ = [
     "BlockDecision",
     "BlockMemo",
+    "CCRCollision",
     "CCREntry",
     "CCRStore",
     "CompressResult",

@@ -31,6 +31,20 @@ class RetrievalError(HeadroomError):
     """The id is unknown to the store, or the range or query does not fit the original."""
 
 
+class CCRCollision(HeadroomError):
+    """Two different originals share one id (its 48 bits collide): the second is refused, never served as the first.
+
+    A store that returned the first text for the second's markers would hand a model a wrong original without a
+    sign; refusing makes the compression fail, and the caller falls back to the uncompressed text.
+    """
+
+    def __init__(self, entry_id: str) -> None:
+        super().__init__(
+            f"two different originals have the id hr:{entry_id} (a 48-bit collision); the second is not stored"
+        )
+        self.entry_id = entry_id
+
+
 @dataclass(frozen=True)
 class CCREntry:
     """An original kept for retrieval. ``kind`` is the content kind of the block it came from."""
@@ -56,7 +70,8 @@ class Ref:
 
 @runtime_checkable
 class CCRStore(Protocol):
-    """Where originals live. ``put`` must be idempotent: the same entry may be put many times."""
+    """Where originals live. ``put`` must be idempotent: the same entry may be put many times; a different text
+    under an id already held raises :class:`CCRCollision`."""
 
     def put(self, entry: CCREntry) -> None: ...
 
@@ -74,6 +89,8 @@ class MemoryCCRStore:
         self._max = max_entries
 
     def put(self, entry: CCREntry) -> None:
+        if self._entries.get(entry.id, entry.text) != entry.text:
+            raise CCRCollision(entry.id)
         self._entries[entry.id] = entry.text
         self._entries.move_to_end(entry.id)
         if self._max is not None:

@@ -1,11 +1,13 @@
 """The persistent CCR store: the originals behind compression markers, kept for a retention, then expired.
 
 One file per entry under ``<data dir>/ccr/<first two hex>/<id>``, owner-only (files 0600 in a 0700 folder: they
-hold what the agents sent, secrets included, byte for byte), written atomically (temp file +
-rename) so a reader never sees half an original. Ids are content hashes, so writing an existing id again is
-a no-op (it only refreshes the file's time). Files rather than DB rows on purpose: the proxy puts originals
-on the request path, and a file write never waits for SQLite's write lock, which ingestion may hold for a
-while; the CLI, the MCP server and the proxy share the folder without coordination.
+hold what the agents sent, secrets included, byte for byte), written atomically (temp file + rename, see
+:mod:`headroom.memory.files`) so a reader never sees half an original. Ids are content hashes, so writing an
+existing id again is a no-op (it only refreshes the file's time); a different text under a held id is refused
+(a 48-bit collision), and a file that no longer hashes to its id (emptied by a power cut: writes are not
+fsynced) is written again. Files rather than DB rows on purpose: the proxy puts originals on the request path,
+and a file write never waits for SQLite's write lock, which ingestion may hold for a while; the CLI, the MCP
+server and the proxy share the folder without coordination.
 
 Project scope: an original written for a known project (the proxy reads it from the request, the MCP server
 and ``headroom compress`` from their working directory) gets a ``<id>.projects`` file beside it listing the
@@ -26,7 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from headroom.engine.ccr import CCREntry
+from headroom.engine.ccr import CCRCollision, CCREntry, content_id
 from headroom.memory.files import write_atomic
 
 _ID_RE = re.compile(r"[0-9a-f]{12}")
@@ -46,15 +48,28 @@ class FileCCRStore:
         return self.root / entry_id[:2] / entry_id
 
     def put(self, entry: CCREntry) -> None:
+        """Keep ``entry``; a no-op (but a touch) when it is already here.
+
+        A file already at the id is compared with the text: the same, it is only touched; another text whose hash
+        is the id is a collision of the 48-bit ids (:class:`CCRCollision`: never answer one original for another);
+        anything else is a damaged file (emptied by a power cut: writes are not fsynced) and is written again.
+        """
         path = self._path(entry.id)
-        if path.exists():
+        data = entry.text.encode("utf-8", "surrogatepass")
+        try:
+            held = path.read_bytes()
+        except OSError:
+            held = None
+        if held == data:
             _touch(path)
             return
+        if held is not None and _intact(held, entry.id):
+            raise CCRCollision(entry.id)
         if not self._root_checked:
             self._owner_only_root()
         path.parent.mkdir(exist_ok=True, mode=0o700)
         # no fsync: the proxy puts originals on a request's path
-        write_atomic(path, entry.text.encode("utf-8", "surrogatepass"), mode=0o600, fsync=False)
+        write_atomic(path, data, mode=0o600, fsync=False)
 
     def _owner_only_root(self) -> None:
         """Create the folder owner-only, or make an existing one so (an older version or a copy may have left it
@@ -151,6 +166,14 @@ class ExpireReport:
     bytes_freed: int = 0
     kept: int = 0
     bytes_kept: int = 0
+
+
+def _intact(held: bytes, entry_id: str) -> bool:
+    """Whether ``held`` is a whole original: its content id is the id it is stored under."""
+    try:
+        return content_id(held.decode("utf-8", "surrogatepass")) == entry_id
+    except UnicodeDecodeError:
+        return False
 
 
 def _touch(path: Path) -> None:

@@ -12,7 +12,7 @@ The choices a caller makes, and why they differ:
   default, as an editor would (the instruction files and agent configs belong to the user).
 * ``fsync``: wait until the data is on disk before the rename, so a power cut leaves the old file or the new
   one, not an empty one. Off only where a write sits on a request's path and a lost file is recoverable (the CCR
-  store).
+  store finds a damaged original by its content hash and writes it again), or the file goes with the process.
 * ``through_symlink``: replace the file a symlink points to and keep the link (a dotfile managed in a
   repository and linked into ``$HOME``); otherwise a symlink at the path is replaced by the new file.
 """

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from headroom.engine import MemoryCCRStore, RetrievalError, TokenCounter, count_tokens, retrieve
-from headroom.engine.ccr import CCREntry, content_id, find_refs, line_marker, parse_ref, slice_lines
+from headroom.engine.ccr import CCRCollision, CCREntry, content_id, find_refs, line_marker, parse_ref, slice_lines
 from headroom.engine.tokens import encoding_for
 from headroom.memory.ccr_store import FileCCRStore
 
@@ -85,6 +85,32 @@ def test_file_store_is_owner_only_exact_and_refuses_paths(tmp_path: Path) -> Non
     assert store.get("0" * 12) is None
     with pytest.raises(ValueError):
         store.put(CCREntry("../escape", "x"))
+
+
+@pytest.mark.parametrize("make", [MemoryCCRStore, "file"])
+def test_a_colliding_id_is_refused_never_served_as_the_other_text(tmp_path: Path, make: object) -> None:
+    """Ids are 48 bits of a hash: a second text under a held id raises; the first keeps being served."""
+    store = FileCCRStore(tmp_path / "ccr") if make == "file" else MemoryCCRStore()
+    first = CCREntry(content_id(TEXT), TEXT)
+    store.put(first)
+    with pytest.raises(CCRCollision, match=f"hr:{first.id}"):
+        store.put(CCREntry(first.id, TEXT + "a different original"))  # the engine computed the same id for it
+    assert store.get(first.id) == TEXT
+    store.put(first)  # the same text again is still a no-op
+
+
+@pytest.mark.parametrize("damage", [b"", TEXT.encode()[:7], TEXT.encode()[:-3] + b"\xff"])
+def test_a_damaged_original_is_written_again(tmp_path: Path, damage: bytes) -> None:
+    """Originals are not fsynced (the proxy puts them on a request's path): a power cut may leave an empty or
+    cut file, which is not the text its id names, so the next put of that text repairs it."""
+    store = FileCCRStore(tmp_path / "ccr")
+    entry = CCREntry(content_id(TEXT), TEXT)
+    store.put(entry)
+    path = tmp_path / "ccr" / entry.id[:2] / entry.id
+    path.write_bytes(damage)
+    store.put(entry)
+    assert store.get(entry.id) == TEXT and stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert [p.name for p in path.parent.iterdir()] == [entry.id]  # no temp file left
 
 
 def test_token_counts_use_the_bundled_files_and_match_the_benchmark(shared: Path) -> None:
