@@ -51,7 +51,9 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
 
 @pytest.fixture
 def db(isolated_home: Path) -> Iterator[Database]:
-    """The database where the CLI and the daemon open it (the isolated home's); modules may define their own."""
+    """The database where the CLI and the daemon open it (the isolated home's), upgraded; closed after the test.
+
+    The one ``db`` fixture: a module needing a database with data builds on it (``def db(db): ...``)."""
     from headroom.daemon.config import load_config
     from headroom.memory.db import open_database
 

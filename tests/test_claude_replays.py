@@ -37,13 +37,6 @@ CCUSAGE = {"2026-03-29": (55, 524, 12850, 5450, 18879)}
 reader = ClaudeReader()
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Database:
-    database = open_database(f"sqlite:///{tmp_path / 'db' / 'headroom.db'}")
-    yield database
-    database.close()
-
-
 def test_a_replay_file_is_part_of_its_parent_session() -> None:
     for path in (COMPACT, ASIDE):
         batch = read_whole(reader, path, ROOT)

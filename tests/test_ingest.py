@@ -19,13 +19,6 @@ from tests.helpers import claude_record, claude_session_lines, claude_tree, db_c
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Database:
-    database = open_database(f"sqlite:///{tmp_path / 'db' / 'headroom.db'}")
-    yield database
-    database.close()
-
-
-@pytest.fixture
 def root(tmp_path: Path) -> Path:
     path = tmp_path / "claude" / "projects"
     path.mkdir(parents=True)

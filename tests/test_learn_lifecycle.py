@@ -52,13 +52,6 @@ def draft(project: str, signature: str, text: str, *, sessions: int = 2, names: 
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Database:
-    database = open_database(f"sqlite:///{tmp_path / 'learn.db'}")
-    yield database
-    database.close()
-
-
-@pytest.fixture
 def project(tmp_path: Path) -> Path:
     folder = tmp_path / "shop"
     folder.mkdir()

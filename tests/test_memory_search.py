@@ -10,20 +10,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import pytest
 from sqlalchemy import select
 
 from headroom.memory.api import Memory
-from headroom.memory.db import Database, open_database
+from headroom.memory.db import Database
 from headroom.memory.embed import EmbedderUnavailable, HashEmbedder
 from headroom.memory.models import MemoryItem, MemoryVector
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Database:
-    database = open_database(f"sqlite:///{tmp_path / 'mem.db'}")
-    yield database
-    database.close()
 
 
 def _memory(db: Database, tmp_path: Path, embedder: object | None = None) -> Memory:

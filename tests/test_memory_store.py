@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from headroom.memory.api import Memory
-from headroom.memory.db import Database, open_database
+from headroom.memory.db import Database
 from headroom.memory.models import MemoryItem, MemorySighting
 from headroom.memory.store import INLINE_CHARS, MemoryStore, utcnow
 
@@ -19,19 +19,13 @@ FAKE_KEY = "AKIA" + "QWERTYUIOPASDFGH"  # an AWS access key id shape, built so n
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Database:
-    database = open_database(f"sqlite:///{tmp_path / 'mem.db'}")
-    yield database
-    database.close()
-
-
-@pytest.fixture
 def memory(db: Database) -> Memory:
     return Memory(db)
 
 
-def test_the_db_file_is_owner_only(db: Database, tmp_path: Path) -> None:
-    assert stat.S_IMODE(os.stat(tmp_path / "mem.db").st_mode) == 0o600
+def test_the_db_file_is_owner_only(db: Database) -> None:
+    assert db.url.startswith("sqlite:///")
+    assert stat.S_IMODE(os.stat(db.url.removeprefix("sqlite:///")).st_mode) == 0o600
 
 
 def test_exact_duplicates_are_one_item_with_many_sightings(memory: Memory) -> None:

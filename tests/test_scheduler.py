@@ -6,7 +6,6 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -23,13 +22,6 @@ from headroom.memory.db import Database, open_database
 from headroom.memory.models import SchedulerJob
 from tests.helpers import move_next_run
 from tests.test_service import wait_for
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = open_database(f"sqlite:///{tmp_path / 'headroom.db'}")
-    yield database
-    database.close()
 
 
 def stored(db: Database) -> SQLAlchemyJobStore:

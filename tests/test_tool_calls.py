@@ -36,10 +36,10 @@ def _roots(base: Path) -> dict[Any, list[Path]]:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Database:
-    database = open_database(f"sqlite:///{tmp_path / 'db' / 'headroom.db'}")
-    Ingestor(database, _roots(FIXTURES)).scan()
-    return database
+def db(db: Database) -> Database:
+    """The shared database, with the fixtures' sessions ingested."""
+    Ingestor(db, _roots(FIXTURES)).scan()
+    return db
 
 
 def _calls(db: Database) -> dict[str, ToolCall]:
