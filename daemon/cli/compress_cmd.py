@@ -52,7 +52,7 @@ def _read_input(source: str) -> str:
 @click.argument("source", default="-", metavar="[FILE|-]")
 @click.option("-q", "--question", help="What the text is needed for; relevant parts are kept in full.")
 @click.option("-m", "--model", default=DEFAULT_MODEL, show_default=True, help="Model whose tokenizer counts tokens.")
-@click.option("--frozen", type=int, default=0, help="Leading messages to leave byte-identical (already cached).")
+@click.option("--frozen", type=int, default=0, help="A request's leading messages to keep byte-identical (cached).")
 @json_option
 @pass_app
 def compress_cmd(app: App, source: str, question: str | None, model: str, frozen: int, as_json: bool) -> None:
