@@ -16,6 +16,7 @@ from headroom.daemon.config import Config, load_config
 from headroom.daemon.proxy.app import ProxyApp
 from headroom.daemon.proxy.server import build_app
 from headroom.memory.db import Database, open_database
+from headroom.memory.memo_store import DBBlockMemo
 
 
 @dataclass
@@ -70,6 +71,8 @@ def proxy_rig(*, prefix: str = "", **proxy_settings: Any) -> Iterator[Rig]:
         finally:
             if app.stats is not None:
                 app.stats.close()
+            if isinstance(app.rewriter.memo, DBBlockMemo):  # as the daemon's ProxyServer does: its writer stops
+                app.rewriter.memo.close()
             db.close()
 
 
