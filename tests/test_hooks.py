@@ -192,6 +192,15 @@ def test_a_daemon_that_does_not_answer_costs_only_the_short_timeout(tmp_path: Pa
         elapsed = time.perf_counter() - started
         assert done.returncode == 0 and done.stdout == ""
         assert 0.25 < elapsed < 2.0
+        # A loaded machine's user can give the daemon longer (x4: 1.2 s); nonsense falls back to the default.
+        for scale, low, high in (("4", 1.1, 3.0), ("nan", 0.25, 1.0), ("x", 0.25, 1.0)):
+            env = {**os.environ, "HEADROOM_HOOK_TIMEOUT_SCALE": scale}
+            started = time.perf_counter()
+            done = subprocess.run(
+                command, shell=True, input=json.dumps(payload), capture_output=True, text=True, env=env
+            )
+            elapsed = time.perf_counter() - started
+            assert done.returncode == 0 and done.stdout == "" and low < elapsed < high, (scale, elapsed)
     finally:
         stop.set()
         thread.join(2)

@@ -142,6 +142,22 @@ def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(func)
 
 
+def echo_install_rows(rows: list[dict[str, Any]], group: str, file_key: str, unreadable: str) -> None:
+    """``mcp status`` and ``hooks status``: one line per agent with its state and file, errors on stderr."""
+    words = {
+        "installed": "installed",
+        "outdated": f"installed, outdated (`headroom {group} install AGENT` updates it)",
+        "absent": "not installed",
+        "unreadable": unreadable,
+    }
+    for row in rows:
+        click.echo(f"{row['agent']:<7} {words[str(row['state'])]:<16} {row[file_key]}")
+        if row.get("codex_hooks") is False:
+            click.echo("        [features] codex_hooks = false in config.toml: Codex runs no hooks", err=True)
+        if row["error"]:
+            click.echo(f"        {row['error']}", err=True)
+
+
 def emit_json(data: Any) -> None:
     """Print data as JSON on stdout (dates as ISO strings)."""
     click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str).decode())

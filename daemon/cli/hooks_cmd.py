@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from headroom.daemon.cli.common import App, emit_json, json_option, pass_app
+from headroom.daemon.cli.common import App, echo_install_rows, emit_json, json_option, pass_app
 from headroom.daemon.hooks import codex
 from headroom.daemon.hooks import install as hooks_install
 from headroom.daemon.mcp.install import Change, InstallError, agent_detected, backup_file
@@ -147,18 +147,7 @@ def hooks_status(app: App, agent: str, as_json: bool) -> None:
             }
         )
         return
-    words = {
-        "installed": "installed",
-        "outdated": "installed, outdated (`headroom hooks install AGENT` updates it)",
-        "absent": "not installed",
-        "unreadable": "settings unreadable",
-    }
-    for row in rows:
-        click.echo(f"{row['agent']:<7} {words[row['state']]:<16} {row['file']}")
-        if row.get("codex_hooks") is False:
-            click.echo("        [features] codex_hooks = false in config.toml: Codex runs no hooks", err=True)
-        if row["error"]:
-            click.echo(f"        {row['error']}", err=True)
+    echo_install_rows(rows, "hooks", "file", "settings unreadable")
     if daemon is None:
         click.echo("daemon: not answering (hooks add nothing until `headroom daemon start`; agents are not slowed)")
     else:

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from headroom.daemon.cli.common import App, emit_json, json_option, pass_app
+from headroom.daemon.cli.common import App, echo_install_rows, emit_json, json_option, pass_app
 from headroom.daemon.mcp.install import (
     InstallError,
     agent_detected,
@@ -124,16 +124,7 @@ def mcp_status(app: App, as_json: bool) -> None:
     if as_json:
         emit_json(rows)
         return
-    words = {
-        "installed": "installed",
-        "outdated": "installed, outdated (`headroom mcp install AGENT` updates it)",
-        "absent": "not installed",
-        "unreadable": "config unreadable",
-    }
-    for row in rows:
-        click.echo(f"{row['agent']:<7} {words[str(row['state'])]:<16} {row['config']}")
-        if row["error"]:
-            click.echo(f"        {row['error']}", err=True)
+    echo_install_rows(rows, "mcp", "config", "config unreadable")
 
 
 def register(cli: click.Group) -> None:

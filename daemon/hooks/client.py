@@ -37,6 +37,8 @@ EVENTS: dict[tuple[str, str], str] = {
 }
 #: Seconds to wait for the daemon, per purpose (connecting to a socket nobody listens on fails at once).
 TIMEOUTS = {"start": 2.0, "prompt": 0.5, "tool": 0.3}
+#: Multiplies every timeout (1 to 20): for a machine so loaded that the daemon's answers come late.
+SCALE_VARIABLE = "HEADROOM_HOOK_TIMEOUT_SCALE"
 MAX_STDIN = 16 << 20
 MAX_ANSWER = 1 << 20
 _KEEP = 3000  # characters kept from each end of a long string
@@ -101,6 +103,20 @@ def ask(socket_path: str, request: dict[str, object], timeout: float) -> dict[st
     return answer
 
 
+def timeout_scale() -> float:
+    """``HEADROOM_HOOK_TIMEOUT_SCALE`` from the agent's environment, read through the built-in ``posix`` module
+    (``os`` is not imported here: the client's start-up time is the hook's cost)."""
+    try:
+        import posix
+
+        value = float(posix.environ.get(SCALE_VARIABLE.encode(), b"1"))
+    except (ImportError, ValueError):  # no posix (Windows) or not a number: the defaults
+        return 1.0
+    if not value >= 1.0:  # below 1, or NaN
+        return 1.0
+    return min(value, 20.0)
+
+
 def run(argv: list[str], stdin: bytes) -> bytes:
     """The bytes to print for ``argv`` (``AGENT EVENT --socket PATH``) and the event read from stdin."""
     args = list(argv)
@@ -117,7 +133,7 @@ def run(argv: list[str], stdin: bytes) -> bytes:
     # agent and event come from EVENTS: plain words, nothing to escape
     header = f'{{"v": 2, "agent": "{agent}", "event": "{event}"}}\n'.encode()
     try:
-        answer = exchange(socket_path, header + stdin, TIMEOUTS[purpose])
+        answer = exchange(socket_path, header + stdin, TIMEOUTS[purpose] * timeout_scale())
     except OSError:  # no daemon, a slow one (socket.timeout is an OSError): the agent goes on without us
         return empty
     return answer if answer.strip() else empty
