@@ -57,7 +57,12 @@ MIN_PROMPT_CHARS = 12
 SNIPPET_CHARS = 280
 SESSIONS_KEPT = 1024
 FAILURES_TTL_S = 600.0
-START_REFRESH_S = 5.0  # a new session reloads the project's earlier failures (the last one may have added some)
+#: A new session always reloads the project's earlier failures: the last one may have ended seconds ago (Codex runs
+#: back to back in 2 s) and added the very failure this one is about to repeat. A reload costs milliseconds.
+START_REFRESH_S = 0.0
+#: How long a failed call's hook waits for a reload already under way (a session's first call can come right
+#: after its start, which began the reload): well inside the client's 0.3 s.
+RELOAD_WAIT_S = 0.15
 FAILURE_DAYS = 30
 _WORD = re.compile(r"\w+")
 _FILE_NAME = re.compile(r"[\w.-]*[\w-]\.[A-Za-z0-9]{1,8}\b(?:/[\w.-]+)*|[\w.-]+(?:/[\w.-]+)+")
@@ -167,6 +172,7 @@ class HookAnswers:
         self._projects: dict[str, str] = {}
         self._failures: dict[str, tuple[float, dict[str, list[Any]]]] = {}
         self._failures_loading: set[str] = set()
+        self._failures_loaded = threading.Condition(self._lock)  # notified when a project's reload ends
         self.counters: dict[str, _Counters] = {p: _Counters() for p in ("start", "prompt", "tool")}
         self.lessons = self._load_stats()
         self.warmed = threading.Event()
@@ -353,7 +359,7 @@ class HookAnswers:
                 seen = f"seen in {lesson.sessions} session{'s' if lesson.sessions != 1 else ''}"
                 by = f" by {', '.join(agents)}" if agents else ""
                 return lesson.key, f"headroom lesson ({seen}{by}): {lesson.text}"
-        known = self._earlier_failures(project)
+        known = self._earlier_failures(project, wait=RELOAD_WAIT_S)
         earlier = known.get(signature, []) if signature else []
         if not any(f.fix for f in earlier) and error:
             earlier = [f for group in known.values() for f in group if f.error == error]
@@ -370,8 +376,11 @@ class HookAnswers:
         )
         return f"failure:{fixed[-1].signature}", text_
 
-    def _earlier_failures(self, project: str, max_age: float = FAILURES_TTL_S) -> dict[str, list[Any]]:
-        """The project's recent failures by signature, from a cache refreshed on a thread (never waited for)."""
+    def _earlier_failures(
+        self, project: str, max_age: float = FAILURES_TTL_S, wait: float = 0.0
+    ) -> dict[str, list[Any]]:
+        """The project's recent failures by signature, from a cache refreshed on a thread; ``wait`` bounds how
+        long to wait for a reload under way (a new session starts one, and its first failure may come at once)."""
         now = time.monotonic()
         with self._lock:
             cached = self._failures.get(project)
@@ -381,6 +390,9 @@ class HookAnswers:
                 threading.Thread(
                     target=self._load_failures, args=(project,), name="headroom-hook-failures", daemon=True
                 ).start()
+            if wait > 0 and project in self._failures_loading:
+                self._failures_loaded.wait_for(lambda: project not in self._failures_loading, timeout=wait)
+                cached = self._failures.get(project)
         return cached[1] if cached is not None else {}
 
     def _load_failures(self, project: str) -> None:
@@ -397,6 +409,7 @@ class HookAnswers:
         finally:
             with self._lock:
                 self._failures_loading.discard(project)
+                self._failures_loaded.notify_all()
 
     def warm_up(self) -> None:
         """Load what the first answer would otherwise wait for (the token counter's BPE tables, a first query),
@@ -404,6 +417,8 @@ class HookAnswers:
         try:
             _tokens("warm up")
             self._idf(["warm"])
+            # The modules a failed call's answer and the failure reload import (their first import is slow).
+            from headroom.learn import error_classes, failures, knowledge, lessons  # noqa: F401
         except Exception as exc:  # the first answer will try again, and report it
             log.warning("hooks: warming up failed: %s", exc)
         self.warmed.set()
