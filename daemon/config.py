@@ -75,7 +75,7 @@ import os
 import re
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -389,3 +389,39 @@ def _engine(values: dict[str, Any], file: Path) -> EngineConfig:
     """``[engine]`` as an :class:`EngineConfig` (frozen: built once, with every value checked)."""
     base = EngineConfig()
     return replace(base, **_checked(base, values, "engine", file))
+
+
+#: Config keys a running daemon applies on SIGHUP: its components read them on every use. A whole section
+#: means every key of it; anything else (ports, database_url, agents' homes...) needs a restart.
+LIVE_KEYS = frozenset(
+    {"engine", "learn", "hooks", "watcher.debounce_ms", "watcher.rescan_seconds"}
+    | {f"memory.{key}" for key in ("ccr_retention_days", "max_db_mb", "briefing_kb", "embed_batch")}
+)
+
+
+def config_changes(old: Config, new: Config) -> list[str]:
+    """The keys that differ, as ``section.key`` (``engine``, ``agents`` as a whole; paths and source ignored)."""
+    changed = []
+    for f in fields(old):
+        if f.name in ("paths", "source"):
+            continue
+        a, b = getattr(old, f.name), getattr(new, f.name)
+        if a == b:
+            continue
+        if f.name != "engine" and is_dataclass(a):
+            changed += [f"{f.name}.{g.name}" for g in fields(a) if getattr(a, g.name) != getattr(b, g.name)]
+        else:
+            changed.append(f.name)
+    return changed
+
+
+def is_live_key(key: str) -> bool:
+    """Whether a running daemon applies ``key`` (as ``config_changes`` names it) on SIGHUP."""
+    return key in LIVE_KEYS or (key.partition(".")[0] in LIVE_KEYS and key != "learn.enabled")
+
+
+def display_url(url: str) -> str:
+    """A database URL as it may be shown or logged: the password hidden."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

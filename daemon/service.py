@@ -24,21 +24,17 @@ import dataclasses
 import logging
 import os
 import signal
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from logging.handlers import RotatingFileHandler
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from filelock import FileLock, Timeout
-
-from headroom.daemon.config import Config, load_config
-from headroom.daemon.errors import AlreadyRunning, ConfigError, ProxyError
+from headroom.daemon.config import Config, config_changes, display_url, is_live_key, load_config
+from headroom.daemon.errors import ConfigError, ProxyError
 from headroom.daemon.ingest import Ingestor, Progress, ScanReport
-from headroom.daemon.paths import Paths
+from headroom.daemon.process import daemon_lock
 from headroom.daemon.scheduler import Scheduler
 from headroom.daemon.watcher import Watcher
 from headroom.memory.db import Database, open_database
@@ -51,8 +47,6 @@ if TYPE_CHECKING:
     from headroom.daemon.proxy.server import ProxyServer
     from headroom.memory.memo_store import DBBlockMemo
 from headroom.memory.errors import DatabaseError, DatabaseFull, DatabaseLocked
-from headroom.memory.files import write_atomic
-from headroom.memory.redact import redact_text
 from headroom.memory.rescan import note_rules_applied, redact_if_rules_changed, stored_anything
 
 log = logging.getLogger("headroom.daemon")
@@ -63,13 +57,6 @@ DB_CHECK_SECONDS = 1.0
 #: With the disk full, ingestion pauses and tries again after this many seconds, doubling up to the maximum.
 FULL_RETRY_SECONDS, FULL_RETRY_MAX_SECONDS = 5.0, 60.0
 
-#: Config keys a running daemon applies on SIGHUP: its components read them on every use. A whole section
-#: means every key of it; anything else (ports, database_url, agents' homes...) needs a restart.
-LIVE_KEYS = frozenset(
-    {"engine", "learn", "hooks", "watcher.debounce_ms", "watcher.rescan_seconds"}
-    | {f"memory.{key}" for key in ("ccr_retention_days", "max_db_mb", "briefing_kb", "embed_batch")}
-)
-
 
 def make_ingestor(config: Config, db: Database) -> Ingestor:
     return Ingestor(
@@ -78,85 +65,6 @@ def make_ingestor(config: Config, db: Database) -> Ingestor:
         max_line_bytes=int(config.ingest.max_line_mb * (1 << 20)),
         chunk_bytes=int(config.ingest.chunk_mb * (1 << 20)),
     )
-
-
-@contextlib.contextmanager
-def daemon_lock(paths: Paths) -> Iterator[None]:
-    """Hold the one-daemon-per-user lock (released by the OS if the process dies)."""
-    paths.ensure()
-    lock = FileLock(str(paths.daemon_lock), timeout=0, mode=0o600)
-    try:
-        lock.acquire()
-    except Timeout:
-        pid = running_daemon_pid(paths)
-        raise AlreadyRunning(
-            f"headroom is already running (pid {pid if pid else 'unknown'}, lock {paths.daemon_lock})"
-        ) from None
-    pid_file = paths.daemon_lock.with_suffix(".pid")
-    try:
-        write_atomic(pid_file, str(os.getpid()).encode("ascii"), mode=0o600, fsync=False)  # gone with the process
-        yield
-    finally:
-        with contextlib.suppress(OSError):
-            pid_file.unlink()
-        lock.release()
-
-
-def running_daemon_pid(paths: Paths) -> int | None:
-    """The pid of this user's running daemon, or None when none holds the lock."""
-    if not paths.daemon_lock.exists():
-        return None
-    probe = FileLock(str(paths.daemon_lock), timeout=0)
-    try:
-        probe.acquire()
-    except Timeout:
-        try:
-            return int(paths.daemon_lock.with_suffix(".pid").read_text(encoding="ascii").strip())
-        except (OSError, ValueError):
-            return -1
-    probe.release()
-    return None
-
-
-def setup_logging(paths: Paths, *, verbose: bool = False) -> None:
-    """Log to a rotating file in the state dir and to stderr."""
-    paths.ensure()
-    root = logging.getLogger("headroom")
-    root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    target = str(paths.log_file.absolute())
-    if any(getattr(h, "baseFilename", None) == target for h in root.handlers):
-        return
-    fmt = RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    handlers: list[logging.Handler] = [
-        _PrivateRotatingFileHandler(paths.log_file, maxBytes=5 << 20, backupCount=3, encoding="utf-8"),
-        logging.StreamHandler(sys.stderr),
-    ]
-    for handler in handlers:
-        handler.setFormatter(fmt)
-        root.addHandler(handler)
-    with contextlib.suppress(OSError):
-        paths.log_file.chmod(0o600)
-
-
-class RedactingFormatter(logging.Formatter):
-    """Redacts each formatted line, traceback included, before a handler writes it.
-
-    Log lines quote what the daemon was handling when something failed: a database error carries the row it
-    could not store, a reader error the log line it could not parse. Those can hold an API key the agent read,
-    and the log file outlives them all (DESIGN invariant 4: log lines are redacted too).
-    """
-
-    def format(self, record: logging.LogRecord) -> str:
-        return redact_text(super().format(record))
-
-
-class _PrivateRotatingFileHandler(RotatingFileHandler):
-    """The log file and its rotated copies created 0600 (the log names the user's projects and files)."""
-
-    def _open(self) -> Any:
-        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        os.fchmod(fd, 0o600)
-        return os.fdopen(fd, "a", encoding=self.encoding, errors=self.errors)
 
 
 class Service:
@@ -212,7 +120,7 @@ class Service:
         paths = self.config.paths
         with daemon_lock(paths), contextlib.ExitStack() as stack:
             started = self._started = time.monotonic()
-            log.info("starting (pid %d, database %s)", os.getpid(), _display_url(self.config.database_url))
+            log.info("starting (pid %d, database %s)", os.getpid(), display_url(self.config.database_url))
             db = open_database(self.config.database_url, guard=True)
             stack.callback(db.close)
             self.db = db
@@ -509,15 +417,15 @@ class Service:
     # -- config reload -----------------------------------------------------------------------------
 
     def reload(self) -> None:
-        """Re-read the config file and apply what the running components can take (see :data:`LIVE_KEYS`)."""
+        """Re-read the config file and apply what the running components can take (``config.LIVE_KEYS``)."""
         try:
             new = load_config(self.config_file)
         except ConfigError as exc:  # names the file and the key
             self._note_error(f"config not reloaded, the old one stays: {exc}", component="config")
             return
         changed = config_changes(self.config, new)
-        live = [key for key in changed if _is_live(key)]
-        restart = [key for key in changed if not _is_live(key)]
+        live = [key for key in changed if is_live_key(key)]
+        restart = [key for key in changed if not is_live_key(key)]
         config = self.config
         for key in live:
             section, _, name = key.partition(".")
@@ -595,7 +503,7 @@ class Service:
         else:
             state = "ok"
         return {
-            "url": _display_url(self.config.database_url),
+            "url": display_url(self.config.database_url),
             "size_bytes": size,
             "state": state,
             "last_error": (db.integrity_problem() if db is not None else None) or failed,
@@ -663,29 +571,3 @@ class Service:
         stopping = self.proxy.server.should_exit or self.stop_event.is_set()
         state = "running" if info.pop("running") else "stopped" if stopping else "failed"
         return {"state": state, "last_error": info.pop("error"), **info}
-
-
-def config_changes(old: Config, new: Config) -> list[str]:
-    """The keys that differ, as ``section.key`` (``engine``, ``agents`` as a whole; paths and source ignored)."""
-    changed = []
-    for f in dataclasses.fields(old):
-        if f.name in ("paths", "source"):
-            continue
-        a, b = getattr(old, f.name), getattr(new, f.name)
-        if a == b:
-            continue
-        if f.name != "engine" and dataclasses.is_dataclass(a):
-            changed += [f"{f.name}.{g.name}" for g in dataclasses.fields(a) if getattr(a, g.name) != getattr(b, g.name)]
-        else:
-            changed.append(f.name)
-    return changed
-
-
-def _is_live(key: str) -> bool:
-    return key in LIVE_KEYS or (key.partition(".")[0] in LIVE_KEYS and key != "learn.enabled")
-
-
-def _display_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from headroom.daemon.paths import paths
-from headroom.daemon.service import setup_logging
+from headroom.daemon.process import setup_logging
 
 GITHUB_TOKEN = "ghp_" + "a1B2c3D4e5" * 3 + "f6G7h8"
 AWS_KEY = "AKIA" + "ABCDEFGHIJKLMNOP"

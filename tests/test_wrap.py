@@ -21,8 +21,8 @@ import pytest
 from fake_provider import Served
 
 from headroom.daemon.config import Config, load_config
+from headroom.daemon.process import running_daemon_pid
 from headroom.daemon.proxy.server import ProxyServer, build_app
-from headroom.daemon.service import running_daemon_pid
 
 CLI = [sys.executable, "-m", "headroom.daemon.cli"]
 AGENT_EXIT = 7

@@ -97,7 +97,8 @@ class App:
 
     def catch_up(self, *, quiet: bool = False) -> ScanReport | None:
         """Ingest what is new, unless a running daemon already keeps the DB current."""
-        from headroom.daemon.service import make_ingestor, running_daemon_pid  # readers load only when needed
+        from headroom.daemon.process import running_daemon_pid
+        from headroom.daemon.service import make_ingestor  # readers load only when needed
 
         if running_daemon_pid(self.config.paths) is not None:
             return None

@@ -31,7 +31,8 @@ from headroom.daemon.install import (
     tail_lines,
     terminate,
 )
-from headroom.daemon.service import Service, running_daemon_pid, setup_logging
+from headroom.daemon.process import running_daemon_pid, setup_logging
+from headroom.daemon.service import Service
 
 #: Every service-manager command goes through this (tests put a recorder here).
 RUNNER: Runner = run_command

@@ -9,13 +9,13 @@ from typing import Any
 import click
 from rich.markup import escape
 from sqlalchemy import case, func, select
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session as DBSession
 
 from headroom.daemon.cli.common import App, console, emit_json, json_option, pass_app
+from headroom.daemon.config import display_url
+from headroom.daemon.process import running_daemon_pid
 from headroom.daemon.proxy import registration
-from headroom.daemon.service import running_daemon_pid
 from headroom.engine.errors import HeadroomError
 from headroom.learn.model import EventKind
 from headroom.learn.readers import reader_for
@@ -45,7 +45,7 @@ def doctor(app: App, as_json: bool) -> None:
             "log_file": str(paths.log_file),
         },
         "config": {"error": str(app.config_error) if app.config_error else None},
-        "database": {"url": _display(config.database_url)},
+        "database": {"url": display_url(config.database_url)},
         "daemon": {"pid": _daemon_pid(app)},
         "proxy": _proxy_state(app),
         "agents": {},
@@ -71,7 +71,7 @@ def _database_state(db: Database) -> dict[str, Any]:
     current, head = check_revision(db)
     problems = db.quick_check()
     return {
-        "url": _display(db.url),
+        "url": display_url(db.url),
         "revision": current,
         "head": head,
         "up_to_date": current == head,
@@ -134,10 +134,6 @@ def _daemon_pid(app: App) -> int | None:
         return running_daemon_pid(app.diagnosis_config().paths)
     except OSError:  # the lock file cannot be opened (a read-only data dir): no daemon can run there
         return None
-
-
-def _display(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
 
 
 def _one_line(exc: BaseException) -> str:

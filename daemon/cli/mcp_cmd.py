@@ -42,7 +42,7 @@ def mcp_serve(app: App, verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.WARNING,
         format="headroom-mcp %(levelname)s %(name)s: %(message)s",
     )
-    from headroom.daemon.service import RedactingFormatter
+    from headroom.daemon.process import RedactingFormatter
 
     for handler in logging.getLogger().handlers:  # the agent keeps MCP servers' stderr in its own logs
         handler.setFormatter(RedactingFormatter("headroom-mcp %(levelname)s %(name)s: %(message)s"))

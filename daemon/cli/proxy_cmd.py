@@ -9,7 +9,7 @@ import click
 
 from headroom.daemon.cli.common import App, pass_app
 from headroom.daemon.config import Config
-from headroom.daemon.service import setup_logging
+from headroom.daemon.process import setup_logging
 
 
 def proxy_config(

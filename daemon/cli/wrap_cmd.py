@@ -69,7 +69,7 @@ def _port_taken(config: Config) -> str | None:
 
 def ensure_proxy(config: Config, config_path: str | None) -> str:
     """A verified running proxy's URL, starting the daemon in the background when none runs."""
-    from headroom.daemon.service import running_daemon_pid
+    from headroom.daemon.process import running_daemon_pid
 
     url = find_proxy(config)
     if url:
