@@ -16,7 +16,7 @@ $(BIN)/headroom: pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	@# torch first, pinned: the machine has its CPU wheel locally; a bare `torch` would pull CUDA builds.
 	$(BIN)/python -m pip install --quiet torch==$(TORCH_VERSION)
-	$(BIN)/python -m pip install --quiet -e '.[dev,ml]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,ml,team]'
 	@touch $@
 
 setup: $(BIN)/headroom ## create .venv and install headroom (editable) with the dev tools and the ML extra

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.helpers import copy_tree, point_agents_at
+from tests.pg import pg_db, pg_server, pg_url  # noqa: F401  (fixtures for the PostgreSQL tests)
 
 if TYPE_CHECKING:
     from headroom.daemon.service import Service

@@ -1,0 +1,82 @@
+"""A real PostgreSQL 16 with pgvector for the team tests, from the ``pgserver`` package (bundled binaries).
+
+One server per test session (it starts in under a second); every test gets a database of its own, dropped after
+it, so tests never see each other's rows. Tests using these fixtures are marked ``pg`` and ``slow``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import pytest
+
+if TYPE_CHECKING:
+    from headroom.memory.db import Database
+
+
+class PgServer:
+    """The running server: a superuser URL per database and a ``psql`` escape hatch for set-up SQL."""
+
+    def __init__(self, server: Any) -> None:
+        self._server = server
+        parts = urlsplit(server.get_uri())
+        self.socket_dir = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p)["host"]
+
+    def url(self, database: str, user: str = "postgres", password: str = "") -> str:
+        """A SQLAlchemy URL (psycopg 3 driver) for ``database`` over the server's Unix socket."""
+        auth = f"{user}:{password}" if password else user
+        return f"postgresql+psycopg://{auth}@/{database}?host={self.socket_dir}"
+
+    def psql(self, sql: str) -> str:
+        return str(self._server.psql(sql))
+
+    def create_database(self) -> str:
+        name = "t_" + uuid.uuid4().hex[:12]
+        self.psql(f"CREATE DATABASE {name}")
+        return name
+
+    def drop_database(self, name: str) -> None:
+        self.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """Start the bundled PostgreSQL once per session (stopped at the end)."""
+    # platformdirs warns when XDG_RUNTIME_DIR is unset, and warnings are errors here.
+    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="xdg-"))
+    import pgserver
+
+    data = Path(tempfile.mkdtemp(prefix="headroom-pg-"))
+    server = pgserver.get_server(data, cleanup_mode="stop")
+    try:
+        yield PgServer(server)
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture
+def pg_url(pg_server: PgServer) -> Iterator[str]:
+    """A fresh, empty database on the session's server (dropped after the test): its SQLAlchemy URL."""
+    name = pg_server.create_database()
+    try:
+        yield pg_server.url(name)
+    finally:
+        pg_server.drop_database(name)
+
+
+@pytest.fixture
+def pg_db(pg_url: str) -> Iterator[Database]:
+    """``pg_url`` opened and upgraded to the newest schema, as the daemon opens it; closed after the test."""
+    from headroom.memory.db import open_database
+
+    database = open_database(pg_url)
+    try:
+        yield database
+    finally:
+        database.close()
