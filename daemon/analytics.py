@@ -17,19 +17,20 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, literal, select
 from sqlalchemy.orm import Session as DBSession
 
+from headroom.daemon import costs
 from headroom.learn.knowledge import last_command_words
 from headroom.learn.mirror import agent_failure
 from headroom.learn.model import REASONING_OUTSIDE_OUTPUT
 from headroom.learn.projects import display_names
 from headroom.memory.models import Event, Session, ToolCall, Usage
 
-GROUPINGS = ("day", "week", "month", "session", "project", "agent")
+GROUPINGS = ("day", "week", "month", "session", "project", "agent", "model", "block")
 TOKEN_FIELDS = (
     "input_tokens",
     "output_tokens",
@@ -42,10 +43,53 @@ CHARS_PER_TOKEN = 4
 
 @dataclass(frozen=True)
 class Filters:
+    """What to count. Days are in ``tz`` (default UTC: the stored day); ``model`` matches part of a model name."""
+
     agent: str | None = None
     project: str | None = None
     since: date | None = None
     until: date | None = None
+    model: str | None = None
+    tz: tzinfo = UTC
+
+    @property
+    def local(self) -> bool:
+        return not costs.is_utc(self.tz)
+
+    def bounds(self) -> tuple[datetime | None, datetime | None]:
+        """``since``/``until`` as naive UTC instants: the local midnights that open and close the range."""
+
+        def utc(day: date) -> datetime:
+            return datetime.combine(day, datetime.min.time(), self.tz).astimezone(UTC).replace(tzinfo=None)
+
+        return (
+            utc(self.since) if self.since else None,
+            utc(self.until + timedelta(days=1)) if self.until else None,
+        )
+
+
+def usage_where(filters: Filters) -> list[Any]:
+    """The clauses that select the usage rows ``filters`` asks for (the project needs sessions joined)."""
+    u = Usage
+    out: list[Any] = []
+    if filters.agent:
+        out.append(u.agent == filters.agent)
+    if filters.project:
+        out.append(Session.project_root.contains(filters.project, autoescape=True))
+    if filters.model:
+        out.append(u.model.contains(filters.model, autoescape=True))
+    if filters.local:
+        start, end = filters.bounds()
+        if start:
+            out.append(u.ts >= start)
+        if end:
+            out.append(u.ts < end)
+    else:
+        if filters.since:
+            out.append(u.day >= filters.since)
+        if filters.until:
+            out.append(u.day <= filters.until)
+    return out
 
 
 def _session_filter(query: Any, filters: Filters, *, agent_column: Any = None) -> Any:
@@ -63,28 +107,35 @@ def token_rows(dbs: DBSession, by: str, filters: Filters) -> list[dict[str, Any]
         return _period_rows(dbs, by, filters)
     if by == "session":
         return session_rows(dbs, filters, failed=False, limit=None)
+    if by == "model":
+        return _model_rows(dbs, filters)
+    if by == "block":
+        from headroom.daemon.blocks import block_rows
+
+        return block_rows(dbs, filters)
     return _dimension_rows(dbs, by, filters)
 
 
 def _period_rows(dbs: DBSession, by: str, filters: Filters) -> list[dict[str, Any]]:
-    u = Usage
-    query: Any = select(u.day, u.agent, func.count(), *(func.sum(getattr(u, f)) for f in TOKEN_FIELDS)).group_by(
-        u.day, u.agent
-    )
-    if filters.project:
-        query = query.join(Session, Session.id == u.session_id)
-    query = _day_filter(_session_filter(query, filters, agent_column=u.agent).where(u.day.is_not(None)), u.day, filters)
     rows: dict[tuple[str, str], dict[str, Any]] = {}
-    for day, agent, calls, *tokens in dbs.execute(query):
-        row = rows.setdefault((_period(day, by), agent), _blank(by, _period(day, by), agent))
+    spends: dict[tuple[str, str], costs.Spend] = defaultdict(costs.Spend)
+    for _, day, _utc, agent, spend, tokens, calls in costs.grouped(
+        dbs, [], where=usage_where(filters), join_sessions=bool(filters.project), tz=filters.tz
+    ):
+        if day is None:
+            continue
+        key = (_period(day, by), agent)
+        row = rows.setdefault(key, _blank(by, key[0], agent))
         row["model_calls"] += calls
-        for name, amount in zip(TOKEN_FIELDS, tokens):
-            row[name] += int(amount or 0)
+        for name, amount in tokens.items():
+            row[name] = row.get(name, 0) + amount
+        spends[key].add(spend)
     t = ToolCall
     failed = agent_failure(t)
+    day_col = costs.hour_expr(dbs, t.started_at) if filters.local else t.day  # local days fold from hours
     calls_query: Any = (
         select(
-            t.day,
+            day_col,
             Session.agent,
             func.sum(case((t.by_user.is_(False), 1), else_=0)),
             func.sum(case((failed, 1), else_=0)),
@@ -96,19 +147,64 @@ def _period_rows(dbs: DBSession, by: str, filters: Filters) -> list[dict[str, An
             ),
         )
         .join(Session, Session.id == t.session_id)
-        .where(t.day.is_not(None))
-        .group_by(t.day, Session.agent)
+        .where((t.started_at if filters.local else t.day).is_not(None))
+        .group_by(day_col, Session.agent)
     )
-    calls_query = _day_filter(_session_filter(calls_query, filters), t.day, filters)
-    for day, agent, count, failures, failed_chars in dbs.execute(calls_query):
+    calls_query = _session_filter(calls_query, filters)
+    if filters.local:
+        start, end = filters.bounds()
+        calls_query = calls_query.where(t.started_at >= start) if start else calls_query
+        calls_query = calls_query.where(t.started_at < end) if end else calls_query
+    else:
+        calls_query = _day_filter(calls_query, t.day, filters)
+    if filters.model:  # tool calls belong to no model: only the usage rows answer a --model question
+        calls_query = calls_query.where(literal(False))
+    for stored, agent, count, failures, failed_chars in dbs.execute(calls_query):
+        day = costs.local_day(str(stored), filters.tz)[0] if filters.local else stored
         row = rows.setdefault((_period(day, by), agent), _blank(by, _period(day, by), agent))
         row["tool_calls"] += int(count or 0)
         row["failed_tool_calls"] += int(failures or 0)
         row["failed_call_tokens"] += int(failed_chars or 0) // CHARS_PER_TOKEN
+    for key, row in rows.items():
+        row.update(spends[key].fields())
     result = sorted(rows.values(), key=lambda r: (r[by], r["agent"]))
     for row in result:
         _finish(row)
     return result
+
+
+def _model_rows(dbs: DBSession, filters: Filters) -> list[dict[str, Any]]:
+    """One row per (model, agent): calls, tokens and cost; the model's name as logged."""
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    spends: dict[tuple[str, str], costs.Spend] = defaultdict(costs.Spend)
+    for (model,), _day, _utc, agent, spend, tokens, calls in costs.grouped(
+        dbs, [Usage.model], where=usage_where(filters), join_sessions=bool(filters.project), tz=filters.tz
+    ):
+        key = (model or "(unknown)", agent)
+        row = rows.setdefault(
+            key, {"model": key[0], "agent": agent, "model_calls": 0, **dict.fromkeys(TOKEN_FIELDS, 0)}
+        )
+        row["model_calls"] += calls
+        for name, amount in tokens.items():
+            row[name] = row.get(name, 0) + amount
+        spends[key].add(spend)
+    for key, row in rows.items():
+        row.update(spends[key].fields())
+        _finish(row)
+    return sorted(rows.values(), key=lambda r: (-(r["cost_usd"] or 0), -r["total_tokens"], r["model"]))
+
+
+def spend_by(dbs: DBSession, column: Any, filters: Filters) -> tuple[dict[Any, costs.Spend], dict[Any, dict[str, int]]]:
+    """Cost and usage-derived token sums per value of a sessions ``column`` (agent, project root, id)."""
+    spends: dict[Any, costs.Spend] = defaultdict(costs.Spend)
+    sums: dict[Any, dict[str, int]] = defaultdict(lambda: dict.fromkeys(TOKEN_FIELDS, 0))
+    for (key,), _day, _utc, _agent, spend, tokens, _calls in costs.grouped(
+        dbs, [column], where=usage_where(filters), join_sessions=True, tz=filters.tz
+    ):
+        spends[key].add(spend)
+        for name, amount in tokens.items():
+            sums[key][name] = sums[key].get(name, 0) + amount
+    return spends, sums
 
 
 def _dimension_rows(dbs: DBSession, by: str, filters: Filters) -> list[dict[str, Any]]:
@@ -125,12 +221,20 @@ def _dimension_rows(dbs: DBSession, by: str, filters: Filters) -> list[dict[str,
     ).group_by(column)
     query = _started_filter(_session_filter(query, filters), filters)
     result = []
-    for key, sessions, turns, calls, failures, separate, *tokens in dbs.execute(query):
+    spends, sums = spend_by(dbs, column, filters)
+    for key, sessions, turns, calls, failures, logged_apart, *tokens in dbs.execute(query):
+        separate = int(logged_apart or 0)
+        if filters.model and key not in sums:
+            continue
         row: dict[str, Any] = {by: key, "sessions": sessions, "turns": int(turns or 0)}
         row.update({name: int(amount or 0) for name, amount in zip(TOKEN_FIELDS, tokens)})
+        if filters.model:  # the session counters cover every model: the usage rows of this one instead
+            row.update(sums[key])
+            separate = sums[key]["reasoning_tokens"] if by == "agent" and key in REASONING_OUTSIDE_OUTPUT else 0
         row["tool_calls"] = int(calls or 0)
         row["failed_tool_calls"] = int(failures or 0)
-        _finish(row, int(separate or 0))
+        row.update(spends[key].fields())
+        _finish(row, separate)
         result.append(row)
     if by == "project":  # six projects named `calc` must read apart: the shortest path suffix that does
         names = display_names(row["project"] for row in result)
@@ -144,10 +248,62 @@ def session_rows(dbs: DBSession, filters: Filters, *, failed: bool, limit: int |
     query: Any = _started_filter(_session_filter(select(Session), filters), filters)
     if failed:
         query = query.where((Session.failed_tool_calls > 0) | (Session.api_errors > 0))
+    if filters.model:
+        used = select(Usage.session_id).where(Usage.model.contains(filters.model, autoescape=True))
+        query = query.where(Session.id.in_(used))
     query = query.order_by(Session.started_at.desc().nulls_last(), Session.id.desc())
     if limit is not None:
         query = query.limit(limit)
-    return [session_dict(s) for (s,) in dbs.execute(query)]
+    sessions = [s for (s,) in dbs.execute(query)]
+    return with_costs(dbs, sessions, Filters(model=filters.model))
+
+
+def with_costs(dbs: DBSession, sessions: list[Session], filters: Filters | None = None) -> list[dict[str, Any]]:
+    """:func:`session_dict` of each session with its cost and, where it has no title, its first prompt."""
+    wanted = filters or Filters()
+    rows = []
+    for start in range(0, len(sessions), 500):  # SQLite's bound-parameter limit
+        chunk = sessions[start : start + 500]
+        ids = [s.id for s in chunk]
+        spends: dict[int, costs.Spend] = defaultdict(costs.Spend)
+        sums: dict[int, dict[str, int]] = defaultdict(lambda: dict.fromkeys(TOKEN_FIELDS, 0))
+        where = [Usage.session_id.in_(ids), *usage_where(Filters(model=wanted.model))]
+        for (sid,), _day, _utc, _agent, spend, tokens, _calls in costs.grouped(dbs, [Usage.session_id], where=where):
+            spends[sid].add(spend)
+            for name, amount in tokens.items():
+                sums[sid][name] = sums[sid].get(name, 0) + amount
+        prompts = first_prompts(dbs, [s.id for s in chunk if not s.title])
+        for s in chunk:
+            row = session_dict(s)
+            if wanted.model:
+                row.update(sums[s.id])
+                _finish(row)
+            row.update(spends[s.id].fields())
+            row["first_prompt"] = prompts.get(s.id)
+            row["title"] = s.title or prompts.get(s.id)
+            rows.append(row)
+    return rows
+
+
+def first_prompts(dbs: DBSession, ids: list[int], width: int = 120) -> dict[int, str]:
+    """The first user prompt of each session (one line, clipped): ccusage's session title."""
+    if not ids:
+        return {}
+    e = Event
+    first = (
+        select(e.session_id, func.min(e.id).label("first"))
+        .where(e.session_id.in_(ids), e.kind == "user_prompt", e.text.is_not(None))
+        .group_by(e.session_id)
+        .subquery()
+    )
+    out = {}
+    for sid, text in dbs.execute(
+        select(e.session_id, func.substr(e.text, 1, 4 * width)).join(first, e.id == first.c.first)
+    ):
+        line = " ".join(str(text or "").split())
+        if line:
+            out[int(sid)] = line if len(line) <= width else line[: width - 1] + "…"
+    return out
 
 
 def session_dict(s: Session) -> dict[str, Any]:

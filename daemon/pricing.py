@@ -36,6 +36,7 @@ from typing import Any
 
 PACKAGE = "genai-prices"
 PARTS = ("input", "output", "cache_read", "cache_write")
+Tuple5 = tuple[float, float, float, float, float]
 # Provider names headroom uses (agents, proxy routes) → the table's provider ids.
 PROVIDER_ALIASES = {
     "claude": "anthropic",
@@ -53,7 +54,12 @@ _lock = threading.Lock()
 
 @dataclass(frozen=True, slots=True)
 class Rates:
-    """USD per million tokens for one model on one day; ``tiers`` are (prompt-size threshold, rates above it)."""
+    """USD per million tokens for one model on one day; ``tiers`` are (prompt-size threshold, rates above it).
+
+    ``cache_write_1h`` is Anthropic's 1-hour cache write (2x input, against 1.25x for the 5-minute one); a
+    model without it in the table has it equal to ``cache_write``. Rates tuples are (input, output, cache
+    read, cache write, 1-hour cache write).
+    """
 
     model: str  # the table's model id (e.g. "claude-sonnet-4-5")
     provider: str  # the table's provider id (e.g. "anthropic")
@@ -61,11 +67,12 @@ class Rates:
     output: float
     cache_read: float
     cache_write: float
-    tiers: tuple[tuple[int, tuple[float, float, float, float]], ...] = ()
+    cache_write_1h: float
+    tiers: tuple[tuple[int, Tuple5], ...] = ()
 
-    def at(self, prompt_tokens: int) -> tuple[float, float, float, float]:
-        """The four rates that apply to a request whose whole prompt is ``prompt_tokens`` long (cliff tiers)."""
-        chosen = (self.input, self.output, self.cache_read, self.cache_write)
+    def at(self, prompt_tokens: int) -> Tuple5:
+        """The rates that apply to a request whose whole prompt is ``prompt_tokens`` long (cliff tiers)."""
+        chosen = (self.input, self.output, self.cache_read, self.cache_write, self.cache_write_1h)
         for start, tier_rates in self.tiers:
             if prompt_tokens > start:
                 chosen = tier_rates
@@ -75,15 +82,20 @@ class Rates:
         return {
             "model": self.model,
             "provider": self.provider,
-            "rates": [self.input, self.output, self.cache_read, self.cache_write],
+            "rates": [self.input, self.output, self.cache_read, self.cache_write, self.cache_write_1h],
             "tiers": [[start, list(r)] for start, r in self.tiers],
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Rates:
-        i, o, cr, cw = (float(x) for x in data["rates"])
-        tiers = tuple((int(start), tuple(float(x) for x in r)) for start, r in data.get("tiers", ()))
-        return cls(str(data["model"]), str(data["provider"]), i, o, cr, cw, tiers)  # type: ignore[arg-type]
+        i, o, cr, cw, cw1h = (float(x) for x in data["rates"])
+        tiers = tuple((int(start), _five(r)) for start, r in data.get("tiers", ()))
+        return cls(str(data["model"]), str(data["provider"]), i, o, cr, cw, cw1h, tiers)
+
+
+def _five(values: Any) -> Tuple5:
+    a, b, c, d, e = (float(x) for x in values)
+    return a, b, c, d, e
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,15 +117,20 @@ def cost_from_rates(
     cache_read_tokens: int = 0,
     cache_write_tokens: int = 0,
     prompt_tokens: int | None = None,
+    cache_write_1h_tokens: int = 0,
 ) -> Cost:
-    """Price tokens with known ``rates``; ``prompt_tokens`` picks the tier (default: this call's whole prompt)."""
+    """Price tokens with known ``rates``; ``prompt_tokens`` picks the tier (default: this call's whole prompt).
+
+    ``cache_write_1h_tokens`` is the part of ``cache_write_tokens`` written to the 1-hour cache.
+    """
     prompt = input_tokens + cache_read_tokens + cache_write_tokens if prompt_tokens is None else prompt_tokens
-    r_in, r_out, r_read, r_write = rates.at(prompt)
+    r_in, r_out, r_read, r_write, r_write_1h = rates.at(prompt)
+    hour = min(cache_write_1h_tokens, cache_write_tokens)
     parts = {
         "input": input_tokens * r_in / 1e6,
         "output": output_tokens * r_out / 1e6,
         "cache_read": cache_read_tokens * r_read / 1e6,
-        "cache_write": cache_write_tokens * r_write / 1e6,
+        "cache_write": ((cache_write_tokens - hour) * r_write + hour * r_write_1h) / 1e6,
     }
     tier = next((start for start, _ in reversed(rates.tiers) if prompt > start), None)
     return Cost(sum(parts.values()), parts, rates.model, rates.provider, tier)
@@ -129,12 +146,14 @@ def price(
     provider: str | None = None,
     when: datetime | date | None = None,
     prompt_tokens: int | None = None,
+    cache_write_1h_tokens: int = 0,
 ) -> Cost | None:
     """The USD cost of one model call (or of calls that share a tier), ``None`` when the model is unpriced.
 
     ``input_tokens`` excludes the cache reads and writes (ccusage's convention). ``when`` picks the prices in force
     that day (default: today, UTC). ``prompt_tokens`` overrides the size that picks a long-context tier, for a
-    caller that sums several calls known to be on the same side of every threshold.
+    caller that sums several calls known to be on the same side of every threshold. ``cache_write_1h_tokens``
+    is the part of ``cache_write_tokens`` written to Anthropic's 1-hour cache (priced at its own rate).
     """
     found = rates(model, provider=provider, when=when)
     if found is None:
@@ -146,6 +165,7 @@ def price(
         cache_read_tokens=cache_read_tokens,
         cache_write_tokens=cache_write_tokens,
         prompt_tokens=prompt_tokens,
+        cache_write_1h_tokens=cache_write_1h_tokens,
     )
 
 
@@ -198,7 +218,7 @@ def _lookup(model: str, provider: str | None, day: date) -> Rates | None:
     return Rates(info.id, prov.id, *base, tiers=tiers)
 
 
-def _split(prices: Any) -> tuple[tuple[float, float, float, float] | None, tuple[tuple[int, Any], ...]]:
+def _split(prices: Any) -> tuple[Tuple5 | None, tuple[tuple[int, Any], ...]]:
     """Base rates and tiers of a ``ModelPrice``; a missing cache rate falls back as the providers bill it."""
     from genai_prices.types import TieredPrices
 
@@ -208,12 +228,15 @@ def _split(prices: Any) -> tuple[tuple[float, float, float, float] | None, tuple
     raw_in, raw_out = value("input_mtok"), value("output_mtok")
     if raw_in is None and raw_out is None:
         return None, ()
-    raw = [raw_in, raw_out, value("cache_read_mtok"), value("cache_write_mtok")]
+    raw = [raw_in, raw_out, value("cache_read_mtok"), value("cache_write_mtok"), value("cache_write_1h_mtok")]
     # No cache-read price: cached input is billed as input. No cache-write price: writes are billed as input.
+    # No 1-hour write price: those writes are billed as the other writes.
     if raw[2] is None:
         raw[2] = raw_in
     if raw[3] is None:
         raw[3] = raw_in
+    if raw[4] is None:
+        raw[4] = raw[3]
     starts = sorted({t.start for r in raw if isinstance(r, TieredPrices) for t in r.tiers})
 
     def at(r: Any, start: int | None) -> float:
@@ -306,7 +329,13 @@ def _thresholds() -> tuple[int, ...]:
 def write_rate_card(path: Path, models: list[str], *, when: date | None = None) -> dict[str, Any]:
     """Write the rates of ``models`` (as logged) for ``when`` to ``path`` (JSON, owner-only); returns the card."""
     day = when or datetime.now(UTC).date()
-    card: dict[str, Any] = {"day": day.isoformat(), "table": table_version(), "models": {}, "unpriced": []}
+    card: dict[str, Any] = {
+        "day": day.isoformat(),
+        "table": table_version(),
+        "thresholds": list(tier_thresholds()),
+        "models": {},
+        "unpriced": [],
+    }
     for model in sorted(set(models)):
         found = rates(model, when=day)
         if found is None:

@@ -364,6 +364,7 @@ def _upsert_usage(dbs: DBSession, agent: m.Agent, ids: dict[str, int], usage: li
                 "cache_read_tokens": u.cache_read_tokens,
                 "cache_creation_tokens": u.cache_creation_tokens,
                 "reasoning_tokens": u.reasoning_tokens,
+                "cache_write_1h_tokens": u.cache_write_1h_tokens,
                 "sidechain": u.sidechain,
             }
             for u in kept.values()

@@ -159,6 +159,7 @@ class Usage:
     cache_read_tokens: int = 0
     cache_creation_tokens: int = 0
     reasoning_tokens: int = 0
+    cache_write_1h_tokens: int = 0  # Claude: the part of cache_creation_tokens written for one hour
     merge: Merge = Merge.MAX
     sidechain: bool = False
 

@@ -31,6 +31,7 @@ from sqlalchemy import (
     UniqueConstraint,
     event,
     false,
+    text,
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import DeclarativeBase, Mapped, Mapper, mapped_column
@@ -214,6 +215,8 @@ class Usage(Base):
     cache_creation_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     reasoning_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     sidechain: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: The part of ``cache_creation_tokens`` written to the 1-hour cache (Claude), billed at a higher rate.
+    cache_write_1h_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
 
     __table_args__ = (
         UniqueConstraint("agent", "key"),

@@ -7,7 +7,7 @@ import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -209,12 +209,12 @@ class progress_bar:
 _RELATIVE = re.compile(r"^(\d+)\s*([dwmy])$")
 
 
-def parse_since(value: str | None) -> date | None:
-    """``2026-04-01``, ``20260401``, ``7d``, ``2w``, ``3m``, ``1y``, ``today`` or ``yesterday`` (UTC)."""
+def parse_since(value: str | None, tz: tzinfo = timezone.utc) -> date | None:
+    """``2026-04-01``, ``20260401``, ``7d``, ``2w``, ``3m``, ``1y``, ``today`` or ``yesterday`` (in ``tz``)."""
     if value is None:
         return None
     text = value.strip().lower()
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(tz).date()
     if text == "today":
         return today
     if text == "yesterday":
@@ -251,11 +251,11 @@ def human_duration(seconds: float | None) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
-def local_time(iso: str | None) -> str:
-    """An ISO UTC timestamp shown in the user's local time, to the minute."""
+def local_time(iso: str | None, tz: tzinfo | None = None) -> str:
+    """An ISO UTC timestamp shown in ``tz`` (default: the user's local time), to the minute."""
     if not iso:
         return "-"
-    moment = datetime.fromisoformat(iso.rstrip("Z")).replace(tzinfo=timezone.utc).astimezone()
+    moment = datetime.fromisoformat(iso.rstrip("Z")).replace(tzinfo=timezone.utc).astimezone(tz)
     return moment.strftime("%Y-%m-%d %H:%M")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -14,13 +15,22 @@ from headroom.daemon.cli.common import (
     console,
     emit_json,
     human_tokens,
-    json_option,
-    local_time,
     parse_since,
     pass_app,
     printable,
     project_name,
     refresh_option,
+)
+from headroom.daemon.cli.formats import (
+    Column,
+    cost_cell,
+    cost_total,
+    emit,
+    format_option,
+    models_cell,
+    resolve_format,
+    resolve_zone,
+    timezone_option,
 )
 from headroom.learn.model import AGENTS
 
@@ -37,8 +47,15 @@ _TOKEN_COLUMNS = (
 @click.option("--by", type=click.Choice(analytics.GROUPINGS), default="day", show_default=True, help="Group rows by.")
 @click.option("--agent", type=click.Choice(AGENTS), help="Only this agent.")
 @click.option("--project", help="Only sessions whose project path contains this text.")
-@click.option("--since", help="From this day on (UTC; YYYY-MM-DD, 7d, 2w, today...).")
-@click.option("--until", help="Up to and including this day (UTC).")
+@click.option("--model", help="Only calls to models whose name contains this text (e.g. opus, gpt-5).")
+@click.option("--since", help="From this day on (in --timezone; YYYY-MM-DD, 7d, 2w, today...).")
+@click.option("--until", help="Up to and including this day (in --timezone).")
+@click.option(
+    "--session",
+    "session_ident",
+    metavar="ID",
+    help="One session's figures (cost, today's cost, tokens the proxy saved, active lessons): the statusline's.",
+)
 @click.option("--failures", is_flag=True, help="Show the most failing commands instead of token totals.")
 @click.option("-n", "--limit", type=int, default=10, show_default=True, help="Rows of --failures.")
 @click.option("--proxy", "proxy_only", is_flag=True, help="Only what the proxy saved (per agent).")
@@ -55,27 +72,35 @@ _TOKEN_COLUMNS = (
     help="Days (UTC, today included) that --overview covers.",
 )
 @refresh_option
-@json_option
+@timezone_option
+@format_option
 @pass_app
 def stats(
     app: App,
     by: str,
     agent: str | None,
     project: str | None,
+    model: str | None,
     since: str | None,
     until: str | None,
+    session_ident: str | None,
     failures: bool,
     limit: int,
     proxy_only: bool,
     overview: bool,
     days: int,
     refresh: bool,
+    tz_name: str | None,
+    fmt: str | None,
     as_json: bool,
 ) -> None:
-    """Token totals (input without cache reads, output, cache read, cache write) and tool-call failures.
+    """Token totals (input without cache reads, output, cache read, cache write), their cost, tool-call failures.
 
-    Per day and agent the token figures equal ccusage's (`ccusage daily --by-agent -z UTC`). With --json
-    the rows are printed as a JSON list. What the proxy saved is shown below the table (--proxy: only that).
+    Per day and agent the token figures equal ccusage's (`ccusage daily --by-agent -z UTC`) and the cost is
+    within 1 % of its (prices: the genai-prices package's bundled table; a model it does not know is shown
+    as unpriced, never $0). --by block: ccusage's 5-hour billing blocks, per agent. With --format json|csv|md
+    the rows are printed in that format (--json: JSON). What the proxy saved is shown below the table (--proxy:
+    only that).
 
     --overview shows what the web dashboard (/dashboard) shows, with the same numbers, for the last --days
     days: totals (tokens saved by the proxy, a $ estimate, sessions, the tool-call failure rate, lessons,
@@ -83,6 +108,21 @@ def stats(
     failure rate and the active lessons with their recurrence before and after. With --json it prints the
     dashboard's data document itself.
     """
+    fmt = resolve_format(as_json, fmt)
+    as_json = fmt == "json"
+    tz = resolve_zone(tz_name)
+    if session_ident:
+        from headroom.daemon.statusline_data import session_figures
+
+        if refresh:
+            app.catch_up(quiet=fmt != "table")
+        with app.read_db.sessions() as dbs:
+            figures = session_figures(dbs, session_ident, tz=tz, state_dir=app.config.paths.state_dir)
+        if fmt == "table":
+            click.echo(figures["line"])
+        else:
+            emit([figures], fmt, [Column(k, _field(k)) for k in figures])
+        return
     if overview:
         _overview(app, days, refresh=refresh, as_json=as_json)
         return
@@ -96,24 +136,33 @@ def stats(
             _print_proxy(summary, empty="The proxy has not handled a request yet.")
         return
     if refresh:
-        app.catch_up(quiet=as_json)
-    filters = analytics.Filters(agent=agent, project=project, since=parse_since(since), until=parse_since(until))
+        app.catch_up(quiet=fmt != "table")
+    filters = analytics.Filters(
+        agent=agent,
+        project=project,
+        since=parse_since(since, tz),
+        until=parse_since(until, tz),
+        model=model,
+        tz=tz,
+    )
     with app.read_db.sessions() as dbs:
         if failures:
             top, summary = analytics.failing_commands(dbs, filters, limit=limit)
             if as_json:
                 emit_json({**summary, "commands": top})
+            elif fmt in ("csv", "md"):
+                emit(top, fmt, _failure_columns())
             else:
                 _print_failures(top, summary)
             return
         rows = analytics.token_rows(dbs, by, filters)
-    if as_json:
-        emit_json(rows)
+    if fmt != "table":
+        emit(rows, fmt, _row_columns(rows, by, tz))
         return
     if not rows:
         click.echo("No usage recorded yet. (`headroom doctor` shows where agent logs are looked for.)")
     else:
-        _print_rows(rows, by)
+        _print_rows(rows, by, tz)
     from headroom.daemon.proxy.stats import proxy_summary
 
     _print_proxy(proxy_summary(app.read_db, since=parse_since(since), agent=agent))
@@ -157,38 +206,81 @@ def _print_proxy(summary: dict[str, Any], empty: str | None = None) -> None:
     console().print(table)
 
 
-def _print_rows(rows: list[dict[str, Any]], by: str) -> None:
-    table = Table(title=f"tokens by {by}", title_justify="left", show_footer=True)
+def _row_columns(rows: list[dict[str, Any]], by: str, tz: Any) -> list[Column]:
+    """The columns of ``stats --by BY``: the key, agent, models, tokens, reasoning, cost, tool calls."""
+    from headroom.daemon.cli.common import local_time
+
     totals = analytics.totals(rows)
-    first = {"session": "session", "project": "project"}.get(by, by)
-    table.add_column(first, footer="total")
+    columns: list[Column] = []
+    if by == "session":
+        columns.append(
+            Column(
+                "session", lambda r: Text(f"{printable(r['session'])[:14]} {local_time(r['started_at'], tz)}"), "total"
+            )
+        )
+        columns.append(Column("title", lambda r: Text(_clip(r.get("title"), 40))))
+    elif by == "project":
+        columns.append(Column("project", lambda r: Text(r.get("name") or project_name(r["project"])), "total"))
+    elif by == "block":
+        columns.append(Column("block", lambda r: r["block"] + (" (active)" if r["active"] else ""), "total"))
+    else:
+        columns.append(Column(by, lambda r: Text(str(r[by])), "total"))
     if by not in ("agent", "project"):
-        table.add_column("agent")
+        columns.append(Column("agent", lambda r: str(r["agent"])))
+    if by != "model":
+        columns.append(Column("models", models_cell))
     for label, key in _TOKEN_COLUMNS:
-        table.add_column(label, justify="right", footer=human_tokens(totals.get(key, 0)))
-    table.add_column("tool calls", justify="right", footer=str(totals.get("tool_calls", 0)))
-    table.add_column("failed", justify="right", footer=str(totals.get("failed_tool_calls", 0)))
-    table.add_column(
-        "fail %",
-        justify="right",
-        footer=_rate(totals.get("failed_tool_calls", 0), totals.get("tool_calls", 0)),
+        columns.append(Column(label, _tokens(key), human_tokens(totals.get(key, 0)), True))
+    if any(row.get("reasoning_tokens") for row in rows):
+        reasoning = human_tokens(totals.get("reasoning_tokens", 0))
+        columns.append(Column("reasoning", lambda r: human_tokens(r.get("reasoning_tokens", 0)), reasoning, True))
+    columns.append(Column("cost", cost_cell, cost_total(rows), True))
+    if by not in ("model", "block"):
+        calls, failed = totals.get("tool_calls", 0), totals.get("failed_tool_calls", 0)
+        columns.append(Column("tool calls", lambda r: str(r["tool_calls"]), str(calls), True))
+        columns.append(Column("failed", lambda r: str(r["failed_tool_calls"]), str(failed), True))
+        columns.append(
+            Column("fail %", lambda r: _rate(r["failed_tool_calls"], r["tool_calls"]), _rate(failed, calls), True)
+        )
+    return columns
+
+
+def _field(key: str) -> Callable[[dict[str, Any]], str]:
+    return lambda row: str(row[key])
+
+
+def _tokens(key: str) -> Callable[[dict[str, Any]], str]:
+    return lambda row: human_tokens(row[key])
+
+
+def _print_rows(rows: list[dict[str, Any]], by: str, tz: Any) -> None:
+    from headroom.daemon.pricing import table_version
+
+    table_info = table_version()
+    zone = getattr(tz, "key", None) or str(tz)
+    caption = (
+        f"prices: {table_info['package']} {table_info['version']} (newest price {table_info.get('snapshot', '?')})"
     )
-    for row in rows:
-        if by == "session":
-            label = f"{printable(row['session'])[:14]} {local_time(row['started_at'])}"
-        elif by == "project":
-            label = row.get("name") or project_name(row["project"])
-        else:
-            label = str(row[by])
-        cells: list[str | Text] = [Text(label)] if by in ("agent", "project") else [Text(label), row["agent"]]
-        cells += [human_tokens(row[key]) for _, key in _TOKEN_COLUMNS]
-        cells += [
-            str(row["tool_calls"]),
-            str(row["failed_tool_calls"]),
-            _rate(row["failed_tool_calls"], row["tool_calls"]),
-        ]
-        table.add_row(*cells)
-    console().print(table)
+    if by in ("day", "week", "month", "block", "session"):
+        caption += f"; times in {zone}"
+    table = emit(rows, "table", _row_columns(rows, by, tz), title=f"tokens by {by}", caption=caption)
+    if table is not None:
+        console().print(table)
+
+
+def _failure_columns() -> list[Column]:
+    return [
+        Column("command", lambda r: Text(printable(r["command"]))),
+        Column("failures", lambda r: str(r["failures"]), right=True),
+        Column("sessions", lambda r: str(r["sessions"]), right=True),
+        Column("agents", lambda r: ", ".join(r["agents"])),
+        Column("last seen", lambda r: str(r["last_seen"] or "-")),
+    ]
+
+
+def _clip(text: str | None, width: int) -> str:
+    line = " ".join(printable(text).split()) if text else ""
+    return line if len(line) <= width else line[: width - 1] + "…"
 
 
 def _print_failures(top: list[dict[str, Any]], summary: dict[str, int]) -> None:
@@ -208,9 +300,15 @@ def _print_failures(top: list[dict[str, Any]], summary: dict[str, int]) -> None:
             str(row["failures"]),
             str(row["sessions"]),
             ", ".join(row["agents"]),
-            local_time(row["last_seen"]),
+            _local(row["last_seen"]),
         )
     out.print(table)
+
+
+def _local(iso: str | None) -> str:
+    from headroom.daemon.cli.common import local_time
+
+    return local_time(iso)
 
 
 def _rate(failed: int, calls: int) -> str:

@@ -72,6 +72,7 @@ class UsageLine:
     cache_read_tokens: int
     cache_creation_tokens: int
     sidechain: bool
+    cache_write_1h_tokens: int = 0  # the part of cache_creation_tokens written for an hour (priced higher)
 
 
 def usage_line(
@@ -130,8 +131,8 @@ def usage_line(
         key = "t:" + message_id + "|" + (session_id or "") + "|" + _ms(ts)
     if len(key) > _MAX_KEY:
         key = "h:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
-    inp, out, read, creation = tokens
-    return UsageLine(key, ts, model, inp, out, read, creation, sidechain=sidechain is True)
+    inp, out, read, creation, hour = tokens
+    return UsageLine(key, ts, model, inp, out, read, creation, sidechain=sidechain is True, cache_write_1h_tokens=hour)
 
 
 def _locate(record: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], bool] | None:
@@ -147,8 +148,8 @@ def _locate(record: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], boo
     return None
 
 
-def _tokens(usage: Any) -> tuple[int, int, int, int] | None:
-    """(input, output, cache read, cache creation), or None where ccusage's strict decoder fails."""
+def _tokens(usage: Any) -> tuple[int, int, int, int, int] | None:
+    """(input, output, cache read, cache creation, its 1-hour part), or None where ccusage's decoder fails."""
     if not isinstance(usage, dict):
         return None
     inp, out = usage.get("input_tokens"), usage.get("output_tokens")
@@ -160,6 +161,7 @@ def _tokens(usage: Any) -> tuple[int, int, int, int] | None:
     if speed is not None and speed not in ("standard", "fast"):
         return None
     split = usage.get("cache_creation")
+    hour = 0
     if split is None:
         creation = flat
     elif isinstance(split, dict):
@@ -169,7 +171,7 @@ def _tokens(usage: Any) -> tuple[int, int, int, int] | None:
         creation = five + hour
     else:
         return None
-    return inp, out, read, creation
+    return inp, out, read, creation, hour
 
 
 def _u64(value: object) -> TypeGuard[int]:

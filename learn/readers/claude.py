@@ -207,6 +207,7 @@ class ClaudeReader(LogReader):
                     output_tokens=line.output_tokens,
                     cache_read_tokens=line.cache_read_tokens,
                     cache_creation_tokens=line.cache_creation_tokens,
+                    cache_write_1h_tokens=line.cache_write_1h_tokens,
                     merge=Merge.MAX,
                     sidechain=line.sidechain,
                 )

@@ -1,0 +1,210 @@
+"""USD cost of the ``usage`` rows, grouped any way analytics needs, in the user's time zone.
+
+Why SQL groups and not row by row: ``stats`` runs on mirrors of millions of rows and must stay as fast as before
+pricing existed. The rows are summed in the database per (key, UTC day, agent, model, tier bucket) and each sum
+is priced once (prices are cached per model and day in :mod:`headroom.daemon.pricing`). The tier bucket is the
+index of the largest long-context threshold a row's prompt (input + cache read + cache write) exceeds, so a
+200k-token request is never summed with short ones and then priced at the short rate.
+
+A non-UTC time zone (``--timezone``) needs the hour of each row rather than its stored UTC day; the hour is
+computed in SQL (``strftime`` on SQLite, ``date_trunc`` on PostgreSQL) and folded into local days here.
+
+A call whose model the table does not price is counted (``unpriced_calls``, ``unpriced_models``), never added
+as $0: a row whose calls are all unpriced has ``cost_usd`` ``None``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, tzinfo
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import case, func, literal, select
+from sqlalchemy.orm import Session as DBSession
+
+from headroom.daemon import pricing
+from headroom.daemon.zones import BadTimezone, is_utc, zone
+from headroom.learn.model import REASONING_OUTSIDE_OUTPUT
+from headroom.memory.models import Session, Usage
+
+__all__ = ["BadTimezone", "Spend", "grouped", "is_utc", "price_sum", "zone"]
+
+SUMS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_creation_tokens",
+    "reasoning_tokens",
+    "cache_write_1h_tokens",
+)
+
+
+@dataclass(slots=True)
+class Spend:
+    """A running cost: what was priced, what could not be, and which models made it."""
+
+    usd: float = 0.0
+    priced_calls: int = 0
+    unpriced_calls: int = 0
+    unpriced_models: set[str] = field(default_factory=set)
+    models: dict[str, int] = field(default_factory=dict)  # model -> calls, in first-seen order
+    by_model: dict[str, float | None] = field(default_factory=dict)  # model -> USD (None: unpriced)
+    parts: dict[str, float] = field(default_factory=lambda: dict.fromkeys(pricing.PARTS, 0.0))
+
+    def add(self, other: Spend) -> None:
+        self.usd += other.usd
+        self.priced_calls += other.priced_calls
+        self.unpriced_calls += other.unpriced_calls
+        self.unpriced_models |= other.unpriced_models
+        for model, calls in other.models.items():
+            self.models[model] = self.models.get(model, 0) + calls
+        for model, usd in other.by_model.items():
+            mine = self.by_model.get(model, 0.0)
+            self.by_model[model] = None if usd is None or mine is None else mine + usd
+        for part, value in other.parts.items():
+            self.parts[part] += value
+
+    def fields(self) -> dict[str, Any]:
+        """The row's cost columns: ``cost_usd`` is ``None`` when nothing could be priced but something was used."""
+        return {
+            "cost_usd": round(self.usd, 6) if self.priced_calls or not self.unpriced_calls else None,
+            "cost_parts": {k: round(v, 6) for k, v in self.parts.items()},
+            "unpriced_calls": self.unpriced_calls,
+            "unpriced_models": sorted(self.unpriced_models),
+            "models": list(self.models),
+            "model_costs": {m: None if v is None else round(v, 6) for m, v in self.by_model.items()},
+        }
+
+
+def bucket_expr(u: Any = Usage) -> Any:
+    """SQL: the index of the largest long-context threshold a row's prompt exceeds (0: none)."""
+    prompt = u.input_tokens + u.cache_read_tokens + u.cache_creation_tokens
+    thresholds = pricing.tier_thresholds()
+    if not thresholds:
+        return literal(0)
+    return case(*((prompt > t, i + 1) for i, t in reversed(list(enumerate(thresholds)))), else_=0)
+
+
+def price_sum(
+    model: str | None,
+    agent: str,
+    day: date | None,
+    bucket: int,
+    calls: int,
+    tokens: dict[str, int],
+) -> Spend:
+    """The cost of ``calls`` summed usage rows of one model, day and tier bucket."""
+    spend = Spend()
+    name = model or "(unknown)"
+    used = tokens["input_tokens"] + tokens["output_tokens"] + tokens["cache_read_tokens"]
+    used += tokens["cache_creation_tokens"] + tokens["reasoning_tokens"]
+    if not used:  # "<synthetic>" messages and the like: nothing was billed, nothing to price
+        return spend
+    spend.models[name] = calls
+    thresholds = pricing.tier_thresholds()
+    prompt = thresholds[bucket - 1] + 1 if bucket else 0
+    output = tokens["output_tokens"]
+    if agent in REASONING_OUTSIDE_OUTPUT:  # Gemini bills its thoughts as output; its logs keep them apart
+        output += tokens["reasoning_tokens"]
+    cost = pricing.price(
+        model,
+        input_tokens=tokens["input_tokens"],
+        output_tokens=output,
+        cache_read_tokens=tokens["cache_read_tokens"],
+        cache_write_tokens=tokens["cache_creation_tokens"],
+        cache_write_1h_tokens=tokens.get("cache_write_1h_tokens", 0),
+        provider=agent,
+        when=day,
+        prompt_tokens=prompt,
+    )
+    if cost is None:
+        spend.unpriced_calls = calls
+        spend.unpriced_models.add(name)
+        spend.by_model[name] = None
+        return spend
+    spend.usd = cost.usd
+    spend.by_model[name] = cost.usd
+    spend.priced_calls = calls
+    for part, value in cost.parts.items():
+        spend.parts[part] += value
+    return spend
+
+
+def hour_expr(dbs: DBSession, column: Any) -> Any:
+    """SQL: ``column`` truncated to the hour, as text ``YYYY-MM-DD HH`` (the two dialects spell it apart)."""
+    if dbs.get_bind().dialect.name == "postgresql":
+        return func.to_char(func.date_trunc("hour", column), "YYYY-MM-DD HH24")
+    return func.strftime("%Y-%m-%d %H", column)
+
+
+def local_day(hour_text: str, tz: tzinfo) -> tuple[date, date]:
+    """(local day, UTC day) of an hour given as ``YYYY-MM-DD HH`` in UTC."""
+    moment = datetime.strptime(hour_text, "%Y-%m-%d %H").replace(tzinfo=UTC)
+    return moment.astimezone(tz).date(), moment.date()
+
+
+def grouped(
+    dbs: DBSession,
+    keys: list[Any],
+    *,
+    where: Iterable[Any] = (),
+    join_sessions: bool = False,
+    tz: tzinfo | None = None,
+) -> Iterator[tuple[tuple[Any, ...], date | None, date | None, str, Spend, dict[str, int], int]]:
+    """Usage summed per ``keys`` + day + agent + model + tier bucket, priced.
+
+    Yields (key values, local day, UTC day, agent, spend, token sums, calls). With a non-UTC ``tz`` the day is
+    the row's local day (from its hour); otherwise the stored UTC day.
+    """
+    u = Usage
+    local = tz is not None and not is_utc(tz)
+    day_col = hour_expr(dbs, u.ts) if local else u.day
+    bucket = bucket_expr(u)
+    query: Any = select(
+        *keys, day_col, u.agent, u.model, bucket, func.count(), *(func.sum(getattr(u, f)) for f in SUMS)
+    ).group_by(*keys, day_col, u.agent, u.model, bucket)
+    if join_sessions:
+        query = query.join(Session, Session.id == u.session_id)
+    for clause in where:
+        query = query.where(clause)
+    n = len(keys)
+    for row in dbs.execute(query):
+        key = tuple(row[:n])
+        day_value, agent, model, tier, calls = row[n : n + 5]
+        tokens = {name: int(amount or 0) for name, amount in zip(SUMS, row[n + 5 :])}
+        shown: date | None
+        utc_day: date | None
+        if local and day_value is not None and tz is not None:
+            shown, utc_day = local_day(str(day_value), tz)
+        else:
+            shown = utc_day = _as_date(day_value)
+        yield (
+            key,
+            shown,
+            utc_day,
+            agent,
+            price_sum(model, agent, utc_day, int(tier or 0), int(calls), tokens),
+            tokens,
+            int(calls),
+        )
+
+
+def _as_date(value: Any) -> date | None:
+    if value is None or isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+def rate_card_path(state_dir: Path) -> Path:
+    """Where the statusline's rate card lives (rewritten by ``stats`` and by the statusline on a miss)."""
+    return state_dir / "rate-card.json"
+
+
+def format_usd(value: float | None, unpriced: int = 0) -> str:
+    """``$12.34``; ``—`` when nothing could be priced; the count of unpriced calls when some could not be."""
+    if value is None:
+        return f"— ({unpriced} unpriced)" if unpriced else "—"
+    shown = f"${value:,.2f}" if value >= 0.995 or value == 0 else f"${value:.4f}".rstrip("0")
+    return f"{shown} +{unpriced} unpriced" if unpriced else shown
