@@ -69,12 +69,12 @@ class Spend:
     def fields(self) -> dict[str, Any]:
         """The row's cost columns: ``cost_usd`` is ``None`` when nothing could be priced but something was used."""
         return {
-            "cost_usd": round(self.usd, 6) if self.priced_calls or not self.unpriced_calls else None,
-            "cost_parts": {k: round(v, 6) for k, v in self.parts.items()},
+            "cost_usd": round(self.usd, 9) if self.priced_calls or not self.unpriced_calls else None,
+            "cost_parts": {k: round(v, 9) for k, v in self.parts.items()},
             "unpriced_calls": self.unpriced_calls,
             "unpriced_models": sorted(self.unpriced_models),
             "models": list(self.models),
-            "model_costs": {m: None if v is None else round(v, 6) for m, v in self.by_model.items()},
+            "model_costs": {m: None if v is None else round(v, 9) for m, v in self.by_model.items()},
         }
 
 

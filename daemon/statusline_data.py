@@ -139,10 +139,11 @@ def figures(
     rates_of: Callable[[str | None, str, date], Rates | None],
     has_conversation: bool,
     has_1h: bool = True,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
     """The four figures of one session, and the line the statusline prints."""
     session = total(execute(session_usage_sql(thresholds, has_1h), {"key": session_key}), thresholds, rates_of)
-    start, end = day_bounds(tz)
+    start, end = day_bounds(tz, now)
     today = total(execute(today_usage_sql(thresholds, has_1h), {"start": start, "end": end}), thresholds, rates_of)
     saved: int | None = None
     requests = 0
@@ -193,7 +194,7 @@ def session_figures(dbs: DBSession, ident: str, *, tz: tzinfo, state_dir: Path) 
     if len(found) > 1:
         raise click.ClickException(f"{ident!r} matches several sessions: {', '.join(s.key for s in found[:5])}")
     session = found[0]
-    inspector = inspect(dbs.get_bind())
+    inspector = inspect(dbs.connection())
     columns = {c["name"] for c in inspector.get_columns("proxy_requests")}
     usage_columns = {c["name"] for c in inspector.get_columns("usage")}
 

@@ -47,6 +47,8 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     monkeypatch.setenv("HEADROOM_PROXY_PORT", "0")
     # Daemons and CLI commands in tests search full-text unless a test asks for the real model (slow tests).
     monkeypatch.setenv("HEADROOM_EMBEDDINGS", "off")
+    # Days, blocks and times default to the local zone (ccusage's convention): tests name theirs explicitly.
+    monkeypatch.setenv("TZ", "UTC")
     yield home
 
 

@@ -96,7 +96,7 @@ def sessions_group(
         return Text(key[:14] + ("…" if len(key) > 14 else ""))
 
     columns = [
-        Column("session", key_cell),
+        Column("session", key_cell, "total"),
         Column("agent", lambda r: r["agent"] + (" (sub)" if r["kind"] == "subagent" else "")),
         Column("project", lambda r: Text(printable(names.get(r["project"]) or "") or project_name(r["project"]))),
         Column("start", lambda r: local_time(r["started_at"], tz)),
