@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import re
 from collections import defaultdict
@@ -86,7 +87,9 @@ def test_cost_per_day_and_agent_equals_each_call_priced_alone(ingested: Path) ->
     for row in rows:
         if row["model_calls"]:
             assert row["cost_usd"] == pytest.approx(expected[(row["day"], row["agent"])], rel=1e-6, abs=1e-8)
-            assert row["cost_usd"] == pytest.approx(sum(v for v in row["model_costs"].values() if v), rel=1e-6, abs=1e-8)
+            assert row["cost_usd"] == pytest.approx(
+                sum(v for v in row["model_costs"].values() if v), rel=1e-6, abs=1e-8
+            )
     assert any(u.cache_write_1h_tokens for u in usage_rows()), "the fixtures hold 1-hour cache writes"
 
 
@@ -150,7 +153,9 @@ def test_timezone_moves_days_not_totals(ingested: Path, monkeypatch: pytest.Monk
     utc = as_json("stats", "--by", "day", "-z", "UTC", "--no-refresh")
     tokyo = as_json("stats", "--by", "day", "-z", "Asia/Tokyo", "--no-refresh")
     assert sum(r["total_tokens"] for r in tokyo) == sum(r["total_tokens"] for r in utc)
-    assert sum(r["cost_usd"] or 0 for r in tokyo) == pytest.approx(sum(r["cost_usd"] or 0 for r in utc), rel=1e-6, abs=1e-8)
+    assert sum(r["cost_usd"] or 0 for r in tokyo) == pytest.approx(
+        sum(r["cost_usd"] or 0 for r in utc), rel=1e-6, abs=1e-8
+    )
     zone = ZoneInfo("Asia/Tokyo")
     expected: dict[tuple[str, str], int] = defaultdict(int)
     for u in usage_rows():
@@ -205,7 +210,7 @@ def test_blocks_follow_ccusages_rules(ingested: Path) -> None:
             inside = times[position : position + block["model_calls"]]
             assert inside[0].replace(minute=0, second=0, microsecond=0) == start
             assert all(start <= ts <= start + five for ts in inside)
-            assert all(b - a <= five for a, b in zip(inside, inside[1:]))
+            assert all(b - a <= five for a, b in itertools.pairwise(inside))
             position += block["model_calls"]
             if position < len(times):  # the next call had to open a new block
                 nxt = times[position]
