@@ -1,9 +1,13 @@
-"""Token parity with ccusage on the shared fixture folders: every (day, agent) row, every column.
+"""Token and cost parity with ccusage on the shared fixture folders: every (day, agent) row.
 
 ``ccusage daily --json --by-agent --offline -z UTC`` and ``headroom ingest`` + ``headroom stats --by day
---json`` run as subprocesses on the same logs (each with its own empty HOME), and each row's input, output,
-cache-read, cache-creation and total tokens are compared. The tests (tests/test_ccusage_parity.py) run the
-same comparison; this script prints the figures recorded in bench/README.md.
+-z UTC --json`` run as subprocesses on the same logs (each with its own empty HOME), and each row's input,
+output, cache-read, cache-creation and total tokens are compared (equal), and its cost: the sum over the
+models both sides price (ccusage's per-model ``modelBreakdowns`` with a cost above 0, headroom's
+``model_costs`` not null) must agree within 1 %. Models only one side prices are listed with their calls'
+share, as are rows outside 1 % (ccusage prices from its own LiteLLM snapshot, headroom from genai-prices).
+The tests (tests/test_ccusage_parity.py) run the same comparison; this script prints the figures recorded
+in bench/README.md.
 
 Usage: ``python bench/ccusage_parity.py [--shared ../shared] [sessions sessions-more generated]``
 """
@@ -18,11 +22,14 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 FOLDERS = ("sessions", "sessions-more", "generated")
 COLUMNS = ("input", "output", "cache_read", "cache_creation", "total")
 Row = tuple[int, int, int, int, int]
+Costs = dict[tuple[str, str], dict[str, float | None]]  # (day, agent) -> model -> USD (None: unpriced)
+TOLERANCE = 0.01
 
 
 def layout(shared: Path, folder: str, work: Path) -> Path:
@@ -55,6 +62,10 @@ def _env(home: Path) -> dict[str, str]:
 
 
 def ccusage_rows(binary: str, logs: Path, work: Path) -> dict[tuple[str, str], Row]:
+    return ccusage_both(binary, logs, work)[0]
+
+
+def ccusage_both(binary: str, logs: Path, work: Path) -> tuple[dict[tuple[str, str], Row], Costs]:
     env = _env(work / "ccusage-home")
     env |= {
         "CLAUDE_CONFIG_DIR": str(logs / "claude"),
@@ -63,19 +74,28 @@ def ccusage_rows(binary: str, logs: Path, work: Path) -> dict[tuple[str, str], R
     }
     out = _run([binary, "daily", "--json", "--by-agent", "--offline", "-z", "UTC"], env, 600)
     rows: dict[tuple[str, str], Row] = {}
+    costs: Costs = {}
     for day in json.loads(out)["daily"]:
         for agent in day["agents"]:
-            rows[(day["period"], agent["agent"])] = (
+            key = (day["period"], agent["agent"])
+            rows[key] = (
                 agent["inputTokens"],
                 agent["outputTokens"],
                 agent["cacheReadTokens"],
                 agent["cacheCreationTokens"],
                 agent["totalTokens"],
             )
-    return rows
+            costs[key] = {
+                m["modelName"]: (float(m["cost"]) if m.get("cost") else None) for m in agent.get("modelBreakdowns", [])
+            }
+    return rows, costs
 
 
 def headroom_rows(headroom: str, logs: Path, work: Path) -> dict[tuple[str, str], Row]:
+    return headroom_both(headroom, logs, work)[0]
+
+
+def headroom_both(headroom: str, logs: Path, work: Path) -> tuple[dict[tuple[str, str], Row], Costs]:
     base = work / "headroom-home"
     base.mkdir(parents=True, exist_ok=True)
     (base / "config.toml").write_text(
@@ -86,8 +106,9 @@ def headroom_rows(headroom: str, logs: Path, work: Path) -> dict[tuple[str, str]
     )
     env = _env(work / "user-home") | {"HEADROOM_HOME": str(base), "HEADROOM_EMBEDDINGS": "off"}
     _run([headroom, "ingest", "--json"], env, 900)
-    out = _run([headroom, "stats", "--by", "day", "--json"], env, 300)
-    return {
+    out = _run([headroom, "stats", "--by", "day", "-z", "UTC", "--json"], env, 300)
+    rows = [row for row in json.loads(out) if row["model_calls"]]
+    tokens = {
         (row["day"], row["agent"]): (
             row["input_tokens"],
             row["output_tokens"],
@@ -95,8 +116,53 @@ def headroom_rows(headroom: str, logs: Path, work: Path) -> dict[tuple[str, str]
             row["cache_creation_tokens"],
             row["total_tokens"],
         )
-        for row in json.loads(out)
-        if row["model_calls"]
+        for row in rows
+    }
+    return tokens, {(row["day"], row["agent"]): dict(row.get("model_costs", {})) for row in rows}
+
+
+def _name(model: str) -> str:
+    """A model name as both sides may spell it (ccusage drops Claude Code's ``[1m]`` tag and prefixes)."""
+    return model.rsplit("/", maxsplit=1)[-1].split("[", maxsplit=1)[0]
+
+
+def compare_costs(ours: Costs, theirs: Costs) -> dict[str, Any]:
+    """Cost per (day, agent) over the models both price; the rows outside 1 %; models only one side prices."""
+    compared = within = 0
+    worst = 0.0
+    outside: list[str] = []
+    only: dict[str, set[str]] = {"headroom": set(), "ccusage": set(), "neither": set()}
+    total_ours = total_theirs = 0.0
+    for key in sorted(ours.keys() & theirs.keys()):
+        a = {_name(m): v for m, v in ours[key].items()}
+        b = {_name(m): v for m, v in theirs[key].items()}
+        both = [m for m in a.keys() & b.keys() if a[m] is not None and b[m] is not None]
+        only["headroom"] |= {f"{m} ({key[1]})" for m, v in a.items() if v is not None and b.get(m) is None}
+        only["ccusage"] |= {f"{m} ({key[1]})" for m, v in b.items() if v is not None and a.get(m) is None}
+        only["neither"] |= {f"{m} ({key[1]})" for m in a.keys() & b.keys() if a[m] is None and b[m] is None}
+        if not both:
+            continue
+        x = sum(a[m] or 0.0 for m in both)
+        y = sum(b[m] or 0.0 for m in both)
+        total_ours, total_theirs = total_ours + x, total_theirs + y
+        compared += 1
+        diff = abs(x - y) / y if y else (0.0 if x == 0 else 1.0)
+        worst = max(worst, diff)
+        if diff <= TOLERANCE:
+            within += 1
+        else:
+            detail = ", ".join(f"{m} ${a[m]:.4f} vs ${b[m]:.4f}" for m in sorted(both) if a[m] != b[m])
+            outside.append(f"{key[0]} {key[1]}: ${x:.4f} vs ${y:.4f} ({100 * diff:.2f} %; {detail})")
+    return {
+        "compared": compared,
+        "within": within,
+        "worst": worst,
+        "outside": outside,
+        "only_headroom": sorted(only["headroom"]),
+        "only_ccusage": sorted(only["ccusage"]),
+        "unpriced_by_both": sorted(only["neither"]),
+        "total_headroom": total_ours,
+        "total_ccusage": total_theirs,
     }
 
 
@@ -117,14 +183,22 @@ def compare(ours: dict[tuple[str, str], Row], theirs: dict[tuple[str, str], Row]
 
 def parity(shared: Path, folder: str, ccusage: str, headroom: str) -> tuple[int, int, list[str]]:
     """(rows compared, rows equal, differences) for one fixture folder."""
+    compared, equal, diffs, _costs = parity_with_costs(shared, folder, ccusage, headroom)
+    return compared, equal, diffs
+
+
+def parity_with_costs(
+    shared: Path, folder: str, ccusage: str, headroom: str
+) -> tuple[int, int, list[str], dict[str, Any]]:
+    """Token parity as :func:`parity`, and the cost comparison of :func:`compare_costs`, from one run each."""
     with tempfile.TemporaryDirectory(prefix="parity-") as tmp:
         work = Path(tmp)
         logs = layout(shared, folder, work)
-        theirs = ccusage_rows(ccusage, logs, work)
-        ours = headroom_rows(headroom, logs, work)
+        theirs, their_costs = ccusage_both(ccusage, logs, work)
+        ours, our_costs = headroom_both(headroom, logs, work)
     keys = ours.keys() | theirs.keys()
     equal = sum(1 for key in keys if ours.get(key) == theirs.get(key))
-    return len(keys), equal, compare(ours, theirs)
+    return len(keys), equal, compare(ours, theirs), compare_costs(our_costs, their_costs)
 
 
 def main() -> int:
@@ -136,11 +210,23 @@ def main() -> int:
     args = parser.parse_args()
     failed = False
     for folder in args.folders:
-        compared, equal, diffs = parity(args.shared, folder, args.ccusage, args.headroom)
+        compared, equal, diffs, costs = parity_with_costs(args.shared, folder, args.ccusage, args.headroom)
         print(f"{folder}: {equal} of {compared} (day, agent) rows equal on input, output, cache read/write and total")
         for line in diffs:
             print("  " + line)
-        failed |= bool(diffs)
+        print(
+            f"{folder}: cost within 1 % on {costs['within']} of {costs['compared']} (day, agent) rows priced by both "
+            f"(worst {100 * costs['worst']:.3f} %; "
+            f"total ${costs['total_headroom']:.2f} vs ${costs['total_ccusage']:.2f})"
+        )
+        for line in costs["outside"]:
+            print("  outside 1 %: " + line)
+        for side in ("headroom", "ccusage"):
+            if costs[f"only_{side}"]:
+                print(f"  priced by {side} only: " + ", ".join(costs[f"only_{side}"]))
+        if costs["unpriced_by_both"]:
+            print("  priced by neither: " + ", ".join(costs["unpriced_by_both"]))
+        failed |= bool(diffs) or bool(costs["outside"])
     return 1 if failed else 0
 
 

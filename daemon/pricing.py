@@ -184,10 +184,13 @@ def rates(model: str | None, *, provider: str | None = None, when: datetime | da
 
 @lru_cache(maxsize=4096)
 def _rates(model: str, provider: str | None, day: date) -> Rates | None:
-    for candidate in _candidates(model):
-        found = _lookup(candidate, provider, day)
-        if found is not None:
-            return found
+    # The provider hint first (an agent's own provider); then any provider: Codex and Claude Code run other
+    # vendors' models too (``kimi-k2.5:cloud`` through Ollama, Bedrock/Vertex ids).
+    for hint in (provider, None) if provider else (None,):
+        for candidate in _candidates(model):
+            found = _lookup(candidate, hint, day)
+            if found is not None:
+                return found
     return None
 
 

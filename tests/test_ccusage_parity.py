@@ -1,4 +1,4 @@
-"""Token totals per (UTC day, agent) equal ccusage's on every shared fixture folder, every column.
+"""Token totals per (UTC day, agent) equal ccusage's on every shared fixture folder, every column; cost within 1 %.
 
 The comparison is ``bench/ccusage_parity.py``'s (the figures in bench/README.md come from it): ``headroom
 ingest`` + ``headroom stats --by day --json`` against ``ccusage daily --json --by-agent --offline -z UTC``
@@ -41,9 +41,11 @@ def test_every_row_equals_ccusage(shared: Path, folder: str) -> None:
         pytest.skip(f"no headroom command beside {sys.executable} (make setup)")
     binary = ccusage_binary()
     assert binary is not None
-    compared, equal, differences = _parity().parity(shared, folder, binary, str(headroom))
+    compared, equal, differences, costs = _parity().parity_with_costs(shared, folder, binary, str(headroom))
     assert compared > 0, "ccusage and headroom found no usage: the fixture layout changed"
     assert differences == [] and equal == compared
+    # Cost: within 1 % of ccusage's on every (day, agent) row, over the models both price.
+    assert costs["compared"] > 0 and costs["outside"] == [] and costs["within"] == costs["compared"]
 
 
 def test_gemini_totals_count_thoughts_and_keep_them_apart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
