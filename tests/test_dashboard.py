@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
 from headroom.daemon.config import load_config
 from headroom.daemon.dashboard import dashboard_data, price_per_million
@@ -391,3 +391,60 @@ def test_an_empty_dashboard_says_so_in_chromium(db: Database, tmp_path: Path) ->
         assert dom.stdout.count("No data yet") == 3 and "No lessons yet" in dom.stdout and "<rect" not in dom.stdout
     finally:
         server.stop()
+
+
+def test_spend_is_the_price_of_every_call_and_unpriced_calls_are_counted(seeded: Database) -> None:
+    from headroom.daemon import pricing
+    from headroom.memory.models import Usage
+
+    calls = [  # (session, days ago, model, input, output, cache read, cache write, 1-hour part)
+        ("a1", 0, "claude-sonnet-4-6", 1_000, 2_000, 50_000, 4_000, 1_000),
+        ("a2", 1, "claude-opus-4-6", 10, 500, 250_000, 0, 0),
+        ("b1", 2, "claude-haiku-4-5-20251001", 300, 100, 0, 9_000, 0),
+        ("b1", 2, "acme-mystery-7", 5_000, 5_000, 0, 0, 0),
+        ("old", 60, "claude-sonnet-4-6", 1_000_000, 0, 0, 0, 0),  # outside the 30 days
+    ]
+    with seeded.transaction() as s:
+        ids = {str(key): int(sid) for key, sid in s.execute(select(Session.key, Session.id))}
+        for n, (key, ago, model, inp, out, read, write, hour) in enumerate(calls):
+            ts = _at(TODAY - timedelta(days=ago), 1)
+            s.add(
+                Usage(
+                    agent="claude",
+                    key=f"u{n}",
+                    session_id=ids[key],
+                    ts=ts,
+                    day=ts.date(),
+                    model=model,
+                    input_tokens=inp,
+                    output_tokens=out,
+                    cache_read_tokens=read,
+                    cache_creation_tokens=write,
+                    cache_write_1h_tokens=hour,
+                )
+            )
+    expected = 0.0
+    for _key, ago, model, inp, out, read, write, hour in calls[:3]:
+        cost = pricing.price(
+            model,
+            input_tokens=inp,
+            output_tokens=out,
+            cache_read_tokens=read,
+            cache_write_tokens=write,
+            cache_write_1h_tokens=hour,
+            when=TODAY - timedelta(days=ago),
+        )
+        assert cost is not None
+        expected += cost.usd
+    spend = dashboard_data(seeded)["spend"]
+    assert spend["total_usd"] == pytest.approx(expected, abs=1e-6)
+    assert spend["unpriced_calls"] == 1 and spend["table"]["package"] == "genai-prices"
+    assert sum(v or 0 for day in spend["days"] for v in day["agents"].values()) == pytest.approx(expected, abs=1e-5)
+    projects = {p["project"]: p for p in dashboard_data(seeded)["projects"]}
+    assert projects["/p/b"]["unpriced_calls"] == 1 and projects["/p/b"]["cost_usd"] > 0
+    from click.testing import CliRunner
+
+    from headroom.daemon.cli import cli
+
+    view = CliRunner().invoke(cli, ["stats", "--overview", "--no-refresh"], catch_exceptions=False).output
+    assert "spent (list price)" in view and "1 calls of models the price table does not know" in view

@@ -71,6 +71,8 @@ def totals(data: dict[str, Any]) -> dict[str, Any]:
         "tokens_saved": saved["tokens_saved"],
         "saved_ratio": saved["saved_ratio"],
         "usd_estimate": saved["usd_estimate"],
+        "spent_usd": data.get("spend", {}).get("total_usd", 0.0),
+        "unpriced_calls": data.get("spend", {}).get("unpriced_calls", 0),
         "sessions": sessions,
         "projects": len(projects),
         "tool_calls": calls,
@@ -111,6 +113,10 @@ def _panel(data: dict[str, Any]) -> Panel:
         saved = f"0 ({NO_DATA}: the proxy handled no request in this window)"
     grid.add_row("tokens saved by the proxy", saved)
     grid.add_row("$ saved (estimate)", f"~{usd(t['usd_estimate'])}  (list price of uncached input; usually lower)")
+    unpriced = (
+        f" (+{t['unpriced_calls']:,} calls of models the price table does not know)" if t["unpriced_calls"] else ""
+    )
+    grid.add_row("spent (list price)", f"{usd(t['spent_usd'])}{unpriced}")
     grid.add_row("sessions", f"{t['sessions']:,} in {t['projects']:,} projects")
     rate = f"{100 * t['failure_rate']:.1f}%" if t["tool_calls"] else "-"
     grid.add_row("tool-call failures", f"{t['failed_tool_calls']:,} of {t['tool_calls']:,} ({rate})")

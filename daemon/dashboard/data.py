@@ -84,6 +84,7 @@ def dashboard_data(db: Database, days: int = DEFAULT_DAYS, *, today: date | None
             "by_provider": dict(PROVIDER_PRICES),
         },
         "savings": savings(db, since, until),
+        "spend": spend(db, since, until),
         "projects": projects(db, since, until),
         "lessons": lessons(db),
         "memory": memory(db),
@@ -139,6 +140,33 @@ def savings(db: Database, since: date, until: date) -> dict[str, Any]:
     }
 
 
+def spend(db: Database, since: date, until: date) -> dict[str, Any]:
+    """What the agents' calls cost at list price per UTC day and agent (``stats --by day -z UTC``'s figures).
+
+    ``total_usd`` sums what the price table prices; ``unpriced_calls`` counts the calls it does not (never $0).
+    """
+    from headroom.daemon.pricing import table_version
+
+    with db.sessions() as s:
+        rows = token_rows(s, "day", Filters(since=since, until=until))
+    by_agent: dict[str, float] = {}
+    days: dict[str, dict[str, float | None]] = {}
+    unpriced = 0
+    for row in rows:
+        unpriced += int(row.get("unpriced_calls") or 0)
+        usd = row.get("cost_usd")
+        days.setdefault(str(row["day"]), {})[row["agent"]] = None if usd is None else round(usd, 6)
+        if usd is not None:
+            by_agent[row["agent"]] = by_agent.get(row["agent"], 0.0) + usd
+    return {
+        "total_usd": round(sum(by_agent.values()), 6),
+        "unpriced_calls": unpriced,
+        "by_agent": {agent: round(usd, 6) for agent, usd in sorted(by_agent.items())},
+        "days": [{"day": day, "agents": agents} for day, agents in sorted(days.items())],
+        "table": table_version(),
+    }
+
+
 def projects(db: Database, since: date, until: date) -> list[dict[str, Any]]:
     """Sessions, failed sessions and the tool-call failure rate of every project active in the window."""
     filters = Filters(since=since, until=until)
@@ -171,6 +199,8 @@ def projects(db: Database, since: date, until: date) -> list[dict[str, Any]]:
                 "failure_rate": row["failure_rate"],
                 "api_errors": api_errors,
                 "total_tokens": row["total_tokens"],
+                "cost_usd": row.get("cost_usd"),
+                "unpriced_calls": row.get("unpriced_calls", 0),
             }
         )
     out.sort(key=lambda r: (-r["failure_rate"], -r["sessions"], r["project"]))

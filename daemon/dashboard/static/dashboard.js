@@ -171,6 +171,8 @@
     var items = [
       [fmtTokens(s.tokens_saved), "tokens saved (" + pct(s.saved_ratio) + ")"],
       [fmtUSD(s.usd_estimate), "saved, estimate"],
+      [fmtUSD((data.spend || {}).total_usd) + (((data.spend || {}).unpriced_calls) ? "+" : ""),
+        "spent at list price" + (((data.spend || {}).unpriced_calls) ? " (" + data.spend.unpriced_calls + " calls unpriced)" : "")],
       [fmtInt(s.requests), "proxied requests"],
       [fmtInt(sessions), "agent sessions"],
       [fmtInt((data.lessons.by_status || {}).active || 0), "active lessons"],
@@ -216,11 +218,12 @@
     $("projects-table").appendChild(table(
       [{ label: "project", cls: "path" }, { label: "sessions", num: 1 }, { label: "failed sessions", num: 1 },
        { label: "tool calls", num: 1 }, { label: "failed calls", num: 1 }, { label: "failure rate", num: 1 },
-       { label: "API errors", num: 1 }, { label: "tokens", num: 1 }],
+       { label: "API errors", num: 1 }, { label: "tokens", num: 1 }, { label: "cost", num: 1 }],
       rows.map(function (p) {
         return [p.project, fmtInt(p.sessions), fmtInt(p.failed_sessions) + " (" + pct(p.session_failure_rate) + ")",
           fmtInt(p.tool_calls), fmtInt(p.failed_tool_calls), pct(p.failure_rate), fmtInt(p.api_errors),
-          fmtTokens(p.total_tokens)];
+          fmtTokens(p.total_tokens),
+          p.cost_usd === null || p.cost_usd === undefined ? "— (" + fmtInt(p.unpriced_calls) + " unpriced)" : fmtUSD(p.cost_usd)];
       })));
   }
 
