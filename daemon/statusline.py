@@ -72,29 +72,40 @@ def _sqlite_file(data_dir: Path) -> Path | None:
 
 
 class Card:
-    """The rate card: rates per logged model name, the known-unpriced names, the tier thresholds."""
+    """The rate card: rates per logged model name (plain JSON), the known-unpriced names, the tier thresholds.
 
-    def __init__(self, path: Path, today: date) -> None:
-        from headroom.daemon import pricing
+    A warm run only reads it. The price table (and :mod:`headroom.daemon.pricing`) is imported when the card is
+    missing, from another day (prices can change on a date), or lacks a model: then the card is rewritten.
+    """
 
-        self.path, self.today, self.pricing = path, today, pricing
-        self.rates, self.unpriced = pricing.read_rate_card(path)
+    def __init__(self, path: str, today: date) -> None:
+        self.path, self.today = path, today
+        self.rates: dict[str, Any] = {}
+        self.unpriced: set[str] = set()
         self.thresholds: list[int] = []
-        self.stale = True
+        self.dirty = True
         try:
-            card = json.loads(path.read_text(encoding="utf-8"))
-            self.thresholds = [int(t) for t in card.get("thresholds", [])]
-            self.stale = card.get("day") != today.isoformat() or "thresholds" not in card
+            with open(path, encoding="utf-8") as fh:
+                card = json.load(fh)
+            if card.get("day") == today.isoformat() and isinstance(card.get("thresholds"), list):
+                self.rates = dict(card.get("models", {}))
+                self.unpriced = set(card.get("unpriced", []))
+                self.thresholds = [int(t) for t in card["thresholds"]]
+                self.dirty = False
+            else:
+                self.rates = dict.fromkeys([*card.get("models", {}), *card.get("unpriced", [])])
         except (OSError, ValueError, TypeError, AttributeError):
             pass
-        self.dirty = False
-        if self.stale:  # a new day (prices can change on a date) or no card: rebuild from the table
-            self.thresholds = list(pricing.tier_thresholds())
-            names = list(self.rates) + list(self.unpriced)
-            self.rates, self.unpriced = {}, set()
+        if self.dirty:  # rebuild from the table: the same names, today's prices
+            self.thresholds = list(self._pricing().tier_thresholds())
+            names, self.rates = list(self.rates), {}
             for name in names:
                 self.lookup(name)
-            self.dirty = True
+
+    def _pricing(self) -> Any:
+        from headroom.daemon import pricing
+
+        return pricing
 
     def lookup(self, model: str | None, agent: str = "", day: date | None = None) -> Any:
         if model is None:
@@ -103,19 +114,21 @@ class Card:
             return self.rates[model]
         if model in self.unpriced:
             return None
-        found = self.pricing.rates(model, when=self.today)  # a miss: the table, once
+        found = self._pricing().rates(model, when=self.today)  # a miss: the table, once
         if found is None:
             self.unpriced.add(model)
         else:
-            self.rates[model] = found
+            self.rates[model] = found.to_json()
         self.dirty = True
-        return found
+        return self.rates.get(model)
 
     def save(self) -> None:
         if not self.dirty:
             return
+        from pathlib import Path
+
         with contextlib.suppress(OSError):  # a read-only state dir: price from the table again next time
-            self.pricing.write_rate_card(self.path, [*self.rates, *self.unpriced], when=self.today)
+            self._pricing().write_rate_card(Path(self.path), [*self.rates, *self.unpriced], when=self.today)
 
 
 def line(document: dict[str, Any], *, now: datetime | None = None) -> str:
@@ -133,11 +146,8 @@ def line(document: dict[str, Any], *, now: datetime | None = None) -> str:
         return _slow(document)
     if not db_file.is_file():
         return "headroom: no data yet (is the daemon running? `headroom doctor`)"
-    from headroom.daemon.zones import zone
-
-    tz = zone(None)
-    today = (now or datetime.now(UTC)).astimezone(tz).date()
-    card = Card(state_dir / "rate-card.json", today)
+    today = (now or datetime.now(UTC)).astimezone().date()  # the local day (TZ honoured)
+    card = Card(os.path.join(state_dir, "rate-card.json"), today)
     try:
         conn = sqlite3.connect(f"file:{db_file}?mode=ro", uri=True, timeout=0.2)
     except sqlite3.Error as exc:
@@ -154,7 +164,7 @@ def line(document: dict[str, Any], *, now: datetime | None = None) -> str:
             agent="claude",
             session_key=session_id,
             project=project if isinstance(project, str) else None,
-            tz=tz,
+            tz=None,
             thresholds=card.thresholds,
             rates_of=card.lookup,
             has_conversation="conversation" in columns,

@@ -13,18 +13,20 @@ names a conversation by ``conversation``, a hash of the agent and its session id
 
 from __future__ import annotations
 
-import hashlib
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta, tzinfo
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from sqlalchemy.orm import Session as DBSession
 
-    from headroom.daemon.pricing import Rates
-
 Execute = Callable[[str, dict[str, Any]], Sequence[Sequence[Any]]]
+#: A rate card entry (:meth:`headroom.daemon.pricing.Rates.to_json`): plain lists, so that pricing from the card
+#: needs neither the price table nor the pricing module.
+Card = dict[str, Any]
 SUMS = ", ".join(
     f"sum(u.{name})"
     for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens", "reasoning_tokens")
@@ -41,21 +43,26 @@ def bucket_sql(thresholds: Sequence[int]) -> str:
 
 
 def session_usage_sql(thresholds: Sequence[int], has_1h: bool = True) -> str:
-    """Usage of a session and its sub-agents, per model, day and tier bucket."""
+    """Usage of a session and its sub-agents, per model, day and tier bucket (through ``ix_usage_session_id``)."""
     bucket = bucket_sql(thresholds)
     return (
         f"SELECT u.model, u.agent, u.day, {bucket}, count(*), {SUMS_1H if has_1h else SUMS} FROM usage u "
-        "JOIN sessions s ON s.id = u.session_id WHERE s.key = :key OR s.parent_key = :key "
+        "WHERE u.session_id IN (SELECT id FROM sessions WHERE agent = :agent AND key = :key "
+        "UNION ALL SELECT id FROM sessions WHERE parent_key = :key) "
         f"GROUP BY u.model, u.agent, u.day, {bucket}"
     )
 
 
 def today_usage_sql(thresholds: Sequence[int], has_1h: bool = True) -> str:
-    """All agents' usage since the local midnight, per model, day and tier bucket."""
+    """All agents' usage since the local midnight, per model, day and tier bucket.
+
+    The local day spans at most two UTC days: ``day IN`` lets the (day, ...) index find the rows.
+    """
     bucket = bucket_sql(thresholds)
     return (
         f"SELECT u.model, u.agent, u.day, {bucket}, count(*), {SUMS_1H if has_1h else SUMS} FROM usage u "
-        f"WHERE u.ts >= :start AND u.ts < :end GROUP BY u.model, u.agent, u.day, {bucket}"
+        "WHERE u.day IN (:first_day, :last_day) AND u.ts >= :start AND u.ts < :end "
+        f"GROUP BY u.model, u.agent, u.day, {bucket}"
     )
 
 
@@ -68,15 +75,36 @@ PROJECT_LESSONS_SQL = "SELECT count(*) FROM lessons WHERE status = 'active' AND 
 
 def conversation(agent: str, session_key: str) -> str:
     """The proxy's hash of a conversation named by its session id (``proxy.savings.conversation_key``)."""
-    return hashlib.blake2b(f"{agent}\0session\0{session_key}".encode(), digest_size=16).hexdigest()
+    try:
+        from _blake2 import blake2b  # hashlib's own blake2b, without loading OpenSSL (milliseconds)
+    except ImportError:  # pragma: no cover - a Python built without it
+        from hashlib import blake2b
+    return blake2b(f"{agent}\0session\0{session_key}".encode(), digest_size=16).hexdigest()
 
 
-def day_bounds(tz: tzinfo, now: datetime | None = None) -> tuple[str, str]:
-    """Today's local midnights as naive UTC text, the way the ``usage.ts`` column compares."""
-    moment = (now or datetime.now(UTC)).astimezone(tz)
-    start = datetime.combine(moment.date(), datetime.min.time(), tz).astimezone(UTC)
-    end = datetime.combine(moment.date() + timedelta(days=1), datetime.min.time(), tz).astimezone(UTC)
-    return start.strftime("%Y-%m-%d %H:%M:%S"), end.strftime("%Y-%m-%d %H:%M:%S")
+def day_bounds(tz: tzinfo | None, now: datetime | None = None) -> dict[str, str]:
+    """Today's local midnights as naive UTC text (as ``usage.ts`` compares), and the UTC days between.
+
+    ``tz`` None: the process's local zone through the ``time`` module (``TZ`` is honoured), which spares the
+    statusline the zoneinfo import.
+    """
+    moment = now or datetime.now(UTC)
+    if tz is None:
+        local = time.localtime(moment.timestamp())
+        first = time.mktime((local.tm_year, local.tm_mon, local.tm_mday, 0, 0, 0, 0, 0, -1))
+        last = time.mktime((local.tm_year, local.tm_mon, local.tm_mday + 1, 0, 0, 0, 0, 0, -1))
+        start = datetime.fromtimestamp(first, UTC)
+        end = datetime.fromtimestamp(last, UTC)
+    else:
+        day = moment.astimezone(tz).date()
+        start = datetime.combine(day, datetime.min.time(), tz).astimezone(UTC)
+        end = datetime.combine(day + timedelta(days=1), datetime.min.time(), tz).astimezone(UTC)
+    return {
+        "start": start.strftime("%Y-%m-%d %H:%M:%S"),
+        "end": end.strftime("%Y-%m-%d %H:%M:%S"),
+        "first_day": start.date().isoformat(),
+        "last_day": (end - timedelta(seconds=1)).date().isoformat(),
+    }
 
 
 class Priced:
@@ -95,12 +123,21 @@ class Priced:
         return f"${self.usd:.2f}+"
 
 
-def total(
-    rows: Sequence[Sequence[Any]], thresholds: Sequence[int], rates_of: Callable[[str | None, str, date], Rates | None]
-) -> Priced:
-    """Price grouped usage rows (model, agent, day, bucket, calls, five sums) with ``rates_of``."""
-    from headroom.daemon.pricing import cost_from_rates
+def card_cost(entry: Card, inp: int, out: int, read: int, write: int, hour: int, prompt: int) -> float:
+    """USD of some tokens at a rate card entry's rates (the arithmetic of ``pricing.cost_from_rates``)."""
+    rates = entry["rates"]
+    for start, tier in entry.get("tiers", ()):
+        if prompt > start:
+            rates = tier
+    r_in, r_out, r_read, r_write, r_hour = (float(x) for x in rates)
+    hour = min(hour, write)
+    return (inp * r_in + out * r_out + read * r_read + (write - hour) * r_write + hour * r_hour) / 1e6
 
+
+def total(
+    rows: Sequence[Sequence[Any]], thresholds: Sequence[int], rates_of: Callable[[str | None, str, date], Card | None]
+) -> Priced:
+    """Price grouped usage rows (model, agent, day, bucket, calls, six sums) with ``rates_of``."""
     out = Priced()
     for model, agent, day, bucket, calls, *sums in rows:
         inp, outp, read, write, reasoning, hour = (int(x or 0) for x in [*sums, 0][:6])
@@ -115,16 +152,7 @@ def total(
         if agent in REASONING_APART:
             outp += reasoning
         prompt = thresholds[int(bucket) - 1] + 1 if bucket else 0
-        cost = cost_from_rates(
-            rates,
-            input_tokens=inp,
-            output_tokens=outp,
-            cache_read_tokens=read,
-            cache_write_tokens=write,
-            prompt_tokens=prompt,
-            cache_write_1h_tokens=hour,
-        )
-        out.usd += cost.usd
+        out.usd += card_cost(rates, inp, outp, read, write, hour, prompt)
     return out
 
 
@@ -134,17 +162,17 @@ def figures(
     agent: str,
     session_key: str,
     project: str | None,
-    tz: tzinfo,
+    tz: tzinfo | None,
     thresholds: Sequence[int],
-    rates_of: Callable[[str | None, str, date], Rates | None],
+    rates_of: Callable[[str | None, str, date], Card | None],
     has_conversation: bool,
     has_1h: bool = True,
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """The four figures of one session, and the line the statusline prints."""
-    session = total(execute(session_usage_sql(thresholds, has_1h), {"key": session_key}), thresholds, rates_of)
-    start, end = day_bounds(tz, now)
-    today = total(execute(today_usage_sql(thresholds, has_1h), {"start": start, "end": end}), thresholds, rates_of)
+    params = {"agent": agent, "key": session_key}
+    session = total(execute(session_usage_sql(thresholds, has_1h), params), thresholds, rates_of)
+    today = total(execute(today_usage_sql(thresholds, has_1h), day_bounds(tz, now)), thresholds, rates_of)
     saved: int | None = None
     requests = 0
     if has_conversation:
@@ -201,8 +229,9 @@ def session_figures(dbs: DBSession, ident: str, *, tz: tzinfo, state_dir: Path) 
     def execute(sql: str, params: dict[str, Any]) -> Sequence[Sequence[Any]]:
         return [tuple(row) for row in dbs.execute(text(sql), params)]
 
-    def rates_of(model: str | None, agent: str, day: date) -> Rates | None:
-        return pricing.rates(model, provider=agent, when=day)
+    def rates_of(model: str | None, agent: str, day: date) -> Card | None:
+        found = pricing.rates(model, provider=agent, when=day)
+        return None if found is None else found.to_json()
 
     return figures(
         execute,
