@@ -1,11 +1,11 @@
 """What pricing costs: warm ``stats --by day`` with and without it, and the statusline's warm latency.
 
-1. **stats**: on a corpus (``bench/corpus.py``) ingested once into a fresh ``HEADROOM_HOME``, the day query
-   as it was before pricing (usage summed per day and agent; the tool-call query is unchanged and left out
-   of both) against today's :func:`headroom.daemon.analytics.token_rows` (usage summed per day, agent, model
-   and tier bucket, each sum priced), in the same process, alternating, ``--runs`` times each; plus the whole
-   ``headroom stats --by day --no-refresh --json`` command, wall time. The machine is shared, so the figure
-   to read is the same-run ratio.
+1. **stats**: on a corpus (``bench/corpus.py``) ingested once into a fresh ``HEADROOM_HOME``, what
+   ``stats --by day`` computes, :func:`token_rows` as it was before pricing (``daemon/analytics.py`` of
+   ``--before``, loaded from git) against today's (usage summed per day, agent and model, long-context calls
+   apart, each sum priced), in the same process on the same database, alternating, ``--runs`` times each;
+   plus the whole ``headroom stats --by day --no-refresh --json`` command, wall time. The machine is shared,
+   so the figure to read is the same-run ratio.
 2. **statusline**: ``python -m headroom.daemon.statusline`` and ``headroom statusline`` (the console script)
    fed a Claude Code statusline document for a session of the corpus, after one warm-up run (which writes
    the rate card), ``--runs`` times each, next to ``python -c pass`` (the interpreter's own start) as the
@@ -21,6 +21,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -44,32 +45,36 @@ def build(work: Path, mb: int) -> tuple[Path, dict[str, str]]:
     return corpus, env
 
 
-def before_query(dbs: Any) -> list[Any]:
-    """The usage half of ``stats --by day`` as it was before pricing: sums per (day, agent)."""
-    from sqlalchemy import func, select
+def load_before(rev: str) -> Any:
+    """``daemon/analytics.py`` as it was at ``rev`` (before pricing), as a module of its own."""
+    import importlib.util
 
-    from headroom.memory.models import Usage as u
-
-    fields = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens", "reasoning_tokens")
-    query = (
-        select(u.day, u.agent, func.count(), *(func.sum(getattr(u, f)) for f in fields))
-        .where(u.day.is_not(None))
-        .group_by(u.day, u.agent)
-    )
-    return list(dbs.execute(query))
-
-
-def after_query(dbs: Any) -> list[Any]:
-    """The usage half of ``stats --by day`` now: sums per (day, agent, model, tier bucket), each priced."""
-    from headroom.daemon import costs
-
-    return list(costs.grouped(dbs, []))
+    source = subprocess.run(
+        ["git", "show", f"{rev}:daemon/analytics.py"], cwd=REPO, check=True, capture_output=True, text=True
+    ).stdout
+    path = Path(tempfile.mkdtemp(prefix="analytics-before-")) / "analytics_before.py"
+    path.write_text(source, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("analytics_before", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["analytics_before"] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
 
 
-def stats_figures(env: dict[str, str], work: Path, runs: int) -> dict[str, Any]:
+def stats_figures(env: dict[str, str], work: Path, runs: int, rev: str) -> dict[str, Any]:
     os.environ.update({k: v for k, v in env.items() if k.startswith("HEADROOM_")})
+    from headroom.daemon import analytics
     from headroom.daemon.config import load_config
     from headroom.memory.db import open_database
+
+    old = load_before(rev)
+
+    def before_query(dbs: Any) -> list[Any]:
+        return list(old.token_rows(dbs, "day", old.Filters()))
+
+    def after_query(dbs: Any) -> list[Any]:
+        return analytics.token_rows(dbs, "day", analytics.Filters())
 
     db = open_database(load_config().database_url)
     before: list[float] = []
@@ -86,6 +91,9 @@ def stats_figures(env: dict[str, str], work: Path, runs: int) -> dict[str, Any]:
                 groups = after_query(dbs)
                 after.append(time.perf_counter() - started)
             rows = len(before_query(dbs))
+            same = [(r["day"], r["agent"], r["total_tokens"]) for r in before_query(dbs)] == [
+                (r["day"], r["agent"], r["total_tokens"]) for r in groups
+            ]
     finally:
         db.close()
     command: list[float] = []
@@ -93,8 +101,9 @@ def stats_figures(env: dict[str, str], work: Path, runs: int) -> dict[str, Any]:
         done = checked(run([headroom_binary(), "stats", "--by", "day", "--no-refresh", "--json"], env, work), "stats")
         command.append(done.wall_s)
     return {
+        "before": rev,
         "day_rows": rows,
-        "priced_groups": len(groups),
+        "same_tokens": same,
         "before_ms": 1000 * median(before),
         "after_ms": 1000 * median(after),
         "ratio": median(after) / median(before),
@@ -164,12 +173,13 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--work", type=Path, default=REPO / "bench" / ".work" / "cost")
     parser.add_argument("--only", choices=("stats", "statusline"))
+    parser.add_argument("--before", default="55534a9", help="the commit whose analytics.py had no pricing")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     _corpus, env = build(args.work, args.mb)
     result: dict[str, Any] = {}
     if args.only != "statusline":
-        result["stats"] = stats_figures(env, args.work, args.runs)
+        result["stats"] = stats_figures(env, args.work, args.runs, args.before)
     if args.only != "stats":
         result["statusline"] = statusline_figures(env, args.work, args.runs)
     print(json.dumps(result, indent=2))

@@ -84,12 +84,8 @@ def _blocks(records: Any) -> Iterator[tuple[str, datetime, list[Any]]]:
 
 
 def _priced(model: str | None, agent: str, ts: datetime, prompt: int, tokens: dict[str, int]) -> costs.Spend:
-    """One call's cost: the bucket of its own prompt size (``price_sum`` adds Gemini's thoughts to output)."""
-    from headroom.daemon import pricing
-
-    thresholds = pricing.tier_thresholds()
-    bucket = sum(1 for t in thresholds if prompt > t)
-    return costs.price_sum(model, agent, ts.date(), bucket, 1, tokens)
+    """One call's cost, at the tier of its own prompt (``price_sum`` adds Gemini's thoughts to its output)."""
+    return costs.price_sum(model, agent, ts.date(), prompt, 1, tokens)
 
 
 def _shown(moment: datetime, filters: Filters) -> str:

@@ -1,10 +1,11 @@
 """USD cost of the ``usage`` rows, grouped any way analytics needs, in the user's time zone.
 
 Why SQL groups and not row by row: ``stats`` runs on mirrors of millions of rows and must stay as fast as before
-pricing existed. The rows are summed in the database per (key, UTC day, agent, model, tier bucket) and each sum
-is priced once (prices are cached per model and day in :mod:`headroom.daemon.pricing`). The tier bucket is the
-index of the largest long-context threshold a row's prompt (input + cache read + cache write) exceeds, so a
-200k-token request is never summed with short ones and then priced at the short rate.
+pricing existed. The rows are summed in the database per (key, day, agent, model) and each sum is priced once
+(prices are cached per model and day in :mod:`headroom.daemon.pricing`). Long-context calls are the exception:
+a provider bills *every* token of a request above a threshold at the higher rate, so a 200k-token request must
+never be summed with short ones and priced at the short rate; :func:`grouped` sums those apart (per threshold
+exceeded), for the models the table prices that way only.
 
 A non-UTC time zone (``--timezone``) needs the hour of each row rather than its stored UTC day; the hour is
 computed in SQL (``strftime`` on SQLite, ``date_trunc`` on PostgreSQL) and folded into local days here.
@@ -21,7 +22,7 @@ from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import case, func, literal, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session as DBSession
 
 from headroom.daemon import pricing
@@ -78,24 +79,16 @@ class Spend:
         }
 
 
-def bucket_expr(u: Any = Usage) -> Any:
-    """SQL: the index of the largest long-context threshold a row's prompt exceeds (0: none)."""
-    prompt = u.input_tokens + u.cache_read_tokens + u.cache_creation_tokens
-    thresholds = pricing.tier_thresholds()
-    if not thresholds:
-        return literal(0)
-    return case(*((prompt > t, i + 1) for i, t in reversed(list(enumerate(thresholds)))), else_=0)
-
-
 def price_sum(
     model: str | None,
     agent: str,
     day: date | None,
-    bucket: int,
+    prompt: int,
     calls: int,
     tokens: dict[str, int],
 ) -> Spend:
-    """The cost of ``calls`` summed usage rows of one model, day and tier bucket."""
+    """The cost of ``calls`` summed usage rows of one model and day whose prompts all pick the tier ``prompt``
+    picks (a call's own prompt size, or a threshold + 1 for rows grouped above it, 0 for rows below all)."""
     spend = Spend()
     name = model or "(unknown)"
     used = tokens["input_tokens"] + tokens["output_tokens"] + tokens["cache_read_tokens"]
@@ -103,8 +96,6 @@ def price_sum(
     if not used:  # "<synthetic>" messages and the like: nothing was billed, nothing to price
         return spend
     spend.models[name] = calls
-    thresholds = pricing.tier_thresholds()
-    prompt = thresholds[bucket - 1] + 1 if bucket else 0
     output = tokens["output_tokens"]
     if agent in REASONING_OUTSIDE_OUTPUT:  # Gemini bills its thoughts as output; its logs keep them apart
         output += tokens["reasoning_tokens"]
@@ -153,42 +144,86 @@ def grouped(
     join_sessions: bool = False,
     tz: tzinfo | None = None,
 ) -> Iterator[tuple[tuple[Any, ...], date | None, date | None, str, Spend, dict[str, int], int]]:
-    """Usage summed per ``keys`` + day + agent + model + tier bucket, priced.
+    """Usage summed per ``keys`` + day + agent + model, priced; long-context calls apart.
 
     Yields (key values, local day, UTC day, agent, spend, token sums, calls). With a non-UTC ``tz`` the day is
     the row's local day (from its hour); otherwise the stored UTC day.
+
+    Two queries, so that pricing costs the common case little: the sums per (keys, day, agent, model), which
+    the (day, agent, model) index serves as a scan, then, only for the models the table prices by prompt size,
+    the rows above their smallest threshold, per threshold exceeded. Those are priced at their tier and taken
+    out of their group's sums; the rest is priced at the base rates.
     """
     u = Usage
     local = tz is not None and not is_utc(tz)
     day_col = hour_expr(dbs, u.ts) if local else u.day
-    bucket = bucket_expr(u)
-    query: Any = select(
-        *keys, day_col, u.agent, u.model, bucket, func.count(), *(func.sum(getattr(u, f)) for f in SUMS)
-    ).group_by(*keys, day_col, u.agent, u.model, bucket)
-    if join_sessions:
-        query = query.join(Session, Session.id == u.session_id)
-    for clause in where:
-        query = query.where(clause)
+    clauses = list(where)
+
+    def base(*extra: Any) -> Any:
+        query: Any = select(
+            *keys, day_col, u.agent, u.model, *extra, func.count(), *(func.sum(getattr(u, f)) for f in SUMS)
+        )
+        if join_sessions:
+            query = query.join(Session, Session.id == u.session_id)
+        for clause in clauses:
+            query = query.where(clause)
+        return query
+
     n = len(keys)
-    for row in dbs.execute(query):
-        key = tuple(row[:n])
-        day_value, agent, model, tier, calls = row[n : n + 5]
-        tokens = {name: int(amount or 0) for name, amount in zip(SUMS, row[n + 5 :])}
+    groups: dict[tuple[Any, ...], tuple[int, dict[str, int]]] = {}
+    for row in dbs.execute(base().group_by(*keys, day_col, u.agent, u.model)):
+        tokens = {name: int(amount or 0) for name, amount in zip(SUMS, row[n + 4 :])}
+        groups[tuple(row[: n + 3])] = (int(row[n + 3]), tokens)
+    tiers = sorted(_tier_starts(groups, n, local, tz))
+    long_rows: list[tuple[tuple[Any, ...], int, int, dict[str, int]]] = []
+    if tiers:
+        prompt = u.input_tokens + u.cache_read_tokens + u.cache_creation_tokens
+        floor = case(*((prompt > t, t) for t in reversed(tiers)), else_=0)
+        tiered_models = sorted(
+            {key[n + 2] for key in groups if _tiered(key[n + 2], key[n + 1], _utc(key[n], local, tz))}
+        )
+        query = base(floor).where(u.model.in_(tiered_models), prompt > tiers[0])
+        for row in dbs.execute(query.group_by(*keys, day_col, u.agent, u.model, floor)):
+            tokens = {name: int(amount or 0) for name, amount in zip(SUMS, row[n + 5 :])}
+            long_rows.append((tuple(row[: n + 3]), int(row[n + 3]), int(row[n + 4]), tokens))
+            calls, rest = groups[tuple(row[: n + 3])]
+            groups[tuple(row[: n + 3])] = (
+                calls - int(row[n + 4]),
+                {name: rest[name] - tokens[name] for name in SUMS},
+            )
+    parts = [(key, 0, calls, tokens) for key, (calls, tokens) in groups.items() if calls]
+    for key, prompt_floor, calls, tokens in [*parts, *long_rows]:
+        day_value, agent, model = key[n], key[n + 1], key[n + 2]
         shown: date | None
         utc_day: date | None
         if local and day_value is not None and tz is not None:
             shown, utc_day = local_day(str(day_value), tz)
         else:
             shown = utc_day = _as_date(day_value)
-        yield (
-            key,
-            shown,
-            utc_day,
-            agent,
-            price_sum(model, agent, utc_day, int(tier or 0), int(calls), tokens),
-            tokens,
-            int(calls),
-        )
+        prompt_size = prompt_floor + 1 if prompt_floor else 0
+        spend = price_sum(model, agent, utc_day, prompt_size, calls, tokens)
+        yield key[:n], shown, utc_day, agent, spend, tokens, calls
+
+
+def _utc(day_value: Any, local: bool, tz: tzinfo | None) -> date | None:
+    if local and day_value is not None and tz is not None:
+        return local_day(str(day_value), tz)[1]
+    return _as_date(day_value)
+
+
+def _tiered(model: str | None, agent: str, day: date | None) -> bool:
+    found = pricing.rates(model, provider=agent, when=day)
+    return found is not None and bool(found.tiers)
+
+
+def _tier_starts(groups: dict[tuple[Any, ...], Any], n: int, local: bool, tz: tzinfo | None) -> set[int]:
+    """The long-context thresholds of the models in ``groups`` (keyed by keys + day + agent + model)."""
+    starts: set[int] = set()
+    for key in groups:
+        found = pricing.rates(key[n + 2], provider=key[n + 1], when=_utc(key[n], local, tz))
+        if found is not None:
+            starts.update(start for start, _ in found.tiers)
+    return starts
 
 
 def _as_date(value: Any) -> date | None:

@@ -220,7 +220,8 @@ class Usage(Base):
 
     __table_args__ = (
         UniqueConstraint("agent", "key"),
-        Index("ix_usage_day_agent", "day", "agent"),
+        # (day, agent, model): stats groups usage by model to price it; the index keeps that grouping a scan.
+        Index("ix_usage_day_agent_model", "day", "agent", "model"),
         Index("ix_usage_session_id", "session_id"),
     )
 

@@ -6,6 +6,9 @@ the 1-hour ones cost 2x the input rate instead of 1.25x, so a cost within 1 % of
 Rows ingested before this revision keep 0 (their writes are priced at the 5-minute rate), as a re-read copy of
 a call with the same totals never replaces the stored one.
 
+The (day, agent) index becomes (day, agent, model): pricing groups usage by model too, and with the model in
+the index that grouping stays an index scan (warm ``stats --by day`` as fast as before pricing).
+
 Revision ID: 0010
 Revises: 0007
 Create Date: 2026-12-06 21:40:00.000000
@@ -29,8 +32,12 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("cache_write_1h_tokens", sa.BigInteger(), server_default=sa.text("0"), nullable=False)
         )
+        batch_op.drop_index("ix_usage_day_agent")
+        batch_op.create_index("ix_usage_day_agent_model", ["day", "agent", "model"], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("usage", schema=None) as batch_op:
+        batch_op.drop_index("ix_usage_day_agent_model")
+        batch_op.create_index("ix_usage_day_agent", ["day", "agent"], unique=False)
         batch_op.drop_column("cache_write_1h_tokens")
