@@ -188,23 +188,25 @@ def _object(value: Any) -> dict[str, Any]:
 
 
 def _slow(document: dict[str, Any]) -> str:
-    """A database that is not a local SQLite file: the full application (slower, same figures)."""
-    from headroom.daemon.cli.common import App
+    """A database that is not a local SQLite file (a team's PostgreSQL): through SQLAlchemy (slower, same figures)."""
+    from headroom.daemon.config import load_config
     from headroom.daemon.statusline_data import session_figures
+    from headroom.daemon.zones import zone
+    from headroom.memory.db import open_database
 
-    app = App()
     try:
-        from headroom.daemon.zones import zone
-
-        with app.read_db.sessions() as dbs:
-            result = session_figures(
-                dbs, str(document["session_id"]), tz=zone(None), state_dir=app.config.paths.state_dir
-            )
-        return str(result["line"])
+        config = load_config()
+        db = open_database(config.database_url)
     except Exception as exc:  # a status bar shows one line whatever went wrong
         return f"headroom: {type(exc).__name__}: {exc}"
+    try:
+        with db.sessions() as dbs:
+            result = session_figures(dbs, str(document["session_id"]), tz=zone(None), state_dir=config.paths.state_dir)
+        return str(result["line"])
+    except Exception as exc:  # as above
+        return f"headroom: {type(exc).__name__}: {exc}"
     finally:
-        app.close()
+        db.close()
 
 
 def read_input(stream: Any) -> dict[str, Any] | str:

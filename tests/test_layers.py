@@ -58,11 +58,15 @@ def test_the_walk_finds_the_packages() -> None:
 
 
 def test_no_module_outside_the_cli_imports_the_cli() -> None:
-    """The CLI is an entry point: library code it needs (compress one text, parse a line range) lives below it."""
+    """The CLI is an entry point: library code it needs (compress one text, parse a line range) lives below it.
+
+    ``headroom.daemon.entry`` is the console script itself (it sends a bare ``headroom statusline`` past the
+    CLI's imports and everything else to the CLI): an entry point above the CLI, not library code.
+    """
     offenders = {
         module: sorted(n for n in imported(path) if _within(n, "headroom.daemon.cli"))
         for module, path in MODULES.items()
-        if not _within(module, "headroom.daemon.cli")
+        if not _within(module, "headroom.daemon.cli") and module != "headroom.daemon.entry"
     }
     assert {m: names for m, names in offenders.items() if names} == {}
 

@@ -152,9 +152,8 @@ def test_rate_card_round_trips_and_is_owner_only(tmp_path: Path) -> None:
     rates, unpriced = pricing.read_rate_card(path)
     assert unpriced == {"<synthetic>"}
     assert rates["gpt-5.4"] == pricing.rates("gpt-5.4")
-    mix = {"input_tokens": 10, "output_tokens": 20, "cache_read_tokens": 300_000}
-    from_card = pricing.cost_from_rates(rates["gpt-5.4"], **mix)
-    direct = pricing.price("gpt-5.4", **mix)
+    from_card = pricing.cost_from_rates(rates["gpt-5.4"], input_tokens=10, output_tokens=20, cache_read_tokens=300_000)
+    direct = pricing.price("gpt-5.4", input_tokens=10, output_tokens=20, cache_read_tokens=300_000)
     assert direct is not None and from_card.usd == direct.usd and from_card.tier == direct.tier
 
 
@@ -164,3 +163,23 @@ def test_a_broken_rate_card_reads_as_empty(tmp_path: Path, content: str) -> None
     path.write_text(content)
     assert pricing.read_rate_card(path) == ({}, set())
     assert pricing.read_rate_card(tmp_path / "missing.json") == ({}, set())
+
+
+@pytest.mark.parametrize("model", ["claude-sonnet-4-6", "claude-opus-4-6", "claude-haiku-4-5-20251001"])
+def test_one_hour_cache_writes_at_their_own_rate(model: str) -> None:
+    """Claude's 1-hour cache writes cost 2x input, the 5-minute ones 1.25x: as genai-prices computes it."""
+    when = datetime(2026, 11, 20, 15, tzinfo=UTC)
+    write, hour = 40_000, 25_000
+    cost = pricing.price(
+        model, input_tokens=100, output_tokens=200, cache_write_tokens=write, cache_write_1h_tokens=hour, when=when
+    )
+    usage = Usage(
+        input_tokens=100 + write,
+        output_tokens=200,
+        cache_write_tokens=write,  # the whole; the 1-hour part is inside it, as in ours
+        cache_write_1h_tokens=hour,
+    )
+    reference = float(calc_price(usage, model, genai_request_timestamp=when).total_price)
+    assert cost is not None and cost.usd == pytest.approx(reference, rel=1e-9)
+    flat = pricing.price(model, input_tokens=100, output_tokens=200, cache_write_tokens=write, when=when)
+    assert flat is not None and cost.usd > flat.usd

@@ -247,3 +247,17 @@ def test_install_creates_a_missing_settings_file(settings: Path) -> None:
     assert settings.stat().st_mode & 0o077 == 0
     run("statusline", "uninstall")
     assert json.loads(settings.read_text()) == {}
+
+
+def test_a_postgresql_database_gives_the_same_line(
+    real_logs: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A team's PostgreSQL is read through SQLAlchemy (the slow way): the same figures as on SQLite."""
+    run("ingest")
+    sample = (SAMPLES / "sonnet46_session.json").read_text()
+    on_sqlite = line_of(sample).stdout.strip()
+    monkeypatch.setenv("HEADROOM_DATABASE_URL", pg_url)
+    run("ingest")
+    assert figures(SONNET46)["line"] == on_sqlite
+    done = line_of(sample)
+    assert done.returncode == 0 and done.stdout.strip() == on_sqlite
