@@ -170,20 +170,25 @@ def grouped(
         return query
 
     n = len(keys)
+    prompt = u.input_tokens + u.cache_read_tokens + u.cache_creation_tokens
     groups: dict[tuple[Any, ...], tuple[int, dict[str, int]]] = {}
-    for row in dbs.execute(base().group_by(*keys, day_col, u.agent, u.model)):
-        tokens = {name: int(amount or 0) for name, amount in zip(SUMS, row[n + 4 :])}
-        groups[tuple(row[: n + 3])] = (int(row[n + 3]), tokens)
-    tiers = sorted(_tier_starts(groups, n, local, tz))
+    longest: dict[tuple[Any, ...], int] = {}
+    for row in dbs.execute(base(func.max(prompt)).group_by(*keys, day_col, u.agent, u.model)):
+        tokens = {name: int(amount or 0) for name, amount in zip(SUMS, row[n + 5 :])}
+        groups[tuple(row[: n + 3])] = (int(row[n + 4]), tokens)
+        longest[tuple(row[: n + 3])] = int(row[n + 3] or 0)
+    # The groups holding a call past one of its model's thresholds: only those need their long calls apart.
+    over = {key: starts for key in groups if (starts := _starts(key, n, local, tz)) and longest[key] > starts[0]}
+    tiers = sorted({start for starts in over.values() for start in starts})
     long_rows: list[tuple[tuple[Any, ...], int, int, dict[str, int]]] = []
-    if tiers:
-        prompt = u.input_tokens + u.cache_read_tokens + u.cache_creation_tokens
+    if over:
         floor = case(*((prompt > t, t) for t in reversed(tiers)), else_=0)
-        tiered_models = sorted(
-            {key[n + 2] for key in groups if _tiered(key[n + 2], key[n + 1], _utc(key[n], local, tz))}
-        )
-        query = base(floor).where(u.model.in_(tiered_models), prompt > tiers[0])
+        query = base(floor).where(u.model.in_(sorted({key[n + 2] for key in over})), prompt > tiers[0])
+        if not local:  # the days concerned, through the (day, agent, model) index
+            query = query.where(u.day.in_(sorted({key[n] for key in over})))
         for row in dbs.execute(query.group_by(*keys, day_col, u.agent, u.model, floor)):
+            if tuple(row[: n + 3]) not in over:
+                continue  # a model with tiers on a day none of its calls reached them (another model's floor)
             tokens = {name: int(amount or 0) for name, amount in zip(SUMS, row[n + 5 :])}
             long_rows.append((tuple(row[: n + 3]), int(row[n + 3]), int(row[n + 4]), tokens))
             calls, rest = groups[tuple(row[: n + 3])]
@@ -211,19 +216,10 @@ def _utc(day_value: Any, local: bool, tz: tzinfo | None) -> date | None:
     return _as_date(day_value)
 
 
-def _tiered(model: str | None, agent: str, day: date | None) -> bool:
-    found = pricing.rates(model, provider=agent, when=day)
-    return found is not None and bool(found.tiers)
-
-
-def _tier_starts(groups: dict[tuple[Any, ...], Any], n: int, local: bool, tz: tzinfo | None) -> set[int]:
-    """The long-context thresholds of the models in ``groups`` (keyed by keys + day + agent + model)."""
-    starts: set[int] = set()
-    for key in groups:
-        found = pricing.rates(key[n + 2], provider=key[n + 1], when=_utc(key[n], local, tz))
-        if found is not None:
-            starts.update(start for start, _ in found.tiers)
-    return starts
+def _starts(key: tuple[Any, ...], n: int, local: bool, tz: tzinfo | None) -> list[int]:
+    """The long-context thresholds of a group's model on its day (keys + day + agent + model), ascending."""
+    found = pricing.rates(key[n + 2], provider=key[n + 1], when=_utc(key[n], local, tz))
+    return sorted(start for start, _ in found.tiers) if found is not None else []
 
 
 def _as_date(value: Any) -> date | None:

@@ -243,3 +243,60 @@ def test_unpriced_model_is_never_zero(tmp_path: Path, monkeypatch: pytest.Monkey
     days = as_json("stats", "--by", "day", "-z", "UTC", "--no-refresh")
     day = next(r for r in days if "acme-mystery-7" in r["models"])
     assert day["cost_usd"] is None and day["model_costs"] == {"acme-mystery-7": None}
+
+
+def test_long_context_calls_are_priced_at_their_tier(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared: Path
+) -> None:
+    """Calls past a model's threshold cost more per token, all of their tokens; summing them apart is exact."""
+    claude = copy_tree(shared / "fixtures" / "sessions" / "claude", tmp_path / "claude")
+    grown = 0
+    for path in claude.rglob("*.jsonl"):
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        for n, line in enumerate(lines):
+            if '"claude-sonnet-4-5-20250929"' in line and '"usage":' in line and n % 3 == 0:
+                record = json.loads(line)
+                usage = record["message"]["usage"]
+                usage["cache_read_input_tokens"] = usage.get("cache_read_input_tokens", 0) + 250_000
+                lines[n] = json.dumps(record, separators=(",", ":")) + "\n"
+                grown += 1
+        path.write_text("".join(lines), encoding="utf-8")
+    assert grown
+    empty = tmp_path / "empty"
+    (empty / "sessions").mkdir(parents=True)
+    (empty / "tmp").mkdir()
+    point_agents_at(monkeypatch, tmp_path, claude, empty, empty / "tmp")
+    run("ingest")
+    rows = usage_rows()
+    long_calls = [u for u in rows if u.input_tokens + u.cache_read_tokens + u.cache_creation_tokens > 200_000]
+    assert long_calls
+    expected: dict[str, float] = defaultdict(float)
+    flat: dict[str, float] = defaultdict(float)
+    for u in rows:
+        usd = row_cost(u)
+        if u.day and usd is not None:
+            expected[u.day.isoformat()] += usd
+    for u in long_calls:
+        assert u.day is not None
+        cost = pricing.price(
+            u.model,
+            input_tokens=u.input_tokens,
+            output_tokens=u.output_tokens,
+            cache_read_tokens=u.cache_read_tokens,
+            cache_write_tokens=u.cache_creation_tokens,
+            cache_write_1h_tokens=u.cache_write_1h_tokens,
+            when=u.day,
+            prompt_tokens=0,  # as if it were short
+        )
+        assert cost is not None
+        flat[u.day.isoformat()] += cost.usd
+    days = as_json("stats", "--by", "day", "-z", "UTC", "--no-refresh")
+    for row in days:
+        assert row["cost_usd"] == pytest.approx(expected[row["day"]], rel=1e-6, abs=1e-8)
+    assert sum(expected.values()) > sum(flat.values())  # the tier was applied, not the base rate
+    total = sum(expected.values())
+    for by in ("session", "block", "model", "project"):
+        got = sum(r["cost_usd"] or 0 for r in as_json("stats", "--by", by, "-z", "UTC", "--no-refresh"))
+        assert got == pytest.approx(total, rel=1e-6), by
+    tokyo = as_json("stats", "--by", "day", "-z", "Asia/Tokyo", "--no-refresh")
+    assert sum(r["cost_usd"] or 0 for r in tokyo) == pytest.approx(total, rel=1e-6)
