@@ -132,6 +132,10 @@ def stats(
         summary = proxy_summary(app.read_db, since=parse_since(since), agent=agent)
         if as_json:
             emit_json(summary)
+        elif fmt in ("csv", "md"):  # one row per agent, the summary's own fields
+            rows = [{"agent": name, **figures} for name, figures in summary["agents"].items()]
+            names = [key for key in (rows[0] if rows else {}) if not isinstance(rows[0][key], (dict, list))]
+            emit(rows, fmt, [Column(key, _field(key)) for key in names])
         else:
             _print_proxy(summary, empty="The proxy has not handled a request yet.")
         return
