@@ -261,3 +261,12 @@ def test_a_postgresql_database_gives_the_same_line(
     assert figures(SONNET46)["line"] == on_sqlite
     done = line_of(sample)
     assert done.returncode == 0 and done.stdout.strip() == on_sqlite
+
+
+def test_stats_session_names_a_missing_session_clearly(ingested: Path) -> None:
+    result = run("stats", "--session", "no-such-session", "--no-refresh", ok=False)
+    assert result.exit_code == 1 and "no session matches 'no-such-session'" in result.output
+    assert "Traceback" not in result.output
+    codex = json.loads(run("sessions", "--agent", "codex", "-n", "1", "--json", "--no-refresh").stdout)[0]
+    figures_ = figures(codex["session"][:12])  # a prefix is enough, and Codex gets the same figures
+    assert figures_["agent"] == "codex" and figures_["session_cost_usd"] == pytest.approx(codex["cost_usd"])
