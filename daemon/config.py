@@ -405,7 +405,7 @@ def _engine(values: dict[str, Any], file: Path) -> EngineConfig:
 #: Config keys a running daemon applies on SIGHUP: its components read them on every use. A whole section
 #: means every key of it; anything else (ports, database_url, agents' homes...) needs a restart.
 LIVE_KEYS = frozenset(
-    {"engine", "learn", "hooks", "watcher.debounce_ms", "watcher.rescan_seconds"}
+    {"engine", "learn", "hooks", "watcher.debounce_ms", "watcher.rescan_seconds", "proxy.holdout"}
     | {f"memory.{key}" for key in ("ccr_retention_days", "max_db_mb", "briefing_kb", "embed_batch")}
 )
 

@@ -363,3 +363,12 @@ def test_the_cost_guard_falls_back_when_compression_costs_more() -> None:
             row("fine", n, tokens_before=12_000, input_tokens=10, cache_read_tokens=5000, cache_write_tokens=5000)
         )
     assert policy2.decide("claude", "fine", "/p").fallback is None
+
+
+def test_healthz_reports_the_holdout_and_the_watchdog() -> None:
+    import httpx
+
+    with proxy_rig(holdout=0.25) as rig:
+        answer = httpx.get(f"{rig.url}/healthz", timeout=10).json()
+    assert answer["savings"]["holdout"] == 0.25 and answer["savings"]["fallbacks"] == {"cache": 0, "cost": 0}
+    assert watchdog_details(answer["savings"]) == ["holdout 25% (0 requests)"]

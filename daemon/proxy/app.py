@@ -409,6 +409,7 @@ class ProxyApp:
             "compression_failures": self.rewriter.failures,
             "stats_dropped": self.stats.dropped if self.stats else 0,
             "stats_tokens_skipped": self.stats.tokens_skipped if self.stats else 0,
+            "savings": self.rewriter.policy.health(),  # the holdout share and the watchdog's fallbacks
         }
         nonce = params.get("nonce", "")
         if nonce and len(nonce) <= MAX_NONCE:  # the proof that this is the proxy its registration names
