@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -19,7 +20,8 @@ from click.testing import CliRunner
 from proxy_helpers import Rig, proxy_rig
 
 from headroom.daemon.cli import cli
-from headroom.daemon.cli.daemon_cmd import watchdog_details
+from headroom.daemon.cli.daemon_cmd import health_lines, watchdog_details
+from headroom.daemon.dashboard import dashboard_data
 from headroom.daemon.pricing import price, rates
 from headroom.daemon.proxy.savings import (
     MIN_BASELINE_TURNS,
@@ -306,6 +308,8 @@ def test_the_watchdog_catches_a_cache_drop_and_the_conversation_goes_lossless(ca
         later = turn(8, "ok 8")
         sent = rig.bodies("/v1/messages")
         client.close()
+        listed = CliRunner().invoke(cli, ["stats", "--proxy"])
+        board = dashboard_data(rig.db)["proxy_savings"]
     assert after["fallback"] == "cache" and later["fallback"] == "cache"
     assert cache_share(later)[0] > 0.8  # type: ignore[index]  # the prefix is stable again
     # lossless: the new log went out without a retrieval marker (nothing hidden that could not be got back)
@@ -314,6 +318,12 @@ def test_the_watchdog_catches_a_cache_drop_and_the_conversation_goes_lossless(ca
     assert len(warnings) == 1 and "falls back to lossless" in warnings[0].getMessage()
     line = watchdog_details(health)
     assert line and "cache watchdog: 1 conversations fell back to lossless" in line[-1]
+    status = health_lines({"components": {"proxy": {"state": "running", "url": rig.url, "savings": health}}})
+    assert "cache watchdog: 1 conversations fell back to lossless" in status[0] and "cache-read share" in status[0]
+    assert listed.exit_code == 0 and "fell back to lossless (cache)" in listed.output
+    assert board["fallbacks"] == [
+        {"conversation": dropped["conversation"], "agent": dropped["agent"], "project": None, "reason": "cache"}
+    ]
 
 
 def test_the_cost_guard_falls_back_when_compression_costs_more() -> None:
@@ -372,3 +382,31 @@ def test_healthz_reports_the_holdout_and_the_watchdog() -> None:
         answer = httpx.get(f"{rig.url}/healthz", timeout=10).json()
     assert answer["savings"]["holdout"] == 0.25 and answer["savings"]["fallbacks"] == {"cache": 0, "cost": 0}
     assert watchdog_details(answer["savings"]) == ["holdout 25% (0 requests)"]
+
+
+def test_a_held_out_codex_websocket_session_is_relayed_untouched(shared: Path) -> None:
+    """Codex's own frames (Responses over WebSocket) with holdout 1: every turn marked, no byte changed."""
+    import json
+
+    from websockets.sync.client import connect
+
+    folder = shared / "fixtures" / "requests" / "codex" / "big-output.websocket"
+    frames = [p.read_text() for p in sorted(folder.glob("*-openai-responses-ws-*.json")) if ".meta." not in p.name]
+    meta = json.loads(next(folder.glob("*-ws-upgrade.meta.json")).read_text())
+    keep = ("authorization", "openai-beta", "user-agent", "session_id", "session-id")
+    headers = {k: v for k, v in meta["headers"].items() if k.lower() in keep}
+    with proxy_rig(holdout=1.0) as rig:
+        ws_url = rig.url.replace("http://", "ws://") + "/v1/responses"
+        with connect(ws_url, additional_headers=headers, compression=None, max_size=None) as ws:
+            for frame in frames:
+                ws.send(frame)
+                while json.loads(frame).get("generate") is not False:
+                    if json.loads(ws.recv(timeout=30))["type"] == "response.completed":
+                        break
+        received = rig.fake.ws_frames
+        turns = [f for f in frames if json.loads(f).get("generate") is not False and json.loads(f).get("input")]
+        rows = rig.stats_rows(len(turns))
+    assert [json.loads(f) for f in frames] == received  # every frame as Codex sent it
+    assert len(rows) == len(turns) >= 3 and all(r["holdout"] and r["endpoint"] == "responses_ws" for r in rows)
+    assert len({r["conversation"] for r in rows}) == 1 and rows[0]["conversation"] is not None
+    assert all(r["tokens_before"] == r["tokens_after"] > 0 for r in rows)

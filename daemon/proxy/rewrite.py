@@ -307,6 +307,10 @@ class Rewriter:
             self.prefix.remember(keys, messages, out)
         return out, frozen, blocks
 
+    def count_items(self, items: list[Any], model: str | None, mode: str) -> Callable[[], Counts]:
+        """Token counts of items sent as they are (a held-out WebSocket turn)."""
+        return _tokens(model, self.configs[mode].claude_token_factor, items, items)
+
     def rewrite_items(
         self, items: list[Any], context: list[Any], model: str | None, mode: str, project: str | None = None
     ) -> tuple[list[Any], int, Callable[[], Counts]]:
