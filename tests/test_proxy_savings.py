@@ -294,18 +294,24 @@ def test_the_watchdog_catches_a_cache_drop_and_the_conversation_goes_lossless(ca
         assert row["tokens_before"] > row["tokens_after"] and row["fallback"] is None
         row = turn(5, "ok 5")
         assert cache_share(row)[0] > 0.8  # type: ignore[index]
+        rig.fake._prefixes.clear()  # the provider's cache expired (an idle agent): a drop that is not the proxy's
+        expired = turn(6, "ok 6")
+        assert cache_share(expired)[0] < 0.1 and expired["frozen_messages"] >= 2 * 6  # type: ignore[index]
+        assert rig.app.rewriter.policy.health()["drops_not_ours"] == 1
+        assert rig.app.rewriter.policy.health()["fallbacks"] == {"cache": 0, "cost": 0}
+        row = turn(7, "ok 7")
         # A restart with another engine config (nothing compressed any more) and an empty prefix cache: the
         # compressed log of turn 4 is sent whole now, so everything after it is a cache write again.
         rig.app.rewriter.prefix = PrefixCache()
         rig.app.rewriter.reconfigure(replace(rig.config.engine, min_tokens=10**9))
-        dropped = turn(6, "ok 6")
+        dropped = turn(8, "ok 8")
         assert cache_share(dropped)[0] < 0.5  # type: ignore[index]
         health = rig.app.rewriter.policy.health()
         assert health["fallbacks"] == {"cache": 1, "cost": 0}
         (event,) = health["events"]
         assert event["reason"] == "cache" and event["conversation"] == dropped["conversation"]
-        after = turn(7, _log(7))
-        later = turn(8, "ok 8")
+        after = turn(9, _log(9))
+        later = turn(10, "ok 10")
         sent = rig.bodies("/v1/messages")
         client.close()
         listed = CliRunner().invoke(cli, ["stats", "--proxy"])

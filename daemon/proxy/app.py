@@ -308,6 +308,7 @@ class ProxyApp:
             bytes_after=len(rw.body),
             blocks_compressed=rw.blocks,
             frozen_messages=rw.frozen,
+            messages=rw.messages,
             tokens=rw.tokens,
             weight=rw.size + (len(rw.body) if rw.changed else 0),
             error=rw.skipped if rw.skipped and rw.skipped.startswith("compression failed") else None,

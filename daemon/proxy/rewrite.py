@@ -56,6 +56,7 @@ class Rewritten:
     conversation: str | None = None  # the conversation's hash (see savings.conversation_key)
     project: str | None = None
     holdout: bool = False  # sent untouched on purpose (the holdout group)
+    messages: int = 0  # the conversation's length in this request (the watchdog compares it with ``frozen``)
     fallback: str | None = None  # the watchdog switched this conversation to lossless ("cache" or "cost")
 
 
@@ -234,7 +235,11 @@ class Rewriter:
         try:
             project = request_project(body, route.key)
             decision = self.policy.decide(agent, conversation_key(agent, headers, body, route.key), project)
-            marks: dict[str, Any] = {"conversation": decision.conversation, "project": project}
+            marks: dict[str, Any] = {
+                "conversation": decision.conversation,
+                "project": project,
+                "messages": len(messages),
+            }
             if decision.holdout:  # sent as received; counted all the same, for the comparison
                 tokens = _tokens(model, config.claude_token_factor, messages, messages, rest)
                 return Rewritten(raw, model=model, stream=stream, tokens=tokens, holdout=True, **marks)

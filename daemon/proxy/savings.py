@@ -147,6 +147,7 @@ class _Conversation:
     compressed: bool = False  # some request of it was changed by the proxy
     before: list[float] = field(default_factory=list)  # cache shares of uncompressed turns after the first
     fallback: str | None = None
+    messages: int = 0  # how many messages its previous request had
     cost: float = 0.0  # input cost of its compressed turns, as billed
     counterfactual: float = 0.0  # the same turns' input (plus what was removed) at the baseline rate
     cost_turns: int = 0
@@ -192,6 +193,7 @@ class SavingsPolicy:
         self.events: deque[dict[str, Any]] = deque(maxlen=20)
         self.fallbacks = {"cache": 0, "cost": 0}
         self.held_out_requests = 0
+        self.drops_not_ours = 0  # cache drops seen while the proxy had re-sent the prefix byte for byte
 
     def decide(self, agent: str, conversation: str | None, project: str | None) -> Decision:
         """Holdout or not, and whether the conversation was switched to lossless by the watchdog."""
@@ -238,6 +240,11 @@ class SavingsPolicy:
         with self._lock:
             state = self._state(conversation, agent, project)
             state.turns += 1
+            # The proxy re-sent every earlier message exactly as before when its frozen prefix covers the
+            # previous request (all but its last message, where Claude Code moves its cache mark each turn): a
+            # cache drop then is not the proxy's doing (an expired cache, the agent's own edit).
+            intact = state.messages > 0 and int(row.get("frozen_messages") or 0) >= state.messages - 1
+            state.messages = int(row.get("messages") or 0)
             baseline = self._baselines.setdefault((agent, project), _Baseline())
             eligible = state.turns > 1 and total >= MIN_CACHEABLE
             cost, tokens = self._input_cost(row)
@@ -260,6 +267,10 @@ class SavingsPolicy:
             reference = sum(state.before) / len(state.before) if state.before else baseline.share()
             basis = "its turns before compression" if state.before else "the agent/project baseline"
             if reference is not None and reference >= MIN_REFERENCE and share < DROP_RATIO * reference:
+                if intact:
+                    self.drops_not_ours += 1
+                    log.debug("cache share %.2f vs %.2f with the sent prefix intact: not the proxy's", share, reference)
+                    return
                 detail = f"cache-read share {share:.2f} vs {reference:.2f} ({basis})"
                 self._fall_back(state, conversation, "cache", detail)
                 return
@@ -302,5 +313,6 @@ class SavingsPolicy:
                 "conversations": len(self._conversations),
                 "held_out_requests": self.held_out_requests,
                 "fallbacks": dict(self.fallbacks),
+                "drops_not_ours": self.drops_not_ours,
                 "events": list(self.events)[-5:],
             }

@@ -56,6 +56,7 @@ class RequestRecord:
     project: str | None = None
     holdout: bool = False
     fallback: str | None = None
+    messages: int = 0  # the conversation's length: for the watchdog only, not stored
 
     def row(self) -> dict[str, Any]:
         before = after = prefix = 0
@@ -138,13 +139,14 @@ class StatsWriter(BatchWriter[RequestRecord]):
     def _insert(self, records: list[RequestRecord]) -> None:
         rows = []
         for record in records:
-            rows.append(record.row())  # token counting happens here, on the writer thread
+            row = record.row()  # token counting happens here, on the writer thread
             self._release(record)
             if self.observe is not None:
                 try:
-                    self.observe(rows[-1])
+                    self.observe({**row, "messages": record.messages})
                 except Exception as exc:  # the watchdog must never lose rows
                     log.warning("savings watchdog failed: %s: %s", type(exc).__name__, exc)
+            rows.append(row)
         if self.db is not None:
             with self.db.transaction() as session:
                 session.execute(insert(ProxyRequest), rows)
