@@ -194,8 +194,14 @@ def test_savings_are_priced_from_the_reported_usage_and_cache_aware() -> None:
 def test_tokens_sent_count_the_whole_request_not_only_the_messages() -> None:
     with proxy_rig() as rig:
         _converse(rig, "whole", ["ok"])
-        (row,) = rig.stats_rows(expected=1)
-    assert row["tokens_before"] > len(SYSTEM) // 6  # the system prompt alone is ~1,200 tokens
+        with _client(rig, "whole") as client:  # a token count: free, so no saving (and no turn) of its own
+            counted = _turn([{"role": "user", "content": "count"}], 0, _log(3))
+            client.messages.count_tokens(model=MODEL, messages=counted)
+        rows = sorted(rig.stats_rows(expected=2), key=lambda r: r["id"])
+        summary = savings_summary(rig.db)
+    assert rows[0]["tokens_before"] > len(SYSTEM) // 6  # the system prompt alone is ~1,200 tokens
+    assert rows[1]["endpoint"] == "count_tokens" and rows[1]["tokens_before"] > rows[1]["tokens_after"]
+    assert summary["total"]["requests"] == 1 and summary["total"]["tokens_sent"] == rows[0]["tokens_before"]
 
 
 def test_an_unpriced_model_is_unpriced_not_free() -> None:

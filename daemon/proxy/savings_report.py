@@ -45,6 +45,9 @@ BASIS = {
 MIN_CONVERSATIONS = 3
 MIN_TURNS = 10
 BOOTSTRAP_SAMPLES = 2000
+#: Token-count calls: free, no model turn, no usage; compressed like the rest (so the count matches), but
+#: what they "save" is not money, so they stay out of the savings and the comparison.
+COUNT_ENDPOINTS = ("count_tokens", "gemini_count")
 #: headroom's count may differ from the provider's; a scale outside this range means the counts are not
 #: of the same thing (an error answer, a count cut short), and the tokenizer's own count stands.
 _SCALE_RANGE = (0.5, 2.0)
@@ -223,9 +226,9 @@ def savings_summary(
     project: str | None = None,
 ) -> dict[str, Any]:
     """Per agent: tokens sent and removed, cost, estimated saving, held-out requests, fallbacks; then the
-    measured holdout comparison per agent and project."""
+    measured holdout comparison per agent and project. Token-count calls are left out (:data:`COUNT_ENDPOINTS`)."""
     t = ProxyRequest
-    query: Any = select(*(getattr(t, c) for c in _COLUMNS)).order_by(t.id)
+    query: Any = select(*(getattr(t, c) for c in _COLUMNS)).where(t.endpoint.not_in(COUNT_ENDPOINTS)).order_by(t.id)
     if since is not None:
         query = query.where(t.day >= since)
     if until is not None:
