@@ -422,3 +422,29 @@ def test_a_held_out_codex_websocket_session_is_relayed_untouched(shared: Path) -
     assert len(rows) == len(turns) >= 3 and all(r["holdout"] and r["endpoint"] == "responses_ws" for r in rows)
     assert len({r["conversation"] for r in rows}) == 1 and rows[0]["conversation"] is not None
     assert all(r["tokens_before"] == r["tokens_after"] > 0 for r in rows)
+
+
+@pytest.mark.pg
+@pytest.mark.slow
+def test_the_savings_summary_on_postgresql(pg_db: Any) -> None:
+    """The same rows through the statistics writer into PostgreSQL: the summary and the comparison read them."""
+    from headroom.daemon.proxy.stats import RequestRecord, StatsWriter
+
+    writer = StatsWriter(pg_db)
+    for c in range(8):
+        held = c % 2 == 0
+        for _ in range(4):
+            record = RequestRecord("claude", "anthropic", "messages", MODEL, True, "ccr", 4000, 4000)
+            record.conversation, record.project, record.holdout = f"conv{c}", "/src/shop_50%", held
+            record.tokens = lambda h=held: (1000, 1000 if h else 700, 0 if h else 100)
+            record.usage = {"input": 10, "output": 5, "cache_read": 800, "cache_write": 200 if held else 100}
+            writer.submit(record)
+        writer.submit(RequestRecord("claude", "anthropic", "count_tokens", MODEL, False, "ccr", 10, 10))
+    writer.close()
+    summary = savings_summary(pg_db, project="shop_50%")  # a LIKE wildcard in the name is matched literally
+    assert summary["total"]["requests"] == 32 and summary["total"]["held_out_requests"] == 16
+    assert summary["total"]["tokens_removed"] > 0 and summary["total"]["saved_usd"] > 0
+    (entry,) = summary["comparison"]
+    assert entry["result"] == "ok" and entry["held_out"]["turns"] == entry["treated"]["turns"] == 16
+    assert entry["saved"] > 0 and entry["ci95"][0] <= entry["saved"] <= entry["ci95"][1]
+    assert savings_summary(pg_db, project="sho_")["total"]["requests"] == 0  # "_" is no wildcard either
