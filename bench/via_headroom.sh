@@ -11,14 +11,15 @@
 #
 # Knobs: HEADROOM_BIN (default: the repository's .venv/bin/headroom), VIA_DIR (default
 # ${TMPDIR:-/tmp}/headroom-via), HEADROOM_VIA_MODE (ccr or lossless; default ccr),
-# HEADROOM_VIA_VERBOSE=1 (debug log).
+# HEADROOM_VIA_VERBOSE=1 (debug log), HEADROOM_VIA_HOME (one HEADROOM_HOME for every run, kept, so that one
+# database collects them all: bench/holdout_bench.py), HEADROOM_VIA_HOLDOUT (`[proxy] holdout` in its config.toml).
 set -u
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 bin="${HEADROOM_BIN:-$here/../.venv/bin/headroom}"
 dir="${VIA_DIR:-${TMPDIR:-/tmp}/headroom-via}"
 cmd=${1:?usage: via_headroom.sh start|stop AGENT SCENARIO [UPSTREAM_URL]}
 agent=${2:?agent} scen=${3:?scenario}
-home="$dir/$agent-$scen"
+home="${HEADROOM_VIA_HOME:-$dir/$agent-$scen}"
 pidf="$dir/$agent-$scen.pid"
 logf="$dir/$agent-$scen.log"
 
@@ -26,8 +27,11 @@ case $cmd in
   start)
     up=${4:?upstream URL}
     mkdir -p "$dir"
-    rm -rf "$home"
+    [ -n "${HEADROOM_VIA_HOME:-}" ] || rm -rf "$home"
     mkdir -p "$home"
+    if [ -n "${HEADROOM_VIA_HOLDOUT:-}" ]; then
+      printf '[proxy]\nholdout = %s\n' "$HEADROOM_VIA_HOLDOUT" >"$home/config.toml"
+    fi
     extra=()
     [ "${HEADROOM_VIA_VERBOSE:-0}" = 1 ] && extra+=(--verbose)
     [ -n "${HEADROOM_VIA_MODE:-}" ] && extra+=(--mode "$HEADROOM_VIA_MODE")

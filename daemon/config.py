@@ -42,6 +42,7 @@ to start. Example::
     max_connections = 1000         # open connections; one more gets a 503 and is closed
     allowed_hosts = []             # Host/Origin names besides loopback ones, for a non-loopback bind
     prefix_cache_mb = 64           # what it remembers of messages it sent, to send them again byte for byte
+    holdout = 0.0                  # share of conversations sent uncompressed (e.g. 0.05), compared in `stats --proxy`
 
     [memory]
     enabled = true                 # feed the shared memory from the sessions; memory tools in MCP
@@ -131,6 +132,9 @@ class ProxyConfig:
     #: What the proxy remembers of the messages it sent (so a conversation's prefix is sent again byte for byte);
     #: past it the least recently used entries go, and the engine compresses such a message again, identically.
     prefix_cache_mb: float = 64.0
+    #: Share of conversations (a deterministic draw per conversation) sent uncompressed and marked, so that
+    #: ``stats --proxy`` can compare their cost per turn with the compressed ones. 0 (off) to 1.
+    holdout: float = 0.0
 
 
 @dataclass
@@ -360,6 +364,12 @@ def _port(value: Any, name: str, file: Path) -> int:
     return value
 
 
+def _share(value: Any, name: str, file: Path) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ConfigError(f"{file}: '{name}' must be a share from 0 to 1 (0.05 = 5 %), not {value!r}")
+    return float(value)
+
+
 #: Settings whose type is not their default's (``None`` defaults, lists, enumerations).
 def _time_of_day(value: Any, name: str, file: Path) -> str:
     text = str(_typed(value, str, name, file))
@@ -370,6 +380,7 @@ def _time_of_day(value: Any, name: str, file: Path) -> str:
 
 
 _SPECIAL: dict[str, Callable[[Any, str, Path], Any]] = {
+    "holdout": _share,
     "nightly_at": _time_of_day,
     "claude_file": _one_of(("CLAUDE.local.md", "CLAUDE.md")),
     "homes": _strings("paths"),
@@ -394,7 +405,7 @@ def _engine(values: dict[str, Any], file: Path) -> EngineConfig:
 #: Config keys a running daemon applies on SIGHUP: its components read them on every use. A whole section
 #: means every key of it; anything else (ports, database_url, agents' homes...) needs a restart.
 LIVE_KEYS = frozenset(
-    {"engine", "learn", "hooks", "watcher.debounce_ms", "watcher.rescan_seconds"}
+    {"engine", "learn", "hooks", "watcher.debounce_ms", "watcher.rescan_seconds", "proxy.holdout"}
     | {f"memory.{key}" for key in ("ccr_retention_days", "max_db_mb", "briefing_kb", "embed_batch")}
 )
 

@@ -438,6 +438,8 @@ class Service:
         self.config = config
         if self.proxy is not None and any(key.startswith("engine") for key in live):
             self.proxy.app.rewriter.reconfigure(config.engine)
+        if self.proxy is not None and "proxy.holdout" in live:  # new draws; a conversation may change group
+            self.proxy.app.rewriter.policy.holdout = config.proxy.holdout
         if self.learn is not None:
             self.learn.reconfigure(config)
         if self.memory is not None:

@@ -260,6 +260,15 @@ class ProxyRequest(Base):
     added_ms: Mapped[float] = mapped_column(default=0.0)
     duration_ms: Mapped[float] = mapped_column(default=0.0)
     error: Mapped[str | None] = mapped_column(Text)
+    #: A hash of the agent's conversation (its session id, or its first user message): never the id itself.
+    conversation: Mapped[str | None] = mapped_column(String(32), index=True)
+    project: Mapped[str | None] = mapped_column(Text)
+    #: Sent uncompressed on purpose: the comparison group of ``stats --proxy`` (``[proxy] holdout``).
+    holdout: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: Why this conversation went lossless ("cache": its cache reads dropped; "cost": it cost more), or None.
+    fallback: Mapped[str | None] = mapped_column(String(16))
+    #: Removed tokens that sat in messages sent before: without the proxy they would have been cache reads.
+    tokens_removed_prefix: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
 
 class MemoryItem(Base):

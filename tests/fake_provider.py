@@ -140,6 +140,11 @@ class FakeProvider:
     ws_frames: list[Any] = field(default_factory=list)
     streams_finished: int = 0
     streams_cancelled: int = 0
+    #: Simulate the providers' prompt caches: usage reports the longest prefix (system, tools, then whole
+    #: messages) already seen in an earlier request as cached; Anthropic caches only when the body has a
+    #: ``cache_control`` mark (read: that prefix, write: the rest), OpenAI always (``cached_tokens``).
+    prompt_cache: bool = False
+    _prefixes: set[str] = field(default_factory=set)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -166,6 +171,29 @@ class FakeProvider:
     def _usage(self, body: bytes) -> int:
         return max(1, len(body) // 4)
 
+    def cached(self, body: dict[str, Any]) -> tuple[int, int]:
+        """(tokens of the request's parts, tokens of its longest prefix seen before), ~4 bytes a token."""
+        import hashlib
+
+        items = body.get("messages", body.get("input"))
+        parts = [body.get(k) for k in ("system", "instructions", "tools")]
+        parts += items if isinstance(items, list) else [items]
+        total = cached = 0
+        chain = hashlib.sha256()
+        hit = True
+        for part in parts:
+            text = json.dumps(_unmarked(part), sort_keys=True)  # where the cache mark sits is not content
+            chain.update(text.encode())
+            key = chain.hexdigest()
+            size = len(text) // 4
+            total += size
+            if hit and key in self._prefixes:
+                cached += size
+            else:
+                hit = False
+            self._prefixes.add(key)
+        return total, cached
+
     async def _answer(self, req: Received, send: Send) -> None:
         path = req.path.rsplit("/v1", 1)[-1] if "/v1/" in req.path else req.path
         if req.method == "HEAD":
@@ -188,6 +216,14 @@ class FakeProvider:
             await _json(send, 200, {"input_tokens": tokens})
         elif path == "/messages":
             usage = {"input_tokens": tokens, "cache_read_input_tokens": 7, "cache_creation_input_tokens": 3}
+            if self.prompt_cache:
+                total, hit = self.cached(body)
+                caching = b"cache_control" in req.body
+                usage = {
+                    "input_tokens": 0 if caching else total,
+                    "cache_read_input_tokens": hit if caching else 0,
+                    "cache_creation_input_tokens": total - hit if caching else 0,
+                }
             if body.get("stream"):
                 await self._stream(send, anthropic_events(model, self.reply, usage), model, delay)
             else:
@@ -208,7 +244,10 @@ class FakeProvider:
         elif path == "/chat/completions":
             await self._chat(send, body, model, tokens, delay)
         elif path == "/responses":
-            events = responses_events(model, self.reply, {"input": tokens, "cached": 11})
+            cached = 11
+            if self.prompt_cache:
+                tokens, cached = self.cached(body)
+            events = responses_events(model, self.reply, {"input": tokens, "cached": cached})
             if body.get("stream"):
                 await self._stream(send, [_sse(e["type"], e) for e in events], model, delay)
             else:
@@ -337,6 +376,15 @@ class FakeProvider:
                 events = responses_events(frame.get("model", ""), self.reply, {"input": size // 4, "cached": 13})
             for event in events:
                 await send({"type": "websocket.send", "text": json.dumps(event)})
+
+
+def _unmarked(value: Any) -> Any:
+    """``value`` without its ``cache_control`` marks (the agents move them to the newest message each turn)."""
+    if isinstance(value, dict):
+        return {k: _unmarked(v) for k, v in value.items() if k != "cache_control"}
+    if isinstance(value, list):
+        return [_unmarked(v) for v in value]
+    return value
 
 
 _RECEIVE: contextvars.ContextVar[Receive] = contextvars.ContextVar("receive")

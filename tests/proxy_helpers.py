@@ -52,9 +52,10 @@ class Rig:
 
 
 @contextmanager
-def proxy_rig(*, prefix: str = "", **proxy_settings: Any) -> Iterator[Rig]:
-    """The fake provider and the proxy (upstreams = the fake, plus ``prefix``), with stats in a real SQLite DB."""
-    fake = FakeProvider()
+def proxy_rig(*, prefix: str = "", prompt_cache: bool = False, **proxy_settings: Any) -> Iterator[Rig]:
+    """The fake provider and the proxy (upstreams = the fake, plus ``prefix``), with stats in a real SQLite DB;
+    ``prompt_cache`` makes the fake report cache reads and writes as a provider's prompt cache would."""
+    fake = FakeProvider(prompt_cache=prompt_cache)
     config = load_config()
     config.paths.ensure()
     with Served(fake) as upstream:

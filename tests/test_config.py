@@ -61,6 +61,8 @@ def test_config_overrides_homes_and_disables_agents(isolated_home: Path, tmp_pat
         ("[agents.cursor]\nenabled = true\n", r"unknown agent \[agents.cursor\]"),
         ("[ingest]\nmax_line = 5\n", "unknown setting 'ingest.max_line'"),
         ("this is = not toml [", "cannot be read as TOML"),
+        ("[proxy]\nholdout = 5\n", "'proxy.holdout' must be a share from 0 to 1"),
+        ("[proxy]\nholdout = '5%'\n", "'proxy.holdout' must be a share from 0 to 1"),
     ],
 )
 def test_config_errors_name_the_key_and_the_file(isolated_home: Path, text: str, message: str) -> None:
@@ -75,3 +77,11 @@ def test_config_errors_name_the_key_and_the_file(isolated_home: Path, text: str,
 def test_database_url_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HEADROOM_DATABASE_URL", "sqlite:////tmp/elsewhere.db")
     assert load_config().database_url == "sqlite:////tmp/elsewhere.db"
+
+
+def test_the_holdout_share_is_read_and_zero_is_allowed(isolated_home: Path) -> None:
+    isolated_home.mkdir(parents=True, exist_ok=True)
+    (isolated_home / "config.toml").write_text("[proxy]\nholdout = 0.05\n", encoding="utf-8")
+    assert load_config().proxy.holdout == 0.05
+    (isolated_home / "config.toml").write_text("[proxy]\nholdout = 0\n", encoding="utf-8")
+    assert load_config().proxy.holdout == 0.0

@@ -145,6 +145,23 @@ def record_types_warning(health: dict[str, Any] | None) -> str | None:
     return f"warning: new log record types, kept raw but not read: {names} (headroom doctor counts them)"
 
 
+def watchdog_details(savings: dict[str, Any]) -> list[str]:
+    """The holdout share and the cache watchdog's fallbacks, with the latest one (what and why)."""
+    out = []
+    if savings.get("holdout"):
+        out.append(f"holdout {100 * savings['holdout']:g}% ({savings.get('held_out_requests', 0)} requests)")
+    fallbacks = savings.get("fallbacks") or {}
+    count = sum(fallbacks.values())
+    if count:
+        events = savings.get("events") or []
+        latest = ""
+        if events:
+            last = events[-1]
+            latest = f"; last: {last.get('agent')} {last.get('project') or '(no project)'}, {last.get('detail')}"
+        out.append(f"cache watchdog: {count} conversations fell back to lossless{latest}")
+    return out
+
+
 def health_lines(health: dict[str, Any]) -> list[str]:
     """One line per component (state, then its backlog and last error), and the database's size."""
     lines = []
@@ -161,6 +178,7 @@ def health_lines(health: dict[str, Any]) -> list[str]:
                 details.append(f"next: {upcoming[0][1]} at {upcoming[0][0][11:16]}")
         elif name == "proxy" and "url" in c:
             details += [c["url"], f"stats queue {c.get('stats_queue', 0)}, {c.get('stats_dropped', 0)} dropped"]
+            details += watchdog_details(c.get("savings") or {})
         if c.get("last_error"):
             details.append(f"last error: {c['last_error']}")
         lines.append(f"  {name}: {c.get('state', 'unknown')}" + (f" ({'; '.join(details)})" if details else ""))

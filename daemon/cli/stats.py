@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import tzinfo
 from typing import Any
 
 import click
@@ -127,9 +128,7 @@ def stats(
         _overview(app, days, refresh=refresh, as_json=as_json)
         return
     if proxy_only:
-        from headroom.daemon.proxy.stats import proxy_summary
-
-        summary = proxy_summary(app.read_db, since=parse_since(since), agent=agent)
+        summary = _proxy_figures(app, since, agent, project, tz)
         if as_json:
             emit_json(summary)
         elif fmt in ("csv", "md"):  # one row per agent, the summary's own fields
@@ -138,6 +137,7 @@ def stats(
             emit(rows, fmt, [Column(key, _field(key)) for key in names])
         else:
             _print_proxy(summary, empty="The proxy has not handled a request yet.")
+            _print_comparison(summary["savings"])
         return
     if refresh:
         app.catch_up(quiet=fmt != "table")
@@ -167,9 +167,7 @@ def stats(
         click.echo("No usage recorded yet. (`headroom doctor` shows where agent logs are looked for.)")
     else:
         _print_rows(rows, by, tz)
-    from headroom.daemon.proxy.stats import proxy_summary
-
-    _print_proxy(proxy_summary(app.read_db, since=parse_since(since), agent=agent))
+    _print_proxy(_proxy_figures(app, since, agent, project, tz))
 
 
 def _overview(app: App, days: int, *, refresh: bool, as_json: bool) -> None:
@@ -185,29 +183,92 @@ def _overview(app: App, days: int, *, refresh: bool, as_json: bool) -> None:
         print_overview(data)
 
 
+def _proxy_figures(app: App, since: str | None, agent: str | None, project: str | None, tz: tzinfo) -> dict[str, Any]:
+    """The proxy's request totals with, under "savings", the cost and savings figures and the holdout comparison."""
+    from headroom.daemon.proxy.savings_report import savings_summary
+    from headroom.daemon.proxy.stats import proxy_summary
+
+    day = parse_since(since, tz)
+    summary = proxy_summary(app.read_db, since=day, agent=agent)
+    summary["savings"] = savings_summary(app.read_db, since=day, agent=agent, project=project)
+    return summary
+
+
+def _usd(value: float) -> str:
+    return f"${value:,.2f}" if value >= 1 else f"${value:.4f}"
+
+
 def _print_proxy(summary: dict[str, Any], empty: str | None = None) -> None:
-    """Requests, tokens before and after compression, and the provider-reported cache reads, per agent."""
+    """Per agent: requests, tokens of the whole requests and what compression removed, what the requests cost
+    and the estimated saving in USD (basis: estimated), provider-reported cache reads, held-out requests."""
     if not summary["total"]["requests"]:
         if empty:
             click.echo(empty)
         return
+    savings = summary["savings"]
     table = Table(title="saved by the proxy", title_justify="left", show_footer=True)
-    columns = (
-        ("requests", "requests", str),
-        ("tokens sent", "tokens_before", human_tokens),
-        ("after compression", "tokens_after", human_tokens),
-        ("saved", "tokens_saved", human_tokens),
-        ("cache read", "cache_read_tokens", human_tokens),
-        ("errors", "errors", str),
-    )
     table.add_column("agent", footer="total")
-    total = summary["total"]
-    for label, key, fmt in columns:
-        table.add_column(label, justify="right", footer=fmt(total[key]))
-    table.add_column("saved %", justify="right", footer=f"{100 * total['saved']:.1f}")
-    for agent, row in summary["agents"].items():
-        table.add_row(agent, *(fmt(row[key]) for _, key, fmt in columns), f"{100 * row['saved']:.1f}")
-    console().print(table)
+    rows = [(name, summary["agents"][name], savings["agents"].get(name, {})) for name in summary["agents"]]
+    columns: tuple[tuple[str, str, str, Any], ...] = (
+        ("requests", "p", "requests", str),
+        ("tokens sent", "s", "tokens_sent", human_tokens),
+        ("removed", "s", "tokens_removed", human_tokens),
+        ("cache read", "p", "cache_read_tokens", human_tokens),
+        ("cost", "s", "cost_usd", _usd),
+        ("saved $ (est.)", "s", "saved_usd", _usd),
+        ("held out", "s", "held_out_requests", str),
+        ("errors", "p", "errors", str),
+    )
+    total = {"p": summary["total"], "s": savings["total"]}
+    for label, side, key, fmt in columns:
+        table.add_column(label, justify="right", footer=fmt(total[side].get(key, 0)))
+    table.add_column("saved %", justify="right", footer=f"{100 * savings['total']['saved_ratio']:.1f}")
+    for name, plain, figures in rows:
+        sides = {"p": plain, "s": figures}
+        cells = [fmt(sides[side].get(key, 0)) for _, side, key, fmt in columns]
+        table.add_row(name, *cells, f"{100 * figures.get('saved_ratio', 0.0):.1f}")
+    out = console()
+    out.print(table)
+    unpriced = savings["total"]["unpriced_requests"]
+    note = "saved $: estimated (" + savings["basis"]["estimated"] + ")"
+    if unpriced:
+        note += f"; {unpriced} requests of models without a price are left out of $ (unpriced, not $0)"
+    out.print(Text(note))
+
+
+def _print_comparison(savings: dict[str, Any]) -> None:
+    """The measured saving per agent and project (holdout), and the conversations the watchdog switched."""
+    out = console()
+    comparison = savings["comparison"]
+    if not comparison:
+        out.print(Text("measured: no held-out conversation yet ([proxy] holdout = 0.05 sends 5 % uncompressed)"))
+    for entry in comparison:
+        where = f"{entry['agent']} {project_name(entry['project']) if entry['project'] else '(no project)'}"
+        held, treated = entry["held_out"], entry["treated"]
+        counts = (
+            f"held out {held['conversations']} conversations / {held['turns']} turns, "
+            f"compressed {treated['conversations']} / {treated['turns']}"
+        )
+        if entry["result"] != "ok":
+            out.print(Text(f"measured, {where}: {entry['result']} ({counts})"))
+            continue
+        fmt = _usd if entry["unit"] == "usd" else (lambda v: f"{v:,.0f} tokens")
+        low, high = entry["ci95"]
+        out.print(
+            Text(
+                f"measured, {where}: {fmt(held['per_turn'])} per turn held out vs {fmt(treated['per_turn'])} "
+                f"compressed: saved {100 * entry['saved']:.1f}% (95% CI {100 * low:.1f}% to {100 * high:.1f}%, "
+                f"bootstrap over conversations; {counts})"
+            )
+        )
+    for item in savings["fallbacks"]:
+        project = project_name(item["project"]) if item["project"] else "(no project)"
+        out.print(
+            Text(
+                f"watchdog: {item['agent']} {project} conversation {item['conversation'][:12]} fell back to lossless"
+                f" ({item['reason']})"
+            )
+        )
 
 
 def _row_columns(rows: list[dict[str, Any]], by: str, tz: Any) -> list[Column]:

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import case, func, select
 
 from headroom.daemon.analytics import Filters, iso, token_rows
+from headroom.daemon.proxy.savings_report import savings_summary
 from headroom.learn.lessons import report
 from headroom.memory.db import Database
 from headroom.memory.models import ProxyRequest, Session
@@ -85,6 +86,8 @@ def dashboard_data(db: Database, days: int = DEFAULT_DAYS, *, today: date | None
         },
         "savings": savings(db, since, until),
         "spend": spend(db, since, until),
+        # Cost, the estimated saving priced per request, the measured holdout comparison, watchdog fallbacks.
+        "proxy_savings": savings_summary(db, since=since, until=until),
         "projects": projects(db, since, until),
         "lessons": lessons(db),
         "memory": memory(db),

@@ -241,10 +241,15 @@ class ProxyApp:
             encoding = hmap.get("content-encoding", "")
             limit = self.settings.max_body_bytes
             try:
+                agent = agent_of(hmap)
                 if len(raw) <= self.settings.inline_bytes and encoding.strip().lower() in ("", "identity"):
-                    rewritten = self.rewriter.rewrite(route, raw, encoding, mode, max_bytes=limit)
+                    rewritten = self.rewriter.rewrite(
+                        route, raw, encoding, mode, max_bytes=limit, headers=hmap, agent=agent
+                    )
                 else:  # decoding, parsing and compressing big (or decoding into big) bodies: off the loop
-                    rewritten = await self.off_loop(self.rewriter.rewrite, route, raw, encoding, mode, max_bytes=limit)
+                    rewritten = await self.off_loop(
+                        self.rewriter.rewrite, route, raw, encoding, mode, max_bytes=limit, headers=hmap, agent=agent
+                    )
             except BodyTooLarge as exc:
                 log.warning("%s %s: %s (%d bytes as sent)", method, path, exc, len(raw))
                 await _respond(send, 413, error_body(route.provider, 413, f"headroom proxy: {exc}"), close=True)
@@ -303,9 +308,14 @@ class ProxyApp:
             bytes_after=len(rw.body),
             blocks_compressed=rw.blocks,
             frozen_messages=rw.frozen,
+            messages=rw.messages,
             tokens=rw.tokens,
             weight=rw.size + (len(rw.body) if rw.changed else 0),
             error=rw.skipped if rw.skipped and rw.skipped.startswith("compression failed") else None,
+            conversation=rw.conversation,
+            project=rw.project,
+            holdout=rw.holdout,
+            fallback=rw.fallback,
         )
 
     async def _exchange(
@@ -400,6 +410,7 @@ class ProxyApp:
             "compression_failures": self.rewriter.failures,
             "stats_dropped": self.stats.dropped if self.stats else 0,
             "stats_tokens_skipped": self.stats.tokens_skipped if self.stats else 0,
+            "savings": self.rewriter.policy.health(),  # the holdout share and the watchdog's fallbacks
         }
         nonce = params.get("nonce", "")
         if nonce and len(nonce) <= MAX_NONCE:  # the proof that this is the proxy its registration names

@@ -19,7 +19,7 @@ import json
 import logging
 import threading
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,7 @@ import orjson
 
 from headroom.daemon.proxy.project import request_project
 from headroom.daemon.proxy.routes import Route
+from headroom.daemon.proxy.savings import SavingsPolicy, conversation_key
 from headroom.engine import CCRStore, EngineConfig, TokenCounter, compress, count_messages
 from headroom.engine.cache import PrefixCache, chain_keys
 from headroom.engine.memo import BlockMemo
@@ -49,9 +50,14 @@ class Rewritten:
     stream: bool = False
     blocks: int = 0
     frozen: int = 0
-    tokens: Callable[[], tuple[int, int]] | None = None
+    tokens: Callable[[], tuple[int, int, int]] | None = None  # see Counts
     skipped: str | None = None  # why nothing was compressed, when it was not the normal case
     size: int = 0  # the decoded body's length: what the parsed request (held by ``tokens``) weighs, roughly
+    conversation: str | None = None  # the conversation's hash (see savings.conversation_key)
+    project: str | None = None
+    holdout: bool = False  # sent untouched on purpose (the holdout group)
+    messages: int = 0  # the conversation's length in this request (the watchdog compares it with ``frozen``)
+    fallback: str | None = None  # the watchdog switched this conversation to lossless ("cache" or "cost")
 
 
 #: Output is produced this much at a time, so a body over its cap is refused after at most one step past it.
@@ -136,18 +142,38 @@ def encode_json(value: Any) -> bytes:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")
 
 
-def _tokens(
-    model: str | None, factor: float, before: Sequence[Any], after: Sequence[Any]
-) -> Callable[[], tuple[int, int]]:
-    """Token counts for the stats thread: the whole request once, then only the messages that changed."""
+#: (tokens of the whole request, tokens after compression, removed tokens in messages sent before)
+Counts = tuple[int, int, int]
 
-    def count() -> tuple[int, int]:
+
+def _tokens(
+    model: str | None,
+    factor: float,
+    before: Sequence[Any],
+    after: Sequence[Any],
+    rest: dict[str, Any] | None = None,
+    frozen: int = 0,
+) -> Callable[[], Counts]:
+    """Token counts for the stats thread: the whole request once, then only the messages that changed.
+
+    ``rest`` is the body without its messages (system prompt, tool declarations...): counted as its JSON
+    text, so "tokens sent" is the whole request the provider bills, not only the conversation. Removed
+    tokens in the first ``frozen`` messages (sent before, so cached upstream) are counted apart.
+    """
+
+    def count() -> Counts:
         counter = TokenCounter(model, factor)
         total = count_messages(before, counter)
-        saved = sum(
-            count_messages([b], counter) - count_messages([a], counter) for b, a in zip(before, after) if a is not b
-        )
-        return total, total - saved
+        if rest:
+            total += counter.count(encode_json(rest).decode("utf-8", "replace"))
+        saved = prefix = 0
+        for n, (b, a) in enumerate(zip(before, after)):
+            if a is not b:
+                removed = count_messages([b], counter) - count_messages([a], counter)
+                saved += removed
+                if n < frozen:
+                    prefix += removed
+        return total, total - saved, max(0, min(prefix, saved))
 
     return count
 
@@ -161,6 +187,7 @@ class Rewriter:
         store: CCRStore | None,
         prefix: PrefixCache | None = None,
         memo: DBBlockMemo | None = None,
+        policy: SavingsPolicy | None = None,
     ) -> None:
         self.configs = {"ccr": config, "lossless": replace(config, lossless=True)}
         self.store = store
@@ -168,9 +195,18 @@ class Rewriter:
         self.prefix = prefix if prefix is not None else PrefixCache()  # an empty cache is falsy (len 0)
         self._lock = threading.Lock()
         self.failures = 0
+        self.policy = policy if policy is not None else SavingsPolicy()
 
     def rewrite(
-        self, route: Route, raw: bytes, content_encoding: str, mode: str, *, max_bytes: int | None = None
+        self,
+        route: Route,
+        raw: bytes,
+        content_encoding: str,
+        mode: str,
+        *,
+        max_bytes: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        agent: str = "",
     ) -> Rewritten:
         """``raw`` compressed (or as it was, with the reason); :class:`BodyTooLarge` past ``max_bytes`` decoded."""
         try:
@@ -180,11 +216,13 @@ class Rewriter:
             return Rewritten(raw, skipped=f"body not readable: {str(exc)[:200]}")
         size = len(text)
         del text  # the parsed body is what is needed from here: the decoded bytes go before the engine runs
-        out = self._rewrite(route, raw, body, mode)
+        out = self._rewrite(route, raw, body, mode, headers or {}, agent)
         out.size = size
         return out
 
-    def _rewrite(self, route: Route, raw: bytes, body: Any, mode: str) -> Rewritten:
+    def _rewrite(
+        self, route: Route, raw: bytes, body: Any, mode: str, headers: Mapping[str, str], agent: str
+    ) -> Rewritten:
         if not isinstance(body, dict):
             return Rewritten(raw, skipped="body is not a JSON object")
         model = body.get("model") if isinstance(body.get("model"), str) else route.model
@@ -193,17 +231,31 @@ class Rewriter:
         if not isinstance(messages, list) or not messages:
             return Rewritten(raw, model=model, stream=stream)
         config = self.configs[mode]
+        rest = {k: v for k, v in body.items() if k != route.key}
         try:
             project = request_project(body, route.key)
+            decision = self.policy.decide(agent, conversation_key(agent, headers, body, route.key), project)
+            marks: dict[str, Any] = {
+                "conversation": decision.conversation,
+                "project": project,
+                "messages": len(messages),
+            }
+            if decision.holdout:  # sent as received; counted all the same, for the comparison
+                tokens = _tokens(model, config.claude_token_factor, messages, messages, rest)
+                return Rewritten(raw, model=model, stream=stream, tokens=tokens, holdout=True, **marks)
+            root = f"{route.key}:{mode}"  # a fallback keeps the root: the prefix sent so far stays as sent
+            if decision.fallback is not None:
+                config = self.configs["lossless"]
+                marks["fallback"] = decision.fallback
             memo = self.memo_for(project)
-            out, frozen, blocks = self.compress_list(f"{route.key}:{mode}", messages, model, config, memo, project)
+            out, frozen, blocks = self.compress_list(root, messages, model, config, memo, project)
         except Exception as exc:  # fail open: the original goes upstream
             self.failures += 1
             log.warning("compression failed, forwarding the original: %s: %s", type(exc).__name__, exc)
             return Rewritten(raw, model=model, stream=stream, skipped=f"compression failed: {type(exc).__name__}")
-        tokens = _tokens(model, config.claude_token_factor, messages, out)
+        tokens = _tokens(model, config.claude_token_factor, messages, out, rest, frozen)
         if all(a is b for a, b in zip(out, messages)):
-            return Rewritten(raw, model=model, stream=stream, frozen=frozen, tokens=tokens)
+            return Rewritten(raw, model=model, stream=stream, frozen=frozen, tokens=tokens, **marks)
         new_body = dict(body)
         new_body[route.key or ""] = out
         return Rewritten(
@@ -215,6 +267,7 @@ class Rewriter:
             blocks=blocks,
             frozen=frozen,
             tokens=tokens,
+            **marks,
         )
 
     def reconfigure(self, config: EngineConfig) -> None:
@@ -259,9 +312,13 @@ class Rewriter:
             self.prefix.remember(keys, messages, out)
         return out, frozen, blocks
 
+    def count_items(self, items: list[Any], model: str | None, mode: str) -> Callable[[], Counts]:
+        """Token counts of items sent as they are (a held-out WebSocket turn)."""
+        return _tokens(model, self.configs[mode].claude_token_factor, items, items)
+
     def rewrite_items(
         self, items: list[Any], context: list[Any], model: str | None, mode: str, project: str | None = None
-    ) -> tuple[list[Any], int, Callable[[], tuple[int, int]]]:
+    ) -> tuple[list[Any], int, Callable[[], Counts]]:
         """New Responses input items of an incremental (WebSocket) turn; ``context`` holds earlier user turns
         so a tool output is compressed with the question that preceded it, as it would be over HTTP."""
         config = self.configs[mode]

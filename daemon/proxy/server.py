@@ -31,6 +31,7 @@ from headroom.daemon.proxy.app import ProxyApp, ProxySettings, UpstreamCut
 from headroom.daemon.proxy.guard import Guard, is_loopback
 from headroom.daemon.proxy.limits import LoopErrors, connection_cap, guarded_protocol, raise_fd_limit
 from headroom.daemon.proxy.rewrite import Rewriter
+from headroom.daemon.proxy.savings import SavingsPolicy
 from headroom.daemon.proxy.stats import StatsWriter, proxy_summary
 from headroom.engine.cache import PrefixCache
 from headroom.memory.ccr_store import FileCCRStore
@@ -70,13 +71,15 @@ def build_app(
     logging.getLogger("httpx").setLevel(logging.WARNING)
     if memo is None and db is not None and config.memory.enabled:
         memo = DBBlockMemo(db)
+    policy = SavingsPolicy(p.holdout)
     rewriter = Rewriter(
         config.engine,
         FileCCRStore(config.paths.ccr_dir),
         memo=memo,
         prefix=PrefixCache(max_bytes=int(config.proxy.prefix_cache_mb * (1 << 20))),
+        policy=policy,
     )
-    stats = StatsWriter(db)
+    stats = StatsWriter(db, observe=policy.observe)
     summary = (lambda: proxy_summary(db)) if db is not None else None
     if dashboard_data is None and db is not None:
         from headroom.daemon.dashboard import dashboard_data as figures
@@ -248,4 +251,6 @@ class ProxyServer:
             "loop_errors": sum(self.loop_errors.counts.values()),
             # What the prefix cache holds (bounded by its byte cap): read unlocked, a harmless snapshot.
             "prefix_cache": {"entries": len(self.app.rewriter.prefix), "bytes": self.app.rewriter.prefix.bytes},
+            # The holdout share and the cache watchdog's fallbacks (conversations switched to lossless).
+            "savings": self.app.rewriter.policy.health(),
         }

@@ -48,15 +48,21 @@ class RequestRecord:
     duration_ms: float = 0.0
     error: str | None = None
     usage: dict[str, int] = field(default_factory=dict)
-    tokens: Callable[[], tuple[int, int]] | None = None
+    #: (whole request, after compression, removed tokens in messages sent before); called on the writer thread
+    tokens: Callable[[], tuple[int, int, int]] | None = None
     weight: int = 0  # bytes of request text that ``tokens`` keeps alive until it is called
     ts: datetime = field(default_factory=lambda: datetime.now(timezone.utc).replace(tzinfo=None))
+    conversation: str | None = None
+    project: str | None = None
+    holdout: bool = False
+    fallback: str | None = None
+    messages: int = 0  # the conversation's length: for the watchdog only, not stored
 
     def row(self) -> dict[str, Any]:
-        before = after = 0
+        before = after = prefix = 0
         if self.tokens is not None:
             try:
-                before, after = self.tokens()
+                before, after, prefix = self.tokens()
             except Exception as exc:  # a count must never lose the row
                 log.warning("token count failed: %s: %s", type(exc).__name__, exc)
         return {
@@ -82,6 +88,11 @@ class RequestRecord:
             "added_ms": round(self.added_ms, 3),
             "duration_ms": round(self.duration_ms, 3),
             "error": self.error[:500] if self.error else None,
+            "conversation": self.conversation,
+            "project": self.project,
+            "holdout": self.holdout,
+            "fallback": self.fallback,
+            "tokens_removed_prefix": prefix,
         }
 
 
@@ -92,8 +103,15 @@ PENDING_BYTES = 32 << 20
 class StatsWriter(BatchWriter[RequestRecord]):
     """The proxy's statistics writer; ``db=None`` keeps no rows (counts only)."""
 
-    def __init__(self, db: Database | None, *, max_pending_bytes: int = PENDING_BYTES) -> None:
+    def __init__(
+        self,
+        db: Database | None,
+        *,
+        max_pending_bytes: int = PENDING_BYTES,
+        observe: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         self.db = db
+        self.observe = observe  # the savings watchdog learns from every row, once its tokens are counted
         self.max_pending_bytes = max_pending_bytes
         self.pending_bytes = 0
         self.tokens_skipped = 0
@@ -121,8 +139,14 @@ class StatsWriter(BatchWriter[RequestRecord]):
     def _insert(self, records: list[RequestRecord]) -> None:
         rows = []
         for record in records:
-            rows.append(record.row())  # token counting happens here, on the writer thread
+            row = record.row()  # token counting happens here, on the writer thread
             self._release(record)
+            if self.observe is not None:
+                try:
+                    self.observe({**row, "messages": record.messages})
+                except Exception as exc:  # the watchdog must never lose rows
+                    log.warning("savings watchdog failed: %s: %s", type(exc).__name__, exc)
+            rows.append(row)
         if self.db is not None:
             with self.db.transaction() as session:
                 session.execute(insert(ProxyRequest), rows)

@@ -26,6 +26,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketExce
 from headroom.daemon.proxy.guard import BROWSER_HEADERS
 from headroom.daemon.proxy.project import request_project
 from headroom.daemon.proxy.routes import agent_of, error_body, upstream_url
+from headroom.daemon.proxy.savings import conversation_key
 from headroom.daemon.proxy.stats import RequestRecord
 from headroom.daemon.proxy.usage import usage_of
 
@@ -47,6 +48,8 @@ class _Turns:
         self.calls: deque[Any] = deque(maxlen=64)
         self.pending: deque[RequestRecord] = deque()
         self.project: str | None = None  # announced in the first turn's instructions and environment context
+        self.headers: dict[str, str] = {}  # the upgrade request's (the session id for the conversation key)
+        self.conversation: str | None = None
 
     def context(self) -> list[Any]:
         return ([self.user] if self.user is not None else []) + list(self.calls)
@@ -99,6 +102,7 @@ async def relay_websocket(app: ProxyApp, scope: Scope, receive: Receive, send: S
     app.requests += 1
     await send({"type": "websocket.accept", "subprotocol": upstream.subprotocol})
     turns = _Turns()
+    turns.headers = hmap
     agent = agent_of(hmap)
     to_upstream = asyncio.ensure_future(_client_to_upstream(app, receive, upstream, turns, agent, mode))
     to_client = asyncio.ensure_future(_upstream_to_client(app, upstream, send, turns))
@@ -154,11 +158,20 @@ async def _rewrite_frame(app: ProxyApp, text: str, turns: _Turns, agent: str, mo
         return text  # a prewarm: no turn, no usage to wait for
     if turns.project is None:
         turns.project = request_project(frame, "input")
+    if turns.conversation is None:
+        turns.conversation = conversation_key(agent, turns.headers, frame, "input")
+    decision = app.rewriter.policy.decide(agent, turns.conversation, turns.project)
+    record.conversation, record.project = decision.conversation, turns.project
+    record.holdout, record.fallback = decision.holdout, decision.fallback
     context = turns.context()
     turns.saw_client_items(items)
     out_text = text
+    if decision.fallback is not None:  # the frames carry only new items: lossless is all a fallback needs
+        mode = "lossless"
     try:
-        if len(text) > app.settings.inline_bytes:
+        if decision.holdout:  # sent as received, counted for the comparison
+            out, blocks, tokens = items, 0, app.rewriter.count_items(items, model, mode)
+        elif len(text) > app.settings.inline_bytes:
             out, blocks, tokens = await app.off_loop(
                 app.rewriter.rewrite_items, items, context, model, mode, turns.project
             )

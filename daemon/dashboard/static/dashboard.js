@@ -201,6 +201,42 @@
         return [a, fmtInt(f.requests), fmtInt(f.tokens_before), fmtInt(f.tokens_after), fmtInt(f.tokens_saved),
           pct(f.saved_ratio), fmtUSD(f.usd_estimate)];
       })));
+    costSection(data.proxy_savings, box);
+  }
+
+  // What the requests cost and what was saved, priced per request (estimated), then the holdout (measured).
+  function costSection(p, box) {
+    if (!p || !p.total.requests) return;
+    var names = Object.keys(p.agents);
+    box.appendChild(el("h3", null, "Cost and savings, priced per request"));
+    box.appendChild(table(
+      [{ label: "agent" }, { label: "tokens sent", num: 1 }, { label: "removed", num: 1 }, { label: "cost", num: 1 },
+       { label: "saved (estimated)", num: 1 }, { label: "held out", num: 1 }, { label: "unpriced", num: 1 }],
+      names.map(function (a) {
+        var f = p.agents[a];
+        return [a, fmtInt(f.tokens_sent), fmtInt(f.tokens_removed), fmtUSD(f.cost_usd), fmtUSD(f.saved_usd),
+          fmtInt(f.held_out_requests), fmtInt(f.unpriced_requests)];
+      })));
+    box.appendChild(el("p", { "class": "muted small" }, "estimated: " + p.basis.estimated + "."));
+    var list = box.appendChild(el("ul", { id: "holdout" }));
+    if (!p.comparison.length) {
+      list.appendChild(el("li", null, "measured: no held-out conversation yet ([proxy] holdout in config.toml)."));
+    }
+    p.comparison.forEach(function (c) {
+      var where = c.agent + " " + (c.project ? shortPath(c.project) : "(no project)") + ": ";
+      var counts = " (held out " + c.held_out.conversations + " conversations / " + c.held_out.turns +
+        " turns, compressed " + c.treated.conversations + " / " + c.treated.turns + ")";
+      if (c.result !== "ok") { list.appendChild(el("li", null, "measured, " + where + c.result + counts)); return; }
+      var f = c.unit === "usd" ? fmtUSD : function (v) { return fmtInt(v) + " tokens"; };
+      list.appendChild(el("li", null, "measured, " + where + f(c.held_out.per_turn) + " per turn held out vs " +
+        f(c.treated.per_turn) + " compressed: saved " + pct(c.saved) + " (95% CI " + pct(c.ci95[0]) + " to " +
+        pct(c.ci95[1]) + ", bootstrap over conversations)" + counts));
+    });
+    p.fallbacks.forEach(function (w) {
+      list.appendChild(el("li", { "class": "warn" }, "cache watchdog: " + w.agent + " " +
+        (w.project ? shortPath(w.project) : "(no project)") + " conversation " + w.conversation.slice(0, 12) +
+        " fell back to lossless (" + w.reason + ")"));
+    });
   }
 
   function projectsSection(data) {
