@@ -42,6 +42,7 @@ from headroom.learn.readers import LogReader, State, parse_chunk, reader_for
 from headroom.learn.readers.base import record_type
 from headroom.learn.readers.jsonl import MALFORMED, OVERSIZED
 from headroom.memory.db import Database
+from headroom.memory.identity import current_machine
 from headroom.memory.models import Event, Session, SourceFile, ToolCall, Usage
 
 log = logging.getLogger("headroom.ingest")
@@ -97,6 +98,9 @@ class Ingestor:
         chunk_bytes: int = 4 << 20,
     ) -> None:
         self.db = db
+        # The files this ingestor knows are this machine's only (issue 17: a database shared by a team holds
+        # every machine's source files; another machine's path is never "missing" here, nor a rename source).
+        self.machine = current_machine()
         self.roots = {agent: [Path(os.path.abspath(r)) for r in rs] for agent, rs in roots.items()}
         self.readers: dict[Agent, LogReader] = {agent: reader_for(agent) for agent in AGENTS}
         self.max_line_bytes = max_line_bytes
@@ -171,7 +175,11 @@ class Ingestor:
         """Trust the DB for files read to their end, so a fresh process re-checks them with one stat()."""
         sf = _FILES.c
         with self.db.sessions() as dbs:
-            rows = dbs.execute(select(sf.path, sf.inode, sf.size, sf.mtime_ns, sf.offset).where(sf.missing.is_(False)))
+            rows = dbs.execute(
+                select(sf.path, sf.inode, sf.size, sf.mtime_ns, sf.offset).where(
+                    sf.missing.is_(False), sf.machine_id == self.machine
+                )
+            )
             for path, inode, size, mtime_ns, offset in rows:
                 if offset == size:
                     self._seen.setdefault(path, (inode, size, mtime_ns))
@@ -232,7 +240,7 @@ class Ingestor:
         """Flag known files that are gone (their rows stay). ``keep``: paths seen on disk."""
         sf = _FILES.c
         with self.db.transaction() as dbs:
-            query = select(sf.id, sf.path).where(sf.missing.is_(False))
+            query = select(sf.id, sf.path).where(sf.missing.is_(False), sf.machine_id == self.machine)
             if only is not None:
                 query = query.where(sf.path.in_(only))
             gone = [
@@ -250,11 +258,12 @@ class Ingestor:
         """The stored progress for this file: by path, else a renamed file by (device, inode)."""
         sf = _FILES.c
         with self.db.sessions() as dbs:
-            found = dbs.execute(select(_FILES).where(sf.path == str(item.path))).mappings().first()
+            mine = sf.machine_id == self.machine
+            found = dbs.execute(select(_FILES).where(mine, sf.path == str(item.path))).mappings().first()
             row: dict[str, Any] | None = dict(found) if found is not None else None
             if row is None:
                 for moved in dbs.execute(
-                    select(_FILES).where(sf.device == st.st_dev, sf.inode == st.st_ino)
+                    select(_FILES).where(mine, sf.device == st.st_dev, sf.inode == st.st_ino)
                 ).mappings():
                     if not os.path.exists(moved["path"]):
                         row = dict(moved)
@@ -395,7 +404,7 @@ class Ingestor:
                 if record_issue(dbs, str(item.path), kind, detail, now):
                     first_time.append((kind, detail))
             if row["id"] is None:
-                inserted = dbs.execute(_FILES.insert().values(first_seen=now, **values))
+                inserted = dbs.execute(_FILES.insert().values(first_seen=now, machine_id=self.machine, **values))
                 row["id"] = inserted.inserted_primary_key[0]  # type: ignore[attr-defined]
             else:
                 dbs.execute(update(SourceFile).where(_FILES.c.id == row["id"]).values(**values))

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from headroom.memory.db import Database
 from headroom.memory.dedup import clean_text, content_hash, looks_binary, normalize
+from headroom.memory.identity import current_user
 from headroom.memory.models import MemoryItem, MemorySighting, MemoryVector, StateValue
 from headroom.memory.redact import redact
 
@@ -495,18 +496,30 @@ class MemoryStore:
     def _bump(self, session: Session) -> None:
         self.set_state(session, _GENERATION, str(int(self.state(_GENERATION, session) or 0) + 1))
 
-    def state(self, name: str, session: Session | None = None) -> str | None:
+    def state(self, name: str, session: Session | None = None, *, machine: str = "") -> str | None:
+        """A stored value: the database's (``machine`` ``""``) or one machine's (its cursors)."""
         if session is not None:
-            return session.execute(select(StateValue.value).where(StateValue.name == name)).scalar()
+            return get_state(session, name, machine)
         with self.db.sessions() as s:
-            return s.execute(select(StateValue.value).where(StateValue.name == name)).scalar()
+            return get_state(s, name, machine)
 
-    def set_state(self, session: Session, name: str, value: str) -> None:
-        row = session.get(StateValue, name)
-        if row is None:
-            session.add(StateValue(name=name, value=value))
-        else:
-            row.value = value
+    def set_state(self, session: Session, name: str, value: str, *, machine: str = "") -> None:
+        set_state(session, name, value, machine)
+
+
+def get_state(session: Session, name: str, machine: str = "") -> str | None:
+    """The value ``name`` of ``machine`` (``""``: the whole database's), None when never set."""
+    where = (StateValue.machine_id == machine, StateValue.name == name)
+    return session.execute(select(StateValue.value).where(*where)).scalar()
+
+
+def set_state(session: Session, name: str, value: str, machine: str = "") -> None:
+    """Store ``name`` = ``value`` for ``machine``: one statement that cannot race another writer into a
+    duplicate key (insert, or update on conflict, on SQLite and PostgreSQL alike)."""
+    from headroom.memory.upsert import upsert
+
+    row = {"machine_id": machine, "name": name, "value": value, "user_id": current_user()}
+    session.execute(upsert(session, StateValue, [row], ["machine_id", "name"], update=["value"]))
 
 
 def link(old: MemoryItem, new: MemoryItem, reason: str) -> None:
