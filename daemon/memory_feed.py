@@ -26,6 +26,7 @@ from headroom.learn.knowledge import Found, from_prompt, from_tool_call
 from headroom.memory.identity import current_machine
 from headroom.memory.models import Event, Session, ToolCall
 from headroom.memory.store import Draft, MemoryStore, utcnow
+from headroom.memory.upsert import retrying
 
 log = logging.getLogger("headroom.memory")
 
@@ -62,8 +63,9 @@ class MemoryFeed:
         total = FeedReport()
         batches = 0
         while max_batches is None or batches < max_batches:
-            got = self._tool_batch()
-            got.add(self._prompt_batch())
+            # A deadlock or a lost race with another daemon on a shared database: the batch runs again whole.
+            got = retrying(self._tool_batch, what="memory feed")
+            got.add(retrying(self._prompt_batch, what="memory feed"))
             total.add(got)
             batches += 1
             if got.tool_calls < BATCH and got.prompts < BATCH:

@@ -397,17 +397,18 @@ def record_issue(dbs: DBSession, path: str, kind: str, detail: str, now: datetim
     """Count one bad-input problem for a file. Returns True the first time (the caller logs only then)."""
     detail = redact_text(detail)  # an exception's message may quote the line it choked on
     machine = current_machine()  # a file is one machine's (issue 17)
-    where = (_ISSUES.c.machine_id == machine, _ISSUES.c.path == path, _ISSUES.c.kind == kind)
-    row = dbs.execute(select(_ISSUES.c.id).where(*where)).first()
-    if row is None:
-        dbs.execute(
-            _ISSUES.insert().values(path=path, kind=kind, count=1, detail=detail, first_seen=now, last_seen=now)
-        )
-        return True
-    dbs.execute(
-        update(_ISSUES).where(_ISSUES.c.id == row.id).values(count=_ISSUES.c.count + 1, detail=detail, last_seen=now)
+    insert = postgresql.insert if dbs.get_bind().dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(_ISSUES).values(
+        machine_id=machine, path=path, kind=kind, count=1, detail=detail, first_seen=now, last_seen=now
     )
-    return False
+    # One statement (no look-then-insert race); ``count`` tells the first time from the others.
+    count = dbs.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["machine_id", "path", "kind"],
+            set_={"count": _ISSUES.c.count + 1, "detail": detail, "last_seen": now},
+        ).returning(_ISSUES.c.count)
+    ).scalar()
+    return count == 1
 
 
 def refresh_sessions(dbs: DBSession, limit: int = 500) -> int:

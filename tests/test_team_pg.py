@@ -6,7 +6,8 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,11 @@ from headroom.daemon.ingest import Ingestor
 from headroom.daemon.scheduler import Scheduler
 from headroom.memory import identity
 from headroom.memory.db import Database
+from headroom.memory.embed import FloatMatrix, HashEmbedder
 from headroom.memory.models import SchedulerJob, SourceFile
+from headroom.memory.store import Draft, MemoryStore
+from headroom.memory.upsert import retrying
+from headroom.memory.vectors import Vectors
 from tests.helpers import SESSION, claude_session_lines
 
 pytestmark = [pytest.mark.pg, pytest.mark.slow]
@@ -114,3 +119,89 @@ def test_a_machine_never_marks_another_machines_files_nor_takes_them_as_renames(
         mine = conn.execute(text("SELECT path FROM source_files WHERE machine_id = 'm-a' ORDER BY path")).scalars()
         assert str(moved) in list(mine)
         assert conn.execute(text("SELECT count(*) FROM source_files WHERE missing")).scalar_one() == 0
+
+
+class CountingEmbedder(HashEmbedder):
+    """The hash embedder, counting how often each text was embedded (across threads)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def embed(self, texts: Sequence[str]) -> FloatMatrix:
+        with self._lock:
+            self.seen.update(texts)
+        time.sleep(0.01)  # long enough for the other worker to reach the same rows
+        return super().embed(texts)
+
+
+def test_two_daemons_feeding_one_backlog_make_each_item_once_and_embed_it_once(pg_db: Database, tmp_path: Path) -> None:
+    drafts = [
+        Draft(
+            f"def handler_{i}(event):\n    return route(event, {i})\n",
+            "file_read",
+            project="/repo",
+            path=f"/repo/h{i}.py",
+        )
+        for i in range(300)
+    ]
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(2)
+    embedder = CountingEmbedder()
+
+    def daemon(n: int) -> None:
+        try:
+            store = MemoryStore(pg_db)
+            barrier.wait()
+            for start in range(0, len(drafts), 25):  # the same batches, at the same time, in both
+                retrying(lambda s=start: store.put_many(drafts[s : s + 25]))  # type: ignore[misc]
+            Vectors(store, embedder, tmp_path / f"index-{n}").embed_pending(batch=16)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=daemon, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert errors == []
+    with pg_db.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM memory_items")).scalar_one() == len(drafts)
+        assert conn.execute(text("SELECT count(*) FROM memory_sightings")).scalar_one() == len(drafts)
+        assert conn.execute(text("SELECT count(*) FROM memory_vectors")).scalar_one() == len(drafts)
+        assert conn.execute(text("SELECT max(sightings) FROM memory_items")).scalar_one() == 1
+    assert len(embedder.seen) == len(drafts) and set(embedder.seen.values()) == {1}  # each embedded once
+
+
+def test_a_deadlock_between_two_daemons_is_retried_whole(pg_db: Database) -> None:
+    with pg_db.engine.begin() as conn:
+        conn.execute(text("CREATE TABLE counters (id int PRIMARY KEY, n int NOT NULL)"))
+        conn.execute(text("INSERT INTO counters VALUES (1, 0), (2, 0)"))
+    barrier = threading.Barrier(2)
+    attempts: Counter[int] = Counter()
+    errors: list[BaseException] = []
+
+    def daemon(first: int, second: int) -> None:
+        def work() -> None:
+            attempts[first] += 1
+            with pg_db.engine.begin() as conn:
+                conn.execute(text("UPDATE counters SET n = n + 1 WHERE id = :i"), {"i": first})
+                if attempts[first] == 1:
+                    barrier.wait(10)  # both hold their first row: each now waits for the other's
+                conn.execute(text("UPDATE counters SET n = n + 1 WHERE id = :i"), {"i": second})
+
+        try:
+            retrying(work, what="test")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=daemon, args=pair) for pair in ((1, 2), (2, 1))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert sum(attempts.values()) == 3  # PostgreSQL broke the deadlock once; that side ran again
+    with pg_db.engine.connect() as conn:
+        assert conn.execute(text("SELECT sum(n) FROM counters")).scalar_one() == 4
