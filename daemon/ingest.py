@@ -34,6 +34,7 @@ from typing import Any, BinaryIO
 
 import orjson
 from sqlalchemy import Connection, Table, and_, delete, or_, select, update
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from headroom.learn.mirror import record_issue, refresh_sessions, resolve_hashed_projects, write_batch
 from headroom.learn.model import AGENTS, Agent, Batch, EventKind
@@ -60,7 +61,7 @@ class FileOutcome:
     """What one call to :meth:`Ingestor.ingest_file` did."""
 
     path: Path
-    status: str  # ingested | unchanged | waiting | missing | unreadable | skipped
+    status: str  # ingested | unchanged | waiting | missing | unreadable | skipped | failed
     bytes_read: int = 0
     records: int = 0
     problems: int = 0
@@ -232,6 +233,11 @@ class Ingestor:
             return FileOutcome(path, "missing")
         except (PermissionError, IsADirectoryError) as exc:
             return self._unreadable(item, exc)
+        except DBAPIError as exc:
+            if isinstance(exc, OperationalError):  # the database itself (locked, full, gone): not this file's
+                raise
+            self._seen[key] = signature  # read again when the file changes, not on every pass
+            return self._not_stored(item, exc)
         if outcome.status in ("ingested", "unchanged"):
             self._seen[key] = signature
         return outcome
@@ -440,6 +446,24 @@ class Ingestor:
         if self._record_types is None:
             self._record_types = known_record_types(self.db)
         return [entry for name, entry in found.items() if (item.agent, name) not in self._record_types]
+
+    def _not_stored(self, item: LogFile, exc: DBAPIError) -> FileOutcome:
+        """A file whose rows the database refused (a value it cannot hold): a logged, counted skip.
+
+        The message is the driver's first line only: SQLAlchemy's own text carries the statement and its
+        parameters, which here are kilobytes of tool output. What was committed before stays (offsets
+        advance per chunk); later files are read as usual.
+        """
+        kind = "not_stored"
+        self.problem_counts[kind] += 1
+        first_line = (str(exc.orig).strip().splitlines() or [type(exc.orig).__name__])[0][:200]
+        detail = f"{type(exc.orig).__name__}: {first_line}"
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        with self.db.transaction() as dbs:
+            first = record_issue(dbs, str(item.path), kind, detail, now)
+        if first:
+            log.warning("%s: not stored (%s); skipped, later files are read", item.path, detail)
+        return FileOutcome(item.path, "failed", problems=1)
 
     def _unreadable(self, item: LogFile, exc: OSError) -> FileOutcome:
         kind = "permission_denied" if isinstance(exc, PermissionError) else "unreadable"
