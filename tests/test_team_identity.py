@@ -106,3 +106,21 @@ def test_an_old_sqlite_database_is_stamped_with_the_local_identity(
         assert state == {"memory_feed.tool_calls": "m-ada", "memory.generation": ""}
     finally:
         db.close()
+
+
+def test_doctor_reports_this_machines_files_only(real_logs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from headroom.daemon.cli import cli
+
+    monkeypatch.setenv("HEADROOM_MACHINE", "m-one")
+    assert CliRunner().invoke(cli, ["ingest"], catch_exceptions=False).exit_code == 0
+
+    def ingested() -> int:
+        result = CliRunner().invoke(cli, ["doctor", "--json"], catch_exceptions=False)
+        import json
+
+        report = json.loads(result.output[result.output.index("{") :])
+        return sum(a["files_ingested"] for a in report["agents"].values())
+
+    assert ingested() > 0
+    monkeypatch.setenv("HEADROOM_MACHINE", "m-other")  # another machine on the same database
+    assert ingested() == 0
