@@ -76,6 +76,16 @@ def test_ingest_stamps_every_row_with_the_identity(real_logs: Path, monkeypatch:
                 assert owners == [("ada", "m-ada")], table
     finally:
         db.close()
+    import json
+
+    def listed(*options: str) -> list[dict[str, object]]:
+        out = CliRunner().invoke(cli, ["sessions", "--json", "-n", "0", "--no-refresh", *options]).output
+        return list(json.loads(out))
+
+    everyone = listed()
+    assert everyone and listed("--user", "ada") == everyone and listed("--machine", "m-ada") == everyone
+    assert listed("--user", "bob") == [] and listed("--machine", "m-bob") == []
+    assert {(r["user"], r["machine"]) for r in everyone} == {("ada", "m-ada")}
 
 
 def test_an_old_sqlite_database_is_stamped_with_the_local_identity(
