@@ -27,10 +27,12 @@ from headroom.daemon import costs
 from headroom.learn.knowledge import last_command_words
 from headroom.learn.mirror import agent_failure
 from headroom.learn.model import REASONING_OUTSIDE_OUTPUT
-from headroom.learn.projects import display_names
+from headroom.learn.projects import REPO_PREFIX, display_names, repository_name
 from headroom.memory.models import Event, Session, ToolCall, Usage
 
-GROUPINGS = ("day", "week", "month", "session", "project", "agent", "model", "block")
+GROUPINGS = ("day", "week", "month", "session", "project", "agent", "model", "block", "user", "machine")
+#: The dimensions grouped on the sessions table (the periods group on usage rows).
+DIMENSIONS = ("project", "agent", "user", "machine")
 TOKEN_FIELDS = (
     "input_tokens",
     "output_tokens",
@@ -51,6 +53,8 @@ class Filters:
     until: date | None = None
     model: str | None = None
     tz: tzinfo = UTC
+    user: str | None = None
+    machine: str | None = None
 
     @property
     def local(self) -> bool:
@@ -67,6 +71,11 @@ class Filters:
             utc(self.until + timedelta(days=1)) if self.until else None,
         )
 
+    @property
+    def on_sessions(self) -> bool:
+        """Whether a filter needs the sessions table (a query on usage or tool calls joins it then)."""
+        return bool(self.project or self.user or self.machine)
+
 
 def usage_where(filters: Filters) -> list[Any]:
     """The clauses that select the usage rows ``filters`` asks for (the project needs sessions joined)."""
@@ -75,7 +84,14 @@ def usage_where(filters: Filters) -> list[Any]:
     if filters.agent:
         out.append(u.agent == filters.agent)
     if filters.project:
-        out.append(Session.project_root.contains(filters.project, autoescape=True))
+        out.append(
+            Session.project_root.contains(filters.project, autoescape=True)
+            | Session.repository.contains(filters.project, autoescape=True)
+        )
+    if filters.user:
+        out.append(Session.user_id == filters.user)
+    if filters.machine:
+        out.append(Session.machine_id == filters.machine)
     if filters.model:
         out.append(u.model.contains(filters.model, autoescape=True))
     if filters.local:
@@ -92,12 +108,25 @@ def usage_where(filters: Filters) -> list[Any]:
     return out
 
 
+def project_column() -> Any:
+    """A session's project: its repository when known (one project across machines and paths, issue 17),
+    else its folder."""
+    return func.coalesce(Session.repository, Session.project_root)
+
+
 def _session_filter(query: Any, filters: Filters, *, agent_column: Any = None) -> Any:
-    """Apply the agent and project filters (the project lives on sessions: join them before)."""
+    """Apply the agent, project, user and machine filters (they live on sessions: join them before)."""
     if filters.agent:
         query = query.where((Session.agent if agent_column is None else agent_column) == filters.agent)
     if filters.project:
-        query = query.where(Session.project_root.contains(filters.project, autoescape=True))
+        query = query.where(
+            Session.project_root.contains(filters.project, autoescape=True)
+            | Session.repository.contains(filters.project, autoescape=True)
+        )
+    if filters.user:
+        query = query.where(Session.user_id == filters.user)
+    if filters.machine:
+        query = query.where(Session.machine_id == filters.machine)
     return query
 
 
@@ -120,7 +149,7 @@ def _period_rows(dbs: DBSession, by: str, filters: Filters) -> list[dict[str, An
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     spends: dict[tuple[str, str], costs.Spend] = defaultdict(costs.Spend)
     for _, day, _utc, agent, spend, tokens, calls in costs.grouped(
-        dbs, [], where=usage_where(filters), join_sessions=bool(filters.project), tz=filters.tz
+        dbs, [], where=usage_where(filters), join_sessions=filters.on_sessions, tz=filters.tz
     ):
         if day is None:
             continue
@@ -178,7 +207,7 @@ def _model_rows(dbs: DBSession, filters: Filters) -> list[dict[str, Any]]:
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     spends: dict[tuple[str, str], costs.Spend] = defaultdict(costs.Spend)
     for (model,), _day, _utc, agent, spend, tokens, calls in costs.grouped(
-        dbs, [Usage.model], where=usage_where(filters), join_sessions=bool(filters.project), tz=filters.tz
+        dbs, [Usage.model], where=usage_where(filters), join_sessions=filters.on_sessions, tz=filters.tz
     ):
         key = (model or "(unknown)", agent)
         row = rows.setdefault(
@@ -208,7 +237,11 @@ def spend_by(dbs: DBSession, column: Any, filters: Filters) -> tuple[dict[Any, c
 
 
 def _dimension_rows(dbs: DBSession, by: str, filters: Filters) -> list[dict[str, Any]]:
-    column = Session.agent if by == "agent" else Session.project_root
+    column = {
+        "agent": Session.agent,
+        "user": Session.user_id,
+        "machine": Session.machine_id,
+    }.get(by, project_column())
     s = Session
     query: Any = select(
         column,
@@ -237,10 +270,15 @@ def _dimension_rows(dbs: DBSession, by: str, filters: Filters) -> list[dict[str,
         _finish(row, separate)
         result.append(row)
     if by == "project":  # six projects named `calc` must read apart: the shortest path suffix that does
-        names = display_names(row["project"] for row in result)
+        names = display_names(row["project"] for row in result if not _is_repository(row["project"]))
         for row in result:
-            row["name"] = names.get(row["project"], "(no project)")
+            key = row["project"]
+            row["name"] = repository_name(key) if _is_repository(key) else names.get(key, "(no project)")
     return sorted(result, key=lambda r: -r["total_tokens"])
+
+
+def _is_repository(key: str | None) -> bool:
+    return bool(key) and str(key).startswith(REPO_PREFIX)
 
 
 def session_rows(dbs: DBSession, filters: Filters, *, failed: bool, limit: int | None) -> list[dict[str, Any]]:
@@ -316,6 +354,9 @@ def session_dict(s: Session) -> dict[str, Any]:
         "parent": s.parent_key,
         "title": s.title,
         "project": s.project_root,
+        "repository": s.repository,
+        "user": s.user_id,
+        "machine": s.machine_id,
         "cwd": s.cwd,
         "git_branch": s.git_branch,
         "cli_version": s.cli_version,

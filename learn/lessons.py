@@ -27,8 +27,10 @@ from sqlalchemy import func, select
 
 from headroom.learn.failures import Observations, observe
 from headroom.learn.mining import LessonDraft, recurrences
+from headroom.learn.projects import REPO_PREFIX, identities
 from headroom.memory.db import Database
 from headroom.memory.models import Lesson, Session
+from headroom.memory.upsert import retrying
 
 TTL_DAYS = 90
 MIN_SESSIONS_AFTER = 3
@@ -49,8 +51,15 @@ class SyncReport:
 
 
 def sync(db: Database, drafts: Sequence[LessonDraft], *, now: datetime | None = None) -> SyncReport:
-    """Upsert mined drafts; returns what changed (a draft's text and evidence are redacted when it is made)."""
-    now = now or _now()
+    """Upsert mined drafts; returns what changed (a draft's text and evidence are redacted when it is made).
+
+    Two daemons of a team may mine the same lesson at once (one repository, two machines): the loser's
+    insert fails on the unique key and its whole transaction is run again, now finding the winner's row.
+    """
+    return retrying(lambda: _sync(db, drafts, now or _now()), what="lessons")
+
+
+def _sync(db: Database, drafts: Sequence[LessonDraft], now: datetime) -> SyncReport:
     report = SyncReport()
     with db.transaction() as s:
         for d in drafts:
@@ -127,7 +136,7 @@ def lessons_for(db: Database, project: str, *, statuses: Sequence[str] = ("propo
     with db.sessions() as s:
         rows = s.execute(
             select(Lesson)
-            .where(Lesson.project.in_([project, ""]), Lesson.status.in_(list(statuses)))
+            .where(Lesson.project.in_(sorted(identities(project) | {project, ""})), Lesson.status.in_(list(statuses)))
             .order_by(Lesson.corrected_by_user.desc(), Lesson.sessions.desc(), Lesson.last_seen.desc(), Lesson.key)
         ).scalars()
         return list(rows)
@@ -136,7 +145,9 @@ def lessons_for(db: Database, project: str, *, statuses: Sequence[str] = ("propo
 def _project_sessions(db: Database, project: str, start: datetime | None, end: datetime | None) -> int:
     with db.sessions() as s:
         q = select(func.count()).select_from(Session).where(Session.kind == "main")
-        if project:
+        if project.startswith(REPO_PREFIX):  # a lesson of a repository: its sessions on every machine
+            q = q.where(Session.repository == project)
+        elif project:
             q = q.where(Session.project_root == project)
         if start is not None:
             q = q.where(Session.started_at >= start)

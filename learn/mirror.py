@@ -34,9 +34,11 @@ from headroom.learn.projects import (
     preferred,
     project_key,
     project_root,
+    repository_of,
     sha256_of,
 )
 from headroom.memory import models as db
+from headroom.memory.identity import current_machine
 from headroom.memory.redact import redact_many, redact_text
 
 _SESSIONS: Table = db.Session.__table__  # type: ignore[assignment]
@@ -82,7 +84,7 @@ def _statement(dialect: str, kind: str, shape: tuple[str, ...]) -> Any:
     if kind == "sessions":
         stmt = insert(_SESSIONS)
         new, old = stmt.excluded, _SESSIONS.c
-        first_wins = ("parent_key", "subagent_id", "cwd", "git_branch")
+        first_wins = ("parent_key", "subagent_id", "cwd", "git_branch", "repository")
         set_: dict[str, Any] = {name: func.coalesce(old[name], new[name]) for name in first_wins}
         # A project known only by its hash gives way to a real root, which is never replaced.
         set_["project_root"] = case(
@@ -165,6 +167,8 @@ def _execute_many(dbs: DBSession, stmt: Any, rows: list[dict[str, Any]], cache_k
         compiled = (str(statement), binds)
         _compiled[key] = compiled
     sql, binds = compiled
+    # A callable default (the writer's user and machine ids) is asked once per batch, as it may change.
+    binds = tuple((name, value(None) if callable(value) else value) for name, value in binds)
     params = [tuple(_sqlite_value(row[name] if value is _FROM_ROW else value) for name, value in binds) for row in rows]
     dbs.connection().exec_driver_sql(sql, params)
 
@@ -202,6 +206,7 @@ def _upsert_sessions(dbs: DBSession, agent: m.Agent, infos: list[m.SessionInfo])
     rows = []
     for info in infos:
         project = info.project_root or info.cwd
+        root = project_root(project) if project else None
         rows.append(
             {
                 "agent": agent,
@@ -211,7 +216,9 @@ def _upsert_sessions(dbs: DBSession, agent: m.Agent, infos: list[m.SessionInfo])
                 "kind": info.kind or ("subagent" if info.parent_key else "main"),
                 "title": info.title,
                 "cwd": info.cwd,
-                "project_root": project_root(project) if project else None,
+                "project_root": root,
+                # The repository it is a checkout of, read here where the checkout is (issue 17).
+                "repository": repository_of(root) if root else None,
                 "git_branch": info.git_branch,
                 "cli_version": info.cli_version,
                 "started_at": info.started_at,
@@ -394,16 +401,19 @@ def _total(columns: Any) -> Any:
 def record_issue(dbs: DBSession, path: str, kind: str, detail: str, now: datetime) -> bool:
     """Count one bad-input problem for a file. Returns True the first time (the caller logs only then)."""
     detail = redact_text(detail)  # an exception's message may quote the line it choked on
-    row = dbs.execute(select(_ISSUES.c.id).where(_ISSUES.c.path == path, _ISSUES.c.kind == kind)).first()
-    if row is None:
-        dbs.execute(
-            _ISSUES.insert().values(path=path, kind=kind, count=1, detail=detail, first_seen=now, last_seen=now)
-        )
-        return True
-    dbs.execute(
-        update(_ISSUES).where(_ISSUES.c.id == row.id).values(count=_ISSUES.c.count + 1, detail=detail, last_seen=now)
+    machine = current_machine()  # a file is one machine's (issue 17)
+    insert = postgresql.insert if dbs.get_bind().dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(_ISSUES).values(
+        machine_id=machine, path=path, kind=kind, count=1, detail=detail, first_seen=now, last_seen=now
     )
-    return False
+    # One statement (no look-then-insert race); ``count`` tells the first time from the others.
+    count = dbs.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["machine_id", "path", "kind"],
+            set_={"count": _ISSUES.c.count + 1, "detail": detail, "last_seen": now},
+        ).returning(_ISSUES.c.count)
+    ).scalar()
+    return count == 1
 
 
 def refresh_sessions(dbs: DBSession, limit: int = 500) -> int:

@@ -49,7 +49,11 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     monkeypatch.setenv("HEADROOM_EMBEDDINGS", "off")
     # Days, blocks and times default to the local zone (ccusage's convention): tests name theirs explicitly.
     monkeypatch.setenv("TZ", "UTC")
+    from headroom.memory import identity
+
+    identity.reset()  # the identity (and its machine-id file) is this test's home's
     yield home
+    identity.reset()
 
 
 @pytest.fixture

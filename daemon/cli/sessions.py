@@ -46,8 +46,10 @@ _STATUS_STYLE = {
 
 @click.group("sessions", invoke_without_command=True)
 @click.option("--agent", type=click.Choice(AGENTS), help="Only this agent's sessions.")
-@click.option("--project", help="Only sessions whose project path contains this text.")
+@click.option("--project", help="Only sessions whose project path (or repository) contains this text.")
 @click.option("--model", help="Only sessions that called a model whose name contains this text (tokens: its).")
+@click.option("--user", help="Only this user's sessions ([team] user; a database shared by a team).")
+@click.option("--machine", help="Only sessions of this machine ([team] machine).")
 @click.option("--since", help="Only sessions active since (YYYY-MM-DD, 7d, 2w, today...).")
 @click.option("--failed", is_flag=True, help="Only sessions with failed tool calls or API errors.")
 @click.option("-n", "--limit", type=int, default=50, show_default=True, help="At most this many (0: all).")
@@ -60,6 +62,8 @@ def sessions_group(
     agent: str | None,
     project: str | None,
     model: str | None,
+    user: str | None,
+    machine: str | None,
     since: str | None,
     failed: bool,
     limit: int,
@@ -80,7 +84,15 @@ def sessions_group(
     app = ctx.ensure_object(App)
     if refresh:
         app.catch_up(quiet=fmt != "table")
-    filters = analytics.Filters(agent=agent, project=project, since=parse_since(since, tz), model=model, tz=tz)
+    filters = analytics.Filters(
+        agent=agent,
+        project=project,
+        since=parse_since(since, tz),
+        model=model,
+        tz=tz,
+        user=user,
+        machine=machine,
+    )
     with app.read_db.sessions() as dbs:
         rows = analytics.session_rows(dbs, filters, failed=failed, limit=limit or None)
     if fmt == "table" and not rows:

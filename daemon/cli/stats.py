@@ -47,7 +47,9 @@ _TOKEN_COLUMNS = (
 @click.command("stats")
 @click.option("--by", type=click.Choice(analytics.GROUPINGS), default="day", show_default=True, help="Group rows by.")
 @click.option("--agent", type=click.Choice(AGENTS), help="Only this agent.")
-@click.option("--project", help="Only sessions whose project path contains this text.")
+@click.option("--project", help="Only sessions whose project path (or repository) contains this text.")
+@click.option("--user", help="Only this user's sessions ([team] user; a database shared by a team).")
+@click.option("--machine", help="Only sessions of this machine ([team] machine).")
 @click.option("--model", help="Only calls to models whose name contains this text (e.g. opus, gpt-5).")
 @click.option("--since", help="From this day on (in --timezone; YYYY-MM-DD, 7d, 2w, today...).")
 @click.option("--until", help="Up to and including this day (in --timezone).")
@@ -82,6 +84,8 @@ def stats(
     agent: str | None,
     project: str | None,
     model: str | None,
+    user: str | None,
+    machine: str | None,
     since: str | None,
     until: str | None,
     session_ident: str | None,
@@ -148,6 +152,8 @@ def stats(
         until=parse_since(until, tz),
         model=model,
         tz=tz,
+        user=user,
+        machine=machine,
     )
     with app.read_db.sessions() as dbs:
         if failures:
@@ -289,8 +295,8 @@ def _row_columns(rows: list[dict[str, Any]], by: str, tz: Any) -> list[Column]:
     elif by == "block":
         columns.append(Column("block", lambda r: r["block"] + (" (active)" if r["active"] else ""), "total"))
     else:
-        columns.append(Column(by, lambda r: Text(str(r[by])), "total"))
-    if by not in ("agent", "project"):
+        columns.append(Column(by, lambda r: Text(str(r[by]) if r[by] else "(unknown)"), "total"))
+    if by not in analytics.DIMENSIONS:
         columns.append(Column("agent", lambda r: str(r["agent"])))
     if by != "model":
         columns.append(Column("models", models_cell))
