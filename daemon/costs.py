@@ -50,7 +50,7 @@ class Spend:
     priced_calls: int = 0
     unpriced_calls: int = 0
     unpriced_models: set[str] = field(default_factory=set)
-    models: dict[str, int] = field(default_factory=dict)  # model -> calls, in first-seen order
+    models: dict[str, int] = field(default_factory=dict)  # model -> calls
     by_model: dict[str, float | None] = field(default_factory=dict)  # model -> USD (None: unpriced)
     parts: dict[str, float] = field(default_factory=lambda: dict.fromkeys(pricing.PARTS, 0.0))
 
@@ -74,7 +74,7 @@ class Spend:
             "cost_parts": {k: round(v, 9) for k, v in self.parts.items()},
             "unpriced_calls": self.unpriced_calls,
             "unpriced_models": sorted(self.unpriced_models),
-            "models": list(self.models),
+            "models": sorted(self.models, key=lambda m: (-self.models[m], m)),  # most calls first, any backend
             "model_costs": {m: None if v is None else round(v, 9) for m, v in self.by_model.items()},
         }
 
