@@ -67,6 +67,10 @@ to start. Example::
     min_relevance = 0.55           # prompt memory: how much of the prompt an item must cover (0-1)
     prompt_tokens = 400            # prompt memory: at most this many tokens per prompt
     lesson_tokens = 150            # live lesson: at most this many tokens per failed call
+
+    [team]                         # who writes the rows, when several daemons share one database_url
+    user = "ada"                   # default: the OS login name (env HEADROOM_USER)
+    machine = "ada-laptop"         # default: an id generated once into state/machine-id (env HEADROOM_MACHINE)
 """
 
 from __future__ import annotations
@@ -85,6 +89,8 @@ from headroom.daemon.paths import Paths, agent_homes, agent_roots_from_homes, de
 from headroom.daemon.providers import DEFAULT_UPSTREAMS
 from headroom.engine.config import EngineConfig
 from headroom.learn.model import AGENTS, Agent
+from headroom.memory import identity
+from headroom.memory.identity import Identity
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -165,6 +171,12 @@ class HooksConfig:
 
 
 @dataclass
+class TeamConfig:
+    user: str = ""
+    machine: str = ""
+
+
+@dataclass
 class Config:
     """The effective configuration of this process."""
 
@@ -178,6 +190,9 @@ class Config:
     memory: MemoryConfig = field(default_factory=MemoryConfig)
     learn: LearnConfig = field(default_factory=LearnConfig)
     hooks: HooksConfig = field(default_factory=HooksConfig)
+    team: TeamConfig = field(default_factory=TeamConfig)
+    #: The user and machine this process stamps on every row (from ``team`` and the environment).
+    identity: Identity | None = None
     source: Path | None = None  # the file it was read from, if any
 
     def agent_roots(self) -> dict[Agent, list[Path]]:
@@ -256,6 +271,8 @@ def _apply_environment(config: Config) -> None:
         config.database_url = env_url
     if not config.database_url:
         config.database_url = f"sqlite:///{where.db_file}"
+    # The one place the process's identity is set: every model's user_id/machine_id default reads it.
+    config.identity = identity.configure(config.team.user, config.team.machine, where.state_dir)
 
 
 def _apply(config: Config, data: dict[str, Any], file: Path) -> None:
@@ -281,6 +298,8 @@ def _apply(config: Config, data: dict[str, Any], file: Path) -> None:
             _fill(config.learn, _table(value, key, file), key, file)
         elif key == "hooks":
             _fill(config.hooks, _table(value, key, file), key, file)
+        elif key == "team":
+            _fill(config.team, _table(value, key, file), key, file)
         else:
             raise ConfigError(f"{file}: unknown setting '{key}'")
 

@@ -34,6 +34,7 @@ from typing import Any, BinaryIO
 
 import orjson
 from sqlalchemy import Connection, Table, and_, delete, or_, select, update
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from headroom.learn.mirror import record_issue, refresh_sessions, resolve_hashed_projects, write_batch
 from headroom.learn.model import AGENTS, Agent, Batch, EventKind
@@ -42,6 +43,7 @@ from headroom.learn.readers import LogReader, State, parse_chunk, reader_for
 from headroom.learn.readers.base import record_type
 from headroom.learn.readers.jsonl import MALFORMED, OVERSIZED
 from headroom.memory.db import Database
+from headroom.memory.identity import current_machine
 from headroom.memory.models import Event, Session, SourceFile, ToolCall, Usage
 
 log = logging.getLogger("headroom.ingest")
@@ -59,7 +61,7 @@ class FileOutcome:
     """What one call to :meth:`Ingestor.ingest_file` did."""
 
     path: Path
-    status: str  # ingested | unchanged | waiting | missing | unreadable | skipped
+    status: str  # ingested | unchanged | waiting | missing | unreadable | skipped | failed
     bytes_read: int = 0
     records: int = 0
     problems: int = 0
@@ -97,6 +99,9 @@ class Ingestor:
         chunk_bytes: int = 4 << 20,
     ) -> None:
         self.db = db
+        # The files this ingestor knows are this machine's only (issue 17: a database shared by a team holds
+        # every machine's source files; another machine's path is never "missing" here, nor a rename source).
+        self.machine = current_machine()
         self.roots = {agent: [Path(os.path.abspath(r)) for r in rs] for agent, rs in roots.items()}
         self.readers: dict[Agent, LogReader] = {agent: reader_for(agent) for agent in AGENTS}
         self.max_line_bytes = max_line_bytes
@@ -171,7 +176,11 @@ class Ingestor:
         """Trust the DB for files read to their end, so a fresh process re-checks them with one stat()."""
         sf = _FILES.c
         with self.db.sessions() as dbs:
-            rows = dbs.execute(select(sf.path, sf.inode, sf.size, sf.mtime_ns, sf.offset).where(sf.missing.is_(False)))
+            rows = dbs.execute(
+                select(sf.path, sf.inode, sf.size, sf.mtime_ns, sf.offset).where(
+                    sf.missing.is_(False), sf.machine_id == self.machine
+                )
+            )
             for path, inode, size, mtime_ns, offset in rows:
                 if offset == size:
                     self._seen.setdefault(path, (inode, size, mtime_ns))
@@ -224,6 +233,11 @@ class Ingestor:
             return FileOutcome(path, "missing")
         except (PermissionError, IsADirectoryError) as exc:
             return self._unreadable(item, exc)
+        except DBAPIError as exc:
+            if isinstance(exc, OperationalError):  # the database itself (locked, full, gone): not this file's
+                raise
+            self._seen[key] = signature  # read again when the file changes, not on every pass
+            return self._not_stored(item, exc)
         if outcome.status in ("ingested", "unchanged"):
             self._seen[key] = signature
         return outcome
@@ -232,7 +246,7 @@ class Ingestor:
         """Flag known files that are gone (their rows stay). ``keep``: paths seen on disk."""
         sf = _FILES.c
         with self.db.transaction() as dbs:
-            query = select(sf.id, sf.path).where(sf.missing.is_(False))
+            query = select(sf.id, sf.path).where(sf.missing.is_(False), sf.machine_id == self.machine)
             if only is not None:
                 query = query.where(sf.path.in_(only))
             gone = [
@@ -250,11 +264,12 @@ class Ingestor:
         """The stored progress for this file: by path, else a renamed file by (device, inode)."""
         sf = _FILES.c
         with self.db.sessions() as dbs:
-            found = dbs.execute(select(_FILES).where(sf.path == str(item.path))).mappings().first()
+            mine = sf.machine_id == self.machine
+            found = dbs.execute(select(_FILES).where(mine, sf.path == str(item.path))).mappings().first()
             row: dict[str, Any] | None = dict(found) if found is not None else None
             if row is None:
                 for moved in dbs.execute(
-                    select(_FILES).where(sf.device == st.st_dev, sf.inode == st.st_ino)
+                    select(_FILES).where(mine, sf.device == st.st_dev, sf.inode == st.st_ino)
                 ).mappings():
                     if not os.path.exists(moved["path"]):
                         row = dict(moved)
@@ -395,7 +410,7 @@ class Ingestor:
                 if record_issue(dbs, str(item.path), kind, detail, now):
                     first_time.append((kind, detail))
             if row["id"] is None:
-                inserted = dbs.execute(_FILES.insert().values(first_seen=now, **values))
+                inserted = dbs.execute(_FILES.insert().values(first_seen=now, machine_id=self.machine, **values))
                 row["id"] = inserted.inserted_primary_key[0]  # type: ignore[attr-defined]
             else:
                 dbs.execute(update(SourceFile).where(_FILES.c.id == row["id"]).values(**values))
@@ -431,6 +446,24 @@ class Ingestor:
         if self._record_types is None:
             self._record_types = known_record_types(self.db)
         return [entry for name, entry in found.items() if (item.agent, name) not in self._record_types]
+
+    def _not_stored(self, item: LogFile, exc: DBAPIError) -> FileOutcome:
+        """A file whose rows the database refused (a value it cannot hold): a logged, counted skip.
+
+        The message is the driver's first line only: SQLAlchemy's own text carries the statement and its
+        parameters, which here are kilobytes of tool output. What was committed before stays (offsets
+        advance per chunk); later files are read as usual.
+        """
+        kind = "not_stored"
+        self.problem_counts[kind] += 1
+        first_line = (str(exc.orig).strip().splitlines() or [type(exc.orig).__name__])[0][:200]
+        detail = f"{type(exc.orig).__name__}: {first_line}"
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        with self.db.transaction() as dbs:
+            first = record_issue(dbs, str(item.path), kind, detail, now)
+        if first:
+            log.warning("%s: not stored (%s); skipped, later files are read", item.path, detail)
+        return FileOutcome(item.path, "failed", problems=1)
 
     def _unreadable(self, item: LogFile, exc: OSError) -> FileOutcome:
         kind = "permission_denied" if isinstance(exc, PermissionError) else "unreadable"

@@ -23,8 +23,9 @@ from headroom.daemon.config import Config
 from headroom.daemon.scheduler import Scheduler
 from headroom.learn.model import AGENTS
 from headroom.memory.db import Database
-from headroom.memory.models import Session, StateValue
-from headroom.memory.store import utcnow
+from headroom.memory.identity import current_machine
+from headroom.memory.models import Session
+from headroom.memory.store import get_state, set_state, utcnow
 
 log = logging.getLogger("headroom.learn")
 
@@ -98,22 +99,25 @@ def idle_projects(db: Database, idle: timedelta, now: datetime | None = None) ->
     """Projects with a session that went idle since the last look; advances the cursor."""
     now = now or utcnow()
     until = now - idle
+    machine = current_machine()  # a machine mines the sessions it ran: lessons go into its own files
     with db.transaction() as s:
-        row = s.get(StateValue, _CURSOR)
-        since = datetime.fromisoformat(row.value) if row is not None else until - timedelta(days=1)
+        stored = get_state(s, _CURSOR, machine)
+        since = datetime.fromisoformat(stored) if stored is not None else until - timedelta(days=1)
         projects = sorted(
             p
             for p in s.execute(
                 select(Session.project_root)
-                .where(Session.ended_at > since, Session.ended_at <= until, Session.project_root.is_not(None))
+                .where(
+                    Session.ended_at > since,
+                    Session.ended_at <= until,
+                    Session.project_root.is_not(None),
+                    Session.machine_id == machine,
+                )
                 .distinct()
             ).scalars()
             if p
         )
-        if row is None:
-            s.add(StateValue(name=_CURSOR, value=until.isoformat()))
-        else:
-            row.value = until.isoformat()
+        set_state(s, _CURSOR, until.isoformat(), machine)
     return projects
 
 
@@ -122,7 +126,11 @@ def recent_projects(db: Database, days: int = 30, now: datetime | None = None) -
     with db.sessions() as s:
         rows = s.execute(
             select(Session.project_root)
-            .where(Session.started_at >= since, Session.project_root.is_not(None))
+            .where(
+                Session.started_at >= since,
+                Session.project_root.is_not(None),
+                Session.machine_id == current_machine(),  # projects checked out on this machine
+            )
             .distinct()
         ).scalars()
         return sorted(p for p in rows if p)

@@ -6,6 +6,9 @@ and its cursor or neither: nothing is fed twice, nothing is skipped. A tool call
 result stops the tool-call cursor for a while (its output usually lands in the next batch); one that never
 completes (an interrupted session) is passed over after :data:`PENDING_GRACE`.
 
+Cursors and rows are per machine (issue 17): on a database shared by a team, each daemon feeds the sessions
+its own machine ingested, under its own cursors, so two daemons never put the same backlog twice.
+
 It reads only committed rows, so it may run on any thread after ingestion (the daemon calls it after each
 ingest pass; ``headroom memory …`` commands call it before answering, so they work without the daemon).
 """
@@ -20,8 +23,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session as OrmSession
 
 from headroom.learn.knowledge import Found, from_prompt, from_tool_call
+from headroom.memory.identity import current_machine
 from headroom.memory.models import Event, Session, ToolCall
 from headroom.memory.store import Draft, MemoryStore, utcnow
+from headroom.memory.upsert import retrying
 
 log = logging.getLogger("headroom.memory")
 
@@ -48,17 +53,19 @@ class FeedReport:
 class MemoryFeed:
     """Moves new rows of the session mirror into the memory store."""
 
-    def __init__(self, store: MemoryStore, *, now: datetime | None = None) -> None:
+    def __init__(self, store: MemoryStore, *, now: datetime | None = None, machine: str | None = None) -> None:
         self.store = store
         self._now = now
+        self.machine = current_machine() if machine is None else machine
 
     def run(self, max_batches: int | None = None) -> FeedReport:
         """Feed everything new (or ``max_batches`` batches of each kind)."""
         total = FeedReport()
         batches = 0
         while max_batches is None or batches < max_batches:
-            got = self._tool_batch()
-            got.add(self._prompt_batch())
+            # A deadlock or a lost race with another daemon on a shared database: the batch runs again whole.
+            got = retrying(self._tool_batch, what="memory feed")
+            got.add(retrying(self._prompt_batch, what="memory feed"))
             total.add(got)
             batches += 1
             if got.tool_calls < BATCH and got.prompts < BATCH:
@@ -78,11 +85,11 @@ class MemoryFeed:
         report = FeedReport()
         now = self._now or utcnow()
         with self.store.db.transaction() as s:
-            cursor = int(self.store.state(_TOOLS_CURSOR, s) or 0)
+            cursor = int(self.store.state(_TOOLS_CURSOR, s, machine=self.machine) or 0)
             rows = s.execute(
                 select(ToolCall, Session.agent, Session.key, Session.cwd, Session.project_root)
                 .join(Session, Session.id == ToolCall.session_id)
-                .where(ToolCall.id > cursor)
+                .where(ToolCall.id > cursor, ToolCall.machine_id == self.machine)
                 .order_by(ToolCall.id)
                 .limit(BATCH)
             ).all()
@@ -105,13 +112,13 @@ class MemoryFeed:
                 )
             self._put(drafts, report, s)
             if last != cursor:
-                self.store.set_state(s, _TOOLS_CURSOR, str(last))
+                self.store.set_state(s, _TOOLS_CURSOR, str(last), machine=self.machine)
         return report
 
     def _prompt_batch(self) -> FeedReport:
         report = FeedReport()
         with self.store.db.transaction() as s:
-            cursor = int(self.store.state(_PROMPTS_CURSOR, s) or 0)
+            cursor = int(self.store.state(_PROMPTS_CURSOR, s, machine=self.machine) or 0)
             rows = s.execute(
                 select(
                     Event.id,
@@ -124,7 +131,7 @@ class MemoryFeed:
                     Session.project_root,
                 )
                 .join(Session, Session.id == Event.session_id)
-                .where(Event.id > cursor, Event.kind == "user_prompt")
+                .where(Event.id > cursor, Event.kind == "user_prompt", Event.machine_id == self.machine)
                 .order_by(Event.id)
                 .limit(BATCH)
             ).all()
@@ -136,7 +143,7 @@ class MemoryFeed:
                     drafts.append(_draft(found, agent, session_key, f"prompt:{key}", project or cwd, ts))
             self._put(drafts, report, s)
             if rows:
-                self.store.set_state(s, _PROMPTS_CURSOR, str(rows[-1][0]))
+                self.store.set_state(s, _PROMPTS_CURSOR, str(rows[-1][0]), machine=self.machine)
         return report
 
     def _put(self, drafts: list[Draft], report: FeedReport, s: OrmSession) -> None:

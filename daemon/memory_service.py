@@ -269,7 +269,11 @@ def register_jobs(
     if worker is not None:
         scheduler.add("memory-backlog", worker.wake, IntervalTrigger(minutes=1), what="embed what others added")
         scheduler.add(
-            "memory-prune", lambda: worker.call(worker.prune), IntervalTrigger(hours=1), what="prune to max_db_mb"
+            "memory-prune",
+            lambda: worker.call(worker.prune),
+            IntervalTrigger(hours=1),
+            what="prune to max_db_mb",
+            team=True,  # the memory is the whole database's: one daemon prunes it
         )
     scheduler.add(
         "ccr-expiry",
@@ -278,5 +282,10 @@ def register_jobs(
         what="expire unused CCR originals",
     )
     scheduler.add(
-        "db-compact", db.compact, CronTrigger(hour=4, minute=45), grace_s=12 * 3600, what="checkpoint, VACUUM"
+        "db-compact",
+        db.compact,
+        CronTrigger(hour=4, minute=45),
+        grace_s=12 * 3600,
+        what="checkpoint, VACUUM",
+        team=True,
     )

@@ -12,10 +12,19 @@ version can only ever call a name this process registered. Each job runs at most
 the scheduler's small thread pool; one that raises is logged and counted (``headroom daemon status`` shows
 it) and runs again at its next time. Jobs that can take long check :attr:`Scheduler.stopping`, so a
 shutdown waits for the step in progress only (a lesson file's atomic write, never a half-written one).
+
+Many daemons may share one database (issue 17). Each machine's jobs are its own rows of the table (the job id
+is ``<machine id>/<name>``, and this store reads and removes only rows with its prefix), so two daemons each
+run their own jobs and a third with learn off removes nothing of theirs. A job for the whole database
+(pruning the shared memory, the team's nightly review) is registered with ``team=True`` on every daemon and
+runs only where this process is the leader: the holder of a PostgreSQL session-level advisory lock
+(:class:`Leadership`), taken again by another daemon when the leader's connection goes. On SQLite, one
+person's file, every daemon is its own leader.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -27,6 +36,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from headroom.memory.db import Database
+from headroom.memory.identity import current_machine
 from headroom.memory.models import SchedulerJob
 
 log = logging.getLogger("headroom.scheduler")
@@ -34,6 +44,8 @@ log = logging.getLogger("headroom.scheduler")
 #: How late a missed interval run may still be made up (seconds); the nightly jobs allow far longer.
 DEFAULT_GRACE_S = 300
 STORE_RETRY_S = 10  # how soon to look again when the job store could not be read
+#: The advisory lock whose holder runs the team-wide jobs ("lead"; the migration lock is "head").
+LEADER_LOCK = 0x6C656164
 _ACTIVE: dict[str, Scheduler] = {}  # token -> the running scheduler it belongs to
 
 
@@ -53,6 +65,68 @@ class JobSpec:
     trigger: Any  # an apscheduler trigger
     grace_s: int
     what: str
+    team: bool = False  # one run for the whole database: only on the leader
+
+
+class Leadership:
+    """Whether this process runs the team-wide jobs: it holds :data:`LEADER_LOCK` on PostgreSQL.
+
+    The lock is session-level, held on a connection of its own for as long as the process lives: when a
+    leader stops or dies, PostgreSQL releases it and the next daemon to ask becomes the leader. Any other
+    database (SQLite: one person's file) has one daemon, always the leader.
+    """
+
+    def __init__(self, db: Database | None) -> None:
+        self.db = db
+        self._conn: Any = None
+        self._lock = threading.Lock()
+
+    def holds(self) -> bool:
+        """Whether this process is the leader now (asks for the lock when it is not)."""
+        if self.db is None or self.db.engine.dialect.name != "postgresql":
+            return True
+        from sqlalchemy import text
+        from sqlalchemy.exc import DBAPIError
+
+        with self._lock:
+            if self._conn is not None:
+                try:
+                    self._conn.execute(text("SELECT 1"))
+                    return True
+                except DBAPIError:  # the connection went (the server restarted): the lock went with it
+                    self._drop()
+            conn = self.db.engine.connect()
+            try:
+                won = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LEADER_LOCK}).scalar())
+                conn.commit()  # a session-level lock outlives the transaction; no transaction stays open
+            except DBAPIError:
+                conn.close()
+                raise
+            if not won:
+                conn.close()
+                return False
+            self._conn = conn
+            log.info("this daemon leads the team-wide jobs")
+            return True
+
+    def release(self) -> None:
+        with self._lock:
+            self._drop()
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            from sqlalchemy.exc import DBAPIError
+
+            with contextlib.suppress(DBAPIError):
+                # Closed for real, not back to the pool: ending the session is what releases the lock.
+                self._conn.invalidate()
+                self._conn.close()
+            self._conn = None
+
+    @property
+    def leading(self) -> bool:
+        """Whether this process was the leader when it last asked (no query: for health reports)."""
+        return self._conn is not None or self.db is None or self.db.engine.dialect.name != "postgresql"
 
 
 @dataclass
@@ -70,10 +144,15 @@ class JobStats:
 
 
 class Scheduler:
-    """A background scheduler for named jobs, persisted in ``db`` (in memory when ``db`` is None)."""
+    """A background scheduler for named jobs, persisted in ``db`` (in memory when ``db`` is None).
 
-    def __init__(self, db: Database | None, *, threads: int = 2) -> None:
+    ``machine``: whose rows of the job table are this scheduler's (default: this process's machine id).
+    """
+
+    def __init__(self, db: Database | None, *, threads: int = 2, machine: str | None = None) -> None:
         self.db = db
+        self.machine = current_machine() if machine is None else machine
+        self.leadership = Leadership(db)
         self.threads = threads
         self.specs: dict[str, JobSpec] = {}
         self.stats: dict[str, JobStats] = {}
@@ -88,17 +167,31 @@ class Scheduler:
     # -- registration ------------------------------------------------------------------------------
 
     def add(
-        self, name: str, func: Callable[[], Any], trigger: Any, *, grace_s: int = DEFAULT_GRACE_S, what: str = ""
+        self,
+        name: str,
+        func: Callable[[], Any],
+        trigger: Any,
+        *,
+        grace_s: int = DEFAULT_GRACE_S,
+        what: str = "",
+        team: bool = False,
     ) -> None:
-        """Register a job before :meth:`start` (its stored next run time is kept if the trigger is the same)."""
-        self.specs[name] = JobSpec(name, func, trigger, grace_s, what or name)
+        """Register a job before :meth:`start` (its stored next run time is kept if the trigger is the same).
+
+        ``team``: a job for the whole database, run only while this process is the leader (see the module doc).
+        """
+        self.specs[name] = JobSpec(name, func, trigger, grace_s, what or name, team)
         self.stats.setdefault(name, JobStats())
+
+    def job_id(self, name: str) -> str:
+        """The id of job ``name`` in the store: this machine's row."""
+        return f"{self.machine}/{name}"
 
     def reschedule(self, name: str, trigger: Any) -> None:
         """A new trigger for a registered job (a config reload changed its time)."""
         self.specs[name].trigger = trigger
         if self.running:
-            self._aps.reschedule_job(name, trigger=trigger)
+            self._aps.reschedule_job(self.job_id(name), trigger=trigger)
             self._note_next(name)
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -118,19 +211,22 @@ class Scheduler:
         from apscheduler.jobstores.memory import MemoryJobStore
         from apscheduler.schedulers.background import BackgroundScheduler
 
-        store = _patient_store(self.db) if self.db is not None else MemoryJobStore()
+        store = _patient_store(self.db, self.machine) if self.db is not None else MemoryJobStore()
         self._aps = BackgroundScheduler(
             jobstores={"default": store},
             executors={"default": ThreadPoolExecutor(self.threads)},
             job_defaults={"coalesce": True, "max_instances": 1},
         )
         _ACTIVE[self._token] = self
+        if self.db is not None:
+            _drop_unowned_jobs(self.db)
         self._aps.start(paused=True)  # jobs are reconciled with the store before anything runs
         now = datetime.now(self._aps.timezone)
         for spec in self.specs.values():
             self._install(spec, now)
-        for job in self._aps.get_jobs():
-            if job.id not in self.specs:
+        mine = {self.job_id(name) for name in self.specs}
+        for job in self._aps.get_jobs():  # this machine's rows only (see _patient_store)
+            if job.id not in mine:
                 self._aps.remove_job(job.id)
                 log.info("scheduled job %s removed (no longer registered)", job.id)
         self._aps.resume()
@@ -141,11 +237,12 @@ class Scheduler:
         )
 
     def _install(self, spec: JobSpec, now: datetime) -> None:
-        stored = self._aps.get_job(spec.name)
+        ident = self.job_id(spec.name)
+        stored = self._aps.get_job(ident)
         args = [self._token, spec.name]
         if stored is not None and stored.next_run_time is not None and str(stored.trigger) == str(spec.trigger):
             # The same schedule as last time: keep its next run time (which may be overdue: made up once).
-            self._aps.modify_job(spec.name, args=args, misfire_grace_time=spec.grace_s, name=spec.what)
+            self._aps.modify_job(ident, args=args, misfire_grace_time=spec.grace_s, name=spec.what)
             overdue = (now - stored.next_run_time).total_seconds()
             if 0 < overdue <= spec.grace_s:
                 self.made_up.append(spec.name)
@@ -155,13 +252,13 @@ class Scheduler:
                     spec.name,
                     stored.next_run_time.isoformat(timespec="minutes"),
                 )
-                self._aps.modify_job(spec.name, next_run_time=spec.trigger.get_next_fire_time(None, now))
+                self._aps.modify_job(ident, next_run_time=spec.trigger.get_next_fire_time(None, now))
         else:
             self._aps.add_job(
                 run_job,
                 spec.trigger,
                 args=args,
-                id=spec.name,
+                id=ident,
                 name=spec.what,
                 misfire_grace_time=spec.grace_s,
                 replace_existing=True,
@@ -175,6 +272,7 @@ class Scheduler:
         if self._aps is not None and self._aps.running:
             self._aps.shutdown(wait=True)
         _ACTIVE.pop(self._token, None)
+        self.leadership.release()
         log.info("scheduler stopped")
 
     # -- running jobs ------------------------------------------------------------------------------
@@ -182,6 +280,12 @@ class Scheduler:
     def execute(self, name: str) -> Any:
         """Run job ``name`` now, on the calling thread, recording its outcome (also the job store's entry)."""
         spec, stats = self.specs[name], self.stats[name]
+        if spec.team and not self._leads():
+            stats.last_result = "skipped: another daemon leads the team-wide jobs"
+            with self._note_lock:
+                if self.running and not self.stopping.is_set():
+                    self._note_next(name)
+            return None
         started = time.monotonic()
         stats.running, stats.last_run = True, datetime.now().astimezone()
         try:
@@ -206,8 +310,15 @@ class Scheduler:
                 if self.running and not self.stopping.is_set():
                     self._note_next(name)
 
+    def _leads(self) -> bool:
+        try:
+            return self.leadership.holds()
+        except Exception as exc:  # the database unreachable: nobody can tell, so this one does not run it
+            log.warning("scheduler: cannot tell who leads the team-wide jobs (%s)", exc)
+            return False
+
     def _note_next(self, name: str) -> None:
-        job = self._aps.get_job(name)
+        job = self._aps.get_job(self.job_id(name))
         self.stats[name].next_run = job.next_run_time if job is not None else None
 
     def health(self) -> dict[str, Any]:
@@ -228,11 +339,15 @@ class Scheduler:
             "state": ("running" if self.alive else "failed") if self.running else "stopped",
             "last_error": "; ".join(failing) or None,
             "store": "database" if self.db is not None else "memory",
+            "machine": self.machine,
+            "leader": self.leadership._conn is not None
+            or self.db is None
+            or self.db.engine.dialect.name != "postgresql",
             "jobs": jobs,
         }
 
 
-def _patient_store(db: Database) -> Any:
+def _patient_store(db: Database, machine: str) -> Any:
     """apscheduler's SQLAlchemy job store, made to outlast a database that stays locked past its busy timeout.
 
     apscheduler retries a failed read of the due jobs, but an error while it records a job's next run time (or
@@ -241,9 +356,24 @@ def _patient_store(db: Database) -> Any:
     be stored only means the job is due again at the next look, and missed runs are coalesced anyway.
     """
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+    from sqlalchemy import and_, null, select
     from sqlalchemy.exc import OperationalError
 
+    prefix = f"{machine}/"
+
     class PatientJobStore(SQLAlchemyJobStore):  # type: ignore[misc]
+        """Only this machine's rows: a shared table holds every daemon's jobs (see the module doc)."""
+
+        def _mine(self) -> Any:
+            return self.jobs_t.c.id.startswith(prefix, autoescape=True)
+
+        def _get_jobs(self, *conditions: Any) -> list[Any]:
+            return super()._get_jobs(self._mine(), *conditions)  # type: ignore[no-any-return]
+
+        def remove_all_jobs(self) -> None:
+            with self.engine.begin() as connection:
+                connection.execute(self.jobs_t.delete().where(self._mine()))
+
         def update_job(self, job: Any) -> None:
             try:
                 super().update_job(job)
@@ -251,13 +381,38 @@ def _patient_store(db: Database) -> Any:
                 log.warning("scheduler: next run of %s not stored (%s); it is looked at again", job.id, exc.orig)
 
         def get_next_run_time(self) -> datetime | None:
+            from apscheduler.util import utc_timestamp_to_datetime
+
+            query = (
+                select(self.jobs_t.c.next_run_time)
+                .where(and_(self._mine(), self.jobs_t.c.next_run_time != null()))
+                .order_by(self.jobs_t.c.next_run_time)
+                .limit(1)
+            )
             try:
-                return super().get_next_run_time()  # type: ignore[no-any-return]
+                with self.engine.begin() as connection:
+                    return utc_timestamp_to_datetime(connection.execute(query).scalar())  # type: ignore[no-any-return]
             except OperationalError as exc:
                 log.warning("scheduler: the job store cannot be read (%s); trying again shortly", exc.orig)
                 return datetime.now(timezone.utc) + timedelta(seconds=STORE_RETRY_S)
 
     return PatientJobStore(engine=db.engine, tablename=SchedulerJob.__tablename__)
+
+
+def _drop_unowned_jobs(db: Database) -> None:
+    """Remove jobs stored by a version before machine ids (their ids have no ``<machine>/``): no daemon
+    would ever run or remove them. Each daemon registers its jobs again at start."""
+    from sqlalchemy import delete
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        with db.engine.begin() as conn:
+            gone = conn.execute(delete(SchedulerJob).where(~SchedulerJob.id.contains("/"))).rowcount
+    except OperationalError as exc:  # the table not there yet, or locked: the next start tries again
+        log.debug("old scheduler jobs not removed: %s", exc.orig)
+        return
+    if gone:
+        log.info("scheduler: %d job(s) stored before machine ids removed; registered again per machine", gone)
 
 
 def _iso(moment: datetime | None) -> str | None:

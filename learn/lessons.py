@@ -29,6 +29,7 @@ from headroom.learn.failures import Observations, observe
 from headroom.learn.mining import LessonDraft, recurrences
 from headroom.memory.db import Database
 from headroom.memory.models import Lesson, Session
+from headroom.memory.upsert import retrying
 
 TTL_DAYS = 90
 MIN_SESSIONS_AFTER = 3
@@ -49,8 +50,15 @@ class SyncReport:
 
 
 def sync(db: Database, drafts: Sequence[LessonDraft], *, now: datetime | None = None) -> SyncReport:
-    """Upsert mined drafts; returns what changed (a draft's text and evidence are redacted when it is made)."""
-    now = now or _now()
+    """Upsert mined drafts; returns what changed (a draft's text and evidence are redacted when it is made).
+
+    Two daemons of a team may mine the same lesson at once (one repository, two machines): the loser's
+    insert fails on the unique key and its whole transaction is run again, now finding the winner's row.
+    """
+    return retrying(lambda: _sync(db, drafts, now or _now()), what="lessons")
+
+
+def _sync(db: Database, drafts: Sequence[LessonDraft], now: datetime) -> SyncReport:
     report = SyncReport()
     with db.transaction() as s:
         for d in drafts:

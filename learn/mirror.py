@@ -37,6 +37,7 @@ from headroom.learn.projects import (
     sha256_of,
 )
 from headroom.memory import models as db
+from headroom.memory.identity import current_machine
 from headroom.memory.redact import redact_many, redact_text
 
 _SESSIONS: Table = db.Session.__table__  # type: ignore[assignment]
@@ -165,6 +166,8 @@ def _execute_many(dbs: DBSession, stmt: Any, rows: list[dict[str, Any]], cache_k
         compiled = (str(statement), binds)
         _compiled[key] = compiled
     sql, binds = compiled
+    # A callable default (the writer's user and machine ids) is asked once per batch, as it may change.
+    binds = tuple((name, value(None) if callable(value) else value) for name, value in binds)
     params = [tuple(_sqlite_value(row[name] if value is _FROM_ROW else value) for name, value in binds) for row in rows]
     dbs.connection().exec_driver_sql(sql, params)
 
@@ -393,16 +396,19 @@ def _total(columns: Any) -> Any:
 def record_issue(dbs: DBSession, path: str, kind: str, detail: str, now: datetime) -> bool:
     """Count one bad-input problem for a file. Returns True the first time (the caller logs only then)."""
     detail = redact_text(detail)  # an exception's message may quote the line it choked on
-    row = dbs.execute(select(_ISSUES.c.id).where(_ISSUES.c.path == path, _ISSUES.c.kind == kind)).first()
-    if row is None:
-        dbs.execute(
-            _ISSUES.insert().values(path=path, kind=kind, count=1, detail=detail, first_seen=now, last_seen=now)
-        )
-        return True
-    dbs.execute(
-        update(_ISSUES).where(_ISSUES.c.id == row.id).values(count=_ISSUES.c.count + 1, detail=detail, last_seen=now)
+    machine = current_machine()  # a file is one machine's (issue 17)
+    insert = postgresql.insert if dbs.get_bind().dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(_ISSUES).values(
+        machine_id=machine, path=path, kind=kind, count=1, detail=detail, first_seen=now, last_seen=now
     )
-    return False
+    # One statement (no look-then-insert race); ``count`` tells the first time from the others.
+    count = dbs.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["machine_id", "path", "kind"],
+            set_={"count": _ISSUES.c.count + 1, "detail": detail, "last_seen": now},
+        ).returning(_ISSUES.c.count)
+    ).scalar()
+    return count == 1
 
 
 def refresh_sessions(dbs: DBSession, limit: int = 500) -> int:

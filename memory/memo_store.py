@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from headroom.memory.db import Database
 from headroom.memory.models import BlockMemo
 from headroom.memory.store import utcnow
+from headroom.memory.upsert import insert_for
 from headroom.memory.writer import BatchWriter
 
 CACHE_ENTRIES = 4096
@@ -100,22 +100,14 @@ class DBBlockMemo:
                     "last_used_at": e.ts,
                 }
                 # The engine puts only on a miss or when the stored text points at expired originals: replace.
-                if self.db.is_sqlite:
-                    stmt = sqlite_insert(BlockMemo).values(**row)
-                    s.execute(
-                        stmt.on_conflict_do_update(
-                            index_elements=["project", "key"],
-                            set_={"text": e.text, "entry_ids": e.entry_ids, "last_used_at": e.ts},
-                        )
+                # One statement on either backend: another daemon may memo the same block at the same moment.
+                stmt = insert_for(s)(BlockMemo).values(**row)
+                s.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["project", "key"],
+                        set_={"text": e.text, "entry_ids": e.entry_ids, "last_used_at": e.ts},
                     )
-                else:
-                    found = s.execute(
-                        select(BlockMemo).where(BlockMemo.project == e.project, BlockMemo.key == e.key)
-                    ).scalar_one_or_none()
-                    if found is None:
-                        s.add(BlockMemo(**row))
-                    else:
-                        found.text, found.entry_ids, found.last_used_at = e.text, e.entry_ids, e.ts
+                )
 
     def expire(self, older_than: timedelta, now: datetime | None = None) -> int:
         """Delete entries unused for ``older_than`` (their originals expire at the same age)."""

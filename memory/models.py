@@ -35,6 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import DeclarativeBase, Mapped, Mapper, mapped_column
 
+from headroom.memory.identity import current_machine, current_user
 from headroom.memory.redact import redact_json, redact_text
 
 # Alembic batch mode on SQLite recreates tables and needs every constraint to have a predictable name.
@@ -51,7 +52,36 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-class SourceFile(Base):
+class Owned:
+    """Who wrote the row (issue 17: many developers' daemons on one database).
+
+    The defaults are read from :mod:`headroom.memory.identity` at insert time, ORM or Core, so no write path
+    can leave them out; rows written before revision 0008 carry the identity of the machine that upgraded a
+    SQLite file, and ``""`` on a shared PostgreSQL database (nobody's in particular).
+    """
+
+    user_id: Mapped[str] = mapped_column(String(64), default=current_user, server_default="")
+    machine_id: Mapped[str] = mapped_column(String(64), default=current_machine, server_default="")
+
+
+#: The tables whose rows carry ``user_id``/``machine_id`` (migration 0008 adds them; a test keeps it true).
+OWNED_TABLES = (
+    "source_files",
+    "ingest_issues",
+    "sessions",
+    "events",
+    "tool_calls",
+    "usage",
+    "proxy_requests",
+    "memory_items",
+    "memory_sightings",
+    "block_memo",
+    "state_values",
+    "lessons",
+)
+
+
+class SourceFile(Owned, Base):
     """One agent log file and how far it has been ingested.
 
     Identity is the file's (device, inode): a renamed file keeps its offset, a replaced one is detected.
@@ -63,7 +93,7 @@ class SourceFile(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     agent: Mapped[str] = mapped_column(String(16))
-    path: Mapped[str] = mapped_column(Text, unique=True)
+    path: Mapped[str] = mapped_column(Text)
     device: Mapped[int] = mapped_column(BigInteger, default=0)
     inode: Mapped[int] = mapped_column(BigInteger, default=0)
     size: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -76,10 +106,14 @@ class SourceFile(Base):
     first_seen: Mapped[datetime] = mapped_column(DateTime)
     ingested_at: Mapped[datetime | None] = mapped_column(DateTime)
 
-    __table_args__ = (Index("ix_source_files_device_inode", "device", "inode"),)
+    # A file is one machine's: the same path on two machines is two files (issue 17).
+    __table_args__ = (
+        UniqueConstraint("machine_id", "path"),
+        Index("ix_source_files_machine_id_device_inode", "machine_id", "device", "inode"),
+    )
 
 
-class IngestIssue(Base):
+class IngestIssue(Owned, Base):
     """Bad input met while ingesting a file, counted per file and kind (``headroom doctor`` lists them)."""
 
     __tablename__ = "ingest_issues"
@@ -92,10 +126,10 @@ class IngestIssue(Base):
     first_seen: Mapped[datetime] = mapped_column(DateTime)
     last_seen: Mapped[datetime] = mapped_column(DateTime)
 
-    __table_args__ = (UniqueConstraint("path", "kind"),)
+    __table_args__ = (UniqueConstraint("machine_id", "path", "kind"),)
 
 
-class Session(Base):
+class Session(Owned, Base):
     """One agent session (a sub-agent is a session of its own, linked to its parent).
 
     The counters are derived from the child rows by ingestion (see ``stale``) so that listing thousands of
@@ -137,10 +171,12 @@ class Session(Base):
         Index("ix_sessions_started_at", "started_at"),
         Index("ix_sessions_project_root", "project_root"),
         Index("ix_sessions_stale", "stale"),
+        Index("ix_sessions_user_id", "user_id"),
+        Index("ix_sessions_machine_id", "machine_id"),
     )
 
 
-class Event(Base):
+class Event(Owned, Base):
     """One timeline entry of a session (see ``headroom.learn.model.EventKind``)."""
 
     __tablename__ = "events"
@@ -164,7 +200,7 @@ class Event(Base):
     )
 
 
-class ToolCall(Base):
+class ToolCall(Owned, Base):
     """A tool call and its result (either half may arrive first, in another batch)."""
 
     __tablename__ = "tool_calls"
@@ -196,7 +232,7 @@ class ToolCall(Base):
     )
 
 
-class Usage(Base):
+class Usage(Owned, Base):
     """Tokens of one model call, deduplicated per agent by its natural key."""
 
     __tablename__ = "usage"
@@ -219,10 +255,12 @@ class Usage(Base):
         UniqueConstraint("agent", "key"),
         Index("ix_usage_day_agent", "day", "agent"),
         Index("ix_usage_session_id", "session_id"),
+        Index("ix_usage_user_id_day", "user_id", "day"),
+        Index("ix_usage_machine_id_day", "machine_id", "day"),
     )
 
 
-class ProxyRequest(Base):
+class ProxyRequest(Owned, Base):
     """One request that went through the local proxy: what it cost before and after compression.
 
     ``tokens_before``/``tokens_after`` are headroom's own counts of the request's messages; the ``input_…``,
@@ -257,8 +295,13 @@ class ProxyRequest(Base):
     duration_ms: Mapped[float] = mapped_column(default=0.0)
     error: Mapped[str | None] = mapped_column(Text)
 
+    __table_args__ = (
+        Index("ix_proxy_requests_user_id_day", "user_id", "day"),
+        Index("ix_proxy_requests_machine_id_day", "machine_id", "day"),
+    )
 
-class MemoryItem(Base):
+
+class MemoryItem(Owned, Base):
     """One distinct piece of content in the shared memory, whoever read or wrote it.
 
     Identity is the hash of the normalized, *redacted* content: the same file read by Claude and by Codex is
@@ -297,7 +340,7 @@ class MemoryItem(Base):
     )
 
 
-class MemorySighting(Base):
+class MemorySighting(Owned, Base):
     """Who met an item, where and when: provenance. One row per (item, agent, session, tool call)."""
 
     __tablename__ = "memory_sightings"
@@ -313,7 +356,11 @@ class MemorySighting(Base):
     ts: Mapped[datetime] = mapped_column(DateTime)
 
     __table_args__ = (
-        UniqueConstraint("item_id", "agent", "session_key", "tool_call_key"),
+        # user_id: two developers saving the same note anonymously are two sightings, each its owner's.
+        UniqueConstraint(
+            "item_id", "user_id", "agent", "session_key", "tool_call_key", name="uq_memory_sightings_item_user_meeting"
+        ),
+        Index("ix_memory_sightings_user_id", "user_id"),
         Index("ix_memory_sightings_project_ts", "project", "ts"),
         # Which items a project sees, answered from the index alone (item lookups use the unique key above).
         Index("ix_memory_sightings_project_item_id", "project", "item_id"),
@@ -331,7 +378,7 @@ class MemoryVector(Base):
     vector: Mapped[bytes] = mapped_column(LargeBinary)
 
 
-class BlockMemo(Base):
+class BlockMemo(Owned, Base):
     """What the proxy served for a block's content in a project: every agent gets the same bytes and ids."""
 
     __tablename__ = "block_memo"
@@ -347,11 +394,16 @@ class BlockMemo(Base):
     __table_args__ = (UniqueConstraint("project", "key"),)
 
 
-class StateValue(Base):
-    """Small named values that must survive restarts (e.g. how far the memory feed has read)."""
+class StateValue(Owned, Base):
+    """Small named values that must survive restarts (e.g. how far the memory feed has read).
+
+    Keyed by (machine_id, name): a machine's cursors are its own; a value for the whole database (the memory's
+    generation) is kept under machine_id ``""``.
+    """
 
     __tablename__ = "state_values"
 
+    machine_id: Mapped[str] = mapped_column(String(64), primary_key=True, default="", server_default="")
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
 
@@ -368,7 +420,7 @@ class SchedulerJob(Base):
     job_state: Mapped[bytes] = mapped_column(LargeBinary)
 
 
-class Lesson(Base):
+class Lesson(Owned, Base):
     """A lesson mined from failed sessions, with its evidence and where it is in its life.
 
     ``key`` is stable across runs (a hash over the scope and the failure signature), so mining again
@@ -406,7 +458,10 @@ class Lesson(Base):
     sessions_after: Mapped[int | None] = mapped_column(Integer)
     recurring_after: Mapped[int | None] = mapped_column(Integer)
 
-    __table_args__ = (Index("ix_lessons_project_status", "project", "status"),)
+    __table_args__ = (
+        Index("ix_lessons_project_status", "project", "status"),
+        Index("ix_lessons_user_id", "user_id"),
+    )
 
 
 @event.listens_for(Lesson, "before_insert")

@@ -22,6 +22,7 @@ from sqlalchemy import Table, Text, func, select, text, update
 from headroom.memory import models as m
 from headroom.memory.db import Database
 from headroom.memory.redact import redact_json, redact_many
+from headroom.memory.store import get_state, set_state
 
 BATCH = 500
 
@@ -80,11 +81,7 @@ def note_rules_applied(db: Database, fingerprint: str | None = None) -> None:
     """Record that everything stored is redacted by today's rules (a pass just ran, or nothing was stored yet)."""
     value = fingerprint or rules_fingerprint()
     with db.transaction() as s:
-        row = s.get(m.StateValue, RULES_STATE)
-        if row is None:
-            s.add(m.StateValue(name=RULES_STATE, value=value))
-        else:
-            row.value = value
+        set_state(s, RULES_STATE, value)
 
 
 def stored_anything(db: Database) -> bool:
@@ -100,8 +97,7 @@ def redact_if_rules_changed(db: Database) -> dict[str, Any] | None:
     the user having to know about ``memory redact --scan``). None when the stored text is already current."""
     fingerprint = rules_fingerprint()
     with db.sessions() as s:
-        row = s.get(m.StateValue, RULES_STATE)
-        if row is not None and row.value == fingerprint:
+        if get_state(s, RULES_STATE) == fingerprint:
             return None
     report = redact_stored(db, apply=True)
     note_rules_applied(db, fingerprint)

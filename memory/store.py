@@ -27,8 +27,10 @@ from sqlalchemy.orm import Session
 
 from headroom.memory.db import Database
 from headroom.memory.dedup import clean_text, content_hash, looks_binary, normalize
+from headroom.memory.identity import current_machine, current_user
 from headroom.memory.models import MemoryItem, MemorySighting, MemoryVector, StateValue
 from headroom.memory.redact import redact
+from headroom.memory.upsert import insert_for
 
 log = logging.getLogger("headroom.memory")
 
@@ -205,12 +207,12 @@ class MemoryStore:
         now = utcnow()
         ts = d.ts.astimezone(timezone.utc).replace(tzinfo=None) if d.ts and d.ts.tzinfo else (d.ts or now)
         title = _title(d)
-        item = s.execute(select(MemoryItem).where(MemoryItem.content_hash == digest)).scalar_one_or_none()
-        created = item is None
-        supersedes: int | None = None
-        if item is None:
-            stored, ref = (text, d.ref) if len(text) <= self.inline_chars else (excerpt(text), d.ref or "not kept")
-            item = MemoryItem(
+        stored, ref = (text, d.ref) if len(text) <= self.inline_chars else (excerpt(text), d.ref or "not kept")
+        # One statement, so that two daemons putting the same content at once make one item (the loser's
+        # insert waits for the winner's commit, then does nothing): never a unique violation (issue 17).
+        inserted = s.execute(
+            insert_for(s)(MemoryItem)
+            .values(
                 content_hash=digest,
                 kind=d.kind,
                 title=title,
@@ -223,9 +225,16 @@ class MemoryStore:
                 sightings=0,
                 created_at=now,
                 last_seen_at=ts,
+                user_id=current_user(),
+                machine_id=current_machine(),
             )
-            s.add(item)
-            s.flush()
+            .on_conflict_do_nothing(index_elements=["content_hash"])
+            .returning(MemoryItem.id)
+        ).scalar()
+        created = inserted is not None
+        item = s.execute(select(MemoryItem).where(MemoryItem.content_hash == digest)).scalar_one()
+        supersedes: int | None = None
+        if created:
             if d.path and d.kind == "file_read":
                 supersedes = self._link_same_path(s, item, d.project, d.path)
         else:
@@ -236,33 +245,44 @@ class MemoryStore:
         return PutResult(item.id, created, new_sighting, len(red.findings), supersedes)
 
     def _add_sighting(self, s: Session, item: MemoryItem, d: Draft, ts: datetime) -> bool:
-        key = (item.id, d.agent, d.session_key, d.tool_call_key)
-        exists = s.execute(
-            select(MemorySighting.id).where(
-                MemorySighting.item_id == key[0],
-                MemorySighting.agent == key[1],
-                MemorySighting.session_key == key[2],
-                MemorySighting.tool_call_key == key[3],
-            )
-        ).first()
-        if exists is not None and (d.session_key or d.tool_call_key):
+        user = current_user()
+        row = {
+            "item_id": item.id,
+            "project": d.project,
+            "agent": d.agent,
+            "session_key": d.session_key,
+            "tool_call_key": d.tool_call_key,
+            "path": d.path,
+            "source": d.source,
+            "ts": ts,
+            "user_id": user,
+            "machine_id": current_machine(),
+        }
+        keys = ["item_id", "user_id", "agent", "session_key", "tool_call_key"]
+        # RETURNING, not rowcount: PostgreSQL's driver reports -1 for a conflict that inserted nothing.
+        added = s.execute(
+            insert_for(s)(MemorySighting)
+            .values(**row)
+            .on_conflict_do_nothing(index_elements=keys)
+            .returning(MemorySighting.id)
+        ).scalar()
+        if added is None:
+            if not (d.session_key or d.tool_call_key):  # an anonymous save repeated: refresh its time
+                s.execute(
+                    update(MemorySighting)
+                    .where(
+                        MemorySighting.item_id == item.id,
+                        MemorySighting.user_id == user,
+                        MemorySighting.agent == d.agent,
+                        MemorySighting.session_key == "",
+                        MemorySighting.tool_call_key == "",
+                    )
+                    .values(ts=ts)
+                )
             return False  # the same meeting read again (a re-ingested log): idempotent
-        if exists is not None:  # an anonymous save repeated: refresh its time instead of a second row
-            s.execute(update(MemorySighting).where(MemorySighting.id == exists[0]).values(ts=ts))
-            return False
-        s.add(
-            MemorySighting(
-                item_id=item.id,
-                project=d.project,
-                agent=d.agent,
-                session_key=d.session_key,
-                tool_call_key=d.tool_call_key,
-                path=d.path,
-                source=d.source,
-                ts=ts,
-            )
-        )
-        item.sightings = (item.sightings or 0) + 1
+        # Counted in SQL: another daemon may count a sighting of the same item in the same moment.
+        s.execute(update(MemoryItem).where(MemoryItem.id == item.id).values(sightings=MemoryItem.sightings + 1))
+        s.expire(item, ["sightings"])
         return True
 
     def _link_same_path(self, s: Session, item: MemoryItem, project: str, path: str) -> int | None:
@@ -495,18 +515,30 @@ class MemoryStore:
     def _bump(self, session: Session) -> None:
         self.set_state(session, _GENERATION, str(int(self.state(_GENERATION, session) or 0) + 1))
 
-    def state(self, name: str, session: Session | None = None) -> str | None:
+    def state(self, name: str, session: Session | None = None, *, machine: str = "") -> str | None:
+        """A stored value: the database's (``machine`` ``""``) or one machine's (its cursors)."""
         if session is not None:
-            return session.execute(select(StateValue.value).where(StateValue.name == name)).scalar()
+            return get_state(session, name, machine)
         with self.db.sessions() as s:
-            return s.execute(select(StateValue.value).where(StateValue.name == name)).scalar()
+            return get_state(s, name, machine)
 
-    def set_state(self, session: Session, name: str, value: str) -> None:
-        row = session.get(StateValue, name)
-        if row is None:
-            session.add(StateValue(name=name, value=value))
-        else:
-            row.value = value
+    def set_state(self, session: Session, name: str, value: str, *, machine: str = "") -> None:
+        set_state(session, name, value, machine)
+
+
+def get_state(session: Session, name: str, machine: str = "") -> str | None:
+    """The value ``name`` of ``machine`` (``""``: the whole database's), None when never set."""
+    where = (StateValue.machine_id == machine, StateValue.name == name)
+    return session.execute(select(StateValue.value).where(*where)).scalar()
+
+
+def set_state(session: Session, name: str, value: str, machine: str = "") -> None:
+    """Store ``name`` = ``value`` for ``machine``: one statement that cannot race another writer into a
+    duplicate key (insert, or update on conflict, on SQLite and PostgreSQL alike)."""
+    from headroom.memory.upsert import upsert
+
+    row = {"machine_id": machine, "name": name, "value": value, "user_id": current_user()}
+    session.execute(upsert(session, StateValue, [row], ["machine_id", "name"], update=["value"]))
 
 
 def link(old: MemoryItem, new: MemoryItem, reason: str) -> None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import Select, delete, select
+from sqlalchemy import Select, delete, select, update
 from sqlalchemy.orm import Session
 
 from headroom.memory import pgvectors
@@ -169,23 +169,15 @@ class Vectors:
         """Embed up to ``limit`` items that lack a vector of the current model (all when None)."""
         report = EmbedReport()
         while limit is None or report.embedded < limit:
-            with self.store.db.sessions() as s:
-                rows = s.execute(
-                    select(MemoryItem.id, MemoryItem.title, MemoryItem.content)
-                    .where((MemoryItem.embed_model.is_(None)) | (MemoryItem.embed_model != self.embedder.name))
-                    .order_by(MemoryItem.id)
-                    .limit(batch if limit is None else min(batch, limit - report.embedded))
-                ).all()
-            if not rows:
-                break
-            texts = [_embed_text(title, content) for _, title, content in rows]
+            n = batch if limit is None else min(batch, limit - report.embedded)
             try:
-                vectors = self.embedder.embed(texts)
+                done = self._embed_batch(n)
             except EmbedderUnavailable as exc:
                 self.error = report.error = str(exc)
                 break
-            ids = [int(r[0]) for r in rows]
-            self._write(ids, vectors)
+            if done is None:
+                break
+            ids, vectors = done
             report.embedded += len(ids)
             report.linked += self._link_near_duplicates(ids, vectors)
         report.pending = self.pending()
@@ -193,24 +185,60 @@ class Vectors:
             self.save()
         return report
 
-    def _write(self, ids: list[int], vectors: np.ndarray) -> None:
-        name, dim = self.embedder.name, self.embedder.dim
-        with self.store.db.transaction() as s:
-            s.execute(delete(MemoryVector).where(MemoryVector.item_id.in_(ids)))
-            existing = set(s.execute(select(MemoryItem.id).where(MemoryItem.id.in_(ids))).scalars())
-            for item_id, vec in zip(ids, vectors):
-                if item_id not in existing:  # forgotten while being embedded
-                    continue
-                s.add(MemoryVector(item_id=item_id, model=name, dim=dim, vector=vec.astype(np.float32).tobytes()))
-                s.get(MemoryItem, item_id).embed_model = name  # type: ignore[union-attr]
-            keep = [i for i, item_id in enumerate(ids) if item_id in existing]
-            if self.shared and keep:
-                s.flush()
-                if not self._indexed:
-                    self._indexed = pgvectors.ensure_index(s, dim)
-                pgvectors.write(s, [ids[i] for i in keep], vectors[keep])
+    def _embed_batch(self, n: int) -> tuple[list[int], np.ndarray] | None:
+        """Embed the next ``n`` pending items; None when nothing is pending (for this process).
+
+        On PostgreSQL many daemons share the backlog: the batch is claimed with ``FOR UPDATE SKIP LOCKED``
+        and embedded and stored in that one transaction, so each item is embedded by one daemon, once
+        (another daemon's claim skips these rows and takes the next ones). SQLite has one writer at a time:
+        the batch is read, embedded outside any transaction (the write lock is not held for the model's
+        time), then written.
+        """
+        query = (
+            select(MemoryItem.id, MemoryItem.title, MemoryItem.content)
+            .where((MemoryItem.embed_model.is_(None)) | (MemoryItem.embed_model != self.embedder.name))
+            .order_by(MemoryItem.id)
+            .limit(n)
+        )
+        db = self.store.db
+        if db.engine.dialect.name != "postgresql":
+            with db.sessions() as s:
+                rows = s.execute(query).all()
+            if not rows:
+                return None
+            ids = [int(r[0]) for r in rows]
+            vectors = self.embedder.embed([_embed_text(title, content) for _, title, content in rows])
+            with db.transaction() as s:
+                keep = self._store_vectors(s, ids, vectors)
+        else:
+            with db.transaction() as s:
+                rows = s.execute(query.with_for_update(skip_locked=True, of=MemoryItem)).all()
+                if not rows:
+                    return None
+                ids = [int(r[0]) for r in rows]
+                vectors = self.embedder.embed([_embed_text(title, content) for _, title, content in rows])
+                keep = self._store_vectors(s, ids, vectors)
         if keep and not self.shared:
             self.index().add([ids[i] for i in keep], vectors[keep])
+        return ids, vectors
+
+    def _store_vectors(self, s: Session, ids: list[int], vectors: np.ndarray) -> list[int]:
+        """Store the vectors of ``ids`` (those still there); the positions kept, for the index."""
+        name, dim = self.embedder.name, self.embedder.dim
+        s.execute(delete(MemoryVector).where(MemoryVector.item_id.in_(ids)))
+        existing = set(s.execute(select(MemoryItem.id).where(MemoryItem.id.in_(ids))).scalars())
+        for item_id, vec in zip(ids, vectors):
+            if item_id not in existing:  # forgotten while being embedded
+                continue
+            s.add(MemoryVector(item_id=item_id, model=name, dim=dim, vector=vec.astype(np.float32).tobytes()))
+        s.execute(update(MemoryItem).where(MemoryItem.id.in_(existing)).values(embed_model=name))
+        keep = [i for i, item_id in enumerate(ids) if item_id in existing]
+        if self.shared and keep:  # pgvector: the value every machine searches, in the same transaction
+            s.flush()
+            if not self._indexed:
+                self._indexed = pgvectors.ensure_index(s, dim)
+            pgvectors.write(s, [ids[i] for i in keep], vectors[keep])
+        return keep
 
     def _link_near_duplicates(self, ids: list[int], vectors: np.ndarray) -> int:
         """Rule 3: link each new item to an older, similar one of its kind in one of its projects.

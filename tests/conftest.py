@@ -47,7 +47,11 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     monkeypatch.setenv("HEADROOM_PROXY_PORT", "0")
     # Daemons and CLI commands in tests search full-text unless a test asks for the real model (slow tests).
     monkeypatch.setenv("HEADROOM_EMBEDDINGS", "off")
+    from headroom.memory import identity
+
+    identity.reset()  # the identity (and its machine-id file) is this test's home's
     yield home
+    identity.reset()
 
 
 @pytest.fixture

@@ -216,10 +216,11 @@ def move_next_run(db: Database, name: str, when: datetime) -> None:
     """Set a stored job's next run time in the daemon's job store, as a daemon that was down leaves it."""
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 
+    from headroom.memory.identity import current_machine
     from headroom.memory.models import SchedulerJob
 
     store = SQLAlchemyJobStore(engine=db.engine, tablename=SchedulerJob.__tablename__)
-    job = store.lookup_job(name)
+    job = store.lookup_job(f"{current_machine()}/{name}")  # this machine's row (daemon/scheduler.py)
     assert job is not None, f"no stored job {name}"
     job.next_run_time = when
     store.update_job(job)

@@ -342,7 +342,7 @@ def test_the_daemon_redacts_rows_an_older_version_stored_in_clear(
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             with db.sessions() as s:
-                row = s.get(StateValue, RULES_STATE)
+                row = s.get(StateValue, ("", RULES_STATE))
                 if row is not None and row.value == rules_fingerprint():
                     break
             time.sleep(0.1)

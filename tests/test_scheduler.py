@@ -42,7 +42,7 @@ def test_jobs_live_in_the_database_and_keep_their_next_run_across_restarts(db: D
     planned = first.stats["count"].next_run
     first.stop()
     conn = sqlite3.connect(db.url.removeprefix("sqlite:///"))
-    assert conn.execute("select id from scheduler_jobs").fetchall() == [("count",)]
+    assert conn.execute("select id from scheduler_jobs").fetchall() == [(f"{first.machine}/count",)]
     conn.close()
     time.sleep(1.1)  # a fresh job would now be planned a second later
     second = counting_scheduler(db, IntervalTrigger(hours=1), runs)
@@ -102,7 +102,7 @@ def test_a_changed_trigger_reschedules_and_an_unregistered_job_is_removed(db: Da
     try:
         next_run = second.stats["nightly"].next_run
         assert next_run is not None and (next_run.hour, next_run.minute) == (22, 5)
-        assert [job.id for job in stored(db).get_all_jobs()] == ["nightly"]
+        assert [job.id for job in stored(db).get_all_jobs()] == [second.job_id("nightly")]
         second.reschedule("nightly", CronTrigger(hour=1, minute=0))
         assert (second.stats["nightly"].next_run.hour, second.stats["nightly"].next_run.minute) == (1, 0)  # type: ignore[union-attr]
     finally:

@@ -15,7 +15,7 @@ beside the float32 bytes; an HNSW index (cosine) per dimension is an expression 
 (:mod:`headroom.memory.pgvectors`). Vectors stored before this revision are copied over.
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-06 21:40:00.000000
 """
 
@@ -28,7 +28,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 revision: str = "0009"
-down_revision: str | None = "0007"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
