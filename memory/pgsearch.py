@@ -56,11 +56,17 @@ class Scope:
     project: str | None
     include_global: bool = True
     kinds: tuple[str, ...] = ()
+    #: The searching user: only their own and the team's items (row-level security says the same for a
+    #: member's role; this keeps it true for a connection that bypasses the policies). None: no filter.
+    user: str | None = None
 
     def sql(self, alias: str = "i") -> tuple[str, dict[str, Any]]:
         """A boolean SQL condition over ``memory_items AS alias`` and its parameters."""
         conds: list[str] = []
         params: dict[str, Any] = {}
+        if self.user is not None:
+            conds.append(f"({alias}.visibility = 'team' OR {alias}.user_id IN (:scope_user, ''))")
+            params["scope_user"] = self.user
         if self.project is not None:
             seen = (
                 f"EXISTS (SELECT 1 FROM memory_sightings s WHERE s.item_id = {alias}.id AND s.project = :scope_project)"

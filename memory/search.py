@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import func, or_, select, text
 
 from headroom.memory import pgsearch
+from headroom.memory.identity import current_user
 from headroom.memory.models import MemoryItem
 from headroom.memory.pgsearch import Scope
 from headroom.memory.store import Item, MemoryStore
@@ -118,7 +119,8 @@ class Searcher:
         if not query:
             return SearchResult([], "text", "empty query")
         if self.in_database:
-            return self._search_in_db(query, Scope(project, include_global, tuple(kinds or ())), k)
+            scope = Scope(project, include_global, tuple(kinds or ()), current_user())
+            return self._search_in_db(query, scope, k)
         allowed = self.visible(project, include_global)
         if allowed is not None and kinds:
             allowed = self._of_kinds(allowed, kinds)

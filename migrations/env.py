@@ -25,7 +25,7 @@ def _include_name(name: str | None, type_: str, _parent: object) -> bool:
     and their indexes (revision 0009) and the row-level security helpers."""
     if name is None:
         return True
-    if type_ == "table" and name.startswith("memory_fts"):
+    if type_ == "table" and (name.startswith("memory_fts") or name == "team_members"):
         return False
     if type_ == "column" and name in PG_ONLY_COLUMNS:
         return False

@@ -96,6 +96,7 @@ def _register() -> None:
         "proxy_cmd",
         "sessions",
         "stats",
+        "team_cmd",
         "wrap_cmd",
     ):
         importlib.import_module(f"headroom.daemon.cli.{name}").register(cli)

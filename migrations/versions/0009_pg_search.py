@@ -1,6 +1,13 @@
-"""PostgreSQL search: a tsvector column with a GIN index, pgvector embeddings with an HNSW index (issue 17)
+"""team search and privacy: tsvector + GIN, pgvector HNSW, item visibility, row-level security (issue 17)
 
-SQLite keeps FTS5 (revision 0003) and its local vector index: this revision changes nothing there.
+Both backends: ``memory_items.visibility`` ('private' by default, 'team' for what is shared with a team). Rows
+from before are private, but for file reads (what a repository holds), which are team. Lessons get the team
+review's columns (``seen_by``, ``team_status``, who decided and when).
+
+SQLite keeps FTS5 (revision 0003) and its local vector index: nothing else changes there.
+
+On PostgreSQL, roles per user and row-level security (:mod:`headroom.memory.rls`): the members table, the
+``headroom_user()`` function and the policies.
 
 On PostgreSQL, ``memory_items.search_tsv`` is a generated column: the 'simple' configuration (no stemming, no
 stop words, so identifiers survive) over the title (weight A) and the first :data:`TSV_CHARS` characters of the
@@ -23,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
 from alembic import op
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
@@ -49,9 +57,20 @@ TSV_EXPR = (
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("memory_items", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("visibility", sa.String(length=8), server_default="private", nullable=False))
+    op.execute("UPDATE memory_items SET visibility = 'team' WHERE kind = 'file_read'")
+    with op.batch_alter_table("lessons", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("seen_by", sa.Text(), server_default="[]", nullable=False))
+        batch_op.add_column(sa.Column("team_status", sa.String(length=16), nullable=True))
+        batch_op.add_column(sa.Column("team_decided_by", sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column("team_decided_at", sa.DateTime(), nullable=True))
     bind = op.get_bind()
     if bind.dialect.name != "postgresql":
         return
+    from headroom.memory import rls
+
+    rls.install(bind)
     op.execute(f"ALTER TABLE memory_items ADD COLUMN search_tsv tsvector GENERATED ALWAYS AS ({TSV_EXPR}) STORED")
     op.execute("CREATE INDEX ix_memory_items_search_tsv ON memory_items USING gin (search_tsv)")
     available = bind.execute(text("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")).first()
@@ -89,8 +108,26 @@ def _copy_vectors(bind: Connection) -> None:
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
-        return
+    if op.get_bind().dialect.name == "postgresql":
+        _downgrade_pg()
+    with op.batch_alter_table("lessons", schema=None) as batch_op:
+        for column in ("team_decided_at", "team_decided_by", "team_status", "seen_by"):
+            batch_op.drop_column(column)
+    with op.batch_alter_table("memory_items", schema=None) as batch_op:
+        batch_op.drop_column("visibility")
+
+
+def _downgrade_pg() -> None:
+    from headroom.memory import rls
+
+    for table in (*rls.OWNER_ONLY, "memory_items", "memory_sightings", "memory_vectors"):
+        op.execute(f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY")
+    for statement in rls.policies():
+        if statement.startswith("CREATE POLICY"):
+            name, table = statement.split()[2], statement.split()[4]
+            op.execute(f"DROP POLICY IF EXISTS {name} ON {table}")
+    op.execute("DROP FUNCTION IF EXISTS headroom_user()")
+    op.execute("DROP TABLE IF EXISTS team_members")
     op.execute("ALTER TABLE memory_vectors DROP COLUMN IF EXISTS embedding")  # drops its indexes too
     op.execute("DROP INDEX IF EXISTS ix_memory_items_search_tsv")
     op.execute("ALTER TABLE memory_items DROP COLUMN IF EXISTS search_tsv")
