@@ -184,6 +184,9 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="mbpg-"))
     work.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="xdg-"))
+    # One identity for this process and the ingest it runs: the feed reads its own machine's rows only.
+    os.environ.setdefault("HEADROOM_USER", "bench")
+    os.environ.setdefault("HEADROOM_MACHINE", "bench-machine")
 
     say("ingesting and feeding the real logs")
     drafts = real_drafts(args.shared, work)
