@@ -26,10 +26,12 @@ from sqlalchemy.orm import Session as DBSession
 from headroom.learn.knowledge import last_command_words
 from headroom.learn.mirror import agent_failure
 from headroom.learn.model import REASONING_OUTSIDE_OUTPUT
-from headroom.learn.projects import display_names
+from headroom.learn.projects import REPO_PREFIX, display_names, repository_name
 from headroom.memory.models import Event, Session, ToolCall, Usage
 
-GROUPINGS = ("day", "week", "month", "session", "project", "agent")
+GROUPINGS = ("day", "week", "month", "session", "project", "agent", "user", "machine")
+#: The dimensions grouped on the sessions table (the periods group on usage rows).
+DIMENSIONS = ("project", "agent", "user", "machine")
 TOKEN_FIELDS = (
     "input_tokens",
     "output_tokens",
@@ -46,14 +48,34 @@ class Filters:
     project: str | None = None
     since: date | None = None
     until: date | None = None
+    user: str | None = None
+    machine: str | None = None
+
+    @property
+    def on_sessions(self) -> bool:
+        """Whether a filter needs the sessions table (a query on usage or tool calls joins it then)."""
+        return bool(self.project or self.user or self.machine)
+
+
+def project_column() -> Any:
+    """A session's project: its repository when known (one project across machines and paths, issue 17),
+    else its folder."""
+    return func.coalesce(Session.repository, Session.project_root)
 
 
 def _session_filter(query: Any, filters: Filters, *, agent_column: Any = None) -> Any:
-    """Apply the agent and project filters (the project lives on sessions: join them before)."""
+    """Apply the agent, project, user and machine filters (they live on sessions: join them before)."""
     if filters.agent:
         query = query.where((Session.agent if agent_column is None else agent_column) == filters.agent)
     if filters.project:
-        query = query.where(Session.project_root.contains(filters.project, autoescape=True))
+        query = query.where(
+            Session.project_root.contains(filters.project, autoescape=True)
+            | Session.repository.contains(filters.project, autoescape=True)
+        )
+    if filters.user:
+        query = query.where(Session.user_id == filters.user)
+    if filters.machine:
+        query = query.where(Session.machine_id == filters.machine)
     return query
 
 
@@ -71,7 +93,7 @@ def _period_rows(dbs: DBSession, by: str, filters: Filters) -> list[dict[str, An
     query: Any = select(u.day, u.agent, func.count(), *(func.sum(getattr(u, f)) for f in TOKEN_FIELDS)).group_by(
         u.day, u.agent
     )
-    if filters.project:
+    if filters.on_sessions:
         query = query.join(Session, Session.id == u.session_id)
     query = _day_filter(_session_filter(query, filters, agent_column=u.agent).where(u.day.is_not(None)), u.day, filters)
     rows: dict[tuple[str, str], dict[str, Any]] = {}
@@ -112,7 +134,11 @@ def _period_rows(dbs: DBSession, by: str, filters: Filters) -> list[dict[str, An
 
 
 def _dimension_rows(dbs: DBSession, by: str, filters: Filters) -> list[dict[str, Any]]:
-    column = Session.agent if by == "agent" else Session.project_root
+    column = {
+        "agent": Session.agent,
+        "user": Session.user_id,
+        "machine": Session.machine_id,
+    }.get(by, project_column())
     s = Session
     query: Any = select(
         column,
@@ -133,10 +159,15 @@ def _dimension_rows(dbs: DBSession, by: str, filters: Filters) -> list[dict[str,
         _finish(row, int(separate or 0))
         result.append(row)
     if by == "project":  # six projects named `calc` must read apart: the shortest path suffix that does
-        names = display_names(row["project"] for row in result)
+        names = display_names(row["project"] for row in result if not _is_repository(row["project"]))
         for row in result:
-            row["name"] = names.get(row["project"], "(no project)")
+            key = row["project"]
+            row["name"] = repository_name(key) if _is_repository(key) else names.get(key, "(no project)")
     return sorted(result, key=lambda r: -r["total_tokens"])
+
+
+def _is_repository(key: str | None) -> bool:
+    return bool(key) and str(key).startswith(REPO_PREFIX)
 
 
 def session_rows(dbs: DBSession, filters: Filters, *, failed: bool, limit: int | None) -> list[dict[str, Any]]:
@@ -160,6 +191,9 @@ def session_dict(s: Session) -> dict[str, Any]:
         "parent": s.parent_key,
         "title": s.title,
         "project": s.project_root,
+        "repository": s.repository,
+        "user": s.user_id,
+        "machine": s.machine_id,
         "cwd": s.cwd,
         "git_branch": s.git_branch,
         "cli_version": s.cli_version,

@@ -370,6 +370,11 @@ def _patient_store(db: Database, machine: str) -> Any:
         def _get_jobs(self, *conditions: Any) -> list[Any]:
             return super()._get_jobs(self._mine(), *conditions)  # type: ignore[no-any-return]
 
+        def shutdown(self) -> None:
+            """Leave the engine alone: it is the daemon's (``Database.close`` disposes it). apscheduler's own
+            shutdown disposes it, stranding connections other threads hold (a leader's lock connection, a
+            job's session) in a dropped pool, where they are never closed."""
+
         def remove_all_jobs(self) -> None:
             with self.engine.begin() as connection:
                 connection.execute(self.jobs_t.delete().where(self._mine()))

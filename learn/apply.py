@@ -33,6 +33,7 @@ from headroom.learn.journal import Journal
 from headroom.learn.lessons import SyncReport, activate, lessons_for, parse_scope, sync
 from headroom.learn.mining import LessonDraft, mine_db
 from headroom.learn.model import AGENTS
+from headroom.learn.projects import identities
 from headroom.learn.team import accepted
 from headroom.learn.writers import Plan, Target, WriteError, apply, plan_write, target_for, user_target
 from headroom.memory.db import Database
@@ -154,7 +155,7 @@ def run_learn(
         for d in mine_db(db, project=project, since=since, observations=observations)
         if d.scope == "agent"
         or (d.scope == "machine" and d.machine == here)
-        or project_key(d.project) == project_key(project)
+        or project_key(d.project) in identities(project)
     ]
     run.drafts = [d for d in drafts if d.auto_ok] if auto else drafts
     writing = apply_personal or apply_shared

@@ -27,7 +27,7 @@ import os
 import re
 import shlex
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -70,6 +70,7 @@ class Failure:
     machine: str = ""
     explicit: bool = False
     detail: str | None = None  # what the lesson text needs beyond command/fix (a module, a script, a dir)
+    repository: str = ""  # the repository the project is a checkout of (one lesson across machines and paths)
 
 
 @dataclass
@@ -377,6 +378,8 @@ def observe_session(db: Database, session_id: int, into: Observations | None = N
             sig = "rule:" + " ".join(re.findall(r"\w+", rule.lower()))[:80]
             found.append(view.failure(None, sig, kind="user_rule", ts=event.ts, error=rule, explicit=True))
     found.sort(key=lambda f: (f.ts or datetime.min, f.kind, f.signature))
+    if session.repository:
+        found = [replace(f, repository=session.repository) for f in found]
     seen.failures.extend(found)
     return seen
 
@@ -405,7 +408,7 @@ def sessions_query(
     """The sessions a failure search covers (sub-agents included: their mistakes are the agent's too)."""
     query = select(Session.id).order_by(Session.started_at, Session.id)
     if project is not None:
-        query = query.where(or_(Session.project_root == project, Session.cwd == project))
+        query = query.where(or_(Session.project_root == project, Session.cwd == project, Session.repository == project))
     if agent is not None:
         query = query.where(Session.agent == agent)
     if since is not None:

@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 
 from headroom.learn.failures import Observations, observe
 from headroom.learn.mining import LessonDraft, recurrences
+from headroom.learn.projects import REPO_PREFIX, identities
 from headroom.learn.team import note_seen
 from headroom.memory.db import Database
 from headroom.memory.models import Lesson, Session
@@ -139,7 +140,7 @@ def lessons_for(db: Database, project: str, *, statuses: Sequence[str] = ("propo
     with db.sessions() as s:
         rows = s.execute(
             select(Lesson)
-            .where(Lesson.project.in_([project, ""]), Lesson.status.in_(list(statuses)))
+            .where(Lesson.project.in_(sorted(identities(project) | {project, ""})), Lesson.status.in_(list(statuses)))
             .order_by(Lesson.corrected_by_user.desc(), Lesson.sessions.desc(), Lesson.last_seen.desc(), Lesson.key)
         ).scalars()
         return list(rows)
@@ -148,7 +149,9 @@ def lessons_for(db: Database, project: str, *, statuses: Sequence[str] = ("propo
 def _project_sessions(db: Database, project: str, start: datetime | None, end: datetime | None) -> int:
     with db.sessions() as s:
         q = select(func.count()).select_from(Session).where(Session.kind == "main")
-        if project:
+        if project.startswith(REPO_PREFIX):  # a lesson of a repository: its sessions on every machine
+            q = q.where(Session.repository == project)
+        elif project:
             q = q.where(Session.project_root == project)
         if start is not None:
             q = q.where(Session.started_at >= start)

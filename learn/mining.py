@@ -39,6 +39,7 @@ from headroom.learn.failures import (
     session_failures,
     sessions_query,
 )
+from headroom.learn.projects import identities
 from headroom.memory.db import Database
 from headroom.memory.redact import redact_text
 
@@ -365,7 +366,7 @@ def _lesson(
     machine = first.scope in ("machine", "agent")
     return LessonDraft(
         key=lesson_key(where, signature, first.agent_only or ""),
-        project="" if machine else first.project,
+        project="" if machine else (first.repository or first.project),
         scope=first.scope,
         kind=sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0]))[0][0],
         signature=signature,
@@ -395,7 +396,7 @@ def mine(
         elif f.scope == "agent":
             where = "agent"  # an agent's own tool behaves the same on every machine and in every project
         elif f.project:
-            where = project_key(f.project)
+            where = f.repository or project_key(f.project)  # one repository: one lesson, whatever the path
         else:
             continue  # a session without a cwd: its project is unknown
         groups.setdefault((where, f.signature, f.agent_only or ""), []).append(f)
@@ -428,11 +429,11 @@ def mine_db(
     if project is None:
         return drafts
     machines = {f.machine for f in seen.failures if f.project == project}
-    key = project_key(project)
+    names = identities(project)
     return [
         d
         for d in drafts
-        if project_key(d.project) == key or (d.scope == "machine" and d.machine in machines) or d.scope == "agent"
+        if project_key(d.project) in names or (d.scope == "machine" and d.machine in machines) or d.scope == "agent"
     ]
 
 

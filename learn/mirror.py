@@ -34,6 +34,7 @@ from headroom.learn.projects import (
     preferred,
     project_key,
     project_root,
+    repository_of,
     sha256_of,
 )
 from headroom.memory import models as db
@@ -83,7 +84,7 @@ def _statement(dialect: str, kind: str, shape: tuple[str, ...]) -> Any:
     if kind == "sessions":
         stmt = insert(_SESSIONS)
         new, old = stmt.excluded, _SESSIONS.c
-        first_wins = ("parent_key", "subagent_id", "cwd", "git_branch")
+        first_wins = ("parent_key", "subagent_id", "cwd", "git_branch", "repository")
         set_: dict[str, Any] = {name: func.coalesce(old[name], new[name]) for name in first_wins}
         # A project known only by its hash gives way to a real root, which is never replaced.
         set_["project_root"] = case(
@@ -205,6 +206,7 @@ def _upsert_sessions(dbs: DBSession, agent: m.Agent, infos: list[m.SessionInfo])
     rows = []
     for info in infos:
         project = info.project_root or info.cwd
+        root = project_root(project) if project else None
         rows.append(
             {
                 "agent": agent,
@@ -214,7 +216,9 @@ def _upsert_sessions(dbs: DBSession, agent: m.Agent, infos: list[m.SessionInfo])
                 "kind": info.kind or ("subagent" if info.parent_key else "main"),
                 "title": info.title,
                 "cwd": info.cwd,
-                "project_root": project_root(project) if project else None,
+                "project_root": root,
+                # The repository it is a checkout of, read here where the checkout is (issue 17).
+                "repository": repository_of(root) if root else None,
                 "git_branch": info.git_branch,
                 "cli_version": info.cli_version,
                 "started_at": info.started_at,

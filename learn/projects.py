@@ -11,7 +11,10 @@ here are pure (the database side lives in ``headroom.learn.mirror``):
 * :func:`project_key` is the identity two spellings of one project share; :func:`preferred` picks the one
   spelling to show, the same whichever spelling was seen first;
 * :func:`hash_candidates` lists the spellings whose sha256 may name a legacy Gemini folder;
-* :func:`display_names` gives each project of a summary the shortest path suffix that tells it apart.
+* :func:`display_names` gives each project of a summary the shortest path suffix that tells it apart;
+* :func:`repository_of` names a checkout by its repository (its normalized git remote), so that one repository
+  checked out at different paths on different machines is one project (issue 17); each machine keeps its
+  own ``project_root`` (where its files are written), the shared name is stored beside it.
 """
 
 from __future__ import annotations
@@ -154,3 +157,104 @@ def display_names(paths: Iterable[str | None]) -> dict[str, str]:
         sep = "\\" if is_windows(path) else "/"
         names[path] = sep.join(mine[-length:]) if length < len(mine) else path
     return names
+
+
+#: The prefix of a project named by its repository (``git:github.com/acme/shop``).
+REPO_PREFIX = "git:"
+_SECTION = re.compile(r'^\s*\[\s*remote\s+"(?P<name>[^"]*)"\s*\]')
+_ANY_SECTION = re.compile(r"^\s*\[")
+_URL = re.compile(r"^\s*url\s*=\s*(?P<url>.+?)\s*$")
+_SCP = re.compile(r"^(?:[^@/]+@)?(?P<host>[^:/]+):(?P<path>(?!//).+)$")  # git@host:owner/repo.git
+
+
+def normalize_remote(url: str) -> str | None:
+    """A git remote URL as one name for every way of writing it: ``host/path``, no scheme, user, password,
+    port or ``.git`` (``git@github.com:acme/shop.git`` and ``https://me:tok@GitHub.com/acme/shop`` are both
+    ``github.com/acme/shop``). A local path remote stays a path. None for an empty URL."""
+    url = url.strip().strip('"')
+    if not url:
+        return None
+    match = re.match(r"^(?P<scheme>[a-zA-Z][\w+.-]*)://(?P<rest>.*)$", url)
+    if match and match.group("scheme").lower() != "file":
+        rest = match.group("rest")
+        authority, _, path = rest.partition("/")
+        host = authority.rpartition("@")[2].split(":")[0].lower()
+    elif match:
+        host, path = "", match.group("rest")
+    else:
+        scp = _SCP.match(url)
+        if scp and not is_windows(url):
+            host, path = scp.group("host").lower(), scp.group("path")
+        else:
+            host, path = "", url
+    path = path.strip("/")
+    path = path.removesuffix(".git").rstrip("/")
+    return f"{host}/{path}" if host else f"/{path}"
+
+
+def _git_dir(root: Path) -> Path | None:
+    """The folder holding the repository's ``config`` for the work tree at ``root`` (a worktree: the main one's)."""
+    marker = root / ".git"
+    if marker.is_dir():
+        return marker
+    main = _main_worktree(marker) if marker.is_file() else None
+    return Path(main) / ".git" if main else None
+
+
+def _remote_url(config: Path) -> str | None:
+    """``remote.origin.url`` of a git config file, else the first remote's URL."""
+    try:
+        text = config.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    urls: dict[str, str] = {}
+    section: str | None = None
+    for line in text.splitlines():
+        found = _SECTION.match(line)
+        if found:
+            section = found.group("name")
+            continue
+        if _ANY_SECTION.match(line):
+            section = None
+            continue
+        url = _URL.match(line)
+        if section is not None and url and section not in urls:
+            urls[section] = url.group("url")
+    return urls.get("origin") or next(iter(urls.values()), None)
+
+
+@functools.lru_cache(maxsize=4096)
+def repository_of(path: str) -> str | None:
+    """The repository a project directory on this machine belongs to: ``git:<remote>`` (plus ``#<sub/dir>``
+    when the project is a folder inside the work tree), or None (not here, not a git work tree, no remote)."""
+    try:
+        current = Path(path)
+        if not current.is_absolute() or not current.is_dir():
+            return None
+        for folder in (current, *current.parents):
+            if (folder / ".git").exists():
+                git_dir = _git_dir(folder)
+                url = _remote_url(git_dir / "config") if git_dir is not None else None
+                remote = normalize_remote(url) if url else None
+                if remote is None:
+                    return None
+                inside = current.relative_to(folder).as_posix()
+                return REPO_PREFIX + remote + (f"#{inside}" if inside != "." else "")
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def identities(project: str) -> set[str]:
+    """The names a project on this machine is known by: its folder's key, and its repository when it has one
+    (so that a lesson of the repository, mined on another machine from another checkout, is this one's too)."""
+    names = {project_key(project)}
+    repository = repository_of(project) if project else None
+    if repository:
+        names.add(repository)
+    return names
+
+
+def repository_name(key: str) -> str:
+    """How a repository key reads in a summary (``github.com/acme/shop``)."""
+    return key.removeprefix(REPO_PREFIX)

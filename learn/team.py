@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from headroom.learn.projects import identities
 from headroom.memory.db import Database
 from headroom.memory.identity import current_user
 from headroom.memory.models import Lesson
@@ -136,7 +137,8 @@ def decide(db: Database, key: str, *, accept: bool, now: datetime | None = None)
 
 def accepted(db: Database, project: str) -> list[Lesson]:
     """The project's lessons accepted for the team (what its shared files may hold on a shared database)."""
+    names = sorted(identities(project) | {project})  # the repository's identity as well as this checkout's path
     with db.sessions() as s:
         return list(
-            s.execute(select(Lesson).where(Lesson.project == project, Lesson.team_status == ACCEPTED)).scalars()
+            s.execute(select(Lesson).where(Lesson.project.in_(names), Lesson.team_status == ACCEPTED)).scalars()
         )

@@ -436,7 +436,7 @@ def strip_nul_parameters(
     """
     if not parameters:
         return statement, parameters
-    if executemany:
+    if executemany and isinstance(parameters, (list, tuple)):
         rows = parameters
         if not any(_has_nul(row) for row in rows):
             return statement, parameters
@@ -449,8 +449,11 @@ def strip_nul_parameters(
 
 
 def _has_nul(row: Any) -> bool:
-    values = row.values() if isinstance(row, dict) else row
-    return any(type(v) is str and "\x00" in v for v in values)
+    if isinstance(row, dict):
+        return any(type(v) is str and "\x00" in v for v in row.values())
+    if isinstance(row, (list, tuple)):
+        return any(type(v) is str and "\x00" in v for v in row)
+    return False
 
 
 def _clean_row(row: Any) -> Any:

@@ -147,6 +147,9 @@ class Session(Owned, Base):
     title: Mapped[str | None] = mapped_column(Text)
     cwd: Mapped[str | None] = mapped_column(Text)
     project_root: Mapped[str | None] = mapped_column(Text)
+    # The repository the project is a checkout of (``git:<normalized remote>``; learn.projects.repository_of):
+    # one project across machines and paths, while project_root stays this machine's folder.
+    repository: Mapped[str | None] = mapped_column(Text)
     git_branch: Mapped[str | None] = mapped_column(Text)
     cli_version: Mapped[str | None] = mapped_column(String(64))
     models: Mapped[str | None] = mapped_column(Text)  # comma-separated, in first-use order
@@ -172,6 +175,7 @@ class Session(Owned, Base):
         Index("ix_sessions_project_root", "project_root"),
         Index("ix_sessions_stale", "stale"),
         Index("ix_sessions_user_id", "user_id"),
+        Index("ix_sessions_repository", "repository"),
         Index("ix_sessions_machine_id", "machine_id"),
     )
 

@@ -76,6 +76,16 @@ def test_ingest_stamps_every_row_with_the_identity(real_logs: Path, monkeypatch:
                 assert owners == [("ada", "m-ada")], table
     finally:
         db.close()
+    import json
+
+    def listed(*options: str) -> list[dict[str, object]]:
+        out = CliRunner().invoke(cli, ["sessions", "--json", "-n", "0", "--no-refresh", *options]).output
+        return list(json.loads(out))
+
+    everyone = listed()
+    assert everyone and listed("--user", "ada") == everyone and listed("--machine", "m-ada") == everyone
+    assert listed("--user", "bob") == [] and listed("--machine", "m-bob") == []
+    assert {(r["user"], r["machine"]) for r in everyone} == {("ada", "m-ada")}
 
 
 def test_an_old_sqlite_database_is_stamped_with_the_local_identity(
@@ -106,3 +116,21 @@ def test_an_old_sqlite_database_is_stamped_with_the_local_identity(
         assert state == {"memory_feed.tool_calls": "m-ada", "memory.generation": ""}
     finally:
         db.close()
+
+
+def test_doctor_reports_this_machines_files_only(real_logs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from headroom.daemon.cli import cli
+
+    monkeypatch.setenv("HEADROOM_MACHINE", "m-one")
+    assert CliRunner().invoke(cli, ["ingest"], catch_exceptions=False).exit_code == 0
+
+    def ingested() -> int:
+        result = CliRunner().invoke(cli, ["doctor", "--json"], catch_exceptions=False)
+        import json
+
+        report = json.loads(result.output[result.output.index("{") :])
+        return sum(a["files_ingested"] for a in report["agents"].values())
+
+    assert ingested() > 0
+    monkeypatch.setenv("HEADROOM_MACHINE", "m-other")  # another machine on the same database
+    assert ingested() == 0

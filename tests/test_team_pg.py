@@ -8,16 +8,20 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
+from datetime import date
 from pathlib import Path
 
 import pytest
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import select, text
 
+from headroom.daemon.analytics import Filters, token_rows
+from headroom.daemon.config import load_config
+from headroom.daemon.dashboard.data import team
 from headroom.daemon.ingest import Ingestor
 from headroom.daemon.scheduler import Scheduler
 from headroom.memory import identity
-from headroom.memory.db import Database
+from headroom.memory.db import Database, open_database
 from headroom.memory.embed import FloatMatrix, HashEmbedder
 from headroom.memory.models import SchedulerJob, SourceFile
 from headroom.memory.store import Draft, MemoryStore
@@ -205,3 +209,39 @@ def test_a_deadlock_between_two_daemons_is_retried_whole(pg_db: Database) -> Non
     assert sum(attempts.values()) == 3  # PostgreSQL broke the deadlock once; that side ran again
     with pg_db.engine.connect() as conn:
         assert conn.execute(text("SELECT sum(n) FROM counters")).scalar_one() == 4
+
+
+def _rows(db: Database, by: str, filters: Filters | None = None) -> list[dict[str, object]]:
+    with db.sessions() as s:
+        return token_rows(s, by, filters or Filters())
+
+
+def test_two_identities_on_one_postgres_give_the_exact_union_of_their_stats(
+    pg_db: Database, real_logs: Path, tmp_path: Path
+) -> None:
+    roots = load_config().agent_roots()
+    people = {"ada": {a: roots[a] for a in ("claude", "codex")}, "bob": {"gemini": roots["gemini"]}}
+    alone: dict[str, Database] = {}
+    try:
+        for user, their_roots in people.items():
+            as_machine(user, f"m-{user}")
+            Ingestor(pg_db, their_roots).scan()
+            alone[user] = open_database(f"sqlite:///{tmp_path / (user + '.db')}")
+            Ingestor(alone[user], their_roots).scan()
+        key = lambda r: (str(r["day"]), str(r["agent"]))  # noqa: E731
+        union = sorted(_rows(alone["ada"], "day") + _rows(alone["bob"], "day"), key=key)
+        assert union and sorted(_rows(pg_db, "day"), key=key) == union
+        for user in people:
+            assert _rows(pg_db, "day", Filters(user=user)) == _rows(alone[user], "day")
+            assert _rows(pg_db, "day", Filters(machine=f"m-{user}")) == _rows(alone[user], "day")
+        by_user = {r["user"]: r["sessions"] for r in _rows(pg_db, "user")}
+        assert by_user == {u: sum(int(str(r["sessions"])) for r in _rows(alone[u], "agent")) for u in people}
+        # The dashboard's team breakdown: there on the shared database, absent for one person's.
+        window = (date(2000, 1, 1), date.today())
+        shared = team(pg_db, *window)
+        assert shared is not None and {r["name"] for r in shared["users"]} == {"ada", "bob"}
+        assert {r["name"] for r in shared["machines"]} == {"m-ada", "m-bob"}
+        assert team(alone["ada"], *window) is None
+    finally:
+        for db in alone.values():
+            db.close()

@@ -211,7 +211,14 @@ def test_migration_0006_runs_on_open_over_old_rows(tmp_path: Path) -> None:
     command.upgrade(alembic_config(url), "0005")
     engine = create_engine(url)
     with engine.begin() as conn:  # the tables 0006 leaves alone take their model defaults
-        conn.execute(Session.__table__.insert().values(id=1, agent="claude", key="s", kind="main", stale=False))
+        # Plain SQL: the models now carry columns (user_id, machine_id, ...) that revision 0005 has not.
+        conn.execute(
+            text(
+                "INSERT INTO sessions (id, agent, key, kind, turns, events, tool_calls, failed_tool_calls, api_errors,"
+                " interruptions, compactions, input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens,"
+                " reasoning_tokens, stale) VALUES (1, 'claude', 's', 'main', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)"
+            )
+        )
         conn.execute(
             text(
                 "INSERT INTO tool_calls (session_id, key, name, input, status, output, exit_code) VALUES "
@@ -222,8 +229,13 @@ def test_migration_0006_runs_on_open_over_old_rows(tmp_path: Path) -> None:
         )
         first = datetime(2026, 1, 1)
         for agent in ("codex", "claude"):
-            values = {"path": f"/x/{agent}.jsonl", "offset": 99, "state": "{}", "fingerprint": "f", "first_seen": first}
-            conn.execute(SourceFile.__table__.insert().values(agent=agent, **values))
+            conn.execute(
+                text(
+                    'INSERT INTO source_files (agent, path, device, inode, size, mtime_ns, "offset", state,'
+                    " fingerprint, records, missing, first_seen) VALUES (:a, :p, 0, 0, 0, 0, 99, '{}', 'f', 0, 0, :t)"
+                ),
+                {"a": agent, "p": f"/x/{agent}.jsonl", "t": first},
+            )
     engine.dispose()
     db = open_database(url)
     with db.sessions() as s:

@@ -21,6 +21,7 @@ from headroom.learn.model import EventKind
 from headroom.learn.readers import reader_for
 from headroom.learn.readers.base import record_type
 from headroom.memory.db import Database, check_revision
+from headroom.memory.identity import current_machine
 from headroom.memory.models import Event, IngestIssue, Session, SourceFile, ToolCall, Usage
 
 
@@ -84,7 +85,12 @@ def _database_state(db: Database) -> dict[str, Any]:
 
 
 def _ingested(app: App, report: dict[str, Any]) -> None:
-    """Per agent: the log files on disk and what the database holds of them; the input skipped."""
+    """Per agent: the log files on disk and what the database holds of them; the input skipped.
+
+    This machine's only (issue 17): on a database shared by a team, files, rows and problems of other
+    machines are not this machine's to diagnose.
+    """
+    machine = current_machine()
     with app.read_db.sessions() as dbs:
         files = {
             agent: (count, int(size or 0), int(missing or 0))
@@ -94,13 +100,24 @@ def _ingested(app: App, report: dict[str, Any]) -> None:
                     func.count(),
                     func.sum(SourceFile.offset),
                     func.sum(case((SourceFile.missing, 1), else_=0)),
-                ).group_by(SourceFile.agent)
+                )
+                .where(SourceFile.machine_id == machine)
+                .group_by(SourceFile.agent)
             )
         }
-        sessions = dict(dbs.execute(select(Session.agent, func.count()).group_by(Session.agent)).all())
-        calls = dict(dbs.execute(select(Session.agent, func.count()).join(ToolCall).group_by(Session.agent)).all())
-        events = dict(dbs.execute(select(Session.agent, func.count()).join(Event).group_by(Session.agent)).all())
-        usage = dict(dbs.execute(select(Usage.agent, func.count()).group_by(Usage.agent)).all())
+        mine = Session.machine_id == machine
+        sessions = dict(dbs.execute(select(Session.agent, func.count()).where(mine).group_by(Session.agent)).all())
+        calls = dict(
+            dbs.execute(select(Session.agent, func.count()).join(ToolCall).where(mine).group_by(Session.agent)).all()
+        )
+        events = dict(
+            dbs.execute(select(Session.agent, func.count()).join(Event).where(mine).group_by(Session.agent)).all()
+        )
+        usage = dict(
+            dbs.execute(
+                select(Usage.agent, func.count()).where(Usage.machine_id == machine).group_by(Usage.agent)
+            ).all()
+        )
         for agent, roots in app.diagnosis_config().agent_roots().items():
             reader = reader_for(agent)
             found = sum(1 for root in roots for _ in reader.discover(root))
@@ -117,7 +134,8 @@ def _ingested(app: App, report: dict[str, Any]) -> None:
                 "model_calls": usage.get(agent, 0),
             }
         report["unknown_record_types"] = unknown_record_types(dbs)
-        for issue in dbs.execute(select(IngestIssue).order_by(IngestIssue.last_seen.desc())).scalars():
+        issues = select(IngestIssue).where(IngestIssue.machine_id == machine).order_by(IngestIssue.last_seen.desc())
+        for issue in dbs.execute(issues).scalars():
             report["problems"].append(
                 {
                     "path": issue.path,

@@ -226,12 +226,15 @@ def _write_accepted(app: App, project: str) -> list[str]:
 
     from headroom.daemon.learn_service import journal_for, user_homes
     from headroom.learn.apply import run_learn
+    from headroom.learn.projects import identities
 
-    if not project or not Path(project).is_dir():
+    here = _project(None)  # the lesson's repository may be checked out here under another path
+    folder = project if project and Path(project).is_dir() else here if project in identities(here) else ""
+    if not folder or not Path(folder).is_dir():
         return []
     run = run_learn(
         app.db,
-        project,
+        folder,
         journal=journal_for(app.config),
         apply_shared=True,
         claude_file=app.config.learn.claude_file,

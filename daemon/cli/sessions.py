@@ -37,7 +37,9 @@ _STATUS_STYLE = {
 
 @click.group("sessions", invoke_without_command=True)
 @click.option("--agent", type=click.Choice(AGENTS), help="Only this agent's sessions.")
-@click.option("--project", help="Only sessions whose project path contains this text.")
+@click.option("--project", help="Only sessions whose project path (or repository) contains this text.")
+@click.option("--user", help="Only this user's sessions ([team] user; a database shared by a team).")
+@click.option("--machine", help="Only sessions of this machine ([team] machine).")
 @click.option("--since", help="Only sessions active since (YYYY-MM-DD, 7d, 2w, today...).")
 @click.option("--failed", is_flag=True, help="Only sessions with failed tool calls or API errors.")
 @click.option("-n", "--limit", type=int, default=50, show_default=True, help="At most this many (0: all).")
@@ -48,6 +50,8 @@ def sessions_group(
     ctx: click.Context,
     agent: str | None,
     project: str | None,
+    user: str | None,
+    machine: str | None,
     since: str | None,
     failed: bool,
     limit: int,
@@ -63,7 +67,7 @@ def sessions_group(
     app = ctx.ensure_object(App)
     if refresh:
         app.catch_up(quiet=as_json)
-    filters = analytics.Filters(agent=agent, project=project, since=parse_since(since))
+    filters = analytics.Filters(agent=agent, project=project, since=parse_since(since), user=user, machine=machine)
     with app.read_db.sessions() as dbs:
         rows = analytics.session_rows(dbs, filters, failed=failed, limit=limit or None)
     if as_json:

@@ -36,7 +36,9 @@ _TOKEN_COLUMNS = (
 @click.command("stats")
 @click.option("--by", type=click.Choice(analytics.GROUPINGS), default="day", show_default=True, help="Group rows by.")
 @click.option("--agent", type=click.Choice(AGENTS), help="Only this agent.")
-@click.option("--project", help="Only sessions whose project path contains this text.")
+@click.option("--project", help="Only sessions whose project path (or repository) contains this text.")
+@click.option("--user", help="Only this user's sessions ([team] user; a database shared by a team).")
+@click.option("--machine", help="Only sessions of this machine ([team] machine).")
 @click.option("--since", help="From this day on (UTC; YYYY-MM-DD, 7d, 2w, today...).")
 @click.option("--until", help="Up to and including this day (UTC).")
 @click.option("--failures", is_flag=True, help="Show the most failing commands instead of token totals.")
@@ -62,6 +64,8 @@ def stats(
     by: str,
     agent: str | None,
     project: str | None,
+    user: str | None,
+    machine: str | None,
     since: str | None,
     until: str | None,
     failures: bool,
@@ -97,7 +101,14 @@ def stats(
         return
     if refresh:
         app.catch_up(quiet=as_json)
-    filters = analytics.Filters(agent=agent, project=project, since=parse_since(since), until=parse_since(until))
+    filters = analytics.Filters(
+        agent=agent,
+        project=project,
+        since=parse_since(since),
+        until=parse_since(until),
+        user=user,
+        machine=machine,
+    )
     with app.read_db.sessions() as dbs:
         if failures:
             top, summary = analytics.failing_commands(dbs, filters, limit=limit)
@@ -162,7 +173,8 @@ def _print_rows(rows: list[dict[str, Any]], by: str) -> None:
     totals = analytics.totals(rows)
     first = {"session": "session", "project": "project"}.get(by, by)
     table.add_column(first, footer="total")
-    if by not in ("agent", "project"):
+    single = by in analytics.DIMENSIONS  # one label column; the periods and sessions add the agent
+    if not single:
         table.add_column("agent")
     for label, key in _TOKEN_COLUMNS:
         table.add_column(label, justify="right", footer=human_tokens(totals.get(key, 0)))
@@ -179,8 +191,8 @@ def _print_rows(rows: list[dict[str, Any]], by: str) -> None:
         elif by == "project":
             label = row.get("name") or project_name(row["project"])
         else:
-            label = str(row[by])
-        cells: list[str | Text] = [Text(label)] if by in ("agent", "project") else [Text(label), row["agent"]]
+            label = str(row[by]) if row[by] else "(unknown)"
+        cells: list[str | Text] = [Text(label)] if single else [Text(label), row["agent"]]
         cells += [human_tokens(row[key]) for _, key in _TOKEN_COLUMNS]
         cells += [
             str(row["tool_calls"]),

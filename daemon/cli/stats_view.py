@@ -176,6 +176,26 @@ def _projects(data: dict[str, Any]) -> RenderableType:
     return Group(heading, table)
 
 
+def _team(data: dict[str, Any]) -> RenderableType:
+    """Per user and per machine (only when the database holds several: a team's shared database)."""
+    parts: list[RenderableType] = [Text("team: per user and per machine", style="bold")]
+    for key, label in (("users", "user"), ("machines", "machine")):
+        table = Table(box=None, padding=(0, 1), pad_edge=False, header_style="bold")
+        for name in (label, "sessions", "tool calls", "failed", "fail %", "tokens"):
+            table.add_column(name, justify="left" if name == label else "right")
+        for row in data["team"][key]:
+            table.add_row(
+                Text(row["name"]),
+                str(row["sessions"]),
+                str(row["tool_calls"]),
+                str(row["failed_tool_calls"]),
+                f"{100 * row['failure_rate']:.1f}" if row["tool_calls"] else "-",
+                f"{row['total_tokens']:,}",
+            )
+        parts.append(table)
+    return Group(*parts)
+
+
 def _lessons(data: dict[str, Any]) -> RenderableType:
     active = [item for item in data["lessons"]["items"] if item["status"] == "active"]
     heading = Text("active lessons (recurring sessions / sessions, before → after)", style="bold")
@@ -199,7 +219,8 @@ def print_overview(data: dict[str, Any], out: Console | None = None) -> None:
     """Draw the overview of one :func:`dashboard_data` document."""
     out = out or overview_console()
     out.print(_panel(data))
-    for part in (_savings(data, out.width), _projects(data), _lessons(data)):
+    team = [_team(data)] if data.get("team") else []
+    for part in (_savings(data, out.width), _projects(data), *team, _lessons(data)):
         out.print()
         out.print(part)
     out.print()

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import case, func, select
 
-from headroom.daemon.analytics import Filters, iso, token_rows
+from headroom.daemon.analytics import Filters, iso, project_column, token_rows
 from headroom.learn.lessons import report
 from headroom.memory.db import Database
 from headroom.memory.models import ProxyRequest, Session
@@ -85,6 +85,7 @@ def dashboard_data(db: Database, days: int = DEFAULT_DAYS, *, today: date | None
         },
         "savings": savings(db, since, until),
         "projects": projects(db, since, until),
+        "team": team(db, since, until),
         "lessons": lessons(db),
         "memory": memory(db),
     }
@@ -144,11 +145,12 @@ def projects(db: Database, since: date, until: date) -> list[dict[str, Any]]:
     filters = Filters(since=since, until=until)
     with db.sessions() as s:
         rows = token_rows(s, "project", filters)
+        project = project_column()  # a repository's checkouts are one project (as token_rows groups them)
         failed_query: Any = select(
-            Session.project_root,
+            project,
             func.sum(case(((Session.failed_tool_calls > 0) | (Session.api_errors > 0), 1), else_=0)),
             func.coalesce(func.sum(Session.api_errors), 0),
-        ).group_by(Session.project_root)
+        ).group_by(project)
         # The same window as token_rows: a session counts when it was active on a day in [since, until].
         failed_query = failed_query.where(
             func.coalesce(Session.ended_at, Session.started_at) >= datetime.combine(since, datetime.min.time()),
@@ -175,6 +177,24 @@ def projects(db: Database, since: date, until: date) -> list[dict[str, Any]]:
         )
     out.sort(key=lambda r: (-r["failure_rate"], -r["sessions"], r["project"]))
     return out
+
+
+def team(db: Database, since: date, until: date) -> dict[str, Any] | None:
+    """Sessions, tool calls, failures and tokens per user and per machine, when the database holds more than
+    one of either (a team's shared PostgreSQL, issue 17); None for one person's database, which shows as before.
+    """
+    filters = Filters(since=since, until=until)
+    with db.sessions() as s:
+        by = {dim: token_rows(s, dim, filters) for dim in ("user", "machine")}
+    if len(by["user"]) < 2 and len(by["machine"]) < 2:
+        return None
+    fields = ("sessions", "tool_calls", "failed_tool_calls", "failure_rate", "total_tokens")
+
+    def shaped(dim: str) -> list[dict[str, Any]]:
+        rows = [{"name": row[dim] or "(unknown)", **{f: row[f] for f in fields}} for row in by[dim]]
+        return sorted(rows, key=lambda r: (-r["total_tokens"], r["name"]))
+
+    return {"users": shaped("user"), "machines": shaped("machine")}
 
 
 def lessons(db: Database) -> dict[str, Any]:

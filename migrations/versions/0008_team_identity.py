@@ -4,7 +4,9 @@ Many developers' daemons may share one PostgreSQL database: every table a machin
 ``machine_id`` (NOT NULL, ``''`` for rows of nobody in particular). What is a machine's own becomes keyed per
 machine: a source file (the same path on two machines is two files), its ingest issues, and the small state
 values (a machine's cursors; database-wide values keep machine ``''``). A memory sighting is also its user's:
-two developers saving the same note are two sightings.
+two developers saving the same note are two sightings. ``sessions.repository`` names the repository a
+session's project is a checkout of (its normalized git remote), so that one repository checked out at different
+paths on different machines is one project; ``project_root`` stays the machine's own folder.
 
 A SQLite database belongs to the one person whose machine upgrades it: its rows are stamped with that
 identity. A shared PostgreSQL database is left at ``''``: the upgrading machine cannot tell whose rows they are.
@@ -69,6 +71,17 @@ def upgrade() -> None:
         op.execute(sa.text("UPDATE state_values SET user_id = :u").bindparams(u=me.user))
         names = ", ".join(f"'{n}'" for n in MACHINE_STATE)
         op.execute(sa.text(f"UPDATE state_values SET machine_id = :m WHERE name IN ({names})").bindparams(m=me.machine))
+        from headroom.learn.projects import repository_of
+
+        roots = bind.execute(sa.text("SELECT DISTINCT project_root FROM sessions WHERE project_root IS NOT NULL"))
+        for (root,) in list(roots):
+            repository = repository_of(root)
+            if repository:
+                op.execute(
+                    sa.text("UPDATE sessions SET repository = :r WHERE project_root = :p").bindparams(
+                        r=repository, p=root
+                    )
+                )
 
     with op.batch_alter_table("source_files", schema=None) as batch_op:
         batch_op.drop_constraint("uq_source_files_path", type_="unique")
@@ -83,6 +96,8 @@ def upgrade() -> None:
             batch_op.f("uq_ingest_issues_machine_id_path_kind"), ["machine_id", "path", "kind"]
         )
     with op.batch_alter_table("sessions", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("repository", sa.Text(), nullable=True))
+        batch_op.create_index("ix_sessions_repository", ["repository"], unique=False)
         batch_op.create_index("ix_sessions_user_id", ["user_id"], unique=False)
         batch_op.create_index("ix_sessions_machine_id", ["machine_id"], unique=False)
     with op.batch_alter_table("usage", schema=None) as batch_op:
@@ -114,11 +129,13 @@ def downgrade() -> None:
     for table, names in (
         ("proxy_requests", ("ix_proxy_requests_user_id_day", "ix_proxy_requests_machine_id_day")),
         ("usage", ("ix_usage_user_id_day", "ix_usage_machine_id_day")),
-        ("sessions", ("ix_sessions_user_id", "ix_sessions_machine_id")),
+        ("sessions", ("ix_sessions_user_id", "ix_sessions_machine_id", "ix_sessions_repository")),
     ):
         with op.batch_alter_table(table, schema=None) as batch_op:
             for name in names:
                 batch_op.drop_index(name)
+            if table == "sessions":
+                batch_op.drop_column("repository")
     with op.batch_alter_table("ingest_issues", schema=None) as batch_op:
         batch_op.drop_constraint("uq_ingest_issues_machine_id_path_kind", type_="unique")
         batch_op.create_unique_constraint("uq_ingest_issues_path_kind", ["path", "kind"])

@@ -224,6 +224,22 @@
       })));
   }
 
+  function teamSection(data) {
+    var t = data.team, panel = $("team-panel");
+    if (!t) { panel.hidden = true; return; }
+    panel.hidden = false;
+    [["users", "user"], ["machines", "machine"]].forEach(function (pair) {
+      var box = clear($("team-" + pair[0]));
+      box.appendChild(table(
+        [{ label: pair[1] }, { label: "sessions", num: 1 }, { label: "tool calls", num: 1 },
+         { label: "failed calls", num: 1 }, { label: "failure rate", num: 1 }, { label: "tokens", num: 1 }],
+        t[pair[0]].map(function (r) {
+          return [r.name, fmtInt(r.sessions), fmtInt(r.tool_calls), fmtInt(r.failed_tool_calls), pct(r.failure_rate),
+            fmtTokens(r.total_tokens)];
+        })));
+    });
+  }
+
   function lessonsSection(data) {
     var l = data.lessons, box = clear($("lessons"));
     if (!l.items.length) { empty(box, "No lessons yet: they are mined from failed sessions."); return; }
@@ -255,6 +271,7 @@
     cards(data);
     savingsSection(data);
     projectsSection(data);
+    teamSection(data);
     lessonsSection(data);
     memorySection(data);
   }
