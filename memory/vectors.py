@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from headroom.memory import pgvectors
 from headroom.memory.dedup import is_new_version, may_link
 from headroom.memory.embed import Embedder, EmbedderUnavailable
+from headroom.memory.identity import current_user
 from headroom.memory.index import VectorIndex
 from headroom.memory.models import MemoryItem, MemorySighting, MemoryVector
 from headroom.memory.pgsearch import Scope
@@ -253,9 +254,15 @@ class Vectors:
                 item = s.get(MemoryItem, item_id)
                 if item is None or item.supersedes_id is not None or not may_link(item.kind, set(), set()):
                     continue
-                if index is None:
+                if index is None:  # only among items this user may read: never link to a teammate's private one
                     near = pgvectors.nearest(
-                        s, vec, _NEIGHBOURS, model=self.embedder.name, dim=self.embedder.dim, below=item_id
+                        s,
+                        vec,
+                        _NEIGHBOURS,
+                        model=self.embedder.name,
+                        dim=self.embedder.dim,
+                        scope=Scope(None, user=current_user()),
+                        below=item_id,
                     )
                 else:
                     near = [(i, score) for i, score in index.search(vec, _NEIGHBOURS) if i < item_id]

@@ -108,3 +108,25 @@ def test_models_and_migrations_agree_on_postgres(pg_db: Database) -> None:
     from headroom.memory.db import alembic_config
 
     command.check(alembic_config(pg_db.url))
+
+
+def test_near_duplicates_never_link_to_another_users_private_item(
+    pg_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from headroom.memory import identity
+
+    body = "\n".join(f"line {n}: setting value_{n} = {n * 3}" for n in range(40))
+    try:
+        monkeypatch.setenv("HEADROOM_USER", "ada")
+        identity.reset()
+        memory = Memory(pg_db, embedder=HashEmbedder())
+        old = memory.put(body, "tool_output", project="/p", session_key="s1").item_id
+        memory.embed_pending()
+        monkeypatch.setenv("HEADROOM_USER", "bob")
+        identity.reset()
+        new = memory.put(body + "\nline 40: setting value_40 = 120", "tool_output", project="/p", session_key="s2")
+        assert memory.embed_pending().linked == 0
+        item = memory.get(new.item_id or 0)
+        assert item is not None and item.supersedes_id is None and memory.get(old or 0) is None
+    finally:
+        identity.reset()
