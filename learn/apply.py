@@ -34,9 +34,11 @@ from headroom.learn.lessons import SyncReport, activate, lessons_for, parse_scop
 from headroom.learn.mining import LessonDraft, mine_db
 from headroom.learn.model import AGENTS
 from headroom.learn.projects import identities
+from headroom.learn.team import accepted
 from headroom.learn.writers import Plan, Target, WriteError, apply, plan_write, target_for, user_target
 from headroom.memory.db import Database
 from headroom.memory.models import Session
+from headroom.memory.rls import is_team_database
 
 log = logging.getLogger("headroom.learn")
 
@@ -175,7 +177,14 @@ def run_learn(
         if (agents is None or agent in agents) and home.is_dir():
             targets.append((user_target(agent, home), _for(agent, entries, ("machine", "agent")), True))
     written_keys: set[str] = set()
-    for target, chosen, user_level in targets:
+    # On a team's database (one with member roles) a shared file (one git commits) changes every teammate's
+    # agents: it holds only the lessons accepted in `headroom learn review` (learn/team.py). Personal files are
+    # written as before.
+    team = is_team_database(db)
+    team_entries = [Entry(r.key, r.text, *parse_scope(r.scope)) for r in accepted(db, project)] if team else []
+    for target, planned, user_level in targets:
+        personal = user_level or target.path.name == PERSONAL_FILE or not is_shared(target.path)
+        chosen = _for(target.agent, team_entries, ("project",)) if team and not personal else planned
         if user_level and not chosen and not target.path.exists():
             continue
         try:
@@ -189,7 +198,6 @@ def run_learn(
             written_keys.update(keys)
             continue
         # CLAUDE.local.md and the user-level files are personal by definition.
-        personal = user_level or target.path.name == PERSONAL_FILE or not is_shared(target.path)
         if not (apply_personal if personal else apply_shared):
             continue
         try:

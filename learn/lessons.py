@@ -28,6 +28,7 @@ from sqlalchemy import func, select
 from headroom.learn.failures import Observations, observe
 from headroom.learn.mining import LessonDraft, recurrences
 from headroom.learn.projects import REPO_PREFIX, identities
+from headroom.learn.team import note_seen
 from headroom.memory.db import Database
 from headroom.memory.models import Lesson, Session
 from headroom.memory.upsert import retrying
@@ -91,9 +92,12 @@ def _sync(db: Database, drafts: Sequence[LessonDraft], now: datetime) -> SyncRep
                 "last_seen": d.last_seen,
             }
             if row is None:
-                s.add(Lesson(key=d.key, status="proposed", created_at=now, updated_at=now, **values))
+                row = Lesson(key=d.key, status="proposed", created_at=now, updated_at=now, **values)
+                note_seen(row)
+                s.add(row)
                 report.new += 1
                 continue
+            note_seen(row)  # another developer's machine mining it too makes it a team proposal
             if row.status == "undone":
                 row.status = "proposed"  # asked for again: a later --apply may write it again
             if all(getattr(row, k) == v for k, v in values.items()):

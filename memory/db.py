@@ -289,6 +289,8 @@ def open_database(url: str, *, upgrade: bool = True, guard: bool = False, read_o
             upgrade_database(db)
         else:
             check_revision(db)
+        if engine.dialect.name == "postgresql":
+            _check_member(db)
     except OperationalError as exc:
         engine.dispose()
         raise DatabaseError(f"cannot open the database {_safe(url)}: {exc.orig}") from exc
@@ -367,6 +369,22 @@ def check_revision(db: Database) -> tuple[str | None, str]:
     if current is not None and current not in {rev.revision for rev in script.walk_revisions()}:
         raise DatabaseTooNew(_safe(db.url), current, head)
     return current, head
+
+
+def _check_member(db: Database) -> None:
+    """A team member's role writes rows as its mapped user: this machine's identity must be that user, or row-level
+    security refuses every write. Said once, here, instead of on the first write."""
+    from headroom.memory.identity import current_user
+    from headroom.memory.rls import member_user
+
+    with db.engine.connect() as conn:
+        mapped = member_user(conn)
+    me = current_user()
+    if mapped is not None and mapped != me:
+        raise DatabaseError(
+            f"the database role of {_safe(db.url)} belongs to team user {mapped!r}, but this machine's user is "
+            f"{me!r}: set [team] user = {mapped!r} in config.toml (or HEADROOM_USER)"
+        )
 
 
 def upgrade_database(db: Database) -> None:

@@ -349,6 +349,10 @@ class MemoryItem(Owned, Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
     last_seen_at: Mapped[datetime] = mapped_column(DateTime, index=True)
     embed_model: Mapped[str | None] = mapped_column(String(64))  # the model of its vector; NULL: to embed
+    # "private": its owner's only (prompts, tool outputs, notes); "team": every user of a shared database may
+    # read it (repository file reads, notes saved with --team, lessons accepted for the team). Enforced on
+    # PostgreSQL by row-level security (revision 0009); one person's SQLite file has nobody to hide from.
+    visibility: Mapped[str] = mapped_column(String(8), default="private", server_default="private")
 
     __table_args__ = (
         Index("ix_memory_items_embed_model", "embed_model"),
@@ -474,6 +478,13 @@ class Lesson(Owned, Base):
     recurring_before: Mapped[int | None] = mapped_column(Integer)
     sessions_after: Mapped[int | None] = mapped_column(Integer)
     recurring_after: Mapped[int | None] = mapped_column(Integer)
+    # Team review (issue 17): the users whose machines mined it (JSON list); a project lesson seen by two or
+    # more becomes a proposal for the repository's shared files ("pending"), written there only once a
+    # reviewer accepts it ("accepted"; "rejected" keeps it out). None: not a team proposal.
+    seen_by: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")
+    team_status: Mapped[str | None] = mapped_column(String(16))
+    team_decided_by: Mapped[str | None] = mapped_column(String(64))
+    team_decided_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     __table_args__ = (
         Index("ix_lessons_project_status", "project", "status"),

@@ -4,7 +4,12 @@ Each side returns its best ``pool`` candidates among the items the project may s
 (``1 / (60 + rank)`` summed over both lists) orders the union, so an exact identifier found only by FTS and a
 paraphrase found only by the vectors both surface. A superseded version ranks below its successor (its score
 is halved) but stays findable. When the embedding model cannot be loaded, search is full-text only and says
-so in :attr:`SearchResult.mode`; on PostgreSQL (no FTS5) the text side is a LIKE scan.
+so in :attr:`SearchResult.mode`.
+
+On PostgreSQL both sides run in the database with the scope (project, kinds, and through row-level security
+what the user may see) in the same statement: the text side over the ``search_tsv`` column
+(:mod:`headroom.memory.pgsearch`), the vector side over pgvector's HNSW index (:mod:`headroom.memory.pgvectors`).
+No set of visible ids is built there; a database from before revision 0009 keeps the old LIKE scan.
 
 Visible ids per project are cached and refreshed when any process changes the store
 (``MemoryStore.generation``, one row read per search): the 100k-item benchmark spends most of a search in
@@ -16,14 +21,17 @@ from __future__ import annotations
 import math
 import re
 import threading
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, or_, select, text
 
+from headroom.memory import pgsearch
+from headroom.memory.identity import current_user
 from headroom.memory.models import MemoryItem
+from headroom.memory.pgsearch import Scope
 from headroom.memory.store import Item, MemoryStore
 from headroom.memory.vectors import Vectors
 
@@ -66,6 +74,18 @@ class Searcher:
         self._visible: dict[tuple[str | None, bool], tuple[int, set[int] | None]] = {}
         self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
+        self._tsv: bool | None = None
+
+    @property
+    def in_database(self) -> bool:
+        """True on PostgreSQL with the search column: the scope is applied in SQL, not as a set of ids."""
+        if self._tsv is None:
+            if self.store.db.is_sqlite:
+                self._tsv = False
+            else:
+                with self.store.db.sessions() as s:
+                    self._tsv = pgsearch.has_tsv(s)
+        return self._tsv
 
     def _pool(self) -> ThreadPoolExecutor:
         with self._lock:
@@ -98,6 +118,9 @@ class Searcher:
         query = query.strip()
         if not query:
             return SearchResult([], "text", "empty query")
+        if self.in_database:
+            scope = Scope(project, include_global, tuple(kinds or ()), current_user())
+            return self._search_in_db(query, scope, k)
         allowed = self.visible(project, include_global)
         if allowed is not None and kinds:
             allowed = self._of_kinds(allowed, kinds)
@@ -110,14 +133,43 @@ class Searcher:
         pending = self._pool().submit(self.vectors.search, query, self.pool, allowed) if self.vectors else None
         text_ranked = self._text(query, allowed)
         vec_ranked: list[tuple[int, float]] = pending.result() if pending is not None else []
-        mode, note = "text", None
-        if self.vectors is not None:
-            if self.vectors.error:
-                note = f"full-text only: {self.vectors.error}"
-            else:
-                mode = "hybrid"
-        else:
-            note = "full-text only: embeddings are off"
+        mode, note = self._mode()
+        return self._fuse(text_ranked, vec_ranked, k, mode, note, lambda ids: ids & allowed if allowed else ids)
+
+    def _search_in_db(self, query: str, scope: Scope, k: int) -> SearchResult:
+        """PostgreSQL: the text and vector sides each in one statement, filtered by ``scope`` before LIMIT."""
+        vectors = self.vectors if self.vectors is not None and self.vectors.shared else None
+        pending = self._pool().submit(vectors.search, query, self.pool, None, scope) if vectors else None
+        with self.store.db.sessions() as s:
+            text_ranked = pgsearch.text_search(s, query, scope, self.pool)
+        vec_ranked: list[tuple[int, float]] = pending.result() if pending is not None else []
+        mode, note = self._mode()
+        if self.vectors is not None and vectors is None:
+            mode, note = "text", "full-text only: the server has no pgvector extension"
+
+        def visible(ids: set[int]) -> set[int]:
+            with self.store.db.sessions() as s:
+                return pgsearch.visible_among(s, sorted(ids), scope)
+
+        return self._fuse(text_ranked, vec_ranked, k, mode, note, visible)
+
+    def _mode(self) -> tuple[str, str | None]:
+        if self.vectors is None:
+            return "text", "full-text only: embeddings are off"
+        if self.vectors.error:
+            return "text", f"full-text only: {self.vectors.error}"
+        return "hybrid", None
+
+    def _fuse(
+        self,
+        text_ranked: list[int],
+        vec_ranked: list[tuple[int, float]],
+        k: int,
+        mode: str,
+        note: str | None,
+        visible: Callable[[set[int]], set[int]],
+    ) -> SearchResult:
+        """Reciprocal rank fusion of the two lists; ``visible`` says which successors the scope can see."""
         scores: dict[int, float] = {}
         via: dict[int, str] = {}
         sims = dict(vec_ranked)
@@ -130,8 +182,10 @@ class Searcher:
         # Only the front runners are loaded in full; the superseded penalty can reorder them, not promote others.
         front = sorted(scores, key=lambda i: (-scores[i], -i))[: max(2 * k, k + 10)]
         items = self.store.items(front)
+        newer = {i for item in items.values() if item.status == "superseded" for i in item.superseded_by}
+        seen = visible(newer) if newer else set()
         for item_id, item in items.items():
-            if item.status == "superseded" and (allowed is None or set(item.superseded_by) & allowed):
+            if item.status == "superseded" and set(item.superseded_by) & seen:
                 scores[item_id] /= 2
         best = sorted(items, key=lambda i: (-scores[i], -i))[:k]
         hits = [Hit(items[i], scores[i], via[i], sims.get(i)) for i in best]

@@ -31,6 +31,7 @@ from headroom.memory.identity import current_machine, current_user
 from headroom.memory.models import MemoryItem, MemorySighting, MemoryVector, StateValue
 from headroom.memory.redact import redact
 from headroom.memory.upsert import insert_for
+from headroom.memory.visibility import TEAM, dedup_key, owned, readable, visibility_for
 
 log = logging.getLogger("headroom.memory")
 
@@ -61,6 +62,7 @@ class Draft:
     ts: datetime | None = None
     source: str = "api"
     global_scope: bool = False
+    team: bool = False  # shared with every user of a team database (see headroom.memory.visibility)
     ref: str | None = None  # where the whole lives, for content stored by reference
 
 
@@ -203,7 +205,8 @@ class MemoryStore:
         text = normalize(red.text)
         if not text.strip():
             return PutResult(None, skipped="empty")
-        digest = content_hash(text)
+        visibility = visibility_for(d.kind, d.path, d.project, team=d.team)
+        digest = dedup_key(content_hash(text), visibility, shared_database=not self.db.is_sqlite)
         now = utcnow()
         ts = d.ts.astimezone(timezone.utc).replace(tzinfo=None) if d.ts and d.ts.tzinfo else (d.ts or now)
         title = _title(d)
@@ -220,6 +223,7 @@ class MemoryStore:
                 size=len(text),
                 ref=ref,
                 global_scope=d.global_scope,
+                visibility=visibility,
                 status="active",
                 redactions=len(red.findings),
                 sightings=0,
@@ -240,6 +244,8 @@ class MemoryStore:
         else:
             if d.global_scope and not item.global_scope:
                 item.global_scope = True
+            if visibility == TEAM and item.visibility != TEAM:  # its author shares it now
+                item.visibility = TEAM
             item.last_seen_at = max(item.last_seen_at, ts)
         new_sighting = self._add_sighting(s, item, d, ts)
         return PutResult(item.id, created, new_sighting, len(red.findings), supersedes)
@@ -311,6 +317,8 @@ class MemoryStore:
         if not ids:
             return 0
         with self.db.transaction() as s:
+            if not self.db.is_sqlite:  # a shared database: only the user's own items, never a teammate's
+                ids = list(s.execute(select(MemoryItem.id).where(MemoryItem.id.in_(ids), owned())).scalars())
             s.execute(update(MemoryItem).where(MemoryItem.supersedes_id.in_(ids)).values(supersedes_id=None))
             s.execute(delete(MemorySighting).where(MemorySighting.item_id.in_(ids)))
             s.execute(delete(MemoryVector).where(MemoryVector.item_id.in_(ids)))
@@ -321,11 +329,15 @@ class MemoryStore:
 
     # -- reading -----------------------------------------------------------------------------------
 
+    def _readable(self, row: MemoryItem) -> bool:
+        """On a shared database, is this the user's own or a team item? (Row-level security says the same.)"""
+        return self.db.is_sqlite or row.visibility == TEAM or row.user_id in (current_user(), "")
+
     def get(self, item_id: int, *, project: str | None = None) -> Item | None:
         """One item with its sightings; None when unknown or (with ``project``) not visible there."""
         with self.db.sessions() as s:
             row = s.get(MemoryItem, item_id)
-            if row is None:
+            if row is None or not self._readable(row):
                 return None
             sightings = s.execute(
                 select(MemorySighting).where(MemorySighting.item_id == item_id).order_by(MemorySighting.ts)
@@ -383,6 +395,8 @@ class MemoryStore:
             )
             if include_global:
                 ids.update(s.execute(select(MemoryItem.id).where(MemoryItem.global_scope.is_(True))).scalars())
+            if not self.db.is_sqlite and ids:
+                ids = set(s.execute(select(MemoryItem.id).where(MemoryItem.id.in_(ids), readable())).scalars())
         return ids
 
     def stats(self, project: str | None = None) -> dict[str, Any]:
@@ -434,9 +448,10 @@ class MemoryStore:
         last = 0
         while True:
             with self.db.sessions() as s:
+                mine = [owned()] if not self.db.is_sqlite else []  # a teammate's items are theirs to clean
                 rows = s.execute(
                     select(MemoryItem.id, MemoryItem.content, MemoryItem.title)
-                    .where(MemoryItem.id > last)
+                    .where(MemoryItem.id > last, *mine)
                     .order_by(MemoryItem.id)
                     .limit(500)
                 ).all()
@@ -456,11 +471,13 @@ class MemoryStore:
 
     def _rewrite(self, item_id: int, content: str, title: str | None, redactions: int) -> None:
         text = normalize(content)
-        digest = content_hash(text)
         with self.db.transaction() as s:
             item = s.get(MemoryItem, item_id)
             if item is None:
                 return
+            digest = dedup_key(
+                content_hash(text), item.visibility, shared_database=not self.db.is_sqlite, user=item.user_id
+            )
             twin = s.execute(select(MemoryItem).where(MemoryItem.content_hash == digest)).scalar_one_or_none()
             if twin is not None and twin.id != item_id:
                 s.execute(update(MemorySighting).where(MemorySighting.item_id == item_id).values(item_id=twin.id))

@@ -25,10 +25,13 @@ import numpy as np
 from sqlalchemy import Select, delete, select, update
 from sqlalchemy.orm import Session
 
+from headroom.memory import pgvectors
 from headroom.memory.dedup import is_new_version, may_link
 from headroom.memory.embed import Embedder, EmbedderUnavailable
+from headroom.memory.identity import current_user
 from headroom.memory.index import VectorIndex
 from headroom.memory.models import MemoryItem, MemorySighting, MemoryVector
+from headroom.memory.pgsearch import Scope
 from headroom.memory.store import MemoryStore, link
 
 log = logging.getLogger("headroom.memory")
@@ -56,10 +59,23 @@ class Vectors:
         self._index: VectorIndex | None = None
         self._lock = threading.RLock()
         self.error: str | None = None  # why embeddings are unavailable (doctor shows it)
+        self._pg: bool | None = None
+        self._indexed = False  # the HNSW index for this model's dimension exists (PostgreSQL)
+
+    @property
+    def shared(self) -> bool:
+        """True on PostgreSQL with pgvector: vectors are searched in the database, one index for every machine."""
+        if self._pg is None:
+            if self.store.db.is_sqlite:
+                self._pg = False
+            else:
+                with self.store.db.sessions() as s:
+                    self._pg = pgvectors.has_embedding(s)
+        return self._pg
 
     @property
     def index_path(self) -> Path | None:
-        if self.index_dir is None:
+        if self.index_dir is None or self.shared:
             return None
         safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in self.embedder.name)
         return self.index_dir / f"vectors-{safe}.idx"
@@ -116,13 +132,22 @@ class Vectors:
 
     # -- search ------------------------------------------------------------------------------------
 
-    def search(self, query: str, k: int, allowed: Collection[int] | None) -> list[tuple[int, float]]:
-        """(item id, cosine) best first; [] when the model cannot be loaded (the caller falls back to FTS)."""
+    def search(
+        self, query: str, k: int, allowed: Collection[int] | None, scope: Scope | None = None
+    ) -> list[tuple[int, float]]:
+        """(item id, cosine) best first; [] when the model cannot be loaded (the caller falls back to FTS).
+
+        With pgvector (:attr:`shared`) the database answers within ``scope``; else the local index within
+        ``allowed``.
+        """
         try:
             vec = self.embedder.embed([query[:EMBED_CHARS]])[0]
         except EmbedderUnavailable as exc:
             self.error = str(exc)
             return []
+        if self.shared:
+            with self.store.db.sessions() as s:
+                return pgvectors.nearest(s, vec, k, model=self.embedder.name, dim=self.embedder.dim, scope=scope)
         return self.index().search(vec, k, allowed=allowed)
 
     # -- the backlog -------------------------------------------------------------------------------
@@ -194,7 +219,7 @@ class Vectors:
                 ids = [int(r[0]) for r in rows]
                 vectors = self.embedder.embed([_embed_text(title, content) for _, title, content in rows])
                 keep = self._store_vectors(s, ids, vectors)
-        if keep:
+        if keep and not self.shared:
             self.index().add([ids[i] for i in keep], vectors[keep])
         return ids, vectors
 
@@ -208,7 +233,13 @@ class Vectors:
                 continue
             s.add(MemoryVector(item_id=item_id, model=name, dim=dim, vector=vec.astype(np.float32).tobytes()))
         s.execute(update(MemoryItem).where(MemoryItem.id.in_(existing)).values(embed_model=name))
-        return [i for i, item_id in enumerate(ids) if item_id in existing]
+        keep = [i for i, item_id in enumerate(ids) if item_id in existing]
+        if self.shared and keep:  # pgvector: the value every machine searches, in the same transaction
+            s.flush()
+            if not self._indexed:
+                self._indexed = pgvectors.ensure_index(s, dim)
+            pgvectors.write(s, [ids[i] for i in keep], vectors[keep])
+        return keep
 
     def _link_near_duplicates(self, ids: list[int], vectors: np.ndarray) -> int:
         """Rule 3: link each new item to an older, similar one of its kind in one of its projects.
@@ -217,13 +248,24 @@ class Vectors:
         restricting the search to a project's items first would cost a set of every id per new item.
         """
         linked = 0
-        index = self.index()
+        index = None if self.shared else self.index()
         with self.store.db.transaction() as s:
             for item_id, vec in zip(ids, vectors):
                 item = s.get(MemoryItem, item_id)
                 if item is None or item.supersedes_id is not None or not may_link(item.kind, set(), set()):
                     continue
-                near = [(i, score) for i, score in index.search(vec, _NEIGHBOURS) if i < item_id]
+                if index is None:  # only among items this user may read: never link to a teammate's private one
+                    near = pgvectors.nearest(
+                        s,
+                        vec,
+                        _NEIGHBOURS,
+                        model=self.embedder.name,
+                        dim=self.embedder.dim,
+                        scope=Scope(None, user=current_user()),
+                        below=item_id,
+                    )
+                else:
+                    near = [(i, score) for i, score in index.search(vec, _NEIGHBOURS) if i < item_id]
                 if not near:
                     continue
                 projects = select(MemorySighting.project).where(MemorySighting.item_id == item_id)

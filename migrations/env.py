@@ -4,16 +4,32 @@ from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import create_engine
+from sqlalchemy.dialects.postgresql.base import ischema_names
+from sqlalchemy.types import NullType
 
 from headroom.memory.models import Base
+
+PG_ONLY_COLUMNS = frozenset({"search_tsv", "embedding"})
+PG_ONLY_INDEX_PREFIXES = ("ix_memory_items_search_tsv", "ix_memory_vectors_hnsw")
+
+# pgvector's column type, unknown to SQLAlchemy: reflected as NullType instead of a warning (the column is left
+# out of the comparison anyway).
+ischema_names.setdefault("vector", NullType)
 
 config = context.config
 target_metadata = Base.metadata
 
 
 def _include_name(name: str | None, type_: str, _parent: object) -> bool:
-    """Leave the SQLite FTS5 table and its shadow tables out of model comparison (they have no model)."""
-    return not (type_ == "table" and name is not None and name.startswith("memory_fts"))
+    """Leave what has no model out of model comparison: SQLite's FTS5 tables, PostgreSQL's search columns
+    and their indexes (revision 0009) and the row-level security helpers."""
+    if name is None:
+        return True
+    if type_ == "table" and (name.startswith("memory_fts") or name == "team_members"):
+        return False
+    if type_ == "column" and name in PG_ONLY_COLUMNS:
+        return False
+    return not (type_ == "index" and name.startswith(PG_ONLY_INDEX_PREFIXES))
 
 
 def _configure(connection: object) -> None:

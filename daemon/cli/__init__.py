@@ -97,6 +97,7 @@ def _register() -> None:
         "sessions",
         "stats",
         "statusline_cmd",
+        "team_cmd",
         "wrap_cmd",
     ):
         importlib.import_module(f"headroom.daemon.cli.{name}").register(cli)

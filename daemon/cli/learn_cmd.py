@@ -167,5 +167,81 @@ def learn_undo(app: App, entry: str | None) -> None:
     click.echo(f"{len(keys)} lesson(s) marked undone")
 
 
+@learn_group.command("review")
+@click.option("--project", "-p", help="A project folder (default: every project).")
+@click.option("--accept", "accept_key", metavar="KEY", help="Accept this proposal (a key's first characters).")
+@click.option("--reject", "reject_key", metavar="KEY", help="Reject this proposal (a key's first characters).")
+@click.option("--all", "show_all", is_flag=True, help="Also list the proposals already accepted or rejected.")
+@json_option
+@pass_app
+def learn_review(
+    app: App, project: str | None, accept_key: str | None, reject_key: str | None, show_all: bool, as_json: bool
+) -> None:
+    """Team proposals: lessons two or more developers' machines learned, for the repository's shared files.
+
+    Only an accepted proposal is written to the shared files (CLAUDE.md, AGENTS.md, GEMINI.md), at once when the
+    project is on this machine and by each later `learn --apply` otherwise; personal files need no review.
+    """
+    from headroom.learn import team
+
+    if accept_key and reject_key:
+        raise click.ClickException("give --accept or --reject, not both")
+    key = accept_key or reject_key
+    if key:
+        try:
+            row = team.decide(app.db, team.find(app.db, key).key, accept=bool(accept_key))
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
+        written = _write_accepted(app, row.project) if accept_key else []
+        if as_json:
+            emit_json({"key": row.key, "team_status": row.team_status, "written": written})
+            return
+        click.echo(f"{row.team_status}: {printable(row.text)}")
+        for path in written:
+            click.echo(f"wrote {path}")
+        return
+    statuses = (team.PENDING, team.ACCEPTED, team.REJECTED) if show_all else (team.PENDING,)
+    found = team.proposals(app.db, _project(project) if project else None, statuses=statuses)
+    if as_json:
+        emit_json([p.as_dict() for p in found])
+        return
+    if not found:
+        click.echo("no team proposals (a lesson becomes one when two developers' machines learned it)")
+        return
+    for p in found:
+        click.echo(f"{p.key[:10]}  [{p.status}]  {printable(p.text)}")
+        click.echo(
+            f"    {project_name(p.project)}: seen by {', '.join(p.users)}; {p.sessions} sessions, {p.count} times"
+        )
+        for e in p.evidence[:3]:
+            what = printable(str(e.get("command") or ""))[:60]
+            error = printable(str(e.get("error") or ""))[:80]
+            click.echo(f"    - {e.get('agent') or '?'}: {what} -> {error}")
+    click.echo("accept with `headroom learn review --accept KEY`, reject with `--reject KEY`")
+
+
+def _write_accepted(app: App, project: str) -> list[str]:
+    """Write the project's shared files now when its folder is on this machine (personal files are left alone)."""
+    from pathlib import Path
+
+    from headroom.daemon.learn_service import journal_for, user_homes
+    from headroom.learn.apply import run_learn
+    from headroom.learn.projects import identities
+
+    here = _project(None)  # the lesson's repository may be checked out here under another path
+    folder = project if project and Path(project).is_dir() else here if project in identities(here) else ""
+    if not folder or not Path(folder).is_dir():
+        return []
+    run = run_learn(
+        app.db,
+        folder,
+        journal=journal_for(app.config),
+        apply_shared=True,
+        claude_file=app.config.learn.claude_file,
+        user_homes=user_homes(app.config),
+    )
+    return [str(plan.target.path) for plan in run.written]
+
+
 def register(cli: click.Group) -> None:
     cli.add_command(learn_group)

@@ -143,17 +143,26 @@ def memory_show(app: App, item_id: int, as_json: bool) -> None:
 @click.argument("text")
 @click.option("--kind", default="decision", show_default=True, type=click.Choice(KINDS))
 @click.option("--title", help="A short title (default: the first line).")
-@click.option("--global", "global_scope", is_flag=True, help="Visible in every project.")
+@click.option("--global", "global_scope", is_flag=True, help="Visible in every project (yours only).")
+@click.option("--team", is_flag=True, help="Shared with every user of a team database (default: yours only).")
 @click.option("--project", "-p", help="A project folder (default: the git root of the current directory).")
 @json_option
 @pass_app
 def memory_save(
-    app: App, text: str, kind: str, title: str | None, global_scope: bool, project: str | None, as_json: bool
+    app: App,
+    text: str,
+    kind: str,
+    title: str | None,
+    global_scope: bool,
+    team: bool,
+    project: str | None,
+    as_json: bool,
 ) -> None:
     """Save a note (a decision, an instruction, a lesson) for every agent of the project."""
     memory = _memory(app, refresh=False, embeddings=False)
+    where = _project(project) or ""
     result = memory.put(
-        text, kind, project=_project(project) or "", title=title, global_scope=global_scope, source="cli", agent="user"
+        text, kind, project=where, title=title, global_scope=global_scope, team=team, source="cli", agent="user"
     )
     if result.item_id is None:
         raise click.ClickException(f"not saved: {result.skipped}")
