@@ -99,6 +99,36 @@ def search_endpoint(memory: Memory) -> Callable[[dict[str, str]], dict[str, Any]
     return handle
 
 
+def socket_search(memory: Memory) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The ``memory_search`` request on the daemon's local socket (daemon/hooks/server.py), for
+    ``headroom memory search`` and the MCP servers: ``{"q", "project" (null: every project), "k", "kinds",
+    "detail"}``. ``detail`` answers each hit as :meth:`~headroom.memory.search.Hit.as_dict` (the CLI's
+    ``--json``), else as :func:`search_payload` does (the MCP tool's shape)."""
+
+    def handle(request: dict[str, Any]) -> dict[str, Any]:
+        query = request.get("q")
+        if not isinstance(query, str) or not query.strip():
+            raise ValueError("q (the query) is required")
+        k, project, kinds = request.get("k", 8), request.get("project"), request.get("kinds") or None
+        if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 200:
+            raise ValueError("k must be a number from 1 to 200")
+        if project is not None and not isinstance(project, str):
+            raise ValueError("project must be a string or null")
+        if kinds is not None and (not isinstance(kinds, list) or not all(isinstance(x, str) for x in kinds)):
+            raise ValueError("kinds must be a list of strings")
+        if not request.get("detail"):
+            return search_payload(memory, query, project, k=k, kinds=kinds)
+        result = memory.search(query, project=project, k=k, kinds=kinds)
+        return {
+            "project": project,
+            "mode": result.mode,
+            "note": result.note,
+            "hits": [hit.as_dict(project=project) for hit in result.hits],
+        }
+
+    return handle
+
+
 @dataclass
 class WorkerState:
     rounds: int = 0

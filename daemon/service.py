@@ -250,11 +250,16 @@ class Service:
     def _start_hooks(self, db: Database, stack: contextlib.ExitStack) -> None:
         """The agents' hooks' socket (daemon/hooks/server.py); a path that cannot be bound is logged, not fatal."""
         from headroom.daemon.hooks.answers import HookAnswers
-        from headroom.daemon.hooks.server import HookServer
+        from headroom.daemon.hooks.server import HookServer, Request
 
         paths = self.config.paths
         answers = HookAnswers(lambda: self.config, db, self.memory.memory if self.memory else None, paths.hooks_stats)
-        server = HookServer(answers, paths.hooks_socket)
+        requests: dict[str, Request] = {}
+        if self.memory is not None:
+            from headroom.daemon.memory_service import socket_search
+
+            requests["memory_search"] = socket_search(self.memory.memory)
+        server = HookServer(answers, paths.hooks_socket, requests)
         try:
             server.start()
         except OSError as exc:
