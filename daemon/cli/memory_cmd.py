@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from headroom.daemon.cli.common import App, console, emit_json, json_option, pass_app, printable
-from headroom.memory.store import KINDS
+from headroom.memory.kinds import KINDS
 
 
 @click.group("memory")
@@ -81,7 +81,7 @@ def memory_search(
     """Search the memory (full-text and vectors, ranked together); the running daemon answers when there is one."""
     scope = _project(project, all_projects)
     answer, source = None, "daemon"
-    if not text_only and not app.data_read_only:  # a running daemon has the model loaded: ask it
+    if not text_only:  # a running daemon has the model loaded: ask it (nothing is written here)
         from headroom.daemon.memory_client import daemon_search
 
         answer = daemon_search(

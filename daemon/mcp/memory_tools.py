@@ -150,7 +150,7 @@ class MemoryTools:
         return f"{head}\n\n{text}"
 
     def save(self, content: str, kind: str = "decision", title: str | None = None, global_scope: bool = False) -> str:
-        from headroom.memory.store import KINDS
+        from headroom.memory.kinds import KINDS
 
         if kind not in KINDS:
             raise HeadroomError(f"kind must be one of {', '.join(KINDS)}")
