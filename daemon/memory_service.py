@@ -15,6 +15,7 @@ counted; the next round tries again.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -45,7 +46,13 @@ def make_embedder(config: Config) -> Embedder | None:
     path = Path(config.memory.model_path).expanduser() if config.memory.model_path else None
     # One torch thread: the daemon shares the machine with the agents, and with the cores busy two threads
     # were 14 times slower per query than one (bench/README.md, Memory); idle, the second saves ~2 ms.
-    return SentenceTransformerEmbedder(path, threads=1)
+    # HEADROOM_EMBED_BACKEND=torch computes the model with sentence-transformers and torch instead of numpy
+    # (memory/minilm.py): the same vectors at ~4 times the memory; kept for comparison and as an escape hatch.
+    backend = os.environ.get("HEADROOM_EMBED_BACKEND", "auto").strip().lower() or "auto"
+    if backend not in ("auto", "numpy", "torch"):
+        log.warning("HEADROOM_EMBED_BACKEND=%s is not auto, numpy or torch: using auto", backend)
+        backend = "auto"
+    return SentenceTransformerEmbedder(path, threads=1, backend=backend)
 
 
 def open_memory(config: Config, db: Database, *, embedder: Embedder | None = None) -> Memory:
