@@ -4,7 +4,8 @@ Each side returns its best ``pool`` candidates among the items the project may s
 (``1 / (60 + rank)`` summed over both lists) orders the union, so an exact identifier found only by FTS and a
 paraphrase found only by the vectors both surface. A superseded version ranks below its successor (its score
 is halved) but stays findable. When the embedding model cannot be loaded, search is full-text only and says
-so in :attr:`SearchResult.mode`; on PostgreSQL (no FTS5) the text side is a LIKE scan.
+so in :attr:`SearchResult.mode`; on PostgreSQL (no FTS5) the text side is a LIKE scan. A file the query names,
+or that a front runner mentions, is then placed before the items that mention it (memory/ranking.py).
 
 Visible ids per project are cached and refreshed when any process changes the store
 (``MemoryStore.generation``, one row read per search): the 100k-item benchmark spends most of a search in
@@ -24,6 +25,7 @@ from typing import Any
 from sqlalchemy import func, or_, select, text
 
 from headroom.memory.models import MemoryItem
+from headroom.memory.ranking import rerank
 from headroom.memory.store import Item, MemoryStore
 from headroom.memory.vectors import Vectors
 
@@ -133,6 +135,7 @@ class Searcher:
         for item_id, item in items.items():
             if item.status == "superseded" and (allowed is None or set(item.superseded_by) & allowed):
                 scores[item_id] /= 2
+        rerank(query, items, scores, RRF_K)  # the item a query is about before the items that mention it
         best = sorted(items, key=lambda i: (-scores[i], -i))[:k]
         hits = [Hit(items[i], scores[i], via[i], sims.get(i)) for i in best]
         return SearchResult(hits, mode, note)
