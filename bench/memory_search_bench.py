@@ -37,7 +37,11 @@ _WORD = re.compile(r"[a-z0-9]+")
 
 def _roots(shared: Path) -> dict[str, list[Path]]:
     base = shared / "fixtures" / "sessions"
-    roots = {"claude": base / "claude" / "projects", "codex": base / "codex" / "sessions", "gemini": base / "gemini" / "tmp"}
+    roots = {
+        "claude": base / "claude" / "projects",
+        "codex": base / "codex" / "sessions",
+        "gemini": base / "gemini" / "tmp",
+    }
     return {agent: [root] for agent, root in roots.items() if root.is_dir()}
 
 
@@ -83,7 +87,8 @@ def labelled(memory: Any) -> list[dict[str, Any]]:
             files.setdefault((project, path.name), item_id)
             words = [w for w in _WORD.findall(path.stem) + _WORD.findall(path.parent.name) if len(w) > 2]
             if words:
-                queries.append({"family": "topic", "q": " ".join(dict.fromkeys(words)), "project": project, "want": item_id})
+                q = " ".join(dict.fromkeys(words))
+                queries.append({"family": "topic", "q": q, "project": project, "want": item_id})
         elif kind == "instruction":
             prompts.append((item_id, content, project))
     for item_id, content, project in prompts:

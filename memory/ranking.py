@@ -46,7 +46,7 @@ def named(query: str, item: Item) -> bool:
     """Whether ``query`` names ``item``'s path: the path, its file name, or all of its stem's words."""
     if item.kind not in SOURCE_KINDS or not item.title:
         return False
-    path, name, words = _name_words(item.title)
+    path, name, _ = _name_words(item.title)
     q = query.lower()
     if path in q or (len(name) > 4 and name in q):
         return True
