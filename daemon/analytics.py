@@ -29,7 +29,6 @@ from headroom.learn.model import REASONING_OUTSIDE_OUTPUT
 from headroom.learn.projects import display_names
 from headroom.memory.models import Event, Session, ToolCall, Usage
 
-GROUPINGS = ("day", "week", "month", "session", "project", "agent")
 TOKEN_FIELDS = (
     "input_tokens",
     "output_tokens",

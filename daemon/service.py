@@ -254,7 +254,9 @@ class Service:
 
         paths = self.config.paths
         answers = HookAnswers(lambda: self.config, db, self.memory.memory if self.memory else None, paths.hooks_stats)
-        requests: dict[str, Request] = {}
+        from headroom.daemon.stats_request import stats_request
+
+        requests: dict[str, Request] = {"stats_rows": stats_request(db)}
         if self.memory is not None:
             from headroom.daemon.memory_service import socket_search
 

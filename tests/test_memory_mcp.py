@@ -26,8 +26,8 @@ from headroom.daemon.config import Config, load_config
 from headroom.daemon.hooks.answers import HookAnswers
 from headroom.daemon.hooks.client import ask
 from headroom.daemon.hooks.server import HookServer
+from headroom.daemon.local_client import daemon_search
 from headroom.daemon.mcp.memory_tools import MemoryTools
-from headroom.daemon.memory_client import daemon_search
 from headroom.daemon.memory_service import socket_search
 from headroom.engine.errors import HeadroomError
 from headroom.memory.api import Memory

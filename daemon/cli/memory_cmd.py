@@ -82,7 +82,7 @@ def memory_search(
     scope = _project(project, all_projects)
     answer, source = None, "daemon"
     if not text_only:  # a running daemon has the model loaded: ask it (nothing is written here)
-        from headroom.daemon.memory_client import daemon_search
+        from headroom.daemon.local_client import daemon_search
 
         answer = daemon_search(
             app.config.paths.hooks_socket, query, scope, k=limit, kinds=list(kinds) or None, detail=True

@@ -8,7 +8,6 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from headroom.daemon import analytics
 from headroom.daemon.cli.common import (
     App,
     console,
@@ -22,6 +21,7 @@ from headroom.daemon.cli.common import (
     project_name,
     refresh_option,
 )
+from headroom.daemon.groupings import GROUPINGS
 from headroom.learn.model import AGENTS
 
 _TOKEN_COLUMNS = (
@@ -34,7 +34,7 @@ _TOKEN_COLUMNS = (
 
 
 @click.command("stats")
-@click.option("--by", type=click.Choice(analytics.GROUPINGS), default="day", show_default=True, help="Group rows by.")
+@click.option("--by", type=click.Choice(GROUPINGS), default="day", show_default=True, help="Group rows by.")
 @click.option("--agent", type=click.Choice(AGENTS), help="Only this agent.")
 @click.option("--project", help="Only sessions whose project path contains this text.")
 @click.option("--since", help="From this day on (UTC; YYYY-MM-DD, 7d, 2w, today...).")
@@ -82,6 +82,9 @@ def stats(
     memory), tokens saved per day and agent as a bar of block characters, the 5 projects with the highest
     failure rate and the active lessons with their recurrence before and after. With --json it prints the
     dashboard's data document itself.
+
+    While the daemon runs, it computes the token table (its database is current, and the command starts
+    without loading the database libraries); without one, the command queries the database itself.
     """
     if overview:
         _overview(app, days, refresh=refresh, as_json=as_json)
@@ -95,6 +98,10 @@ def stats(
         else:
             _print_proxy(summary, empty="The proxy has not handled a request yet.")
         return
+    if not failures and _from_daemon(app, by, agent, project, since, until, as_json=as_json):
+        return
+    from headroom.daemon import analytics  # SQLAlchemy and the ORM: only when this process queries the DB
+
     if refresh:
         app.catch_up(quiet=as_json)
     filters = analytics.Filters(agent=agent, project=project, since=parse_since(since), until=parse_since(until))
@@ -113,10 +120,43 @@ def stats(
     if not rows:
         click.echo("No usage recorded yet. (`headroom doctor` shows where agent logs are looked for.)")
     else:
-        _print_rows(rows, by)
+        _print_rows(rows, by, analytics.totals(rows))
     from headroom.daemon.proxy.stats import proxy_summary
 
     _print_proxy(proxy_summary(app.read_db, since=parse_since(since), agent=agent))
+
+
+def _from_daemon(
+    app: App, by: str, agent: str | None, project: str | None, since: str | None, until: str | None, *, as_json: bool
+) -> bool:
+    """Print the rows as the running daemon computes them (daemon/stats_request.py); False without a daemon.
+
+    With a daemon the DB is current (it ingests as the logs grow), so ``--refresh`` has nothing to add."""
+    from headroom.daemon.local_client import daemon_stats
+
+    first, last = parse_since(since), parse_since(until)  # a bad date is the user's error, daemon or not
+    request: dict[str, object] = {
+        "by": by,
+        "agent": agent,
+        "project": project,
+        "since": first.isoformat() if first else None,
+        "until": last.isoformat() if last else None,
+        "proxy": not as_json,
+    }
+    answer = daemon_stats(app.config.paths.hooks_socket, request)
+    if answer is None:
+        return False
+    rows: list[dict[str, Any]] = answer["rows"]
+    if as_json:
+        emit_json(rows)
+        return True
+    if not rows:
+        click.echo("No usage recorded yet. (`headroom doctor` shows where agent logs are looked for.)")
+    else:
+        _print_rows(rows, by, answer.get("totals") or {})
+    if isinstance(answer.get("proxy"), dict):
+        _print_proxy(answer["proxy"])
+    return True
 
 
 def _overview(app: App, days: int, *, refresh: bool, as_json: bool) -> None:
@@ -157,9 +197,8 @@ def _print_proxy(summary: dict[str, Any], empty: str | None = None) -> None:
     console().print(table)
 
 
-def _print_rows(rows: list[dict[str, Any]], by: str) -> None:
+def _print_rows(rows: list[dict[str, Any]], by: str, totals: dict[str, int]) -> None:
     table = Table(title=f"tokens by {by}", title_justify="left", show_footer=True)
-    totals = analytics.totals(rows)
     first = {"session": "session", "project": "project"}.get(by, by)
     table.add_column(first, footer="total")
     if by not in ("agent", "project"):

@@ -2,7 +2,7 @@
 
 The project is the git root of the directory the agent started the server in (each agent starts its MCP
 servers in the session's working directory): a tool call sees that project's items and global ones, never
-another project's. Search goes to the running daemon over its owner-only local socket (daemon/memory_client.py;
+another project's. Search goes to the running daemon over its owner-only local socket (daemon/local_client.py;
 there whether or not the proxy is enabled), which has the embedding model loaded once for everyone; without a
 daemon the server searches full-text on its own rather than loading a model into every agent's MCP process.
 """
@@ -116,7 +116,7 @@ class MemoryTools:
         return out
 
     def _daemon_search(self, query: str, k: int, kinds: list[str] | None) -> dict[str, Any] | None:
-        from headroom.daemon.memory_client import daemon_search
+        from headroom.daemon.local_client import daemon_search
 
         return daemon_search(self.config.paths.hooks_socket, query, self.project, k=k, kinds=kinds, timeout=10.0)
 
