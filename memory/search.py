@@ -70,7 +70,7 @@ class Searcher:
         self._visible: dict[tuple[str | None, bool], tuple[int, set[int] | None]] = {}
         self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
-        self._members: tuple[Collection[int], npt.NDArray[np.int64]] | None = None
+        self._members: dict[int, tuple[Collection[int], npt.NDArray[np.int64]]] = {}
 
     def _pool(self) -> ThreadPoolExecutor:
         with self._lock:
@@ -216,14 +216,16 @@ class Searcher:
         return [int(i) for i in unique[best]]
 
     def _sorted_ids(self, allowed: Collection[int] | None) -> npt.NDArray[np.int64] | None:
-        """``allowed`` as a sorted array, kept while the same set comes back (the visible-id cache's set)."""
+        """``allowed`` as a sorted array, kept while the same set comes back (the visible-id cache's sets)."""
         if allowed is None:
             return None
-        cached = self._members
-        if cached is not None and cached[0] is allowed:
+        cached = self._members.get(id(allowed))
+        if cached is not None and cached[0] is allowed:  # the set itself is kept: its id cannot be reused
             return cached[1]
         members = np.sort(np.fromiter(allowed, dtype=np.int64, count=len(allowed)))
-        self._members = (allowed, members)
+        if len(self._members) >= 64:  # one entry per project's visible set, and sets replaced on store changes
+            self._members.clear()
+        self._members[id(allowed)] = (allowed, members)
         return members
 
 
