@@ -9,6 +9,10 @@ are compared query by query. CPU time per query (``time.thread_time``) is report
 loaded machine moves wall time far more than CPU time.
 
     .venv/bin/python bench/memory_fts_bench.py --items 100000 --json bench/results/DATE-memory-fts.json
+
+``--hybrid`` then gives every item a random unit vector (search latency depends on the vectors' shape, not their
+meaning: see memory_bench.py), builds the index, and times whole searches as the daemon runs them, the query
+embedded by the real model (numpy backend): hybrid, full text only, and the query embedding alone, in turn.
 """
 
 from __future__ import annotations
@@ -91,11 +95,69 @@ def load(db: Any, items: int, corpus: Corpus) -> list[Any]:
     return samples
 
 
+def measure_hybrid(db: Any, work: Path, queries: list[tuple[str, str, str]], items: int) -> dict[str, Any]:
+    """Whole searches: hybrid (real query embedding + index + fusion), text only, and the embedding alone."""
+    import numpy as np
+    from memory_bench_load import QueryRealItemsHash
+
+    from headroom.memory.embed import SentenceTransformerEmbedder
+
+    real = SentenceTransformerEmbedder(threads=1)
+    embedder = QueryRealItemsHash(real)
+    rng = np.random.default_rng(3)
+    raw = db.engine.raw_connection()
+    try:
+        for lo in range(0, items, 5000):
+            ids = range(lo + 1, min(items, lo + 5000) + 1)
+            vectors = rng.standard_normal((len(ids), 384)).astype(np.float32)
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+            raw.cursor().executemany(
+                "INSERT INTO memory_vectors (item_id, model, dim, vector) VALUES (?,?,384,?)",
+                [(i, embedder.name, v.tobytes()) for i, v in zip(ids, vectors, strict=True)],
+            )
+            raw.cursor().execute(
+                "UPDATE memory_items SET embed_model = ? WHERE id BETWEEN ? AND ?", (embedder.name, ids[0], ids[-1])
+            )
+        raw.commit()
+    finally:
+        raw.close()
+    memory = Memory(db, embedder=embedder, index_dir=work / "index")
+    text_only = Memory(db)
+    assert memory.vectors is not None
+    started = time.perf_counter()
+    memory.vectors.index()
+    index_s = time.perf_counter() - started
+    real.embed(["warm up"])
+    for p in sorted({p for _, p, _ in queries}):
+        memory.search("warm up", project=p, k=10)
+        text_only.search("warm up", project=p, k=10)
+    lat: dict[str, list[float]] = {"hybrid": [], "text_only": [], "query_embedding": []}
+    modes = set()
+    for q, p, _ in queries:
+        t = time.perf_counter()
+        modes.add(memory.search(q, project=p, k=10).mode)
+        lat["hybrid"].append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
+        text_only.search(q, project=p, k=10)
+        lat["text_only"].append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
+        real.embed([q])
+        lat["query_embedding"].append((time.perf_counter() - t) * 1000)
+    return {
+        "index_build_s": round(index_s, 1),
+        "uses_ann": memory.vectors.index().uses_ann,
+        "modes": sorted(modes),
+        "p50_ms": {k: round(statistics.median(v), 2) for k, v in lat.items()},
+        "p95_ms": {k: round(sorted(v)[int(0.95 * (len(v) - 1))], 2) for k, v in lat.items()},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--hybrid", action="store_true", help="also time whole hybrid searches (see above)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="hr-fts-") as tmp:
@@ -122,6 +184,7 @@ def main() -> None:
                 cpu[name].append((time.thread_time() - c0) * 1000)
                 wall[name].append((time.perf_counter() - w0) * 1000)
             differ += got["numpy"] != got["loop"]
+        hybrid = measure_hybrid(db, Path(tmp), queries, args.items) if args.hybrid else None
         db.close()
     med = {f"{k}_{n}": round(statistics.median(v[n]), 2) for k, v in (("wall_ms", wall), ("cpu_ms", cpu)) for n in v}
     result = {
@@ -133,6 +196,8 @@ def main() -> None:
         "wall_ratio_numpy_to_loop": round(med["wall_ms_numpy"] / med["wall_ms_loop"], 2),
         "rankings_differ": differ,
     }
+    if hybrid is not None:
+        result["hybrid"] = hybrid
     text_out = json.dumps(result, indent=2)
     print(text_out)
     if args.json:
