@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
@@ -24,15 +23,16 @@ from sqlalchemy import case, func, literal, select
 from sqlalchemy.orm import Session as DBSession
 
 from headroom.daemon import costs
+from headroom.daemon.groupings import DIMENSIONS, GROUPINGS, totals
 from headroom.learn.knowledge import last_command_words
 from headroom.learn.mirror import agent_failure
 from headroom.learn.model import REASONING_OUTSIDE_OUTPUT
 from headroom.learn.projects import REPO_PREFIX, display_names, repository_name
 from headroom.memory.models import Event, Session, ToolCall, Usage
 
-GROUPINGS = ("day", "week", "month", "session", "project", "agent", "model", "block", "user", "machine")
-#: The dimensions grouped on the sessions table (the periods group on usage rows).
-DIMENSIONS = ("project", "agent", "user", "machine")
+# The groupings and the footer sums need no SQLAlchemy: they live apart, for the CLI's fast path.
+__all__ = ["DIMENSIONS", "GROUPINGS", "totals"]
+
 TOKEN_FIELDS = (
     "input_tokens",
     "output_tokens",
@@ -546,13 +546,3 @@ def _finish(row: dict[str, Any], separate_reasoning: int | None = None) -> None:
 def iso(value: datetime | None) -> str | None:
     """A naive UTC datetime as ISO-8601 with a Z."""
     return value.isoformat(timespec="seconds") + "Z" if value else None
-
-
-def totals(rows: Iterable[dict[str, Any]]) -> dict[str, int]:
-    """Column sums of numeric fields, for the table footer."""
-    summed: dict[str, int] = defaultdict(int)
-    for row in rows:
-        for key, value in row.items():
-            if isinstance(value, int) and not isinstance(value, bool):
-                summed[key] += value
-    return dict(summed)

@@ -231,11 +231,3 @@ def _as_date(value: Any) -> date | None:
 def rate_card_path(state_dir: Path) -> Path:
     """Where the statusline's rate card lives (rewritten by ``stats`` and by the statusline on a miss)."""
     return state_dir / "rate-card.json"
-
-
-def format_usd(value: float | None, unpriced: int = 0) -> str:
-    """``$12.34``; ``—`` when nothing could be priced; the count of unpriced calls when some could not be."""
-    if value is None:
-        return f"— ({unpriced} unpriced)" if unpriced else "—"
-    shown = f"${value:,.2f}" if value >= 0.995 or value == 0 else f"${value:.4f}".rstrip("0")
-    return f"{shown} +{unpriced} unpriced" if unpriced else shown

@@ -15,6 +15,7 @@ counted; the next round tries again.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -45,7 +46,13 @@ def make_embedder(config: Config) -> Embedder | None:
     path = Path(config.memory.model_path).expanduser() if config.memory.model_path else None
     # One torch thread: the daemon shares the machine with the agents, and with the cores busy two threads
     # were 14 times slower per query than one (bench/README.md, Memory); idle, the second saves ~2 ms.
-    return SentenceTransformerEmbedder(path, threads=1)
+    # HEADROOM_EMBED_BACKEND=torch computes the model with sentence-transformers and torch instead of numpy
+    # (memory/minilm.py): the same vectors at ~4 times the memory; kept for comparison and as an escape hatch.
+    backend = os.environ.get("HEADROOM_EMBED_BACKEND", "auto").strip().lower() or "auto"
+    if backend not in ("auto", "numpy", "torch"):
+        log.warning("HEADROOM_EMBED_BACKEND=%s is not auto, numpy or torch: using auto", backend)
+        backend = "auto"
+    return SentenceTransformerEmbedder(path, threads=1, backend=backend)
 
 
 def open_memory(config: Config, db: Database, *, embedder: Embedder | None = None) -> Memory:
@@ -95,6 +102,36 @@ def search_endpoint(memory: Memory) -> Callable[[dict[str, str]], dict[str, Any]
             raise ValueError("k must be a number") from None
         kinds = [x for x in params.get("kinds", "").split(",") if x] or None
         return search_payload(memory, query, params.get("project", ""), k=k, kinds=kinds)
+
+    return handle
+
+
+def socket_search(memory: Memory) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The ``memory_search`` request on the daemon's local socket (daemon/hooks/server.py), for
+    ``headroom memory search`` and the MCP servers: ``{"q", "project" (null: every project), "k", "kinds",
+    "detail"}``. ``detail`` answers each hit as :meth:`~headroom.memory.search.Hit.as_dict` (the CLI's
+    ``--json``), else as :func:`search_payload` does (the MCP tool's shape)."""
+
+    def handle(request: dict[str, Any]) -> dict[str, Any]:
+        query = request.get("q")
+        if not isinstance(query, str) or not query.strip():
+            raise ValueError("q (the query) is required")
+        k, project, kinds = request.get("k", 8), request.get("project"), request.get("kinds") or None
+        if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 200:
+            raise ValueError("k must be a number from 1 to 200")
+        if project is not None and not isinstance(project, str):
+            raise ValueError("project must be a string or null")
+        if kinds is not None and (not isinstance(kinds, list) or not all(isinstance(x, str) for x in kinds)):
+            raise ValueError("kinds must be a list of strings")
+        if not request.get("detail"):
+            return search_payload(memory, query, project, k=k, kinds=kinds)
+        result = memory.search(query, project=project, k=k, kinds=kinds)
+        return {
+            "project": project,
+            "mode": result.mode,
+            "note": result.note,
+            "hits": [hit.as_dict(project=project) for hit in result.hits],
+        }
 
     return handle
 

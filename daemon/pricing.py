@@ -360,3 +360,11 @@ def read_rate_card(path: Path) -> tuple[dict[str, Rates], set[str]]:
         return models, set(card.get("unpriced", []))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return {}, set()
+
+
+def format_usd(value: float | None, unpriced: int = 0) -> str:
+    """``$12.34``; ``—`` when nothing could be priced; the count of unpriced calls when some could not be."""
+    if value is None:
+        return f"— ({unpriced} unpriced)" if unpriced else "—"
+    shown = f"${value:,.2f}" if value >= 0.995 or value == 0 else f"${value:.4f}".rstrip("0")
+    return f"{shown} +{unpriced} unpriced" if unpriced else shown

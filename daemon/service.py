@@ -248,13 +248,19 @@ class Service:
         return memo
 
     def _start_hooks(self, db: Database, stack: contextlib.ExitStack) -> None:
-        """The agents' hooks' socket (daemon/hooks/server.py); a path that cannot be bound is logged, not fatal."""
+        """The agents' hooks' socket (daemon/hooks/server.py), which also answers the CLI's and the MCP servers'
+        local requests (memory search, stats); a path that cannot be bound is logged, not fatal."""
         from headroom.daemon.hooks.answers import HookAnswers
-        from headroom.daemon.hooks.server import HookServer
+        from headroom.daemon.hooks.server import HookServer, Request
+        from headroom.daemon.memory_service import socket_search
+        from headroom.daemon.stats_request import stats_request
 
         paths = self.config.paths
         answers = HookAnswers(lambda: self.config, db, self.memory.memory if self.memory else None, paths.hooks_stats)
-        server = HookServer(answers, paths.hooks_socket)
+        requests: dict[str, Request] = {"stats_rows": stats_request(db)}
+        if self.memory is not None:
+            requests["memory_search"] = socket_search(self.memory.memory)
+        server = HookServer(answers, paths.hooks_socket, requests)
         try:
             server.start()
         except OSError as exc:

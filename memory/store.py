@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from headroom.memory.db import Database
 from headroom.memory.dedup import clean_text, content_hash, looks_binary, normalize
 from headroom.memory.identity import current_machine, current_user
+from headroom.memory.kinds import KINDS
 from headroom.memory.models import MemoryItem, MemorySighting, MemoryVector, StateValue
 from headroom.memory.redact import redact
 from headroom.memory.upsert import insert_for
@@ -35,7 +36,6 @@ from headroom.memory.visibility import TEAM, dedup_key, owned, readable, visibil
 
 log = logging.getLogger("headroom.memory")
 
-KINDS = ("file_read", "tool_output", "fetched_doc", "decision", "instruction", "lesson")
 SOURCES = ("log", "proxy", "mcp", "cli", "api")
 INLINE_CHARS = 1 << 20  # 1 M characters stored whole; larger is stored by reference
 EXCERPT_CHARS = 16_000  # head + tail kept (and indexed) for content stored by reference

@@ -187,3 +187,41 @@ def test_a_shared_item_found_from_one_project_shows_only_its_own_paths(tmp_path:
     (hit,) = out["hits"]
     assert hit["title"] == str(tmp_path / "b/x.py") and hit["agents"] == ["codex"]
     assert str(tmp_path / "a") not in json.dumps(hit)
+
+
+def test_search_asks_the_running_daemon_even_with_the_proxy_off(project: Path, tmp_path: Path) -> None:
+    """A real ``headroom daemon run`` (proxy disabled): the CLI and the MCP tool get their answer over its
+    socket, and search on their own again once it has stopped."""
+    from headroom.daemon.config import load_config
+    from headroom.daemon.mcp.memory_tools import MemoryTools
+    from headroom.memory.db import open_database
+    from tests.test_service import _daemon, wait_for
+
+    config = load_config()
+    config.paths.ensure()
+    config.paths.config_file.parent.mkdir(parents=True, exist_ok=True)
+    config.paths.config_file.write_text("[proxy]\nenabled = false\n", encoding="utf-8")
+    saved = json.loads(run("memory", "save", "-p", str(project), "Deploy with make deploy-staging.", "--json").output)
+    proc = _daemon(dict(os.environ), tmp_path / "daemon.out")
+    try:
+        wait_for(config.paths.hooks_socket.exists, 60)
+        answer = json.loads(run("memory", "search", "-p", str(project), "deploy staging", "--json").output)
+        assert answer["searched_by"] == "daemon", (tmp_path / "daemon.out").read_text()
+        assert [h["id"] for h in answer["hits"]] == [saved["id"]]
+        assert answer["hits"][0]["sightings"][0]["project"] == str(project)  # the detailed shape, scoped
+        table = run("memory", "search", "-p", str(project), "deploy staging").output
+        assert f"{saved['id']} " in table and "decision" in table
+        assert not config.paths.proxy_state.exists()
+        db = open_database(config.database_url)
+        try:
+            mcp = MemoryTools(load_config(), lambda: db, cwd=str(project)).search("deploy staging")
+        finally:
+            db.close()
+        assert [h["id"] for h in mcp["hits"]] == [saved["id"]]
+        assert mcp["note"] == "full-text only: embeddings are off"  # the daemon's note, not the MCP fallback's
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    assert not config.paths.hooks_socket.exists()
+    answer = json.loads(run("memory", "search", "-p", str(project), "deploy staging", "--json").output)
+    assert answer["searched_by"] == "local" and [h["id"] for h in answer["hits"]] == [saved["id"]]

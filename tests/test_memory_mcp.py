@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import replace
@@ -22,9 +23,12 @@ from mcp import ClientSession
 from mcp.types import CallToolResult, TextContent
 
 from headroom.daemon.config import Config, load_config
+from headroom.daemon.hooks.answers import HookAnswers
+from headroom.daemon.hooks.client import ask
+from headroom.daemon.hooks.server import HookServer
+from headroom.daemon.local_client import daemon_search
 from headroom.daemon.mcp.memory_tools import MemoryTools
-from headroom.daemon.memory_service import search_endpoint
-from headroom.daemon.proxy.server import ProxyServer, build_app
+from headroom.daemon.memory_service import socket_search
 from headroom.engine.errors import HeadroomError
 from headroom.memory.api import Memory
 from headroom.memory.db import Database
@@ -146,7 +150,7 @@ def test_memory_tools_over_stdio_are_scoped_to_the_servers_project(isolated_home
     serve_mcp(isolated_home, blog, in_blog, "codex")
 
 
-# -- the daemon route, in process ------------------------------------------------------------------------------
+# -- the daemon's local socket, in process ------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -157,15 +161,11 @@ def config(isolated_home: Path) -> Config:
 
 
 @pytest.fixture
-def daemon(config: Config, db: Database) -> Iterator[ProxyServer]:
-    """A running proxy whose ``/memory/search`` is the daemon's (hash embeddings), with its state file written."""
+def daemon(config: Config, db: Database) -> Iterator[HookServer]:
+    """The daemon's local socket answering ``memory_search`` with its own memory (hash embeddings)."""
     memory = Memory(db, embedder=HashEmbedder())
-    server = ProxyServer(
-        build_app(config, db, memory_search=search_endpoint(memory)),
-        "127.0.0.1",
-        0,
-        state_file=config.paths.proxy_state,
-    )
+    answers = HookAnswers(lambda: config, db, memory)
+    server = HookServer(answers, config.paths.hooks_socket, {"memory_search": socket_search(memory)})
     server.start()
     try:
         yield server
@@ -173,8 +173,8 @@ def daemon(config: Config, db: Database) -> Iterator[ProxyServer]:
         server.stop()
 
 
-def test_search_goes_to_the_daemon_and_falls_back_on_a_bad_token(
-    config: Config, db: Database, daemon: ProxyServer, tmp_path: Path
+def test_search_goes_to_the_daemon_and_falls_back_when_it_cannot_answer(
+    config: Config, db: Database, daemon: HookServer, tmp_path: Path
 ) -> None:
     shop, blog = _git_project(tmp_path / "shop"), _git_project(tmp_path / "blog")
     tools = MemoryTools(config, lambda: db, cwd=str(shop))
@@ -182,28 +182,42 @@ def test_search_goes_to_the_daemon_and_falls_back_on_a_bad_token(
     own = _saved_id(tools.save("Deploy the shop with make deploy-staging.", title="shop deploy"))
     MemoryTools(config, lambda: db, cwd=str(blog)).save("Deploy the blog by pushing gh-pages.", title="blog")
 
-    state = json.loads(config.paths.proxy_state.read_bytes())
-    assert state["url"] == daemon.url and state["token"] == daemon.app.token
+    assert not config.paths.proxy_state.exists()  # no proxy at all: the socket is enough
     via_daemon = tools.search("deploy staging")
     assert via_daemon["mode"] == "hybrid" and via_daemon["note"] is None  # the daemon's answer, not the fallback
     assert via_daemon["project"] == str(shop)
     assert [hit["id"] for hit in via_daemon["hits"]] == [own]  # the daemon scopes to the caller's project too
 
-    config.paths.proxy_state.write_bytes(json.dumps({**state, "token": "not-the-token"}).encode())
+    daemon.requests.clear()  # a daemon with the memory disabled: it answers an error, the tool searches itself
     local = tools.search("deploy staging")
     assert local["mode"] == "text" and "full-text" in local["note"]
     assert [hit["id"] for hit in local["hits"]] == [own]
 
-    config.paths.proxy_state.write_bytes(json.dumps({"url": state["url"]}).encode())  # an old state file
-    assert tools.search("deploy staging")["mode"] == "text"
+
+def test_bad_requests_on_the_socket_get_an_error_not_a_hang(config: Config, daemon: HookServer) -> None:
+    path = str(config.paths.hooks_socket)
+    for bad in (
+        {"purpose": "memory_search"},
+        {"purpose": "memory_search", "q": "   "},
+        {"purpose": "memory_search", "q": "x", "k": "ten"},
+        {"purpose": "memory_search", "q": "x", "k": 10_000},
+        {"purpose": "memory_search", "q": "x", "project": 3},
+        {"purpose": "memory_search", "q": "x", "kinds": "file_read"},
+    ):
+        answer = ask(path, bad, 10.0)
+        assert set(answer) == {"error"} and answer["error"], bad
+    assert daemon_search(config.paths.hooks_socket, "", None) is None
 
 
 def test_search_falls_back_when_the_daemon_is_gone(config: Config, db: Database, tmp_path: Path) -> None:
     shop = _git_project(tmp_path / "shop")
     tools = MemoryTools(config, lambda: db, cwd=str(shop))
     tools.save("Deploy the shop with make deploy-staging.")
-    # A state file left by a daemon that died: nothing listens at its URL.
-    config.paths.proxy_state.write_bytes(json.dumps({"url": "http://127.0.0.1:9", "token": "t"}).encode())
+    # A socket file left by a daemon that died: nothing listens on it.
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(config.paths.hooks_socket))
+    stale.close()
+    assert config.paths.hooks_socket.exists()
     result = tools.search("deploy")
     assert result["mode"] == "text" and len(result["hits"]) == 1
 
@@ -213,7 +227,7 @@ def test_search_falls_back_when_the_daemon_is_gone(config: Config, db: Database,
 
 
 def test_the_daemon_finds_an_item_saved_after_its_last_search(
-    config: Config, db: Database, daemon: ProxyServer, tmp_path: Path
+    config: Config, db: Database, daemon: HookServer, tmp_path: Path
 ) -> None:
     shop = _git_project(tmp_path / "shop")
     tools = MemoryTools(config, lambda: db, cwd=str(shop))  # its own Memory, as in an MCP server process

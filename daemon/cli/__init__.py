@@ -19,7 +19,17 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 
 
 class _Group(click.Group):
-    """Maps known errors to clean messages at the outermost command."""
+    """Maps known errors to clean messages at the outermost command; loads each command's module on demand."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(COMMANDS) | set(self.commands))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            import importlib
+
+            importlib.import_module(f"headroom.daemon.cli.{COMMANDS[cmd_name]}").register(self)
+        return self.commands.get(cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         if os.environ.get("HEADROOM_RAISE_ERRORS") == "1":
@@ -81,29 +91,26 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     ctx.call_on_close(app.close)
 
 
-def _register() -> None:
-    import importlib
-
-    for name in (
-        "compress_cmd",
-        "daemon_cmd",
-        "doctor",
-        "hooks_cmd",
-        "ingest_cmd",
-        "learn_cmd",
-        "mcp_cmd",
-        "memory_cmd",
-        "proxy_cmd",
-        "sessions",
-        "stats",
-        "statusline_cmd",
-        "team_cmd",
-        "wrap_cmd",
-    ):
-        importlib.import_module(f"headroom.daemon.cli.{name}").register(cli)
-
-
-_register()
+#: Each command's module. A module is imported when its command runs (or ``--help`` lists them all), not at
+#: start: together they pull in SQLAlchemy, alembic, numpy and httpx, over a second of start-up on a busy
+#: machine, which ``headroom memory search`` asking the daemon and ``stats --no-refresh`` would pay every time.
+COMMANDS = {
+    "compress": "compress_cmd",
+    "retrieve": "compress_cmd",
+    "daemon": "daemon_cmd",
+    "doctor": "doctor",
+    "hooks": "hooks_cmd",
+    "ingest": "ingest_cmd",
+    "learn": "learn_cmd",
+    "mcp": "mcp_cmd",
+    "memory": "memory_cmd",
+    "proxy": "proxy_cmd",
+    "sessions": "sessions",
+    "stats": "stats",
+    "statusline": "statusline_cmd",
+    "team": "team_cmd",
+    "wrap": "wrap_cmd",
+}
 
 
 def main() -> None:

@@ -18,11 +18,10 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 
 from headroom.daemon.config import Config, default_config, load_config
 from headroom.daemon.errors import ConfigError
-from headroom.memory.db import Database, open_database, sqlite_path
-from headroom.memory.errors import DatabaseNeedsUpgrade
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the DB modules load SQLAlchemy and alembic: only commands that open the DB import them
     from headroom.daemon.ingest import ScanReport
+    from headroom.memory.db import Database
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -66,6 +65,8 @@ class App:
     def db(self) -> Database:
         """The database, created and upgraded on first use."""
         if self._db is None:
+            from headroom.memory.db import open_database
+
             self.config.paths.ensure()
             self._db = open_database(self.config.database_url)
             self._closers.append(self._db.close)
@@ -76,6 +77,9 @@ class App:
         """The database for a command that only reads: opened read-only when its schema is current (no lock
         file, no upgrade: works on a read-only data dir), else as :attr:`db` (upgraded) where it can write."""
         if self._db is None:
+            from headroom.memory.db import open_database, sqlite_path
+            from headroom.memory.errors import DatabaseNeedsUpgrade
+
             url = self.config.database_url
             path = sqlite_path(url)
             if path is None or (not path.exists() and writable(path.parent)):
@@ -92,6 +96,8 @@ class App:
     @property
     def data_read_only(self) -> bool:
         """Whether the SQLite database's folder cannot be written (a read-only mount, a locked-down copy)."""
+        from headroom.memory.db import sqlite_path
+
         path = sqlite_path(self.config.database_url)
         return path is not None and not writable(path.parent)
 

@@ -19,7 +19,8 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from headroom.daemon import costs
+from headroom.daemon import zones
+from headroom.daemon.pricing import format_usd
 
 F = TypeVar("F", bound=Callable[..., Any])
 FORMATS = ("table", "json", "csv", "md")
@@ -65,8 +66,8 @@ def resolve_format(as_json: bool, fmt: str | None) -> str:
 
 def resolve_zone(name: str | None) -> tzinfo:
     try:
-        return costs.zone(name)
-    except costs.BadTimezone as exc:
+        return zones.zone(name)
+    except zones.BadTimezone as exc:
         raise click.BadParameter(str(exc), param_hint="'-z' / '--timezone'") from None
 
 
@@ -136,13 +137,13 @@ def write_markdown(rows: list[dict[str, Any]], columns: list[Column]) -> None:
 
 
 def cost_cell(row: dict[str, Any]) -> str:
-    return costs.format_usd(row.get("cost_usd"), int(row.get("unpriced_calls") or 0))
+    return format_usd(row.get("cost_usd"), int(row.get("unpriced_calls") or 0))
 
 
 def cost_total(rows: list[dict[str, Any]]) -> str:
     priced = [r["cost_usd"] for r in rows if r.get("cost_usd") is not None]
     unpriced = sum(int(r.get("unpriced_calls") or 0) for r in rows)
-    return costs.format_usd(sum(priced) if priced or not unpriced else None, unpriced)
+    return format_usd(sum(priced) if priced or not unpriced else None, unpriced)
 
 
 def models_cell(row: dict[str, Any], width: int = 28) -> str:

@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from headroom.daemon.cli.common import App, console, emit_json, json_option, pass_app, printable
-from headroom.memory.store import KINDS
+from headroom.memory.kinds import KINDS
 
 
 @click.group("memory")
@@ -78,31 +78,42 @@ def memory_search(
     all_projects: bool,
     as_json: bool,
 ) -> None:
-    """Search the memory (full-text and vectors, ranked together)."""
+    """Search the memory (full-text and vectors, ranked together); the running daemon answers when there is one."""
     scope = _project(project, all_projects)
-    memory = _memory(app, embeddings=not text_only)
-    result = memory.search(query, project=scope, k=limit, kinds=list(kinds) or None)
-    hits = [(hit, hit.item.scoped(scope)) for hit in result.hits]  # another project's paths stay out
+    answer, source = None, "daemon"
+    if not text_only:  # a running daemon has the model loaded: ask it (nothing is written here)
+        from headroom.daemon.local_client import daemon_search
+
+        answer = daemon_search(
+            app.config.paths.hooks_socket, query, scope, k=limit, kinds=list(kinds) or None, detail=True
+        )
+    if answer is None:
+        source = "local"
+        memory = _memory(app, embeddings=not text_only)
+        result = memory.search(query, project=scope, k=limit, kinds=list(kinds) or None)
+        # scoped: another project's paths stay out
+        answer = {"mode": result.mode, "note": result.note, "hits": [h.as_dict(project=scope) for h in result.hits]}
+    hits: list[dict[str, Any]] = answer["hits"]
     if as_json:
-        emit_json({"mode": result.mode, "note": result.note, "hits": [h.as_dict(project=scope) for h in result.hits]})
+        emit_json({"mode": answer.get("mode"), "note": answer.get("note"), "searched_by": source, "hits": hits})
         return
-    if result.note:
-        click.echo(f"({result.note})", err=True)
-    if not result.hits:
+    if answer.get("note"):
+        click.echo(f"({answer['note']})", err=True)
+    if not hits:
         click.echo("nothing found" + (f" in {scope}" if scope else ""))
         return
     table = Table("id", "kind", "title", "agents", "last seen", "via", box=None)
-    for hit, item in hits:
-        title = item.title or ""
-        if item.status == "superseded":
+    for hit in hits:
+        title = str(hit.get("title") or "")
+        if hit.get("status") == "superseded":
             title += " (older version)"
         table.add_row(
-            str(item.id),
-            item.kind,
+            str(hit["id"]),
+            str(hit["kind"]),
             escape(printable(title)[:90]),
-            ",".join(item.agents),
-            f"{item.last_seen_at:%Y-%m-%d %H:%M}",
-            hit.via,
+            ",".join(hit.get("agents") or []),
+            str(hit.get("last_seen_at", ""))[:16].replace("T", " "),
+            str(hit.get("via", "")),
         )
     console().print(table)
 

@@ -10,7 +10,6 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from headroom.daemon import analytics
 from headroom.daemon.cli.common import (
     App,
     console,
@@ -33,6 +32,8 @@ from headroom.daemon.cli.formats import (
     resolve_zone,
     timezone_option,
 )
+from headroom.daemon.groupings import DIMENSIONS, GROUPINGS, totals
+from headroom.daemon.zones import is_utc
 from headroom.learn.model import AGENTS
 
 _TOKEN_COLUMNS = (
@@ -45,7 +46,7 @@ _TOKEN_COLUMNS = (
 
 
 @click.command("stats")
-@click.option("--by", type=click.Choice(analytics.GROUPINGS), default="day", show_default=True, help="Group rows by.")
+@click.option("--by", type=click.Choice(GROUPINGS), default="day", show_default=True, help="Group rows by.")
 @click.option("--agent", type=click.Choice(AGENTS), help="Only this agent.")
 @click.option("--project", help="Only sessions whose project path (or repository) contains this text.")
 @click.option("--user", help="Only this user's sessions ([team] user; a database shared by a team).")
@@ -112,6 +113,9 @@ def stats(
     memory), tokens saved per day and agent as a bar of block characters, the 5 projects with the highest
     failure rate and the active lessons with their recurrence before and after. With --json it prints the
     dashboard's data document itself.
+
+    While the daemon runs, it computes the token table (its database is current, and the command starts
+    without loading the database libraries); without one, the command queries the database itself.
     """
     fmt = resolve_format(as_json, fmt)
     as_json = fmt == "json"
@@ -143,6 +147,13 @@ def stats(
             _print_proxy(summary, empty="The proxy has not handled a request yet.")
             _print_comparison(summary["savings"])
         return
+    if not failures:
+        answer = _from_daemon(app, by, tz, fmt, agent, project, model, user, machine, since, until)
+        if answer is not None:
+            _show_rows(answer["rows"], by, tz, fmt, answer.get("proxy"))
+            return
+    from headroom.daemon import analytics  # SQLAlchemy and the ORM: only when this process queries the DB
+
     if refresh:
         app.catch_up(quiet=fmt != "table")
     filters = analytics.Filters(
@@ -166,6 +177,10 @@ def stats(
                 _print_failures(top, summary)
             return
         rows = analytics.token_rows(dbs, by, filters)
+    _show_rows(rows, by, tz, fmt, _proxy_figures(app, since, agent, project, tz) if fmt == "table" else None)
+
+
+def _show_rows(rows: list[dict[str, Any]], by: str, tz: tzinfo, fmt: str, proxy: dict[str, Any] | None) -> None:
     if fmt != "table":
         emit(rows, fmt, _row_columns(rows, by, tz))
         return
@@ -173,7 +188,42 @@ def stats(
         click.echo("No usage recorded yet. (`headroom doctor` shows where agent logs are looked for.)")
     else:
         _print_rows(rows, by, tz)
-    _print_proxy(_proxy_figures(app, since, agent, project, tz))
+    if proxy is not None:
+        _print_proxy(proxy)
+
+
+def _from_daemon(
+    app: App,
+    by: str,
+    tz: tzinfo,
+    fmt: str,
+    *filters: str | None,
+) -> dict[str, Any] | None:
+    """The rows (and, for a table, the proxy's figures) as the running daemon computes them
+    (daemon/stats_request.py); None without a daemon, or for a zone the daemon could not be told by name.
+
+    With a daemon the DB is current (it ingests as the logs grow), so ``--refresh`` has nothing to add."""
+    from headroom.daemon.local_client import daemon_stats
+
+    zone = "UTC" if is_utc(tz) else getattr(tz, "key", None)
+    if zone is None:  # a bare offset (no IANA name): only this process knows it
+        return None
+    agent, project, model, user, machine, since, until = filters
+    first, last = parse_since(since, tz), parse_since(until, tz)  # a bad date is the user's error, daemon or not
+    request: dict[str, object] = {
+        "by": by,
+        "agent": agent,
+        "project": project,
+        "model": model,
+        "user": user,
+        "machine": machine,
+        "since": first.isoformat() if first else None,
+        "until": last.isoformat() if last else None,
+        "tz": zone,
+        "proxy": fmt == "table",
+    }
+    answer = daemon_stats(app.config.paths.hooks_socket, request)
+    return answer if isinstance(answer, dict) else None
 
 
 def _overview(app: App, days: int, *, refresh: bool, as_json: bool) -> None:
@@ -191,13 +241,9 @@ def _overview(app: App, days: int, *, refresh: bool, as_json: bool) -> None:
 
 def _proxy_figures(app: App, since: str | None, agent: str | None, project: str | None, tz: tzinfo) -> dict[str, Any]:
     """The proxy's request totals with, under "savings", the cost and savings figures and the holdout comparison."""
-    from headroom.daemon.proxy.savings_report import savings_summary
-    from headroom.daemon.proxy.stats import proxy_summary
+    from headroom.daemon.stats_request import proxy_figures
 
-    day = parse_since(since, tz)
-    summary = proxy_summary(app.read_db, since=day, agent=agent)
-    summary["savings"] = savings_summary(app.read_db, since=day, agent=agent, project=project)
-    return summary
+    return proxy_figures(app.read_db, parse_since(since, tz), agent, project)
 
 
 def _usd(value: float) -> str:
@@ -281,7 +327,7 @@ def _row_columns(rows: list[dict[str, Any]], by: str, tz: Any) -> list[Column]:
     """The columns of ``stats --by BY``: the key, agent, models, tokens, reasoning, cost, tool calls."""
     from headroom.daemon.cli.common import local_time
 
-    totals = analytics.totals(rows)
+    summed = totals(rows)
     columns: list[Column] = []
     if by == "session":
         columns.append(
@@ -296,18 +342,18 @@ def _row_columns(rows: list[dict[str, Any]], by: str, tz: Any) -> list[Column]:
         columns.append(Column("block", lambda r: r["block"] + (" (active)" if r["active"] else ""), "total"))
     else:
         columns.append(Column(by, lambda r: Text(str(r[by]) if r[by] else "(unknown)"), "total"))
-    if by not in analytics.DIMENSIONS:
+    if by not in DIMENSIONS:
         columns.append(Column("agent", lambda r: str(r["agent"])))
     if by != "model":
         columns.append(Column("models", models_cell))
     for label, key in _TOKEN_COLUMNS:
-        columns.append(Column(label, _tokens(key), human_tokens(totals.get(key, 0)), True))
+        columns.append(Column(label, _tokens(key), human_tokens(summed.get(key, 0)), True))
     if any(row.get("reasoning_tokens") for row in rows):
-        reasoning = human_tokens(totals.get("reasoning_tokens", 0))
+        reasoning = human_tokens(summed.get("reasoning_tokens", 0))
         columns.append(Column("reasoning", lambda r: human_tokens(r.get("reasoning_tokens", 0)), reasoning, True))
     columns.append(Column("cost", cost_cell, cost_total(rows), True))
     if by not in ("model", "block"):
-        calls, failed = totals.get("tool_calls", 0), totals.get("failed_tool_calls", 0)
+        calls, failed = summed.get("tool_calls", 0), summed.get("failed_tool_calls", 0)
         columns.append(Column("tool calls", lambda r: str(r["tool_calls"]), str(calls), True))
         columns.append(Column("failed", lambda r: str(r["failed_tool_calls"]), str(failed), True))
         columns.append(

@@ -11,6 +11,10 @@ Each connection is served on its own thread (hooks of parallel sessions do not q
 the hook client sends a header line (agent, event) and the event's bytes as the agent gave them, and
 gets back the bytes to print (:meth:`~headroom.daemon.hooks.answers.HookAnswers.hook`, which never
 raises); a plain JSON line gets a JSON answer (``hooks status``). Requests are capped at :data:`MAX_REQUEST`.
+
+The same socket answers the daemon's other local requests (``requests``: ``memory_search`` for
+``headroom memory search`` and the MCP servers, so they use the model the daemon has loaded instead of
+loading their own). It is there whenever the daemon runs, whether or not the proxy is enabled.
 """
 
 from __future__ import annotations
@@ -23,12 +27,16 @@ import socket
 import socketserver
 import struct
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from headroom.daemon.hooks.answers import HookAnswers
 
 log = logging.getLogger("headroom.hooks")
+
+#: A local request other than a hook's (``{"purpose": NAME, ...}`` -> a JSON object), e.g. ``memory_search``.
+Request = Callable[[dict[str, Any]], dict[str, Any]]
 
 MAX_REQUEST = 16 << 20
 READ_TIMEOUT_S = 5.0
@@ -52,6 +60,9 @@ class _Handler(socketserver.StreamRequestHandler):
             self._write(json.dumps({"context": "", "error": "bad request"}).encode())
         elif header.get("v") == 2:  # the hook client: the event's raw bytes follow; answer what it prints
             self._write(self.server.answers.hook(header, self.rfile.read(MAX_REQUEST)).encode())
+        elif header.get("purpose") in self.server.requests:  # a local request: ``headroom memory search``, MCP
+            answer = _serve(self.server.requests[header["purpose"]], header)
+            self._write(json.dumps(answer, ensure_ascii=False).encode())
         else:  # a JSON request (``hooks status``, tests, the benchmark): a JSON answer
             self._write(json.dumps(self.server.answers.answer(header), ensure_ascii=False).encode())
 
@@ -63,6 +74,19 @@ class _Handler(socketserver.StreamRequestHandler):
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
     answers: HookAnswers
+    requests: dict[str, Request]
+
+
+def _serve(handler: Request, request: dict[str, Any]) -> dict[str, Any]:
+    """``handler``'s answer, or ``{"error": ...}``: a bad request or a failure must not end the connection
+    without an answer (the caller then falls back to doing the work itself)."""
+    try:
+        return handler(request)
+    except ValueError as exc:
+        return {"error": str(exc)}
+    except Exception as exc:
+        log.error("local request %s failed: %s: %s", request.get("purpose"), type(exc).__name__, exc)
+        return {"error": f"{type(exc).__name__}: {exc}"}
 
 
 def _same_user(sock: socket.socket) -> bool:
@@ -80,9 +104,10 @@ def _same_user(sock: socket.socket) -> bool:
 class HookServer:
     """Serves :class:`HookAnswers` on ``path`` from a thread: ``start()``, ``stop()``."""
 
-    def __init__(self, answers: HookAnswers, path: Path) -> None:
+    def __init__(self, answers: HookAnswers, path: Path, requests: dict[str, Request] | None = None) -> None:
         self.answers = answers
         self.path = path
+        self.requests = dict(requests or {})
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -100,6 +125,7 @@ class HookServer:
             os.umask(old)
         os.chmod(self.path, 0o600)
         server.answers = self.answers
+        server.requests = self.requests
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.2}, name="headroom-hooks", daemon=True

@@ -2,9 +2,9 @@
 
 The project is the git root of the directory the agent started the server in (each agent starts its MCP
 servers in the session's working directory): a tool call sees that project's items and global ones, never
-another project's. Search goes to the running daemon (``GET /memory/search`` with the token from its
-owner-only state file), which has the embedding model loaded once for everyone; without a daemon the server
-searches full-text on its own rather than loading a model into every agent's MCP process.
+another project's. Search goes to the running daemon over its owner-only local socket (daemon/local_client.py;
+there whether or not the proxy is enabled), which has the embedding model loaded once for everyone; without a
+daemon the server searches full-text on its own rather than loading a model into every agent's MCP process.
 """
 
 from __future__ import annotations
@@ -15,10 +15,6 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import httpx
-import orjson
-
-from headroom.daemon.proxy.routes import MEMORY_SEARCH_PATH
 from headroom.engine.ccr import grep_lines, parse_line_range, slice_lines
 from headroom.engine.errors import HeadroomError
 
@@ -120,30 +116,9 @@ class MemoryTools:
         return out
 
     def _daemon_search(self, query: str, k: int, kinds: list[str] | None) -> dict[str, Any] | None:
-        try:
-            state = orjson.loads(self.config.paths.proxy_state.read_bytes())
-            url, token = state["url"], state["token"]
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-        params = {"q": query, "project": self.project, "k": str(k)}
-        if kinds:
-            params["kinds"] = ",".join(kinds)
-        try:
-            r = httpx.get(
-                url.rstrip("/") + MEMORY_SEARCH_PATH,
-                params=params,
-                headers={"x-headroom-token": token},
-                timeout=10.0,
-                trust_env=False,
-            )
-        except httpx.HTTPError as exc:
-            log.info("daemon memory search unreachable (%s); searching here", exc)
-            return None
-        if r.status_code != 200:
-            log.info("daemon memory search answered %d; searching here", r.status_code)
-            return None
-        data: dict[str, Any] = r.json()
-        return data
+        from headroom.daemon.local_client import daemon_search
+
+        return daemon_search(self.config.paths.hooks_socket, query, self.project, k=k, kinds=kinds, timeout=10.0)
 
     def get(self, item_id: int, lines: str | None = None, query: str | None = None) -> str:
         """An item of this project (or a global one) in full, or the given lines of it, or the lines matching."""
@@ -175,7 +150,7 @@ class MemoryTools:
         return f"{head}\n\n{text}"
 
     def save(self, content: str, kind: str = "decision", title: str | None = None, global_scope: bool = False) -> str:
-        from headroom.memory.store import KINDS
+        from headroom.memory.kinds import KINDS
 
         if kind not in KINDS:
             raise HeadroomError(f"kind must be one of {', '.join(KINDS)}")

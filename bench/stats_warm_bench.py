@@ -1,0 +1,95 @@
+"""Warm ``headroom stats --by day --json --no-refresh``: with a running daemon, without one, and ccusage.
+
+Takes a HEADROOM_HOME that ``bench/ingest_bench.py`` backfilled (``--home``) and its corpus (``--corpus``). The
+home is copied twice: one copy gets a running ``headroom daemon run`` (proxy and embeddings off, so it only
+keeps the DB current and answers the CLI over its socket), the other none (the CLI queries the DB itself).
+Then, ``--runs`` times in turn so all three see the same background load: the CLI against the daemon's copy,
+the CLI against the other, and ``ccusage daily --json --by-agent --offline -z UTC`` over the corpus. Wall
+times of whole processes, medians, and the ratios to ccusage of the same run.
+
+    .venv/bin/python bench/stats_warm_bench.py --home /tmp/headroom-bench/hr-backfill-2 \\
+        --corpus /tmp/headroom-bench/corpus-200mb --json bench/results/DATE-stats-warm.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CLI = [sys.executable, "-m", "headroom.daemon.cli"]
+CCUSAGE = REPO / ".tools" / "node_modules" / ".bin" / "ccusage"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--home", type=Path, required=True)
+    parser.add_argument("--corpus", type=Path, required=True)
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="hr-stats-"))
+    homes = {}
+    for name in ("daemon", "local"):
+        homes[name] = work / name
+        shutil.copytree(args.home, homes[name], ignore=shutil.ignore_patterns("*.sock", "*.pid", "*.lock"))
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("HEADROOM_", "CLAUDE_", "CODEX_", "GEMINI_"))}
+    base["HOME"] = str(work / "user")
+    env = {name: base | {"HEADROOM_HOME": str(home), "HEADROOM_EMBEDDINGS": "off"} for name, home in homes.items()}
+    (homes["daemon"] / "config.toml").write_text(
+        (homes["daemon"] / "config.toml").read_text() + "\n[proxy]\nenabled = false\n"
+    )
+    c = args.corpus
+    cc_env = base | {"CLAUDE_CONFIG_DIR": f"{c}/claude", "CODEX_HOME": f"{c}/codex", "GEMINI_DATA_DIR": f"{c}/gemini"}
+    stats = [*CLI, "stats", "--by", "day", "--json", "--no-refresh"]
+    with (work / "daemon.out").open("wb") as log:
+        proc = subprocess.Popen([*CLI, "daemon", "run"], env=env["daemon"], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 300
+        while not any(homes["daemon"].rglob("*.sock")):
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise SystemExit(f"the daemon did not start: {(work / 'daemon.out').read_text()[-2000:]}")
+            time.sleep(0.2)
+        time.sleep(3)  # its first catch-up scan (nothing new) done
+        runs: dict[str, list[float]] = {"with_daemon": [], "without_daemon": [], "ccusage": []}
+        outputs: dict[str, str] = {}
+        for _ in range(args.runs):
+            for name, cmd, e in (
+                ("with_daemon", stats, env["daemon"]),
+                ("without_daemon", stats, env["local"]),
+                ("ccusage", [str(CCUSAGE), "daily", "--json", "--by-agent", "--offline", "-z", "UTC"], cc_env),
+            ):
+                t = time.perf_counter()
+                out = subprocess.run(cmd, env=e, capture_output=True, text=True, check=True, timeout=600)
+                runs[name].append(round(time.perf_counter() - t, 3))
+                outputs[name] = out.stdout
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+    medians = {k: round(statistics.median(v), 3) for k, v in runs.items()}
+    result = {
+        "corpus": str(args.corpus),
+        "runs_s": runs,
+        "median_s": medians,
+        "ratio_to_ccusage": {k: round(medians[k] / medians["ccusage"], 2) for k in ("with_daemon", "without_daemon")},
+        "same_rows": json.loads(outputs["with_daemon"]) == json.loads(outputs["without_daemon"]),
+        "load_average": os.getloadavg(),
+    }
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
