@@ -57,6 +57,10 @@ def test_stats_from_a_running_daemon_equal_the_local_query(
         wait_for(config.paths.hooks_socket.exists, 60)
         via_daemon = _stats("--by", "day", "--json", "--no-refresh")
         assert via_daemon.returncode == 0, via_daemon.stderr
+        # every filter and the zone travel to the daemon: the same rows as this process computes
+        zoned_args = ("--by", "model", "-z", "Asia/Tokyo", "--since", "2000-01-01", "--format", "csv", "--no-refresh")
+        zoned = _stats(*zoned_args)
+        assert zoned.returncode == 0 and "analytics imported: False" in zoned.stderr
         assert "analytics imported: False" in via_daemon.stderr  # the CLI did not query the DB itself
         table = _stats("--by", "agent", "--since", "2000-01-01")
         assert table.returncode == 0 and "tokens by agent" in table.stdout and "claude" in table.stdout
@@ -70,14 +74,26 @@ def test_stats_from_a_running_daemon_equal_the_local_query(
     assert "analytics imported: True" in local.stderr
     rows = json.loads(via_daemon.stdout)
     assert rows and rows == json.loads(local.stdout)
+    zoned_local = _stats(*zoned_args)
+    assert "analytics imported: True" in zoned_local.stderr
+    assert zoned.stdout.count("\n") > 1 and zoned.stdout == zoned_local.stdout
 
 
 def test_bad_stats_requests_get_an_error(db: Database) -> None:
     handle = stats_request(db)
-    for bad in ({"by": "year"}, {"since": "yesterday"}, {"since": 20260101}, {"agent": 3}, {"project": ["x"]}):
+    bad_requests = (
+        {"by": "year"},
+        {"since": "yesterday"},
+        {"since": 20260101},
+        {"agent": 3},
+        {"project": ["x"]},
+        {"tz": "Mars/Olympus_Mons"},
+        {"model": 5},
+    )
+    for bad in bad_requests:
         with pytest.raises(ValueError):
             handle(bad)
-    assert handle({"by": "day"}) == {"rows": [], "totals": {}}
+    assert handle({"by": "day"}) == {"rows": []}
     assert "proxy" in handle({"by": "agent", "proxy": True})
 
 
