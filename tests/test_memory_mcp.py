@@ -171,6 +171,7 @@ def daemon(config: Config, db: Database) -> Iterator[ProxyServer]:
         yield server
     finally:
         server.stop()
+        memory.close()
 
 
 def test_search_goes_to_the_daemon_and_falls_back_on_a_bad_token(
