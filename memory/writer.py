@@ -62,7 +62,7 @@ class BatchWriter(Generic[T]):
         return self._queue.qsize()
 
     def submit(self, record: T) -> None:
-        if not self._started and not self.start():
+        if self._closed or (not self._started and not self.start()):
             self.dropped += 1
             return
         try:
