@@ -55,7 +55,7 @@ class IngestHealth(Health):
     lag_s: float = 0.0
     events_seen: int = 0
     #: Log record types met for the first time by this daemon (format drift): status warns about them.
-    new_record_types: list[str] = field(default_factory=list)
+    new_record_types: list[dict[str, str | None]] = field(default_factory=list)
 
 
 @dataclass

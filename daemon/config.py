@@ -69,8 +69,9 @@ to start. Example::
     lesson_tokens = 150            # live lesson: at most this many tokens per failed call
 
 Adding a setting is one line: a field, with its type and default, on its section's class below (``ProxyConfig``,
-``MemoryConfig``...; a new section is a new class plus one line in ``_SECTIONS``). The section classes are
-pydantic dataclasses with ``extra="forbid"`` and strict types, so the declaration *is* the validation: an unknown
+``MemoryConfig``...; a new section is a new class plus one line in ``_SECTIONS``). The section classes are plain
+dataclasses (``replace()``, ``fields()`` and attribute access as ever), read from the file through their strict
+pydantic twin (``extra="forbid"``, no coercion), so the declaration *is* the validation: an unknown
 key, a string for a number, ``0.5`` for a whole number (``debounce_ms``, ``embed_batch``) or a non-positive
 number is refused with a one-line ``file:LINE: 'section.key' must be ...`` error. A setting that needs more than
 its type (a port, a URL, one of a few words) says so in its annotation (``Port``, ``Url``, ``OneOf(...)``), on its
@@ -173,29 +174,27 @@ def OneOf(*choices: str) -> Any:
 _SECTION = ConfigDict(extra="forbid", strict=True)
 """Every section: unknown keys refused, no coercion (``"5"`` is not 5, ``2.9`` is not 2, ``1`` is not true)."""
 
-section = pydantic.dataclasses.dataclass(config=_SECTION)
 
-
-@section
+@dataclass
 class AgentSettings:
     enabled: bool = True
     homes: PathList = None  # None: discover like the agent does
 
 
-@section
+@dataclass
 class IngestSettings:
     max_line_mb: PositiveFloat = 64.0
     chunk_mb: PositiveFloat = 4.0
 
 
-@section
+@dataclass
 class WatcherSettings:
     debounce_ms: PositiveInt = 200
     rescan_seconds: PositiveFloat = 60.0
     polling: bool = False
 
 
-@section
+@dataclass
 class ProxyConfig:
     enabled: bool = True
     host: str = "127.0.0.1"
@@ -217,7 +216,7 @@ class ProxyConfig:
     prefix_cache_mb: PositiveFloat = 64.0
 
 
-@section
+@dataclass
 class MemoryConfig:
     enabled: bool = True
     embeddings: bool = True
@@ -228,7 +227,7 @@ class MemoryConfig:
     embed_batch: PositiveInt = 32
 
 
-@section
+@dataclass
 class LearnConfig:
     enabled: bool = True
     auto_apply_personal: bool = True
@@ -238,7 +237,7 @@ class LearnConfig:
     nightly_at: TimeOfDay = "03:30"
 
 
-@section
+@dataclass
 class HooksConfig:
     briefing: bool = True
     prompt_memory: bool = True
@@ -402,9 +401,24 @@ def read_section(kind: type[T], values: dict[str, Any], prefix: str, file: Path)
     """Table ``[prefix]`` of ``file`` as a ``kind`` (a section class): the first problem, as one line that names
     the key and the file."""
     try:
-        return kind(**values)
+        checked = _strict(kind)(**values)
     except ValidationError as exc:
         raise ConfigError(_explain(exc, kind, values, prefix, file)) from None
+    if isinstance(checked, pydantic.BaseModel):
+        return checked  # type: ignore[return-value]  # [engine]'s model: the caller builds EngineConfig
+    return kind(**{f.name: getattr(checked, f.name) for f in fields(kind)})  # type: ignore[arg-type]
+
+
+_TWINS: dict[type[Any], Any] = {}
+
+
+def _strict(kind: type[Any]) -> Any:
+    """The strict pydantic twin of a section dataclass (a subclass that validates in its constructor)."""
+    if issubclass(kind, pydantic.BaseModel):
+        return kind
+    if kind not in _TWINS:
+        _TWINS[kind] = pydantic.dataclasses.dataclass(kind, config=_SECTION)
+    return _TWINS[kind]
 
 
 def _explain(exc: ValidationError, kind: type[Any], values: dict[str, Any], prefix: str, file: Path) -> str:

@@ -116,11 +116,11 @@ def test_whole_numbers_and_floats_are_kept_as_written(isolated_home: Path) -> No
 def test_a_check_belongs_to_its_section_not_to_a_key_name(tmp_path: Path) -> None:
     """``mode`` is checked as the proxy's mode in ``[proxy]`` only: the same key name in another section (as a
     future ``[team] mode`` would be) gets that section's own declaration, not the proxy's."""
-    from dataclasses import replace
+    from dataclasses import dataclass, replace
 
-    from headroom.daemon.config import ProxyConfig, read_section, section
+    from headroom.daemon.config import ProxyConfig, read_section
 
-    @section
+    @dataclass
     class Team:
         mode: str = "pull"
         port: int = 5
