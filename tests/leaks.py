@@ -12,13 +12,15 @@ told to stop and are finishing. An SQLAlchemy engine or connection left open hol
 
 Allowed, because they belong to the interpreter or the test runner and outlive every test by design: threads named
 in ``_LONG_LIVED``; the session-scoped PostgreSQL server (tests/pg.py), which is started *before* the first
-snapshot of a test that uses it so that its own files never count against that test.
+snapshot of a test that uses it so that its own files never count against that test; and the pipe to
+multiprocessing's resource tracker, which the first spawned process starts and the interpreter keeps for life.
 """
 
 from __future__ import annotations
 
 import gc
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -55,8 +57,16 @@ def _alive_threads(before: set[threading.Thread]) -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t not in before and t.is_alive() and not t.name.startswith(_LONG_LIVED)]
 
 
+def _interpreter_fds() -> set[int]:
+    """The resource tracker's pipe, once a spawned process started the tracker (see the module docstring)."""
+    tracker = sys.modules.get("multiprocessing.resource_tracker")
+    fd = getattr(getattr(tracker, "_resource_tracker", None), "_fd", None)
+    return {fd} if isinstance(fd, int) else set()
+
+
 def _new_fds(before: dict[int, str]) -> dict[int, str]:
-    return {fd: target for fd, target in _open_fds().items() if before.get(fd) != target}
+    mine = _interpreter_fds()
+    return {fd: target for fd, target in _open_fds().items() if before.get(fd) != target and fd not in mine}
 
 
 def leaks_after(before_threads: set[threading.Thread], before_fds: dict[int, str], grace: float = GRACE_S) -> list[str]:
