@@ -39,6 +39,13 @@ class QueryRealItemsHash:
         self.real = real
         self.fake = HashEmbedder(384)
 
+    @property
+    def loaded(self) -> bool:
+        return self.real.loaded
+
+    def load(self) -> None:
+        self.real.load()
+
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         if len(texts) == 1:
             return self.real.embed(texts)

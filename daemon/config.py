@@ -72,6 +72,15 @@ to start. Example::
     [team]                         # who writes the rows, when several daemons share one database_url
     user = "ada"                   # default: the OS login name (env HEADROOM_USER)
     machine = "ada-laptop"         # default: an id generated once into state/machine-id (env HEADROOM_MACHINE)
+
+Adding a setting is one line: a field, with its type and default, on its section's class below (``ProxyConfig``,
+``MemoryConfig``...; a new section is a new class plus one line in ``_SECTIONS``). The section classes are plain
+dataclasses (``replace()``, ``fields()`` and attribute access as ever), read from the file through their strict
+pydantic twin (``extra="forbid"``, no coercion), so the declaration *is* the validation: an unknown
+key, a string for a number, ``0.5`` for a whole number (``debounce_ms``, ``embed_batch``) or a non-positive
+number is refused with a one-line ``file:LINE: 'section.key' must be ...`` error. A setting that needs more than
+its type (a port, a URL, one of a few words) says so in its annotation (``Port``, ``Url``, ``OneOf(...)``), on its
+own section only. ``[engine]`` is checked against the engine's own ``EngineConfig`` fields the same way.
 """
 
 from __future__ import annotations
@@ -79,11 +88,15 @@ from __future__ import annotations
 import os
 import re
 import sys
+import typing
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields, is_dataclass, replace
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlsplit
+
+import pydantic
+from pydantic import ConfigDict, Field, PlainValidator, ValidationError
 
 from headroom.daemon.errors import ConfigError
 from headroom.daemon.paths import Paths, agent_homes, agent_roots_from_homes, default_agent_roots, paths
@@ -98,23 +111,100 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
+# --- what a setting may hold: each check raises ValueError("must be ..."), which the error names the key for ---
+
+
+def _strings(what: str) -> Callable[[Any], list[str]]:
+    def check(value: Any) -> list[str]:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ValueError(f"must be a list of {what}")
+        return value
+
+    return check
+
+
+def _one_of(*choices: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}, not {value!r}")
+        return str(value)
+
+    return check
+
+
+def _url(value: Any) -> str:
+    parts = urlsplit(value) if isinstance(value, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"must be an http:// or https:// URL, not {value!r}")
+    return str(value).rstrip("/")
+
+
+def _port(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
+        raise ValueError(f"must be a port number (0-65535), not {value!r}")
+    return value
+
+
+def _time_of_day(value: Any) -> str:
+    text = value if isinstance(value, str) else ""
+    hour, _, minute = text.partition(":")
+    if not (hour.isdigit() and minute.isdigit() and int(hour) < 24 and int(minute) < 60 and len(minute) == 2):
+        raise ValueError(f'must be a time of day like "03:30", not {value!r}')
+    return text
+
+
+def _share(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ValueError(f"must be a share from 0 to 1 (0.05 = 5 %), not {value!r}")
+    return float(value)
+
+
+def _optional_path(value: Any) -> str | None:
+    if not isinstance(value, str):
+        raise ValueError(f"must be a str, not {value!r}")
+    return value or None
+
+
+def _kinds(value: Any) -> frozenset[str]:
+    return frozenset(_strings("content kinds")(value))
+
+
+PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+Port = Annotated[int, PlainValidator(_port)]
+Url = Annotated[str, PlainValidator(_url)]
+HostNames = Annotated[list[str], PlainValidator(_strings("host names"))]
+PathList = Annotated[list[str] | None, PlainValidator(_strings("paths"))]
+TimeOfDay = Annotated[str, PlainValidator(_time_of_day)]
+Share = Annotated[float, PlainValidator(_share)]
+T = TypeVar("T")
+
+
+def OneOf(*choices: str) -> Any:
+    """A string setting that must be one of ``choices``."""
+    return Annotated[str, PlainValidator(_one_of(*choices))]
+
+
+_SECTION = ConfigDict(extra="forbid", strict=True)
+"""Every section: unknown keys refused, no coercion (``"5"`` is not 5, ``2.9`` is not 2, ``1`` is not true)."""
+
 
 @dataclass
 class AgentSettings:
     enabled: bool = True
-    homes: list[str] | None = None  # None: discover like the agent does
+    homes: PathList = None  # None: discover like the agent does
 
 
 @dataclass
 class IngestSettings:
-    max_line_mb: float = 64.0
-    chunk_mb: float = 4.0
+    max_line_mb: PositiveFloat = 64.0
+    chunk_mb: PositiveFloat = 4.0
 
 
 @dataclass
 class WatcherSettings:
-    debounce_ms: int = 200
-    rescan_seconds: float = 60.0
+    debounce_ms: PositiveInt = 200
+    rescan_seconds: PositiveFloat = 60.0
     polling: bool = False
 
 
@@ -122,25 +212,25 @@ class WatcherSettings:
 class ProxyConfig:
     enabled: bool = True
     host: str = "127.0.0.1"
-    port: int = 8787
-    mode: str = "ccr"
-    anthropic_upstream: str = DEFAULT_UPSTREAMS["anthropic"]
-    openai_upstream: str = DEFAULT_UPSTREAMS["openai"]
-    gemini_upstream: str = DEFAULT_UPSTREAMS["gemini"]
-    max_body_mb: float = 100.0
-    connect_timeout: float = 10.0
-    read_timeout: float = 600.0
-    header_timeout: float = 10.0
-    body_timeout: float = 60.0
-    max_connections: int = 1000
+    port: Port = 8787
+    mode: OneOf("ccr", "lossless") = "ccr"  # type: ignore[valid-type]
+    anthropic_upstream: Url = DEFAULT_UPSTREAMS["anthropic"]
+    openai_upstream: Url = DEFAULT_UPSTREAMS["openai"]
+    gemini_upstream: Url = DEFAULT_UPSTREAMS["gemini"]
+    max_body_mb: PositiveFloat = 100.0
+    connect_timeout: PositiveFloat = 10.0
+    read_timeout: PositiveFloat = 600.0
+    header_timeout: PositiveFloat = 10.0
+    body_timeout: PositiveFloat = 60.0
+    max_connections: PositiveInt = 1000
     #: Names a request's Host (and a browser's Origin) may carry besides loopback ones (see proxy.guard).
-    allowed_hosts: list[str] = field(default_factory=list)
+    allowed_hosts: HostNames = field(default_factory=list)
     #: What the proxy remembers of the messages it sent (so a conversation's prefix is sent again byte for byte);
     #: past it the least recently used entries go, and the engine compresses such a message again, identically.
-    prefix_cache_mb: float = 64.0
+    prefix_cache_mb: PositiveFloat = 64.0
     #: Share of conversations (a deterministic draw per conversation) sent uncompressed and marked, so that
     #: ``stats --proxy`` can compare their cost per turn with the compressed ones. 0 (off) to 1.
-    holdout: float = 0.0
+    holdout: Share = 0.0
 
 
 @dataclass
@@ -148,10 +238,10 @@ class MemoryConfig:
     enabled: bool = True
     embeddings: bool = True
     model_path: str = ""
-    ccr_retention_days: float = 7.0
-    max_db_mb: float = 4096.0
-    briefing_kb: float = 9.0
-    embed_batch: int = 32
+    ccr_retention_days: PositiveFloat = 7.0
+    max_db_mb: PositiveFloat = 4096.0
+    briefing_kb: PositiveFloat = 9.0
+    embed_batch: PositiveInt = 32
 
 
 @dataclass
@@ -159,9 +249,9 @@ class LearnConfig:
     enabled: bool = True
     auto_apply_personal: bool = True
     auto_apply_shared: bool = False
-    claude_file: str = "CLAUDE.local.md"
-    idle_minutes: float = 15.0
-    nightly_at: str = "03:30"
+    claude_file: OneOf("CLAUDE.local.md", "CLAUDE.md") = "CLAUDE.local.md"  # type: ignore[valid-type]
+    idle_minutes: PositiveFloat = 15.0
+    nightly_at: TimeOfDay = "03:30"
 
 
 @dataclass
@@ -169,9 +259,32 @@ class HooksConfig:
     briefing: bool = True
     prompt_memory: bool = True
     live_lessons: bool = True
-    min_relevance: float = 0.55
-    prompt_tokens: int = 400
-    lesson_tokens: int = 150
+    min_relevance: PositiveFloat = 0.55
+    prompt_tokens: PositiveInt = 400
+    lesson_tokens: PositiveInt = 150
+
+
+#: ``[engine]``: the engine's own frozen ``EngineConfig`` (the engine does not know pydantic), checked by a model
+#: built from its fields: a number must be positive, and these three need more than their type.
+_ENGINE_SPECIAL: dict[str, Any] = {
+    "file_read_policy": OneOf("outline", "exact"),
+    "disabled": Annotated[frozenset[str], PlainValidator(_kinds)],
+    "text_model": Annotated[str | None, PlainValidator(_optional_path)],
+}
+
+
+def _engine_model() -> type[pydantic.BaseModel]:
+    hints = typing.get_type_hints(EngineConfig)
+    declared: dict[str, Any] = {}
+    for f in fields(EngineConfig):
+        kind = _ENGINE_SPECIAL.get(f.name, hints[f.name])
+        if kind in (int, float):
+            kind = Annotated[kind, Field(gt=0)]
+        declared[f.name] = (kind, None)
+    return pydantic.create_model("EngineSettings", __config__=_SECTION, **declared)
+
+
+_ENGINE_MODEL = _engine_model()
 
 
 @dataclass
@@ -212,6 +325,18 @@ class Config:
             else:
                 roots[agent] = defaults[agent]
         return roots
+
+
+#: The tables of config.toml and the section class each is read into (``[agents.*]`` and ``[engine]`` aside).
+_SECTIONS: dict[str, type[Any]] = {
+    "ingest": IngestSettings,
+    "watcher": WatcherSettings,
+    "proxy": ProxyConfig,
+    "memory": MemoryConfig,
+    "learn": LearnConfig,
+    "hooks": HooksConfig,
+    "team": TeamConfig,
+}
 
 
 def load_config(path: Path | None = None) -> Config:
@@ -264,9 +389,10 @@ def _apply_environment(config: Config) -> None:
     where = config.paths
     env_port = os.environ.get("HEADROOM_PROXY_PORT")
     if env_port:
-        config.proxy.port = _port(
-            int(env_port) if env_port.isdigit() else env_port, "HEADROOM_PROXY_PORT", Path("environment")
-        )
+        try:
+            config.proxy.port = _port(int(env_port) if env_port.isdigit() else env_port)
+        except ValueError as exc:
+            raise ConfigError(f"environment: 'HEADROOM_PROXY_PORT' {exc}") from None
     env_embeddings = os.environ.get("HEADROOM_EMBEDDINGS", "").strip().lower()
     if env_embeddings:  # "off" on a small machine, or in tests that do not want torch loaded
         config.memory.embeddings = env_embeddings not in ("0", "off", "false", "no")
@@ -282,143 +408,86 @@ def _apply_environment(config: Config) -> None:
 def _apply(config: Config, data: dict[str, Any], file: Path) -> None:
     for key, value in data.items():
         if key == "database_url":
-            config.database_url = _typed(value, str, key, file)
+            if not isinstance(value, str):
+                raise ConfigError(f"{file}: 'database_url' must be a str, not {value!r}")
+            config.database_url = value
         elif key == "agents":
             for agent, settings in _table(value, key, file).items():
                 if agent not in AGENTS:
                     raise ConfigError(f"{file}: unknown agent [agents.{agent}] (known: {', '.join(AGENTS)})")
-                _fill(config.agents[agent], _table(settings, f"agents.{agent}", file), f"agents.{agent}", file)
-        elif key == "ingest":
-            _fill(config.ingest, _table(value, key, file), key, file)
-        elif key == "watcher":
-            _fill(config.watcher, _table(value, key, file), key, file)
+                table = _table(settings, f"agents.{agent}", file)
+                config.agents[agent] = read_section(AgentSettings, table, f"agents.{agent}", file)
         elif key == "engine":
-            config.engine = _engine(_table(value, key, file), file)
-        elif key == "proxy":
-            _fill(config.proxy, _table(value, key, file), key, file)
-        elif key == "memory":
-            _fill(config.memory, _table(value, key, file), key, file)
-        elif key == "learn":
-            _fill(config.learn, _table(value, key, file), key, file)
-        elif key == "hooks":
-            _fill(config.hooks, _table(value, key, file), key, file)
-        elif key == "team":
-            _fill(config.team, _table(value, key, file), key, file)
+            checked = read_section(_ENGINE_MODEL, _table(value, key, file), key, file)
+            config.engine = EngineConfig(**checked.model_dump(exclude_unset=True))
+        elif key in _SECTIONS:
+            setattr(config, key, read_section(_SECTIONS[key], _table(value, key, file), key, file))
         else:
             raise ConfigError(f"{file}: unknown setting '{key}'")
 
 
-def _fill(target: Any, values: dict[str, Any], prefix: str, file: Path) -> None:
-    for key, value in _checked(target, values, prefix, file).items():
-        setattr(target, key, value)
+def read_section(kind: type[T], values: dict[str, Any], prefix: str, file: Path) -> T:
+    """Table ``[prefix]`` of ``file`` as a ``kind`` (a section class): the first problem, as one line that names
+    the key and the file."""
+    try:
+        checked = _strict(kind)(**values)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, kind, values, prefix, file)) from None
+    if isinstance(checked, pydantic.BaseModel):
+        return checked  # type: ignore[return-value]  # [engine]'s model: the caller builds EngineConfig
+    return kind(**{f.name: getattr(checked, f.name) for f in fields(kind)})  # type: ignore[arg-type]
 
 
-def _checked(defaults: Any, values: dict[str, Any], prefix: str, file: Path) -> dict[str, Any]:
-    """``values`` of table ``[prefix]`` validated against the dataclass ``defaults``: unknown keys and wrong
-    types name the key and the file. A setting's type is its default's, unless ``_SPECIAL`` knows better."""
-    known = {f.name for f in fields(defaults)}
-    out: dict[str, Any] = {}
-    for key, value in values.items():
-        name = f"{prefix}.{key}"
-        if key not in known:
-            raise ConfigError(f"{file}: unknown setting '{name}' (known: {', '.join(sorted(known))})")
-        current = getattr(defaults, key)
-        if key in _SPECIAL:
-            out[key] = _SPECIAL[key](value, name, file)
-        elif isinstance(current, bool):
-            out[key] = _typed(value, bool, name, file)
-        elif isinstance(current, (int, float)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                raise ConfigError(f"{file}: '{name}' must be a positive number, not {value!r}")
-            out[key] = type(current)(value)
-        elif isinstance(current, str):
-            out[key] = _typed(value, str, name, file)
-    return out
+_TWINS: dict[type[Any], Any] = {}
 
 
-def _typed(value: Any, kind: type, name: str, file: Path) -> Any:
-    if not isinstance(value, kind):
-        raise ConfigError(f"{file}: '{name}' must be a {kind.__name__}, not {value!r}")
-    return value
+def _strict(kind: type[Any]) -> Any:
+    """The strict pydantic twin of a section dataclass (a subclass that validates in its constructor)."""
+    if issubclass(kind, pydantic.BaseModel):
+        return kind
+    if kind not in _TWINS:
+        _TWINS[kind] = pydantic.dataclasses.dataclass(kind, config=_SECTION)
+    return _TWINS[kind]
+
+
+def _explain(exc: ValidationError, kind: type[Any], values: dict[str, Any], prefix: str, file: Path) -> str:
+    error = exc.errors()[0]
+    key = str(error["loc"][0]) if error["loc"] else ""
+    name = f"{prefix}.{key}"
+    if error["type"] in ("unexpected_keyword_argument", "extra_forbidden"):
+        known = sorted(_field_names(kind))
+        return f"{file}: unknown setting '{name}' (known: {', '.join(known)})"
+    if error["type"] == "value_error":
+        return f"{file}: '{name}' {str(error['msg']).removeprefix('Value error, ')}"
+    value = values.get(key)
+    default = _field_defaults(kind).get(key)
+    if isinstance(default, bool):
+        what = "a bool"
+    elif isinstance(default, int):
+        what = "a positive number (a whole one)"
+    elif isinstance(default, float):
+        what = "a positive number"
+    else:
+        what = "a str"
+    return f"{file}: '{name}' must be {what}, not {value!r}"
+
+
+def _field_names(kind: type[Any]) -> list[str]:
+    return list(_field_defaults(kind))
+
+
+def _field_defaults(kind: type[Any]) -> dict[str, Any]:
+    if kind is _ENGINE_MODEL:
+        kind = EngineConfig
+    if isinstance(kind, type) and issubclass(kind, pydantic.BaseModel):
+        return {name: info.default for name, info in kind.model_fields.items()}
+    return {f.name: f.default for f in fields(kind)}
 
 
 def _table(value: Any, name: str, file: Path) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError(f"{file}: '{name}' must be a table ([{name}])")
     return value
-
-
-_POLICIES = ("outline", "exact")
-_MODES = ("ccr", "lossless")
-
-
-def _strings(what: str) -> Callable[[Any, str, Path], list[str]]:
-    def check(value: Any, name: str, file: Path) -> list[str]:
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{file}: '{name}' must be a list of {what}")
-        return value
-
-    return check
-
-
-def _one_of(choices: tuple[str, ...]) -> Callable[[Any, str, Path], str]:
-    def check(value: Any, name: str, file: Path) -> str:
-        if value not in choices:
-            raise ConfigError(f"{file}: '{name}' must be one of {', '.join(choices)}, not {value!r}")
-        return str(value)
-
-    return check
-
-
-def _url(value: Any, name: str, file: Path) -> str:
-    parts = urlsplit(value) if isinstance(value, str) else None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(f"{file}: '{name}' must be an http:// or https:// URL, not {value!r}")
-    return str(value).rstrip("/")
-
-
-def _port(value: Any, name: str, file: Path) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
-        raise ConfigError(f"{file}: '{name}' must be a port number (0-65535), not {value!r}")
-    return value
-
-
-def _share(value: Any, name: str, file: Path) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise ConfigError(f"{file}: '{name}' must be a share from 0 to 1 (0.05 = 5 %), not {value!r}")
-    return float(value)
-
-
-#: Settings whose type is not their default's (``None`` defaults, lists, enumerations).
-def _time_of_day(value: Any, name: str, file: Path) -> str:
-    text = str(_typed(value, str, name, file))
-    hour, _, minute = text.partition(":")
-    if not (hour.isdigit() and minute.isdigit() and int(hour) < 24 and int(minute) < 60 and len(minute) == 2):
-        raise ConfigError(f"{file}: '{name}' must be a time of day like \"03:30\", not {value!r}")
-    return text
-
-
-_SPECIAL: dict[str, Callable[[Any, str, Path], Any]] = {
-    "holdout": _share,
-    "nightly_at": _time_of_day,
-    "claude_file": _one_of(("CLAUDE.local.md", "CLAUDE.md")),
-    "homes": _strings("paths"),
-    "allowed_hosts": _strings("host names"),
-    "disabled": lambda value, name, file: frozenset(_strings("content kinds")(value, name, file)),
-    "text_model": lambda value, name, file: _typed(value, str, name, file) or None,
-    "file_read_policy": _one_of(_POLICIES),
-    "mode": _one_of(_MODES),
-    "port": _port,
-    "anthropic_upstream": _url,
-    "openai_upstream": _url,
-    "gemini_upstream": _url,
-}
-
-
-def _engine(values: dict[str, Any], file: Path) -> EngineConfig:
-    """``[engine]`` as an :class:`EngineConfig` (frozen: built once, with every value checked)."""
-    base = EngineConfig()
-    return replace(base, **_checked(base, values, "engine", file))
 
 
 #: Config keys a running daemon applies on SIGHUP: its components read them on every use. A whole section

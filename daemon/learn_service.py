@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from headroom.daemon.component import RUNNING, STOPPED, LearnHealth
 from headroom.daemon.config import Config
 from headroom.daemon.scheduler import Scheduler
 from headroom.learn.model import AGENTS
@@ -163,6 +164,14 @@ class LearnJobs:
             IDLE_CHECK_MINUTES,
             self.config.learn.nightly_at,
         )
+
+    def health(self) -> LearnHealth:
+        """Running while the scheduler runs; the last error of either job, and what the last runs did."""
+        scheduler = self.scheduler
+        if scheduler is None:
+            return LearnHealth(STOPPED)
+        errors = [e for e in (scheduler.last_error(self.IDLE), scheduler.last_error(self.NIGHTLY)) if e]
+        return LearnHealth(RUNNING if scheduler.running else STOPPED, errors[-1] if errors else None, last=self.last)
 
     def reconfigure(self, config: Config) -> None:
         """New settings (a config reload): the jobs read ``self.config`` on every run; only the nightly time

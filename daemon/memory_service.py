@@ -25,6 +25,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from headroom.daemon.component import FAILED, RUNNING, STOPPED, MemoryHealth
 from headroom.daemon.config import Config
 from headroom.daemon.memory_feed import MemoryFeed
 from headroom.daemon.scheduler import Scheduler
@@ -181,6 +182,11 @@ class MemoryWorker:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
+    def health(self) -> MemoryHealth:
+        state = RUNNING if self.alive else STOPPED if self.stopping else FAILED
+        st = self.state
+        return MemoryHealth(state, st.last_error, embed_backlog=st.embed_backlog, rounds=st.rounds, errors=st.errors)
+
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         self._wake.set()
@@ -257,14 +263,14 @@ class MemoryWorker:
         """
         assert self.memory.vectors is not None
         embedder = self.memory.vectors.embedder
-        if getattr(embedder, "loaded", True) or self._load_error is not None:
+        if embedder.loaded or self._load_error is not None:
             return True  # a failed load: embed_pending reports the error (and search falls back to full text)
         if self._loader is None:
             self._loader = threading.Thread(target=self._load, args=(embedder,), name="headroom-model", daemon=True)
             self._loader.start()
         return False
 
-    def _load(self, embedder: Any) -> None:
+    def _load(self, embedder: Embedder) -> None:
         try:
             embedder.load()
         except Exception as exc:  # EmbedderUnavailable, or a library failing in its own way

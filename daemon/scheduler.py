@@ -321,6 +321,11 @@ class Scheduler:
         job = self._aps.get_job(self.job_id(name))
         self.stats[name].next_run = job.next_run_time if job is not None else None
 
+    def last_error(self, name: str) -> str | None:
+        """The last error of job ``name`` (None when it never failed, or is not registered)."""
+        stats = self.stats.get(name)
+        return stats.last_error if stats is not None else None
+
     def health(self) -> dict[str, Any]:
         jobs = {}
         for name, stats in self.stats.items():

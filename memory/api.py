@@ -30,6 +30,10 @@ class Memory:
         self.vectors = Vectors(self.store, embedder, index_dir) if embedder is not None else None
         self.searcher = Searcher(self.store, self.vectors)
 
+    def close(self) -> None:
+        """Stop the search pool's threads (the database is the caller's to close)."""
+        self.searcher.close()
+
     def put(self, content: str, kind: str = "decision", **where: Any) -> PutResult:
         """Store ``content`` (redacted first) with where it was met; see :class:`headroom.memory.store.Draft`."""
         return self.store.put(content, kind, **where)

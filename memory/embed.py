@@ -66,6 +66,15 @@ class Embedder(Protocol):
     name: str
     dim: int
 
+    @property
+    def loaded(self) -> bool:
+        """Whether ``embed`` answers without loading anything first (the daemon loads a model off its worker)."""
+        ...
+
+    def load(self) -> None:
+        """Load what ``embed`` needs now (idempotent); raises ``EmbedderUnavailable`` when it cannot."""
+        ...
+
     def embed(self, texts: Sequence[str]) -> FloatMatrix:
         """Return a float32 array of shape ``(len(texts), dim)`` with unit-length rows."""
         ...
@@ -86,6 +95,12 @@ class HashEmbedder:
     # next to the many n-grams every English text shares.
     _WORD_WEIGHT = 2.0
     _TOKEN = re.compile(r"\w+")
+
+    #: Nothing to load: the hash is computed on the spot.
+    loaded: bool = True
+
+    def load(self) -> None:
+        """Nothing to load."""
 
     def __init__(self, dim: int = 384) -> None:
         if dim < 2:
@@ -249,6 +264,11 @@ class SentenceTransformerEmbedder:
             from transformers.utils import logging as hf_logging
 
             hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+            import tqdm  # type: ignore[import-untyped]
+
+            # tqdm's monitor thread (started by the first progress bar, sentence-transformers has some) outlives
+            # every bar and the model: with progress bars off it has nothing to watch.
+            tqdm.tqdm.monitor_interval = 0
             model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
             dim = model.get_embedding_dimension()
         except Exception as exc:  # a broken folder fails in many library-specific ways; all mean "unavailable"

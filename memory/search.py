@@ -99,6 +99,13 @@ class Searcher:
                 self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="headroom-search")
             return self._executor
 
+    def close(self) -> None:
+        """Stop the pool's threads (started by the first hybrid search); a later search starts a new pool."""
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True)
+
     def visible(self, project: str | None, include_global: bool = True) -> set[int] | None:
         key = (project, include_global)
         version = self.store.generation()

@@ -4,6 +4,10 @@ Used by the proxy's statistics and by the block memo. The queue is bounded: when
 dropped and counted rather than slowing the caller down (both users prefer latency to completeness: a lost
 statistic is a missing row, a lost memo entry is one more compression later). ``flush`` waits until
 everything submitted before it is written; ``close`` drains the queue and stops the thread.
+
+The thread starts with the first record (or ``start()``), never in the constructor: building a writer that is
+never used (a proxy whose stats are off, a memo nobody compresses with) leaves nothing running to stop, and a
+record submitted after ``close`` is counted as dropped instead of waiting in a queue nobody reads.
 """
 
 from __future__ import annotations
@@ -34,7 +38,23 @@ class BatchWriter(Generic[T]):
         # None stops the thread; an Event is a flush marker, set once everything before it is written.
         self._queue: queue.Queue[T | threading.Event | None] = queue.Queue(QUEUE_MAX)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
+        self._state_lock = threading.Lock()
+        self._started = False
+        self._closed = False
+
+    def start(self) -> bool:
+        """Start the writer's thread (once; the first ``submit`` does it too). False once it is closed."""
+        with self._state_lock:
+            if self._closed:
+                return False
+            if not self._started:
+                self._started = True
+                self._thread.start()
+            return True
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
 
     @property
     def queued(self) -> int:
@@ -42,6 +62,9 @@ class BatchWriter(Generic[T]):
         return self._queue.qsize()
 
     def submit(self, record: T) -> None:
+        if self._closed or (not self._started and not self.start()):
+            self.dropped += 1
+            return
         try:
             self._queue.put_nowait(record)
         except queue.Full:
@@ -49,13 +72,22 @@ class BatchWriter(Generic[T]):
 
     def flush(self, timeout: float = 10.0) -> None:
         """Wait until every record submitted so far is written (tests, shutdown)."""
+        if not self._started or self._closed:
+            return  # nothing was ever queued, or close() already drained it
         done = threading.Event()
         self._queue.put(done)
         done.wait(timeout)
 
     def close(self, timeout: float = 10.0) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout)
+        """Write what is queued, then stop the thread (idempotent; a writer never started has nothing to do)."""
+        with self._state_lock:
+            if self._closed:
+                return
+            self._closed = True
+            started = self._started
+        if started:
+            self._queue.put(None)
+            self._thread.join(timeout)
 
     def _run(self) -> None:
         stop = False

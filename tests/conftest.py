@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.helpers import copy_tree, point_agents_at
+from tests.leaks import no_leaks  # noqa: F401  (autouse: a test that leaks a thread or an fd fails)
 from tests.pg import pg_db, pg_server, pg_url  # noqa: F401  (fixtures for the PostgreSQL tests)
 
 if TYPE_CHECKING:

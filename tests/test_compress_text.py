@@ -220,6 +220,7 @@ def test_no_model_configured_skips() -> None:
 def _tiny_model(path: Path) -> None:
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
+    pytest.importorskip("tqdm").tqdm.monitor_interval = 0  # saving opens a progress bar: no monitor thread left
     words = sorted(set(_prose(8).replace(".", " ").lower().split()))
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words, ".", ",", *"0123456789", "##s", "##ed"]
     path.mkdir()

@@ -85,3 +85,58 @@ def test_the_holdout_share_is_read_and_zero_is_allowed(isolated_home: Path) -> N
     assert load_config().proxy.holdout == 0.05
     (isolated_home / "config.toml").write_text("[proxy]\nholdout = 0\n", encoding="utf-8")
     assert load_config().proxy.holdout == 0.0
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "[watcher]\ndebounce_ms = 0.5\n",
+            r":2: 'watcher.debounce_ms' must be a positive number \(a whole one\), not 0.5",
+        ),
+        ("[memory]\nembed_batch = 2.9\n", r"'memory.embed_batch' must be a positive number \(a whole one\), not 2.9"),
+        ("[memory]\nembed_batch = 0\n", "'memory.embed_batch' must be a positive number"),
+        ("[hooks]\nbriefing = 1\n", "'hooks.briefing' must be a bool, not 1"),
+        ("[proxy]\nport = 70000\n", r"'proxy.port' must be a port number \(0-65535\), not 70000"),
+        ("[learn]\nnightly_at = '3:3'\n", "'learn.nightly_at' must be a time of day"),
+        ("[engine]\nmin_tokens = 2.5\n", "'engine.min_tokens' must be a positive number"),
+        ("[agents.codex]\nhomes = 'x'\n", "'agents.codex.homes' must be a list of paths"),
+    ],
+)
+def test_a_value_is_refused_not_truncated(isolated_home: Path, text: str, message: str) -> None:
+    """Before the declared sections, ``debounce_ms = 0.5`` silently became 0 and ``embed_batch = 2.9`` became 2."""
+    isolated_home.mkdir(parents=True, exist_ok=True)
+    (isolated_home / "config.toml").write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=message):
+        load_config()
+
+
+def test_whole_numbers_and_floats_are_kept_as_written(isolated_home: Path) -> None:
+    isolated_home.mkdir(parents=True, exist_ok=True)
+    (isolated_home / "config.toml").write_text(
+        "[watcher]\ndebounce_ms = 75\nrescan_seconds = 2\n[memory]\nembed_batch = 3\n[engine]\ntext_keep_ratio = 0.3\n",
+        encoding="utf-8",
+    )
+    config = load_config()
+    assert (config.watcher.debounce_ms, config.memory.embed_batch) == (75, 3)
+    assert config.watcher.rescan_seconds == 2.0 and isinstance(config.watcher.rescan_seconds, float)
+    assert config.engine.text_keep_ratio == 0.3
+
+
+def test_a_check_belongs_to_its_section_not_to_a_key_name(tmp_path: Path) -> None:
+    """``mode`` is checked as the proxy's mode in ``[proxy]`` only: the same key name in another section (as a
+    future ``[team] mode`` would be) gets that section's own declaration, not the proxy's."""
+    from dataclasses import dataclass, replace
+
+    from headroom.daemon.config import ProxyConfig, read_section
+
+    @dataclass
+    class Team:
+        mode: str = "pull"
+        port: int = 5
+
+    file = tmp_path / "config.toml"
+    assert read_section(Team, {"mode": "push", "port": 99999}, "team", file) == Team(mode="push", port=99999)
+    with pytest.raises(ConfigError, match=r"'proxy\.mode' must be one of ccr, lossless"):
+        read_section(ProxyConfig, {"mode": "push"}, "proxy", file)
+    assert replace(ProxyConfig(), port=0).port == 0  # still dataclasses: replace() and fields() keep working

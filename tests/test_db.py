@@ -69,7 +69,10 @@ def test_concurrent_first_opens_are_serialised(tmp_path: Path) -> None:
     for worker in workers:
         worker.join(60)
         assert worker.exitcode == 0
+        worker.close()
     revisions = {queue.get(timeout=5) for _ in workers}
+    queue.close()
+    queue.join_thread()
     assert len(revisions) == 1 and revisions != {""}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -41,12 +42,14 @@ def _ingest(tmp_path: Path) -> Database:
 
 
 @pytest.fixture
-def generated_db(generated_logs: Path, tmp_path: Path) -> Database:
-    return _ingest(tmp_path)
+def generated_db(generated_logs: Path, tmp_path: Path) -> Iterator[Database]:
+    db = _ingest(tmp_path)
+    yield db
+    db.close()
 
 
 @pytest.fixture
-def shared_project_db(generated_logs: Path, tmp_path: Path) -> Database:
+def shared_project_db(generated_logs: Path, tmp_path: Path) -> Iterator[Database]:
     """The same sessions, as if every agent and scenario had run in one checkout (/srv/work/src/<name>)."""
     for path in generated_logs.rglob("*"):
         if path.is_file() and not path.is_symlink():
@@ -54,7 +57,9 @@ def shared_project_db(generated_logs: Path, tmp_path: Path) -> Database:
             new = _AGENT_HOME.sub(SHARED_ROOT, text)
             if new != text:
                 path.write_text(new, encoding="utf-8", errors="surrogateescape")
-    return _ingest(tmp_path)
+    db = _ingest(tmp_path)
+    yield db
+    db.close()
 
 
 # ---------------------------------------------------------------------------------------- real sessions

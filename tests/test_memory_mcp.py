@@ -171,6 +171,7 @@ def daemon(config: Config, db: Database) -> Iterator[HookServer]:
         yield server
     finally:
         server.stop()
+        memory.close()
 
 
 def test_search_goes_to_the_daemon_and_falls_back_when_it_cannot_answer(

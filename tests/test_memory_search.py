@@ -128,6 +128,10 @@ def test_forget_takes_the_vector_out_of_the_index(db: Database, tmp_path: Path) 
 class BrokenEmbedder:
     name = "broken"
     dim = 8
+    loaded = True
+
+    def load(self) -> None:
+        """Nothing to load: the failure comes at embed time."""
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         raise EmbedderUnavailable("the model folder is missing (test)")

@@ -141,3 +141,14 @@ def test_prefix_cache_bytes_bound_the_memory_it_really_holds() -> None:
     assert cache.bytes <= cap and held <= 1.25 * cap, f"{held / 1e6:.2f} MB held for a {cap / 1e6:.2f} MB cap"
     key = chain_keys("c2999", [original])
     assert cache.frozen(key, [original]) == (1, [out])  # a hit gives back an equal message
+
+
+def test_the_proxys_own_endpoints_are_one_table() -> None:
+    from headroom.daemon.proxy.app import LOCAL_ROUTES, is_local_path, local_route
+
+    for route in LOCAL_ROUTES:
+        assert local_route(route.path) is route
+    assert local_route("/dashboard/app.js") is local_route("/dashboard")
+    for provider_path in ("/dashboardx", "/v1/messages", "/v1/chat/completions", "/healthz/x", "/statsx"):
+        assert not is_local_path(provider_path), provider_path
+    assert {r.path for r in LOCAL_ROUTES if r.local_only} == {"/healthz", "/stats"}

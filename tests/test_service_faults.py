@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.pool import Pool
 
-from headroom.daemon import service as service_module
+from headroom.daemon import follow as follow_module
 from headroom.daemon.service import Service
 from headroom.memory.db import open_database
 from tests.helpers import claude_record, claude_session_lines, claude_tree, move_next_run
@@ -72,8 +72,8 @@ def test_a_full_disk_pauses_ingestion_and_it_resumes_when_space_returns(
     page_limit: dict[str, int | None],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(service_module, "FULL_RETRY_SECONDS", 0.2)
-    monkeypatch.setattr(service_module, "FULL_RETRY_MAX_SECONDS", 0.5)
+    monkeypatch.setattr(follow_module, "FULL_RETRY_SECONDS", 0.2)
+    monkeypatch.setattr(follow_module, "FULL_RETRY_MAX_SECONDS", 0.5)
     db_file = isolated_home / "headroom.db"
     log = claude_tree(claude_root)
     log.write_bytes(b"".join(claude_session_lines(2)))

@@ -304,7 +304,7 @@ class HookAnswers:
     def _searcher(self) -> Searcher:
         """The memory's own searcher when its model is loaded; full-text only otherwise (never load torch here)."""
         memory = self.memory
-        if memory is not None and memory.vectors is not None and getattr(memory.vectors.embedder, "loaded", False):
+        if memory is not None and memory.vectors is not None and memory.vectors.embedder.loaded:
             return memory.searcher
         return self._text_searcher
 

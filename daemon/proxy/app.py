@@ -227,8 +227,9 @@ class ProxyApp:
         if method == "OPTIONS":  # a browser's preflight: answered here, with no CORS grant, never forwarded
             await _respond(send, 204, b"", extra=[(b"allow", b"GET, HEAD, POST, PUT, PATCH, DELETE")])
             return
-        if is_local_path(path) and not (path == "/" and _CREDENTIALS.intersection(hmap)):
-            await self._local(scope, method, path, hmap, send)
+        own = local_route(path)
+        if own is not None and not (path == "/" and _CREDENTIALS.intersection(hmap)):
+            await self._local(scope, method, own, path, hmap, send)
             return
         route = match(method, path, hmap)
         raw = await self._read_body(route.provider, receive, send)
@@ -372,32 +373,34 @@ class ProxyApp:
             record.usage = sniffer.finish()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    async def _local(self, scope: Scope, method: str, path: str, hmap: dict[str, str], send: Send) -> None:
-        """The proxy's own paths: answered here whatever the method, never sent to a provider."""
+    async def _local(
+        self, scope: Scope, method: str, route: LocalRoute, path: str, hmap: dict[str, str], send: Send
+    ) -> None:
+        """The proxy's own paths (``LOCAL_ROUTES``): answered here whatever the method, never sent to a provider."""
         if method not in ("GET", "HEAD"):
             body = orjson.dumps({"error": f"{method} {path} is a local path of the headroom proxy: GET only"})
             await _respond(send, 405, body, extra=[(b"allow", b"GET, HEAD")])
-        elif path == "/":
-            await _respond(send, 302, b"", extra=[(b"location", DASHBOARD_PATH.encode())])
-        elif path == "/favicon.ico":
-            await _respond(send, 204, b"", extra=[(b"cache-control", b"max-age=86400")])
-        elif path == MEMORY_SEARCH_PATH:
-            await self._memory(scope, hmap, send)
-        elif path.startswith(DASHBOARD_PATH):
-            await self._dashboard(scope, path, hmap, send)
-        elif not local_client(scope.get("client"), hmap.get("host", "")):
+        elif route.local_only and not local_client(scope.get("client"), hmap.get("host", "")):
             await _respond(send, 403, orjson.dumps({"error": f"{path} is served to local clients only"}))
-        elif path == "/healthz":
-            await self._healthz(scope, send)
-        elif self.summary is None:
-            await _respond(send, 503, orjson.dumps({"error": "statistics need the database"}))
         else:
-            if self.stats is not None:
-                await asyncio.to_thread(self.stats.flush, 2.0)
-            summary = await asyncio.to_thread(self.summary)
-            await _respond(send, 200, orjson.dumps(summary))
+            await route.handler(self, scope, path, hmap, send)
 
-    async def _healthz(self, scope: Scope, send: Send) -> None:
+    async def _root(self, scope: Scope, path: str, hmap: dict[str, str], send: Send) -> None:
+        await _respond(send, 302, b"", extra=[(b"location", DASHBOARD_PATH.encode())])
+
+    async def _favicon(self, scope: Scope, path: str, hmap: dict[str, str], send: Send) -> None:
+        await _respond(send, 204, b"", extra=[(b"cache-control", b"max-age=86400")])
+
+    async def _stats(self, scope: Scope, path: str, hmap: dict[str, str], send: Send) -> None:
+        if self.summary is None:
+            await _respond(send, 503, orjson.dumps({"error": "statistics need the database"}))
+            return
+        if self.stats is not None:
+            await asyncio.to_thread(self.stats.flush, 2.0)
+        summary = await asyncio.to_thread(self.summary)
+        await _respond(send, 200, orjson.dumps(summary))
+
+    async def _healthz(self, scope: Scope, path: str, hmap: dict[str, str], send: Send) -> None:
         params = dict(urllib.parse.parse_qsl(scope.get("query_string", b"").decode("latin-1")))
         payload: dict[str, Any] = {
             "status": "ok",
@@ -419,7 +422,7 @@ class ProxyApp:
             payload["daemon"] = await asyncio.to_thread(self.health)  # stats of files: off the event loop
         await _respond(send, 200, orjson.dumps(payload))
 
-    async def _memory(self, scope: Scope, hmap: dict[str, str], send: Send) -> None:
+    async def _memory(self, scope: Scope, path: str, hmap: dict[str, str], send: Send) -> None:
         if self.memory_search is None:
             await _respond(send, 503, orjson.dumps({"error": "memory search runs in the daemon only"}))
             return
@@ -485,12 +488,43 @@ _PAGE_HEADERS = [
 ]
 
 
+@dataclass(frozen=True)
+class LocalRoute:
+    """One of the proxy's own endpoints: a path (or, with ``prefix``, every path under it) and its handler.
+
+    ``local_only``: served to a loopback client that asked for a loopback host only (403 otherwise); the
+    dashboard and memory search do their own, finer checks (see their handlers)."""
+
+    path: str
+    handler: Callable[[ProxyApp, Scope, str, dict[str, str], Send], Awaitable[None]]
+    prefix: bool = False
+    local_only: bool = False
+
+    def matches(self, path: str) -> bool:
+        return path == self.path or (self.prefix and path.startswith(self.path + "/"))
+
+
+#: The proxy's own endpoints, in one table: ``is_local_path`` and ``ProxyApp._local`` both read it.
+LOCAL_ROUTES = (
+    LocalRoute("/", ProxyApp._root),
+    LocalRoute("/favicon.ico", ProxyApp._favicon),
+    LocalRoute(MEMORY_SEARCH_PATH, ProxyApp._memory),
+    LocalRoute(DASHBOARD_PATH, ProxyApp._dashboard, prefix=True),
+    LocalRoute("/healthz", ProxyApp._healthz, local_only=True),
+    LocalRoute("/stats", ProxyApp._stats, local_only=True),
+)
+
+
+def local_route(path: str) -> LocalRoute | None:
+    """The route serving ``path`` (after the lossless prefix is taken off), or None: a provider's path."""
+    return next((route for route in LOCAL_ROUTES if route.matches(path)), None)
+
+
 def is_local_path(path: str) -> bool:
-    """The proxy's own paths (after the lossless prefix is taken off): never forwarded to a provider."""
-    return path in _LOCAL_PATHS or path == DASHBOARD_PATH or path.startswith(DASHBOARD_PATH + "/")
+    """The proxy's own paths: never forwarded to a provider."""
+    return local_route(path) is not None
 
 
-_LOCAL_PATHS = frozenset({"/", "/favicon.ico", "/healthz", "/stats", MEMORY_SEARCH_PATH})
 #: Headers that make a request to ``/`` an agent's (a connectivity check, passed on) rather than a browser's.
 _CREDENTIALS = frozenset({"x-api-key", "authorization", "x-goog-api-key"})
 

@@ -210,6 +210,11 @@ class ProxyServer:
             self.error = exc
             log.error("proxy stopped: %s: %s", type(exc).__name__, exc)
 
+    @property
+    def stopping(self) -> bool:
+        """Whether it was told to stop (a server not running then is stopped, not failed)."""
+        return bool(self.server.should_exit)
+
     def stop(self, timeout: float = 10.0) -> None:
         self.server.should_exit = True
         if self._thread is not None:

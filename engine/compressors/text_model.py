@@ -103,6 +103,9 @@ def _load(path: str) -> tuple[Any, Any] | str:
         transformers = importlib.import_module("transformers")
     except ImportError as exc:
         return f"the text model needs torch and transformers ({exc.name} is missing)"
+    # tqdm (a transformers dependency) starts a monitor thread with its first progress bar that outlives the
+    # bar and the model; the daemon shows no bars, so there is nothing for it to watch.
+    importlib.import_module("tqdm").tqdm.monitor_interval = 0
     try:
         with warnings.catch_warnings():  # a library deprecation notice is no reason to lose the model
             warnings.simplefilter("ignore")
