@@ -1,10 +1,13 @@
 """Opening the database: engine set-up, owner-only files, and schema upgrade on open.
 
-Every process that opens the DB (the daemon, each CLI command) upgrades it to the newest Alembic revision
-first, so users never run migrations by hand. Upgrades are serialised between processes with a file lock
-(PostgreSQL: an advisory lock), and a DB whose revision this code does not know is refused rather than
-guessed at. SQLite runs in WAL mode with a busy timeout so the daemon's writes and the CLI's reads do not
-block each other.
+Every process that opens a SQLite DB (one person's: the daemon, each CLI command) upgrades it to the newest
+Alembic revision first, so users never run migrations by hand. A shared PostgreSQL database is upgraded only
+by ``headroom db upgrade`` (whoever administers it): a client whose schema is behind stops with that advice, and
+one whose schema is ahead (a newer headroom upgraded it) continues only inside the compatibility window the
+upgrade recorded (:data:`~headroom.migrations.MIN_CLIENT_REVISION`). Upgrades are serialised between
+processes with a file lock (PostgreSQL: an advisory lock), and a DB whose revision this code does not know is
+refused rather than guessed at. SQLite runs in WAL mode with a busy timeout so the daemon's writes and the CLI's
+reads do not block each other.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from headroom.memory.errors import (
     DatabaseTooNew,
     is_disk_full,
 )
-from headroom.migrations import HEAD
+from headroom.migrations import HEAD, MIN_CLIENT_REVISION
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -44,6 +47,15 @@ BUSY_TIMEOUT_MS = 30_000
 REBUILD_COMMAND = "headroom ingest --rebuild"
 
 _PG_MIGRATION_LOCK = 0x68656164  # "head": the advisory lock id that serialises upgrades on PostgreSQL
+#: The ``state_values`` row (machine ``""``) where ``headroom db upgrade`` records the oldest client revision
+#: that can still use the schema it left.
+MIN_CLIENT_KEY = "schema.min_client_revision"
+#: Connections per daemon or CLI process on PostgreSQL: ``POOL_SIZE`` kept open, ``MAX_OVERFLOW`` more at a
+#: burst, so 30 daemons hold at most 30 x 5 = 150 (PostgreSQL's default ``max_connections`` is 100).
+POOL_SIZE = 2
+MAX_OVERFLOW = 3
+#: Seconds after which a pooled connection is replaced (a server-side idle timeout or a failover drops it).
+POOL_RECYCLE_S = 1800
 
 
 @dataclass
@@ -260,8 +272,14 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def open_database(url: str, *, upgrade: bool = True, guard: bool = False, read_only: bool = False) -> Database:
+def open_database(
+    url: str, *, upgrade: bool = True, guard: bool = False, read_only: bool = False, shared_upgrade: bool = False
+) -> Database:
     """Open (creating it if needed) and upgrade the database at ``url``.
+
+    ``upgrade`` upgrades a SQLite file; a PostgreSQL database is shared, so there it only creates the schema in
+    an empty database and otherwise checks the revision (:func:`check_shared_revision`), unless
+    ``shared_upgrade`` (``headroom db upgrade``) says this process administers it.
 
     ``guard``: watch a SQLite file for deletion or replacement (the daemon, which holds it for days).
     ``read_only``: open an existing SQLite file without writing anything (no lock file, no upgrade, no WAL
@@ -285,8 +303,10 @@ def open_database(url: str, *, upgrade: bool = True, guard: bool = False, read_o
         write_sessions=sessionmaker(engine.execution_options(sqlite_begin="IMMEDIATE"), expire_on_commit=False),
     )
     try:
-        if upgrade:
+        if upgrade and (shared_upgrade or engine.dialect.name != "postgresql"):
             upgrade_database(db)
+        elif upgrade:
+            check_shared_revision(db)
         else:
             check_revision(db)
         if engine.dialect.name == "postgresql":
@@ -338,13 +358,14 @@ def _open_read_only(url: str, path: Path) -> Database:
     )
     try:
         current, head = check_revision(db)
+        ahead = current != head and is_ahead(current)
     except OperationalError as exc:
         engine.dispose()
         raise DatabaseError(f"cannot read the database {path}: {exc.orig}") from exc
     except BaseException:
         engine.dispose()
         raise
-    if current != head:
+    if current != head and not ahead:
         engine.dispose()
         raise DatabaseNeedsUpgrade(
             f"the database {path} is at schema revision {current or 'none'} and needs an upgrade to {head}, "
@@ -366,9 +387,52 @@ def check_revision(db: Database) -> tuple[str | None, str]:
 
     script = ScriptDirectory.from_config(alembic_config(db.url))
     head = script.get_current_head() or "base"
-    if current is not None and current not in {rev.revision for rev in script.walk_revisions()}:
-        raise DatabaseTooNew(_safe(db.url), current, head)
+    known = {rev.revision for rev in script.walk_revisions()}
+    if current is not None and current not in known:
+        minimum = min_client_revision(db)
+        if minimum is None or minimum not in known:  # the chain is linear: a known revision is <= our head
+            raise DatabaseTooNew(_safe(db.url), current, head, minimum)
     return current, head
+
+
+def known_revisions() -> set[str]:
+    """Every schema revision this code ships (a linear chain ending at HEAD)."""
+    from alembic.script import ScriptDirectory
+
+    return {rev.revision for rev in ScriptDirectory.from_config(alembic_config("sqlite://")).walk_revisions()}
+
+
+def is_ahead(current: str | None) -> bool:
+    """Whether ``current`` is a revision past this code's newest (a newer headroom upgraded the DB)."""
+    return current is not None and current != HEAD and current not in known_revisions()
+
+
+def min_client_revision(db: Database) -> str | None:
+    """The oldest client revision the last ``headroom db upgrade`` said can use the schema; None if none said."""
+    with db.engine.connect() as conn:
+        if not inspect(conn).has_table("state_values"):
+            return None
+        value = conn.execute(
+            text("SELECT value FROM state_values WHERE machine_id = '' AND name = :n"), {"n": MIN_CLIENT_KEY}
+        ).scalar()
+    return str(value) if value else None
+
+
+def check_shared_revision(db: Database) -> None:
+    """A client of a shared (PostgreSQL) database: never upgrade it, say what to do when it is behind.
+
+    An empty database gets the schema (nothing to break; the first ``headroom db upgrade`` does the same). A
+    schema ahead of this code passes :func:`check_revision` only inside the recorded compatibility window.
+    """
+    current, head = check_revision(db)
+    if current is None:
+        upgrade_database(db)
+        return
+    if current != head and not is_ahead(current):
+        raise DatabaseNeedsUpgrade(
+            f"the team database {_safe(db.url)} is at revision {current}, this headroom needs {head}: run "
+            "`headroom db upgrade` (once, by whoever administers it)"
+        )
 
 
 def _check_member(db: Database) -> None:
@@ -388,17 +452,30 @@ def _check_member(db: Database) -> None:
 
 
 def upgrade_database(db: Database) -> None:
-    """Bring the schema to the newest revision, one process at a time."""
+    """Bring the schema to the newest revision, one process at a time.
+
+    On PostgreSQL it also records the compatibility window (:data:`MIN_CLIENT_KEY`), so clients older than
+    this code know whether they may go on. A schema already past this code (inside the window) is left alone.
+    """
     with _migration_lock(db):
         current, head = check_revision(db)
-        if current == head:
-            return
-        from alembic import command
+        if current != head and not is_ahead(current):
+            from alembic import command
 
-        cfg = alembic_config(db.url)
-        with db.engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+            cfg = alembic_config(db.url)
+            with db.engine.begin() as conn:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+            current = head
+        if db.engine.dialect.name == "postgresql" and current == head:
+            with db.engine.begin() as conn:
+                conn.execute(
+                    text(
+                        "INSERT INTO state_values (machine_id, name, value) VALUES ('', :n, :v) "
+                        "ON CONFLICT (machine_id, name) DO UPDATE SET value = excluded.value"
+                    ),
+                    {"n": MIN_CLIENT_KEY, "v": MIN_CLIENT_REVISION},
+                )
 
 
 @contextlib.contextmanager
@@ -464,9 +541,35 @@ def _clean_row(row: Any) -> Any:
 
 
 def _engine_options(url: str) -> dict[str, Any]:
+    """SQLite: a busy timeout. PostgreSQL: a small pool (dozens of daemons share one server's connections),
+    checked before use and recycled, so a restarted server or an idle-killed connection is not an error."""
     if make_url(url).get_backend_name() == "sqlite":
         return {"connect_args": {"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}}
-    return {"pool_pre_ping": True}
+    return pool_settings()
+
+
+def pool_settings() -> dict[str, Any]:
+    """The connection pool a process uses on PostgreSQL (shown by ``headroom db status``)."""
+    return {
+        "pool_size": POOL_SIZE,
+        "max_overflow": MAX_OVERFLOW,
+        "pool_pre_ping": True,
+        "pool_recycle": POOL_RECYCLE_S,
+        "pool_timeout": 30,
+    }
+
+
+def password_in_url(url: str) -> bool:
+    """Whether the URL carries a password (config.toml is a file others may read: ``.pgpass`` is the place)."""
+    return bool(make_url(url).password)
+
+
+def database_size(db: Database) -> int | None:
+    """Bytes on disk: ``pg_database_size`` on PostgreSQL, the file and its WAL on SQLite."""
+    if db.engine.dialect.name == "postgresql":
+        with db.engine.connect() as conn:
+            return int(conn.execute(text("SELECT pg_database_size(current_database())")).scalar_one())
+    return db.size_bytes()
 
 
 def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:

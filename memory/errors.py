@@ -12,11 +12,12 @@ class DatabaseError(HeadroomError):
 class DatabaseTooNew(DatabaseError):
     """The DB's schema revision is unknown to this code: it was written by a newer headroom."""
 
-    def __init__(self, url: str, revision: str, head: str) -> None:
-        self.url, self.revision, self.head = url, revision, head
+    def __init__(self, url: str, revision: str, head: str, min_client: str | None = None) -> None:
+        self.url, self.revision, self.head, self.min_client = url, revision, head, min_client
+        window = f", and needs a client at revision {min_client} or later" if min_client else ""
         super().__init__(
             f"the database {url} is at schema revision {revision}, which this headroom does not know "
-            f"(its newest is {head}): it was written by a newer headroom. Upgrade headroom "
+            f"(its newest is {head}): it was written by a newer headroom{window}. Upgrade headroom "
             "(pip install -U headroom) or point database_url at another database."
         )
 

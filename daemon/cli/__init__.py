@@ -98,6 +98,7 @@ COMMANDS = {
     "compress": "compress_cmd",
     "retrieve": "compress_cmd",
     "daemon": "daemon_cmd",
+    "db": "db_cmd",
     "doctor": "doctor",
     "hooks": "hooks_cmd",
     "ingest": "ingest_cmd",
