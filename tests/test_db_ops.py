@@ -133,6 +133,11 @@ def test_db_status_on_postgres(pg_server: object, pg_url: str, monkeypatch: pyte
     assert shown.exit_code == 0, shown.output
     assert "s3cret" not in shown.output
     assert "warning: database_url holds a password" in shown.output and ".pgpass" in shown.output
+    doctor = CliRunner().invoke(cli, ["doctor", "--json"])
+    report = json.loads(doctor.output)
+    assert report["database"]["size_bytes"] > 1_000_000
+    assert [w for w in report["database"]["warnings"] if ".pgpass" in w], report["database"]
+    assert "s3cret" not in doctor.output
 
 
 @pytest.mark.pg

@@ -20,7 +20,7 @@ from headroom.engine.errors import HeadroomError
 from headroom.learn.model import EventKind
 from headroom.learn.readers import reader_for
 from headroom.learn.readers.base import record_type
-from headroom.memory.db import Database, check_revision
+from headroom.memory.db import Database, check_revision, database_size
 from headroom.memory.identity import current_machine
 from headroom.memory.models import Event, IngestIssue, Session, SourceFile, ToolCall, Usage
 
@@ -60,12 +60,21 @@ def doctor(app: App, as_json: bool) -> None:
             _ingested(app, report)
     except (HeadroomError, SQLAlchemyError) as exc:
         report["database"]["error"] = _one_line(exc)
+    report["database"]["warnings"] = _url_warnings(config.database_url)
     if as_json:
         emit_json(report)
     else:
         _print(report)
     if report["config"]["error"] or report["database"].get("error") or report["database"].get("damaged"):
         raise SystemExit(1)
+
+
+def _url_warnings(url: str) -> list[str]:
+    """What a developer should change in database_url (a password in config.toml belongs in ~/.pgpass)."""
+    from headroom.daemon.cli.db_cmd import PASSWORD_WARNING
+    from headroom.memory.db import password_in_url
+
+    return [PASSWORD_WARNING] if password_in_url(url) else []
 
 
 def _database_state(db: Database) -> dict[str, Any]:
@@ -76,7 +85,7 @@ def _database_state(db: Database) -> dict[str, Any]:
         "revision": current,
         "head": head,
         "up_to_date": current == head,
-        "size_bytes": db.size_bytes(),
+        "size_bytes": database_size(db),
         "read_only": db.read_only,
         "damaged": bool(problems),
         "integrity": db.integrity,
@@ -250,6 +259,8 @@ def _print(report: dict[str, Any]) -> None:
             out.print(f"  [red]damaged[/red]: {escape(dbinfo['recovery'])}")
         else:
             out.print("  integrity check: ok")
+    for warning in dbinfo.get("warnings", []):
+        out.print(f"  [yellow]warning[/yellow]: {escape(warning)}")
     pid = report["daemon"]["pid"]
     out.print(f"[bold]daemon[/bold]: {'running, pid ' + str(pid) if pid else 'not running'}")
     proxy = report["proxy"]
