@@ -176,3 +176,22 @@ def test_db_upgrade_creates_a_new_sqlite_database(tmp_path: Path, monkeypatch: p
     result = CliRunner().invoke(cli, ["db", "upgrade"])
     assert result.exit_code == 0, result.output
     assert f"from revision none to {HEAD}" in result.output
+
+
+@pytest.mark.pg
+@pytest.mark.slow
+def test_daemon_does_not_upgrade_a_shared_schema(
+    pg_url: str, isolated_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from headroom.daemon.config import load_config
+    from headroom.daemon.service import Service
+
+    older = _previous(HEAD)
+    _migrate_to(pg_url, older)
+    monkeypatch.setenv("HEADROOM_DATABASE_URL", pg_url)
+    with pytest.raises(DatabaseNeedsUpgrade, match="run `headroom db upgrade`"):
+        Service(load_config()).run()
+    engine = create_engine(pg_url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == older
+    engine.dispose()
