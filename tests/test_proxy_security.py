@@ -468,6 +468,7 @@ def test_a_one_gib_bomb_against_the_real_daemon(tmp_path: Path, isolated_home: P
         daemon = subprocess.Popen(
             [sys.executable, "-m", "headroom.daemon.cli", "daemon", "run"], stdout=err, stderr=err
         )
+        http: httpx.Client | None = None
         try:
             state_file = load_config().paths.proxy_state
             deadline = time.monotonic() + 60
@@ -522,9 +523,13 @@ def test_a_one_gib_bomb_against_the_real_daemon(tmp_path: Path, isolated_home: P
             figures["rss_after_mb"] = round(_proc_kb(daemon.pid, "VmRSS") / 1024, 1)
             figures["rss_peak_mb"] = round(_proc_kb(daemon.pid, "VmHWM") / 1024, 1)
             print("\nbomb figures:", json.dumps(figures))
-            assert figures["rss_peak_mb"] < 300, figures
-            http.close()
+            # Bounded by the 100 MB cap, not by the bomb's 1 GiB: the growth is the decoded bytes up to the cap
+            # (bytearray over-allocation included). The daemon's absolute peak (< 300 MB) is a benchmark figure
+            # (bench/README.md), since its idle size grows with every feature the daemon imports.
+            assert figures["rss_peak_mb"] - figures["rss_before_mb"] < 150, figures
         finally:
+            if http is not None:
+                http.close()
             daemon.terminate()
             daemon.wait(30)
             err.close()
