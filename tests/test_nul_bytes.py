@@ -15,7 +15,8 @@ from sqlalchemy import text
 from headroom.daemon.cli import cli
 from headroom.daemon.config import load_config
 from headroom.daemon.ingest import Ingestor
-from headroom.memory.db import NUL_REPLACEMENT, Database, open_database
+from headroom.memory.db import Database, open_database
+from headroom.memory.nul import NUL_REPLACEMENT
 from tests.helpers import claude_record, claude_tree
 
 
