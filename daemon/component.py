@@ -106,6 +106,11 @@ class Errors:
     def clear(self, component: str) -> None:
         self.by_component.pop(component, None)
 
+    def not_running(self, component: str) -> Health:
+        """The health of a component with nothing running: failed when it noted an error, else stopped."""
+        failed = self.get(component)
+        return Health(FAILED if failed else STOPPED, failed)
+
 
 @dataclass
 class Runtime:

@@ -119,8 +119,7 @@ class HooksComponent:
 
     def health(self) -> Health:
         if self.server is None:
-            failed = self.errors.get(self.name)
-            return Health(FAILED if failed else STOPPED, failed)
+            return self.errors.not_running(self.name)
         info = self.server.health()
         return Health(str(info.pop("state")), info.pop("last_error"), details=info)
 
@@ -174,10 +173,7 @@ class ProxyComponent:
 
     def health(self) -> Health:
         if self.server is None:
-            if not self.config.proxy.enabled:
-                return Health(DISABLED)
-            failed = self.errors.get(self.name)
-            return Health(FAILED if failed else STOPPED, failed)
+            return Health(DISABLED) if not self.config.proxy.enabled else self.errors.not_running(self.name)
         info = self.server.health()
         stopping = self.server.stopping or self.rt.stop_event.is_set()
         state = RUNNING if info.pop("running") else STOPPED if stopping else FAILED

@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 import pytest
 
 if TYPE_CHECKING:
+    from click.testing import Result
+
     from headroom.memory.db import Database
 
 
@@ -80,3 +82,24 @@ def pg_db(pg_url: str) -> Iterator[Database]:
         yield database
     finally:
         database.close()
+
+
+def act_as(monkeypatch: pytest.MonkeyPatch, user: str, url: str) -> None:
+    """Make the next CLI command in this test run as ``user`` (on ``user``-laptop) against ``url``."""
+    from headroom.memory import identity
+
+    monkeypatch.setenv("HEADROOM_USER", user)
+    monkeypatch.setenv("HEADROOM_MACHINE", f"{user}-laptop")
+    monkeypatch.setenv("HEADROOM_DATABASE_URL", url)
+    identity.reset()
+
+
+def run_ok(*args: str) -> Result:
+    """``headroom ARGS`` in this process; fails the test on a non-zero exit, with the output."""
+    from click.testing import CliRunner
+
+    from headroom.daemon.cli import cli
+
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result

@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
@@ -24,24 +24,11 @@ from headroom.memory.api import Memory
 from headroom.memory.db import Database, open_database
 from headroom.memory.errors import DatabaseError
 from tests.helpers import CWD, claude_record, claude_tree, point_agents_at
-from tests.pg import PgServer
+from tests.pg import PgServer, act_as, run_ok
 
 pytestmark = [pytest.mark.pg, pytest.mark.slow]
 
 TOKEN = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
-
-
-def _as(monkeypatch: pytest.MonkeyPatch, user: str, url: str) -> None:
-    monkeypatch.setenv("HEADROOM_USER", user)
-    monkeypatch.setenv("HEADROOM_MACHINE", f"{user}-laptop")
-    monkeypatch.setenv("HEADROOM_DATABASE_URL", url)
-    identity.reset()
-
-
-def _run(*args: str) -> Result:
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result
 
 
 @pytest.fixture
@@ -52,18 +39,18 @@ def team(
     monkeypatch.setenv("HEADROOM_HOME", str(tmp_path / "hh"))
     empty = tmp_path / "none"
     point_agents_at(monkeypatch, tmp_path, empty / "claude", empty / "codex", empty / "gemini")
-    _as(monkeypatch, "admin", pg_db.url)
+    act_as(monkeypatch, "admin", pg_db.url)
     name = urlsplit(pg_db.url).path.lstrip("/")
     for user in ("alice", "bob"):
-        _run("team", "add-user", user)
-    users = json.loads(_run("team", "users", "--json").output)
+        run_ok("team", "add-user", user)
+    users = json.loads(run_ok("team", "users", "--json").output)
     assert [u["user"] for u in users] == ["alice", "bob"]
     yield {"owner": pg_db.url, "alice": pg_server.url(name, "alice"), "bob": pg_server.url(name, "bob")}
     identity.reset()
 
 
 def _alice_writes(team: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
-    _as(monkeypatch, "alice", team["alice"])
+    act_as(monkeypatch, "alice", team["alice"])
     log = claude_tree(tmp_path / "claude-a" / "projects")
     lines = [
         claude_record("prompt", 0, text="draft the payroll migration plan for billing"),
@@ -73,10 +60,10 @@ def _alice_writes(team: dict[str, str], tmp_path: Path, monkeypatch: pytest.Monk
     ]
     log.write_text("".join(json.dumps(line) + "\n" for line in lines))
     point_agents_at(monkeypatch, tmp_path / "a", tmp_path / "claude-a", tmp_path / "none", tmp_path / "none")
-    _run("ingest")
-    _run("memory", "search", "payroll", "--text-only", "--all-projects")  # catches up and feeds the memory
-    private = json.loads(_run("memory", "save", "alice private note about payroll", "-p", CWD, "--json").output)
-    shared = json.loads(_run("memory", "save", "release with make release", "--team", "-p", CWD, "--json").output)
+    run_ok("ingest")
+    run_ok("memory", "search", "payroll", "--text-only", "--all-projects")  # catches up and feeds the memory
+    private = json.loads(run_ok("memory", "save", "alice private note about payroll", "-p", CWD, "--json").output)
+    shared = json.loads(run_ok("memory", "save", "release with make release", "--team", "-p", CWD, "--json").output)
     db = open_database(team["alice"])
     try:
         read = Memory(db).put("def app():\n    return 42\n", "file_read", project=CWD, path=f"{CWD}/src/app.py")
@@ -144,14 +131,14 @@ def test_commands_act_only_within_what_bob_owns(
             text("UPDATE memory_items SET content = content || ' ' || :t WHERE id IN (:a, :b)"),
             {"t": TOKEN, "a": ids["private"], "b": ids["team"]},
         )
-    _as(monkeypatch, "bob", team["bob"])
+    act_as(monkeypatch, "bob", team["bob"])
     point_agents_at(monkeypatch, tmp_path / "b", tmp_path / "none", tmp_path / "none", tmp_path / "none")
-    mine = json.loads(_run("memory", "save", "bob private note about payroll", "-p", CWD, "--json").output)["id"]
-    found = json.loads(_run("memory", "search", "payroll", "--all-projects", "--text-only", "--json").output)
+    mine = json.loads(run_ok("memory", "save", "bob private note about payroll", "-p", CWD, "--json").output)["id"]
+    found = json.loads(run_ok("memory", "search", "payroll", "--all-projects", "--text-only", "--json").output)
     assert [h["id"] for h in found["hits"]] == [mine]
-    found = json.loads(_run("memory", "search", "release", "-p", CWD, "--text-only", "--json").output)
+    found = json.loads(run_ok("memory", "search", "release", "-p", CWD, "--text-only", "--json").output)
     assert [h["id"] for h in found["hits"]] == [ids["team"]]
-    sessions = json.loads(_run("sessions", "--json").output)
+    sessions = json.loads(run_ok("sessions", "--json").output)
     assert sessions == [] or all(s.get("user", "bob") == "bob" for s in sessions)
 
     db = open_database(team["bob"])
@@ -166,7 +153,7 @@ def test_commands_act_only_within_what_bob_owns(
     assert _count(owner, f"SELECT count(*) FROM memory_items WHERE id IN ({ids['private']}, {ids['team']})") == 2
     assert _count(owner, f"SELECT count(*) FROM memory_items WHERE content LIKE '%{TOKEN}%'") == 2
 
-    _as(monkeypatch, "alice", team["alice"])
+    act_as(monkeypatch, "alice", team["alice"])
     db = open_database(team["alice"])
     try:
         scan = Memory(db).store.redact_scan(apply=True)
@@ -180,7 +167,7 @@ def test_commands_act_only_within_what_bob_owns(
 def test_a_role_used_with_another_users_identity_is_refused_clearly(
     team: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _as(monkeypatch, "mallory", team["bob"])
+    act_as(monkeypatch, "mallory", team["bob"])
     with pytest.raises(DatabaseError, match="belongs to team user 'bob'"):
         open_database(team["bob"])
 
@@ -188,7 +175,7 @@ def test_a_role_used_with_another_users_identity_is_refused_clearly(
 def test_add_user_refuses_bad_names_and_sqlite(
     team: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _as(monkeypatch, "admin", team["owner"])
+    act_as(monkeypatch, "admin", team["owner"])
     result = CliRunner().invoke(cli, ["team", "add-user", 'x"; DROP TABLE sessions; --'])
     assert result.exit_code == 1 and "not a usable role name" in result.output
     monkeypatch.setenv("HEADROOM_DATABASE_URL", f"sqlite:///{tmp_path / 'one.db'}")

@@ -10,7 +10,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 from sqlalchemy import create_engine, select, text
 
 from headroom.daemon.cli import cli
@@ -23,23 +23,10 @@ from headroom.memory.api import Memory
 from headroom.memory.db import Database, open_database
 from headroom.memory.models import Lesson
 from tests.helpers import point_agents_at
-from tests.pg import PgServer
+from tests.pg import PgServer, act_as, run_ok
 from tests.test_learn_lifecycle import NOW, add_sessions, draft
 
 pytestmark = [pytest.mark.pg, pytest.mark.slow]
-
-
-def _as(monkeypatch: pytest.MonkeyPatch, user: str, url: str) -> None:
-    monkeypatch.setenv("HEADROOM_USER", user)
-    monkeypatch.setenv("HEADROOM_MACHINE", f"{user}-laptop")
-    monkeypatch.setenv("HEADROOM_DATABASE_URL", url)
-    identity.reset()
-
-
-def _run(*args: str) -> Result:
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result
 
 
 @pytest.fixture
@@ -49,9 +36,9 @@ def urls(
     monkeypatch.setenv("HEADROOM_HOME", str(tmp_path / "hh"))
     none = tmp_path / "none"
     point_agents_at(monkeypatch, tmp_path, none / "claude", none / "codex", none / "gemini")
-    _as(monkeypatch, "admin", pg_db.url)
+    act_as(monkeypatch, "admin", pg_db.url)
     for user in ("alice", "bob"):
-        _run("team", "add-user", user)
+        run_ok("team", "add-user", user)
     name = urlsplit(pg_db.url).path.lstrip("/")
     yield {"owner": pg_db.url, "alice": pg_server.url(name, "alice"), "bob": pg_server.url(name, "bob")}
     identity.reset()
@@ -73,7 +60,7 @@ def test_a_lesson_two_developers_learned_reaches_the_shared_file_only_when_accep
     other = draft(str(repo), "cmd:make", "Run the tests with `make test`, not `pytest`.")
     monkeypatch.setattr(learn_apply, "mine_db", lambda *a, **k: [logs, other])
 
-    _as(monkeypatch, "alice", urls["alice"])
+    act_as(monkeypatch, "alice", urls["alice"])
     db = open_database(urls["alice"])
     try:
         add_sessions(db, repo, ["claude", "codex"], start=NOW)
@@ -84,34 +71,34 @@ def test_a_lesson_two_developers_learned_reaches_the_shared_file_only_when_accep
     assert [p.target.path.name for p in done.written] == ["CLAUDE.local.md"]
     assert "Server logs are in `logs/`" in (repo / "CLAUDE.local.md").read_text()
     assert not (repo / "AGENTS.md").exists()
-    assert json.loads(_run("learn", "review", "--json").output) == []  # one developer: no proposal yet
+    assert json.loads(run_ok("learn", "review", "--json").output) == []  # one developer: no proposal yet
 
-    _as(monkeypatch, "bob", urls["bob"])
+    act_as(monkeypatch, "bob", urls["bob"])
     db = open_database(urls["bob"])
     try:
         add_sessions(db, repo, ["claude", "codex"], start=NOW + timedelta(days=1))
         sync(db, [logs, other])
     finally:
         db.close()
-    pending = json.loads(_run("learn", "review", "--json").output)
+    pending = json.loads(run_ok("learn", "review", "--json").output)
     assert {p["key"] for p in pending} == {logs.key, other.key}
     assert all(p["seen_by"] == ["alice", "bob"] and p["team_status"] == "pending" for p in pending)
     assert pending[0]["evidence"] and "error" in pending[0]["evidence"][0]
-    listing = _run("learn", "review").output
+    listing = run_ok("learn", "review").output
     assert "seen by alice, bob" in listing and logs.key[:10] in listing
 
-    accepted = json.loads(_run("learn", "review", "--accept", logs.key[:8], "--json").output)
+    accepted = json.loads(run_ok("learn", "review", "--accept", logs.key[:8], "--json").output)
     assert accepted["team_status"] == "accepted" and accepted["written"] == [str(repo / "AGENTS.md")]
     shared = (repo / "AGENTS.md").read_text()
     assert "Server logs are in `logs/`" in shared and "make test" not in shared
-    rejected = json.loads(_run("learn", "review", "--reject", other.key[:8], "--json").output)
+    rejected = json.loads(run_ok("learn", "review", "--reject", other.key[:8], "--json").output)
     assert rejected == {"key": other.key, "team_status": "rejected", "written": []}
-    assert json.loads(_run("learn", "review", "--json").output) == []
-    decided = json.loads(_run("learn", "review", "--all", "--json").output)
+    assert json.loads(run_ok("learn", "review", "--json").output) == []
+    decided = json.loads(run_ok("learn", "review", "--all", "--json").output)
     assert {p["team_status"] for p in decided} == {"accepted", "rejected"}
 
     # The accepted lesson is a team item of the memory: Alice finds it, though Bob saved it.
-    _as(monkeypatch, "alice", urls["alice"])
+    act_as(monkeypatch, "alice", urls["alice"])
     db = open_database(urls["alice"])
     try:
         hits = Memory(db).search("server logs", project=str(repo)).hits
@@ -134,7 +121,7 @@ def test_a_lesson_two_developers_learned_reaches_the_shared_file_only_when_accep
 
 
 def test_review_refuses_unknown_or_ambiguous_keys(urls: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
-    _as(monkeypatch, "bob", urls["bob"])
+    act_as(monkeypatch, "bob", urls["bob"])
     for args, message in (
         (["--accept", "abc"], "at least 4 characters"),
         (["--accept", "zzzzzz"], "no team proposal"),

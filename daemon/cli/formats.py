@@ -48,6 +48,12 @@ def format_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Same as --format json.")(func)
 
 
+def owner_options(func: F) -> F:
+    """``--user`` and ``--machine``: one developer's or one machine's rows of a database a team shares."""
+    func = click.option("--machine", help="Only sessions of this machine ([team] machine).")(func)
+    return click.option("--user", help="Only this user's sessions ([team] user; a database shared by a team).")(func)
+
+
 def timezone_option(func: F) -> F:
     return click.option(
         "-z",

@@ -28,6 +28,7 @@ from headroom.daemon.cli.formats import (
     emit,
     format_option,
     models_cell,
+    owner_options,
     resolve_format,
     resolve_zone,
     timezone_option,
@@ -48,8 +49,7 @@ _STATUS_STYLE = {
 @click.option("--agent", type=click.Choice(AGENTS), help="Only this agent's sessions.")
 @click.option("--project", help="Only sessions whose project path (or repository) contains this text.")
 @click.option("--model", help="Only sessions that called a model whose name contains this text (tokens: its).")
-@click.option("--user", help="Only this user's sessions ([team] user; a database shared by a team).")
-@click.option("--machine", help="Only sessions of this machine ([team] machine).")
+@owner_options
 @click.option("--since", help="Only sessions active since (YYYY-MM-DD, 7d, 2w, today...).")
 @click.option("--failed", is_flag=True, help="Only sessions with failed tool calls or API errors.")
 @click.option("-n", "--limit", type=int, default=50, show_default=True, help="At most this many (0: all).")

@@ -28,6 +28,7 @@ from headroom.daemon.cli.formats import (
     emit,
     format_option,
     models_cell,
+    owner_options,
     resolve_format,
     resolve_zone,
     timezone_option,
@@ -49,8 +50,7 @@ _TOKEN_COLUMNS = (
 @click.option("--by", type=click.Choice(GROUPINGS), default="day", show_default=True, help="Group rows by.")
 @click.option("--agent", type=click.Choice(AGENTS), help="Only this agent.")
 @click.option("--project", help="Only sessions whose project path (or repository) contains this text.")
-@click.option("--user", help="Only this user's sessions ([team] user; a database shared by a team).")
-@click.option("--machine", help="Only sessions of this machine ([team] machine).")
+@owner_options
 @click.option("--model", help="Only calls to models whose name contains this text (e.g. opus, gpt-5).")
 @click.option("--since", help="From this day on (in --timezone; YYYY-MM-DD, 7d, 2w, today...).")
 @click.option("--until", help="Up to and including this day (in --timezone).")
