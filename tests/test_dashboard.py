@@ -31,7 +31,10 @@ from headroom.memory.api import Memory
 from headroom.memory.db import Database
 from headroom.memory.models import Lesson, ProxyRequest, Session
 
-TODAY = datetime.now(timezone.utc).date()
+
+def utc_today() -> date:
+    """Today in UTC, read when asked: a constant taken at import went stale for a suite running past midnight."""
+    return datetime.now(timezone.utc).date()
 
 
 def _at(day: date, hour: int = 12) -> datetime:
@@ -39,7 +42,7 @@ def _at(day: date, hour: int = 12) -> datetime:
 
 
 def _request(days_ago: int, agent: str, provider: str, model: str | None, before: int, after: int) -> dict[str, Any]:
-    day = TODAY - timedelta(days=days_ago)
+    day = utc_today() - timedelta(days=days_ago)
     return {
         "ts": _at(day, 0 if days_ago == 0 else 12),
         "day": day,
@@ -54,7 +57,7 @@ def _request(days_ago: int, agent: str, provider: str, model: str | None, before
 
 
 def _session(key: str, project: str | None, days_ago: int, calls: int, failed: int, api_errors: int = 0) -> Session:
-    start = _at(TODAY - timedelta(days=days_ago), 0)
+    start = _at(utc_today() - timedelta(days=days_ago), 0)
     return Session(
         agent="claude",
         key=key,
@@ -69,7 +72,7 @@ def _session(key: str, project: str | None, days_ago: int, calls: int, failed: i
 
 
 def _lesson(key: str, status: str, text: str, **extra: Any) -> Lesson:
-    now = _at(TODAY)
+    now = _at(utc_today())
     return Lesson(
         key=key,
         project="/p/a",
@@ -141,10 +144,14 @@ def seeded(db: Database) -> Database:
 
 def test_savings_per_day_and_agent_with_a_dollar_estimate(seeded: Database) -> None:
     data = dashboard_data(seeded)
-    assert (data["days"], data["since"], data["until"]) == (30, (TODAY - timedelta(days=29)).isoformat(), str(TODAY))
+    assert (data["days"], data["since"], data["until"]) == (
+        30,
+        (utc_today() - timedelta(days=29)).isoformat(),
+        str(utc_today()),
+    )
     s = data["savings"]
     assert s["agents"] == ["claude", "codex", "gemini"]
-    assert len(s["days"]) == 30 and s["days"][-1]["day"] == TODAY.isoformat()  # every day, zeros included
+    assert len(s["days"]) == 30 and s["days"][-1]["day"] == utc_today().isoformat()  # every day, zeros included
     today, two_ago = s["days"][-1]["agents"], s["days"][-3]["agents"]
     assert today["claude"]["tokens_saved"] == 6000 and today["claude"]["requests"] == 2
     assert today["claude"]["usd_estimate"] == pytest.approx(6000 * 3.0 / 1e6)
@@ -407,7 +414,7 @@ def test_spend_is_the_price_of_every_call_and_unpriced_calls_are_counted(seeded:
     with seeded.transaction() as s:
         ids = {str(key): int(sid) for key, sid in s.execute(select(Session.key, Session.id))}
         for n, (key, ago, model, inp, out, read, write, hour) in enumerate(calls):
-            ts = _at(TODAY - timedelta(days=ago), 1)
+            ts = _at(utc_today() - timedelta(days=ago), 1)
             s.add(
                 Usage(
                     agent="claude",
@@ -432,7 +439,7 @@ def test_spend_is_the_price_of_every_call_and_unpriced_calls_are_counted(seeded:
             cache_read_tokens=read,
             cache_write_tokens=write,
             cache_write_1h_tokens=hour,
-            when=TODAY - timedelta(days=ago),
+            when=utc_today() - timedelta(days=ago),
         )
         assert cost is not None
         expected += cost.usd
