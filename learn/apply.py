@@ -28,12 +28,11 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from headroom.learn.failures import Observations, machine_of, project_key
+from headroom.learn.failures import Observations, machine_of, project_key, project_keys
 from headroom.learn.journal import Journal
 from headroom.learn.lessons import SyncReport, activate, lessons_for, parse_scope, sync
 from headroom.learn.mining import LessonDraft, mine_db
 from headroom.learn.model import AGENTS
-from headroom.learn.projects import identities
 from headroom.learn.team import accepted
 from headroom.learn.writers import Plan, Target, WriteError, apply, plan_write, target_for, user_target
 from headroom.memory.db import Database
@@ -150,12 +149,11 @@ def run_learn(
     """
     run = LearnRun(project, run_id=f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}")
     here = machine_of(project)
+    ours = project_keys(project)
     drafts = [
         d
         for d in mine_db(db, project=project, since=since, observations=observations)
-        if d.scope == "agent"
-        or (d.scope == "machine" and d.machine == here)
-        or project_key(d.project) in identities(project)
+        if d.scope == "agent" or (d.scope == "machine" and d.machine == here) or project_key(d.project) in ours
     ]
     run.drafts = [d for d in drafts if d.auto_ok] if auto else drafts
     writing = apply_personal or apply_shared

@@ -35,6 +35,7 @@ from sqlalchemy import or_, select
 
 from headroom.learn.knowledge import base_tool, tool_args, unwrap_output
 from headroom.learn.model import ToolKind
+from headroom.learn.projects import identities
 from headroom.memory.db import Database
 from headroom.memory.models import Event, Session, ToolCall
 
@@ -165,6 +166,11 @@ def machine_of(cwd: str | None) -> str:
 def project_key(project: str) -> str:
     """The form projects compare in: Windows paths case-folded with forward slashes (one folder, one key)."""
     return project.replace("\\", "/").lower() if _WINDOWS_ABS.match(project) else project
+
+
+def project_keys(project: str) -> set[str]:
+    """Every :func:`project_key` a project on this machine is known by (its folder's, its repository's)."""
+    return {project_key(name) for name in identities(project)}
 
 
 def relpath(path: str, project: str) -> str:

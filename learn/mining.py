@@ -36,10 +36,10 @@ from headroom.learn.failures import (
     observe,
     placeholders,
     project_key,
+    project_keys,
     session_failures,
     sessions_query,
 )
-from headroom.learn.projects import identities
 from headroom.memory.db import Database
 from headroom.memory.redact import redact_text
 
@@ -429,7 +429,7 @@ def mine_db(
     if project is None:
         return drafts
     machines = {f.machine for f in seen.failures if f.project == project}
-    names = identities(project)
+    names = project_keys(project)
     return [
         d
         for d in drafts

@@ -246,9 +246,12 @@ def repository_of(path: str) -> str | None:
 
 
 def identities(project: str) -> set[str]:
-    """The names a project on this machine is known by: its folder's key, and its repository when it has one
-    (so that a lesson of the repository, mined on another machine from another checkout, is this one's too)."""
-    names = {project_key(project)}
+    """The names a project on this machine is known by, as stored: its folder, and its repository when it has
+    one (so that a lesson of the repository, mined on another machine from another checkout, is this one's too).
+
+    Raw names, not keys: a caller compares them in its own key (learn's, :func:`~headroom.learn.failures.
+    project_keys`; stored rows, as they are), so that one project is never two keys."""
+    names = {project}
     repository = repository_of(project) if project else None
     if repository:
         names.add(repository)

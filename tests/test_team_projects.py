@@ -97,3 +97,37 @@ def test_two_checkouts_of_one_repository_are_one_project(claude_root: Path, tmp_
         assert not [d for d in mine_db(db, project=str(alone)) if d.signature == "npm-missing-script:test"]
     finally:
         db.close()
+
+
+def test_every_project_keeps_its_own_lessons_windows_paths_included(
+    shared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Learning one project returns every lesson mined for it. A Windows project (``C:\\Users\\…``) once lost
+    all of them: its name went through two different key functions (learn's and the repository identities')."""
+    from sqlalchemy import select
+
+    from headroom.learn.failures import observe, project_key
+    from headroom.learn.mining import mine
+    from headroom.learn.projects import is_windows
+    from headroom.memory.models import Session
+    from tests.helpers import point_agents_at
+
+    more = shared / "fixtures" / "sessions-more"
+    point_agents_at(monkeypatch, tmp_path, more / ".claude", more / ".codex", more / ".gemini" / "tmp")
+    result = CliRunner().invoke(cli, ["ingest"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    db = open_database(load_config().database_url)
+    try:
+        seen = observe(db)
+        everything = [d for d in mine(seen.failures, observations=seen) if d.scope == "project"]
+        with db.sessions() as s:
+            projects = {p for p in s.execute(select(Session.project_root).distinct()).scalars() if p}
+        checked_windows = 0
+        for project in projects:
+            own = {d.key for d in everything if project_key(d.project) == project_key(project)}
+            learned = {d.key for d in mine_db(db, project=project, observations=seen)}
+            assert own <= learned, project
+            checked_windows += bool(own) and is_windows(project)
+        assert checked_windows  # the corpus has a Windows project with lessons: the check above can fail
+    finally:
+        db.close()
