@@ -15,6 +15,7 @@ from typing import Any
 
 from headroom.daemon import analytics
 from headroom.daemon.groupings import GROUPINGS
+from headroom.daemon.pricing import table_version
 from headroom.daemon.zones import BadTimezone, zone
 from headroom.memory.db import Database
 
@@ -48,7 +49,7 @@ def proxy_figures(db: Database, since: date | None, agent: str | None, project: 
 
 def stats_request(db: Database) -> Callable[[dict[str, Any]], dict[str, Any]]:
     """``{"by", "agent", "project", "model", "user", "machine", "since", "until", "tz", "proxy"}`` ->
-    ``{"rows": [...], "proxy": {...}}``: the days are the CLI's, in the zone it names."""
+    ``{"rows": [...], "proxy": {...}, "prices": {...}}``: the days are the CLI's, in the zone it names."""
 
     def handle(request: dict[str, Any]) -> dict[str, Any]:
         by = request.get("by", "day")
@@ -73,8 +74,9 @@ def stats_request(db: Database) -> Callable[[dict[str, Any]], dict[str, Any]]:
         with db.sessions() as dbs:
             rows = analytics.token_rows(dbs, str(by), filters)
         out: dict[str, Any] = {"rows": rows}
-        if request.get("proxy"):
+        if request.get("proxy"):  # a table: the proxy's figures below it, and the prices' caption
             out["proxy"] = proxy_figures(db, since, agent, project)
+            out["prices"] = table_version()
         return out
 
     return handle

@@ -23,7 +23,8 @@ STATS = [
     (
         "import sys; from headroom.daemon.cli import main\n"
         "try:\n    main()\nfinally:\n"
-        "    print('analytics imported:', 'headroom.daemon.analytics' in sys.modules, file=sys.stderr)"
+        "    print('analytics imported:', 'headroom.daemon.analytics' in sys.modules, file=sys.stderr)\n"
+        "    print('price data read:', 'genai_prices.data' in sys.modules, file=sys.stderr)"
     ),
 ]
 
@@ -65,6 +66,7 @@ def test_stats_from_a_running_daemon_equal_the_local_query(
         table = _stats("--by", "agent", "--since", "2000-01-01")
         assert table.returncode == 0 and "tokens by agent" in table.stdout and "claude" in table.stdout
         assert "analytics imported: False" in table.stderr
+        assert "price data read: False" in table.stderr and "prices: genai-prices" in table.stdout  # the daemon's
         bad = _stats("--since", "not-a-date")
         assert bad.returncode != 0 and "not-a-date" in bad.stderr  # the user's error, daemon or not
     finally:
@@ -94,7 +96,8 @@ def test_bad_stats_requests_get_an_error(db: Database) -> None:
         with pytest.raises(ValueError):
             handle(bad)
     assert handle({"by": "day"}) == {"rows": []}
-    assert "proxy" in handle({"by": "agent", "proxy": True})
+    table = handle({"by": "agent", "proxy": True})
+    assert "proxy" in table and table["prices"]["package"] == "genai-prices"
 
 
 def test_a_failing_request_is_answered_with_an_error_on_the_socket(db: Database, isolated_home: Path) -> None:

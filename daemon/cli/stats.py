@@ -150,7 +150,7 @@ def stats(
     if not failures:
         answer = _from_daemon(app, by, tz, fmt, agent, project, model, user, machine, since, until)
         if answer is not None:
-            _show_rows(answer["rows"], by, tz, fmt, answer.get("proxy"))
+            _show_rows(answer["rows"], by, tz, fmt, answer.get("proxy"), answer.get("prices"))
             return
     from headroom.daemon import analytics  # SQLAlchemy and the ORM: only when this process queries the DB
 
@@ -180,14 +180,21 @@ def stats(
     _show_rows(rows, by, tz, fmt, _proxy_figures(app, since, agent, project, tz) if fmt == "table" else None)
 
 
-def _show_rows(rows: list[dict[str, Any]], by: str, tz: tzinfo, fmt: str, proxy: dict[str, Any] | None) -> None:
+def _show_rows(
+    rows: list[dict[str, Any]],
+    by: str,
+    tz: tzinfo,
+    fmt: str,
+    proxy: dict[str, Any] | None,
+    prices: dict[str, str] | None = None,
+) -> None:
     if fmt != "table":
         emit(rows, fmt, _row_columns(rows, by, tz))
         return
     if not rows:
         click.echo("No usage recorded yet. (`headroom doctor` shows where agent logs are looked for.)")
     else:
-        _print_rows(rows, by, tz)
+        _print_rows(rows, by, tz, prices)
     if proxy is not None:
         _print_proxy(proxy)
 
@@ -370,10 +377,13 @@ def _tokens(key: str) -> Callable[[dict[str, Any]], str]:
     return lambda row: human_tokens(row[key])
 
 
-def _print_rows(rows: list[dict[str, Any]], by: str, tz: Any) -> None:
-    from headroom.daemon.pricing import table_version
+def _print_rows(rows: list[dict[str, Any]], by: str, tz: Any, table_info: dict[str, str] | None = None) -> None:
+    """The table, captioned with the price table that priced it (the daemon's answer names it: reading the
+    table's data here would cost a daemon-answered ``stats`` most of its start-up)."""
+    if table_info is None:
+        from headroom.daemon.pricing import table_version
 
-    table_info = table_version()
+        table_info = table_version()
     zone = getattr(tz, "key", None) or str(tz)
     caption = (
         f"prices: {table_info['package']} {table_info['version']} (newest price {table_info.get('snapshot', '?')})"
