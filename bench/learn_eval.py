@@ -138,13 +138,13 @@ def propose(home: Path) -> list[Proposal]:
     from headroom.learn.apply import run_learn
     from headroom.learn.journal import Journal
     from headroom.memory.db import open_database
-    from headroom.memory.models import Session
+    from headroom.memory.models import SessionRow
 
     config = load_config()
     db = open_database(config.database_url)
     try:
         with db.sessions() as s:
-            projects = sorted({p for p in s.execute(select(Session.project_root).distinct()).scalars() if p})
+            projects = sorted({p for p in s.execute(select(SessionRow.project_root).distinct()).scalars() if p})
         from headroom.learn.failures import observe
 
         seen: dict[str, Proposal] = {}

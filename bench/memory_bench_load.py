@@ -58,7 +58,7 @@ def load_items(
     """Put items ``start..stop`` with ``put_many`` in batches, then write their hash vectors in bulk."""
     from sqlalchemy import insert, update
 
-    from headroom.memory.models import MemoryItem, MemoryVector
+    from headroom.memory.models import MemoryItemRow, MemoryVectorRow
     from headroom.memory.store import MemoryStore
     from headroom.memory.vectors import _embed_text
 
@@ -82,13 +82,13 @@ def load_items(
         vectors = embedder.embed(texts)
         with db.transaction() as s:
             s.execute(
-                insert(MemoryVector),
+                insert(MemoryVectorRow),
                 [
                     {"item_id": i, "model": embedder.name, "dim": embedder.dim, "vector": v.tobytes()}
                     for i, v in zip(new_ids, vectors)
                 ],
             )
-            s.execute(update(MemoryItem).where(MemoryItem.id.in_(new_ids)).values(embed_model=embedder.name))
+            s.execute(update(MemoryItemRow).where(MemoryItemRow.id.in_(new_ids)).values(embed_model=embedder.name))
         vec_s += time.perf_counter() - t
         if (lo // LOAD_BATCH) % 10 == 9:
             say(f"loaded {min(stop, lo + LOAD_BATCH):,} items")

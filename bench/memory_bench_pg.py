@@ -39,7 +39,7 @@ from sqlalchemy import text
 from headroom.memory.api import Memory
 from headroom.memory.db import Database, open_database
 from headroom.memory.embed import HashEmbedder
-from headroom.memory.models import MemoryItem, MemorySighting
+from headroom.memory.models import MemoryItemRow, MemorySightingRow
 from headroom.memory.store import Draft
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{4,}")
@@ -88,9 +88,9 @@ def real_drafts(shared: Path, work: Path) -> list[Draft]:
     MemoryFeed(memory.store).run()
     drafts: list[Draft] = []
     with db.sessions() as s:
-        rows = s.query(MemoryItem).order_by(MemoryItem.id).all()
-        first: dict[int, MemorySighting] = {}
-        for sighting in s.query(MemorySighting).order_by(MemorySighting.id):
+        rows = s.query(MemoryItemRow).order_by(MemoryItemRow.id).all()
+        first: dict[int, MemorySightingRow] = {}
+        for sighting in s.query(MemorySightingRow).order_by(MemorySightingRow.id):
             first.setdefault(sighting.item_id, sighting)
         for item in rows:
             seen = first.get(item.id)

@@ -35,7 +35,7 @@ from sqlalchemy import func, select, text
 
 from headroom.memory.api import Memory
 from headroom.memory.db import open_database
-from headroom.memory.models import MemoryItem
+from headroom.memory.models import MemoryItemRow
 from headroom.memory.search import _WORD, COMMON_FRACTION, COMMON_MIN, MAX_TERMS, Searcher
 
 
@@ -48,7 +48,7 @@ def loop_fts(searcher: Searcher, words: list[str], allowed: Any) -> list[int]:
         held = {str(term): int(doc) for term, doc in s.execute(vocab, params)}
         if not held:
             return []
-        total = int(s.execute(select(func.max(MemoryItem.id))).scalar() or 1)
+        total = int(s.execute(select(func.max(MemoryItemRow.id))).scalar() or 1)
         ranked = sorted(held, key=lambda w: held[w])
         selective = [w for w in ranked if held[w] <= max(COMMON_MIN, total * COMMON_FRACTION)]
         scores: dict[int, float] = {}

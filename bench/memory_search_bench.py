@@ -66,13 +66,19 @@ def build(shared: Path, work: Path, embedder_name: str) -> tuple[Any, Any, float
 
 def labelled(memory: Any) -> list[dict[str, Any]]:
     """The labelled queries (see the module docstring)."""
-    from headroom.memory.models import MemoryItem, MemorySighting
+    from headroom.memory.models import MemoryItemRow, MemorySightingRow
 
     with memory.store.db.sessions() as s:
         rows = s.execute(
-            select(MemoryItem.id, MemoryItem.kind, MemoryItem.title, MemoryItem.content, MemorySighting.project)
-            .join(MemorySighting, MemorySighting.item_id == MemoryItem.id)
-            .where(MemoryItem.kind.in_(["file_read", "instruction"]))
+            select(
+                MemoryItemRow.id,
+                MemoryItemRow.kind,
+                MemoryItemRow.title,
+                MemoryItemRow.content,
+                MemorySightingRow.project,
+            )
+            .join(MemorySightingRow, MemorySightingRow.item_id == MemoryItemRow.id)
+            .where(MemoryItemRow.kind.in_(["file_read", "instruction"]))
         ).all()
     files: dict[tuple[str, str], int] = {}  # (project, file name) -> item
     prompts: list[tuple[int, str, str]] = []

@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import case, func, literal, select
-from sqlalchemy.orm import Session as DBSession
+from sqlalchemy.orm import Session
 
 from headroom.daemon import costs
 from headroom.daemon.groupings import DIMENSIONS, GROUPINGS, totals
@@ -28,7 +28,7 @@ from headroom.learn.knowledge import last_command_words
 from headroom.learn.mirror import agent_failure
 from headroom.learn.model import REASONING_OUTSIDE_OUTPUT
 from headroom.learn.projects import REPO_PREFIX, display_names, repository_name
-from headroom.memory.models import Event, Session, ToolCall, Usage
+from headroom.memory.models import EventRow, SessionRow, ToolCallRow, UsageRow
 
 # The groupings and the footer sums need no SQLAlchemy: they live apart, for the CLI's fast path.
 __all__ = ["DIMENSIONS", "GROUPINGS", "totals"]
@@ -79,19 +79,19 @@ class Filters:
 
 def usage_where(filters: Filters) -> list[Any]:
     """The clauses that select the usage rows ``filters`` asks for (the project needs sessions joined)."""
-    u = Usage
+    u = UsageRow
     out: list[Any] = []
     if filters.agent:
         out.append(u.agent == filters.agent)
     if filters.project:
         out.append(
-            Session.project_root.contains(filters.project, autoescape=True)
-            | Session.repository.contains(filters.project, autoescape=True)
+            SessionRow.project_root.contains(filters.project, autoescape=True)
+            | SessionRow.repository.contains(filters.project, autoescape=True)
         )
     if filters.user:
-        out.append(Session.user_id == filters.user)
+        out.append(SessionRow.user_id == filters.user)
     if filters.machine:
-        out.append(Session.machine_id == filters.machine)
+        out.append(SessionRow.machine_id == filters.machine)
     if filters.model:
         out.append(u.model.contains(filters.model, autoescape=True))
     if filters.local:
@@ -111,26 +111,26 @@ def usage_where(filters: Filters) -> list[Any]:
 def project_column() -> Any:
     """A session's project: its repository when known (one project across machines and paths, issue 17),
     else its folder."""
-    return func.coalesce(Session.repository, Session.project_root)
+    return func.coalesce(SessionRow.repository, SessionRow.project_root)
 
 
 def _session_filter(query: Any, filters: Filters, *, agent_column: Any = None) -> Any:
     """Apply the agent, project, user and machine filters (they live on sessions: join them before)."""
     if filters.agent:
-        query = query.where((Session.agent if agent_column is None else agent_column) == filters.agent)
+        query = query.where((SessionRow.agent if agent_column is None else agent_column) == filters.agent)
     if filters.project:
         query = query.where(
-            Session.project_root.contains(filters.project, autoescape=True)
-            | Session.repository.contains(filters.project, autoescape=True)
+            SessionRow.project_root.contains(filters.project, autoescape=True)
+            | SessionRow.repository.contains(filters.project, autoescape=True)
         )
     if filters.user:
-        query = query.where(Session.user_id == filters.user)
+        query = query.where(SessionRow.user_id == filters.user)
     if filters.machine:
-        query = query.where(Session.machine_id == filters.machine)
+        query = query.where(SessionRow.machine_id == filters.machine)
     return query
 
 
-def token_rows(dbs: DBSession, by: str, filters: Filters) -> list[dict[str, Any]]:
+def token_rows(dbs: Session, by: str, filters: Filters) -> list[dict[str, Any]]:
     """Token and failure totals grouped ``by`` one of :data:`GROUPINGS`."""
     if by in ("day", "week", "month"):
         return _period_rows(dbs, by, filters)
@@ -145,7 +145,7 @@ def token_rows(dbs: DBSession, by: str, filters: Filters) -> list[dict[str, Any]
     return _dimension_rows(dbs, by, filters)
 
 
-def _period_rows(dbs: DBSession, by: str, filters: Filters) -> list[dict[str, Any]]:
+def _period_rows(dbs: Session, by: str, filters: Filters) -> list[dict[str, Any]]:
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     spends: dict[tuple[str, str], costs.Spend] = defaultdict(costs.Spend)
     for _, day, _utc, agent, spend, tokens, calls in costs.grouped(
@@ -159,13 +159,13 @@ def _period_rows(dbs: DBSession, by: str, filters: Filters) -> list[dict[str, An
         for name, amount in tokens.items():
             row[name] = row.get(name, 0) + amount
         spends[key].add(spend)
-    t = ToolCall
+    t = ToolCallRow
     failed = agent_failure(t)
     day_col = costs.hour_expr(dbs, t.started_at) if filters.local else t.day  # local days fold from hours
     calls_query: Any = (
         select(
             day_col,
-            Session.agent,
+            SessionRow.agent,
             func.sum(case((t.by_user.is_(False), 1), else_=0)),
             func.sum(case((failed, 1), else_=0)),
             func.sum(
@@ -175,9 +175,9 @@ def _period_rows(dbs: DBSession, by: str, filters: Filters) -> list[dict[str, An
                 )
             ),
         )
-        .join(Session, Session.id == t.session_id)
+        .join(SessionRow, SessionRow.id == t.session_id)
         .where((t.started_at if filters.local else t.day).is_not(None))
-        .group_by(day_col, Session.agent)
+        .group_by(day_col, SessionRow.agent)
     )
     calls_query = _session_filter(calls_query, filters)
     if filters.local:
@@ -202,12 +202,12 @@ def _period_rows(dbs: DBSession, by: str, filters: Filters) -> list[dict[str, An
     return result
 
 
-def _model_rows(dbs: DBSession, filters: Filters) -> list[dict[str, Any]]:
+def _model_rows(dbs: Session, filters: Filters) -> list[dict[str, Any]]:
     """One row per (model, agent): calls, tokens and cost; the model's name as logged."""
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     spends: dict[tuple[str, str], costs.Spend] = defaultdict(costs.Spend)
     for (model,), _day, _utc, agent, spend, tokens, calls in costs.grouped(
-        dbs, [Usage.model], where=usage_where(filters), join_sessions=filters.on_sessions, tz=filters.tz
+        dbs, [UsageRow.model], where=usage_where(filters), join_sessions=filters.on_sessions, tz=filters.tz
     ):
         key = (model or "(unknown)", agent)
         row = rows.setdefault(
@@ -223,7 +223,7 @@ def _model_rows(dbs: DBSession, filters: Filters) -> list[dict[str, Any]]:
     return sorted(rows.values(), key=lambda r: (-(r["cost_usd"] or 0), -r["total_tokens"], r["model"]))
 
 
-def spend_by(dbs: DBSession, column: Any, filters: Filters) -> tuple[dict[Any, costs.Spend], dict[Any, dict[str, int]]]:
+def spend_by(dbs: Session, column: Any, filters: Filters) -> tuple[dict[Any, costs.Spend], dict[Any, dict[str, int]]]:
     """Cost and usage-derived token sums per value of a sessions ``column`` (agent, project root, id)."""
     spends: dict[Any, costs.Spend] = defaultdict(costs.Spend)
     sums: dict[Any, dict[str, int]] = defaultdict(lambda: dict.fromkeys(TOKEN_FIELDS, 0))
@@ -236,13 +236,13 @@ def spend_by(dbs: DBSession, column: Any, filters: Filters) -> tuple[dict[Any, c
     return spends, sums
 
 
-def _dimension_rows(dbs: DBSession, by: str, filters: Filters) -> list[dict[str, Any]]:
+def _dimension_rows(dbs: Session, by: str, filters: Filters) -> list[dict[str, Any]]:
     column = {
-        "agent": Session.agent,
-        "user": Session.user_id,
-        "machine": Session.machine_id,
+        "agent": SessionRow.agent,
+        "user": SessionRow.user_id,
+        "machine": SessionRow.machine_id,
     }.get(by, project_column())
-    s = Session
+    s = SessionRow
     query: Any = select(
         column,
         func.count(),
@@ -281,22 +281,22 @@ def _is_repository(key: str | None) -> bool:
     return bool(key) and str(key).startswith(REPO_PREFIX)
 
 
-def session_rows(dbs: DBSession, filters: Filters, *, failed: bool, limit: int | None) -> list[dict[str, Any]]:
+def session_rows(dbs: Session, filters: Filters, *, failed: bool, limit: int | None) -> list[dict[str, Any]]:
     """One row per session, newest first."""
-    query: Any = _started_filter(_session_filter(select(Session), filters), filters)
+    query: Any = _started_filter(_session_filter(select(SessionRow), filters), filters)
     if failed:
-        query = query.where((Session.failed_tool_calls > 0) | (Session.api_errors > 0))
+        query = query.where((SessionRow.failed_tool_calls > 0) | (SessionRow.api_errors > 0))
     if filters.model:
-        used = select(Usage.session_id).where(Usage.model.contains(filters.model, autoescape=True))
-        query = query.where(Session.id.in_(used))
-    query = query.order_by(Session.started_at.desc().nulls_last(), Session.id.desc())
+        used = select(UsageRow.session_id).where(UsageRow.model.contains(filters.model, autoescape=True))
+        query = query.where(SessionRow.id.in_(used))
+    query = query.order_by(SessionRow.started_at.desc().nulls_last(), SessionRow.id.desc())
     if limit is not None:
         query = query.limit(limit)
     sessions = [s for (s,) in dbs.execute(query)]
     return with_costs(dbs, sessions, Filters(model=filters.model))
 
 
-def with_costs(dbs: DBSession, sessions: list[Session], filters: Filters | None = None) -> list[dict[str, Any]]:
+def with_costs(dbs: Session, sessions: list[SessionRow], filters: Filters | None = None) -> list[dict[str, Any]]:
     """:func:`session_dict` of each session with its cost and, where it has no title, its first prompt."""
     wanted = filters or Filters()
     rows = []
@@ -305,8 +305,8 @@ def with_costs(dbs: DBSession, sessions: list[Session], filters: Filters | None 
         ids = [s.id for s in chunk]
         spends: dict[int, costs.Spend] = defaultdict(costs.Spend)
         sums: dict[int, dict[str, int]] = defaultdict(lambda: dict.fromkeys(TOKEN_FIELDS, 0))
-        where = [Usage.session_id.in_(ids), *usage_where(Filters(model=wanted.model))]
-        for (sid,), _day, _utc, _agent, spend, tokens, _calls in costs.grouped(dbs, [Usage.session_id], where=where):
+        where = [UsageRow.session_id.in_(ids), *usage_where(Filters(model=wanted.model))]
+        for (sid,), _day, _utc, _agent, spend, tokens, _calls in costs.grouped(dbs, [UsageRow.session_id], where=where):
             spends[sid].add(spend)
             for name, amount in tokens.items():
                 sums[sid][name] = sums[sid].get(name, 0) + amount
@@ -323,11 +323,11 @@ def with_costs(dbs: DBSession, sessions: list[Session], filters: Filters | None 
     return rows
 
 
-def first_prompts(dbs: DBSession, ids: list[int], width: int = 120) -> dict[int, str]:
+def first_prompts(dbs: Session, ids: list[int], width: int = 120) -> dict[int, str]:
     """The first user prompt of each session (one line, clipped): ccusage's session title."""
     if not ids:
         return {}
-    e = Event
+    e = EventRow
     first = (
         select(e.session_id, func.min(e.id).label("first"))
         .where(e.session_id.in_(ids), e.kind == "user_prompt", e.text.is_not(None))
@@ -344,7 +344,7 @@ def first_prompts(dbs: DBSession, ids: list[int], width: int = 120) -> dict[int,
     return out
 
 
-def session_dict(s: Session) -> dict[str, Any]:
+def session_dict(s: SessionRow) -> dict[str, Any]:
     """Everything known about one session, as the CLI shows it and ``--json`` prints it."""
     duration = (s.ended_at - s.started_at).total_seconds() if s.started_at and s.ended_at else None
     row: dict[str, Any] = {
@@ -376,16 +376,16 @@ def session_dict(s: Session) -> dict[str, Any]:
     return row
 
 
-def failing_commands(dbs: DBSession, filters: Filters, limit: int = 10) -> tuple[list[dict[str, Any]], dict[str, int]]:
+def failing_commands(dbs: Session, filters: Filters, limit: int = 10) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """The commands (or tools) that fail most, and totals of failures and repeated failures.
 
     A repeated failure is a failed call whose command already failed earlier in the same session: the
     agent retried without fixing the cause, which is exactly what lessons should prevent.
     """
-    t = ToolCall
+    t = ToolCallRow
     query: Any = (
-        select(t.session_id, Session.agent, t.name, func.substr(t.command, 1, 2000), t.started_at)
-        .join(Session, Session.id == t.session_id)
+        select(t.session_id, SessionRow.agent, t.name, func.substr(t.command, 1, 2000), t.started_at)
+        .join(SessionRow, SessionRow.id == t.session_id)
         .where(agent_failure(t))
         .order_by(t.session_id, t.started_at)
     )
@@ -440,11 +440,13 @@ def command_signature(tool: str | None, command: str | None) -> str:
     return program
 
 
-def timeline(dbs: DBSession, session: Session) -> list[dict[str, Any]]:
+def timeline(dbs: Session, session: SessionRow) -> list[dict[str, Any]]:
     """The session's events in order, with each tool call's name, status and exit code inline."""
-    calls = {c.key: c for (c,) in dbs.execute(select(ToolCall).where(ToolCall.session_id == session.id))}
+    calls = {c.key: c for (c,) in dbs.execute(select(ToolCallRow).where(ToolCallRow.session_id == session.id))}
     events = dbs.execute(
-        select(Event).where(Event.session_id == session.id).order_by(Event.ts.asc().nulls_first(), Event.seq, Event.id)
+        select(EventRow)
+        .where(EventRow.session_id == session.id)
+        .order_by(EventRow.ts.asc().nulls_first(), EventRow.seq, EventRow.id)
     )
     rows = []
     for (e,) in events:
@@ -469,7 +471,7 @@ def timeline(dbs: DBSession, session: Session) -> list[dict[str, Any]]:
     return rows
 
 
-def _call_fields(call: ToolCall) -> dict[str, Any]:
+def _call_fields(call: ToolCallRow) -> dict[str, Any]:
     return {
         "tool": call.name,
         "tool_call": call.key,
@@ -487,13 +489,13 @@ def _call_fields(call: ToolCall) -> dict[str, Any]:
     }
 
 
-def find_session(dbs: DBSession, ident: str) -> list[Session]:
+def find_session(dbs: Session, ident: str) -> list[SessionRow]:
     """Sessions whose key is ``ident`` or starts with it (a prefix is enough, as with git hashes)."""
-    exact = list(dbs.execute(select(Session).where(Session.key == ident)).scalars())
+    exact = list(dbs.execute(select(SessionRow).where(SessionRow.key == ident)).scalars())
     if exact:
         return exact
     pattern = ident.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    return list(dbs.execute(select(Session).where(Session.key.like(pattern, escape="\\")).limit(10)).scalars())
+    return list(dbs.execute(select(SessionRow).where(SessionRow.key.like(pattern, escape="\\")).limit(10)).scalars())
 
 
 def _day_filter(query: Any, column: Any, filters: Filters) -> Any:
@@ -507,11 +509,12 @@ def _day_filter(query: Any, column: Any, filters: Filters) -> Any:
 def _started_filter(query: Any, filters: Filters) -> Any:
     if filters.since:
         query = query.where(
-            func.coalesce(Session.ended_at, Session.started_at) >= datetime.combine(filters.since, datetime.min.time())
+            func.coalesce(SessionRow.ended_at, SessionRow.started_at)
+            >= datetime.combine(filters.since, datetime.min.time())
         )
     if filters.until:
         query = query.where(
-            Session.started_at < datetime.combine(filters.until + timedelta(days=1), datetime.min.time())
+            SessionRow.started_at < datetime.combine(filters.until + timedelta(days=1), datetime.min.time())
         )
     return query
 

@@ -17,10 +17,10 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session as DBSession
+from sqlalchemy.orm import Session
 
 from headroom.daemon import costs
-from headroom.memory.models import Session, Usage
+from headroom.memory.models import SessionRow, UsageRow
 
 if TYPE_CHECKING:
     from headroom.daemon.analytics import Filters
@@ -28,18 +28,18 @@ if TYPE_CHECKING:
 BLOCK = timedelta(hours=5)
 
 
-def block_rows(dbs: DBSession, filters: Filters, *, now: datetime | None = None) -> list[dict[str, Any]]:
+def block_rows(dbs: Session, filters: Filters, *, now: datetime | None = None) -> list[dict[str, Any]]:
     """One row per (block, agent), oldest first, with tokens, cost and whether the block is still running."""
     from headroom.daemon.analytics import TOKEN_FIELDS, _finish, iso, usage_where
 
-    u = Usage
+    u = UsageRow
     query: Any = (
         select(u.ts, u.agent, u.model, *(getattr(u, f) for f in costs.SUMS))
         .where(u.ts.is_not(None), *usage_where(filters))
         .order_by(u.agent, u.ts)
     )
     if filters.project:
-        query = query.join(Session, Session.id == u.session_id)
+        query = query.join(SessionRow, SessionRow.id == u.session_id)
     current = (now or datetime.now(UTC)).replace(tzinfo=None)
     rows: list[dict[str, Any]] = []
     for agent, start, calls in _blocks(dbs.execute(query)):

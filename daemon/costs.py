@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import case, func, select
-from sqlalchemy.orm import Session as DBSession
+from sqlalchemy.orm import Session
 
 from headroom.daemon import pricing
 from headroom.daemon.zones import BadTimezone, is_utc, zone
 from headroom.learn.model import REASONING_OUTSIDE_OUTPUT
-from headroom.memory.models import Session, Usage
+from headroom.memory.models import SessionRow, UsageRow
 
 __all__ = ["BadTimezone", "Spend", "grouped", "is_utc", "price_sum", "zone"]
 
@@ -123,7 +123,7 @@ def price_sum(
     return spend
 
 
-def hour_expr(dbs: DBSession, column: Any) -> Any:
+def hour_expr(dbs: Session, column: Any) -> Any:
     """SQL: ``column`` truncated to the hour, as text ``YYYY-MM-DD HH`` (the two dialects spell it apart)."""
     if dbs.get_bind().dialect.name == "postgresql":
         return func.to_char(func.date_trunc("hour", column), "YYYY-MM-DD HH24")
@@ -137,7 +137,7 @@ def local_day(hour_text: str, tz: tzinfo) -> tuple[date, date]:
 
 
 def grouped(
-    dbs: DBSession,
+    dbs: Session,
     keys: list[Any],
     *,
     where: Iterable[Any] = (),
@@ -154,7 +154,7 @@ def grouped(
     the rows above their smallest threshold, per threshold exceeded. Those are priced at their tier and taken
     out of their group's sums; the rest is priced at the base rates.
     """
-    u = Usage
+    u = UsageRow
     local = tz is not None and not is_utc(tz)
     day_col = hour_expr(dbs, u.ts) if local else u.day
     clauses = list(where)
@@ -164,7 +164,7 @@ def grouped(
             *keys, day_col, u.agent, u.model, *extra, func.count(), *(func.sum(getattr(u, f)) for f in SUMS)
         )
         if join_sessions:
-            query = query.join(Session, Session.id == u.session_id)
+            query = query.join(SessionRow, SessionRow.id == u.session_id)
         for clause in clauses:
             query = query.where(clause)
         return query

@@ -44,11 +44,11 @@ from headroom.learn.readers.base import record_type
 from headroom.learn.readers.jsonl import MALFORMED, OVERSIZED
 from headroom.memory.db import Database
 from headroom.memory.identity import current_machine
-from headroom.memory.models import Event, Session, SourceFile, ToolCall, Usage
+from headroom.memory.models import EventRow, SessionRow, SourceFileRow, ToolCallRow, UsageRow
 
 log = logging.getLogger("headroom.ingest")
 
-_FILES: Table = SourceFile.__table__  # type: ignore[assignment]
+_FILES: Table = SourceFileRow.__table__  # type: ignore[assignment]
 
 FINGERPRINT_BYTES = 1024
 TORN_DOCUMENT_GRACE_S = 5.0  # a whole-file JSON that does not decode is a torn write until this old
@@ -255,7 +255,7 @@ class Ingestor:
                 if (keep is None or path not in keep) and not os.path.exists(path)
             ]
             if gone:
-                dbs.execute(update(SourceFile).where(sf.id.in_(gone)).values(missing=True))
+                dbs.execute(update(SourceFileRow).where(sf.id.in_(gone)).values(missing=True))
         return len(gone)
 
     # -- reading ---------------------------------------------------------------------------------
@@ -277,7 +277,7 @@ class Ingestor:
         if row is not None and row["path"] != str(item.path):
             log.info("%s was renamed to %s; resuming at byte %d", row["path"], item.path, row["offset"])
             with self.db.transaction() as dbs:
-                dbs.execute(update(SourceFile).where(sf.id == row["id"]).values(path=str(item.path), missing=False))
+                dbs.execute(update(SourceFileRow).where(sf.id == row["id"]).values(path=str(item.path), missing=False))
             row = {**row, "path": str(item.path)}
         if row is None:
             return {
@@ -413,7 +413,7 @@ class Ingestor:
                 inserted = dbs.execute(_FILES.insert().values(first_seen=now, machine_id=self.machine, **values))
                 row["id"] = inserted.inserted_primary_key[0]  # type: ignore[attr-defined]
             else:
-                dbs.execute(update(SourceFile).where(_FILES.c.id == row["id"]).values(**values))
+                dbs.execute(update(SourceFileRow).where(_FILES.c.id == row["id"]).values(**values))
         for kind, detail in first_time:
             log.warning("%s: %s (%s); counted, further ones in this file are not logged", item.path, kind, detail)
         for found in new_types:
@@ -484,9 +484,9 @@ class Ingestor:
 def known_record_types(db: Database) -> set[tuple[str, str]]:
     """(agent, record type) of every record kept raw so far (UNKNOWN events are named by their type)."""
     query = (
-        select(Session.agent, Event.text)
-        .join(Session, Session.id == Event.session_id)
-        .where(Event.kind == EventKind.UNKNOWN.value)
+        select(SessionRow.agent, EventRow.text)
+        .join(SessionRow, SessionRow.id == EventRow.session_id)
+        .where(EventRow.kind == EventKind.UNKNOWN.value)
         .distinct()
     )
     with db.sessions() as dbs:
@@ -540,7 +540,7 @@ def upgrade_identity(conn: Connection) -> None:
       carry the hash, which ingestion resolves against every known root.
     * Stored projects fold worktrees into their repository and Windows spellings into one.
     """
-    s, ev, tc, us, sf = (t.__table__.c for t in (Session, Event, ToolCall, Usage, SourceFile))
+    s, ev, tc, us, sf = (t.__table__.c for t in (SessionRow, EventRow, ToolCallRow, UsageRow, SourceFileRow))
     replay = or_(s.key.like("agent-acompact-%"), s.key.like("agent-aside\\_question-%", escape="\\"))
     drop = [i for (i,) in conn.execute(select(s.id).where(s.agent == "claude", replay))]
     has_rows = or_(
@@ -553,10 +553,10 @@ def upgrade_identity(conn: Connection) -> None:
     streamed = {
         f"{key}.jsonl" for (key,) in conn.execute(select(s.key).where(s.id.in_(select(us.session_id).where(per_line))))
     }
-    conn.execute(delete(Usage).where(per_line))
-    for model in (Event, ToolCall, Usage):
+    conn.execute(delete(UsageRow).where(per_line))
+    for model in (EventRow, ToolCallRow, UsageRow):
         conn.execute(delete(model).where(model.session_id.in_(drop)))
-    conn.execute(delete(Session).where(s.id.in_(drop)))
+    conn.execute(delete(SessionRow).where(s.id.in_(drop)))
     again = [
         ident
         for ident, agent, path in conn.execute(select(sf.id, sf.agent, sf.path))
@@ -564,7 +564,7 @@ def upgrade_identity(conn: Connection) -> None:
         or (agent == "gemini" and _HASH_FOLDER.search(path))
     ]
     reset = {"offset": 0, "state": None, "fingerprint": None, "size": 0, "mtime_ns": 0, "records": 0}
-    conn.execute(update(SourceFile).where(sf.id.in_(again)).values(**reset))
+    conn.execute(update(SourceFileRow).where(sf.id.in_(again)).values(**reset))
     projects = [p for (p,) in conn.execute(select(s.project_root).where(s.project_root.is_not(None)).distinct())]
     spellings: dict[str, set[str]] = {}
     for project in projects:
@@ -573,4 +573,4 @@ def upgrade_identity(conn: Connection) -> None:
     for project in projects:
         best = preferred(spellings[project_key(fold_worktree(project))])
         if best != project:
-            conn.execute(update(Session).where(s.project_root == project).values(project_root=best, stale=True))
+            conn.execute(update(SessionRow).where(s.project_root == project).values(project_root=best, stale=True))

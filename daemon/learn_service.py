@@ -25,7 +25,7 @@ from headroom.daemon.scheduler import Scheduler
 from headroom.learn.model import AGENTS
 from headroom.memory.db import Database
 from headroom.memory.identity import current_machine
-from headroom.memory.models import Session
+from headroom.memory.models import SessionRow
 from headroom.memory.store import get_state, set_state, utcnow
 
 log = logging.getLogger("headroom.learn")
@@ -107,12 +107,12 @@ def idle_projects(db: Database, idle: timedelta, now: datetime | None = None) ->
         projects = sorted(
             p
             for p in s.execute(
-                select(Session.project_root)
+                select(SessionRow.project_root)
                 .where(
-                    Session.ended_at > since,
-                    Session.ended_at <= until,
-                    Session.project_root.is_not(None),
-                    Session.machine_id == machine,
+                    SessionRow.ended_at > since,
+                    SessionRow.ended_at <= until,
+                    SessionRow.project_root.is_not(None),
+                    SessionRow.machine_id == machine,
                 )
                 .distinct()
             ).scalars()
@@ -126,11 +126,11 @@ def recent_projects(db: Database, days: int = 30, now: datetime | None = None) -
     since = (now or utcnow()) - timedelta(days=days)
     with db.sessions() as s:
         rows = s.execute(
-            select(Session.project_root)
+            select(SessionRow.project_root)
             .where(
-                Session.started_at >= since,
-                Session.project_root.is_not(None),
-                Session.machine_id == current_machine(),  # projects checked out on this machine
+                SessionRow.started_at >= since,
+                SessionRow.project_root.is_not(None),
+                SessionRow.machine_id == current_machine(),  # projects checked out on this machine
             )
             .distinct()
         ).scalars()

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session as OrmSession
+from sqlalchemy.orm import Session
 
 from headroom.learn.knowledge import Found, from_prompt, from_tool_call
 from headroom.memory.identity import current_machine
-from headroom.memory.models import Event, Session, ToolCall
+from headroom.memory.models import EventRow, SessionRow, ToolCallRow
 from headroom.memory.store import Draft, MemoryStore, utcnow
 from headroom.memory.upsert import retrying
 
@@ -87,10 +87,10 @@ class MemoryFeed:
         with self.store.db.transaction() as s:
             cursor = int(self.store.state(_TOOLS_CURSOR, s, machine=self.machine) or 0)
             rows = s.execute(
-                select(ToolCall, Session.agent, Session.key, Session.cwd, Session.project_root)
-                .join(Session, Session.id == ToolCall.session_id)
-                .where(ToolCall.id > cursor, ToolCall.machine_id == self.machine)
-                .order_by(ToolCall.id)
+                select(ToolCallRow, SessionRow.agent, SessionRow.key, SessionRow.cwd, SessionRow.project_root)
+                .join(SessionRow, SessionRow.id == ToolCallRow.session_id)
+                .where(ToolCallRow.id > cursor, ToolCallRow.machine_id == self.machine)
+                .order_by(ToolCallRow.id)
                 .limit(BATCH)
             ).all()
             drafts: list[Draft] = []
@@ -121,18 +121,18 @@ class MemoryFeed:
             cursor = int(self.store.state(_PROMPTS_CURSOR, s, machine=self.machine) or 0)
             rows = s.execute(
                 select(
-                    Event.id,
-                    Event.key,
-                    Event.text,
-                    Event.ts,
-                    Session.agent,
-                    Session.key,
-                    Session.cwd,
-                    Session.project_root,
+                    EventRow.id,
+                    EventRow.key,
+                    EventRow.text,
+                    EventRow.ts,
+                    SessionRow.agent,
+                    SessionRow.key,
+                    SessionRow.cwd,
+                    SessionRow.project_root,
                 )
-                .join(Session, Session.id == Event.session_id)
-                .where(Event.id > cursor, Event.kind == "user_prompt", Event.machine_id == self.machine)
-                .order_by(Event.id)
+                .join(SessionRow, SessionRow.id == EventRow.session_id)
+                .where(EventRow.id > cursor, EventRow.kind == "user_prompt", EventRow.machine_id == self.machine)
+                .order_by(EventRow.id)
                 .limit(BATCH)
             ).all()
             drafts: list[Draft] = []
@@ -146,7 +146,7 @@ class MemoryFeed:
                 self.store.set_state(s, _PROMPTS_CURSOR, str(rows[-1][0]), machine=self.machine)
         return report
 
-    def _put(self, drafts: list[Draft], report: FeedReport, s: OrmSession) -> None:
+    def _put(self, drafts: list[Draft], report: FeedReport, s: Session) -> None:
         for result in self.store.put_many(drafts, session=s):
             if result.item_id is None:
                 report.skipped += 1

@@ -37,7 +37,7 @@ from typing import Any
 
 from headroom.memory.db import Database
 from headroom.memory.identity import current_machine
-from headroom.memory.models import SchedulerJob
+from headroom.memory.models import SchedulerJobRow
 
 log = logging.getLogger("headroom.scheduler")
 
@@ -406,7 +406,7 @@ def _patient_store(db: Database, machine: str) -> Any:
                 log.warning("scheduler: the job store cannot be read (%s); trying again shortly", exc.orig)
                 return datetime.now(timezone.utc) + timedelta(seconds=STORE_RETRY_S)
 
-    return PatientJobStore(engine=db.engine, tablename=SchedulerJob.__tablename__)
+    return PatientJobStore(engine=db.engine, tablename=SchedulerJobRow.__tablename__)
 
 
 def _drop_unowned_jobs(db: Database) -> None:
@@ -417,7 +417,7 @@ def _drop_unowned_jobs(db: Database) -> None:
 
     try:
         with db.engine.begin() as conn:
-            gone = conn.execute(delete(SchedulerJob).where(~SchedulerJob.id.contains("/"))).rowcount
+            gone = conn.execute(delete(SchedulerJobRow).where(~SchedulerJobRow.id.contains("/"))).rowcount
     except OperationalError as exc:  # the table not there yet, or locked: the next start tries again
         log.debug("old scheduler jobs not removed: %s", exc.orig)
         return

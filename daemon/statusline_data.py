@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from sqlalchemy.orm import Session as DBSession
+    from sqlalchemy.orm import Session
 
 Execute = Callable[[str, dict[str, Any]], Sequence[Sequence[Any]]]
 #: A rate card entry (:meth:`headroom.daemon.pricing.Rates.to_json`): plain lists, so that pricing from the card
@@ -209,7 +209,7 @@ def _tokens(value: int) -> str:
     return str(value)
 
 
-def session_figures(dbs: DBSession, ident: str, *, tz: tzinfo, state_dir: Path) -> dict[str, Any]:
+def session_figures(dbs: Session, ident: str, *, tz: tzinfo, state_dir: Path) -> dict[str, Any]:
     """``stats --session ID``: the statusline's figures for any agent's session, through SQLAlchemy."""
     import click
     from sqlalchemy import inspect, text

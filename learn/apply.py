@@ -36,7 +36,7 @@ from headroom.learn.model import AGENTS
 from headroom.learn.team import accepted
 from headroom.learn.writers import Plan, Target, WriteError, apply, plan_write, target_for, user_target
 from headroom.memory.db import Database
-from headroom.memory.models import Session
+from headroom.memory.models import SessionRow
 from headroom.memory.rls import is_team_database
 
 log = logging.getLogger("headroom.learn")
@@ -71,7 +71,7 @@ class LearnRun:
 def project_agents(db: Database, project: str) -> list[str]:
     """The agents with sessions in ``project``, in the usual order."""
     with db.sessions() as s:
-        found = set(s.execute(select(Session.agent).where(Session.project_root == project).distinct()).scalars())
+        found = set(s.execute(select(SessionRow.agent).where(SessionRow.project_root == project).distinct()).scalars())
     return [a for a in AGENTS if a in found]
 
 

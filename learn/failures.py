@@ -37,7 +37,7 @@ from headroom.learn.knowledge import base_tool, tool_args, unwrap_output
 from headroom.learn.model import ToolKind
 from headroom.learn.projects import identities
 from headroom.memory.db import Database
-from headroom.memory.models import Event, Session, ToolCall
+from headroom.memory.models import EventRow, SessionRow, ToolCallRow
 
 MAX_TEXT = 200
 RECOVERY_WINDOW = 8  # how many later calls of the session may hold the fix
@@ -257,7 +257,7 @@ def error_line(output: str | None) -> str | None:
 # --- steps: the one place that reads a stored tool call ---------------------------------------------------
 
 
-def steps_of(calls: Sequence[ToolCall], project: str) -> list[Step]:
+def steps_of(calls: Sequence[ToolCallRow], project: str) -> list[Step]:
     """The session's tool calls as :class:`Step`s, from the fields the readers decided and stored (kind, command,
     path, exit code, failed, by_user, output without the agent's wrapper): nothing is re-parsed here."""
     out: list[Step] = []
@@ -331,21 +331,23 @@ class SessionView:
         return text
 
 
-def _load(db: Database, session_id: int) -> tuple[Session, list[ToolCall], list[Event]] | None:
+def _load(db: Database, session_id: int) -> tuple[SessionRow, list[ToolCallRow], list[EventRow]] | None:
     with db.sessions() as s:
-        session = s.get(Session, session_id)
+        session = s.get(SessionRow, session_id)
         if session is None:
             return None
         calls = list(
             s.execute(
-                select(ToolCall).where(ToolCall.session_id == session_id).order_by(ToolCall.started_at, ToolCall.id)
+                select(ToolCallRow)
+                .where(ToolCallRow.session_id == session_id)
+                .order_by(ToolCallRow.started_at, ToolCallRow.id)
             ).scalars()
         )
         events = list(
             s.execute(
-                select(Event)
-                .where(Event.session_id == session_id, Event.kind == "user_prompt")
-                .order_by(Event.ts, Event.seq)
+                select(EventRow)
+                .where(EventRow.session_id == session_id, EventRow.kind == "user_prompt")
+                .order_by(EventRow.ts, EventRow.seq)
             ).scalars()
         )
         s.expunge_all()
@@ -412,13 +414,15 @@ def sessions_query(
     project: str | None = None, agent: str | None = None, since: datetime | None = None, *, machine: str | None = None
 ) -> Any:
     """The sessions a failure search covers (sub-agents included: their mistakes are the agent's too)."""
-    query = select(Session.id).order_by(Session.started_at, Session.id)
+    query = select(SessionRow.id).order_by(SessionRow.started_at, SessionRow.id)
     if project is not None:
-        query = query.where(or_(Session.project_root == project, Session.cwd == project, Session.repository == project))
+        query = query.where(
+            or_(SessionRow.project_root == project, SessionRow.cwd == project, SessionRow.repository == project)
+        )
     if agent is not None:
-        query = query.where(Session.agent == agent)
+        query = query.where(SessionRow.agent == agent)
     if since is not None:
-        query = query.where(or_(Session.ended_at >= since, Session.started_at >= since))
+        query = query.where(or_(SessionRow.ended_at >= since, SessionRow.started_at >= since))
     return query
 
 

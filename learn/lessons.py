@@ -30,7 +30,7 @@ from headroom.learn.mining import LessonDraft, recurrences
 from headroom.learn.projects import REPO_PREFIX, identities
 from headroom.learn.team import note_seen
 from headroom.memory.db import Database
-from headroom.memory.models import Lesson, Session
+from headroom.memory.models import LessonRow, SessionRow
 from headroom.memory.upsert import retrying
 
 TTL_DAYS = 90
@@ -64,7 +64,7 @@ def _sync(db: Database, drafts: Sequence[LessonDraft], now: datetime) -> SyncRep
     report = SyncReport()
     with db.transaction() as s:
         for d in drafts:
-            row = s.execute(select(Lesson).where(Lesson.key == d.key)).scalar_one_or_none()
+            row = s.execute(select(LessonRow).where(LessonRow.key == d.key)).scalar_one_or_none()
             evidence = json.dumps(
                 [
                     {
@@ -92,7 +92,7 @@ def _sync(db: Database, drafts: Sequence[LessonDraft], now: datetime) -> SyncRep
                 "last_seen": d.last_seen,
             }
             if row is None:
-                row = Lesson(key=d.key, status="proposed", created_at=now, updated_at=now, **values)
+                row = LessonRow(key=d.key, status="proposed", created_at=now, updated_at=now, **values)
                 note_seen(row)
                 s.add(row)
                 report.new += 1
@@ -128,35 +128,39 @@ def parse_scope(value: str) -> tuple[str, tuple[str, ...]]:
 def mark_undone(db: Database, keys: Sequence[str]) -> int:
     """Lessons whose write ``learn undo`` took back: shown as undone, no longer in any file."""
     with db.transaction() as s:
-        rows = list(s.execute(select(Lesson).where(Lesson.key.in_(list(keys)))).scalars())
+        rows = list(s.execute(select(LessonRow).where(LessonRow.key.in_(list(keys)))).scalars())
         for row in rows:
             if row.status == "active":
                 row.status = "undone"
     return len(rows)
 
 
-def lessons_for(db: Database, project: str, *, statuses: Sequence[str] = ("proposed", "active")) -> list[Lesson]:
+def lessons_for(db: Database, project: str, *, statuses: Sequence[str] = ("proposed", "active")) -> list[LessonRow]:
     """The lessons one project's files should carry: its own and the environment's, best first."""
     with db.sessions() as s:
         rows = s.execute(
-            select(Lesson)
-            .where(Lesson.project.in_(sorted(identities(project) | {project, ""})), Lesson.status.in_(list(statuses)))
-            .order_by(Lesson.corrected_by_user.desc(), Lesson.sessions.desc(), Lesson.last_seen.desc(), Lesson.key)
+            select(LessonRow)
+            .where(
+                LessonRow.project.in_(sorted(identities(project) | {project, ""})), LessonRow.status.in_(list(statuses))
+            )
+            .order_by(
+                LessonRow.corrected_by_user.desc(), LessonRow.sessions.desc(), LessonRow.last_seen.desc(), LessonRow.key
+            )
         ).scalars()
         return list(rows)
 
 
 def _project_sessions(db: Database, project: str, start: datetime | None, end: datetime | None) -> int:
     with db.sessions() as s:
-        q = select(func.count()).select_from(Session).where(Session.kind == "main")
+        q = select(func.count()).select_from(SessionRow).where(SessionRow.kind == "main")
         if project.startswith(REPO_PREFIX):  # a lesson of a repository: its sessions on every machine
-            q = q.where(Session.repository == project)
+            q = q.where(SessionRow.repository == project)
         elif project:
-            q = q.where(Session.project_root == project)
+            q = q.where(SessionRow.project_root == project)
         if start is not None:
-            q = q.where(Session.started_at >= start)
+            q = q.where(SessionRow.started_at >= start)
         if end is not None:
-            q = q.where(Session.started_at < end)
+            q = q.where(SessionRow.started_at < end)
         return int(s.execute(q).scalar() or 0)
 
 
@@ -165,7 +169,7 @@ def activate(db: Database, keys: Sequence[str], *, now: datetime | None = None) 
     now = now or _now()
     n = 0
     with db.transaction() as s:
-        for row in s.execute(select(Lesson).where(Lesson.key.in_(list(keys)))).scalars():
+        for row in s.execute(select(LessonRow).where(LessonRow.key.in_(list(keys)))).scalars():
             if row.status == "active":
                 continue
             start = now - timedelta(days=BEFORE_WINDOW_DAYS)
@@ -179,7 +183,7 @@ def activate(db: Database, keys: Sequence[str], *, now: datetime | None = None) 
 
 def retire(db: Database, keys: Sequence[str], reason: str) -> int:
     with db.transaction() as s:
-        rows = list(s.execute(select(Lesson).where(Lesson.key.in_(list(keys)))).scalars())
+        rows = list(s.execute(select(LessonRow).where(LessonRow.key.in_(list(keys)))).scalars())
         for row in rows:
             row.status, row.retired_reason = "retired", reason
     return len(rows)
@@ -197,7 +201,7 @@ def review(db: Database, *, now: datetime | None = None, min_sessions_after: int
     retired: dict[str, int] = {}
     measured = 0
     with db.sessions() as s:
-        active = list(s.execute(select(Lesson).where(Lesson.status == "active")).scalars())
+        active = list(s.execute(select(LessonRow).where(LessonRow.status == "active")).scalars())
     seen = observe(db) if any(r.signature.startswith("not-found:") for r in active) else None
     for row in active:
         reason = (
@@ -211,7 +215,7 @@ def review(db: Database, *, now: datetime | None = None, min_sessions_after: int
         if reason is None and after >= min_sessions_after and _did_not_help(row, after, again):
             reason = "did not help"
         with db.transaction() as s:
-            fresh = s.get(Lesson, row.id)
+            fresh = s.get(LessonRow, row.id)
             if fresh is None:
                 continue
             fresh.sessions_after, fresh.recurring_after, fresh.validated_at = after, again, now
@@ -221,7 +225,7 @@ def review(db: Database, *, now: datetime | None = None, min_sessions_after: int
     return ReviewReport(retired, measured)
 
 
-def _ran_since(row: Lesson, seen: Observations | None) -> str | None:
+def _ran_since(row: LessonRow, seen: Observations | None) -> str | None:
     """A machine fact "X is not installed" is void once a later call of X succeeded (X was installed since)."""
     if seen is None or not row.signature.startswith("not-found:") or row.last_seen is None:
         return None
@@ -230,12 +234,12 @@ def _ran_since(row: Lesson, seen: Observations | None) -> str | None:
     return f"{program} ran successfully since" if later else None
 
 
-def _did_not_help(row: Lesson, after: int, again: int) -> bool:
+def _did_not_help(row: LessonRow, after: int, again: int) -> bool:
     before_rate = (row.recurring_before or 0) / max(1, row.sessions_before or 0)
     return again / max(1, after) >= before_rate and again > 0
 
 
-def _invalid(row: Lesson) -> str | None:
+def _invalid(row: LessonRow) -> str | None:
     """Why a lesson no longer fits the machine or the project on disk (None: still valid, or nothing to check).
 
     An environment lesson ("use `python3`, not `python`") is void once the program it recommends is gone; a
@@ -264,9 +268,9 @@ def _is_command(name: str) -> bool:
 def report(db: Database, project: str | None = None) -> list[dict[str, Any]]:
     """Every lesson (of ``project``, or all), with its evidence counts and before/after recurrence."""
     with db.sessions() as s:
-        q = select(Lesson).order_by(Lesson.status, Lesson.sessions.desc(), Lesson.key)
+        q = select(LessonRow).order_by(LessonRow.status, LessonRow.sessions.desc(), LessonRow.key)
         if project is not None:
-            q = q.where(Lesson.project.in_([project, ""]))
+            q = q.where(LessonRow.project.in_([project, ""]))
         rows = list(s.execute(q).scalars())
     out = []
     for r in rows:

@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, and_, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session as DBSession
+from sqlalchemy.orm import Session
 
 from headroom.learn import model as m
 from headroom.learn.knowledge import describe_call, is_failure, unwrap_output
@@ -37,16 +37,16 @@ from headroom.learn.projects import (
     repository_of,
     sha256_of,
 )
-from headroom.memory import models as db
+from headroom.memory import models as orm
 from headroom.memory.identity import current_machine
 from headroom.memory.redact import redact_many, redact_text
 
-_SESSIONS: Table = db.Session.__table__  # type: ignore[assignment]
-_EVENTS: Table = db.Event.__table__  # type: ignore[assignment]
-_TOOLS: Table = db.ToolCall.__table__  # type: ignore[assignment]
-_USAGE: Table = db.Usage.__table__  # type: ignore[assignment]
-_ISSUES: Table = db.IngestIssue.__table__  # type: ignore[assignment]
-_FILES: Table = db.SourceFile.__table__  # type: ignore[assignment]
+_SESSIONS: Table = orm.SessionRow.__table__  # type: ignore[assignment]
+_EVENTS: Table = orm.EventRow.__table__  # type: ignore[assignment]
+_TOOLS: Table = orm.ToolCallRow.__table__  # type: ignore[assignment]
+_USAGE: Table = orm.UsageRow.__table__  # type: ignore[assignment]
+_ISSUES: Table = orm.IngestIssueRow.__table__  # type: ignore[assignment]
+_FILES: Table = orm.SourceFileRow.__table__  # type: ignore[assignment]
 
 _TOOL_CALL_SIDE = ("name", "input", "started_at", "kind", "command", "path")
 _TOOL_RESULT_SIDE = ("status", "output", "output_size", "exit_code", "failed", "ended_at", "duration_ms")
@@ -70,7 +70,7 @@ def _redact_fields(rows: list[dict[str, Any]], names: tuple[str, ...] | None = N
         row[name] = clean
 
 
-def _dialect(dbs: DBSession) -> str:
+def _dialect(dbs: Session) -> str:
     return dbs.get_bind().dialect.name
 
 
@@ -132,7 +132,7 @@ _compiled: dict[tuple[Any, ...], tuple[str, tuple[tuple[str, Any], ...]]] = {}
 _FROM_ROW = object()
 
 
-def _execute_many(dbs: DBSession, stmt: Any, rows: list[dict[str, Any]], cache_key: tuple[Any, ...]) -> None:
+def _execute_many(dbs: Session, stmt: Any, rows: list[dict[str, Any]], cache_key: tuple[Any, ...]) -> None:
     """Run one upsert for many rows.
 
     On SQLite the statement is compiled once per shape and run with the driver's ``executemany`` on plain
@@ -185,7 +185,7 @@ def _sqlite_value(value: Any) -> Any:
     return value
 
 
-def write_batch(dbs: DBSession, agent: m.Agent, batch: m.Batch) -> int:
+def write_batch(dbs: Session, agent: m.Agent, batch: m.Batch) -> int:
     """Upsert everything in ``batch`` (inside the caller's transaction). Returns the rows written."""
     keys = {e.session_key for e in batch.events}
     keys |= {t.session_key for t in batch.tool_calls}
@@ -202,7 +202,7 @@ def write_batch(dbs: DBSession, agent: m.Agent, batch: m.Batch) -> int:
     return written
 
 
-def _upsert_sessions(dbs: DBSession, agent: m.Agent, infos: list[m.SessionInfo]) -> dict[str, int]:
+def _upsert_sessions(dbs: Session, agent: m.Agent, infos: list[m.SessionInfo]) -> dict[str, int]:
     rows = []
     for info in infos:
         project = info.project_root or info.cwd
@@ -235,7 +235,7 @@ def _upsert_sessions(dbs: DBSession, agent: m.Agent, infos: list[m.SessionInfo])
     return {key: ident for key, ident in found.all()}  # noqa: C416 (rows, not pairs, for mypy)
 
 
-def _one_spelling(dbs: DBSession, rows: list[dict[str, Any]]) -> None:
+def _one_spelling(dbs: Session, rows: list[dict[str, Any]]) -> None:
     """Give every spelling of one Windows project the same ``project_root`` (see ``learn.projects``).
 
     The stored spelling is :func:`preferred` among all seen so far; rows stored under another one move.
@@ -261,7 +261,7 @@ def _one_spelling(dbs: DBSession, rows: list[dict[str, Any]]) -> None:
         row["project_root"] = chosen.get(row["project_root"], row["project_root"])
 
 
-def resolve_hashed_projects(dbs: DBSession) -> int:
+def resolve_hashed_projects(dbs: Session) -> int:
     """Name the projects known only by a hash (legacy Gemini folders) from every root known so far.
 
     Any agent's root may be the one: the hash is of the root in whatever casing gemini-cli saw, so each
@@ -290,7 +290,7 @@ def resolve_hashed_projects(dbs: DBSession) -> int:
     return resolved
 
 
-def _upsert_events(dbs: DBSession, ids: dict[str, int], events: list[m.Event], *, replay: bool = False) -> int:
+def _upsert_events(dbs: Session, ids: dict[str, int], events: list[m.Event], *, replay: bool = False) -> int:
     latest: dict[tuple[str, str], m.Event] = {}
     for event in events:  # the last copy of a key wins, as on conflict below
         latest[(event.session_key, event.key)] = event
@@ -319,7 +319,7 @@ def _upsert_events(dbs: DBSession, ids: dict[str, int], events: list[m.Event], *
     return len(rows)
 
 
-def _upsert_tool_calls(dbs: DBSession, ids: dict[str, int], calls: list[m.ToolCall], *, replay: bool = False) -> int:
+def _upsert_tool_calls(dbs: Session, ids: dict[str, int], calls: list[m.ToolCall], *, replay: bool = False) -> int:
     merged: dict[tuple[str, str], dict[str, Any]] = {}
     for call in calls:
         fields = merged.setdefault((call.session_key, call.key), {})
@@ -344,7 +344,7 @@ def _upsert_tool_calls(dbs: DBSession, ids: dict[str, int], calls: list[m.ToolCa
     return len(merged)
 
 
-def _upsert_usage(dbs: DBSession, agent: m.Agent, ids: dict[str, int], usage: list[m.Usage]) -> int:
+def _upsert_usage(dbs: Session, agent: m.Agent, ids: dict[str, int], usage: list[m.Usage]) -> int:
     kept: dict[str, m.Usage] = {}
     for item in usage:  # the same rule as the SQL below, within the batch
         known = kept.get(item.key)
@@ -398,7 +398,7 @@ def _total(columns: Any) -> Any:
     return sum((columns[name] for name in _TOKEN_COLUMNS[1:]), columns[_TOKEN_COLUMNS[0]])
 
 
-def record_issue(dbs: DBSession, path: str, kind: str, detail: str, now: datetime) -> bool:
+def record_issue(dbs: Session, path: str, kind: str, detail: str, now: datetime) -> bool:
     """Count one bad-input problem for a file. Returns True the first time (the caller logs only then)."""
     detail = redact_text(detail)  # an exception's message may quote the line it choked on
     machine = current_machine()  # a file is one machine's (issue 17)
@@ -416,7 +416,7 @@ def record_issue(dbs: DBSession, path: str, kind: str, detail: str, now: datetim
     return count == 1
 
 
-def refresh_sessions(dbs: DBSession, limit: int = 500) -> int:
+def refresh_sessions(dbs: Session, limit: int = 500) -> int:
     """Recompute the counters and bounds of up to ``limit`` stale sessions. Returns how many."""
     stale = [r for (r,) in dbs.execute(select(_SESSIONS.c.id).where(_SESSIONS.c.stale).limit(limit))]
     if not stale:

@@ -23,13 +23,13 @@ from sqlalchemy import select
 from headroom.learn.projects import identities
 from headroom.memory.db import Database
 from headroom.memory.identity import current_user
-from headroom.memory.models import Lesson
+from headroom.memory.models import LessonRow
 
 MIN_USERS = 2
 PENDING, ACCEPTED, REJECTED = "pending", "accepted", "rejected"
 
 
-def users_of(row: Lesson) -> list[str]:
+def users_of(row: LessonRow) -> list[str]:
     """The users whose machines mined ``row`` (a damaged value reads as nobody)."""
     try:
         value = json.loads(row.seen_by or "[]")
@@ -38,7 +38,7 @@ def users_of(row: Lesson) -> list[str]:
     return [str(u) for u in value] if isinstance(value, list) else []
 
 
-def note_seen(row: Lesson, user: str | None = None) -> None:
+def note_seen(row: LessonRow, user: str | None = None) -> None:
     """Record that ``user`` (this machine's by default) mined ``row``; propose it when enough users have."""
     users = users_of(row)
     me = current_user() if user is None else user
@@ -76,9 +76,9 @@ class Proposal:
 def proposals(db: Database, project: str | None = None, *, statuses: tuple[str, ...] = (PENDING,)) -> list[Proposal]:
     """Team proposals (pending by default), for one project or all, the most seen first."""
     with db.sessions() as s:
-        q = select(Lesson).where(Lesson.team_status.in_(statuses))
+        q = select(LessonRow).where(LessonRow.team_status.in_(statuses))
         if project is not None:
-            q = q.where(Lesson.project == project)
+            q = q.where(LessonRow.project == project)
         rows = s.execute(q).scalars().all()
     out = []
     for row in rows:
@@ -101,13 +101,13 @@ def proposals(db: Database, project: str | None = None, *, statuses: tuple[str, 
     return sorted(out, key=lambda p: (-len(p.users), -p.sessions, p.key))
 
 
-def find(db: Database, key_prefix: str) -> Lesson:
+def find(db: Database, key_prefix: str) -> LessonRow:
     """The one team proposal whose key starts with ``key_prefix`` (as ``learn review`` shows keys, shortened)."""
     if len(key_prefix) < 4:
         raise ValueError("give at least 4 characters of the lesson's key")
     with db.sessions() as s:
         rows = (
-            s.execute(select(Lesson).where(Lesson.key.startswith(key_prefix), Lesson.team_status.is_not(None)))
+            s.execute(select(LessonRow).where(LessonRow.key.startswith(key_prefix), LessonRow.team_status.is_not(None)))
             .scalars()
             .all()
         )
@@ -118,11 +118,11 @@ def find(db: Database, key_prefix: str) -> Lesson:
     return rows[0]
 
 
-def decide(db: Database, key: str, *, accept: bool, now: datetime | None = None) -> Lesson:
+def decide(db: Database, key: str, *, accept: bool, now: datetime | None = None) -> LessonRow:
     """Accept or reject the team proposal ``key``; an accepted one is saved to the shared memory as a team lesson."""
     when = (now or datetime.now(timezone.utc)).replace(tzinfo=None)
     with db.transaction() as s:
-        row = s.execute(select(Lesson).where(Lesson.key == key)).scalar_one()
+        row = s.execute(select(LessonRow).where(LessonRow.key == key)).scalar_one()
         row.team_status = ACCEPTED if accept else REJECTED
         row.team_decided_by = current_user()
         row.team_decided_at = when
@@ -135,10 +135,12 @@ def decide(db: Database, key: str, *, accept: bool, now: datetime | None = None)
     return row
 
 
-def accepted(db: Database, project: str) -> list[Lesson]:
+def accepted(db: Database, project: str) -> list[LessonRow]:
     """The project's lessons accepted for the team (what its shared files may hold on a shared database)."""
     names = sorted(identities(project) | {project})  # the repository's identity as well as this checkout's path
     with db.sessions() as s:
         return list(
-            s.execute(select(Lesson).where(Lesson.project.in_(names), Lesson.team_status == ACCEPTED)).scalars()
+            s.execute(
+                select(LessonRow).where(LessonRow.project.in_(names), LessonRow.team_status == ACCEPTED)
+            ).scalars()
         )

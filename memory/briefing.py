@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from headroom.memory.models import MemoryItem, MemorySighting
+from headroom.memory.models import MemoryItemRow, MemorySightingRow
 from headroom.memory.redact import redact_text
 from headroom.memory.store import MemoryStore, utcnow
 
@@ -99,26 +99,30 @@ def build_briefing(
     with store.db.sessions() as s:
         rows = s.execute(
             select(
-                MemoryItem.id,
-                MemoryItem.kind,
-                MemoryItem.title,
-                MemoryItem.content,
-                MemorySighting.agent,
-                MemorySighting.session_key,
-                MemorySighting.path,
-                MemorySighting.ts,
+                MemoryItemRow.id,
+                MemoryItemRow.kind,
+                MemoryItemRow.title,
+                MemoryItemRow.content,
+                MemorySightingRow.agent,
+                MemorySightingRow.session_key,
+                MemorySightingRow.path,
+                MemorySightingRow.ts,
             )
-            .join(MemorySighting, MemorySighting.item_id == MemoryItem.id)
+            .join(MemorySightingRow, MemorySightingRow.item_id == MemoryItemRow.id)
             .where(
-                MemorySighting.project == project,
-                MemorySighting.ts >= now - timedelta(days=days),
-                MemoryItem.status == "active",
+                MemorySightingRow.project == project,
+                MemorySightingRow.ts >= now - timedelta(days=days),
+                MemoryItemRow.status == "active",
             )
         ).all()
         global_rows = s.execute(
-            select(MemoryItem.id, MemoryItem.kind, MemoryItem.title, MemoryItem.content, MemoryItem.last_seen_at).where(
-                MemoryItem.global_scope.is_(True), MemoryItem.status == "active"
-            )
+            select(
+                MemoryItemRow.id,
+                MemoryItemRow.kind,
+                MemoryItemRow.title,
+                MemoryItemRow.content,
+                MemoryItemRow.last_seen_at,
+            ).where(MemoryItemRow.global_scope.is_(True), MemoryItemRow.status == "active")
         ).all()
     for item_id, kind, title, content, agent, session_key, path, ts in rows:
         if exclude_session and session_key == exclude_session:

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select, update
 
 from headroom.memory.db import Database
-from headroom.memory.models import BlockMemo
+from headroom.memory.models import BlockMemoRow
 from headroom.memory.store import utcnow
 from headroom.memory.upsert import insert_for
 from headroom.memory.writer import BatchWriter
@@ -61,7 +61,9 @@ class DBBlockMemo:
                 self.hits += 1
                 return text
         with self.db.sessions() as s:
-            text = s.execute(select(BlockMemo.text).where(BlockMemo.project == project, BlockMemo.key == key)).scalar()
+            text = s.execute(
+                select(BlockMemoRow.text).where(BlockMemoRow.project == project, BlockMemoRow.key == key)
+            ).scalar()
         if text is None:
             self.misses += 1
             return None
@@ -86,8 +88,8 @@ class DBBlockMemo:
             for e in entries:
                 if not e.text:
                     s.execute(
-                        update(BlockMemo)
-                        .where(BlockMemo.project == e.project, BlockMemo.key == e.key)
+                        update(BlockMemoRow)
+                        .where(BlockMemoRow.project == e.project, BlockMemoRow.key == e.key)
                         .values(last_used_at=e.ts)
                     )
                     continue
@@ -101,7 +103,7 @@ class DBBlockMemo:
                 }
                 # The engine puts only on a miss or when the stored text points at expired originals: replace.
                 # One statement on either backend: another daemon may memo the same block at the same moment.
-                stmt = insert_for(s)(BlockMemo).values(**row)
+                stmt = insert_for(s)(BlockMemoRow).values(**row)
                 s.execute(
                     stmt.on_conflict_do_update(
                         index_elements=["project", "key"],
@@ -114,8 +116,8 @@ class DBBlockMemo:
         cutoff = (now or utcnow()) - older_than
         self.writer.flush()
         with self.db.transaction() as s:
-            n = len(s.execute(select(BlockMemo.id).where(BlockMemo.last_used_at < cutoff)).all())
-            s.execute(delete(BlockMemo).where(BlockMemo.last_used_at < cutoff))
+            n = len(s.execute(select(BlockMemoRow.id).where(BlockMemoRow.last_used_at < cutoff)).all())
+            s.execute(delete(BlockMemoRow).where(BlockMemoRow.last_used_at < cutoff))
         with self._lock:
             self._cache.clear()
         return n

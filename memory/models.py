@@ -82,7 +82,7 @@ OWNED_TABLES = (
 )
 
 
-class SourceFile(Owned, Base):
+class SourceFileRow(Owned, Base):
     """One agent log file and how far it has been ingested.
 
     Identity is the file's (device, inode): a renamed file keeps its offset, a replaced one is detected.
@@ -114,7 +114,7 @@ class SourceFile(Owned, Base):
     )
 
 
-class IngestIssue(Owned, Base):
+class IngestIssueRow(Owned, Base):
     """Bad input met while ingesting a file, counted per file and kind (``headroom doctor`` lists them)."""
 
     __tablename__ = "ingest_issues"
@@ -130,7 +130,7 @@ class IngestIssue(Owned, Base):
     __table_args__ = (UniqueConstraint("machine_id", "path", "kind"),)
 
 
-class Session(Owned, Base):
+class SessionRow(Owned, Base):
     """One agent session (a sub-agent is a session of its own, linked to its parent).
 
     The counters are derived from the child rows by ingestion (see ``stale``) so that listing thousands of
@@ -181,7 +181,7 @@ class Session(Owned, Base):
     )
 
 
-class Event(Owned, Base):
+class EventRow(Owned, Base):
     """One timeline entry of a session (see ``headroom.learn.model.EventKind``)."""
 
     __tablename__ = "events"
@@ -205,7 +205,7 @@ class Event(Owned, Base):
     )
 
 
-class ToolCall(Owned, Base):
+class ToolCallRow(Owned, Base):
     """A tool call and its result (either half may arrive first, in another batch)."""
 
     __tablename__ = "tool_calls"
@@ -237,7 +237,7 @@ class ToolCall(Owned, Base):
     )
 
 
-class Usage(Owned, Base):
+class UsageRow(Owned, Base):
     """Tokens of one model call, deduplicated per agent by its natural key."""
 
     __tablename__ = "usage"
@@ -268,7 +268,7 @@ class Usage(Owned, Base):
     )
 
 
-class ProxyRequest(Owned, Base):
+class ProxyRequestRow(Owned, Base):
     """One request that went through the local proxy: what it cost before and after compression.
 
     ``tokens_before``/``tokens_after`` are headroom's own counts of the request's messages; the ``input_…``,
@@ -318,7 +318,7 @@ class ProxyRequest(Owned, Base):
     )
 
 
-class MemoryItem(Owned, Base):
+class MemoryItemRow(Owned, Base):
     """One distinct piece of content in the shared memory, whoever read or wrote it.
 
     Identity is the hash of the normalized, *redacted* content: the same file read by Claude and by Codex is
@@ -361,7 +361,7 @@ class MemoryItem(Owned, Base):
     )
 
 
-class MemorySighting(Owned, Base):
+class MemorySightingRow(Owned, Base):
     """Who met an item, where and when: provenance. One row per (item, agent, session, tool call)."""
 
     __tablename__ = "memory_sightings"
@@ -388,7 +388,7 @@ class MemorySighting(Owned, Base):
     )
 
 
-class MemoryVector(Base):
+class MemoryVectorRow(Base):
     """An item's embedding (float32, L2-normalised): the source of truth the vector index is rebuilt from."""
 
     __tablename__ = "memory_vectors"
@@ -399,7 +399,7 @@ class MemoryVector(Base):
     vector: Mapped[bytes] = mapped_column(LargeBinary)
 
 
-class BlockMemo(Owned, Base):
+class BlockMemoRow(Owned, Base):
     """What the proxy served for a block's content in a project: every agent gets the same bytes and ids."""
 
     __tablename__ = "block_memo"
@@ -415,7 +415,7 @@ class BlockMemo(Owned, Base):
     __table_args__ = (UniqueConstraint("project", "key"),)
 
 
-class StateValue(Owned, Base):
+class StateValueRow(Owned, Base):
     """Small named values that must survive restarts (e.g. how far the memory feed has read).
 
     Keyed by (machine_id, name): a machine's cursors are its own; a value for the whole database (the memory's
@@ -429,7 +429,7 @@ class StateValue(Owned, Base):
     value: Mapped[str] = mapped_column(Text)
 
 
-class SchedulerJob(Base):
+class SchedulerJobRow(Base):
     """apscheduler's job store (the table ``SQLAlchemyJobStore`` expects): the daemon's periodic jobs and
     when each runs next, kept in the DB so a run missed while the daemon was down is made up, once, at start.
     ``job_state`` is apscheduler's pickle of the job (a function reference, its trigger and arguments)."""
@@ -441,7 +441,7 @@ class SchedulerJob(Base):
     job_state: Mapped[bytes] = mapped_column(LargeBinary)
 
 
-class Lesson(Owned, Base):
+class LessonRow(Owned, Base):
     """A lesson mined from failed sessions, with its evidence and where it is in its life.
 
     ``key`` is stable across runs (a hash over the scope and the failure signature), so mining again
@@ -492,9 +492,9 @@ class Lesson(Owned, Base):
     )
 
 
-@event.listens_for(Lesson, "before_insert")
-@event.listens_for(Lesson, "before_update")
-def _redact_lesson(mapper: Mapper[Lesson], connection: Connection, target: Lesson) -> None:
+@event.listens_for(LessonRow, "before_insert")
+@event.listens_for(LessonRow, "before_update")
+def _redact_lesson(mapper: Mapper[LessonRow], connection: Connection, target: LessonRow) -> None:
     """A lesson is written into agents' files and may be shared with a team: its texts are redacted on every write.
 
     Here rather than in learn, so that no path that stores a lesson can forget it (DESIGN invariant 4); it is

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import Table, Text, func, select, text, update
 
-from headroom.memory import models as m
+from headroom.memory import models as orm
 from headroom.memory.db import Database
 from headroom.memory.redact import redact_json, redact_many
 from headroom.memory.store import get_state, set_state
@@ -34,12 +34,12 @@ _JSON = frozenset({("lessons", "names"), ("lessons", "evidence")})
 
 def _tables() -> list[Table]:
     return [
-        m.Session.__table__,  # type: ignore[list-item]
-        m.Event.__table__,  # type: ignore[list-item]
-        m.ToolCall.__table__,  # type: ignore[list-item]
-        m.IngestIssue.__table__,  # type: ignore[list-item]
-        m.Lesson.__table__,  # type: ignore[list-item]
-        m.ProxyRequest.__table__,  # type: ignore[list-item]
+        orm.SessionRow.__table__,  # type: ignore[list-item]
+        orm.EventRow.__table__,  # type: ignore[list-item]
+        orm.ToolCallRow.__table__,  # type: ignore[list-item]
+        orm.IngestIssueRow.__table__,  # type: ignore[list-item]
+        orm.LessonRow.__table__,  # type: ignore[list-item]
+        orm.ProxyRequestRow.__table__,  # type: ignore[list-item]
     ]
 
 
@@ -88,7 +88,7 @@ def stored_anything(db: Database) -> bool:
     """Whether the mirror holds any session yet (a new database needs no redaction pass: rows are redacted as
     they are written)."""
     with db.sessions() as s:
-        return bool(s.execute(select(func.count()).select_from(m.Session)).scalar())
+        return bool(s.execute(select(func.count()).select_from(orm.SessionRow)).scalar())
 
 
 def redact_if_rules_changed(db: Database) -> dict[str, Any] | None:

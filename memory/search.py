@@ -34,7 +34,7 @@ from sqlalchemy import func, or_, select, text
 
 from headroom.memory import pgsearch
 from headroom.memory.identity import current_user
-from headroom.memory.models import MemoryItem
+from headroom.memory.models import MemoryItemRow
 from headroom.memory.pgsearch import Scope
 from headroom.memory.ranking import rerank
 from headroom.memory.store import Item, MemoryStore
@@ -208,7 +208,7 @@ class Searcher:
 
     def _of_kinds(self, allowed: set[int] | None, kinds: Sequence[str]) -> set[int]:
         with self.store.db.sessions() as s:
-            q = select(MemoryItem.id).where(MemoryItem.kind.in_(list(kinds)))
+            q = select(MemoryItemRow.id).where(MemoryItemRow.kind.in_(list(kinds)))
             ids = set(s.execute(q).scalars())
         return ids if allowed is None else ids & allowed
 
@@ -219,10 +219,15 @@ class Searcher:
         if self.store.db.is_sqlite:
             return self._fts(words, allowed)
         with self.store.db.sessions() as s:  # PostgreSQL: no FTS5; a plain scan is enough for a team's store
-            conds = [MemoryItem.content.ilike(f"%{w}%") for w in words] + [
-                MemoryItem.title.ilike(f"%{w}%") for w in words
+            conds = [MemoryItemRow.content.ilike(f"%{w}%") for w in words] + [
+                MemoryItemRow.title.ilike(f"%{w}%") for w in words
             ]
-            q = select(MemoryItem.id).where(or_(*conds)).order_by(MemoryItem.last_seen_at.desc()).limit(self.pool * 8)
+            q = (
+                select(MemoryItemRow.id)
+                .where(or_(*conds))
+                .order_by(MemoryItemRow.last_seen_at.desc())
+                .limit(self.pool * 8)
+            )
             ids = [int(i) for i in s.execute(q).scalars()]
         if allowed is not None:
             ids = [i for i in ids if i in allowed]
@@ -244,7 +249,7 @@ class Searcher:
             held: dict[str, int] = {str(term): int(doc) for term, doc in s.execute(vocab, params)}
             if not held:
                 return []
-            total = int(s.execute(select(func.max(MemoryItem.id))).scalar() or 1)
+            total = int(s.execute(select(func.max(MemoryItemRow.id))).scalar() or 1)
             ranked = sorted(held, key=lambda w: held[w])
             selective = [w for w in ranked if held[w] <= max(COMMON_MIN, total * COMMON_FRACTION)]
             members = self._sorted_ids(allowed)

@@ -29,7 +29,7 @@ from headroom.memory.db import Database
 from headroom.memory.dedup import clean_text, content_hash, looks_binary, normalize
 from headroom.memory.identity import current_machine, current_user
 from headroom.memory.kinds import KINDS
-from headroom.memory.models import MemoryItem, MemorySighting, MemoryVector, StateValue
+from headroom.memory.models import MemoryItemRow, MemorySightingRow, MemoryVectorRow, StateValueRow
 from headroom.memory.redact import redact
 from headroom.memory.upsert import insert_for
 from headroom.memory.visibility import TEAM, dedup_key, owned, readable, visibility_for
@@ -214,7 +214,7 @@ class MemoryStore:
         # One statement, so that two daemons putting the same content at once make one item (the loser's
         # insert waits for the winner's commit, then does nothing): never a unique violation (issue 17).
         inserted = s.execute(
-            insert_for(s)(MemoryItem)
+            insert_for(s)(MemoryItemRow)
             .values(
                 content_hash=digest,
                 kind=d.kind,
@@ -233,10 +233,10 @@ class MemoryStore:
                 machine_id=current_machine(),
             )
             .on_conflict_do_nothing(index_elements=["content_hash"])
-            .returning(MemoryItem.id)
+            .returning(MemoryItemRow.id)
         ).scalar()
         created = inserted is not None
-        item = s.execute(select(MemoryItem).where(MemoryItem.content_hash == digest)).scalar_one()
+        item = s.execute(select(MemoryItemRow).where(MemoryItemRow.content_hash == digest)).scalar_one()
         supersedes: int | None = None
         if created:
             if d.path and d.kind == "file_read":
@@ -250,7 +250,7 @@ class MemoryStore:
         new_sighting = self._add_sighting(s, item, d, ts)
         return PutResult(item.id, created, new_sighting, len(red.findings), supersedes)
 
-    def _add_sighting(self, s: Session, item: MemoryItem, d: Draft, ts: datetime) -> bool:
+    def _add_sighting(self, s: Session, item: MemoryItemRow, d: Draft, ts: datetime) -> bool:
         user = current_user()
         row = {
             "item_id": item.id,
@@ -267,43 +267,45 @@ class MemoryStore:
         keys = ["item_id", "user_id", "agent", "session_key", "tool_call_key"]
         # RETURNING, not rowcount: PostgreSQL's driver reports -1 for a conflict that inserted nothing.
         added = s.execute(
-            insert_for(s)(MemorySighting)
+            insert_for(s)(MemorySightingRow)
             .values(**row)
             .on_conflict_do_nothing(index_elements=keys)
-            .returning(MemorySighting.id)
+            .returning(MemorySightingRow.id)
         ).scalar()
         if added is None:
             if not (d.session_key or d.tool_call_key):  # an anonymous save repeated: refresh its time
                 s.execute(
-                    update(MemorySighting)
+                    update(MemorySightingRow)
                     .where(
-                        MemorySighting.item_id == item.id,
-                        MemorySighting.user_id == user,
-                        MemorySighting.agent == d.agent,
-                        MemorySighting.session_key == "",
-                        MemorySighting.tool_call_key == "",
+                        MemorySightingRow.item_id == item.id,
+                        MemorySightingRow.user_id == user,
+                        MemorySightingRow.agent == d.agent,
+                        MemorySightingRow.session_key == "",
+                        MemorySightingRow.tool_call_key == "",
                     )
                     .values(ts=ts)
                 )
             return False  # the same meeting read again (a re-ingested log): idempotent
         # Counted in SQL: another daemon may count a sighting of the same item in the same moment.
-        s.execute(update(MemoryItem).where(MemoryItem.id == item.id).values(sightings=MemoryItem.sightings + 1))
+        s.execute(
+            update(MemoryItemRow).where(MemoryItemRow.id == item.id).values(sightings=MemoryItemRow.sightings + 1)
+        )
         s.expire(item, ["sightings"])
         return True
 
-    def _link_same_path(self, s: Session, item: MemoryItem, project: str, path: str) -> int | None:
+    def _link_same_path(self, s: Session, item: MemoryItemRow, project: str, path: str) -> int | None:
         """Rule 2 of the policy: the newest other item read at ``path`` in ``project`` is superseded."""
         prev = s.execute(
-            select(MemoryItem)
-            .join(MemorySighting, MemorySighting.item_id == MemoryItem.id)
+            select(MemoryItemRow)
+            .join(MemorySightingRow, MemorySightingRow.item_id == MemoryItemRow.id)
             .where(
-                MemorySighting.project == project,
-                MemorySighting.path == path,
-                MemoryItem.id != item.id,
-                MemoryItem.kind == "file_read",
-                MemoryItem.status == "active",
+                MemorySightingRow.project == project,
+                MemorySightingRow.path == path,
+                MemoryItemRow.id != item.id,
+                MemoryItemRow.kind == "file_read",
+                MemoryItemRow.status == "active",
             )
-            .order_by(MemorySighting.ts.desc())
+            .order_by(MemorySightingRow.ts.desc())
             .limit(1)
         ).scalar_one_or_none()
         if prev is None:
@@ -318,31 +320,31 @@ class MemoryStore:
             return 0
         with self.db.transaction() as s:
             if not self.db.is_sqlite:  # a shared database: only the user's own items, never a teammate's
-                ids = list(s.execute(select(MemoryItem.id).where(MemoryItem.id.in_(ids), owned())).scalars())
-            s.execute(update(MemoryItem).where(MemoryItem.supersedes_id.in_(ids)).values(supersedes_id=None))
-            s.execute(delete(MemorySighting).where(MemorySighting.item_id.in_(ids)))
-            s.execute(delete(MemoryVector).where(MemoryVector.item_id.in_(ids)))
-            n = len(s.execute(select(MemoryItem.id).where(MemoryItem.id.in_(ids))).all())
-            s.execute(delete(MemoryItem).where(MemoryItem.id.in_(ids)))
+                ids = list(s.execute(select(MemoryItemRow.id).where(MemoryItemRow.id.in_(ids), owned())).scalars())
+            s.execute(update(MemoryItemRow).where(MemoryItemRow.supersedes_id.in_(ids)).values(supersedes_id=None))
+            s.execute(delete(MemorySightingRow).where(MemorySightingRow.item_id.in_(ids)))
+            s.execute(delete(MemoryVectorRow).where(MemoryVectorRow.item_id.in_(ids)))
+            n = len(s.execute(select(MemoryItemRow.id).where(MemoryItemRow.id.in_(ids))).all())
+            s.execute(delete(MemoryItemRow).where(MemoryItemRow.id.in_(ids)))
             self._bump(s)
         return n
 
     # -- reading -----------------------------------------------------------------------------------
 
-    def _readable(self, row: MemoryItem) -> bool:
+    def _readable(self, row: MemoryItemRow) -> bool:
         """On a shared database, is this the user's own or a team item? (Row-level security says the same.)"""
         return self.db.is_sqlite or row.visibility == TEAM or row.user_id in (current_user(), "")
 
     def get(self, item_id: int, *, project: str | None = None) -> Item | None:
         """One item with its sightings; None when unknown or (with ``project``) not visible there."""
         with self.db.sessions() as s:
-            row = s.get(MemoryItem, item_id)
+            row = s.get(MemoryItemRow, item_id)
             if row is None or not self._readable(row):
                 return None
             sightings = s.execute(
-                select(MemorySighting).where(MemorySighting.item_id == item_id).order_by(MemorySighting.ts)
+                select(MemorySightingRow).where(MemorySightingRow.item_id == item_id).order_by(MemorySightingRow.ts)
             ).scalars()
-            newer = s.execute(select(MemoryItem.id).where(MemoryItem.supersedes_id == item_id)).scalars().all()
+            newer = s.execute(select(MemoryItemRow.id).where(MemoryItemRow.supersedes_id == item_id)).scalars().all()
             item = _item(row, list(newer), [_sighting(x) for x in sightings])
         if project is not None and not item.global_scope and project not in item.projects:
             return None
@@ -353,15 +355,15 @@ class MemoryStore:
         if not ids:
             return {}
         with self.db.sessions() as s:
-            rows = s.execute(select(MemoryItem).where(MemoryItem.id.in_(ids))).scalars().all()
+            rows = s.execute(select(MemoryItemRow).where(MemoryItemRow.id.in_(ids))).scalars().all()
             sightings: dict[int, list[Sighting]] = {}
             for x in s.execute(
-                select(MemorySighting).where(MemorySighting.item_id.in_(ids)).order_by(MemorySighting.ts)
+                select(MemorySightingRow).where(MemorySightingRow.item_id.in_(ids)).order_by(MemorySightingRow.ts)
             ).scalars():
                 sightings.setdefault(x.item_id, []).append(_sighting(x))
             newer: dict[int, list[int]] = {}
             for new_id, old_id in s.execute(
-                select(MemoryItem.id, MemoryItem.supersedes_id).where(MemoryItem.supersedes_id.in_(ids))
+                select(MemoryItemRow.id, MemoryItemRow.supersedes_id).where(MemoryItemRow.supersedes_id.in_(ids))
             ):
                 if old_id is not None:
                     newer.setdefault(old_id, []).append(new_id)
@@ -373,13 +375,13 @@ class MemoryStore:
             chain = [item_id]
             cur: int | None = item_id
             while cur is not None and len(chain) < 1000:
-                cur = s.execute(select(MemoryItem.supersedes_id).where(MemoryItem.id == cur)).scalar()
+                cur = s.execute(select(MemoryItemRow.supersedes_id).where(MemoryItemRow.id == cur)).scalar()
                 if cur is not None:
                     chain.insert(0, cur)
             cur = item_id
             while cur is not None and len(chain) < 1000:
                 cur = s.execute(
-                    select(MemoryItem.id).where(MemoryItem.supersedes_id == cur).order_by(MemoryItem.id)
+                    select(MemoryItemRow.id).where(MemoryItemRow.supersedes_id == cur).order_by(MemoryItemRow.id)
                 ).scalar()
                 if cur is not None:
                     chain.append(cur)
@@ -391,37 +393,41 @@ class MemoryStore:
             return None
         with self.db.sessions() as s:
             ids = set(
-                s.execute(select(MemorySighting.item_id).where(MemorySighting.project == project).distinct()).scalars()
+                s.execute(
+                    select(MemorySightingRow.item_id).where(MemorySightingRow.project == project).distinct()
+                ).scalars()
             )
             if include_global:
-                ids.update(s.execute(select(MemoryItem.id).where(MemoryItem.global_scope.is_(True))).scalars())
+                ids.update(s.execute(select(MemoryItemRow.id).where(MemoryItemRow.global_scope.is_(True))).scalars())
             if not self.db.is_sqlite and ids:
-                ids = set(s.execute(select(MemoryItem.id).where(MemoryItem.id.in_(ids), readable())).scalars())
+                ids = set(s.execute(select(MemoryItemRow.id).where(MemoryItemRow.id.in_(ids), readable())).scalars())
         return ids
 
     def stats(self, project: str | None = None) -> dict[str, Any]:
         """Counts for ``headroom memory stats`` (per kind, per agent, links, redactions, embedding backlog)."""
         visible = self.visible_ids(project)
         with self.db.sessions() as s:
-            where = [MemoryItem.id.in_(visible)] if visible is not None else []
-            kinds = dict(s.execute(select(MemoryItem.kind, func.count()).where(*where).group_by(MemoryItem.kind)).all())
-            swhere = [MemorySighting.project == project] if project is not None else []
+            where = [MemoryItemRow.id.in_(visible)] if visible is not None else []
+            kinds = dict(
+                s.execute(select(MemoryItemRow.kind, func.count()).where(*where).group_by(MemoryItemRow.kind)).all()
+            )
+            swhere = [MemorySightingRow.project == project] if project is not None else []
             agents = dict(
                 s.execute(
-                    select(MemorySighting.agent, func.count()).where(*swhere).group_by(MemorySighting.agent)
+                    select(MemorySightingRow.agent, func.count()).where(*swhere).group_by(MemorySightingRow.agent)
                 ).all()
             )
             row = s.execute(
                 select(
                     func.count(),
-                    func.coalesce(func.sum(MemoryItem.size), 0),
-                    func.coalesce(func.sum(MemoryItem.redactions), 0),
-                    func.count(MemoryItem.supersedes_id),
-                    func.count(MemoryItem.embed_model),
-                    func.count(MemoryItem.ref),
+                    func.coalesce(func.sum(MemoryItemRow.size), 0),
+                    func.coalesce(func.sum(MemoryItemRow.redactions), 0),
+                    func.count(MemoryItemRow.supersedes_id),
+                    func.count(MemoryItemRow.embed_model),
+                    func.count(MemoryItemRow.ref),
                 ).where(*where)
             ).one()
-            projects = s.execute(select(func.count(func.distinct(MemorySighting.project)))).scalar() or 0
+            projects = s.execute(select(func.count(func.distinct(MemorySightingRow.project)))).scalar() or 0
         return {
             "project": project,
             "items": int(row[0]),
@@ -450,9 +456,9 @@ class MemoryStore:
             with self.db.sessions() as s:
                 mine = [owned()] if not self.db.is_sqlite else []  # a teammate's items are theirs to clean
                 rows = s.execute(
-                    select(MemoryItem.id, MemoryItem.content, MemoryItem.title)
-                    .where(MemoryItem.id > last, *mine)
-                    .order_by(MemoryItem.id)
+                    select(MemoryItemRow.id, MemoryItemRow.content, MemoryItemRow.title)
+                    .where(MemoryItemRow.id > last, *mine)
+                    .order_by(MemoryItemRow.id)
                     .limit(500)
                 ).all()
             if not rows:
@@ -472,25 +478,27 @@ class MemoryStore:
     def _rewrite(self, item_id: int, content: str, title: str | None, redactions: int) -> None:
         text = normalize(content)
         with self.db.transaction() as s:
-            item = s.get(MemoryItem, item_id)
+            item = s.get(MemoryItemRow, item_id)
             if item is None:
                 return
             digest = dedup_key(
                 content_hash(text), item.visibility, shared_database=not self.db.is_sqlite, user=item.user_id
             )
-            twin = s.execute(select(MemoryItem).where(MemoryItem.content_hash == digest)).scalar_one_or_none()
+            twin = s.execute(select(MemoryItemRow).where(MemoryItemRow.content_hash == digest)).scalar_one_or_none()
             if twin is not None and twin.id != item_id:
-                s.execute(update(MemorySighting).where(MemorySighting.item_id == item_id).values(item_id=twin.id))
-                s.execute(update(MemoryItem).where(MemoryItem.supersedes_id == item_id).values(supersedes_id=twin.id))
+                s.execute(update(MemorySightingRow).where(MemorySightingRow.item_id == item_id).values(item_id=twin.id))
+                s.execute(
+                    update(MemoryItemRow).where(MemoryItemRow.supersedes_id == item_id).values(supersedes_id=twin.id)
+                )
                 twin.sightings = (twin.sightings or 0) + (item.sightings or 0)
-                s.execute(delete(MemoryVector).where(MemoryVector.item_id == item_id))
+                s.execute(delete(MemoryVectorRow).where(MemoryVectorRow.item_id == item_id))
                 s.delete(item)
             else:
                 item.content, item.content_hash = text, digest
                 item.title = title if title is not None else item.title
                 item.redactions = (item.redactions or 0) + redactions
                 item.embed_model = None  # the vector was of the unredacted text: embed again
-                s.execute(delete(MemoryVector).where(MemoryVector.item_id == item_id))
+                s.execute(delete(MemoryVectorRow).where(MemoryVectorRow.item_id == item_id))
             self._bump(s)
 
     def prune_ids(self, max_bytes: int, *, keep_days: int = 30) -> list[int]:
@@ -500,16 +508,21 @@ class MemoryStore:
         items, decisions and lessons (what agents or users chose to keep). Superseded versions go first.
         """
         with self.db.sessions() as s:
-            total = int(s.execute(select(func.coalesce(func.sum(func.length(MemoryItem.content)), 0))).scalar() or 0)
+            total = int(s.execute(select(func.coalesce(func.sum(func.length(MemoryItemRow.content)), 0))).scalar() or 0)
         if total <= max_bytes:
             return []
         cutoff = utcnow() - timedelta(days=keep_days)
         doomed: list[int] = []
         with self.db.sessions() as s:
             candidates = s.execute(
-                select(MemoryItem.id, func.length(MemoryItem.content), MemoryItem.status, MemoryItem.last_seen_at)
-                .where(MemoryItem.global_scope.is_(False), MemoryItem.kind.notin_(("decision", "lesson")))
-                .order_by(MemoryItem.status.desc(), MemoryItem.sightings, MemoryItem.last_seen_at)
+                select(
+                    MemoryItemRow.id,
+                    func.length(MemoryItemRow.content),
+                    MemoryItemRow.status,
+                    MemoryItemRow.last_seen_at,
+                )
+                .where(MemoryItemRow.global_scope.is_(False), MemoryItemRow.kind.notin_(("decision", "lesson")))
+                .order_by(MemoryItemRow.status.desc(), MemoryItemRow.sightings, MemoryItemRow.last_seen_at)
             ).all()
         for item_id, size, status, last_seen in candidates:
             if total <= max_bytes:
@@ -545,8 +558,8 @@ class MemoryStore:
 
 def get_state(session: Session, name: str, machine: str = "") -> str | None:
     """The value ``name`` of ``machine`` (``""``: the whole database's), None when never set."""
-    where = (StateValue.machine_id == machine, StateValue.name == name)
-    return session.execute(select(StateValue.value).where(*where)).scalar()
+    where = (StateValueRow.machine_id == machine, StateValueRow.name == name)
+    return session.execute(select(StateValueRow.value).where(*where)).scalar()
 
 
 def set_state(session: Session, name: str, value: str, machine: str = "") -> None:
@@ -555,10 +568,10 @@ def set_state(session: Session, name: str, value: str, machine: str = "") -> Non
     from headroom.memory.upsert import upsert
 
     row = {"machine_id": machine, "name": name, "value": value, "user_id": current_user()}
-    session.execute(upsert(session, StateValue, [row], ["machine_id", "name"], update=["value"]))
+    session.execute(upsert(session, StateValueRow, [row], ["machine_id", "name"], update=["value"]))
 
 
-def link(old: MemoryItem, new: MemoryItem, reason: str) -> None:
+def link(old: MemoryItemRow, new: MemoryItemRow, reason: str) -> None:
     """Mark ``new`` as the newer version of ``old`` (``old`` is kept)."""
     new.supersedes_id = old.id
     new.link_reason = reason[:64]
@@ -573,11 +586,11 @@ def _title(d: Draft) -> str | None:
     return redact(clean_text(title)).text[:TITLE_CHARS] if title else None
 
 
-def _sighting(x: MemorySighting) -> Sighting:
+def _sighting(x: MemorySightingRow) -> Sighting:
     return Sighting(x.project, x.agent, x.session_key, x.tool_call_key, x.path, x.source, x.ts)
 
 
-def _item(r: MemoryItem, newer: list[int], sightings: list[Sighting]) -> Item:
+def _item(r: MemoryItemRow, newer: list[int], sightings: list[Sighting]) -> Item:
     return Item(
         r.id,
         r.kind,

@@ -30,7 +30,7 @@ from headroom.memory.dedup import is_new_version, may_link
 from headroom.memory.embed import Embedder, EmbedderUnavailable
 from headroom.memory.identity import current_user
 from headroom.memory.index import VectorIndex
-from headroom.memory.models import MemoryItem, MemorySighting, MemoryVector
+from headroom.memory.models import MemoryItemRow, MemorySightingRow, MemoryVectorRow
 from headroom.memory.pgsearch import Scope
 from headroom.memory.store import MemoryStore, link
 
@@ -107,7 +107,7 @@ class Vectors:
     def _vector_ids(self) -> set[int]:
         with self.store.db.sessions() as s:
             return set(
-                s.execute(select(MemoryVector.item_id).where(MemoryVector.model == self.embedder.name)).scalars()
+                s.execute(select(MemoryVectorRow.item_id).where(MemoryVectorRow.model == self.embedder.name)).scalars()
             )
 
     def _vector_rows(self) -> list[tuple[int, bytes]]:
@@ -115,7 +115,9 @@ class Vectors:
             return [
                 (int(i), bytes(v))
                 for i, v in s.execute(
-                    select(MemoryVector.item_id, MemoryVector.vector).where(MemoryVector.model == self.embedder.name)
+                    select(MemoryVectorRow.item_id, MemoryVectorRow.vector).where(
+                        MemoryVectorRow.model == self.embedder.name
+                    )
                 )
             ]
 
@@ -153,8 +155,8 @@ class Vectors:
     # -- the backlog -------------------------------------------------------------------------------
 
     def _pending_ids(self) -> Select[int]:
-        return select(MemoryItem.id).where(
-            (MemoryItem.embed_model.is_(None)) | (MemoryItem.embed_model != self.embedder.name)
+        return select(MemoryItemRow.id).where(
+            (MemoryItemRow.embed_model.is_(None)) | (MemoryItemRow.embed_model != self.embedder.name)
         )
 
     def pending(self) -> int:
@@ -196,9 +198,9 @@ class Vectors:
         time), then written.
         """
         query = (
-            select(MemoryItem.id, MemoryItem.title, MemoryItem.content)
-            .where((MemoryItem.embed_model.is_(None)) | (MemoryItem.embed_model != self.embedder.name))
-            .order_by(MemoryItem.id)
+            select(MemoryItemRow.id, MemoryItemRow.title, MemoryItemRow.content)
+            .where((MemoryItemRow.embed_model.is_(None)) | (MemoryItemRow.embed_model != self.embedder.name))
+            .order_by(MemoryItemRow.id)
             .limit(n)
         )
         db = self.store.db
@@ -213,7 +215,7 @@ class Vectors:
                 keep = self._store_vectors(s, ids, vectors)
         else:
             with db.transaction() as s:
-                rows = s.execute(query.with_for_update(skip_locked=True, of=MemoryItem)).all()
+                rows = s.execute(query.with_for_update(skip_locked=True, of=MemoryItemRow)).all()
                 if not rows:
                     return None
                 ids = [int(r[0]) for r in rows]
@@ -226,13 +228,13 @@ class Vectors:
     def _store_vectors(self, s: Session, ids: list[int], vectors: np.ndarray) -> list[int]:
         """Store the vectors of ``ids`` (those still there); the positions kept, for the index."""
         name, dim = self.embedder.name, self.embedder.dim
-        s.execute(delete(MemoryVector).where(MemoryVector.item_id.in_(ids)))
-        existing = set(s.execute(select(MemoryItem.id).where(MemoryItem.id.in_(ids))).scalars())
+        s.execute(delete(MemoryVectorRow).where(MemoryVectorRow.item_id.in_(ids)))
+        existing = set(s.execute(select(MemoryItemRow.id).where(MemoryItemRow.id.in_(ids))).scalars())
         for item_id, vec in zip(ids, vectors):
             if item_id not in existing:  # forgotten while being embedded
                 continue
-            s.add(MemoryVector(item_id=item_id, model=name, dim=dim, vector=vec.astype(np.float32).tobytes()))
-        s.execute(update(MemoryItem).where(MemoryItem.id.in_(existing)).values(embed_model=name))
+            s.add(MemoryVectorRow(item_id=item_id, model=name, dim=dim, vector=vec.astype(np.float32).tobytes()))
+        s.execute(update(MemoryItemRow).where(MemoryItemRow.id.in_(existing)).values(embed_model=name))
         keep = [i for i, item_id in enumerate(ids) if item_id in existing]
         if self.shared and keep:  # pgvector: the value every machine searches, in the same transaction
             s.flush()
@@ -251,7 +253,7 @@ class Vectors:
         index = None if self.shared else self.index()
         with self.store.db.transaction() as s:
             for item_id, vec in zip(ids, vectors):
-                item = s.get(MemoryItem, item_id)
+                item = s.get(MemoryItemRow, item_id)
                 if item is None or item.supersedes_id is not None or not may_link(item.kind, set(), set()):
                     continue
                 if index is None:  # only among items this user may read: never link to a teammate's private one
@@ -268,22 +270,22 @@ class Vectors:
                     near = [(i, score) for i, score in index.search(vec, _NEIGHBOURS) if i < item_id]
                 if not near:
                     continue
-                projects = select(MemorySighting.project).where(MemorySighting.item_id == item_id)
+                projects = select(MemorySightingRow.project).where(MemorySightingRow.item_id == item_id)
                 candidates = set(
                     s.execute(
-                        select(MemorySighting.item_id)
-                        .join(MemoryItem, MemoryItem.id == MemorySighting.item_id)
+                        select(MemorySightingRow.item_id)
+                        .join(MemoryItemRow, MemoryItemRow.id == MemorySightingRow.item_id)
                         .where(
-                            MemorySighting.item_id.in_([i for i, _ in near]),
-                            MemorySighting.project.in_(projects),
-                            MemoryItem.kind == item.kind,
-                            MemoryItem.status == "active",
+                            MemorySightingRow.item_id.in_([i for i, _ in near]),
+                            MemorySightingRow.project.in_(projects),
+                            MemoryItemRow.kind == item.kind,
+                            MemoryItemRow.status == "active",
                         )
                     ).scalars()
                 )
                 paths = _paths(s, [item_id])
                 for other_id, score in near:
-                    other = s.get(MemoryItem, other_id) if other_id in candidates else None
+                    other = s.get(MemoryItemRow, other_id) if other_id in candidates else None
                     if other is None or not may_link(item.kind, paths, _paths(s, [other_id])):
                         continue
                     ok, overlap = is_new_version(score, other.content, item.content)
@@ -295,7 +297,7 @@ class Vectors:
 
 
 def _paths(s: Session, item_ids: list[int]) -> set[str]:
-    rows = s.execute(select(MemorySighting.path).where(MemorySighting.item_id.in_(item_ids))).scalars()
+    rows = s.execute(select(MemorySightingRow.path).where(MemorySightingRow.item_id.in_(item_ids))).scalars()
     return {os.path.normpath(p) for p in rows if p}
 
 

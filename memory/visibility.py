@@ -22,7 +22,7 @@ import re
 from sqlalchemy import ColumnElement, or_
 
 from headroom.memory.identity import current_user
-from headroom.memory.models import MemoryItem
+from headroom.memory.models import MemoryItemRow
 
 PRIVATE = "private"
 TEAM = "team"
@@ -72,10 +72,10 @@ def dedup_key(digest: str, visibility: str, *, shared_database: bool, user: str 
 def readable(user: str | None = None) -> ColumnElement[bool]:
     """Items the user may read: the team's and their own (and rows from before identities: user "")."""
     me = current_user() if user is None else user
-    return or_(MemoryItem.visibility == TEAM, MemoryItem.user_id.in_([me, ""]))
+    return or_(MemoryItemRow.visibility == TEAM, MemoryItemRow.user_id.in_([me, ""]))
 
 
 def owned(user: str | None = None) -> ColumnElement[bool]:
     """Items the user may delete or rewrite: their own."""
     me = current_user() if user is None else user
-    return MemoryItem.user_id.in_([me, ""])
+    return MemoryItemRow.user_id.in_([me, ""])

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from headroom.learn.model import Agent, Batch, Merge
 from headroom.learn.readers import LogReader, read_file, reader_for
 from headroom.memory.db import Database
-from headroom.memory.models import Event, Session, ToolCall, Usage
+from headroom.memory.models import EventRow, SessionRow, ToolCallRow, UsageRow
 
 SESSION = "11111111-2222-4333-8444-555555555555"
 CWD = "/home/dev/src/shop"
@@ -157,25 +157,27 @@ def db_counts(db: Database, agent: Agent | None = None) -> dict[str, int]:
             query = select(func.count()).select_from(model)
             if agent is not None:
                 query = (
-                    query.join(Session).where(Session.agent == agent) if joined else query.where(model.agent == agent)
+                    query.join(SessionRow).where(SessionRow.agent == agent)
+                    if joined
+                    else query.where(model.agent == agent)
                 )
             return int(dbs.execute(query).scalar_one())
 
-        sessions = count(Session, joined=False)
+        sessions = count(SessionRow, joined=False)
         usage_query = select(
             func.count(),
-            func.coalesce(func.sum(Usage.input_tokens), 0),
-            func.coalesce(func.sum(Usage.output_tokens), 0),
-            func.coalesce(func.sum(Usage.cache_read_tokens), 0),
-            func.coalesce(func.sum(Usage.cache_creation_tokens), 0),
+            func.coalesce(func.sum(UsageRow.input_tokens), 0),
+            func.coalesce(func.sum(UsageRow.output_tokens), 0),
+            func.coalesce(func.sum(UsageRow.cache_read_tokens), 0),
+            func.coalesce(func.sum(UsageRow.cache_creation_tokens), 0),
         )
         if agent is not None:
-            usage_query = usage_query.where(Usage.agent == agent)
+            usage_query = usage_query.where(UsageRow.agent == agent)
         n, inp, out, cr, cc = dbs.execute(usage_query).one()
         return {
             "sessions": sessions,
-            "events": count(Event),
-            "tool_calls": count(ToolCall),
+            "events": count(EventRow),
+            "tool_calls": count(ToolCallRow),
             "usage": int(n),
             "input_tokens": int(inp),
             "output_tokens": int(out),
@@ -217,9 +219,9 @@ def move_next_run(db: Database, name: str, when: datetime) -> None:
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 
     from headroom.memory.identity import current_machine
-    from headroom.memory.models import SchedulerJob
+    from headroom.memory.models import SchedulerJobRow
 
-    store = SQLAlchemyJobStore(engine=db.engine, tablename=SchedulerJob.__tablename__)
+    store = SQLAlchemyJobStore(engine=db.engine, tablename=SchedulerJobRow.__tablename__)
     job = store.lookup_job(f"{current_machine()}/{name}")  # this machine's row (daemon/scheduler.py)
     assert job is not None, f"no stored job {name}"
     job.next_run_time = when

@@ -38,14 +38,14 @@ class Rig:
         a moment before the proxy files the record)."""
         from sqlalchemy import select
 
-        from headroom.memory.models import ProxyRequest
+        from headroom.memory.models import ProxyRequestRow
 
         assert self.app.stats is not None
         deadline = time.monotonic() + 30  # counting a 20 MB request's tokens takes seconds on a busy machine
         while True:
             self.app.stats.flush(timeout=30)
             with self.db.transaction() as session:
-                rows = [dict(r._mapping) for r in session.execute(select(ProxyRequest.__table__))]
+                rows = [dict(r._mapping) for r in session.execute(select(ProxyRequestRow.__table__))]
             if expected is None or len(rows) >= expected or time.monotonic() > deadline:
                 return rows
             time.sleep(0.02)

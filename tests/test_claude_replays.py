@@ -20,7 +20,7 @@ from headroom.daemon.ingest import Ingestor, LogFile
 from headroom.learn.model import EventKind
 from headroom.learn.readers import ClaudeReader
 from headroom.memory.db import Database, open_database
-from headroom.memory.models import Event, Session, ToolCall, Usage
+from headroom.memory.models import EventRow, SessionRow, ToolCallRow, UsageRow
 from tests.helpers import read_whole
 
 ROOT = Path(__file__).resolve().parent / "fixtures" / "claude-replay" / "projects"
@@ -84,12 +84,14 @@ def test_replayed_calls_are_the_same_calls_whichever_file_is_read_first(
 ) -> None:
     _ingest(db, tmp_path, order)
     with db.sessions() as dbs:
-        sessions = {s.key: s for s in dbs.execute(select(Session)).scalars()}
+        sessions = {s.key: s for s in dbs.execute(select(SessionRow)).scalars()}
         assert set(sessions) == {SID, "agent-a5b6c7d8e9f0a1b2c"}
         main = sessions[SID]
-        calls = {c.key: c.status for c in dbs.execute(select(ToolCall).where(ToolCall.session_id == main.id)).scalars()}
-        events = list(dbs.execute(select(Event).where(Event.session_id == main.id)).scalars())
-        usage = list(dbs.execute(select(Usage)).scalars())
+        calls = {
+            c.key: c.status for c in dbs.execute(select(ToolCallRow).where(ToolCallRow.session_id == main.id)).scalars()
+        }
+        events = list(dbs.execute(select(EventRow).where(EventRow.session_id == main.id)).scalars())
+        usage = list(dbs.execute(select(UsageRow)).scalars())
     assert calls == {"toolu_rp_make": "error", "toolu_rp_pytest": "ok"}
     assert (main.tool_calls, main.failed_tool_calls, main.turns) == (2, 1, 2)
     prompts = sorted(e.text for e in events if e.kind == EventKind.USER_PROMPT.value)
@@ -114,10 +116,10 @@ def _answers(db: Database) -> tuple[object, ...]:
     with db.sessions() as dbs:
         sessions = sorted(
             (s.agent, s.key, s.project_root, s.turns, s.tool_calls, s.failed_tool_calls, s.input_tokens)
-            for s in dbs.execute(select(Session)).scalars()
+            for s in dbs.execute(select(SessionRow)).scalars()
         )
-        calls = sorted((c.key, c.status) for c in dbs.execute(select(ToolCall)).scalars())
-        usage = sorted((u.key, u.input_tokens, u.output_tokens) for u in dbs.execute(select(Usage)).scalars())
+        calls = sorted((c.key, c.status) for c in dbs.execute(select(ToolCallRow)).scalars())
+        usage = sorted((u.key, u.input_tokens, u.output_tokens) for u in dbs.execute(select(UsageRow)).scalars())
     return sessions, calls, usage
 
 
@@ -152,10 +154,10 @@ def test_a_database_from_before_0007_gives_the_answers_of_a_fresh_ingest(
         patch.setattr(claude_reader, "usage_line", per_streamed_line)
         Ingestor(old, roots).scan()
     with old.transaction() as s:  # the old project column: the logged spelling, no hash for Gemini
-        s.execute(update(Session).values(project_root=Session.cwd))
-        before = s.execute(select(Session.key).where(Session.key.like("agent-a%compact%"))).scalars().all()
+        s.execute(update(SessionRow).values(project_root=SessionRow.cwd))
+        before = s.execute(select(SessionRow.key).where(SessionRow.key.like("agent-a%compact%"))).scalars().all()
         assert before  # the old rows really hold a replay session, and Bedrock usage per streamed line
-        assert len(s.execute(select(Usage.key).where(Usage.key.like("t:msg_bdrk%"))).all()) == 5
+        assert len(s.execute(select(UsageRow.key).where(UsageRow.key.like("t:msg_bdrk%"))).all()) == 5
         upgrade_identity(s.connection())  # what migration 0007 runs
     Ingestor(old, roots).scan()
     assert _answers(old) == _answers(db)

@@ -24,7 +24,7 @@ from sqlalchemy import select
 from headroom.daemon import analytics, pricing
 from headroom.daemon.cli import cli
 from headroom.learn.model import REASONING_OUTSIDE_OUTPUT
-from headroom.memory.models import Usage
+from headroom.memory.models import UsageRow
 from tests.helpers import copy_tree, point_agents_at
 
 
@@ -39,21 +39,21 @@ def as_json(*args: str) -> Any:
     return json.loads(run(*args, "--format", "json").stdout)
 
 
-def usage_rows() -> list[Usage]:
+def usage_rows() -> list[UsageRow]:
     from headroom.daemon.config import load_config
     from headroom.memory.db import open_database
 
     db = open_database(load_config().database_url)
     try:
         with db.sessions() as s:
-            rows = list(s.execute(select(Usage)).scalars())
+            rows = list(s.execute(select(UsageRow)).scalars())
             s.expunge_all()
         return rows
     finally:
         db.close()
 
 
-def row_cost(u: Usage) -> float | None:
+def row_cost(u: UsageRow) -> float | None:
     """One usage row priced on its own (its own tier), as a bill would."""
     output = u.output_tokens + (u.reasoning_tokens if u.agent in REASONING_OUTSIDE_OUTPUT else 0)
     cost = pricing.price(

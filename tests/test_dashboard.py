@@ -29,7 +29,7 @@ from headroom.daemon.proxy.app import ProxyApp
 from headroom.daemon.proxy.server import ProxyServer, build_app
 from headroom.memory.api import Memory
 from headroom.memory.db import Database
-from headroom.memory.models import Lesson, ProxyRequest, Session
+from headroom.memory.models import LessonRow, ProxyRequestRow, SessionRow
 
 
 def utc_today() -> date:
@@ -56,9 +56,9 @@ def _request(days_ago: int, agent: str, provider: str, model: str | None, before
     }
 
 
-def _session(key: str, project: str | None, days_ago: int, calls: int, failed: int, api_errors: int = 0) -> Session:
+def _session(key: str, project: str | None, days_ago: int, calls: int, failed: int, api_errors: int = 0) -> SessionRow:
     start = _at(utc_today() - timedelta(days=days_ago), 0)
-    return Session(
+    return SessionRow(
         agent="claude",
         key=key,
         project_root=project,
@@ -71,9 +71,9 @@ def _session(key: str, project: str | None, days_ago: int, calls: int, failed: i
     )
 
 
-def _lesson(key: str, status: str, text: str, **extra: Any) -> Lesson:
+def _lesson(key: str, status: str, text: str, **extra: Any) -> LessonRow:
     now = _at(utc_today())
-    return Lesson(
+    return LessonRow(
         key=key,
         project="/p/a",
         kind="command",
@@ -92,7 +92,7 @@ def seed(db: Database) -> None:
     """Proxy requests, sessions, lessons and memory items whose aggregates the tests spell out by hand."""
     with db.transaction() as s:
         s.execute(
-            insert(ProxyRequest),
+            insert(ProxyRequestRow),
             [
                 _request(0, "claude", "anthropic", "claude-sonnet-4-5", 6000, 2000),
                 _request(0, "claude", "anthropic", "claude-sonnet-4-5", 4000, 2000),
@@ -402,7 +402,7 @@ def test_an_empty_dashboard_says_so_in_chromium(db: Database, tmp_path: Path) ->
 
 def test_spend_is_the_price_of_every_call_and_unpriced_calls_are_counted(seeded: Database) -> None:
     from headroom.daemon import pricing
-    from headroom.memory.models import Usage
+    from headroom.memory.models import UsageRow
 
     calls = [  # (session, days ago, model, input, output, cache read, cache write, 1-hour part)
         ("a1", 0, "claude-sonnet-4-6", 1_000, 2_000, 50_000, 4_000, 1_000),
@@ -412,11 +412,11 @@ def test_spend_is_the_price_of_every_call_and_unpriced_calls_are_counted(seeded:
         ("old", 60, "claude-sonnet-4-6", 1_000_000, 0, 0, 0, 0),  # outside the 30 days
     ]
     with seeded.transaction() as s:
-        ids = {str(key): int(sid) for key, sid in s.execute(select(Session.key, Session.id))}
+        ids = {str(key): int(sid) for key, sid in s.execute(select(SessionRow.key, SessionRow.id))}
         for n, (key, ago, model, inp, out, read, write, hour) in enumerate(calls):
             ts = _at(utc_today() - timedelta(days=ago), 1)
             s.add(
-                Usage(
+                UsageRow(
                     agent="claude",
                     key=f"u{n}",
                     session_id=ids[key],

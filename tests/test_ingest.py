@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from headroom.daemon.ingest import Ingestor, LogFile
 from headroom.memory.db import Database, open_database
-from headroom.memory.models import IngestIssue, Session, SourceFile, ToolCall, Usage
+from headroom.memory.models import IngestIssueRow, SessionRow, SourceFileRow, ToolCallRow, UsageRow
 from tests.helpers import claude_record, claude_session_lines, claude_tree, db_counts, expected_counts
 
 
@@ -31,7 +31,7 @@ def ingestor(db: Database, root: Path, **kwargs: int) -> Ingestor:
 
 def issues(db: Database) -> dict[str, int]:
     with db.sessions() as dbs:
-        return {i.kind: i.count for i in dbs.execute(select(IngestIssue)).scalars()}
+        return {i.kind: i.count for i in dbs.execute(select(IngestIssueRow)).scalars()}
 
 
 def test_backfill_equals_whole_read(db: Database, root: Path) -> None:
@@ -41,7 +41,7 @@ def test_backfill_equals_whole_read(db: Database, root: Path) -> None:
     assert report.files == 1 and report.problems == 0
     assert db_counts(db) == expected_counts("claude", [(path, root)])
     with db.sessions() as dbs:
-        session = dbs.execute(select(Session)).scalar_one()
+        session = dbs.execute(select(SessionRow)).scalar_one()
     assert (session.turns, session.tool_calls, session.failed_tool_calls) == (12, 12, 4)
     assert session.cwd == "/home/dev/src/shop" and session.git_branch == "main"
 
@@ -86,7 +86,7 @@ def test_reingesting_is_idempotent_even_from_offset_zero(db: Database, root: Pat
     ingestor(db, root).scan()
     first = db_counts(db)
     with db.transaction() as dbs:  # forget every offset: a full re-read must upsert, not duplicate
-        dbs.execute(SourceFile.__table__.delete())
+        dbs.execute(SourceFileRow.__table__.delete())
     ingestor(db, root).scan()
     assert db_counts(db) == first
 
@@ -107,7 +107,7 @@ def test_truncation_and_replacement_are_reread(db: Database, root: Path) -> None
     assert outcome.status == "ingested" and outcome.records == 30
     ing.refresh()
     with db.sessions() as dbs:
-        turns = dbs.execute(select(Session.turns)).scalar_one()
+        turns = dbs.execute(select(SessionRow.turns)).scalar_one()
     assert turns == 6 + 30  # what was read before stays; the replacement's prompts are added
 
 
@@ -121,7 +121,7 @@ def test_a_renamed_file_keeps_its_offset(db: Database, root: Path) -> None:
     outcome = ing.ingest_file(LogFile("claude", root, moved))
     assert outcome.bytes_read == 0  # resumed at the old offset, nothing re-read
     with db.sessions() as dbs:
-        rows = dbs.execute(select(SourceFile.path, SourceFile.offset)).all()
+        rows = dbs.execute(select(SourceFileRow.path, SourceFileRow.offset)).all()
     assert rows == [(str(moved), moved.stat().st_size)]
 
 
@@ -136,7 +136,7 @@ def test_deleted_logs_keep_their_data(db: Database, root: Path) -> None:
     assert report.missing == 1
     assert db_counts(db) == before
     with db.sessions() as dbs:
-        assert dbs.execute(select(SourceFile.missing)).scalar_one() is True
+        assert dbs.execute(select(SourceFileRow.missing)).scalar_one() is True
 
 
 def test_bad_lines_are_counted_and_skipped(db: Database, root: Path) -> None:
@@ -167,7 +167,7 @@ def test_an_oversized_line_is_skipped_without_loading_it(db: Database, root: Pat
     assert issues(db) == {"oversized_line": 1}
     assert report.problems == 1
     with db.sessions() as dbs:
-        assert dbs.execute(select(Session.turns)).scalar_one() == 2  # the huge prompt is the one skipped
+        assert dbs.execute(select(SessionRow.turns)).scalar_one() == 2  # the huge prompt is the one skipped
 
 
 def test_an_empty_file_is_fine(db: Database, root: Path) -> None:
@@ -244,7 +244,7 @@ def test_a_file_that_shrinks_mid_read_is_reread_next_time(db: Database, root: Pa
     ing._commit = original  # type: ignore[method-assign]
     ing.ingest_file(LogFile("claude", root, path))
     with db.sessions() as dbs:
-        offset = dbs.execute(select(SourceFile.offset)).scalar_one()
+        offset = dbs.execute(select(SourceFileRow.offset)).scalar_one()
     assert offset == path.stat().st_size
 
 
@@ -278,12 +278,12 @@ def test_tool_call_results_complete_calls_from_an_earlier_chunk(db: Database, ro
     ing = ingestor(db, root)
     ing.scan()
     with db.sessions() as dbs:
-        assert dbs.execute(select(ToolCall.status)).scalar_one() == "pending"
+        assert dbs.execute(select(ToolCallRow.status)).scalar_one() == "pending"
     with path.open("ab") as handle:
         handle.write(b"".join(lines[2:]))
     ing.scan()
     with db.sessions() as dbs:
-        call = dbs.execute(select(ToolCall)).scalar_one()
+        call = dbs.execute(select(ToolCallRow)).scalar_one()
     assert (call.name, call.status, call.exit_code) == ("Bash", "error", 1)
     assert json.loads(call.input or "{}")["command"] == "npm test -- 0"
 
@@ -296,10 +296,14 @@ def test_a_retracted_codex_call_leaves_no_usage_row(db: Database) -> None:
     with db.sessions() as dbs:
         zero = dbs.execute(
             select(func.count())
-            .select_from(Usage)
+            .select_from(UsageRow)
             .where(
-                Usage.input_tokens + Usage.output_tokens + Usage.cache_read_tokens + Usage.cache_creation_tokens == 0
+                UsageRow.input_tokens
+                + UsageRow.output_tokens
+                + UsageRow.cache_read_tokens
+                + UsageRow.cache_creation_tokens
+                == 0
             )
         ).scalar_one()
-        assert dbs.execute(select(func.count()).select_from(Usage)).scalar_one() > 0
+        assert dbs.execute(select(func.count()).select_from(UsageRow)).scalar_one() > 0
     assert zero == 0

@@ -23,7 +23,7 @@ from headroom.learn.journal import Journal
 from headroom.learn.lessons import activate, report, review, sync
 from headroom.learn.mining import Evidence, LessonDraft
 from headroom.memory.db import Database, open_database
-from headroom.memory.models import Lesson, Session, ToolCall
+from headroom.memory.models import LessonRow, SessionRow, ToolCallRow
 from headroom.memory.store import utcnow
 
 NOW = datetime(2026, 11, 21, 12, 0)
@@ -64,7 +64,7 @@ def add_sessions(db: Database, project: Path, agents: list[str], start: datetime
     with db.transaction() as s:
         for i, agent in enumerate(agents):
             s.add(
-                Session(
+                SessionRow(
                     agent=agent,
                     key=f"{agent}-{start.isoformat()}-{i}",
                     cwd=str(project),
@@ -83,7 +83,7 @@ def test_sync_keeps_one_row_per_key_and_retired_stays_retired(db: Database) -> N
     learn_lessons.retire(db, [d.key], "by hand")
     sync(db, [d], now=NOW)
     with db.sessions() as s:
-        (row,) = s.execute(select(Lesson)).scalars()
+        (row,) = s.execute(select(LessonRow)).scalars()
     assert row.status == "retired" and row.retired_reason == "by hand"
 
 
@@ -91,7 +91,7 @@ def test_lesson_text_and_evidence_are_redacted(db: Database) -> None:
     secret = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
     sync(db, [draft("/p", "cmd:curl", f"Pass the token from the env, not `curl -H 'Authorization: token {secret}'`.")])
     with db.sessions() as s:
-        (row,) = s.execute(select(Lesson)).scalars()
+        (row,) = s.execute(select(LessonRow)).scalars()
     assert secret not in row.text and secret not in row.evidence
 
 
@@ -111,7 +111,7 @@ def test_dry_run_writes_nothing_and_apply_respects_personal_and_shared(
     assert not (project / "AGENTS.md").exists()
     assert "/CLAUDE.local.md" in (project / ".git" / "info" / "exclude").read_text().splitlines()
     with db.sessions() as s:
-        (row,) = s.execute(select(Lesson)).scalars()
+        (row,) = s.execute(select(LessonRow)).scalars()
     assert row.status == "active" and row.sessions_before == 2
     both = run_learn(db, str(project), journal=journal, apply_personal=True, apply_shared=True)
     assert [p.target.path.name for p in both.written] == ["AGENTS.md"]
@@ -128,8 +128,8 @@ def test_review_retires_what_no_longer_fits(db: Database, project: Path, monkeyp
     sync(db, [gone, stale, useless], now=NOW)
     activate(db, [gone.key, stale.key, useless.key], now=NOW)
     with db.transaction() as s:
-        s.execute(select(Lesson))  # keep the session open for the update below
-        for row in s.execute(select(Lesson)).scalars():
+        s.execute(select(LessonRow))  # keep the session open for the update below
+        for row in s.execute(select(LessonRow)).scalars():
             if row.key == stale.key:
                 row.expires_at = NOW - timedelta(days=1)
             if row.key == useless.key:
@@ -254,10 +254,10 @@ def test_a_machine_fact_retires_once_the_program_ran(db: Database, project: Path
     assert review(db, now=NOW + timedelta(hours=1)).retired == {}
     add_sessions(db, project, ["claude"], start=NOW)
     with db.transaction() as s:
-        session = s.execute(select(Session)).scalars().first()
+        session = s.execute(select(SessionRow)).scalars().first()
         assert session is not None
         s.add(
-            ToolCall(
+            ToolCallRow(
                 session_id=session.id,
                 key="t1",
                 name="Bash",

@@ -14,7 +14,7 @@ from headroom.daemon.service import make_ingestor
 from headroom.learn.knowledge import Found, describe_call, from_prompt, from_tool_call, unwrap_output
 from headroom.memory.api import Memory
 from headroom.memory.db import Database, open_database
-from headroom.memory.models import MemoryItem, MemorySighting, ToolCall
+from headroom.memory.models import MemoryItemRow, MemorySightingRow, ToolCallRow
 from headroom.memory.store import utcnow
 
 
@@ -32,7 +32,7 @@ def fed(generated_logs: Path) -> tuple[Memory, Database]:
 def _items_for(db: Database, suffix: str) -> list[tuple[int, list[str]]]:
     with db.sessions() as s:
         rows = s.execute(
-            select(MemorySighting.item_id, MemorySighting.agent).where(MemorySighting.path.like(f"%{suffix}"))
+            select(MemorySightingRow.item_id, MemorySightingRow.agent).where(MemorySightingRow.path.like(f"%{suffix}"))
         ).all()
     by_item: dict[int, list[str]] = {}
     for item_id, agent in rows:
@@ -65,11 +65,11 @@ def test_prompts_become_instructions_with_provenance(fed: tuple[Memory, Database
 def test_feeding_again_adds_nothing(fed: tuple[Memory, Database]) -> None:
     memory, db = fed
     with db.sessions() as s:
-        before = (len(s.execute(select(MemoryItem.id)).all()), len(s.execute(select(MemorySighting.id)).all()))
+        before = (len(s.execute(select(MemoryItemRow.id)).all()), len(s.execute(select(MemorySightingRow.id)).all()))
     report = MemoryFeed(memory.store).run()
     assert (report.tool_calls, report.prompts, report.sightings) == (0, 0, 0)
     with db.sessions() as s:
-        after = (len(s.execute(select(MemoryItem.id)).all()), len(s.execute(select(MemorySighting.id)).all()))
+        after = (len(s.execute(select(MemoryItemRow.id)).all()), len(s.execute(select(MemorySightingRow.id)).all()))
     assert after == before
 
 
@@ -77,24 +77,24 @@ def test_a_fresh_feed_over_the_same_rows_gives_the_same_store(fed: tuple[Memory,
     """The cursor is what makes it exactly-once; without it the natural keys still make re-feeding idempotent."""
     memory, db = fed
     with db.transaction() as s:
-        from headroom.memory.models import StateValue
+        from headroom.memory.models import StateValueRow
 
-        s.execute(update(StateValue).values(value="0"))
+        s.execute(update(StateValueRow).values(value="0"))
     report = MemoryFeed(memory.store).run()
     assert report.tool_calls > 0 and report.sightings == 0 and report.items_created == 0
 
 
 def test_a_pending_tool_call_holds_the_cursor_until_it_completes_or_grows_old(tmp_path: Path) -> None:
     db = open_database(f"sqlite:///{tmp_path / 'feed.db'}")
-    from headroom.memory.models import Session
+    from headroom.memory.models import SessionRow
 
     now = utcnow()
     with db.transaction() as s:
-        session = Session(agent="codex", key="s1", cwd="/p", project_root="/p")
+        session = SessionRow(agent="codex", key="s1", cwd="/p", project_root="/p")
         s.add(session)
         s.flush()
         s.add(
-            ToolCall(
+            ToolCallRow(
                 session_id=session.id,
                 key="c1",
                 name="exec_command",
@@ -106,7 +106,7 @@ def test_a_pending_tool_call_holds_the_cursor_until_it_completes_or_grows_old(tm
             )
         )
         s.add(
-            ToolCall(
+            ToolCallRow(
                 session_id=session.id,
                 key="c2",
                 name="exec_command",
@@ -122,12 +122,14 @@ def test_a_pending_tool_call_holds_the_cursor_until_it_completes_or_grows_old(tm
     first = MemoryFeed(memory.store, now=now).run()
     assert first.tool_calls == 0  # c1 is waiting for its output: nothing past it is taken yet
     with db.transaction() as s:
-        s.execute(update(ToolCall).where(ToolCall.key == "c1").values(status="ok", output="contents of a.txt here"))
+        s.execute(
+            update(ToolCallRow).where(ToolCallRow.key == "c1").values(status="ok", output="contents of a.txt here")
+        )
     second = MemoryFeed(memory.store, now=now).run()
     assert second.tool_calls == 2 and second.items_created == 2
     with db.transaction() as s:
         s.add(
-            ToolCall(
+            ToolCallRow(
                 session_id=1,
                 key="c3",
                 name="exec_command",
@@ -139,7 +141,7 @@ def test_a_pending_tool_call_holds_the_cursor_until_it_completes_or_grows_old(tm
             )
         )
         s.add(
-            ToolCall(
+            ToolCallRow(
                 session_id=1,
                 key="c4",
                 name="exec_command",

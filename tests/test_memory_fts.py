@@ -10,7 +10,7 @@ from sqlalchemy import func, select, text
 
 from headroom.memory.api import Memory
 from headroom.memory.db import Database
-from headroom.memory.models import MemoryItem
+from headroom.memory.models import MemoryItemRow
 from headroom.memory.search import COMMON_FRACTION, COMMON_MIN, MAX_TERMS, Searcher
 
 WORDS = [f"w{i}" for i in range(60)] + ["deploy", "staging", "cache", "retry", "backoff", "token"]
@@ -27,7 +27,7 @@ def _reference(db: Database, words: list[str], allowed: set[int] | None, pool: i
         }
         if not held:
             return []
-        total = int(s.execute(select(func.max(MemoryItem.id))).scalar() or 1)
+        total = int(s.execute(select(func.max(MemoryItemRow.id))).scalar() or 1)
         ranked = sorted(held, key=lambda w: held[w])
         selective = [w for w in ranked if held[w] <= max(COMMON_MIN, total * COMMON_FRACTION)]
         scores: dict[int, float] = {}

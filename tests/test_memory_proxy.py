@@ -37,7 +37,7 @@ from headroom.memory.ccr_store import FileCCRStore
 from headroom.memory.db import Database, open_database
 from headroom.memory.embed import HashEmbedder
 from headroom.memory.memo_store import DBBlockMemo
-from headroom.memory.models import BlockMemo
+from headroom.memory.models import BlockMemoRow
 
 # -- which project a request comes from ------------------------------------------------------------------------
 
@@ -253,7 +253,7 @@ class MemoRig:
 
     def memo_rows(self) -> list[tuple[str, str, str, str]]:
         with self.db.sessions() as s:
-            rows = s.execute(select(BlockMemo.project, BlockMemo.key, BlockMemo.text, BlockMemo.entry_ids))
+            rows = s.execute(select(BlockMemoRow.project, BlockMemoRow.key, BlockMemoRow.text, BlockMemoRow.entry_ids))
             return sorted((r.project, r.key, r.text, r.entry_ids) for r in rows)
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from headroom.memory.api import Memory
 from headroom.memory.db import Database
 from headroom.memory.embed import EmbedderUnavailable, HashEmbedder
-from headroom.memory.models import MemoryItem, MemoryVector
+from headroom.memory.models import MemoryItemRow, MemoryVectorRow
 
 
 def _memory(db: Database, tmp_path: Path, embedder: object | None = None) -> Memory:
@@ -47,8 +47,8 @@ def test_embedding_is_lazy_and_records_the_model(db: Database, tmp_path: Path) -
     report = memory.embed_pending()
     assert (report.embedded, report.pending, report.error) == (len(NOTES), 0, None)
     with db.sessions() as s:
-        assert set(s.execute(select(MemoryItem.embed_model)).scalars()) == {"hash-v1-384"}
-        dims = set(s.execute(select(MemoryVector.dim)).scalars())
+        assert set(s.execute(select(MemoryItemRow.embed_model)).scalars()) == {"hash-v1-384"}
+        dims = set(s.execute(select(MemoryVectorRow.dim)).scalars())
     assert dims == {384}
     assert (tmp_path / "index").is_dir()
 

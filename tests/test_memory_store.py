@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from headroom.memory.api import Memory
 from headroom.memory.db import Database
-from headroom.memory.models import MemoryItem, MemorySighting
+from headroom.memory.models import MemoryItemRow, MemorySightingRow
 from headroom.memory.store import INLINE_CHARS, MemoryStore, utcnow
 
 FAKE_KEY = "AKIA" + "QWERTYUIOPASDFGH"  # an AWS access key id shape, built so no literal key sits in the source
@@ -61,7 +61,7 @@ def test_secrets_are_redacted_before_storage_and_hashing(memory: Memory, db: Dat
     got = memory.put(f"AWS_ACCESS_KEY_ID={FAKE_KEY}\nregion=eu-west-1", "tool_output", project="/p")
     assert got.redactions == 1
     with db.sessions() as s:
-        stored = s.execute(select(MemoryItem.content)).scalar_one()
+        stored = s.execute(select(MemoryItemRow.content)).scalar_one()
     assert FAKE_KEY not in stored and "[REDACTED:" in stored and "region=eu-west-1" in stored
     raw = (Path(db.url.removeprefix("sqlite:///"))).read_bytes()
     assert FAKE_KEY.encode() not in raw
@@ -135,13 +135,13 @@ def test_forget_removes_the_item_its_sightings_and_its_links(memory: Memory, db:
     item = memory.get(new.item_id)
     assert item is not None and item.supersedes_id is None
     with db.sessions() as s:
-        assert s.execute(select(func.count()).select_from(MemorySighting)).scalar() == 1
+        assert s.execute(select(func.count()).select_from(MemorySightingRow)).scalar() == 1
 
 
 def test_redact_scan_cleans_what_was_stored_before_the_rules(memory: Memory, db: Database) -> None:
     got = memory.put("harmless note", "decision", project="/p")
     with db.transaction() as s:  # an item stored by an older version, before a rule existed
-        s.get(MemoryItem, got.item_id).content = f"key {FAKE_KEY} in a note"  # type: ignore[union-attr]
+        s.get(MemoryItemRow, got.item_id).content = f"key {FAKE_KEY} in a note"  # type: ignore[union-attr]
     dry = memory.store.redact_scan(apply=False)
     assert dry["items"] == 1 and dry["findings"] == {"aws_access_key": 1}
     assert FAKE_KEY in memory.get(got.item_id).content  # type: ignore[union-attr]

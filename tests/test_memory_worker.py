@@ -22,7 +22,7 @@ from headroom.memory.ccr_store import FileCCRStore
 from headroom.memory.db import open_database
 from headroom.memory.embed import HashEmbedder
 from headroom.memory.memo_store import DBBlockMemo
-from headroom.memory.models import BlockMemo, MemoryItem
+from headroom.memory.models import BlockMemoRow, MemoryItemRow
 from headroom.memory.store import utcnow
 from tests.helpers import claude_record, claude_session_lines, claude_tree
 from tests.test_service import scalar, wait_for
@@ -58,7 +58,7 @@ def test_retention_expires_old_originals_and_memo_entries(tmp_path: Path) -> Non
     memo.put("/p", "k-new", "new text", [fresh.id])
     memo.writer.flush()
     with db.transaction() as s:
-        row = s.execute(select(BlockMemo).where(BlockMemo.key == "k-old")).scalar_one()
+        row = s.execute(select(BlockMemoRow).where(BlockMemoRow.key == "k-old")).scalar_one()
         row.last_used_at = utcnow().replace(year=2020)
     done = expire_originals(config, memo)
     assert done == {"ccr_expired": 1, "memo_expired": 1}
@@ -137,7 +137,7 @@ def test_items_survive_a_restart_of_the_store(tmp_path: Path) -> None:
     db.close()
     db2 = open_database(db_url)
     with db2.sessions() as s:
-        assert s.get(MemoryItem, got.item_id) is not None
+        assert s.get(MemoryItemRow, got.item_id) is not None
     db2.close()
 
 

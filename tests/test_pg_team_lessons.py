@@ -21,7 +21,7 @@ from headroom.learn.lessons import sync
 from headroom.memory import identity
 from headroom.memory.api import Memory
 from headroom.memory.db import Database, open_database
-from headroom.memory.models import Lesson
+from headroom.memory.models import LessonRow
 from tests.helpers import point_agents_at
 from tests.pg import PgServer, act_as, run_ok
 from tests.test_learn_lifecycle import NOW, add_sessions, draft
@@ -138,7 +138,7 @@ def test_one_developer_on_sqlite_never_gets_proposals(tmp_path: Path) -> None:
         sync(db, [lesson])
         sync(db, [lesson])
         with db.sessions() as s:
-            row = s.execute(select(Lesson)).scalar_one()
+            row = s.execute(select(LessonRow)).scalar_one()
         assert row.team_status is None and len(json.loads(row.seen_by)) == 1
     finally:
         db.close()

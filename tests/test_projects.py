@@ -31,7 +31,7 @@ from headroom.learn.projects import (
     sha256_of,
 )
 from headroom.memory.db import Database
-from headroom.memory.models import Session
+from headroom.memory.models import SessionRow
 from tests.helpers import point_agents_at
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "projects-windows"
@@ -108,7 +108,7 @@ def test_one_windows_project_across_agents_spellings_worktrees_and_hashes(
 ) -> None:
     _ingest(db, tmp_path, first)
     with db.sessions() as dbs:
-        roots = {s.key: s.project_root for s in dbs.execute(select(Session)).scalars()}
+        roots = {s.key: s.project_root for s in dbs.execute(select(SessionRow)).scalars()}
     assert len(roots) == 5
     assert set(roots.values()) == {VAULT}
 

@@ -271,10 +271,10 @@ def test_held_out_and_compressed_conversations_are_compared_with_an_interval() -
 def savings_summary_rows(rig: Rig) -> list[dict[str, Any]]:
     from sqlalchemy import select
 
-    from headroom.memory.models import ProxyRequest
+    from headroom.memory.models import ProxyRequestRow
 
     with rig.db.sessions() as s:
-        return [dict(r._mapping) for r in s.execute(select(ProxyRequest.__table__))]
+        return [dict(r._mapping) for r in s.execute(select(ProxyRequestRow.__table__))]
 
 
 # -- the cache watchdog -------------------------------------------------------------------------------------

@@ -42,10 +42,7 @@ from headroom.daemon.cli import cli
 from headroom.engine.ccr import CCREntry, content_id
 from headroom.memory.ccr_store import FileCCRStore
 from headroom.memory.db import Database
-from headroom.memory.models import Event as EventRow
-from headroom.memory.models import Lesson
-from headroom.memory.models import Session as SessionRow
-from headroom.memory.models import ToolCall as ToolCallRow
+from headroom.memory.models import EventRow, LessonRow, SessionRow, ToolCallRow
 
 SID = "44444444-4444-4444-8444-444444444444"
 # What must not be found at rest: every planted secret, and each line of the PEM bodies.
@@ -228,7 +225,7 @@ def test_rows_stored_before_redaction_are_cleaned_by_the_scan(db: Database, isol
     # An older version wrote the mirror, a lesson and a recorded error in clear.
     with db.transaction() as s:
         s.execute(
-            insert(Lesson).values(  # Core insert: as an old version, without the ORM's redaction
+            insert(LessonRow).values(  # Core insert: as an old version, without the ORM's redaction
                 key="k1",
                 project="",
                 kind="command",
@@ -276,7 +273,7 @@ def test_rows_stored_before_redaction_are_cleaned_by_the_scan(db: Database, isol
 def test_lesson_rows_are_redacted_whatever_writes_them(db: Database) -> None:
     with db.transaction() as s:
         s.add(
-            Lesson(
+            LessonRow(
                 key="k2",
                 project="",
                 kind="command",
@@ -289,10 +286,10 @@ def test_lesson_rows_are_redacted_whatever_writes_them(db: Database) -> None:
             )
         )
     with db.transaction() as s:
-        row = s.query(Lesson).one()
+        row = s.query(LessonRow).one()
         row.retired_reason = "superseded by " + AWS_ID
     with db.sessions() as s:
-        row = s.query(Lesson).one()
+        row = s.query(LessonRow).one()
         stored = " ".join([row.signature, row.text, row.names, row.evidence, row.retired_reason or ""])
     assert not [secret for secret in SECRETS if secret in stored]
     assert json.loads(row.names) == ["sshpass -p [REDACTED:cli_password]"]
@@ -325,7 +322,7 @@ def test_the_daemon_redacts_rows_an_older_version_stored_in_clear(
 
     from headroom.daemon.config import load_config
     from headroom.daemon.service import Service
-    from headroom.memory.models import StateValue
+    from headroom.memory.models import StateValueRow
     from headroom.memory.rescan import RULES_STATE, rules_fingerprint
 
     with db.transaction() as s:  # Core inserts: as an older version wrote them, in clear
@@ -342,7 +339,7 @@ def test_the_daemon_redacts_rows_an_older_version_stored_in_clear(
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             with db.sessions() as s:
-                row = s.get(StateValue, ("", RULES_STATE))
+                row = s.get(StateValueRow, ("", RULES_STATE))
                 if row is not None and row.value == rules_fingerprint():
                     break
             time.sleep(0.1)

@@ -19,14 +19,14 @@ from headroom.daemon.memory_service import MemoryWorker, register_jobs
 from headroom.daemon.scheduler import Scheduler
 from headroom.memory.api import Memory
 from headroom.memory.db import Database, open_database
-from headroom.memory.models import SchedulerJob
+from headroom.memory.models import SchedulerJobRow
 from tests.helpers import move_next_run
 from tests.test_service import wait_for
 
 
 def stored(db: Database) -> SQLAlchemyJobStore:
     """The job store as apscheduler reads it, to inspect and edit what a stopped daemon left."""
-    return SQLAlchemyJobStore(engine=db.engine, tablename=SchedulerJob.__tablename__)
+    return SQLAlchemyJobStore(engine=db.engine, tablename=SchedulerJobRow.__tablename__)
 
 
 def counting_scheduler(db: Database, trigger: object, runs: list[int], *, grace_s: int = 300) -> Scheduler:

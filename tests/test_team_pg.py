@@ -23,7 +23,7 @@ from headroom.daemon.scheduler import Scheduler
 from headroom.memory import identity
 from headroom.memory.db import Database, open_database
 from headroom.memory.embed import FloatMatrix, HashEmbedder
-from headroom.memory.models import SchedulerJob, SourceFile
+from headroom.memory.models import SchedulerJobRow, SourceFileRow
 from headroom.memory.store import Draft, MemoryStore
 from headroom.memory.upsert import retrying
 from headroom.memory.vectors import Vectors
@@ -78,7 +78,7 @@ def test_each_machine_runs_its_own_jobs_and_one_leader_runs_the_team_jobs(pg_db:
         third.start()
         third.stop()
         with pg_db.engine.connect() as conn:
-            ids = sorted(conn.execute(select(SchedulerJob.id)).scalars())
+            ids = sorted(conn.execute(select(SchedulerJobRow.id)).scalars())
         assert ids == ["a/prune", "a/tick", "b/prune", "b/tick"]
         wait_until(lambda: runs["a"] >= 3 and runs["b"] >= 3)
         wait_until(lambda: runs["team-a"] + runs["team-b"] >= 3)
@@ -112,7 +112,7 @@ def test_a_machine_never_marks_another_machines_files_nor_takes_them_as_renames(
     report = Ingestor(pg_db, {"claude": [root_b]}).scan()
     assert report.missing == 0 and report.statuses["ingested"] == 1  # read as B's own new file, from byte 0
     with pg_db.sessions() as s:
-        rows = {(r.machine_id, r.path, r.missing) for r in s.execute(select(SourceFile)).scalars()}
+        rows = {(r.machine_id, r.path, r.missing) for r in s.execute(select(SourceFileRow)).scalars()}
     assert (("m-a", str(first), False)) in rows  # A's row untouched: neither missing nor taken
     assert (("m-b", str(moved), False)) in rows
     # Back on A: its own rename is still detected (it resumes; nothing read twice) and nothing else is missing.

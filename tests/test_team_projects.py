@@ -109,7 +109,7 @@ def test_every_project_keeps_its_own_lessons_windows_paths_included(
     from headroom.learn.failures import observe, project_key
     from headroom.learn.mining import mine
     from headroom.learn.projects import is_windows
-    from headroom.memory.models import Session
+    from headroom.memory.models import SessionRow
     from tests.helpers import point_agents_at
 
     more = shared / "fixtures" / "sessions-more"
@@ -121,7 +121,7 @@ def test_every_project_keeps_its_own_lessons_windows_paths_included(
         seen = observe(db)
         everything = [d for d in mine(seen.failures, observations=seen) if d.scope == "project"]
         with db.sessions() as s:
-            projects = {p for p in s.execute(select(Session.project_root).distinct()).scalars() if p}
+            projects = {p for p in s.execute(select(SessionRow.project_root).distinct()).scalars() if p}
         checked_windows = 0
         for project in projects:
             own = {d.key for d in everything if project_key(d.project) == project_key(project)}

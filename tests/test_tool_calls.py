@@ -22,7 +22,7 @@ from headroom.learn.knowledge import describe_call, is_failure, is_no_match, unw
 from headroom.learn.mirror import backfill_tool_fields
 from headroom.learn.model import ToolKind
 from headroom.memory.db import Database, open_database
-from headroom.memory.models import Event, Session, SourceFile, ToolCall
+from headroom.memory.models import EventRow, SessionRow, SourceFileRow, ToolCallRow
 
 FIXTURES = Path(__file__).parent / "fixtures" / "tool_calls"
 
@@ -42,9 +42,9 @@ def db(db: Database) -> Database:
     return db
 
 
-def _calls(db: Database) -> dict[str, ToolCall]:
+def _calls(db: Database) -> dict[str, ToolCallRow]:
     with db.sessions() as s:
-        return {c.key: c for c in s.execute(select(ToolCall)).scalars()}
+        return {c.key: c for c in s.execute(select(ToolCallRow)).scalars()}
 
 
 def test_user_commands_are_not_agent_failures(db: Database) -> None:
@@ -56,7 +56,7 @@ def test_user_commands_are_not_agent_failures(db: Database) -> None:
     # Claude's `!` bash mode is the harness's text, never a tool call.
     assert not [c for c in calls.values() if c.command and "nmp" in c.command and not c.by_user]
     with db.sessions() as s:
-        codex = s.execute(select(Session).where(Session.agent == "codex")).scalar_one()
+        codex = s.execute(select(SessionRow).where(SessionRow.agent == "codex")).scalar_one()
         assert codex.tool_calls == 4 and codex.failed_tool_calls == 2  # G1 G2 X1 X2; the user's two are not counted
 
 
@@ -81,7 +81,7 @@ def test_code_mode_script_and_its_command_are_one_call(db: Database) -> None:
     assert (script.status, script.exit_code, script.failed) == ("error", 1, True)
     assert script.output == "cat: missing.txt: No such file or directory\n" and script.ended_at is not None
     with db.sessions() as s:
-        events = s.execute(select(Event.tool_call_key).where(Event.kind == "tool_call")).scalars().all()
+        events = s.execute(select(EventRow.tool_call_key).where(EventRow.kind == "tool_call")).scalars().all()
     assert "exec-aaaa-0001" not in events and events.count("call_X1") == 1
 
 
@@ -148,17 +148,19 @@ def test_a_database_from_before_gives_the_answers_of_a_fresh_ingest(tmp_path: Pa
     old = open_database(f"sqlite:///{tmp_path / 'old' / 'headroom.db'}")
     Ingestor(old, _roots(logs)).scan()
     with old.transaction() as s:  # make the rows look like the old reader's
-        s.execute(update(ToolCall).values(kind=None, command=None, path=None, failed=None, by_user=False))
+        s.execute(update(ToolCallRow).values(kind=None, command=None, path=None, failed=None, by_user=False))
         s.execute(
-            update(ToolCall)
-            .where(ToolCall.key == "call_G1")
+            update(ToolCallRow)
+            .where(ToolCallRow.key == "call_G1")
             .values(output="Exit code: 1\nWall time: 0.1 seconds\nOutput:\n")
         )
-        s.execute(update(ToolCall).where(ToolCall.key.like("u-%")).values(name=None, input=None))
-        session_id = s.execute(select(ToolCall.session_id).where(ToolCall.key == "call_X1")).scalar_one()
-        s.execute(update(ToolCall).where(ToolCall.key == "call_X1").values(status="ok", exit_code=None, output="x"))
+        s.execute(update(ToolCallRow).where(ToolCallRow.key.like("u-%")).values(name=None, input=None))
+        session_id = s.execute(select(ToolCallRow.session_id).where(ToolCallRow.key == "call_X1")).scalar_one()
+        s.execute(
+            update(ToolCallRow).where(ToolCallRow.key == "call_X1").values(status="ok", exit_code=None, output="x")
+        )
         s.add(
-            ToolCall(
+            ToolCallRow(
                 session_id=session_id,
                 key="exec-aaaa-0001",
                 name="exec_command",
@@ -166,13 +168,13 @@ def test_a_database_from_before_gives_the_answers_of_a_fresh_ingest(tmp_path: Pa
                 exit_code=1,
                 input='["/bin/bash","-lc","cat missing.txt"]',
                 output="cat: missing.txt: No such file or directory\n",
-                started_at=s.execute(select(ToolCall.started_at).where(ToolCall.key == "call_X1")).scalar_one(),
+                started_at=s.execute(select(ToolCallRow.started_at).where(ToolCallRow.key == "call_X1")).scalar_one(),
             )
         )
-        s.add(Event(session_id=session_id, key="oX", kind="tool_call", tool_call_key="exec-aaaa-0001", seq=0))
+        s.add(EventRow(session_id=session_id, key="oX", kind="tool_call", tool_call_key="exec-aaaa-0001", seq=0))
         s.flush()
         backfill_tool_fields(s.connection())  # what migration 0006 runs
-        offsets = s.execute(select(SourceFile.agent, SourceFile.offset)).all()
+        offsets = s.execute(select(SourceFileRow.agent, SourceFileRow.offset)).all()
     assert {agent for agent, offset in offsets if offset == 0} == {"codex"}  # re-read: user_shell is only in the log
     Ingestor(old, _roots(logs)).scan()
     fields = ("name", "kind", "command", "path", "status", "exit_code", "output", "failed", "by_user")
@@ -194,7 +196,7 @@ def test_code_mode_counts_like_plain_mode_on_the_generated_logs(tmp_path: Path, 
         ]
         Ingestor(database, {"codex": roots}).scan()
         with database.sessions() as s:
-            calls = s.execute(select(ToolCall)).scalars().all()
+            calls = s.execute(select(ToolCallRow)).scalars().all()
             counts[variant] = (len(calls), sorted(c.command or c.path or "" for c in calls if c.failed))
             assert not [c.key for c in calls if c.key.startswith("exec-")]
     assert counts[""] == counts[".code-mode"]
@@ -241,10 +243,10 @@ def test_migration_0006_runs_on_open_over_old_rows(tmp_path: Path) -> None:
     with db.sessions() as s:
         rows = {
             c.key: (c.kind, c.command, c.path, c.output, c.failed, c.by_user)
-            for c in s.execute(select(ToolCall)).scalars()
+            for c in s.execute(select(ToolCallRow)).scalars()
         }
-        offsets = dict(s.execute(select(SourceFile.agent, SourceFile.offset)).all())
-        failed = s.execute(select(Session.failed_tool_calls, Session.stale)).one()
+        offsets = dict(s.execute(select(SourceFileRow.agent, SourceFileRow.offset)).all())
+        failed = s.execute(select(SessionRow.failed_tool_calls, SessionRow.stale)).one()
     assert rows == {
         "a": ("shell", "grep -rn TODO src", None, "", False, False),
         "b": ("shell", "npm test", None, "Missing script", True, False),

@@ -10,7 +10,7 @@ import click
 from rich.markup import escape
 from sqlalchemy import case, func, select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session as DBSession
+from sqlalchemy.orm import Session
 
 from headroom.daemon.cli.common import App, console, emit_json, json_option, pass_app
 from headroom.daemon.config import display_url
@@ -22,7 +22,7 @@ from headroom.learn.readers import reader_for
 from headroom.learn.readers.base import record_type
 from headroom.memory.db import Database, check_revision, database_size
 from headroom.memory.identity import current_machine
-from headroom.memory.models import Event, IngestIssue, Session, SourceFile, ToolCall, Usage
+from headroom.memory.models import EventRow, IngestIssueRow, SessionRow, SourceFileRow, ToolCallRow, UsageRow
 
 
 @click.command("doctor")
@@ -105,26 +105,32 @@ def _ingested(app: App, report: dict[str, Any]) -> None:
             agent: (count, int(size or 0), int(missing or 0))
             for agent, count, size, missing in dbs.execute(
                 select(
-                    SourceFile.agent,
+                    SourceFileRow.agent,
                     func.count(),
-                    func.sum(SourceFile.offset),
-                    func.sum(case((SourceFile.missing, 1), else_=0)),
+                    func.sum(SourceFileRow.offset),
+                    func.sum(case((SourceFileRow.missing, 1), else_=0)),
                 )
-                .where(SourceFile.machine_id == machine)
-                .group_by(SourceFile.agent)
+                .where(SourceFileRow.machine_id == machine)
+                .group_by(SourceFileRow.agent)
             )
         }
-        mine = Session.machine_id == machine
-        sessions = dict(dbs.execute(select(Session.agent, func.count()).where(mine).group_by(Session.agent)).all())
+        mine = SessionRow.machine_id == machine
+        sessions = dict(
+            dbs.execute(select(SessionRow.agent, func.count()).where(mine).group_by(SessionRow.agent)).all()
+        )
         calls = dict(
-            dbs.execute(select(Session.agent, func.count()).join(ToolCall).where(mine).group_by(Session.agent)).all()
+            dbs.execute(
+                select(SessionRow.agent, func.count()).join(ToolCallRow).where(mine).group_by(SessionRow.agent)
+            ).all()
         )
         events = dict(
-            dbs.execute(select(Session.agent, func.count()).join(Event).where(mine).group_by(Session.agent)).all()
+            dbs.execute(
+                select(SessionRow.agent, func.count()).join(EventRow).where(mine).group_by(SessionRow.agent)
+            ).all()
         )
         usage = dict(
             dbs.execute(
-                select(Usage.agent, func.count()).where(Usage.machine_id == machine).group_by(Usage.agent)
+                select(UsageRow.agent, func.count()).where(UsageRow.machine_id == machine).group_by(UsageRow.agent)
             ).all()
         )
         for agent, roots in app.diagnosis_config().agent_roots().items():
@@ -143,7 +149,9 @@ def _ingested(app: App, report: dict[str, Any]) -> None:
                 "model_calls": usage.get(agent, 0),
             }
         report["unknown_record_types"] = unknown_record_types(dbs)
-        issues = select(IngestIssue).where(IngestIssue.machine_id == machine).order_by(IngestIssue.last_seen.desc())
+        issues = (
+            select(IngestIssueRow).where(IngestIssueRow.machine_id == machine).order_by(IngestIssueRow.last_seen.desc())
+        )
         for issue in dbs.execute(issues).scalars():
             report["problems"].append(
                 {
@@ -168,19 +176,23 @@ def _one_line(exc: BaseException) -> str:
     return str(orig if orig is not None else exc).splitlines()[0]
 
 
-def unknown_record_types(dbs: DBSession, *, unnamed_limit: int = 10_000) -> list[dict[str, Any]]:
+def unknown_record_types(dbs: Session, *, unnamed_limit: int = 10_000) -> list[dict[str, Any]]:
     """Every log record type the readers kept raw (format drift), counted per agent and CLI version.
 
     Ingestion names each raw record by its type; records stored before it did are named from their raw
     JSON here (at most ``unnamed_limit`` of them).
     """
     counts: Counter[tuple[str, str, str]] = Counter()
-    base = select(Session.agent, func.coalesce(Session.cli_version, "")).join(Session, Session.id == Event.session_id)
-    unknown = Event.kind == EventKind.UNKNOWN.value
-    named = base.add_columns(Event.text, func.count()).where(unknown, Event.text.is_not(None))
-    for agent, version, name, count in dbs.execute(named.group_by(Session.agent, Session.cli_version, Event.text)):
+    base = select(SessionRow.agent, func.coalesce(SessionRow.cli_version, "")).join(
+        SessionRow, SessionRow.id == EventRow.session_id
+    )
+    unknown = EventRow.kind == EventKind.UNKNOWN.value
+    named = base.add_columns(EventRow.text, func.count()).where(unknown, EventRow.text.is_not(None))
+    for agent, version, name, count in dbs.execute(
+        named.group_by(SessionRow.agent, SessionRow.cli_version, EventRow.text)
+    ):
         counts[(agent, version, name)] += count
-    unnamed = base.add_columns(func.substr(Event.raw, 1, 4000)).where(unknown, Event.text.is_(None))
+    unnamed = base.add_columns(func.substr(EventRow.raw, 1, 4000)).where(unknown, EventRow.text.is_(None))
     for agent, version, raw in dbs.execute(unnamed.limit(unnamed_limit)):
         counts[(agent, version, record_type(raw or ""))] += 1
     return [
@@ -216,12 +228,12 @@ def _memory_state(app: App) -> dict[str, Any]:
 
     from headroom.daemon import memory_hook
     from headroom.memory.embed import unavailable_reason
-    from headroom.memory.models import MemoryItem
+    from headroom.memory.models import MemoryItemRow
 
     cfg = app.diagnosis_config().memory
     with app.read_db.sessions() as s:
-        items = s.execute(select(func.count()).select_from(MemoryItem)).scalar() or 0
-        embedded = s.execute(select(func.count(MemoryItem.embed_model))).scalar() or 0
+        items = s.execute(select(func.count()).select_from(MemoryItemRow)).scalar() or 0
+        embedded = s.execute(select(func.count(MemoryItemRow.embed_model))).scalar() or 0
     if not cfg.enabled:
         embeddings = "memory disabled"
     elif not cfg.embeddings:

@@ -23,7 +23,7 @@ from headroom.daemon.analytics import Filters, iso, project_column, token_rows
 from headroom.daemon.proxy.savings_report import savings_summary
 from headroom.learn.lessons import report
 from headroom.memory.db import Database
-from headroom.memory.models import ProxyRequest, Session
+from headroom.memory.models import ProxyRequestRow, SessionRow
 from headroom.memory.store import MemoryStore
 
 DEFAULT_DAYS = 30
@@ -97,7 +97,7 @@ def dashboard_data(db: Database, days: int = DEFAULT_DAYS, *, today: date | None
 
 def savings(db: Database, since: date, until: date) -> dict[str, Any]:
     """Tokens the proxy saved (``tokens_before - tokens_after``) per UTC day and agent, with a $ estimate."""
-    t = ProxyRequest
+    t = ProxyRequestRow
     query = (
         select(
             t.day,
@@ -179,13 +179,13 @@ def projects(db: Database, since: date, until: date) -> list[dict[str, Any]]:
         project = project_column()  # a repository's checkouts are one project (as token_rows groups them)
         failed_query: Any = select(
             project,
-            func.sum(case(((Session.failed_tool_calls > 0) | (Session.api_errors > 0), 1), else_=0)),
-            func.coalesce(func.sum(Session.api_errors), 0),
+            func.sum(case(((SessionRow.failed_tool_calls > 0) | (SessionRow.api_errors > 0), 1), else_=0)),
+            func.coalesce(func.sum(SessionRow.api_errors), 0),
         ).group_by(project)
         # The same window as token_rows: a session counts when it was active on a day in [since, until].
         failed_query = failed_query.where(
-            func.coalesce(Session.ended_at, Session.started_at) >= datetime.combine(since, datetime.min.time()),
-            Session.started_at < datetime.combine(until + timedelta(days=1), datetime.min.time()),
+            func.coalesce(SessionRow.ended_at, SessionRow.started_at) >= datetime.combine(since, datetime.min.time()),
+            SessionRow.started_at < datetime.combine(until + timedelta(days=1), datetime.min.time()),
         )
         failed = {project: (int(n or 0), int(errors or 0)) for project, n, errors in s.execute(failed_query)}
     out = []

@@ -43,7 +43,7 @@ from headroom.daemon.hooks.client import EVENTS, empty_answer, render, trim
 from headroom.memory.api import Memory
 from headroom.memory.db import Database
 from headroom.memory.files import write_atomic
-from headroom.memory.models import MemoryItem
+from headroom.memory.models import MemoryItemRow
 from headroom.memory.redact import redact_text
 from headroom.memory.search import Searcher
 from headroom.memory.store import Item, MemoryStore, utcnow
@@ -313,7 +313,7 @@ class HookAnswers:
         if not words:
             return {}
         with self.db.sessions() as s:
-            total = int(s.execute(select(func.count(MemoryItem.id))).scalar() or 0)
+            total = int(s.execute(select(func.count(MemoryItemRow.id))).scalar() or 0)
             held: dict[str, int] = {}
             if self.db.is_sqlite:
                 marks = ",".join(f":w{i}" for i in range(len(words)))

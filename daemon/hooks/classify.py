@@ -66,7 +66,7 @@ def _detect(
     from headroom.learn import failures
     from headroom.learn.error_classes import classify as classify_failure
     from headroom.learn.knowledge import describe_call, is_failure, unwrap_output
-    from headroom.memory.models import ToolCall
+    from headroom.memory.models import ToolCallRow
 
     raw = tool_input if isinstance(tool_input, str) else json.dumps(tool_input)
     if code is None:
@@ -77,7 +77,7 @@ def _detect(
     failed = bool(is_failure(status, code, command, output))
     if not failed:
         return False, None, None
-    row = ToolCall(
+    row = ToolCallRow(
         key="live",
         name=name,
         input=raw,

@@ -31,7 +31,7 @@ from sqlalchemy import select
 
 from headroom.daemon.pricing import price
 from headroom.memory.db import Database
-from headroom.memory.models import ProxyRequest
+from headroom.memory.models import ProxyRequestRow
 
 ESTIMATED = "estimated"
 MEASURED = "measured"
@@ -227,7 +227,7 @@ def savings_summary(
 ) -> dict[str, Any]:
     """Per agent: tokens sent and removed, cost, estimated saving, held-out requests, fallbacks; then the
     measured holdout comparison per agent and project. Token-count calls are left out (:data:`COUNT_ENDPOINTS`)."""
-    t = ProxyRequest
+    t = ProxyRequestRow
     query: Any = select(*(getattr(t, c) for c in _COLUMNS)).where(t.endpoint.not_in(COUNT_ENDPOINTS)).order_by(t.id)
     if since is not None:
         query = query.where(t.day >= since)

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import case, func, insert, or_, select
 
 from headroom.memory.db import Database
-from headroom.memory.models import ProxyRequest
+from headroom.memory.models import ProxyRequestRow
 from headroom.memory.writer import BatchWriter
 
 log = logging.getLogger("headroom.proxy")
@@ -149,7 +149,7 @@ class StatsWriter(BatchWriter[RequestRecord]):
             rows.append(row)
         if self.db is not None:
             with self.db.transaction() as session:
-                session.execute(insert(ProxyRequest), rows)
+                session.execute(insert(ProxyRequestRow), rows)
 
 
 def _percentile(values: list[float], q: float) -> float | None:
@@ -164,7 +164,7 @@ def proxy_summary(
 ) -> dict[str, Any]:
     """Totals and per-agent figures of the proxy's requests (all time, the last ``days`` days, or from the
     UTC day ``since``; optionally one agent's)."""
-    t = ProxyRequest
+    t = ProxyRequestRow
     where: list[Any] = []
     if days is not None:
         where.append(t.ts >= datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(days=days))
