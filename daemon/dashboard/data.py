@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import case, func, select
 
 from headroom.daemon.analytics import Filters, iso, project_column, token_rows
+from headroom.daemon.pricing import table_version
 from headroom.daemon.proxy.savings_report import savings_summary
 from headroom.learn.lessons import report
 from headroom.memory.db import Database
@@ -149,8 +150,6 @@ def spend(db: Database, since: date, until: date) -> dict[str, Any]:
 
     ``total_usd`` sums what the price table prices; ``unpriced_calls`` counts the calls it does not (never $0).
     """
-    from headroom.daemon.pricing import table_version
-
     with db.sessions() as s:
         rows = token_rows(s, "day", Filters(since=since, until=until))
     by_agent: dict[str, float] = {}
