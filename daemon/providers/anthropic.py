@@ -42,6 +42,7 @@ class Anthropic(ProviderSpec):
     cwd_patterns = (re.compile(r"Primary working directory: (/[^\n\r`\"<]+)"),)
     legacy_cwd_patterns = (re.compile(r"[Ww]orking directory: (/[^\n\r`\"<]+)"),)
     session_headers = ("x-claude-code-session-id",)
+    list_input_price = 3.0
     cache_ratios = (1.0, 0.1, 1.25)  # reads at 0.1x, writes at 1.25x
 
     def claims(self, path: str, headers: Mapping[str, str]) -> bool:

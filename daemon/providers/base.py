@@ -80,6 +80,8 @@ class ProviderSpec:
     credential_headers: ClassVar[tuple[str, ...]] = ()
     #: Headers that carry its agent's own session id, in the order they are trusted.
     session_headers: ClassVar[tuple[str, ...]] = ()
+    #: Estimate only: USD per million uncached input tokens when the model's family is unknown (the dashboard).
+    list_input_price: ClassVar[float] = 3.0
     #: What a cache read and a cache write cost relative to an uncached input token (list prices).
     cache_ratios: ClassVar[tuple[float, float, float]] = (1.0, 0.1, 1.0)
 

@@ -37,6 +37,7 @@ class Gemini(ProviderSpec):
     system_fields = ("systemInstruction",)
     # Gemini CLI lists "Workspace Directories:" followed by "  - /path".
     cwd_patterns = (re.compile(r"Workspace Directories:\*{0,2}\s*\n\s*- (/[^\n\r]+)"),)
+    list_input_price = 1.25
     cache_ratios = (1.0, 0.25, 1.0)  # the implicit cache reads at 0.25x
 
     def route(self, method: str, path: str) -> Route | None:

@@ -38,6 +38,7 @@ class OpenAI(ProviderSpec):
     # Codex's <environment_context> carries <cwd>/path</cwd>.
     cwd_patterns = (re.compile(r"<cwd>(/[^<\n]+)</cwd>"),)
     session_headers = ("session-id", "session_id", "conversation_id", "thread-id")
+    list_input_price = 1.25
     cache_ratios = (1.0, 0.1, 1.0)  # reads at 0.1x, writes at no extra cost
 
     def sent_by_agent(self, headers: Mapping[str, str]) -> bool:

@@ -31,7 +31,7 @@ import os
 import secrets
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,7 +119,7 @@ class ProxyApp:
         transport: httpx.AsyncBaseTransport | None = None,
         summary: Callable[[], dict[str, Any]] | None = None,
         memory_search: Callable[[dict[str, str]], dict[str, Any]] | None = None,
-        dashboard_data: Callable[[int], dict[str, Any]] | None = None,
+        dashboard_data: Callable[[int], Mapping[str, Any]] | None = None,
         health: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.settings = settings

@@ -17,7 +17,7 @@ import logging
 import signal
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -50,7 +50,7 @@ def build_app(
     transport: httpx.AsyncBaseTransport | None = None,
     memo: DBBlockMemo | None = None,
     memory_search: Callable[[dict[str, str]], dict[str, Any]] | None = None,
-    dashboard_data: Callable[[int], dict[str, Any]] | None = None,
+    dashboard_data: Callable[[int], Mapping[str, Any]] | None = None,
     health: Callable[[], dict[str, Any]] | None = None,
 ) -> ProxyApp:
     """The proxy app for this config: engine settings, upstreams, the CCR store, stats into ``db``, the
