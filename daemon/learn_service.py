@@ -25,7 +25,7 @@ from headroom.daemon.component import RUNNING, STOPPED, LearnHealth
 from headroom.daemon.config import Config
 from headroom.daemon.paths import agent_homes
 from headroom.daemon.scheduler import Scheduler
-from headroom.learn.apply import run_learn
+from headroom.learn import apply as learn_apply
 from headroom.learn.failures import observe
 from headroom.learn.journal import Journal
 from headroom.learn.lessons import review
@@ -75,7 +75,7 @@ def learn_projects(
             )
             break
         try:
-            run = run_learn(
+            run = learn_apply.run_learn(  # looked up per call: a test stands in a failing one
                 db,
                 project,
                 journal=journal_for(config),
