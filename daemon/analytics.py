@@ -139,6 +139,7 @@ def token_rows(dbs: Session, by: str, filters: Filters) -> list[dict[str, Any]]:
     if by == "model":
         return _model_rows(dbs, filters)
     if by == "block":
+        # lazy: blocks imports this module
         from headroom.daemon.blocks import block_rows
 
         return block_rows(dbs, filters)

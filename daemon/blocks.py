@@ -30,6 +30,7 @@ BLOCK = timedelta(hours=5)
 
 def block_rows(dbs: Session, filters: Filters, *, now: datetime | None = None) -> list[dict[str, Any]]:
     """One row per (block, agent), oldest first, with tokens, cost and whether the block is still running."""
+    # lazy: analytics imports this module
     from headroom.daemon.analytics import TOKEN_FIELDS, _finish, iso, usage_where
 
     u = UsageRow

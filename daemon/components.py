@@ -12,19 +12,19 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from headroom.daemon.component import DISABLED, FAILED, RUNNING, STOPPED, Health, LearnHealth, MemoryHealth, Runtime
 from headroom.daemon.config import Config
 from headroom.daemon.errors import ProxyError
+from headroom.daemon.hooks.answers import HookAnswers
+from headroom.daemon.hooks.server import HookServer, Request
+from headroom.daemon.learn_service import LearnJobs
+from headroom.daemon.memory_service import MemoryWorker, open_memory, register_jobs, search_endpoint, socket_search
+from headroom.daemon.proxy.server import ProxyServer, build_app
 from headroom.daemon.scheduler import Scheduler
-
-if TYPE_CHECKING:
-    from headroom.daemon.hooks.server import HookServer
-    from headroom.daemon.learn_service import LearnJobs
-    from headroom.daemon.memory_service import MemoryWorker
-    from headroom.daemon.proxy.server import ProxyServer
-    from headroom.memory.memo_store import DBBlockMemo
+from headroom.daemon.stats_request import stats_request
+from headroom.memory.memo_store import DBBlockMemo
 
 log = logging.getLogger("headroom.daemon")
 
@@ -44,8 +44,6 @@ class MemoryComponent:
         if not self.config.memory.enabled:
             log.info("memory disabled in the config")
             return
-        from headroom.daemon.memory_service import MemoryWorker, open_memory
-        from headroom.memory.memo_store import DBBlockMemo
 
         db = self.rt.database()
         memo = self.memo = DBBlockMemo(db)
@@ -89,11 +87,6 @@ class HooksComponent:
         self.server: HookServer | None = None
 
     def start(self, stack: contextlib.ExitStack) -> None:
-        from headroom.daemon.hooks.answers import HookAnswers
-        from headroom.daemon.hooks.server import HookServer, Request
-        from headroom.daemon.memory_service import socket_search
-        from headroom.daemon.stats_request import stats_request
-
         paths = self.rt.config.paths
         db = self.rt.database()
         memory = self.memory.worker.memory if self.memory.worker is not None else None
@@ -141,8 +134,6 @@ class ProxyComponent:
         if not self.config.proxy.enabled:
             log.info("proxy disabled in the config")
             return
-        from headroom.daemon.memory_service import search_endpoint
-        from headroom.daemon.proxy.server import ProxyServer, build_app
 
         worker = self.memory.worker
         search = search_endpoint(worker.memory) if worker is not None else None
@@ -194,8 +185,6 @@ class SchedulerComponent:
         self.scheduler: Scheduler | None = None
 
     def start(self, stack: contextlib.ExitStack) -> None:
-        from headroom.daemon.memory_service import register_jobs
-
         db = self.rt.database()
         scheduler = Scheduler(db)
         self.learn.register(scheduler)
@@ -235,7 +224,6 @@ class LearnComponent:
         if not self.config.learn.enabled:
             log.info("learn disabled in the config")
             return
-        from headroom.daemon.learn_service import LearnJobs
 
         self.jobs = LearnJobs(self.config, self.rt.database())
         self.jobs.register(scheduler)

@@ -100,7 +100,7 @@ from pydantic import ConfigDict, Field, PlainValidator, ValidationError
 
 from headroom.daemon.errors import ConfigError
 from headroom.daemon.paths import Paths, agent_homes, agent_roots_from_homes, default_agent_roots, paths
-from headroom.daemon.providers import DEFAULT_UPSTREAMS
+from headroom.daemon.providers import DEFAULT_UPSTREAMS, PROVIDERS, Provider
 from headroom.engine.config import EngineConfig
 from headroom.learn.model import AGENTS, Agent
 from headroom.memory import identity
@@ -231,6 +231,10 @@ class ProxyConfig:
     #: Share of conversations (a deterministic draw per conversation) sent uncompressed and marked, so that
     #: ``stats --proxy`` can compare their cost per turn with the compressed ones. 0 (off) to 1.
     holdout: Share = 0.0
+
+    def upstreams(self) -> dict[Provider, str]:
+        """Where each registered provider's requests go (its ``<name>_upstream`` key)."""
+        return {name: str(getattr(self, f"{name}_upstream")) for name in PROVIDERS}
 
 
 @dataclass
@@ -521,6 +525,7 @@ def is_live_key(key: str) -> bool:
 
 def display_url(url: str) -> str:
     """A database URL as it may be shown or logged: the password hidden."""
+    # lazy: SQLAlchemy would cost the CLI fast paths that load the config
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)

@@ -26,7 +26,7 @@ import re
 import stat
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -78,6 +78,46 @@ class ScanReport:
     missing: int = 0
     statuses: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
+
+
+@dataclass
+class FileProgress:
+    """Where ingestion stands in one log file (its ``source_files`` row): resumable at ``offset`` with ``state``.
+
+    ``id`` is None until the first chunk of a new file is stored; ``state`` is the reader's state as stored
+    (JSON text), ``fingerprint`` the hash of the bytes before ``offset`` that proves the file was not rewritten.
+    """
+
+    id: int | None
+    path: str
+    offset: int = 0
+    state: str | None = None
+    fingerprint: str | None = None
+    size: int = 0
+    mtime_ns: int = 0
+    records: int = 0
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> FileProgress:
+        """From a ``source_files`` row (a mapping of its columns)."""
+        return cls(*(row[name] for name in _PROGRESS_FIELDS))
+
+
+_PROGRESS_FIELDS = ("id", "path", "offset", "state", "fingerprint", "size", "mtime_ns", "records")
+
+
+@dataclass
+class Chunk:
+    """What one transaction stores for a file: the rows read from bytes ``[start, end)``, the problems found
+    there, and the reader's state at ``end`` (None: keep the stored one). ``handle`` fingerprints ``end``."""
+
+    batch: Batch
+    start: int
+    end: int
+    state: State | None
+    records: int = 0
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    handle: BinaryIO | None = None
 
 
 @dataclass(frozen=True)
@@ -260,7 +300,7 @@ class Ingestor:
 
     # -- reading ---------------------------------------------------------------------------------
 
-    def _source_row(self, item: LogFile, st: os.stat_result) -> dict[str, Any]:
+    def _source_row(self, item: LogFile, st: os.stat_result) -> FileProgress:
         """The stored progress for this file: by path, else a renamed file by (device, inode)."""
         sf = _FILES.c
         with self.db.sessions() as dbs:
@@ -280,29 +320,19 @@ class Ingestor:
                 dbs.execute(update(SourceFileRow).where(sf.id == row["id"]).values(path=str(item.path), missing=False))
             row = {**row, "path": str(item.path)}
         if row is None:
-            return {
-                "id": None,
-                "offset": 0,
-                "state": None,
-                "fingerprint": None,
-                "inode": st.st_ino,
-                "device": st.st_dev,
-                "size": 0,
-                "mtime_ns": 0,
-                "records": 0,
-            }
-        return row
+            return FileProgress(None, str(item.path))
+        return FileProgress.of(row)
 
-    def _start(self, item: LogFile, handle: BinaryIO, st: os.stat_result, row: dict[str, Any]) -> tuple[int, State]:
+    def _start(self, item: LogFile, handle: BinaryIO, st: os.stat_result, row: FileProgress) -> tuple[int, State]:
         """Where to resume, and with what reader state: from the stored offset, or from scratch."""
-        offset: int = row["offset"]
-        if offset and st.st_size >= offset and _fingerprint(handle, offset) == row["fingerprint"]:
-            return offset, orjson.loads(row["state"]) if row["state"] else {}
+        offset = row.offset
+        if offset and st.st_size >= offset and _fingerprint(handle, offset) == row.fingerprint:
+            return offset, orjson.loads(row.state) if row.state else {}
         if offset:
             log.info("re-reading %s from the start (truncated, replaced or rewritten)", item.path)
         return 0, self.readers[item.agent].begin(item.path, item.root)
 
-    def _read_lines(self, item: LogFile, handle: BinaryIO, st: os.stat_result, row: dict[str, Any]) -> FileOutcome:
+    def _read_lines(self, item: LogFile, handle: BinaryIO, st: os.stat_result, row: FileProgress) -> FileOutcome:
         reader = self.readers[item.agent]
         offset, state = self._start(item, handle, st, row)
         outcome = FileOutcome(item.path, "unchanged")
@@ -323,7 +353,7 @@ class Ingestor:
                     outcome.status = "waiting"
                     break
                 problem = (OVERSIZED, f"line of {skipped - offset} bytes at byte {offset} skipped")
-                row = self._commit(item, row, st, Batch(), offset, skipped, state, 0, [problem], handle)
+                row = self._commit(item, row, st, Chunk(Batch(), offset, skipped, state, 0, [problem], handle))
                 outcome.problems += 1
                 offset = skipped
                 handle.seek(offset)
@@ -335,7 +365,7 @@ class Ingestor:
                 outcome.status = "waiting"  # a torn last line: the agent has not finished writing it
                 break
             end = offset + result.consumed
-            row = self._commit(item, row, st, batch, offset, end, state, result.records, result.problems, handle)
+            row = self._commit(item, row, st, Chunk(batch, offset, end, state, result.records, result.problems, handle))
             outcome.status = "ingested"
             outcome.bytes_read += result.consumed
             outcome.records += result.records
@@ -347,8 +377,8 @@ class Ingestor:
                 break
         return outcome
 
-    def _read_document(self, item: LogFile, handle: BinaryIO, st: os.stat_result, row: dict[str, Any]) -> FileOutcome:
-        if row["id"] is not None and row["size"] == st.st_size and row["mtime_ns"] == st.st_mtime_ns:
+    def _read_document(self, item: LogFile, handle: BinaryIO, st: os.stat_result, row: FileProgress) -> FileOutcome:
+        if row.id is not None and row.size == st.st_size and row.mtime_ns == st.st_mtime_ns:
             return FileOutcome(item.path, "unchanged")
         data = handle.read()
         try:
@@ -357,7 +387,7 @@ class Ingestor:
             if time.time() - st.st_mtime < TORN_DOCUMENT_GRACE_S:
                 return FileOutcome(item.path, "waiting")  # a rewrite in progress; the next event retries
             problem = (MALFORMED, "the JSON document does not decode")
-            self._commit(item, row, st, Batch(), 0, row["offset"], None, 0, [problem], None)
+            self._commit(item, row, st, Chunk(Batch(), 0, row.offset, None, 0, [problem]))
             return FileOutcome(item.path, "ingested", problems=1)
         reader = self.readers[item.agent]
         state = reader.begin(item.path, item.root)
@@ -366,28 +396,17 @@ class Ingestor:
             reader.feed_document(doc, state, batch)
         except Exception as exc:
             problem = ("reader_error", f"{type(exc).__name__}: {exc}")
-            self._commit(item, row, st, Batch(), 0, len(data), state, 0, [problem], None)
+            self._commit(item, row, st, Chunk(Batch(), 0, len(data), state, 0, [problem]))
             return FileOutcome(item.path, "ingested", problems=1)
-        self._commit(item, row, st, batch, 0, len(data), state, 1, [], None)
+        self._commit(item, row, st, Chunk(batch, 0, len(data), state, 1))
         return FileOutcome(item.path, "ingested", bytes_read=len(data), records=1)
 
-    def _commit(
-        self,
-        item: LogFile,
-        row: dict[str, Any],
-        st: os.stat_result,
-        batch: Batch,
-        start: int,
-        end: int,
-        state: State | None,
-        records: int,
-        problems: list[tuple[str, str]],
-        handle: BinaryIO | None,
-    ) -> dict[str, Any]:
-        """Write a chunk's rows, problems and the new offset in one transaction."""
+    def _commit(self, item: LogFile, row: FileProgress, st: os.stat_result, chunk: Chunk) -> FileProgress:
+        """Write a chunk's rows, problems and the new offset in one transaction; the progress after it."""
+        batch, start, end, state = chunk.batch, chunk.start, chunk.end, chunk.state
         now = datetime.now(timezone.utc).replace(tzinfo=None)
-        fingerprint = _fingerprint(handle, end) if handle is not None else None
-        values = {
+        fingerprint = _fingerprint(chunk.handle, end) if chunk.handle is not None else None
+        values: dict[str, Any] = {
             "agent": item.agent,
             "path": str(item.path),
             "device": st.st_dev,
@@ -396,8 +415,8 @@ class Ingestor:
             "mtime_ns": st.st_mtime_ns,
             "offset": end,
             "fingerprint": fingerprint,
-            "state": orjson.dumps(state).decode() if state is not None else row["state"],
-            "records": (row["records"] if start else 0) + records,
+            "state": orjson.dumps(state).decode() if state is not None else row.state,
+            "records": (row.records if start else 0) + chunk.records,
             "missing": False,
             "ingested_at": now,
         }
@@ -405,15 +424,15 @@ class Ingestor:
         new_types = self._new_record_types(item, batch)
         with self.db.transaction() as dbs:
             write_batch(dbs, item.agent, batch)
-            for kind, detail in problems:
+            for kind, detail in chunk.problems:
                 self.problem_counts[kind] += 1
                 if record_issue(dbs, str(item.path), kind, detail, now):
                     first_time.append((kind, detail))
-            if row["id"] is None:
+            if row.id is None:
                 inserted = dbs.execute(_FILES.insert().values(first_seen=now, machine_id=self.machine, **values))
-                row["id"] = inserted.inserted_primary_key[0]  # type: ignore[attr-defined]
+                row.id = inserted.inserted_primary_key[0]  # type: ignore[attr-defined]
             else:
-                dbs.execute(update(SourceFileRow).where(_FILES.c.id == row["id"]).values(**values))
+                dbs.execute(update(SourceFileRow).where(_FILES.c.id == row.id).values(**values))
         for kind, detail in first_time:
             log.warning("%s: %s (%s); counted, further ones in this file are not logged", item.path, kind, detail)
         for found in new_types:
@@ -427,7 +446,9 @@ class Ingestor:
                 found["type"],
                 found["cli_version"] or "version unknown",
             )
-        return {**row, **values}
+        return FileProgress(
+            row.id, str(item.path), end, values["state"], fingerprint, st.st_size, st.st_mtime_ns, values["records"]
+        )
 
     def _new_record_types(self, item: LogFile, batch: Batch) -> list[dict[str, str | None]]:
         """Name the batch's UNKNOWN events by their record type; the types never stored before."""

@@ -17,11 +17,18 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import select
 
 from headroom.daemon.component import RUNNING, STOPPED, LearnHealth
 from headroom.daemon.config import Config
+from headroom.daemon.paths import agent_homes
 from headroom.daemon.scheduler import Scheduler
+from headroom.learn import apply as learn_apply
+from headroom.learn.failures import observe
+from headroom.learn.journal import Journal
+from headroom.learn.lessons import review
 from headroom.learn.model import AGENTS
 from headroom.memory.db import Database
 from headroom.memory.identity import current_machine
@@ -35,15 +42,11 @@ _CURSOR = "learn.idle_checked_until"
 
 
 def journal_for(config: Config) -> Any:
-    from headroom.learn.journal import Journal
-
     return Journal(config.paths.data_dir / "learn")
 
 
 def user_homes(config: Config) -> dict[str, Path]:
     """Each enabled agent's first home folder: where its user-level instruction file lives."""
-    from headroom.daemon.paths import agent_homes
-
     homes: dict[str, Path] = {}
     for agent in AGENTS:
         settings = config.agents[agent]
@@ -62,9 +65,6 @@ def learn_projects(
 ) -> dict[str, int]:
     """Run learn for each project; returns counts for the log. One project failing never stops the others;
     a shutdown stops it between projects (each project's files are written atomically, never halfway)."""
-    from headroom.learn.apply import run_learn
-    from headroom.learn.failures import observe
-
     totals = {"projects": 0, "lessons": 0, "files_written": 0, "failed": 0}
     seen = observe(db) if projects else None  # every session, read once for all the projects
     for project in projects:
@@ -75,7 +75,7 @@ def learn_projects(
             )
             break
         try:
-            run = run_learn(
+            run = learn_apply.run_learn(  # looked up per call: a test stands in a failing one
                 db,
                 project,
                 journal=journal_for(config),
@@ -149,8 +149,6 @@ class LearnJobs:
         self.scheduler: Scheduler | None = None
 
     def register(self, scheduler: Scheduler) -> None:
-        from apscheduler.triggers.interval import IntervalTrigger
-
         self.scheduler = scheduler
         scheduler.add(
             self.IDLE, self.after_idle, IntervalTrigger(minutes=IDLE_CHECK_MINUTES), what="learn after idle sessions"
@@ -182,8 +180,6 @@ class LearnJobs:
             log.info("nightly learn now at %s", config.learn.nightly_at)
 
     def _nightly_trigger(self) -> Any:
-        from apscheduler.triggers.cron import CronTrigger
-
         hour, minute = (int(x) for x in self.config.learn.nightly_at.split(":"))
         return CronTrigger(hour=hour, minute=minute)
 
@@ -200,8 +196,6 @@ class LearnJobs:
         return totals
 
     def nightly(self) -> dict[str, Any]:
-        from headroom.learn.lessons import review
-
         reviewed = review(self.db)
         self.last["review"] = {"retired": reviewed.retired, "measured": reviewed.measured}
         self.last["nightly"] = learn_projects(

@@ -15,6 +15,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from headroom.daemon.hooks.client import ask
+
 log = logging.getLogger("headroom.memory")
 
 #: The daemon's first search may load the model (seconds on a busy machine); later ones take milliseconds.
@@ -25,8 +27,6 @@ STATS_TIMEOUT_S = 60.0
 def ask_daemon(socket_path: Path, request: dict[str, object], timeout: float) -> dict[str, Any] | None:
     """The daemon's answer to ``request`` (``{"purpose": ..., ...}``), or None when there is no daemon to ask
     or it could not answer (the reason is logged at info level: falling back is normal, not an error)."""
-    from headroom.daemon.hooks.client import ask
-
     if not socket_path.exists():
         return None
     try:

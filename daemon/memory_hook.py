@@ -17,6 +17,7 @@ The other agents have no SessionStart hook: Codex and Gemini get the same briefi
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -47,8 +48,6 @@ def hook_command(config_path: str | None = None) -> str:
 
 
 def _quote(word: str) -> str:
-    import shlex
-
     return shlex.quote(word)
 
 

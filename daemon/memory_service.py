@@ -25,6 +25,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
 from headroom.daemon.component import FAILED, RUNNING, STOPPED, MemoryHealth
 from headroom.daemon.config import Config
 from headroom.daemon.memory_feed import MemoryFeed
@@ -306,9 +309,6 @@ def register_jobs(
     """The memory's periodic jobs (see the module docstring). ``config`` gives the current config (a reload
     may change the retention); ``worker`` is None with the memory disabled, when only the proxy's CCR
     originals and the database itself need looking after."""
-    from apscheduler.triggers.cron import CronTrigger
-    from apscheduler.triggers.interval import IntervalTrigger
-
     if worker is not None:
         scheduler.add("memory-backlog", worker.wake, IntervalTrigger(minutes=1), what="embed what others added")
         scheduler.add(

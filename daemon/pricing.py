@@ -31,8 +31,11 @@ import threading
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from functools import lru_cache
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
+
+from headroom.memory.files import write_atomic
 
 PACKAGE = "genai-prices"
 PARTS = ("input", "output", "cache_read", "cache_write")
@@ -223,6 +226,7 @@ def _lookup(model: str, provider: str | None, day: date) -> Rates | None:
 
 def _split(prices: Any) -> tuple[Tuple5 | None, tuple[tuple[int, Any], ...]]:
     """Base rates and tiers of a ``ModelPrice``; a missing cache rate falls back as the providers bill it."""
+    # lazy: the price table takes ~0.2 s to load; warm runs read the rate card instead
     from genai_prices.types import TieredPrices
 
     def value(name: str) -> Any:
@@ -261,6 +265,7 @@ def _split(prices: Any) -> tuple[Tuple5 | None, tuple[tuple[int, Any], ...]]:
 @lru_cache(maxsize=1)
 def _snapshot() -> Any:
     """The bundled snapshot, loaded directly: the package's auto-update (a network fetch) is never started."""
+    # lazy: the price table takes ~0.2 s to load; warm runs read the rate card instead
     from genai_prices import data as price_data
     from genai_prices.data_snapshot import DataSnapshot
 
@@ -270,14 +275,13 @@ def _snapshot() -> Any:
 @lru_cache(maxsize=1)
 def table_version() -> dict[str, str]:
     """Which table priced the figures: the package, its version and its data file's hash and modification date."""
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         ver = version(PACKAGE)
     except PackageNotFoundError:  # pragma: no cover - a hard dependency
         ver = "missing"
     info = {"package": PACKAGE, "version": ver}
     try:
+        # lazy: the price table takes ~0.2 s to load; warm runs read the rate card instead
         from genai_prices import data as price_data
 
         path = Path(str(price_data.__file__))
@@ -312,6 +316,7 @@ def tier_thresholds() -> tuple[int, ...]:
 
 @lru_cache(maxsize=1)
 def _thresholds() -> tuple[int, ...]:
+    # lazy: the price table takes ~0.2 s to load; warm runs read the rate card instead
     from genai_prices.types import TieredPrices
 
     found: set[int] = set()
@@ -345,8 +350,6 @@ def write_rate_card(path: Path, models: list[str], *, when: date | None = None) 
             card["unpriced"].append(model)
         else:
             card["models"][model] = found.to_json()
-    from headroom.memory.files import write_atomic
-
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, json.dumps(card).encode(), fsync=False)
     return card

@@ -28,6 +28,7 @@ def _sqlite_memory_used() -> Any:
     built into it), so it is that very SQLite, found without searching the system for a library.
     """
     try:
+        # lazy: a private module a Python build may lack
         import _sqlite3
 
         func = ctypes.CDLL(_sqlite3.__file__).sqlite3_memory_used

@@ -35,6 +35,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.memory import MemoryJobStore
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.util import utc_timestamp_to_datetime
+from sqlalchemy import and_, delete, null, select, text
+from sqlalchemy.exc import DBAPIError, OperationalError
+
 from headroom.memory.db import Database
 from headroom.memory.identity import current_machine
 from headroom.memory.models import SchedulerJobRow
@@ -85,8 +93,6 @@ class Leadership:
         """Whether this process is the leader now (asks for the lock when it is not)."""
         if self.db is None or self.db.engine.dialect.name != "postgresql":
             return True
-        from sqlalchemy import text
-        from sqlalchemy.exc import DBAPIError
 
         with self._lock:
             if self._conn is not None:
@@ -115,8 +121,6 @@ class Leadership:
 
     def _drop(self) -> None:
         if self._conn is not None:
-            from sqlalchemy.exc import DBAPIError
-
             with contextlib.suppress(DBAPIError):
                 # Closed for real, not back to the pool: ending the session is what releases the lock.
                 self._conn.invalidate()
@@ -207,10 +211,6 @@ class Scheduler:
         return self.running and thread is not None and thread.is_alive()
 
     def start(self) -> None:
-        from apscheduler.executors.pool import ThreadPoolExecutor
-        from apscheduler.jobstores.memory import MemoryJobStore
-        from apscheduler.schedulers.background import BackgroundScheduler
-
         store = _patient_store(self.db, self.machine) if self.db is not None else MemoryJobStore()
         self._aps = BackgroundScheduler(
             jobstores={"default": store},
@@ -360,10 +360,6 @@ def _patient_store(db: Database, machine: str) -> Any:
     Here such an error is logged and the scheduler looks again a little later; a next run time that could not
     be stored only means the job is due again at the next look, and missed runs are coalesced anyway.
     """
-    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
-    from sqlalchemy import and_, null, select
-    from sqlalchemy.exc import OperationalError
-
     prefix = f"{machine}/"
 
     class PatientJobStore(SQLAlchemyJobStore):  # type: ignore[misc]
@@ -391,8 +387,6 @@ def _patient_store(db: Database, machine: str) -> Any:
                 log.warning("scheduler: next run of %s not stored (%s); it is looked at again", job.id, exc.orig)
 
         def get_next_run_time(self) -> datetime | None:
-            from apscheduler.util import utc_timestamp_to_datetime
-
             query = (
                 select(self.jobs_t.c.next_run_time)
                 .where(and_(self._mine(), self.jobs_t.c.next_run_time != null()))
@@ -412,9 +406,6 @@ def _patient_store(db: Database, machine: str) -> Any:
 def _drop_unowned_jobs(db: Database) -> None:
     """Remove jobs stored by a version before machine ids (their ids have no ``<machine>/``): no daemon
     would ever run or remove them. Each daemon registers its jobs again at start."""
-    from sqlalchemy import delete
-    from sqlalchemy.exc import OperationalError
-
     try:
         with db.engine.begin() as conn:
             gone = conn.execute(delete(SchedulerJobRow).where(~SchedulerJobRow.id.contains("/"))).rowcount

@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from headroom.daemon.component import Component, Runtime
 from headroom.daemon.components import (
@@ -44,18 +44,17 @@ from headroom.daemon.components import (
 from headroom.daemon.config import Config, config_changes, display_url, is_live_key, load_config
 from headroom.daemon.errors import ConfigError
 from headroom.daemon.follow import IngestLoop, make_ingestor
+from headroom.daemon.hooks.server import HookServer
 from headroom.daemon.ingest import Ingestor, Progress
+from headroom.daemon.learn_service import LearnJobs
+from headroom.daemon.memory_service import MemoryWorker
 from headroom.daemon.process import daemon_lock
+from headroom.daemon.process_info import process_info
+from headroom.daemon.proxy.server import ProxyServer
+from headroom.daemon.scheduler import Scheduler
+from headroom.daemon.watcher import Watcher
 from headroom.memory.db import Database, open_database
 from headroom.memory.rescan import note_rules_applied, redact_if_rules_changed, stored_anything
-
-if TYPE_CHECKING:
-    from headroom.daemon.hooks.server import HookServer
-    from headroom.daemon.learn_service import LearnJobs
-    from headroom.daemon.memory_service import MemoryWorker
-    from headroom.daemon.proxy.server import ProxyServer
-    from headroom.daemon.scheduler import Scheduler
-    from headroom.daemon.watcher import Watcher
 
 __all__ = ["Service", "make_ingestor"]
 
@@ -281,7 +280,6 @@ class Service:
         if self.db is not None:
             with contextlib.suppress(OSError):  # the WAL can vanish between exists() and stat()
                 db_size = self.db.size_bytes()
-        from headroom.daemon.process_info import process_info
 
         components = {c.name: c.health().as_dict() for c in self.components}
         return {

@@ -16,6 +16,8 @@ from typing import Any
 from headroom.daemon import analytics
 from headroom.daemon.groupings import GROUPINGS
 from headroom.daemon.pricing import table_version
+from headroom.daemon.proxy.savings_report import savings_summary
+from headroom.daemon.proxy.stats import proxy_summary
 from headroom.daemon.zones import BadTimezone, zone
 from headroom.memory.db import Database
 
@@ -39,9 +41,6 @@ def _text(request: dict[str, Any], key: str) -> str | None:
 def proxy_figures(db: Database, since: date | None, agent: str | None, project: str | None) -> dict[str, Any]:
     """The proxy's request totals with, under "savings", the cost and savings figures and the holdout comparison
     (what ``stats`` prints below its table, whether the CLI or the daemon computes it)."""
-    from headroom.daemon.proxy.savings_report import savings_summary
-    from headroom.daemon.proxy.stats import proxy_summary
-
     summary = proxy_summary(db, since=since, agent=agent)
     summary["savings"] = savings_summary(db, since=since, agent=agent, project=project)
     return summary

@@ -76,8 +76,10 @@ PROJECT_LESSONS_SQL = "SELECT count(*) FROM lessons WHERE status = 'active' AND 
 def conversation(agent: str, session_key: str) -> str:
     """The proxy's hash of a conversation named by its session id (``proxy.savings.conversation_key``)."""
     try:
+        # lazy: hashlib loads OpenSSL (milliseconds) on every status line
         from _blake2 import blake2b  # hashlib's own blake2b, without loading OpenSSL (milliseconds)
     except ImportError:  # pragma: no cover - a Python built without it
+        # lazy: the fallback of the line above
         from hashlib import blake2b
     return blake2b(f"{agent}\0session\0{session_key}".encode(), digest_size=16).hexdigest()
 
@@ -211,6 +213,7 @@ def _tokens(value: int) -> str:
 
 def session_figures(dbs: Session, ident: str, *, tz: tzinfo, state_dir: Path) -> dict[str, Any]:
     """``stats --session ID``: the statusline's figures for any agent's session, through SQLAlchemy."""
+    # lazy: the status line imports this module; only `stats --session` needs these
     import click
     from sqlalchemy import inspect, text
 

@@ -17,7 +17,7 @@ however the conversation continues: what was sent once is sent again byte-identi
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -223,6 +223,16 @@ def _gemini_content(w: _Walker, i: int, content: Mapping[str, Any]) -> None:
             w.add(i, ("parts", j, "text"), part["text"], role)
 
 
+#: Each conversation shape (the name a provider's endpoint gives, see ``headroom.daemon.providers``) and
+#: the walker that reads one of its messages.
+SHAPES: dict[str, Callable[[_Walker, int, Mapping[str, Any]], None]] = {
+    "anthropic": _anthropic_or_chat,
+    "openai": _anthropic_or_chat,
+    "responses": _responses_item,
+    "gemini": _gemini_content,
+}
+
+
 def shape_of(messages: Sequence[Any]) -> str:
     """``anthropic``, ``openai``, ``responses`` or ``gemini`` (the first message that tells decides)."""
     for msg in messages:
@@ -255,16 +265,10 @@ def shape_of(messages: Sequence[Any]) -> str:
 def iter_slots(messages: Sequence[Any]) -> Iterator[Slot]:
     """Every text slot of ``messages`` in order, each with its tool call and question."""
     w = _Walker()
-    shape = shape_of(messages)
+    walk = SHAPES[shape_of(messages)]
     for i, msg in enumerate(messages):
-        if not isinstance(msg, dict):
-            continue
-        if shape == "gemini":
-            _gemini_content(w, i, msg)
-        elif shape == "responses":
-            _responses_item(w, i, msg)
-        else:
-            _anthropic_or_chat(w, i, msg)
+        if isinstance(msg, dict):
+            walk(w, i, msg)
     yield from w.slots
 
 

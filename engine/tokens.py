@@ -65,6 +65,7 @@ _LOCK = threading.Lock()
 @cache
 def get_encoding(name: str) -> tiktoken.Encoding:
     """The named encoding, loaded from the bundled BPE file (thread-safe, loaded once)."""
+    # lazy: the BPE tables load on the first count, not at import
     import tiktoken
     from tiktoken.load import load_tiktoken_bpe
 

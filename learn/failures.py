@@ -36,6 +36,7 @@ from sqlalchemy import or_, select
 from headroom.learn.knowledge import base_tool, tool_args, unwrap_output
 from headroom.learn.model import ToolKind
 from headroom.learn.projects import identities
+from headroom.learn.rules import rule_text
 from headroom.memory.db import Database
 from headroom.memory.models import EventRow, SessionRow, ToolCallRow
 
@@ -356,8 +357,8 @@ def _load(db: Database, session_id: int) -> tuple[SessionRow, list[ToolCallRow],
 
 def observe_session(db: Database, session_id: int, into: Observations | None = None) -> Observations:
     """The failures of one session (in timeline order) and what worked in it."""
+    # lazy: error_classes imports this module
     from headroom.learn.error_classes import classify
-    from headroom.learn.rules import rule_text
 
     seen = into if into is not None else Observations()
     loaded = _load(db, session_id)

@@ -31,6 +31,7 @@ from headroom.learn.projects import REPO_PREFIX, identities
 from headroom.learn.team import note_seen
 from headroom.memory.db import Database
 from headroom.memory.models import LessonRow, SessionRow
+from headroom.memory.store import utcnow
 from headroom.memory.upsert import retrying
 
 TTL_DAYS = 90
@@ -39,8 +40,6 @@ BEFORE_WINDOW_DAYS = 30
 
 
 def _now() -> datetime:
-    from headroom.memory.store import utcnow
-
     return utcnow()
 
 

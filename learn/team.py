@@ -24,6 +24,7 @@ from headroom.learn.projects import identities
 from headroom.memory.db import Database
 from headroom.memory.identity import current_user
 from headroom.memory.models import LessonRow
+from headroom.memory.store import MemoryStore
 
 MIN_USERS = 2
 PENDING, ACCEPTED, REJECTED = "pending", "accepted", "rejected"
@@ -129,8 +130,6 @@ def decide(db: Database, key: str, *, accept: bool, now: datetime | None = None)
         s.flush()
         s.expunge(row)
     if accept:
-        from headroom.memory.store import MemoryStore
-
         MemoryStore(db).put(row.text, "lesson", project=row.project, team=True, source="cli", agent="user")
     return row
 

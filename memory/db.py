@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,7 +38,9 @@ from headroom.memory.errors import (
     DatabaseTooNew,
     is_disk_full,
 )
+from headroom.memory.identity import current_user
 from headroom.memory.nul import strip_nul_parameters
+from headroom.memory.rls import member_user
 from headroom.migrations import HEAD, MIN_CLIENT_REVISION
 
 if TYPE_CHECKING:
@@ -221,8 +224,6 @@ def salvage(db: Database, old: Path, tables: tuple[str, ...] = SALVAGED_TABLES) 
     Per table: the rows copied, or why none were (a damaged page, another schema). Rows whose key is taken
     already are left as they are.
     """
-    import sqlite3
-
     result: dict[str, int | str] = {}
     source = sqlite3.connect(f"file:{quote(str(old.absolute()))}?mode=ro", uri=True)
     raw = db.engine.raw_connection()
@@ -263,8 +264,10 @@ def sqlite_path(url: str) -> Path | None:
 
 def alembic_config(url: str) -> Config:
     """An Alembic config for the migrations shipped inside the package (no alembic.ini needed)."""
+    # lazy: alembic loads only to migrate or check a revision
     from alembic.config import Config
 
+    # lazy: the migrations package loads with alembic
     from headroom import migrations
 
     cfg = Config()
@@ -334,8 +337,6 @@ def _open_read_only(url: str, path: Path) -> Database:
     In WAL mode a reader needs the ``-shm`` file; in a folder it cannot write, where that file is absent
     (the last writer removed it on close, so nobody writes the file now), the file is opened ``immutable``.
     """
-    import sqlite3
-
     if not path.is_file():
         raise DatabaseError(f"no database at {path} yet (`headroom ingest` creates it, with write access there)")
     shm = path.with_name(path.name + "-shm")
@@ -384,6 +385,7 @@ def check_revision(db: Database) -> tuple[str | None, str]:
     current = db.revision()
     if current == HEAD:
         return current, HEAD
+    # lazy: alembic loads only to migrate or check a revision
     from alembic.script import ScriptDirectory
 
     script = ScriptDirectory.from_config(alembic_config(db.url))
@@ -398,6 +400,7 @@ def check_revision(db: Database) -> tuple[str | None, str]:
 
 def known_revisions() -> set[str]:
     """Every schema revision this code ships (a linear chain ending at HEAD)."""
+    # lazy: alembic loads only to migrate or check a revision
     from alembic.script import ScriptDirectory
 
     return {rev.revision for rev in ScriptDirectory.from_config(alembic_config("sqlite://")).walk_revisions()}
@@ -439,9 +442,6 @@ def check_shared_revision(db: Database) -> None:
 def _check_member(db: Database) -> None:
     """A team member's role writes rows as its mapped user: this machine's identity must be that user, or row-level
     security refuses every write. Said once, here, instead of on the first write."""
-    from headroom.memory.identity import current_user
-    from headroom.memory.rls import member_user
-
     with db.engine.connect() as conn:
         mapped = member_user(conn)
     me = current_user()
@@ -461,6 +461,7 @@ def upgrade_database(db: Database) -> None:
     with _migration_lock(db):
         current, head = check_revision(db)
         if current != head and not is_ahead(current):
+            # lazy: alembic loads only to migrate or check a revision
             from alembic import command
 
             cfg = alembic_config(db.url)

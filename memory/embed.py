@@ -40,6 +40,7 @@ from headroom.engine.errors import HeadroomError
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
+    # lazy: numpy loads with the backend in use, not at import
     from headroom.memory.minilm import MiniLM
 
 __all__ = [
@@ -217,6 +218,7 @@ class SentenceTransformerEmbedder:
         os.environ["HF_HUB_OFFLINE"] = "1"
         os.environ["TRANSFORMERS_OFFLINE"] = "1"
         if self.backend != "torch":
+            # lazy: numpy loads with the backend in use, not at import
             from headroom.memory.minilm import supported
 
             if supported(path) and importlib.util.find_spec("tokenizers") is not None:
@@ -226,10 +228,12 @@ class SentenceTransformerEmbedder:
         return self._load_torch(path)
 
     def _load_numpy(self, path: Path) -> MiniLM:
+        # lazy: numpy loads with the backend in use, not at import
         from headroom.memory.minilm import MiniLM
 
         if self.threads is not None:
             try:
+                # lazy: optional, heavy: loaded with the backend in use
                 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
                 # Process-wide, as torch.set_num_threads was: the daemon shares the machine with the agents.
@@ -252,18 +256,22 @@ class SentenceTransformerEmbedder:
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         try:
+            # lazy: optional, heavy: loaded with the backend in use
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:
             raise EmbedderUnavailable(f"sentence-transformers cannot be imported ({exc}); {_INSTALL_HINT}") from exc
         try:
             if self.threads is not None:
+                # lazy: optional, heavy: loaded with the backend in use
                 import torch
 
                 # Process-wide: the daemon runs one embedder, and capping it keeps the agent's machine responsive.
                 torch.set_num_threads(self.threads)
+            # lazy: optional, heavy: loaded with the backend in use
             from transformers.utils import logging as hf_logging
 
             hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+            # lazy: optional, heavy: loaded with the backend in use
             import tqdm  # type: ignore[import-untyped]
 
             # tqdm's monitor thread (started by the first progress bar, sentence-transformers has some) outlives
@@ -292,6 +300,7 @@ class SentenceTransformerEmbedder:
             return np.empty((0, self.dim), dtype=np.float32)
         # The model reads 256 word pieces at most; cutting characters first bounds tokenizer time on huge blobs.
         clipped = [text[: self.max_chars] for text in texts]
+        # lazy: numpy loads with the backend in use, not at import
         from headroom.memory.minilm import MiniLM
 
         if isinstance(model, MiniLM):
@@ -308,6 +317,7 @@ class SentenceTransformerEmbedder:
 
 def unavailable_reason(model_path: Path | None = None) -> str | None:
     """Why the model could not be loaded, checked without loading it (for ``headroom doctor``); None: looks fine."""
+    # lazy: optional, heavy: loaded with the backend in use
     import importlib.util
 
     path = model_path if model_path is not None else _packaged_model_path()
@@ -315,6 +325,7 @@ def unavailable_reason(model_path: Path | None = None) -> str | None:
         return f"the embedding model package {_MODEL_PACKAGE} is not installed; {_INSTALL_HINT}"
     if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
         return f"no sentence-transformers model in {path}"
+    # lazy: numpy loads with the backend in use, not at import
     from headroom.memory.minilm import supported
 
     if supported(path) and importlib.util.find_spec("tokenizers") is not None:

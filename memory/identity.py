@@ -120,6 +120,7 @@ def default_state_dir() -> Path:
     home = os.environ.get("HEADROOM_HOME")
     if home:
         return Path(home).expanduser() / "state"
+    # lazy: only when no state dir is configured
     import platformdirs
 
     return Path(platformdirs.user_state_dir("headroom", appauthor=False))

@@ -125,6 +125,7 @@ class MiniLM:
     """The encoder: ``encode(texts)`` gives mean-pooled, L2-normalised float32 rows, as sentence-transformers."""
 
     def __init__(self, folder: Path, *, max_tokens: int = DEFAULT_MAX_TOKENS) -> None:
+        # lazy: optional dependency, loaded with the model
         from tokenizers import Tokenizer
 
         config = _read_json(folder / "config.json")
@@ -251,6 +252,7 @@ def release_memory() -> None:
 @functools.cache
 def _malloc_trim() -> Any:
     try:
+        # lazy: glibc only
         import ctypes
 
         return ctypes.CDLL("libc.so.6").malloc_trim

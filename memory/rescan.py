@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import Table, Text, func, select, text, update
 
 from headroom.memory import models as orm
+from headroom.memory import redact, redact_values
 from headroom.memory.db import Database
 from headroom.memory.redact import redact_json, redact_many
 from headroom.memory.store import get_state, set_state
@@ -69,8 +70,6 @@ RULES_STATE = "redact.rules"
 
 def rules_fingerprint() -> str:
     """A digest of the redaction rules' source: when they change, text stored under the old ones is worth a pass."""
-    from headroom.memory import redact, redact_values
-
     digest = hashlib.sha256()
     for module in (redact, redact_values):
         digest.update(inspect.getsource(module).encode())

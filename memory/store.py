@@ -31,7 +31,7 @@ from headroom.memory.identity import current_machine, current_user
 from headroom.memory.kinds import KINDS
 from headroom.memory.models import MemoryItemRow, MemorySightingRow, MemoryVectorRow, StateValueRow
 from headroom.memory.redact import redact
-from headroom.memory.upsert import insert_for
+from headroom.memory.upsert import insert_for, upsert
 from headroom.memory.visibility import TEAM, dedup_key, owned, readable, visibility_for
 
 log = logging.getLogger("headroom.memory")
@@ -565,8 +565,6 @@ def get_state(session: Session, name: str, machine: str = "") -> str | None:
 def set_state(session: Session, name: str, value: str, machine: str = "") -> None:
     """Store ``name`` = ``value`` for ``machine``: one statement that cannot race another writer into a
     duplicate key (insert, or update on conflict, on SQLite and PostgreSQL alike)."""
-    from headroom.memory.upsert import upsert
-
     row = {"machine_id": machine, "name": name, "value": value, "user_id": current_user()}
     session.execute(upsert(session, StateValueRow, [row], ["machine_id", "name"], update=["value"]))
 

@@ -25,6 +25,7 @@ from sqlalchemy import insert, select
 
 from headroom.daemon.config import load_config
 from headroom.daemon.dashboard import dashboard_data, price_per_million
+from headroom.daemon.dashboard.data import Dashboard, Figures, LessonItem, MemoryFigures, ProjectFigures
 from headroom.daemon.proxy.app import ProxyApp
 from headroom.daemon.proxy.server import ProxyServer, build_app
 from headroom.memory.api import Memory
@@ -455,3 +456,14 @@ def test_spend_is_the_price_of_every_call_and_unpriced_calls_are_counted(seeded:
 
     view = CliRunner().invoke(cli, ["stats", "--overview", "--no-refresh"], catch_exceptions=False).output
     assert "spent (list price)" in view and "1 calls of models the price table does not know" in view
+
+
+def test_the_document_is_its_typed_records(seeded: Database) -> None:
+    """``dashboard_data`` is typed section by section (TypedDicts): what it returns has exactly their keys."""
+    data = dashboard_data(seeded)
+    assert set(data) == Dashboard.__required_keys__
+    assert set(data["savings"]["total"]) == Figures.__required_keys__
+    assert all(set(f) == Figures.__required_keys__ for f in data["savings"]["by_agent"].values())
+    assert data["projects"] and all(set(p) == ProjectFigures.__required_keys__ for p in data["projects"])
+    assert data["lessons"]["items"] and set(data["lessons"]["items"][0]) == LessonItem.__required_keys__
+    assert set(data["memory"]) == MemoryFigures.__required_keys__

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from headroom.daemon.ingest import Ingestor, LogFile
+from headroom.daemon.ingest import FileProgress, Ingestor, LogFile
 from headroom.memory.db import Database, open_database
 from headroom.memory.models import IngestIssueRow, SessionRow, SourceFileRow, ToolCallRow, UsageRow
 from tests.helpers import claude_record, claude_session_lines, claude_tree, db_counts, expected_counts
@@ -307,3 +307,15 @@ def test_a_retracted_codex_call_leaves_no_usage_row(db: Database) -> None:
         ).scalar_one()
         assert dbs.execute(select(func.count()).select_from(UsageRow)).scalar_one() > 0
     assert zero == 0
+
+
+def test_file_progress_is_read_from_its_row(db: Database, root: Path) -> None:
+    """The progress of a file is a typed record made from its ``source_files`` row (no dict passed around)."""
+    path = claude_tree(root)
+    path.write_bytes(b"".join(claude_session_lines(3)))
+    ingestor(db, root).ingest_file(LogFile("claude", root, path))
+    with db.sessions() as dbs:
+        row = dbs.execute(select(SourceFileRow.__table__)).mappings().one()
+    progress = FileProgress.of(row)
+    assert (progress.id, progress.path, progress.offset) == (row["id"], str(path), path.stat().st_size)
+    assert progress.records == row["records"] > 0 and progress.fingerprint == row["fingerprint"]

@@ -115,3 +115,56 @@ def test_one_function_writes_files_atomically() -> None:
     }
     assert {m: calls for m, calls in offenders.items() if calls} == {}
     assert "os.replace" in _calls(MODULES["headroom.memory.files"])  # the scan sees the one that remains
+
+
+#: Entry points, where imports inside functions keep start-up fast: the CLI (each command loads its own
+#: modules), the MCP server, the console script, the status line (run on every redraw) and the hook client
+#: (run by the agents, with ``-I -S``, on every hook event).
+ENTRY_POINTS = ("headroom.daemon.cli", "headroom.daemon.mcp", "headroom.daemon.entry", "headroom.daemon.statusline")
+ENTRY_POINTS += ("headroom.daemon.hooks.client",)
+
+
+def lazy_imports_without_reason(path: Path) -> list[str]:
+    """Imports inside functions of ``path`` with no ``# lazy: why`` comment above them (or above the run of
+    imports they belong to)."""
+    source = path.read_text(encoding="utf-8")
+    lines = source.splitlines()
+    found = []
+    for fn in ast.walk(ast.parse(source, str(path))):
+        if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for node in ast.walk(fn):
+            if not isinstance(node, (ast.Import, ast.ImportFrom)):
+                continue
+            above = node.lineno - 2
+            while above >= 0 and not lines[above].lstrip().startswith("# lazy:"):
+                stripped = lines[above].strip()
+                # the lines of the imports just above (and the try: / except that hold a fallback import)
+                if (
+                    not stripped
+                    or stripped.startswith(("from ", "import ", ")", "try:", "except"))
+                    or (stripped.endswith(",") and lines[above].startswith("        "))
+                ):
+                    above -= 1
+                    continue
+                break
+            if above < 0 or not lines[above].lstrip().startswith("# lazy:"):
+                found.append(f"{path.name}:{node.lineno}: {lines[node.lineno - 1].strip()}")
+    return found
+
+
+def test_imports_are_at_the_top_of_modules_or_say_why_not() -> None:
+    """An import inside a function hides a dependency and costs a lookup per call: outside the entry points each
+    one names its reason (a cycle, an optional or heavy library, a fast path that imports the module)."""
+    offenders = {
+        module: found
+        for module, path in MODULES.items()
+        if not any(_within(module, entry) for entry in ENTRY_POINTS) and (found := lazy_imports_without_reason(path))
+    }
+    assert offenders == {}
+
+
+def test_the_lazy_import_check_can_fail(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text("def f():\n    import json\n\n    return json\n\n\ndef g():\n    # lazy: why\n    import os\n")
+    assert lazy_imports_without_reason(module) == ["m.py:2: import json"]

@@ -13,8 +13,8 @@ import pytest
 from proxy_helpers import fixture_requests, proxy_rig
 from websockets.sync.client import connect
 
+from headroom.daemon.providers import match
 from headroom.daemon.proxy.rewrite import Rewriter
-from headroom.daemon.proxy.routes import match
 from headroom.engine import EngineConfig, MemoryCCRStore
 
 

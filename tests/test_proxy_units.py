@@ -8,8 +8,9 @@ import orjson
 import pytest
 import zstandard
 
+from headroom.daemon.providers import agent_of, error_body, match
 from headroom.daemon.proxy.rewrite import Rewriter, decode_body
-from headroom.daemon.proxy.routes import agent_of, error_body, match, upstream_url
+from headroom.daemon.proxy.routes import upstream_url
 from headroom.daemon.proxy.usage import UsageSniffer
 from headroom.engine import EngineConfig, MemoryCCRStore
 from headroom.engine.cache import PrefixCache, chain_keys

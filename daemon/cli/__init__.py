@@ -7,6 +7,7 @@ tracebacks. The library packages never import click.
 
 from __future__ import annotations
 
+import importlib
 import os
 from typing import Any
 
@@ -26,10 +27,22 @@ class _Group(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and cmd_name in COMMANDS:
-            import importlib
-
             importlib.import_module(f"headroom.daemon.cli.{COMMANDS[cmd_name]}").register(self)
         return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list from :data:`SUMMARIES`: ``headroom --help`` imports no command module."""
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = []
+        for name in names:
+            command = self.commands.get(name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit)))
+            elif command is None and name in SUMMARIES:
+                rows.append((name, click.Command(name, help=SUMMARIES[name]).get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         if os.environ.get("HEADROOM_RAISE_ERRORS") == "1":
@@ -91,9 +104,9 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     ctx.call_on_close(app.close)
 
 
-#: Each command's module. A module is imported when its command runs (or ``--help`` lists them all), not at
-#: start: together they pull in SQLAlchemy, alembic, numpy and httpx, over a second of start-up on a busy
-#: machine, which ``headroom memory search`` asking the daemon and ``stats --no-refresh`` would pay every time.
+#: Each command's module. A module is imported when its command runs, not at start: together they pull in
+#: SQLAlchemy, alembic, numpy and httpx, over a second of start-up on a busy machine, which ``headroom memory
+#: search`` asking the daemon and ``stats --no-refresh`` would pay every time.
 COMMANDS = {
     "compress": "compress_cmd",
     "retrieve": "compress_cmd",
@@ -111,6 +124,32 @@ COMMANDS = {
     "statusline": "statusline_cmd",
     "team": "team_cmd",
     "wrap": "wrap_cmd",
+}
+
+
+#: Each command's one-line help, as ``headroom --help`` lists it without importing the command's module
+#: (tests/test_cli_imports.py checks each against the command's own docstring).
+SUMMARIES = {
+    "compress": "Compress a request or a tool output (FILE or stdin) and print the result.",
+    "daemon": "Run or inspect the background service.",
+    "db": "The configured database's schema: upgrade it (a team's admin), see its status.",
+    "doctor": "Check the set-up: paths, config, database (revision, integrity), agents' logs found, what is "
+    "ingested, what was skipped.",
+    "hooks": "Briefings, prompt-time memory and live lessons through each agent's own hooks.",
+    "ingest": "Ingest everything new in the agents' session logs, then exit.",
+    "learn": "Mine the failed sessions and show (or --apply) the lessons: the project's in each agent's project "
+    "file, machine facts and agent-tool lessons in each agent's user-level file.",
+    "mcp": "The MCP server that gives agents elided originals back (headroom_retrieve), and its set-up.",
+    "memory": "The shared memory of all agents: what they read, ran, fetched and decided, per project.",
+    "proxy": "Run the compressing proxy in the foreground until Ctrl-C.",
+    "retrieve": "Print the original behind a marker's hr:<id> (byte-exact), or part of it.",
+    "sessions": "List sessions, newest first: agent, project, start, duration, turns, tool calls, failures, "
+    "tokens, cost.",
+    "stats": "Token totals (input without cache reads, output, cache read, cache write), their cost, tool-call "
+    "failures.",
+    "statusline": "Print one status line for the Claude Code session described by the JSON on stdin.",
+    "team": "Developers sharing one PostgreSQL database (roles and row-level security).",
+    "wrap": "Run AGENT (claude, codex or gemini) with its requests going through the headroom proxy.",
 }
 
 

@@ -214,11 +214,7 @@ def _proxy_state(app: App) -> dict[str, Any]:
         "configured": f"{proxy.host}:{proxy.port}" if proxy.enabled else "off",
         "mode": (health or {}).get("mode", proxy.mode),
         "requests": (health or {}).get("requests", 0),
-        "upstreams": {
-            "anthropic": proxy.anthropic_upstream,
-            "openai": proxy.openai_upstream,
-            "gemini": proxy.gemini_upstream,
-        },
+        "upstreams": proxy.upstreams(),
     }
 
 

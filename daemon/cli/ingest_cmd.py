@@ -8,8 +8,8 @@ import click
 
 from headroom.daemon.cli.common import App, emit_json, json_option, pass_app, progress_bar
 from headroom.daemon.errors import DaemonError
+from headroom.daemon.follow import make_ingestor
 from headroom.daemon.process import running_daemon_pid
-from headroom.daemon.service import make_ingestor
 from headroom.memory.db import move_aside, salvage, sqlite_path
 from headroom.memory.errors import DatabaseError
 

@@ -9,6 +9,7 @@ colour, and when stdout is not a terminal the view is drawn 100 columns wide.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from rich.console import Console, Group, RenderableType
@@ -57,7 +58,7 @@ def buckets(values: list[int], columns: int) -> tuple[list[int], int]:
     return [sum(values[i : i + size]) for i in range(0, len(values), size)], size
 
 
-def totals(data: dict[str, Any]) -> dict[str, Any]:
+def totals(data: Mapping[str, Any]) -> dict[str, Any]:
     """The panel's figures, all derived from ``data`` (a :func:`dashboard_data` document)."""
     saved = data["savings"]["total"]
     projects = data["projects"]
@@ -99,7 +100,7 @@ def usd(value: float) -> str:
     return f"${value:,.2f}" if value >= 1 else f"${value:.4f}"
 
 
-def _panel(data: dict[str, Any]) -> Panel:
+def _panel(data: Mapping[str, Any]) -> Panel:
     t = totals(data)
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
@@ -132,7 +133,7 @@ def _panel(data: dict[str, Any]) -> Panel:
     return Panel(grid, title=Text(title), title_align="left", expand=False)
 
 
-def _savings(data: dict[str, Any], width: int) -> RenderableType:
+def _savings(data: Mapping[str, Any], width: int) -> RenderableType:
     savings = data["savings"]
     agents: list[str] = savings["agents"]
     heading = Text("tokens saved per day", style="bold")
@@ -162,7 +163,7 @@ def _savings(data: dict[str, Any], width: int) -> RenderableType:
     return Group(heading, table, Text(note))
 
 
-def _projects(data: dict[str, Any]) -> RenderableType:
+def _projects(data: Mapping[str, Any]) -> RenderableType:
     heading = Text(f"top {TOP_PROJECTS} projects by tool-call failure rate", style="bold")
     rows = data["projects"][:TOP_PROJECTS]
     if not rows:
@@ -182,7 +183,7 @@ def _projects(data: dict[str, Any]) -> RenderableType:
     return Group(heading, table)
 
 
-def _team(data: dict[str, Any]) -> RenderableType:
+def _team(data: Mapping[str, Any]) -> RenderableType:
     """Per user and per machine (only when the database holds several: a team's shared database)."""
     parts: list[RenderableType] = [Text("team: per user and per machine", style="bold")]
     for key, label in (("users", "user"), ("machines", "machine")):
@@ -202,7 +203,7 @@ def _team(data: dict[str, Any]) -> RenderableType:
     return Group(*parts)
 
 
-def _lessons(data: dict[str, Any]) -> RenderableType:
+def _lessons(data: Mapping[str, Any]) -> RenderableType:
     active = [item for item in data["lessons"]["items"] if item["status"] == "active"]
     heading = Text("active lessons (recurring sessions / sessions, before → after)", style="bold")
     if not active:
@@ -221,7 +222,7 @@ def _lessons(data: dict[str, Any]) -> RenderableType:
     return Group(heading, table, *([Text(f"… and {more} more (`headroom learn report`)")] if more > 0 else []))
 
 
-def print_overview(data: dict[str, Any], out: Console | None = None) -> None:
+def print_overview(data: Mapping[str, Any], out: Console | None = None) -> None:
     """Draw the overview of one :func:`dashboard_data` document."""
     out = out or overview_console()
     out.print(_panel(data))

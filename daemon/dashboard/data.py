@@ -15,11 +15,13 @@ saving is usually lower; the page says so next to every dollar amount.
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import case, func, select
 
 from headroom.daemon.analytics import Filters, iso, project_column, token_rows
+from headroom.daemon.pricing import table_version
+from headroom.daemon.providers import PROVIDERS
 from headroom.daemon.proxy.savings_report import savings_summary
 from headroom.learn.lessons import report
 from headroom.memory.db import Database
@@ -51,13 +53,151 @@ PRICES: tuple[tuple[str, float], ...] = (
     ("gemini-2.5-flash", 0.3),
     ("gemini", 0.3),
 )
-#: Estimate only: the price used when the model is unknown or in no family above, by provider.
-PROVIDER_PRICES: dict[str, float] = {"anthropic": 3.0, "openai": 1.25, "gemini": 1.25}
+#: Estimate only: the price used when the model is unknown or in no family above, by provider (each provider's
+#: ``list_input_price``).
+PROVIDER_PRICES: dict[str, float] = {name: spec.list_input_price for name, spec in PROVIDERS.items()}
 FALLBACK_PRICE = 3.0
 PRICE_NOTE = (
     "estimate: saved tokens × list price of uncached input tokens (USD per million) for the model family; "
     "tokens that would have been cache reads cost less, so the real saving is usually lower"
 )
+
+
+class Figures(TypedDict):
+    """The proxy's savings of one agent (on one day, or in all): requests, tokens before and after, $ estimate."""
+
+    requests: int
+    tokens_before: int
+    tokens_after: int
+    tokens_saved: int
+    saved_ratio: float
+    usd_estimate: float
+
+
+class SavingsDay(TypedDict):
+    day: str
+    agents: dict[str, Figures]
+
+
+class Savings(TypedDict):
+    agents: list[str]
+    days: list[SavingsDay]
+    by_agent: dict[str, Figures]
+    total: Figures
+
+
+class SpendDay(TypedDict):
+    day: str
+    agents: dict[str, float | None]
+
+
+class Spend(TypedDict):
+    total_usd: float
+    unpriced_calls: int
+    by_agent: dict[str, float]
+    days: list[SpendDay]
+    table: dict[str, str]
+
+
+class ProjectFigures(TypedDict):
+    project: str
+    name: str
+    sessions: int
+    failed_sessions: int
+    session_failure_rate: float
+    tool_calls: int
+    failed_tool_calls: int
+    failure_rate: float
+    api_errors: int
+    total_tokens: int
+    cost_usd: float | None
+    unpriced_calls: int
+
+
+class TeamFigures(TypedDict):
+    users: list[dict[str, Any]]
+    machines: list[dict[str, Any]]
+
+
+class LessonItem(TypedDict):
+    project: str
+    kind: str
+    status: str
+    retired_reason: str | None
+    text: str
+    sessions: int | None
+    count: int
+    corrected_by_user: bool
+    last_seen: str | None
+    activated_at: str | None
+    before: Any
+    after: Any
+
+
+class Lessons(TypedDict):
+    total: int
+    by_status: dict[str, int]
+    items: list[LessonItem]
+
+
+class MemoryFigures(TypedDict):
+    items: int
+    chars: int
+    by_kind: dict[str, int]
+    sightings_by_agent: dict[str, int]
+    projects: int
+    redactions: int
+    db_bytes: int
+
+
+class Prices(TypedDict):
+    note: str
+    usd_per_million_input: dict[str, float]
+    by_provider: dict[str, float]
+
+
+class Dashboard(TypedDict):
+    """The whole of ``/dashboard/data.json``."""
+
+    generated_at: str | None
+    days: int
+    since: str
+    until: str
+    prices: Prices
+    savings: Savings
+    spend: Spend
+    proxy_savings: dict[str, Any]
+    projects: list[ProjectFigures]
+    team: TeamFigures | None
+    lessons: Lessons
+    memory: MemoryFigures
+
+
+class _Sums:
+    """Running sums of one savings bucket (what :class:`Figures` is made from)."""
+
+    __slots__ = ("requests", "tokens_after", "tokens_before", "usd_estimate")
+
+    def __init__(self) -> None:
+        self.requests = self.tokens_before = self.tokens_after = 0
+        self.usd_estimate = 0.0
+
+    def add(self, requests: int, before: int, after: int, usd: float) -> None:
+        self.requests += requests
+        self.tokens_before += before
+        self.tokens_after += after
+        self.usd_estimate += usd
+
+    def figures(self) -> Figures:
+        before, after = self.tokens_before, self.tokens_after
+        return {
+            "requests": self.requests,
+            "tokens_before": before,
+            "tokens_after": after,
+            "tokens_saved": before - after,
+            "saved_ratio": round((before - after) / before, 4) if before else 0.0,
+            "usd_estimate": round(self.usd_estimate, 4),
+        }
 
 
 def price_per_million(model: str | None, provider: str | None = None) -> float:
@@ -69,7 +209,7 @@ def price_per_million(model: str | None, provider: str | None = None) -> float:
     return PROVIDER_PRICES.get(provider or "", FALLBACK_PRICE)
 
 
-def dashboard_data(db: Database, days: int = DEFAULT_DAYS, *, today: date | None = None) -> dict[str, Any]:
+def dashboard_data(db: Database, days: int = DEFAULT_DAYS, *, today: date | None = None) -> Dashboard:
     """Every figure of the dashboard for the last ``days`` UTC days (today included)."""
     days = max(1, min(int(days), MAX_DAYS))
     until = today or datetime.now(timezone.utc).date()
@@ -95,7 +235,7 @@ def dashboard_data(db: Database, days: int = DEFAULT_DAYS, *, today: date | None
     }
 
 
-def savings(db: Database, since: date, until: date) -> dict[str, Any]:
+def savings(db: Database, since: date, until: date) -> Savings:
     """Tokens the proxy saved (``tokens_before - tokens_after``) per UTC day and agent, with a $ estimate."""
     t = ProxyRequestRow
     query = (
@@ -113,44 +253,38 @@ def savings(db: Database, since: date, until: date) -> dict[str, Any]:
     )
     with db.sessions() as s:
         rows = list(s.execute(query))
-    per_day: dict[str, dict[str, dict[str, Any]]] = {}
-    by_agent: dict[str, dict[str, Any]] = {}
+    per_day: dict[str, dict[str, _Sums]] = {}
+    by_agent: dict[str, _Sums] = {}
     for day, agent, provider, model, requests, tokens_before, tokens_after in rows:
         before, after = int(tokens_before), int(tokens_after)
         usd = (before - after) * price_per_million(model, provider) / 1e6
         for bucket in (
-            per_day.setdefault(_day(day), {}).setdefault(agent, _blank()),
-            by_agent.setdefault(agent, _blank()),
+            per_day.setdefault(_day(day), {}).setdefault(agent, _Sums()),
+            by_agent.setdefault(agent, _Sums()),
         ):
-            bucket["requests"] += int(requests)
-            bucket["tokens_before"] += before
-            bucket["tokens_after"] += after
-            bucket["usd_estimate"] += usd
+            bucket.add(int(requests), before, after, usd)
     agents = sorted(by_agent)
-    timeline = []
+    timeline: list[SavingsDay] = []
     for n in range((until - since).days + 1):
         name = (since + timedelta(days=n)).isoformat()
         on_day = per_day.get(name, {})
-        timeline.append({"day": name, "agents": {a: _finish(on_day[a]) for a in agents if a in on_day}})
-    total = _blank()
-    for figures in by_agent.values():
-        for key in ("requests", "tokens_before", "tokens_after", "usd_estimate"):
-            total[key] += figures[key]
+        timeline.append({"day": name, "agents": {a: on_day[a].figures() for a in agents if a in on_day}})
+    total = _Sums()
+    for sums in by_agent.values():
+        total.add(sums.requests, sums.tokens_before, sums.tokens_after, sums.usd_estimate)
     return {
         "agents": agents,
         "days": timeline,
-        "by_agent": {a: _finish(by_agent[a]) for a in agents},
-        "total": _finish(total),
+        "by_agent": {a: by_agent[a].figures() for a in agents},
+        "total": total.figures(),
     }
 
 
-def spend(db: Database, since: date, until: date) -> dict[str, Any]:
+def spend(db: Database, since: date, until: date) -> Spend:
     """What the agents' calls cost at list price per UTC day and agent (``stats --by day -z UTC``'s figures).
 
     ``total_usd`` sums what the price table prices; ``unpriced_calls`` counts the calls it does not (never $0).
     """
-    from headroom.daemon.pricing import table_version
-
     with db.sessions() as s:
         rows = token_rows(s, "day", Filters(since=since, until=until))
     by_agent: dict[str, float] = {}
@@ -171,7 +305,7 @@ def spend(db: Database, since: date, until: date) -> dict[str, Any]:
     }
 
 
-def projects(db: Database, since: date, until: date) -> list[dict[str, Any]]:
+def projects(db: Database, since: date, until: date) -> list[ProjectFigures]:
     """Sessions, failed sessions and the tool-call failure rate of every project active in the window."""
     filters = Filters(since=since, until=until)
     with db.sessions() as s:
@@ -188,7 +322,7 @@ def projects(db: Database, since: date, until: date) -> list[dict[str, Any]]:
             SessionRow.started_at < datetime.combine(until + timedelta(days=1), datetime.min.time()),
         )
         failed = {project: (int(n or 0), int(errors or 0)) for project, n, errors in s.execute(failed_query)}
-    out = []
+    out: list[ProjectFigures] = []
     for row in rows:
         failed_sessions, api_errors = failed.get(row["project"], (0, 0))
         sessions = int(row["sessions"])
@@ -212,7 +346,7 @@ def projects(db: Database, since: date, until: date) -> list[dict[str, Any]]:
     return out
 
 
-def team(db: Database, since: date, until: date) -> dict[str, Any] | None:
+def team(db: Database, since: date, until: date) -> TeamFigures | None:
     """Sessions, tool calls, failures and tokens per user and per machine, when the database holds more than
     one of either (a team's shared PostgreSQL, issue 17); None for one person's database, which shows as before.
     """
@@ -230,7 +364,7 @@ def team(db: Database, since: date, until: date) -> dict[str, Any] | None:
     return {"users": shaped("user"), "machines": shaped("machine")}
 
 
-def lessons(db: Database) -> dict[str, Any]:
+def lessons(db: Database) -> Lessons:
     """The lessons (texts are redacted when they are stored) with their before/after recurrence."""
     rows = report(db)
     counts: dict[str, int] = {}
@@ -238,7 +372,7 @@ def lessons(db: Database) -> dict[str, Any]:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
     status_order = {"active": 0, "proposed": 1, "retired": 2}
     rows.sort(key=lambda r: (status_order.get(r["status"], 3), -(r["sessions"] or 0), r["key"]))
-    items = [
+    items: list[LessonItem] = [
         {
             "project": r["project"],
             "kind": r["kind"],
@@ -258,7 +392,7 @@ def lessons(db: Database) -> dict[str, Any]:
     return {"total": len(rows), "by_status": dict(sorted(counts.items())), "items": items}
 
 
-def memory(db: Database) -> dict[str, Any]:
+def memory(db: Database) -> MemoryFigures:
     """The shared memory's size: items by kind, stored characters, and the database file's size."""
     stats = MemoryStore(db).stats()
     return {
@@ -274,19 +408,3 @@ def memory(db: Database) -> dict[str, Any]:
 
 def _day(value: date | str) -> str:
     return value if isinstance(value, str) else value.isoformat()
-
-
-def _blank() -> dict[str, Any]:
-    return {"requests": 0, "tokens_before": 0, "tokens_after": 0, "usd_estimate": 0.0}
-
-
-def _finish(figures: dict[str, Any]) -> dict[str, Any]:
-    before, after = figures["tokens_before"], figures["tokens_after"]
-    return {
-        "requests": figures["requests"],
-        "tokens_before": before,
-        "tokens_after": after,
-        "tokens_saved": before - after,
-        "saved_ratio": round((before - after) / before, 4) if before else 0.0,
-        "usd_estimate": round(figures["usd_estimate"], 4),
-    }

@@ -40,7 +40,12 @@ from sqlalchemy import func, select, text
 from headroom.daemon.config import Config
 from headroom.daemon.hooks.classify import classify
 from headroom.daemon.hooks.client import EVENTS, empty_answer, render, trim
+from headroom.engine.tokens import count_tokens
+from headroom.learn.failures import find_failures
+from headroom.learn.lessons import lessons_for
+from headroom.learn.projects import project_of
 from headroom.memory.api import Memory
+from headroom.memory.briefing import build_briefing
 from headroom.memory.db import Database
 from headroom.memory.files import write_atomic
 from headroom.memory.models import MemoryItemRow
@@ -222,8 +227,6 @@ class HookAnswers:
     # -- session start ---------------------------------------------------------------------------------
 
     def start(self, agent: str, event: str, payload: dict[str, Any]) -> str:
-        from headroom.memory.briefing import build_briefing
-
         config = self.config()
         project = self.project(payload)
         if not project:
@@ -351,8 +354,6 @@ class HookAnswers:
     def _known_fix(self, signature: str | None, error: str | None, project: str) -> tuple[str, str] | None:
         """``(key, text)`` of the lesson for ``signature``, else of an earlier session's failure with a fix
         (the same signature, or the same error line)."""
-        from headroom.learn.lessons import lessons_for
-
         for lesson in lessons_for(self.db, project) if signature else []:
             if lesson.signature == signature:
                 evidence = json.loads(lesson.evidence or "[]")
@@ -397,8 +398,6 @@ class HookAnswers:
         return cached[1] if cached is not None else {}
 
     def _load_failures(self, project: str) -> None:
-        from headroom.learn.failures import find_failures
-
         try:
             found: dict[str, list[Any]] = {}
             for f in find_failures(self.db, project=project, since=utcnow() - timedelta(days=FAILURE_DAYS)):
@@ -418,8 +417,6 @@ class HookAnswers:
         try:
             _tokens("warm up")
             self._idf(["warm"])
-            # The modules a failed call's answer and the failure reload import (their first import is slow).
-            from headroom.learn import error_classes, failures, knowledge, lessons  # noqa: F401
         except Exception as exc:  # the first answer will try again, and report it
             log.warning("hooks: warming up failed: %s", exc)
         self.warmed.set()
@@ -437,8 +434,6 @@ class HookAnswers:
         with self._lock:
             found = self._projects.get(cwd)
         if found is None:
-            from headroom.learn.projects import project_of
-
             found = project_of(cwd)
             with self._lock:
                 if len(self._projects) > 4096:
@@ -508,8 +503,6 @@ def _write_private(path: Path, content: str) -> None:
 
 
 def _tokens(text_: str) -> int:
-    from headroom.engine.tokens import count_tokens
-
     return count_tokens(text_)
 
 

@@ -12,6 +12,11 @@ import json
 import re
 from typing import Any
 
+from headroom.learn import failures
+from headroom.learn.error_classes import classify as classify_failure
+from headroom.learn.knowledge import describe_call, is_failure, unwrap_output
+from headroom.memory.models import ToolCallRow
+
 _SELF_EVIDENT = ("not-found:", "path:", "missing-file:")
 _NO_SUCH = re.compile(r": No such file or directory$", re.MULTILINE)
 _EXIT_KEYS = ("exit_code", "exitCode", "returncode", "return_code")
@@ -63,11 +68,6 @@ def _detect(
     """Failed or not, and the signature, decided the way ingestion and the miner decide it for a logged call:
     the readers' call description and failure rule (:mod:`headroom.learn.knowledge`), then the error classes
     (:func:`headroom.learn.error_classes.classify`) over a one-step session."""
-    from headroom.learn import failures
-    from headroom.learn.error_classes import classify as classify_failure
-    from headroom.learn.knowledge import describe_call, is_failure, unwrap_output
-    from headroom.memory.models import ToolCallRow
-
     raw = tool_input if isinstance(tool_input, str) else json.dumps(tool_input)
     if code is None:
         code = _exit_code(output)

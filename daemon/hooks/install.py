@@ -27,10 +27,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from headroom.daemon.hooks import codex
+from headroom.daemon.hooks import client, codex
 from headroom.daemon.hooks.client import EVENTS
 from headroom.daemon.mcp import jsontext
 from headroom.daemon.mcp.install import Change, InstallError, apply, backup_file, config_file, read_config
+from headroom.daemon.paths import paths
 from headroom.learn.model import AGENTS, Agent
 
 HOST_TIMEOUT_S = 10  # the host's own limit; the client gives up on the daemon long before (client.TIMEOUTS)
@@ -55,15 +56,11 @@ def events(agent: Agent) -> list[str]:
 
 
 def socket_path() -> Path:
-    from headroom.daemon.paths import paths
-
     return paths().hooks_socket.expanduser().resolve()
 
 
 def hook_command(agent: Agent, event: str, sock: Path | None = None) -> str:
     """The command line the agent runs for ``event``: this interpreter, the client script, the socket."""
-    from headroom.daemon.hooks import client
-
     parts = [os.path.abspath(sys.executable), "-I", "-S", os.path.abspath(client.__file__), agent, event]
     parts += ["--socket", str(sock or socket_path())]
     return " ".join(shlex.quote(p) for p in parts)

@@ -31,29 +31,31 @@ import os
 import secrets
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import orjson
 
-from headroom.daemon.providers import DEFAULT_UPSTREAMS, Provider
-from headroom.daemon.proxy.guard import BROWSER_HEADERS, Guard, local_client
-from headroom.daemon.proxy.registration import MAX_NONCE, proof
-from headroom.daemon.proxy.rewrite import BodyTooLarge, Rewriter, Rewritten
-from headroom.daemon.proxy.routes import (
-    LOSSLESS_PREFIX,
-    MEMORY_SEARCH_PATH,
+from headroom.daemon.dashboard import static_file
+from headroom.daemon.providers import (
+    CREDENTIAL_HEADERS,
+    DEFAULT_UPSTREAMS,
+    Provider,
     Route,
     agent_of,
     error_body,
     match,
     provider_of,
-    upstream_url,
 )
+from headroom.daemon.proxy.guard import BROWSER_HEADERS, Guard, local_client
+from headroom.daemon.proxy.registration import MAX_NONCE, proof
+from headroom.daemon.proxy.rewrite import BodyTooLarge, Rewriter, Rewritten
+from headroom.daemon.proxy.routes import LOSSLESS_PREFIX, MEMORY_SEARCH_PATH, upstream_url
 from headroom.daemon.proxy.stats import RequestRecord, StatsWriter
 from headroom.daemon.proxy.usage import UsageSniffer
+from headroom.daemon.proxy.websocket import relay_websocket
 
 log = logging.getLogger("headroom.proxy")
 
@@ -117,7 +119,7 @@ class ProxyApp:
         transport: httpx.AsyncBaseTransport | None = None,
         summary: Callable[[], dict[str, Any]] | None = None,
         memory_search: Callable[[dict[str, str]], dict[str, Any]] | None = None,
-        dashboard_data: Callable[[int], dict[str, Any]] | None = None,
+        dashboard_data: Callable[[int], Mapping[str, Any]] | None = None,
         health: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.settings = settings
@@ -177,8 +179,6 @@ class ProxyApp:
         if kind == "http":
             await self._http(scope, receive, send)
         elif kind == "websocket":
-            from headroom.daemon.proxy.websocket import relay_websocket
-
             await relay_websocket(self, scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
@@ -444,8 +444,6 @@ class ProxyApp:
         given, so two checks stand in: the peer address (the proxy may be bound to a public address) and the
         Host header, which a web page's DNS-rebinding trick (evil.example resolving to 127.0.0.1) cannot forge.
         """
-        from headroom.daemon.dashboard import static_file
-
         name = path[len(DASHBOARD_PATH) :].lstrip("/")
         if name != "data.json":
             found = static_file(name)
@@ -526,7 +524,7 @@ def is_local_path(path: str) -> bool:
 
 
 #: Headers that make a request to ``/`` an agent's (a connectivity check, passed on) rather than a browser's.
-_CREDENTIALS = frozenset({"x-api-key", "authorization", "x-goog-api-key"})
+_CREDENTIALS = CREDENTIAL_HEADERS
 
 
 async def _disconnected(receive: Receive) -> None:

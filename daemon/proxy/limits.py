@@ -33,6 +33,7 @@ LOOP_ERROR_INTERVAL = 60.0
 def raise_fd_limit() -> int:
     """Raise the soft limit on open files to the hard one (macOS: at most OPEN_MAX); the soft limit after."""
     try:
+        # lazy: POSIX only
         import resource
     except ImportError:  # pragma: no cover - not on POSIX
         return 0

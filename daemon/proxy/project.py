@@ -1,10 +1,9 @@
 """Which project a request comes from, read from the context each agent puts in its own requests.
 
-The proxy sees no cwd, but every agent tells the model where it works: Claude Code's system prompt says
-``Primary working directory: /path`` (older versions ``Working directory: /path``), Codex sends an
-``<environment_context>`` with ``<cwd>/path</cwd>``, Gemini CLI lists ``Workspace Directories:`` followed by
-``  - /path``. The project is that folder's git root when it exists here
-(:func:`headroom.learn.projects.project_of`).
+The proxy sees no cwd, but every agent tells the model where it works, each in its own words (Claude Code's
+``Primary working directory: /path``, Codex's ``<cwd>/path</cwd>``, Gemini CLI's ``Workspace Directories:``):
+the patterns and the system-prompt fields are each provider's (:mod:`headroom.daemon.providers`). The project
+is that folder's git root when it exists here (:func:`headroom.learn.projects.project_of`).
 
 Only the start of the system/developer text and of the first dozen input items is scanned (32 K characters
 of each string, 256 K in all), so this stays well under a millisecond on a large request. No match means no
@@ -13,20 +12,14 @@ project: the block memo is then not used.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from headroom.daemon.providers import CWD_PATTERNS, SYSTEM_FIELDS
 from headroom.learn.projects import project_of
 
 _SCAN_CHARS = 256_000  # in all; each string is scanned up to _STRING_CHARS
 _STRING_CHARS = 32_000
 _MESSAGES = 12  # Codex in code mode puts its environment context after four developer messages and more
-_PATTERNS = (
-    re.compile(r"Primary working directory: (/[^\n\r`\"<]+)"),
-    re.compile(r"<cwd>(/[^<\n]+)</cwd>"),
-    re.compile(r"Workspace Directories:\*{0,2}\s*\n\s*- (/[^\n\r]+)"),
-    re.compile(r"[Ww]orking directory: (/[^\n\r`\"<]+)"),
-)
 
 
 def _texts(value: Any, out: list[str], budget: list[int]) -> None:
@@ -50,7 +43,7 @@ def find_cwd(body: dict[str, Any], key: str | None) -> str | None:
     """The working directory an agent announced in this request body, or None."""
     texts: list[str] = []
     budget = [_SCAN_CHARS]
-    for field in ("system", "instructions", "systemInstruction"):
+    for field in SYSTEM_FIELDS:
         if field in body:
             _texts(body[field], texts, budget)
     messages = body.get(key or "")
@@ -58,7 +51,7 @@ def find_cwd(body: dict[str, Any], key: str | None) -> str | None:
         for message in messages[:_MESSAGES]:  # the system/developer turns and the first user turn carry it
             _texts(message, texts, budget)
     for text in texts:
-        for pattern in _PATTERNS:
+        for pattern in CWD_PATTERNS:
             m = pattern.search(text)
             if m:
                 return m.group(1).strip().rstrip("/.") or "/"

@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import orjson
 
+from headroom.daemon.install import pid_alive
 from headroom.daemon.paths import Paths
 from headroom.memory.files import write_atomic
 
@@ -104,8 +105,6 @@ def find(paths: Paths, timeout: float = 1.0) -> tuple[str, dict[str, Any]] | Non
 
 def prune(paths: Paths) -> None:
     """Remove standalone registrations whose process is gone (a proxy killed with -9 leaves its file)."""
-    from headroom.daemon.install import pid_alive
-
     for path in candidates(paths)[1:]:
         state = read(path)
         pid = state.get("pid") if state else None

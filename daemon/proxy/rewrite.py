@@ -24,9 +24,10 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import orjson
+import zstandard
 
+from headroom.daemon.providers import Route
 from headroom.daemon.proxy.project import request_project
-from headroom.daemon.proxy.routes import Route
 from headroom.daemon.proxy.savings import SavingsPolicy, conversation_key
 from headroom.engine import CCRStore, EngineConfig, TokenCounter, compress, count_messages
 from headroom.engine.cache import PrefixCache, chain_keys
@@ -100,8 +101,6 @@ def _too_large(cap: int) -> BodyTooLarge:
 
 
 def _unzstd(raw: bytes, cap: int) -> bytearray:
-    import zstandard
-
     out = bytearray()
     # Streamed zstd frames carry no content size, so the reader never relies on it; several frames are one body.
     dctx = zstandard.ZstdDecompressor(max_window_size=_ZSTD_MAX_WINDOW)

@@ -33,10 +33,10 @@ from typing import Any
 
 import orjson
 
+from headroom.daemon.providers import SESSION_HEADERS, body_session, cache_ratios
+
 log = logging.getLogger("headroom.proxy")
 
-#: Headers that carry an agent's own session id (Claude Code, Codex), in the order they are trusted.
-SESSION_HEADERS = ("x-claude-code-session-id", "session-id", "session_id", "conversation_id", "thread-id")
 #: A conversation is sent untouched when the hash of its key falls below the holdout share.
 _HOLDOUT_SALT = b"headroom-holdout-v1"
 #: Conversations remembered at once (least recently seen go first).
@@ -52,15 +52,12 @@ MIN_BASELINE_TURNS = 3
 #: Compressed turns a conversation needs before the cost guard judges it.
 MIN_COST_TURNS = 3
 
-#: What a cache read and a cache write cost relative to an uncached input token, per provider (their list
-#: prices: Anthropic reads at 0.1x and writes at 1.25x; OpenAI reads at 0.1x and writes at no extra cost;
-#: Gemini's implicit cache reads at 0.25x). The cost guard compares turns of one agent and project, so
-#: ratios are all it needs, and the daemon does not load the full price table for it.
-CACHE_RATIOS: dict[str, tuple[float, float, float]] = {
-    "anthropic": (1.0, 0.1, 1.25),
-    "openai": (1.0, 0.1, 1.0),
-    "gemini": (1.0, 0.25, 1.0),
-}
+#: What a cache read and a cache write cost relative to an uncached input token, per provider (each provider's
+#: ``cache_ratios``, from its list prices). The cost guard compares turns of one agent and project, so ratios
+#: are all it needs, and the daemon does not load the full price table for it.
+CACHE_RATIOS: dict[str, tuple[float, float, float]] = cache_ratios()
+#: A row of no known provider is weighed like the first registered one (Anthropic's: the dearest cache writes).
+_UNKNOWN_RATIOS = next(iter(CACHE_RATIOS.values()))
 
 
 def _digest(text: str | bytes) -> str:
@@ -87,18 +84,9 @@ def conversation_key(agent: str, headers: Mapping[str, str], body: Mapping[str, 
         value = headers.get(name, "").strip()
         if value:
             return _digest(f"{agent}\0session\0{value}")
-    metadata = body.get("metadata")
-    user_id = metadata.get("user_id") if isinstance(metadata, dict) else None
-    if isinstance(user_id, str) and "session_id" in user_id:
-        try:
-            session = orjson.loads(user_id).get("session_id")
-        except (orjson.JSONDecodeError, AttributeError):
-            session = None
-        if isinstance(session, str) and session:
-            return _digest(f"{agent}\0session\0{session}")
-    cache_key = body.get("prompt_cache_key")
-    if isinstance(cache_key, str) and cache_key:
-        return _digest(f"{agent}\0session\0{cache_key}")
+    session = body_session(body)
+    if session is not None:
+        return _digest(f"{agent}\0session\0{session}")
     first = _first_user(body.get(key or ""))
     if first is None:
         return None
@@ -222,7 +210,7 @@ class SavingsPolicy:
 
     def _input_cost(self, row: Mapping[str, Any]) -> tuple[float, int]:
         """(input cost in input-token equivalents, input tokens) of a row."""
-        plain, read, write = CACHE_RATIOS.get(str(row.get("provider") or ""), CACHE_RATIOS["anthropic"])
+        plain, read, write = CACHE_RATIOS.get(str(row.get("provider") or ""), _UNKNOWN_RATIOS)
         tokens = (int(row.get("input_tokens") or 0), int(row.get("cache_read_tokens") or 0))
         written = int(row.get("cache_write_tokens") or 0)
         cost = tokens[0] * plain + tokens[1] * read + written * write

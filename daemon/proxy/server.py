@@ -17,14 +17,16 @@ import logging
 import signal
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import httpx
+import uvicorn
 
 from headroom.daemon.config import Config
+from headroom.daemon.dashboard import dashboard_data as figures
 from headroom.daemon.errors import ProxyError
 from headroom.daemon.proxy import registration
 from headroom.daemon.proxy.app import ProxyApp, ProxySettings, UpstreamCut
@@ -48,7 +50,7 @@ def build_app(
     transport: httpx.AsyncBaseTransport | None = None,
     memo: DBBlockMemo | None = None,
     memory_search: Callable[[dict[str, str]], dict[str, Any]] | None = None,
-    dashboard_data: Callable[[int], dict[str, Any]] | None = None,
+    dashboard_data: Callable[[int], Mapping[str, Any]] | None = None,
     health: Callable[[], dict[str, Any]] | None = None,
 ) -> ProxyApp:
     """The proxy app for this config: engine settings, upstreams, the CCR store, stats into ``db``, the
@@ -57,7 +59,7 @@ def build_app(
     ``GET /healthz``."""
     p = config.proxy
     settings = ProxySettings(
-        upstreams={"anthropic": p.anthropic_upstream, "openai": p.openai_upstream, "gemini": p.gemini_upstream},
+        upstreams=p.upstreams(),
         mode=p.mode,
         max_body_bytes=int(p.max_body_mb * (1 << 20)),
         connect_timeout=p.connect_timeout,
@@ -82,8 +84,6 @@ def build_app(
     stats = StatsWriter(db, observe=policy.observe)
     summary = (lambda: proxy_summary(db)) if db is not None else None
     if dashboard_data is None and db is not None:
-        from headroom.daemon.dashboard import dashboard_data as figures
-
         dashboard_data = functools.partial(figures, db)
     return ProxyApp(
         settings,
@@ -134,8 +134,6 @@ class ProxyServer:
         *,
         state_file: Path | None = None,
     ) -> None:
-        import uvicorn
-
         self.app = app
         self.state_file = state_file
         self.host = host

@@ -23,12 +23,14 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
+from headroom.daemon.providers import agent_of, usage_of, websocket_endpoint
+from headroom.daemon.providers.openai import CALL_TYPES, COMPLETED, DONE_EVENTS
 from headroom.daemon.proxy.guard import BROWSER_HEADERS
 from headroom.daemon.proxy.project import request_project
-from headroom.daemon.proxy.routes import agent_of, error_body, upstream_url
+from headroom.daemon.proxy.rewrite import encode_json
+from headroom.daemon.proxy.routes import upstream_url
 from headroom.daemon.proxy.savings import conversation_key
 from headroom.daemon.proxy.stats import RequestRecord
-from headroom.daemon.proxy.usage import usage_of
 
 if TYPE_CHECKING:
     from headroom.daemon.proxy.app import ProxyApp, Receive, Scope, Send
@@ -36,8 +38,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("headroom.proxy")
 
 _SKIP_HEADERS = frozenset({"host", "connection", "upgrade", "content-length"})
-_CALL_TYPES = frozenset({"function_call", "custom_tool_call", "local_shell_call"})
-_DONE_EVENTS = ("response.completed", "response.failed", "response.incomplete", "error")
+#: The provider and endpoint served over WebSocket (OpenAI Responses).
+_PROVIDER, _ENDPOINT = websocket_endpoint()
 
 
 class _Turns:
@@ -58,7 +60,7 @@ class _Turns:
         for item in items:
             if isinstance(item, dict) and item.get("role") == "user" and item.get("type", "message") == "message":
                 self.user = item
-            elif isinstance(item, dict) and item.get("type") in _CALL_TYPES:
+            elif isinstance(item, dict) and item.get("type") in CALL_TYPES:
                 self.calls.append(item)
 
 
@@ -70,9 +72,9 @@ async def relay_websocket(app: ProxyApp, scope: Scope, receive: Receive, send: S
     if refused is not None:
         status, reason = refused
         log.debug("WebSocket %.100s refused: %s", path, reason)
-        await _deny(scope, send, status, error_body("openai", status, reason))
+        await _deny(scope, send, status, _PROVIDER.error_body(status, reason))
         return
-    url = upstream_url(app.settings.upstreams["openai"], path, scope["query_string"].decode("latin-1"))
+    url = upstream_url(app.settings.upstreams[_PROVIDER.name], path, scope["query_string"].decode("latin-1"))
     url = "ws" + url[4:] if url.startswith("http") else url
     forward = [
         (k, v)
@@ -97,7 +99,7 @@ async def relay_websocket(app: ProxyApp, scope: Scope, receive: Receive, send: S
         reason = f"headroom proxy: upstream WebSocket {url.split('?')[0]} refused ({type(exc).__name__}: {exc})"
         log.warning("%s", reason)
         app.upstream_errors += 1
-        await _deny(scope, send, status, error_body("openai", status, reason))
+        await _deny(scope, send, status, _PROVIDER.error_body(status, reason))
         return
     app.requests += 1
     await send({"type": "websocket.accept", "subprotocol": upstream.subprotocol})
@@ -151,15 +153,15 @@ async def _rewrite_frame(app: ProxyApp, text: str, turns: _Turns, agent: str, mo
         return text
     if not isinstance(frame, dict) or frame.get("type") != "response.create":
         return text
-    items = frame.get("input")
+    items = frame.get(_ENDPOINT.key)
     model = frame.get("model") if isinstance(frame.get("model"), str) else None
-    record = RequestRecord(agent, "openai", "responses_ws", model, True, mode, len(text), len(text))
+    record = RequestRecord(agent, _PROVIDER.name, _ENDPOINT.name, model, True, mode, len(text), len(text))
     if frame.get("generate") is False or not isinstance(items, list) or not items:
         return text  # a prewarm: no turn, no usage to wait for
     if turns.project is None:
-        turns.project = request_project(frame, "input")
+        turns.project = request_project(frame, _ENDPOINT.key)
     if turns.conversation is None:
-        turns.conversation = conversation_key(agent, turns.headers, frame, "input")
+        turns.conversation = conversation_key(agent, turns.headers, frame, _ENDPOINT.key)
     decision = app.rewriter.policy.decide(agent, turns.conversation, turns.project)
     record.conversation, record.project = decision.conversation, turns.project
     record.holdout, record.fallback = decision.holdout, decision.fallback
@@ -179,9 +181,7 @@ async def _rewrite_frame(app: ProxyApp, text: str, turns: _Turns, agent: str, mo
             out, blocks, tokens = app.rewriter.rewrite_items(items, context, model, mode, turns.project)
         record.tokens, record.blocks_compressed = tokens, blocks
         if any(a is not b for a, b in zip(out, items)):
-            from headroom.daemon.proxy.rewrite import encode_json
-
-            out_text = encode_json({**frame, "input": out}).decode("utf-8", "surrogatepass")
+            out_text = encode_json({**frame, _ENDPOINT.key: out}).decode("utf-8", "surrogatepass")
     except Exception as exc:  # fail open
         app.rewriter.failures += 1
         record.error = f"compression failed: {type(exc).__name__}"
@@ -197,7 +197,7 @@ async def _upstream_to_client(app: ProxyApp, upstream: ClientConnection, send: S
     try:
         async for message in upstream:
             if isinstance(message, str):
-                if "output_item.done" in message or any(e in message for e in _DONE_EVENTS):
+                if "output_item.done" in message or any(e in message for e in DONE_EVENTS):
                     _observe(app, message, turns)
                 await send({"type": "websocket.send", "text": message})
             else:
@@ -220,12 +220,12 @@ def _observe(app: ProxyApp, text: str, turns: _Turns) -> None:
         return
     kind = event.get("type")
     if kind == "response.output_item.done" and isinstance(event.get("item"), dict):
-        if event["item"].get("type") in _CALL_TYPES:
+        if event["item"].get("type") in CALL_TYPES:
             turns.calls.append(event["item"])
-    elif kind in _DONE_EVENTS and turns.pending:
+    elif kind in DONE_EVENTS and turns.pending:
         record = turns.pending.popleft()
         usage_of(event, record.usage)
-        if kind != "response.completed":
+        if kind != COMPLETED:
             record.error = f"upstream {kind}"
         if app.stats is not None:
             app.stats.submit(record)
