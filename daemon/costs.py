@@ -17,7 +17,7 @@ as $0: a row whose calls are all unpriced has ``cost_usd`` ``None``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from datetime import UTC, date, datetime, tzinfo
+from datetime import date, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +25,11 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from headroom.daemon import pricing
-from headroom.daemon.spend import SUMS, Spend, price_sum
+from headroom.daemon.spend import SUMS, Spend, local_day, price_sum
 from headroom.daemon.zones import BadTimezone, is_utc, zone
 from headroom.memory.models import SessionRow, UsageRow
 
-__all__ = ["BadTimezone", "Spend", "grouped", "is_utc", "price_sum", "zone"]
+__all__ = ["BadTimezone", "Spend", "grouped", "is_utc", "local_day", "price_sum", "zone"]
 
 
 def hour_expr(dbs: Session, column: Any) -> Any:
@@ -37,12 +37,6 @@ def hour_expr(dbs: Session, column: Any) -> Any:
     if dbs.get_bind().dialect.name == "postgresql":
         return func.to_char(func.date_trunc("hour", column), "YYYY-MM-DD HH24")
     return func.strftime("%Y-%m-%d %H", column)
-
-
-def local_day(hour_text: str, tz: tzinfo) -> tuple[date, date]:
-    """(local day, UTC day) of an hour given as ``YYYY-MM-DD HH`` in UTC."""
-    moment = datetime.strptime(hour_text, "%Y-%m-%d %H").replace(tzinfo=UTC)
-    return moment.astimezone(tz).date(), moment.date()
 
 
 def grouped(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 
 from headroom.daemon import pricing
@@ -113,3 +113,9 @@ def price_sum(
     for part, value in cost.parts.items():
         spend.parts[part] += value
     return spend
+
+
+def local_day(hour_text: str, tz: tzinfo) -> tuple[date, date]:
+    """(local day, UTC day) of an hour given as ``YYYY-MM-DD HH`` in UTC."""
+    moment = datetime.strptime(hour_text, "%Y-%m-%d %H").replace(tzinfo=UTC)
+    return moment.astimezone(tz).date(), moment.date()

@@ -9,8 +9,8 @@ as :func:`headroom.daemon.analytics.token_rows` (``groupings``, ``spend``) from 
 order, so the output is the same to the byte (tests/test_stats_fast.py compares them on the fixtures).
 
 Anything else goes the normal way (:func:`fast_rows` returns None): PostgreSQL, a database whose schema is not
-this code's, a time zone other than UTC, the project/user/machine/model filters, ``--refresh``, or a table
-whose proxy section would have something to show.
+this code's, the project/user/machine/model filters, ``--refresh``, or a table whose proxy section would have
+something to show. Local time zones are supported as analytics does them (hours in SQL, folded into local days).
 """
 
 from __future__ import annotations
@@ -21,14 +21,15 @@ import os
 import sqlite3
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from headroom.daemon import pricing
 from headroom.daemon.groupings import CHARS_PER_TOKEN, blank_row, finish_row, period_key
-from headroom.daemon.spend import SUMS, Spend, price_sum
+from headroom.daemon.spend import SUMS, Spend, local_day, price_sum
+from headroom.daemon.zones import is_utc
 
 PERIODS = ("day", "week", "month")
 CACHE_NAME = "stats-rates.json"
@@ -38,6 +39,7 @@ BUSY_TIMEOUT_S = 30.0
 _PROMPT = "usage.input_tokens + usage.cache_read_tokens + usage.cache_creation_tokens"
 _SUM_COLUMNS = ", ".join(f"sum(usage.{name})" for name in SUMS)
 _FAILED = "tool_calls.failed IS 1 AND tool_calls.by_user IS 0"  # learn.mirror.agent_failure, as SQLite spells it
+_HOUR = "%Y-%m-%d %H"  # costs.hour_expr on SQLite
 
 
 @dataclass
@@ -63,8 +65,9 @@ def fast_rows(
     since: date | None,
     until: date | None,
     table: bool,
+    tz: tzinfo = UTC,
 ) -> FastAnswer | None:
-    """The rows of ``stats --by BY`` (UTC days) as :func:`analytics.token_rows` gives them, or None when this
+    """The rows of ``stats --by BY`` (days in ``tz``) as :func:`analytics.token_rows` gives them, or None when this
     path does not apply (see the module doc) and the caller must take the normal one."""
     path = sqlite_file(url)
     if by not in PERIODS or path is None or not path.is_file():
@@ -74,7 +77,7 @@ def fast_rows(
     except sqlite3.Error:
         return None
     try:
-        return _answer(conn, state_dir, by, agent, since, until, table)
+        return _answer(conn, state_dir, by, Window(agent, since, until, tz), table)
     except sqlite3.Error:
         return None  # a locked, damaged or unexpected database: the normal path says what is wrong
     finally:
@@ -90,15 +93,33 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _answer(
-    conn: sqlite3.Connection,
-    state_dir: Path,
-    by: str,
-    agent: str | None,
-    since: date | None,
-    until: date | None,
-    table: bool,
-) -> FastAnswer | None:
+@dataclass(frozen=True)
+class Window:
+    """What to count: analytics.Filters' agent, since, until and zone (the other filters take the normal path)."""
+
+    agent: str | None
+    since: date | None
+    until: date | None
+    tz: tzinfo
+
+    @property
+    def local(self) -> bool:
+        return not is_utc(self.tz)
+
+    def bounds(self) -> tuple[str | None, str | None]:
+        """analytics.Filters.bounds as SQLAlchemy binds a DateTime on SQLite (text that sorts as time does)."""
+
+        def utc(day: date) -> str:
+            moment = datetime.combine(day, time.min, self.tz).astimezone(UTC).replace(tzinfo=None)
+            return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+        return (
+            utc(self.since) if self.since else None,
+            utc(self.until + timedelta(days=1)) if self.until else None,
+        )
+
+
+def _answer(conn: sqlite3.Connection, state_dir: Path, by: str, window: Window, table: bool) -> FastAnswer | None:
     from headroom.migrations import HEAD
 
     version = conn.execute("SELECT version_num FROM alembic_version").fetchall()
@@ -108,7 +129,7 @@ def _answer(
         return None  # the table would be followed by the proxy's figures: those are computed the normal way
     cache = RateCache(state_dir / CACHE_NAME)
     try:
-        rows = _period_rows(conn, by, agent, since, until, cache)
+        rows = _period_rows(conn, by, window, cache)
     finally:
         cache.save()
     if rows is None:
@@ -116,17 +137,26 @@ def _answer(
     return FastAnswer(rows, cache.table_info())
 
 
-def _usage_where(agent: str | None, since: date | None, until: date | None) -> tuple[list[str], list[Any]]:
-    clauses, params = [], []  # analytics.usage_where's order, for UTC days
-    if agent:
+def _usage_where(window: Window) -> tuple[list[str], list[Any]]:
+    clauses, params = [], []  # analytics.usage_where's order
+    if window.agent:
         clauses.append("usage.agent = ?")
-        params.append(agent)
-    if since:
-        clauses.append("usage.day >= ?")
-        params.append(since.isoformat())
-    if until:
-        clauses.append("usage.day <= ?")
-        params.append(until.isoformat())
+        params.append(window.agent)
+    if window.local:
+        start, end = window.bounds()
+        if start:
+            clauses.append("usage.ts >= ?")
+            params.append(start)
+        if end:
+            clauses.append("usage.ts < ?")
+            params.append(end)
+    else:
+        if window.since:
+            clauses.append("usage.day >= ?")
+            params.append(window.since.isoformat())
+        if window.until:
+            clauses.append("usage.day <= ?")
+            params.append(window.until.isoformat())
     return clauses, params
 
 
@@ -134,49 +164,58 @@ def _day(value: Any) -> date:
     return date.fromisoformat(str(value)[:10])
 
 
+Key = tuple[Any, Any, Any]  # (stored day, or UTC hour as text in a local zone; agent; model)
+
+
 def _grouped(
-    conn: sqlite3.Connection, clauses: list[str], params: list[Any], cache: RateCache
-) -> list[tuple[date, str, Spend, dict[str, int], int]] | None:
-    """:func:`headroom.daemon.costs.grouped` with no keys and UTC days: the same two queries, sums and prices."""
+    conn: sqlite3.Connection, window: Window, cache: RateCache
+) -> list[tuple[date, Any, Spend, dict[str, int], int]] | None:
+    """:func:`headroom.daemon.costs.grouped` with no keys: the same two queries, sums and prices, in its order."""
+    clauses, params = _usage_where(window)
+    local = window.local
+    day_col, day_params = ("strftime(?, usage.ts)", [_HOUR]) if local else ("usage.day", [])
     where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
-    groups: dict[tuple[date, str, str | None], tuple[int, dict[str, int]]] = {}
-    longest: dict[tuple[date, str, str | None], int] = {}
+    groups: dict[Key, tuple[int, dict[str, int]]] = {}
+    longest: dict[Key, int] = {}
     sql = (
-        f"SELECT usage.day, usage.agent, usage.model, max({_PROMPT}), count(*), {_SUM_COLUMNS} FROM usage "
-        f"{where}GROUP BY usage.day, usage.agent, usage.model"
+        f"SELECT {day_col}, usage.agent, usage.model, max({_PROMPT}), count(*), {_SUM_COLUMNS} FROM usage "
+        f"{where}GROUP BY {day_col}, usage.agent, usage.model"
     )
-    for row in conn.execute(sql, params):
+    for row in conn.execute(sql, [*day_params, *params, *day_params]):
         if row[0] is None:
             return None  # a row without a day: the normal path decides what that means
-        key = (_day(row[0]), row[1], row[2])
+        key = (row[0] if local else _day(row[0]), row[1], row[2])
         groups[key] = (int(row[4]), {name: int(amount or 0) for name, amount in zip(SUMS, row[5:], strict=True)})
         longest[key] = int(row[3] or 0)
-    over: dict[tuple[date, str, str | None], list[int]] = {}
+
+    def days(key: Key) -> tuple[date, date]:  # (shown day, UTC day)
+        return local_day(str(key[0]), window.tz) if local else (key[0], key[0])
+
+    over: dict[Key, list[int]] = {}
     for key in groups:
-        found = cache.rates(key[2], provider=key[1], when=key[0])
+        found = cache.rates(key[2], provider=key[1], when=days(key)[1])
         starts = sorted(start for start, _ in found.tiers) if found is not None else []
         if starts and longest[key] > starts[0]:
             over[key] = starts
     tiers = sorted({start for starts in over.values() for start in starts})
-    long_rows: list[tuple[tuple[date, str, str | None], int, int, dict[str, int]]] = []
+    long_rows: list[tuple[Key, int, int, dict[str, int]]] = []
     if over:
         floor = "CASE " + " ".join(f"WHEN ({_PROMPT} > ?) THEN ?" for _ in tiers) + " ELSE ? END"
         floor_params: list[Any] = [v for t in reversed(tiers) for v in (t, t)] + [0]
         models = sorted({str(key[2]) for key in over})
-        days = sorted({key[0].isoformat() for key in over})
-        conditions = [
-            *clauses,
-            f"usage.model IN ({', '.join('?' * len(models))})",
-            f"{_PROMPT} > ?",
-            f"usage.day IN ({', '.join('?' * len(days))})",
-        ]
+        conditions = [*clauses, f"usage.model IN ({', '.join('?' * len(models))})", f"{_PROMPT} > ?"]
+        bound = [*day_params, *floor_params, *params, *models, tiers[0]]
+        if not local:  # the days concerned, through the (day, agent, model) index
+            stored = sorted({key[0].isoformat() for key in over})
+            conditions.append(f"usage.day IN ({', '.join('?' * len(stored))})")
+            bound.extend(stored)
+        bound.extend([*day_params, *floor_params])
         sql = (
-            f"SELECT usage.day, usage.agent, usage.model, {floor}, count(*), {_SUM_COLUMNS} FROM usage "
-            f"WHERE {' AND '.join(conditions)} GROUP BY usage.day, usage.agent, usage.model, {floor}"
+            f"SELECT {day_col}, usage.agent, usage.model, {floor}, count(*), {_SUM_COLUMNS} FROM usage "
+            f"WHERE {' AND '.join(conditions)} GROUP BY {day_col}, usage.agent, usage.model, {floor}"
         )
-        bound = [*floor_params, *params, *models, tiers[0], *days, *floor_params]
         for row in conn.execute(sql, bound):
-            key = (_day(row[0]), row[1], row[2])
+            key = (row[0] if local else _day(row[0]), row[1], row[2])
             if key not in over:
                 continue  # a model with tiers on a day none of its calls reached them (another model's floor)
             tokens = {name: int(amount or 0) for name, amount in zip(SUMS, row[5:], strict=True)}
@@ -185,24 +224,17 @@ def _grouped(
             groups[key] = (calls - int(row[4]), {name: rest[name] - tokens[name] for name in SUMS})
     parts = [(key, 0, calls, tokens) for key, (calls, tokens) in groups.items() if calls]
     out = []
-    for (day, agent_name, model), prompt_floor, calls, tokens in [*parts, *long_rows]:
+    for key, prompt_floor, calls, tokens in [*parts, *long_rows]:
+        shown, utc_day = days(key)
         prompt_size = prompt_floor + 1 if prompt_floor else 0
-        spend = price_sum(model, agent_name, day, prompt_size, calls, tokens, cache.rates)
-        out.append((day, agent_name, spend, tokens, calls))
+        spend = price_sum(key[2], key[1], utc_day, prompt_size, calls, tokens, cache.rates)
+        out.append((shown, key[1], spend, tokens, calls))
     return out
 
 
-def _period_rows(
-    conn: sqlite3.Connection,
-    by: str,
-    agent: str | None,
-    since: date | None,
-    until: date | None,
-    cache: RateCache,
-) -> list[dict[str, Any]] | None:
-    """``analytics._period_rows`` for UTC days without the sessions filters: usage sums, then tool calls."""
-    clauses, params = _usage_where(agent, since, until)
-    priced = _grouped(conn, clauses, params, cache)
+def _period_rows(conn: sqlite3.Connection, by: str, window: Window, cache: RateCache) -> list[dict[str, Any]] | None:
+    """``analytics._period_rows`` without the sessions filters: usage sums, then tool calls."""
+    priced = _grouped(conn, window, cache)
     if priced is None:
         return None
     rows: dict[tuple[str, str], dict[str, Any]] = {}
@@ -214,25 +246,34 @@ def _period_rows(
         for name, amount in tokens.items():
             row[name] = row.get(name, 0) + amount
         spends[key].add(spend)
-    where, call_params = ["tool_calls.day IS NOT NULL"], []
-    if agent:
+    local = window.local
+    day_col, call_params = ("strftime(?, tool_calls.started_at)", [_HOUR]) if local else ("tool_calls.day", [])
+    where = ["tool_calls.started_at IS NOT NULL" if local else "tool_calls.day IS NOT NULL"]
+    if window.agent:
         where.append("sessions.agent = ?")
-        call_params.append(agent)
-    if since:
-        where.append("tool_calls.day >= ?")
-        call_params.append(since.isoformat())
-    if until:
-        where.append("tool_calls.day <= ?")
-        call_params.append(until.isoformat())
+        call_params.append(window.agent)
+    start, end = window.bounds() if local else (window.since, window.until)
+    for clause, value in zip(
+        ("tool_calls.started_at >= ?", "tool_calls.started_at < ?")
+        if local
+        else ("tool_calls.day >= ?", "tool_calls.day <= ?"),
+        (start, end),
+        strict=True,
+    ):
+        if value:
+            where.append(clause)
+            call_params.append(value if isinstance(value, str) else value.isoformat())
     sql = (
-        "SELECT tool_calls.day, sessions.agent, sum(CASE WHEN (tool_calls.by_user IS 0) THEN 1 ELSE 0 END), "
+        f"SELECT {day_col}, sessions.agent, sum(CASE WHEN (tool_calls.by_user IS 0) THEN 1 ELSE 0 END), "
         f"sum(CASE WHEN ({_FAILED}) THEN 1 ELSE 0 END), sum(CASE WHEN ({_FAILED}) THEN "
         "coalesce(tool_calls.output_size, 0) + coalesce(length(tool_calls.input), 0) ELSE 0 END) "
         "FROM tool_calls JOIN sessions ON sessions.id = tool_calls.session_id "
-        f"WHERE {' AND '.join(where)} GROUP BY tool_calls.day, sessions.agent"
+        f"WHERE {' AND '.join(where)} GROUP BY {day_col}, sessions.agent"
     )
+    if local:
+        call_params.append(_HOUR)
     for stored, agent_name, count, failures, failed_chars in conn.execute(sql, call_params):
-        period = period_key(_day(stored), by)
+        period = period_key(local_day(str(stored), window.tz)[0] if local else _day(stored), by)
         row = rows.setdefault((period, agent_name), blank_row(by, period, agent_name))
         row["tool_calls"] += int(count or 0)
         row["failed_tool_calls"] += int(failures or 0)

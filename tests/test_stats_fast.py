@@ -9,8 +9,9 @@ import os
 import sqlite3
 import subprocess
 import sys
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
@@ -31,6 +32,9 @@ ARGS = [
     ("--by", "day", "--format", "md", "--agent", "claude", "--since", "2025-01-01"),
     ("--by", "week", "--json", "--until", "2025-12-31"),
     ("--by", "day", "--json", "--agent", "gemini"),
+    ("--by", "day", "--json", "-z", "Asia/Tokyo"),  # local days: hours in SQL, folded here
+    ("--by", "week", "--json", "-z", "America/New_York", "--since", "2025-09-01", "--until", "2025-12-31"),
+    ("--by", "month", "-z", "Europe/Berlin", "--agent", "claude"),
 ]
 
 
@@ -71,15 +75,23 @@ def test_the_rows_equal_analytics_and_the_long_calls_are_priced_apart(ingested: 
     config = load_config()
     db = open_database(config.database_url, read_only=True)
     try:
-        for by in ("day", "week", "month"):
+        zones = (UTC, ZoneInfo("Asia/Tokyo"), ZoneInfo("America/Los_Angeles"))
+        for by, tz in ((by, tz) for by in ("day", "week", "month") for tz in zones):
             for agent, since in ((None, None), ("claude", None), (None, date(2025, 9, 1))):
                 fast = fast_rows(
-                    config.database_url, config.paths.state_dir, by, agent=agent, since=since, until=None, table=False
+                    config.database_url,
+                    config.paths.state_dir,
+                    by,
+                    agent=agent,
+                    since=since,
+                    until=None,
+                    table=False,
+                    tz=tz,
                 )
                 assert fast is not None
                 with db.sessions() as dbs:
-                    slow = analytics.token_rows(dbs, by, analytics.Filters(agent=agent, since=since))
-                assert fast.rows == slow and slow
+                    slow = analytics.token_rows(dbs, by, analytics.Filters(agent=agent, since=since, tz=tz))
+                assert fast.rows == slow and slow, (by, tz, agent, since)
     finally:
         db.close()
     # The long calls changed the price: the same tokens at base rates would cost less.

@@ -152,7 +152,7 @@ def stats(
         if answer is not None:
             _show_rows(answer["rows"], by, tz, fmt, answer.get("proxy"), answer.get("prices"))
             return
-        if not refresh and not (project or model or user or machine) and is_utc(tz):
+        if not refresh and not (project or model or user or machine):
             fast = _fast(app, by, fmt, agent, since, until, tz)
             if fast is not None:  # the table's proxy section would be empty: the fast path checked
                 _show_rows(fast.rows, by, tz, fmt, None, fast.prices)
@@ -250,7 +250,7 @@ def _fast(app: App, by: str, fmt: str, agent: str | None, since: str | None, unt
     first, last = parse_since(since, tz), parse_since(until, tz)
     paths = app.config.paths
     return fast_rows(
-        app.config.database_url, paths.state_dir, by, agent=agent, since=first, until=last, table=fmt == "table"
+        app.config.database_url, paths.state_dir, by, agent=agent, since=first, until=last, table=fmt == "table", tz=tz
     )
 
 
