@@ -1,7 +1,9 @@
 """Warm ``headroom stats --by day --json --no-refresh``: with a running daemon, without one, and ccusage.
 
-Without a daemon it is run twice: the SQLite fast path (daemon/stats_fast.py, the default) and the SQLAlchemy
-path it replaces (``HEADROOM_STATS_FAST=0``); their outputs must be the same bytes. Each command is run once
+Without a daemon it is run three ways: as the ``headroom`` console script runs it (``headroom.daemon.entry``:
+the JSON answered before the CLI is imported, daemon/stats_fast.py ``quick_main``), through the click CLI (its
+sqlite3 fast path) and through the SQLAlchemy path both replace (``HEADROOM_STATS_FAST=0``); the outputs must be
+the same bytes. With a daemon, the click CLI asks it. Each command is run once
 before the timed runs (a DB from an older release is upgraded, the fast path's rate cache is filled). CPU
 time (user + system of the child) is recorded beside wall time: under a shared machine's load it moves less.
 
@@ -33,6 +35,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "headroom.daemon.cli"]
+ENTRY = [sys.executable, "-m", "headroom.daemon.entry"]  # what the `headroom` console script runs
 CCUSAGE = REPO / ".tools" / "node_modules" / ".bin" / "ccusage"
 
 
@@ -68,7 +71,8 @@ def main() -> None:
         time.sleep(3)  # its first catch-up scan (nothing new) done
         commands = (
             ("with_daemon", stats, env["daemon"]),
-            ("without_daemon", stats, env["local"]),
+            ("without_daemon", [*ENTRY, *stats[len(CLI) :]], env["local"]),
+            ("without_daemon_cli", stats, env["local"]),
             ("without_daemon_orm", stats, env["local"] | {"HEADROOM_STATS_FAST": "0"}),
             ("ccusage", [str(CCUSAGE), "daily", "--json", "--by-agent", "--offline", "-z", "UTC"], cc_env),
         )
@@ -92,7 +96,7 @@ def main() -> None:
         proc.wait(60)
     medians = {k: round(statistics.median(v), 3) for k, v in runs.items()}
     cpu_medians = {k: round(statistics.median(v), 3) for k, v in cpu.items()}
-    mine = ("with_daemon", "without_daemon", "without_daemon_orm")
+    mine = ("with_daemon", "without_daemon", "without_daemon_cli", "without_daemon_orm")
     result = {
         "corpus": str(args.corpus),
         "corpus_mb": round(sum(f.stat().st_size for f in args.corpus.rglob("*") if f.is_file()) / 1e6, 1),
@@ -103,7 +107,9 @@ def main() -> None:
         "ratio_to_ccusage": {k: round(medians[k] / medians["ccusage"], 2) for k in mine},
         "cpu_ratio_to_ccusage": {k: round(cpu_medians[k] / cpu_medians["ccusage"], 2) for k in mine},
         "same_rows": json.loads(outputs["with_daemon"]) == json.loads(outputs["without_daemon"]),
-        "fast_path_same_bytes": outputs["without_daemon"] == outputs["without_daemon_orm"],
+        "fast_path_same_bytes": outputs["without_daemon"]
+        == outputs["without_daemon_cli"]
+        == outputs["without_daemon_orm"],
         "load_average": os.getloadavg(),
     }
     text = json.dumps(result, indent=2)

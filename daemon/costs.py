@@ -29,7 +29,7 @@ from headroom.daemon.spend import SUMS, Spend, local_day, price_sum
 from headroom.daemon.zones import BadTimezone, is_utc, zone
 from headroom.memory.models import SessionRow, UsageRow
 
-__all__ = ["BadTimezone", "Spend", "grouped", "is_utc", "local_day", "price_sum", "zone"]
+__all__ = ["SUMS", "BadTimezone", "Spend", "grouped", "is_utc", "local_day", "price_sum", "zone"]
 
 
 def hour_expr(dbs: Session, column: Any) -> Any:

@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import sqlite3
+import sys
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -368,3 +369,86 @@ def _file_stamp(path: str | None) -> list[Any]:
     except OSError:
         return [path]
     return [path, st.st_size, st.st_mtime_ns]
+
+
+def quick_main(args: list[str]) -> int | None:
+    """``headroom stats [--by day|week|month] [--agent A] [--since D] [--until D] [-z Z] --json --no-refresh``
+    answered before the click CLI is imported (daemon/entry.py); None: anything else, for the CLI to handle.
+
+    Why: importing the CLI (click, rich, the pydantic config) is ~0.3 s of CPU, several times these queries. The
+    database and state folder are found as ``headroom statusline`` finds them (``HEADROOM_HOME``, XDG folders,
+    ``database_url``); a config file that does not parse, a ``--config``, a relative date (``7d``), a bad zone
+    or any other option goes to the CLI, which explains. The output is the CLI's own JSON (same bytes:
+    tests/test_stats_fast.py). A running daemon is not asked: it would give the same rows, more slowly.
+    """
+    options: dict[str, str] = {}
+    flags: set[str] = set()
+    rest = list(args)
+    while rest:
+        arg = rest.pop(0)
+        if arg in ("--json", "--no-refresh"):
+            flags.add(arg)
+        elif arg in ("--by", "--agent", "--since", "--until", "-z", "--timezone") and rest:
+            options["-z" if arg == "--timezone" else arg] = rest.pop(0)
+        else:
+            return None
+    if flags != {"--json", "--no-refresh"} or options.get("--by", "day") not in PERIODS:
+        return None
+    if os.environ.get("HEADROOM_STATS_FAST", "1") == "0":
+        return None
+    from headroom.daemon.statusline import data_and_state_dirs
+    from headroom.daemon.zones import BadTimezone, zone
+    from headroom.learn.model import AGENTS
+
+    agent = options.get("--agent")
+    if agent is not None and agent not in AGENTS:
+        return None
+    try:
+        tz = zone(options.get("-z"))
+        since, until = (date.fromisoformat(options[k]) if k in options else None for k in ("--since", "--until"))
+    except (BadTimezone, ValueError):
+        return None
+    data_dir, state_dir = data_and_state_dirs()
+    url = _database_url(data_dir)
+    if url is None:
+        return None
+    by = options.get("--by", "day")
+    answer = fast_rows(url, state_dir, by, agent=agent, since=since, until=until, tz=tz, table=False)
+    if answer is None:
+        return None
+    import orjson
+
+    # common.emit_json's options, and click.echo's newline
+    text = orjson.dumps(answer.rows, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str).decode()
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+def _database_url(data_dir: Path) -> str | None:
+    """The database URL as the config gives it (``HEADROOM_DATABASE_URL``, then ``database_url`` in config.toml,
+    else the data folder's SQLite file); None when the config file cannot be read or parsed (the CLI says why)."""
+    url = os.environ.get("HEADROOM_DATABASE_URL", "")
+    if url:
+        return url
+    if os.environ.get("HEADROOM_HOME"):
+        config = data_dir / "config.toml"
+    else:
+        xdg = os.environ.get("XDG_CONFIG_HOME", "").strip() or str(Path.home() / ".config")
+        config = Path(xdg) / "headroom" / "config.toml"
+    try:
+        text = config.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = ""
+    except (OSError, ValueError):
+        return None
+    if text.strip():
+        try:
+            import tomllib
+        except ImportError:  # Python 3.10
+            import tomli as tomllib  # type: ignore[no-redef]
+        try:
+            url = str(tomllib.loads(text).get("database_url") or "")
+        except ValueError:
+            return None
+    return url or f"sqlite:///{data_dir / 'headroom.db'}"

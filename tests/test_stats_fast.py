@@ -180,3 +180,36 @@ def test_where_the_fast_path_steps_aside(ingested: Path, tmp_path: Path) -> None
     garbage = tmp_path / "garbage.db"
     garbage.write_bytes(b"not a database" * 100)
     assert fast(db_url=f"sqlite:///{garbage}") is None
+
+
+def test_the_console_script_answers_the_json_before_importing_the_cli(ingested: Path) -> None:
+    code = (
+        "import sys; from headroom.daemon.entry import main\n"
+        "try:\n    main()\nfinally:\n    print('cli:', 'click' in sys.modules, file=sys.stderr)"
+    )
+
+    def entry(*args: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-c", code, "stats", *args]
+        return subprocess.run(argv, env=dict(os.environ), capture_output=True, text=True, timeout=120)
+
+    for args in (
+        ("--by", "day", "--json", "--no-refresh"),
+        ("--no-refresh", "--json", "--by", "month", "-z", "Asia/Tokyo", "--agent", "claude"),
+        ("--by", "week", "--since", "2025-09-01", "--until", "2025-12-31", "--json", "--no-refresh"),
+    ):
+        quick = entry(*args)
+        assert quick.returncode == 0 and "cli: False" in quick.stderr, (args, quick.stderr)
+        assert quick.stdout == _run(*[a for a in args if a != "--no-refresh"], fast=False), args
+    # What it does not answer goes to the CLI: a relative date, a zone it does not know, another option.
+    for args, ok in (
+        (("--by", "day", "--json", "--no-refresh", "--since", "30d"), True),
+        (("--by", "session", "--json", "--no-refresh"), True),
+        (("--json", "--no-refresh", "-z", "Mars/Olympus"), False),
+    ):
+        handed = entry(*args)
+        assert "cli: True" in handed.stderr and (handed.returncode == 0) == ok, (args, handed.stderr)
+    assert "Mars/Olympus" in entry("--json", "--no-refresh", "-z", "Mars/Olympus").stderr
+    config = load_config().paths.config_file
+    config.write_text("this is = = not toml\n")
+    broken = entry("--by", "day", "--json", "--no-refresh")
+    assert broken.returncode != 0 and "cli: True" in broken.stderr  # the CLI explains the broken file
