@@ -443,10 +443,10 @@ def _database_url(data_dir: Path) -> str | None:
     except (OSError, ValueError):
         return None
     if text.strip():
-        try:
+        if sys.version_info >= (3, 11):
             import tomllib
-        except ImportError:  # Python 3.10
-            import tomli as tomllib  # type: ignore[no-redef]
+        else:  # pragma: no cover - exercised on 3.10 only
+            import tomli as tomllib
         try:
             url = str(tomllib.loads(text).get("database_url") or "")
         except ValueError:
