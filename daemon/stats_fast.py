@@ -355,7 +355,7 @@ class RateCache:
 
         document = {"format": CACHE_FORMAT, "stamp": self._stamp, "table": self.table, "rates": self.entries}
         with contextlib.suppress(OSError):  # a read-only state dir: look the rates up again next time
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             write_atomic(self.path, json.dumps(document).encode(), fsync=False)
         self.dirty = False
 
