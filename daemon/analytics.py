@@ -23,7 +23,16 @@ from sqlalchemy import case, func, literal, select
 from sqlalchemy.orm import Session
 
 from headroom.daemon import costs
-from headroom.daemon.groupings import DIMENSIONS, GROUPINGS, totals
+from headroom.daemon.groupings import (
+    CHARS_PER_TOKEN,
+    DIMENSIONS,
+    GROUPINGS,
+    TOKEN_FIELDS,
+    blank_row,
+    finish_row,
+    period_key,
+    totals,
+)
 from headroom.learn.knowledge import last_command_words
 from headroom.learn.mirror import agent_failure
 from headroom.learn.model import REASONING_OUTSIDE_OUTPUT
@@ -31,16 +40,9 @@ from headroom.learn.projects import REPO_PREFIX, display_names, repository_name
 from headroom.memory.models import EventRow, SessionRow, ToolCallRow, UsageRow
 
 # The groupings and the footer sums need no SQLAlchemy: they live apart, for the CLI's fast path.
-__all__ = ["DIMENSIONS", "GROUPINGS", "totals"]
-
-TOKEN_FIELDS = (
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_creation_tokens",
-    "reasoning_tokens",
-)
-CHARS_PER_TOKEN = 4
+# (the row helpers live there too: the CLI's SQLite fast path, daemon/stats_fast.py, builds the same rows)
+_blank, _finish, _period = blank_row, finish_row, period_key
+__all__ = ["CHARS_PER_TOKEN", "DIMENSIONS", "GROUPINGS", "TOKEN_FIELDS", "totals"]
 
 
 @dataclass(frozen=True)
@@ -518,33 +520,6 @@ def _started_filter(query: Any, filters: Filters) -> Any:
             SessionRow.started_at < datetime.combine(filters.until + timedelta(days=1), datetime.min.time())
         )
     return query
-
-
-def _period(day: date, by: str) -> str:
-    if by == "week":  # ISO weeks start on Monday
-        return (day - timedelta(days=day.weekday())).isoformat()
-    if by == "month":
-        return day.strftime("%Y-%m")
-    return day.isoformat()
-
-
-def _blank(by: str, period: str, agent: str) -> dict[str, Any]:
-    row: dict[str, Any] = {by: period, "agent": agent, "model_calls": 0}
-    row.update(dict.fromkeys(TOKEN_FIELDS, 0))
-    row.update(tool_calls=0, failed_tool_calls=0, failed_call_tokens=0)
-    return row
-
-
-def _finish(row: dict[str, Any], separate_reasoning: int | None = None) -> None:
-    """Add the derived columns. The total counts reasoning where the output leaves it out (ccusage's total).
-
-    ``separate_reasoning``: those reasoning tokens, for rows that mix agents; else the row's own agent says.
-    """
-    if separate_reasoning is None:
-        separate_reasoning = row["reasoning_tokens"] if row.get("agent") in REASONING_OUTSIDE_OUTPUT else 0
-    row["total_tokens"] = sum(row[name] for name in TOKEN_FIELDS if name != "reasoning_tokens") + separate_reasoning
-    calls = row.get("tool_calls", 0)
-    row["failure_rate"] = round(row.get("failed_tool_calls", 0) / calls, 4) if calls else 0.0
 
 
 def iso(value: datetime | None) -> str | None:

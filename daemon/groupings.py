@@ -5,11 +5,22 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from datetime import date, timedelta
 from typing import Any
+
+from headroom.learn.model import REASONING_OUTSIDE_OUTPUT
 
 GROUPINGS = ("day", "week", "month", "session", "project", "agent", "model", "block", "user", "machine")
 #: The dimensions grouped on the sessions table (the periods group on usage rows).
 DIMENSIONS = ("project", "agent", "user", "machine")
+TOKEN_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_creation_tokens",
+    "reasoning_tokens",
+)
+CHARS_PER_TOKEN = 4
 
 
 def totals(rows: Iterable[dict[str, Any]]) -> dict[str, int]:
@@ -20,3 +31,31 @@ def totals(rows: Iterable[dict[str, Any]]) -> dict[str, int]:
             if isinstance(value, int) and not isinstance(value, bool):
                 summed[key] += value
     return dict(summed)
+
+
+def period_key(day: date, by: str) -> str:
+    """The row key of a day grouped by day, ISO week (its Monday) or month."""
+    if by == "week":  # ISO weeks start on Monday
+        return (day - timedelta(days=day.weekday())).isoformat()
+    if by == "month":
+        return day.strftime("%Y-%m")
+    return day.isoformat()
+
+
+def blank_row(by: str, period: str, agent: str) -> dict[str, Any]:
+    row: dict[str, Any] = {by: period, "agent": agent, "model_calls": 0}
+    row.update(dict.fromkeys(TOKEN_FIELDS, 0))
+    row.update(tool_calls=0, failed_tool_calls=0, failed_call_tokens=0)
+    return row
+
+
+def finish_row(row: dict[str, Any], separate_reasoning: int | None = None) -> None:
+    """Add the derived columns. The total counts reasoning where the output leaves it out (ccusage's total).
+
+    ``separate_reasoning``: those reasoning tokens, for rows that mix agents; else the row's own agent says.
+    """
+    if separate_reasoning is None:
+        separate_reasoning = row["reasoning_tokens"] if row.get("agent") in REASONING_OUTSIDE_OUTPUT else 0
+    row["total_tokens"] = sum(row[name] for name in TOKEN_FIELDS if name != "reasoning_tokens") + separate_reasoning
+    calls = row.get("tool_calls", 0)
+    row["failure_rate"] = round(row.get("failed_tool_calls", 0) / calls, 4) if calls else 0.0

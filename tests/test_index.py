@@ -331,3 +331,26 @@ def test_concurrent_adds_and_searches_across_the_threshold() -> None:
     assert index.uses_ann
     assert len(index) == 1188
     assert index.search(vectors[600], 1)[0][0] == 600
+
+
+def test_a_reused_allowed_set_follows_every_change_of_the_index() -> None:
+    """The rows of a reused ``allowed`` set are kept between searches, and listed again when rows move."""
+    rng = np.random.default_rng(7)
+    index = VectorIndex(16, "m", ann_threshold=10_000)
+    vectors = rng.standard_normal((300, 16)).astype(np.float32)
+    index.add(list(range(1, 301)), vectors)
+    allowed = set(range(1, 400, 3))  # ids 301.. are not indexed yet
+    query = vectors[9]  # id 10, allowed
+    assert index.search(query, 1, allowed=allowed)[0][0] == 10
+    assert index.search(query, 1, allowed=allowed)[0][0] == 10  # the same set again: its kept rows
+    index.add([304], query)  # an allowed id gets a row: the kept rows are stale
+    assert {key for key, _ in index.search(query, 2, allowed=allowed)} == {10, 304}
+    index.remove([10, 1])  # the last row moves into a freed one
+    got = index.search(query, 5, allowed=allowed)
+    assert got[0][0] == 304 and 10 not in {key for key, _ in got}
+    brute = sorted(
+        (float(vectors[key - 1] @ query / np.linalg.norm(vectors[key - 1])), key)
+        for key in allowed
+        if key <= 300 and key not in (10, 1)
+    )
+    assert [key for key, _ in got[1:]] == [key for _, key in sorted(brute, reverse=True)[:4]]

@@ -29,8 +29,9 @@ STATS = [
 ]
 
 
-def _stats(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*STATS, "stats", *args], env=dict(os.environ), capture_output=True, text=True, timeout=120)
+def _stats(*args: str, fast: bool = True) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ) | {"HEADROOM_STATS_FAST": "1" if fast else "0"}  # 0: the SQLAlchemy path
+    return subprocess.run([*STATS, "stats", *args], env=env, capture_output=True, text=True, timeout=120)
 
 
 def _settled(db_file: Path) -> Callable[[], bool]:
@@ -72,10 +73,12 @@ def test_stats_from_a_running_daemon_equal_the_local_query(
     finally:
         proc.terminate()
         proc.wait(30)
-    local = _stats("--by", "day", "--json", "--no-refresh")
+    local = _stats("--by", "day", "--json", "--no-refresh", fast=False)
     assert "analytics imported: True" in local.stderr
     rows = json.loads(via_daemon.stdout)
     assert rows and rows == json.loads(local.stdout)
+    fast = _stats("--by", "day", "--json", "--no-refresh")  # no daemon, SQLite: daemon/stats_fast.py
+    assert "analytics imported: False" in fast.stderr and fast.stdout == local.stdout
     zoned_local = _stats(*zoned_args)
     assert "analytics imported: True" in zoned_local.stderr
     assert zoned.stdout.count("\n") > 1 and zoned.stdout == zoned_local.stdout

@@ -192,3 +192,38 @@ def test_look_alikes_the_calibration_found_are_not_linked(db: Database, tmp_path
     assert memory.embed_pending().linked == 0
     assert memory.get(other.item_id).supersedes_id is None  # type: ignore[union-attr]
     assert memory.get(second.item_id).supersedes_id is None  # type: ignore[union-attr]
+
+
+class _Counting(HashEmbedder):
+    """The hash embedder, counting the one-text calls (a search's query embedding)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queries: list[str] = []
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if len(texts) == 1:
+            self.queries.append(texts[0])
+        return super().embed(texts)
+
+
+def test_a_repeated_query_is_embedded_once(db: Database, tmp_path: Path) -> None:
+    from headroom.memory.vectors import QUERY_CACHE
+
+    embedder = _Counting()
+    memory = _memory(db, tmp_path, embedder)
+    ids = _fill(memory)
+    memory.embed_pending()
+    embedder.queries.clear()
+    first = memory.search("alembic migrations", project="/p", k=3)
+    again = memory.search("  alembic migrations ", project="/p", k=3)  # the same query once stripped
+    assert [h.item.id for h in first.hits] == [h.item.id for h in again.hits] and first.hits[0].item.id == ids[3]
+    assert embedder.queries == ["alembic migrations"]
+    assert memory.vectors is not None
+    vector = memory.vectors.query_vector("alembic migrations")
+    assert not vector.flags.writeable  # shared between searches
+    np.testing.assert_array_equal(vector, HashEmbedder().embed(["alembic migrations"])[0])
+    for i in range(QUERY_CACHE):  # the least recently used query leaves the cache
+        memory.vectors.query_vector(f"query {i}")
+    memory.search("alembic migrations", project="/p", k=3)
+    assert embedder.queries.count("alembic migrations") == 2

@@ -152,6 +152,11 @@ def stats(
         if answer is not None:
             _show_rows(answer["rows"], by, tz, fmt, answer.get("proxy"), answer.get("prices"))
             return
+        if not refresh and not (project or model or user or machine):
+            fast = _fast(app, by, fmt, agent, since, until, tz)
+            if fast is not None:  # the table's proxy section would be empty: the fast path checked
+                _show_rows(fast.rows, by, tz, fmt, None, fast.prices)
+                return
     from headroom.daemon import analytics  # SQLAlchemy and the ORM: only when this process queries the DB
 
     if refresh:
@@ -231,6 +236,22 @@ def _from_daemon(
     }
     answer = daemon_stats(app.config.paths.hooks_socket, request)
     return answer if isinstance(answer, dict) else None
+
+
+def _fast(app: App, by: str, fmt: str, agent: str | None, since: str | None, until: str | None, tz: tzinfo) -> Any:
+    """The per-period rows from SQLite through ``sqlite3`` (daemon/stats_fast.py), or None where that path does
+    not apply. ``HEADROOM_STATS_FAST=0`` turns it off (to compare it with the normal path)."""
+    import os
+
+    if os.environ.get("HEADROOM_STATS_FAST", "1") == "0":
+        return None
+    from headroom.daemon.stats_fast import fast_rows
+
+    first, last = parse_since(since, tz), parse_since(until, tz)
+    paths = app.config.paths
+    return fast_rows(
+        app.config.database_url, paths.state_dir, by, agent=agent, since=first, until=last, table=fmt == "table", tz=tz
+    )
 
 
 def _overview(app: App, days: int, *, refresh: bool, as_json: bool) -> None:
