@@ -11,7 +11,7 @@ import pytest
 
 from tests.helpers import copy_tree, point_agents_at
 from tests.leaks import no_leaks  # noqa: F401  (autouse: a test that leaks a thread or an fd fails)
-from tests.pg import pg_db, pg_server, pg_url  # noqa: F401  (fixtures for the PostgreSQL tests)
+from tests.pg import pg_db, pg_head_url, pg_server, pg_template, pg_url  # noqa: F401  (PostgreSQL fixtures)
 
 if TYPE_CHECKING:
     from headroom.daemon.service import Service
@@ -57,9 +57,50 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     identity.reset()
 
 
+#: The backends a ``both_backends`` test runs on. The PostgreSQL leg is marked ``pg`` and ``slow``: the fast
+#: suite (``-m "not slow"``) stays SQLite-only, CI's full run covers both.
+BACKENDS = ("sqlite", pytest.param("postgresql", marks=[pytest.mark.pg, pytest.mark.slow]))
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run every test marked ``both_backends`` (a module's ``pytestmark`` or one test) once per backend.
+
+    A test about SQLite itself (its file, FTS5, its lock) in such a module is marked ``sqlite_only``."""
+    node = metafunc.definition
+    if (
+        "backend" in metafunc.fixturenames
+        and node.get_closest_marker("both_backends")
+        and not node.get_closest_marker("sqlite_only")
+    ):
+        metafunc.parametrize("backend", BACKENDS, indirect=True)
+
+
 @pytest.fixture
-def db(isolated_home: Path) -> Iterator[Database]:
-    """The database where the CLI and the daemon open it (the isolated home's), upgraded; closed after the test.
+def backend(request: pytest.FixtureRequest) -> str:
+    """The database backend of this test: "sqlite" unless the test is marked ``both_backends``."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture
+def database_url(isolated_home: Path, backend: str, request: pytest.FixtureRequest) -> str:
+    """Where this test's CLI, daemon and ``db`` open the database.
+
+    SQLite: the isolated home's file. PostgreSQL (a ``both_backends`` test's second run): a fresh database of
+    the test server at the newest schema, which ``HEADROOM_DATABASE_URL`` points at, so the CLI and a daemon
+    the test starts use it too. A module whose tests open the database themselves requests this fixture.
+    """
+    from headroom.daemon.config import load_config
+
+    if backend == "postgresql":
+        url = str(request.getfixturevalue("pg_head_url"))
+        request.getfixturevalue("monkeypatch").setenv("HEADROOM_DATABASE_URL", url)
+        return url
+    return load_config().database_url
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    """The database where the CLI and the daemon open it (:func:`database_url`), upgraded; closed after the test.
 
     The one ``db`` fixture: a module needing a database with data builds on it (``def db(db): ...``)."""
     from headroom.daemon.config import load_config
@@ -67,7 +108,7 @@ def db(isolated_home: Path) -> Iterator[Database]:
 
     config = load_config()
     config.paths.ensure()
-    database = open_database(config.database_url)
+    database = open_database(database_url)
     try:
         yield database
     finally:

@@ -17,6 +17,8 @@ from headroom.memory.db import Database, open_database
 from headroom.memory.models import IngestIssueRow, SessionRow, SourceFileRow, ToolCallRow, UsageRow
 from tests.helpers import claude_record, claude_session_lines, claude_tree, db_counts, expected_counts
 
+pytestmark = pytest.mark.both_backends  # each test runs on SQLite and on PostgreSQL (marked pg, slow)
+
 
 @pytest.fixture
 def root(tmp_path: Path) -> Path:

@@ -26,6 +26,8 @@ from headroom.memory.db import Database, open_database
 from headroom.memory.models import LessonRow, SessionRow, ToolCallRow
 from headroom.memory.store import utcnow
 
+pytestmark = pytest.mark.both_backends  # each test runs on SQLite and on PostgreSQL (marked pg, slow)
+
 NOW = datetime(2026, 11, 21, 12, 0)
 
 

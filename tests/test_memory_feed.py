@@ -17,6 +17,14 @@ from headroom.memory.db import Database, open_database
 from headroom.memory.models import MemoryItemRow, MemorySightingRow, ToolCallRow
 from headroom.memory.store import utcnow
 
+pytestmark = pytest.mark.both_backends  # each test runs on SQLite and on PostgreSQL (marked pg, slow)
+
+
+@pytest.fixture(autouse=True)
+def _backend(database_url: str) -> str:
+    """These tests open the database where the CLI does: on the PostgreSQL leg, the test server's."""
+    return database_url
+
 
 @pytest.fixture
 def fed(generated_logs: Path) -> tuple[Memory, Database]:

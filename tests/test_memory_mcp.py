@@ -35,6 +35,8 @@ from headroom.memory.db import Database
 from headroom.memory.embed import HashEmbedder
 from tests.test_mcp import serve_mcp
 
+pytestmark = pytest.mark.both_backends  # each test runs on SQLite and on PostgreSQL (marked pg, slow)
+
 #: An AWS access key id, built so that no scanner flags this file.
 AWS_KEY = "AKIA" + "QWERTYUIOPASDFGH"
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from headroom.memory.api import Memory
 from headroom.memory.db import Database
 from headroom.memory.embed import HashEmbedder
 from headroom.memory.ranking import named
 from headroom.memory.store import Item
+
+pytestmark = pytest.mark.both_backends  # each test runs on SQLite and on PostgreSQL (marked pg, slow)
 
 RETRY = (
     "import time\n\n"

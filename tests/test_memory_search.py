@@ -10,12 +10,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, text
 
 from headroom.memory.api import Memory
 from headroom.memory.db import Database
 from headroom.memory.embed import EmbedderUnavailable, HashEmbedder
 from headroom.memory.models import MemoryItemRow, MemoryVectorRow
+
+pytestmark = pytest.mark.both_backends  # each test runs on SQLite and on PostgreSQL (marked pg, slow)
 
 
 def _memory(db: Database, tmp_path: Path, embedder: object | None = None) -> Memory:
@@ -50,7 +53,12 @@ def test_embedding_is_lazy_and_records_the_model(db: Database, tmp_path: Path) -
         assert set(s.execute(select(MemoryItemRow.embed_model)).scalars()) == {"hash-v1-384"}
         dims = set(s.execute(select(MemoryVectorRow.dim)).scalars())
     assert dims == {384}
-    assert (tmp_path / "index").is_dir()
+    if db.is_sqlite:  # the local index file beside the database
+        assert (tmp_path / "index").is_dir()
+    else:  # no local index: the pgvector values every machine searches
+        with db.engine.connect() as conn:
+            filled = conn.execute(text("SELECT count(*) FROM memory_vectors WHERE embedding IS NOT NULL")).scalar()
+        assert filled == len(NOTES) and not (tmp_path / "index").exists()
 
 
 def test_a_model_change_embeds_everything_again(db: Database, tmp_path: Path) -> None:
@@ -85,6 +93,7 @@ def test_vector_search_respects_project_scope(db: Database, tmp_path: Path) -> N
     assert memory.search("billing module friday", project="/b").hits[0].item.id == secret_plan.item_id
 
 
+@pytest.mark.sqlite_only  # PostgreSQL keeps no index file
 def test_a_missing_or_corrupt_index_file_is_rebuilt_from_the_db(db: Database, tmp_path: Path) -> None:
     memory = _memory(db, tmp_path)
     ids = _fill(memory)

@@ -9,7 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.exc import ProgrammingError
+from sqlalchemy.pool import NullPool
 
 from headroom.daemon.cli.common import App
 from headroom.daemon.cli.doctor import _memory_state
@@ -26,6 +28,14 @@ from headroom.memory.models import BlockMemoRow, MemoryItemRow
 from headroom.memory.store import utcnow
 from tests.helpers import claude_record, claude_session_lines, claude_tree
 from tests.test_service import scalar, wait_for
+
+pytestmark = pytest.mark.both_backends  # each test runs on SQLite and on PostgreSQL (marked pg, slow)
+
+
+@pytest.fixture(autouse=True)
+def _backend(database_url: str) -> str:
+    """These tests open the database where the CLI does: on the PostgreSQL leg, the test server's."""
+    return database_url
 
 
 def test_a_round_feeds_and_embeds(generated_logs: Path) -> None:
@@ -109,14 +119,27 @@ def test_doctor_says_when_the_model_cannot_load(tmp_path: Path, monkeypatch: pyt
     app.close()
 
 
-def test_the_daemon_feeds_what_the_agents_log(claude_root: Path, running_service: Service, isolated_home: Path) -> None:
+def _count(url: str, sql: str) -> int:
+    """Read the daemon's database from outside, as another process would."""
+    if url.startswith("sqlite:///"):
+        return scalar(Path(url.removeprefix("sqlite:///")), sql)
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(text(sql)).scalar() or 0)
+    except ProgrammingError:  # the daemon has not created the schema yet
+        return 0
+    finally:
+        engine.dispose()
+
+
+def test_the_daemon_feeds_what_the_agents_log(claude_root: Path, running_service: Service, database_url: str) -> None:
     path = claude_tree(claude_root)
     ask = claude_record("prompt", 90, text="Please find out why the deploy script fails on the staging cluster")
     path.write_bytes(b"".join(claude_session_lines(4)) + json.dumps(ask).encode() + b"\n")
-    db_file = isolated_home / "headroom.db"
-    wait_for(lambda: scalar(db_file, "select count(*) from memory_items where kind = 'instruction'") == 1, 20)
+    wait_for(lambda: _count(database_url, "select count(*) from memory_items where kind = 'instruction'") == 1, 20)
     assert running_service.memory is not None and running_service.memory.memory.vectors is None  # embeddings off
-    assert scalar(db_file, "select count(*) from memory_sightings where agent = 'claude'") > 0
+    assert _count(database_url, "select count(*) from memory_sightings where agent = 'claude'") > 0
 
 
 def test_open_memory_follows_the_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

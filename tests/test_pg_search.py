@@ -130,3 +130,41 @@ def test_near_duplicates_never_link_to_another_users_private_item(
         assert item is not None and item.supersedes_id is None and memory.get(old or 0) is None
     finally:
         identity.reset()
+
+
+def test_vector_search_is_exact_for_a_small_scope_and_keeps_the_privacy_filter(
+    pg_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A small project is ranked exactly, a large one through the graph: the same answer, never another's item."""
+    from headroom.memory import identity, pgvectors
+    from headroom.memory.pgsearch import Scope
+
+    embedder = HashEmbedder()
+    try:
+        monkeypatch.setenv("HEADROOM_USER", "bob")
+        identity.reset()
+        memory = Memory(pg_db, embedder=embedder)
+        theirs = memory.put("deploy the billing service to staging", "decision", project="/small").item_id
+        monkeypatch.setenv("HEADROOM_USER", "ada")
+        identity.reset()
+        memory = Memory(pg_db, embedder=embedder)
+        small = [
+            memory.put(f"note {n}: deploy the billing job", "decision", project="/small").item_id for n in range(4)
+        ]
+        for n in range(60):
+            memory.put(f"background {n}: builds and deploys of service {n}", "decision", project="/big")
+        memory.embed_pending()
+        query = embedder.embed(["deploy the billing service"])[0]
+
+        def ask(project: str) -> list[int]:
+            with pg_db.sessions() as s:
+                scope = Scope(project, True, (), "ada")
+                return [i for i, _ in pgvectors.nearest(s, query, 10, model=embedder.name, dim=384, scope=scope)]
+
+        assert sorted(ask("/small")) == sorted(small) and theirs not in ask("/small")  # bob's is closest, not ada's
+        exact = ask("/big")
+        monkeypatch.setattr(pgvectors, "EXACT_SCOPE", 1)  # every scope walks the HNSW graph now
+        assert set(ask("/big")) == set(exact) and len(exact) == 10  # (equal distances may swap places)
+        assert sorted(ask("/small")) == sorted(small)  # the graph's short answer reruns exactly, still filtered
+    finally:
+        identity.reset()

@@ -44,6 +44,8 @@ from headroom.memory.ccr_store import FileCCRStore
 from headroom.memory.db import Database
 from headroom.memory.models import EventRow, LessonRow, SessionRow, ToolCallRow
 
+pytestmark = pytest.mark.both_backends  # each test runs on SQLite and on PostgreSQL (marked pg, slow)
+
 SID = "44444444-4444-4444-8444-444444444444"
 # What must not be found at rest: every planted secret, and each line of the PEM bodies.
 SECRETS = [ANT, AWS_ID, AWS_SECRET, GH, GL, HEXKEY, JWT, OAI, PW, PW_SYM, STRIPE, *PEM_BODY.split("\n")]
@@ -221,6 +223,7 @@ def test_nothing_kept_holds_a_secret_after_ingest_feed_and_learn(
     assert_no_secret_in([p for p in files_under(project) if ".git" not in p.parts])
 
 
+@pytest.mark.sqlite_only  # reads the file's bytes, free pages and WAL included
 def test_rows_stored_before_redaction_are_cleaned_by_the_scan(db: Database, isolated_home: Path) -> None:
     # An older version wrote the mirror, a lesson and a recorded error in clear.
     with db.transaction() as s:

@@ -13,6 +13,7 @@ import pytest
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import text
 
 from headroom.daemon.config import load_config
 from headroom.daemon.memory_service import MemoryWorker, register_jobs
@@ -22,6 +23,8 @@ from headroom.memory.db import Database, open_database
 from headroom.memory.models import SchedulerJobRow
 from tests.helpers import move_next_run
 from tests.test_service import wait_for
+
+pytestmark = pytest.mark.both_backends  # each test runs on SQLite and on PostgreSQL (marked pg, slow)
 
 
 def stored(db: Database) -> SQLAlchemyJobStore:
@@ -41,9 +44,8 @@ def test_jobs_live_in_the_database_and_keep_their_next_run_across_restarts(db: D
     first.start()
     planned = first.stats["count"].next_run
     first.stop()
-    conn = sqlite3.connect(db.url.removeprefix("sqlite:///"))
-    assert conn.execute("select id from scheduler_jobs").fetchall() == [(f"{first.machine}/count",)]
-    conn.close()
+    with db.engine.connect() as conn:
+        assert [tuple(r) for r in conn.execute(text("select id from scheduler_jobs"))] == [(f"{first.machine}/count",)]
     time.sleep(1.1)  # a fresh job would now be planned a second later
     second = counting_scheduler(db, IntervalTrigger(hours=1), runs)
     second.start()
@@ -167,13 +169,17 @@ def test_the_memory_jobs_run_through_the_scheduler(db: Database) -> None:
         assert prune_thread == ["headroom-memory"]  # the index is only ever changed on the worker's thread
         assert scheduler.execute("ccr-expiry") == {"ccr_expired": 0, "memo_expired": 0}
         compacted = scheduler.execute("db-compact")
-        assert compacted["vacuumed"] is False and compacted["size_after"] > 0
+        if db.is_sqlite:
+            assert compacted["vacuumed"] is False and compacted["size_after"] > 0
+        else:  # PostgreSQL's own autovacuum keeps it: the job does nothing there
+            assert compacted == {"skipped": "not SQLite"}
         assert all(stats.failures == 0 for stats in scheduler.stats.values())
     finally:
         scheduler.stop()
         worker.stop()
 
 
+@pytest.mark.sqlite_only
 def test_compaction_vacuums_a_file_with_much_free_space(db: Database) -> None:
     with db.engine.begin() as conn:
         conn.exec_driver_sql("create table filler (blob text)")

@@ -24,6 +24,8 @@ from headroom.learn.model import ToolKind
 from headroom.memory.db import Database, open_database
 from headroom.memory.models import EventRow, SessionRow, SourceFileRow, ToolCallRow
 
+pytestmark = pytest.mark.both_backends  # each test runs on SQLite and on PostgreSQL (marked pg, slow)
+
 FIXTURES = Path(__file__).parent / "fixtures" / "tool_calls"
 
 
