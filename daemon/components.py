@@ -186,7 +186,7 @@ class SchedulerComponent:
 
     def start(self, stack: contextlib.ExitStack) -> None:
         db = self.rt.database()
-        scheduler = Scheduler(db)
+        scheduler = Scheduler(db, every=self.rt.current_config().scheduler.every)
         self.learn.register(scheduler)
         register_jobs(scheduler, self.rt.current_config, db, self.memory.worker, self.memory.memo)
         scheduler.start()

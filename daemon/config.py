@@ -73,6 +73,9 @@ to start. Example::
     user = "ada"                   # default: the OS login name (env HEADROOM_USER)
     machine = "ada-laptop"         # default: an id generated once into state/machine-id (env HEADROOM_MACHINE)
 
+    [scheduler]
+    every = {}                     # seconds between runs per job, e.g. { memory-prune = 30 } (tests, load tests)
+
 Adding a setting is one line: a field, with its type and default, on its section's class below (``ProxyConfig``,
 ``MemoryConfig``...; a new section is a new class plus one line in ``_SECTIONS``). The section classes are plain
 dataclasses (``replace()``, ``fields()`` and attribute access as ever), read from the file through their strict
@@ -298,6 +301,13 @@ class TeamConfig:
 
 
 @dataclass
+class SchedulerConfig:
+    #: Seconds between runs of the named jobs, replacing their own schedule (``memory-prune = 30``): for load
+    #: tests and trying a job out, so that jobs that run hourly or nightly run while one watches.
+    every: dict[str, PositiveFloat] = field(default_factory=dict)
+
+
+@dataclass
 class Config:
     """The effective configuration of this process."""
 
@@ -312,6 +322,7 @@ class Config:
     learn: LearnConfig = field(default_factory=LearnConfig)
     hooks: HooksConfig = field(default_factory=HooksConfig)
     team: TeamConfig = field(default_factory=TeamConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     #: The user and machine this process stamps on every row (from ``team`` and the environment).
     identity: Identity | None = None
     source: Path | None = None  # the file it was read from, if any
@@ -340,6 +351,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "learn": LearnConfig,
     "hooks": HooksConfig,
     "team": TeamConfig,
+    "scheduler": SchedulerConfig,
 }
 
 

@@ -4,7 +4,10 @@ The feed follows two cursors (the last tool-call row and the last prompt event i
 ``state_values`` and advanced in the same transaction as the items it put, so a crash either keeps a batch
 and its cursor or neither: nothing is fed twice, nothing is skipped. A tool call still waiting for its
 result stops the tool-call cursor for a while (its output usually lands in the next batch); one that never
-completes (an interrupted session) is passed over after :data:`PENDING_GRACE`.
+completes (an interrupted session) is passed over after :data:`PENDING_GRACE`. A call passed over is still
+looked at again for :data:`LATE_KEEP` (a sub-agent's task that ran longer than the grace, a log backfilled
+with its results written later): when its result lands, its output is fed then (the team load test found
+such outputs missing against a read of the finished logs).
 
 Cursors and rows are per machine (issue 17): on a database shared by a team, each daemon feeds the sessions
 its own machine ingested, under its own cursors, so two daemons never put the same backlog twice.
@@ -15,6 +18,7 @@ ingest pass; ``headroom memory …`` commands call it before answering, so they 
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,9 +35,13 @@ from headroom.memory.upsert import retrying
 log = logging.getLogger("headroom.memory")
 
 PENDING_GRACE = timedelta(minutes=30)
+#: How long a call passed over while pending is looked at again, and how many such calls are remembered.
+LATE_KEEP = timedelta(days=2)
+LATE_MAX = 1000
 BATCH = 200
 _TOOLS_CURSOR = "memory_feed.tool_calls"
 _PROMPTS_CURSOR = "memory_feed.prompts"
+_LATE = "memory_feed.late_calls"  # JSON: [[tool call id, when it was passed over (epoch seconds)], ...]
 
 
 @dataclass
@@ -93,27 +101,61 @@ class MemoryFeed:
                 .order_by(ToolCallRow.id)
                 .limit(BATCH)
             ).all()
-            drafts: list[Draft] = []
+            late = self._late(s)
+            before = dict(late)
+            drafts = self._late_results(s, late, now)
             last = cursor
             for call, agent, session_key, cwd, project in rows:
                 if call.status == "pending":
                     started = call.started_at or now
                     if now - started < PENDING_GRACE:
                         break  # its result is probably in the next batch: wait here
+                    late[call.id] = now.timestamp()  # passed over, but looked at again (see the module doc)
                 last = call.id
                 report.tool_calls += 1
-                if call.status != "ok" or call.failed:
-                    continue
-                found = from_tool_call(call.kind, call.name, call.command, call.path, call.output, call.input, cwd)
-                if found is None:
-                    continue
-                drafts.append(
-                    _draft(found, agent, session_key, call.key, project or cwd, call.ended_at or call.started_at)
-                )
+                draft = _call_draft(call, agent, session_key, cwd, project)
+                if draft is not None:
+                    drafts.append(draft)
             self._put(drafts, report, s)
             if last != cursor:
                 self.store.set_state(s, _TOOLS_CURSOR, str(last), machine=self.machine)
+            if late != before:
+                kept = sorted(late.items(), key=lambda kv: kv[1])[-LATE_MAX:]
+                self.store.set_state(s, _LATE, json.dumps([[i, t] for i, t in kept]), machine=self.machine)
         return report
+
+    def _late(self, s: Session) -> dict[int, float]:
+        """The calls passed over while pending: id -> when (a damaged value reads as none)."""
+        try:
+            value = json.loads(self.store.state(_LATE, s, machine=self.machine) or "[]")
+            return {int(i): float(t) for i, t in value}
+        except (TypeError, ValueError):
+            return {}
+
+    def _late_results(self, s: Session, late: dict[int, float], now: datetime) -> list[Draft]:
+        """Drafts of the passed-over calls whose result has landed since; ``late`` loses those, the ones gone
+        and the ones waited for longer than :data:`LATE_KEEP`."""
+        if not late:
+            return []
+        rows = s.execute(
+            select(ToolCallRow, SessionRow.agent, SessionRow.key, SessionRow.cwd, SessionRow.project_root)
+            .join(SessionRow, SessionRow.id == ToolCallRow.session_id)
+            .where(ToolCallRow.id.in_(list(late)))
+        ).all()
+        found = {call.id for call, *_ in rows}
+        for gone in set(late) - found:
+            del late[gone]
+        drafts = []
+        for call, agent, session_key, cwd, project in rows:
+            if call.status == "pending":
+                if now.timestamp() - late[call.id] > LATE_KEEP.total_seconds():
+                    del late[call.id]
+                continue
+            del late[call.id]
+            draft = _call_draft(call, agent, session_key, cwd, project)
+            if draft is not None:
+                drafts.append(draft)
+        return drafts
 
     def _prompt_batch(self) -> FeedReport:
         report = FeedReport()
@@ -154,6 +196,16 @@ class MemoryFeed:
             report.items_created += int(result.created)
             report.sightings += int(result.new_sighting)
             report.redactions += result.redactions
+
+
+def _call_draft(call: ToolCallRow, agent: str, session_key: str, cwd: str | None, project: str | None) -> Draft | None:
+    """What a completed tool call adds to the memory (None: failed, pending, or nothing worth keeping)."""
+    if call.status != "ok" or call.failed:
+        return None
+    found = from_tool_call(call.kind, call.name, call.command, call.path, call.output, call.input, cwd)
+    if found is None:
+        return None
+    return _draft(found, agent, session_key, call.key, project or cwd, call.ended_at or call.started_at)
 
 
 def _draft(

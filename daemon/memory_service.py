@@ -35,7 +35,7 @@ from headroom.daemon.scheduler import Scheduler
 from headroom.memory.api import Memory
 from headroom.memory.ccr_store import FileCCRStore
 from headroom.memory.db import Database
-from headroom.memory.embed import Embedder, SentenceTransformerEmbedder
+from headroom.memory.embed import Embedder, HashEmbedder, SentenceTransformerEmbedder
 from headroom.memory.memo_store import DBBlockMemo
 
 log = logging.getLogger("headroom.memory")
@@ -52,9 +52,13 @@ def make_embedder(config: Config) -> Embedder | None:
     # were 14 times slower per query than one (bench/README.md, Memory); idle, the second saves ~2 ms.
     # HEADROOM_EMBED_BACKEND=torch computes the model with sentence-transformers and torch instead of numpy
     # (memory/minilm.py): the same vectors at ~4 times the memory; kept for comparison and as an escape hatch.
+    # HEADROOM_EMBED_BACKEND=hash: the deterministic feature-hashing embedder, no model at all (vectors of no
+    # semantic worth; for load tests that run many daemons on a small machine, bench/team_load.py).
     backend = os.environ.get("HEADROOM_EMBED_BACKEND", "auto").strip().lower() or "auto"
+    if backend == "hash":
+        return HashEmbedder()
     if backend not in ("auto", "numpy", "torch"):
-        log.warning("HEADROOM_EMBED_BACKEND=%s is not auto, numpy or torch: using auto", backend)
+        log.warning("HEADROOM_EMBED_BACKEND=%s is not auto, numpy, torch or hash: using auto", backend)
         backend = "auto"
     return SentenceTransformerEmbedder(path, threads=1, backend=backend)
 

@@ -39,6 +39,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
 from apscheduler.util import utc_timestamp_to_datetime
 from sqlalchemy import and_, delete, null, select, text
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -153,8 +154,17 @@ class Scheduler:
     ``machine``: whose rows of the job table are this scheduler's (default: this process's machine id).
     """
 
-    def __init__(self, db: Database | None, *, threads: int = 2, machine: str | None = None) -> None:
+    def __init__(
+        self,
+        db: Database | None,
+        *,
+        threads: int = 2,
+        machine: str | None = None,
+        every: dict[str, float] | None = None,
+    ) -> None:
         self.db = db
+        #: Seconds between runs per job name, replacing the job's own trigger (``[scheduler] every``).
+        self.every = dict(every or {})
         self.machine = current_machine() if machine is None else machine
         self.leadership = Leadership(db)
         self.threads = threads
@@ -184,6 +194,8 @@ class Scheduler:
 
         ``team``: a job for the whole database, run only while this process is the leader (see the module doc).
         """
+        if name in self.every:
+            trigger = IntervalTrigger(seconds=self.every[name])
         self.specs[name] = JobSpec(name, func, trigger, grace_s, what or name, team)
         self.stats.setdefault(name, JobStats())
 
@@ -192,7 +204,9 @@ class Scheduler:
         return f"{self.machine}/{name}"
 
     def reschedule(self, name: str, trigger: Any) -> None:
-        """A new trigger for a registered job (a config reload changed its time)."""
+        """A new trigger for a registered job (a config reload changed its time; ``every`` still wins)."""
+        if name in self.every:
+            return
         self.specs[name].trigger = trigger
         if self.running:
             self._aps.reschedule_job(self.job_id(name), trigger=trigger)
@@ -230,6 +244,8 @@ class Scheduler:
                 self._aps.remove_job(job.id)
                 log.info("scheduled job %s removed (no longer registered)", job.id)
         self._aps.resume()
+        for name in sorted(set(self.every) - set(self.specs)):
+            log.warning("[scheduler] every: no job named %r (jobs: %s)", name, ", ".join(sorted(self.specs)))
         log.info(
             "scheduler started: %s%s",
             ", ".join(f"{s.name} ({s.trigger})" for s in self.specs.values()),
@@ -361,12 +377,18 @@ def _patient_store(db: Database, machine: str) -> Any:
     be stored only means the job is due again at the next look, and missed runs are coalesced anyway.
     """
     prefix = f"{machine}/"
+    postgres = db.engine.dialect.name == "postgresql"
 
     class PatientJobStore(SQLAlchemyJobStore):  # type: ignore[misc]
         """Only this machine's rows: a shared table holds every daemon's jobs (see the module doc)."""
 
         def _mine(self) -> Any:
-            return self.jobs_t.c.id.startswith(prefix, autoescape=True)
+            mine = self.jobs_t.c.id.startswith(prefix, autoescape=True)
+            if not postgres:
+                return mine
+            # Rows whose server-filled user id is the connected role's (a member: its own, as its policy says;
+            # the owner: ''), so no member can plant a pickled job in the owner's rows (revision 0012).
+            return and_(mine, text("scheduler_jobs.user_id = coalesce(headroom_user(), '')"))
 
         def _get_jobs(self, *conditions: Any) -> list[Any]:
             return super()._get_jobs(self._mine(), *conditions)  # type: ignore[no-any-return]

@@ -27,10 +27,21 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import orjson
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
 from headroom.daemon import pricing
 from headroom.daemon.groupings import CHARS_PER_TOKEN, blank_row, finish_row, period_key
 from headroom.daemon.spend import SUMS, Spend, local_day, price_sum
-from headroom.daemon.zones import is_utc
+from headroom.daemon.statusline import data_and_state_dirs
+from headroom.daemon.zones import BadTimezone, is_utc, zone
+from headroom.learn.model import AGENTS
+from headroom.memory.files import write_atomic
+from headroom.migrations import HEAD
 
 PERIODS = ("day", "week", "month")
 CACHE_NAME = "stats-rates.json"
@@ -121,8 +132,6 @@ class Window:
 
 
 def _answer(conn: sqlite3.Connection, state_dir: Path, by: str, window: Window, table: bool) -> FastAnswer | None:
-    from headroom.migrations import HEAD
-
     version = conn.execute("SELECT version_num FROM alembic_version").fetchall()
     if version != [(HEAD,)]:
         return None  # an older or newer schema: the normal path upgrades it or explains
@@ -335,6 +344,7 @@ class RateCache:
         """The table is about to be read: (re)stamp the cache with it, dropping entries of another table."""
         if self._stamp is not None:
             return
+        # lazy: the price table's module is read only when the rate cache is stale (it costs ~0.2 s)
         from genai_prices import data as price_data
 
         self._stamp = {"pricing": _file_stamp(pricing.__file__), "table": _file_stamp(str(price_data.__file__))}
@@ -351,8 +361,6 @@ class RateCache:
     def save(self) -> None:
         if not self.dirty or self._stamp is None:
             return
-        from headroom.memory.files import write_atomic
-
         document = {"format": CACHE_FORMAT, "stamp": self._stamp, "table": self.table, "rates": self.entries}
         with contextlib.suppress(OSError):  # a read-only state dir: look the rates up again next time
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -396,10 +404,6 @@ def quick_main(args: list[str]) -> int | None:
         return None
     if os.environ.get("HEADROOM_STATS_FAST", "1") == "0":
         return None
-    from headroom.daemon.statusline import data_and_state_dirs
-    from headroom.daemon.zones import BadTimezone, zone
-    from headroom.learn.model import AGENTS
-
     agent = options.get("--agent")
     if agent is not None and agent not in AGENTS:
         return None
@@ -416,8 +420,6 @@ def quick_main(args: list[str]) -> int | None:
     answer = fast_rows(url, state_dir, by, agent=agent, since=since, until=until, tz=tz, table=False)
     if answer is None:
         return None
-    import orjson
-
     # common.emit_json's options, and click.echo's newline
     text = orjson.dumps(answer.rows, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str).decode()
     sys.stdout.write(text + "\n")
@@ -443,10 +445,6 @@ def _database_url(data_dir: Path) -> str | None:
     except (OSError, ValueError):
         return None
     if text.strip():
-        if sys.version_info >= (3, 11):
-            import tomllib
-        else:  # pragma: no cover - exercised on 3.10 only
-            import tomli as tomllib
         try:
             url = str(tomllib.loads(text).get("database_url") or "")
         except ValueError:

@@ -31,6 +31,7 @@ from headroom.learn.projects import REPO_PREFIX, identities
 from headroom.learn.team import note_seen
 from headroom.memory.db import Database
 from headroom.memory.models import LessonRow, SessionRow
+from headroom.memory.rls import join_lessons
 from headroom.memory.store import utcnow
 from headroom.memory.upsert import retrying
 
@@ -62,6 +63,8 @@ def sync(db: Database, drafts: Sequence[LessonDraft], *, now: datetime | None = 
 def _sync(db: Database, drafts: Sequence[LessonDraft], now: datetime) -> SyncReport:
     report = SyncReport()
     with db.transaction() as s:
+        if not db.is_sqlite:  # a teammate's row of the same key becomes readable (and a proposal): see rls
+            join_lessons(s, sorted({d.key for d in drafts}))
         for d in drafts:
             row = s.execute(select(LessonRow).where(LessonRow.key == d.key)).scalar_one_or_none()
             evidence = json.dumps(

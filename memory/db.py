@@ -41,6 +41,7 @@ from headroom.memory.errors import (
 from headroom.memory.identity import current_user
 from headroom.memory.nul import strip_nul_parameters
 from headroom.memory.rls import member_user
+from headroom.memory.upsert import is_retryable
 from headroom.migrations import HEAD, MIN_CLIENT_REVISION
 
 if TYPE_CHECKING:
@@ -96,6 +97,10 @@ class Database:
                 session.rollback()
                 if is_disk_full(exc):
                     raise DatabaseFull(f"the database cannot grow, the disk is full: {exc.orig}") from exc
+                # A PostgreSQL deadlock ("... blocked by process ...") is not a locked file: it goes out as it is,
+                # so ``retrying`` runs the transaction again (the team load test saw a memory feed round lost).
+                if is_retryable(exc):
+                    raise
                 if "locked" in str(exc).lower() or "busy" in str(exc).lower():
                     raise DatabaseLocked(f"the database is locked by another process: {exc.orig}") from exc
                 raise

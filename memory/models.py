@@ -439,6 +439,9 @@ class SchedulerJobRow(Base):
     id: Mapped[str] = mapped_column(Unicode(191), primary_key=True)
     next_run_time: Mapped[float | None] = mapped_column(Float(25), index=True)
     job_state: Mapped[bytes] = mapped_column(LargeBinary)
+    #: Whose machine's job (revision 0012): filled by the server, since apscheduler writes only the columns above
+    #: (on PostgreSQL the connected member's user id, for the row-level security policy; ``''`` for the owner).
+    user_id: Mapped[str] = mapped_column(String(64), default="", server_default="")
 
 
 class LessonRow(Owned, Base):

@@ -22,6 +22,7 @@ from sqlalchemy import Table, Text, func, select, text, update
 from headroom.memory import models as orm
 from headroom.memory import redact, redact_values
 from headroom.memory.db import Database
+from headroom.memory.identity import current_machine, current_user
 from headroom.memory.redact import redact_json, redact_many
 from headroom.memory.store import get_state, set_state
 
@@ -50,7 +51,10 @@ def _text_columns(table: Table) -> list[str]:
 
 
 def redact_stored(db: Database, *, apply: bool = False) -> dict[str, Any]:
-    """Find stored rows that today's redaction would change; with ``apply``, rewrite them. Returns counts per table."""
+    """Find stored rows that today's redaction would change; with ``apply``, rewrite them. Returns counts per table.
+
+    On a shared database (PostgreSQL) only the user's own rows (and ownerless ones from before user ids): a
+    teammate's are theirs to clean, even when this connection is the owner's and could reach them (issue 17)."""
     rows_changed: dict[str, int] = {}
     for table in _tables():
         columns = _text_columns(table)
@@ -80,7 +84,13 @@ def note_rules_applied(db: Database, fingerprint: str | None = None) -> None:
     """Record that everything stored is redacted by today's rules (a pass just ran, or nothing was stored yet)."""
     value = fingerprint or rules_fingerprint()
     with db.transaction() as s:
-        set_state(s, RULES_STATE, value)
+        set_state(s, RULES_STATE, value, _rules_scope(db))
+
+
+def _rules_scope(db: Database) -> str:
+    """Where the rules' fingerprint is kept: the database's on SQLite (one person's); on a shared database each
+    machine's, since a pass cleans only its user's rows (another user's daemon makes its own pass)."""
+    return "" if db.is_sqlite else current_machine()
 
 
 def stored_anything(db: Database) -> bool:
@@ -96,7 +106,7 @@ def redact_if_rules_changed(db: Database) -> dict[str, Any] | None:
     the user having to know about ``memory redact --scan``). None when the stored text is already current."""
     fingerprint = rules_fingerprint()
     with db.sessions() as s:
-        if get_state(s, RULES_STATE) == fingerprint:
+        if get_state(s, RULES_STATE, _rules_scope(db)) == fingerprint:
             return None
     report = redact_stored(db, apply=True)
     note_rules_applied(db, fingerprint)
@@ -108,8 +118,12 @@ def _scan_table(db: Database, table: Table, columns: list[str], apply: bool) -> 
     last, changed = 0, 0
     while True:
         with db.sessions() as s:
+            mine = [] if db.is_sqlite else [table.c.user_id.in_([current_user(), ""])]
             batch = s.execute(
-                select(ident, *(table.c[name] for name in columns)).where(ident > last).order_by(ident).limit(BATCH)
+                select(ident, *(table.c[name] for name in columns))
+                .where(ident > last, *mine)
+                .order_by(ident)
+                .limit(BATCH)
             ).all()
         if not batch:
             return changed

@@ -11,9 +11,25 @@ setting). The policies compare rows with it:
   the user's or of a team item; a vector when its item is readable. Only the owner deletes an item or its
   sightings, so ``memory forget`` and ``redact --apply`` never reach another user's rows.
 
-``usage`` (token counts and costs, no text), ``lessons`` (redacted, the shared knowledge a team reviews),
-``state_values`` and ``scheduler_jobs`` stay readable by every member: team statistics and the team-wide
-jobs need them. The table owner (the admin who ran ``headroom db upgrade``) and superusers bypass the
+Revision 0012 covers the rest (:func:`shared_table_policies`):
+
+- ``usage``: only the owner's rows. Token counts carry no text, but each row says when a teammate worked, in
+  which session, with which model: a member's ``stats --by user`` shows the member alone; the team-wide
+  figures are the admin's (the owner role's) view, as on the dashboard of whoever runs as the owner.
+- ``state_values``: a machine's cursors are its user's; the database-wide values (``machine_id = ''``: the
+  memory's generation counter) are read and bumped by everyone.
+- ``lessons``: a member reads the lessons it mined (its own rows, and rows of the same key mined first by a
+  teammate, which list it in ``seen_by``) and those accepted for the team; it inserts only as itself and
+  deletes only its own. Whether a teammate mined the same lesson is hidden from a plain query, so
+  ``headroom_join_lessons(keys)`` (SECURITY DEFINER, run by each sync) adds the caller to ``seen_by`` of the
+  existing rows of the keys it is about to write: two developers mining one lesson meet in one row (a
+  team proposal) without either reading the other's other lessons.
+- ``scheduler_jobs``: a ``user_id`` column filled by the server (``headroom_user()``) and owner-only rows. The
+  daemon scopes its jobs to its machine by the id's prefix; the policy stops a member reading or writing (a
+  pickled job is code to apscheduler) any other user's machine's jobs, and the owner's store reads only rows
+  with an empty ``user_id``, so a member cannot plant a job in it either.
+
+The table owner (the admin who ran ``headroom db upgrade``) and superusers bypass the
 policies, as PostgreSQL does: a single developer connecting as the owner sees everything, as on SQLite.
 """
 
@@ -25,6 +41,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 if TYPE_CHECKING:
     from headroom.memory.db import Database
@@ -84,6 +101,81 @@ def policies() -> list[str]:
         "WITH CHECK (item_id IN (SELECT id FROM memory_items))",
     ]
     return out
+
+
+#: What a member may read of a lesson: its own, one a teammate mined too (listed in ``seen_by`` as a JSON
+#: string, compared as text so a damaged value denies rather than errs), or one accepted for the team.
+_LESSON_READABLE = f"(user_id = {_ME} OR position(to_json({_ME})::text in seen_by) > 0 OR team_status = 'accepted')"
+
+JOIN_LESSONS = """
+CREATE OR REPLACE FUNCTION headroom_join_lessons(keys text[]) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+DECLARE
+    -- Inside a SECURITY DEFINER function current_user is the function's owner: the caller is session_user.
+    me text := (SELECT user_id::text FROM team_members WHERE role = session_user);
+    r record;
+    users jsonb;
+    n integer := 0;
+BEGIN
+    IF me IS NULL THEN
+        RETURN 0;  -- the owner sees every row already
+    END IF;
+    FOR r IN SELECT id, seen_by FROM lessons
+             WHERE key = ANY(keys) AND user_id <> me AND position(to_json(me)::text in seen_by) = 0
+             FOR UPDATE
+    LOOP
+        BEGIN
+            users := r.seen_by::jsonb;
+        EXCEPTION WHEN others THEN
+            users := '[]'::jsonb;
+        END;
+        IF jsonb_typeof(users) <> 'array' THEN
+            users := '[]'::jsonb;
+        END IF;
+        SELECT coalesce(jsonb_agg(u ORDER BY u), '[]'::jsonb) INTO users
+          FROM (SELECT jsonb_array_elements_text(users) AS u UNION SELECT me) AS t;
+        UPDATE lessons SET seen_by = users::text WHERE id = r.id;
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END
+$$
+"""
+
+
+def shared_table_policies() -> list[str]:
+    """Revision 0012: the policies of ``usage``, ``state_values``, ``lessons`` and ``scheduler_jobs`` (see the
+    module doc), and the function that lets two members' syncs of one lesson meet."""
+    lessons = ("lessons_read", "lessons_add", "lessons_change", "lessons_drop")
+    return [
+        "ALTER TABLE usage ENABLE ROW LEVEL SECURITY",
+        "DROP POLICY IF EXISTS owner_only ON usage",
+        f"CREATE POLICY owner_only ON usage USING (user_id = {_ME}) WITH CHECK (user_id = {_ME})",
+        "ALTER TABLE state_values ENABLE ROW LEVEL SECURITY",
+        "DROP POLICY IF EXISTS own_or_shared ON state_values",
+        f"CREATE POLICY own_or_shared ON state_values USING (machine_id = '' OR user_id = {_ME}) "
+        f"WITH CHECK (machine_id = '' OR user_id = {_ME})",
+        "ALTER TABLE lessons ENABLE ROW LEVEL SECURITY",
+        *(f"DROP POLICY IF EXISTS {p} ON lessons" for p in lessons),
+        f"CREATE POLICY lessons_read ON lessons FOR SELECT USING {_LESSON_READABLE}",
+        f"CREATE POLICY lessons_add ON lessons FOR INSERT WITH CHECK (user_id = {_ME})",
+        f"CREATE POLICY lessons_change ON lessons FOR UPDATE USING {_LESSON_READABLE} WITH CHECK {_LESSON_READABLE}",
+        f"CREATE POLICY lessons_drop ON lessons FOR DELETE USING (user_id = {_ME})",
+        JOIN_LESSONS,
+        "ALTER TABLE scheduler_jobs ENABLE ROW LEVEL SECURITY",
+        "DROP POLICY IF EXISTS owner_only ON scheduler_jobs",
+        f"CREATE POLICY owner_only ON scheduler_jobs USING (user_id = {_ME}) WITH CHECK (user_id = {_ME})",
+    ]
+
+
+#: The tables revision 0012 puts under row-level security.
+SHARED_TABLES = ("usage", "state_values", "lessons", "scheduler_jobs")
+
+
+def join_lessons(conn: Connection | Session, keys: list[str]) -> None:
+    """Join the existing rows of ``keys`` that a teammate mined first (PostgreSQL at 0012; a no-op for the owner)."""
+    if keys:
+        conn.execute(text("SELECT headroom_join_lessons(CAST(:keys AS text[]))"), {"keys": keys})
 
 
 def install(conn: Connection) -> None:

@@ -28,6 +28,14 @@ PRIVATE = "private"
 TEAM = "team"
 
 
+_MSYS_DRIVE = re.compile(r"^/([A-Za-z])(/|$)")
+
+
+def _drive_form(path: str) -> str:
+    """``/c/Users/x`` (Git Bash / MSYS, as Claude Code on Windows often names files) as ``c:/Users/x``."""
+    return _MSYS_DRIVE.sub(lambda m: f"{m.group(1)}:{m.group(2)}", path, count=1)
+
+
 def in_repository(path: str | None, project: str) -> bool:
     """Whether ``path`` lies inside ``project`` (a relative path without ``..`` is taken as inside)."""
     if not path or not project:
@@ -37,6 +45,8 @@ def in_repository(path: str | None, project: str) -> bool:
     if not absolute:
         return not full.startswith("..")
     root = posixpath.normpath(project.replace("\\", "/")).rstrip("/")
+    if root[1:2] == ":" or full[1:2] == ":":  # a Windows project: its files may be named the MSYS way too
+        full, root = _drive_form(full), _drive_form(root)
     if root[1:2] == ":":  # Windows: drive letters and names compare case-insensitively
         full, root = full.lower(), root.lower()
     return full.startswith(root + "/")

@@ -163,6 +163,48 @@ def test_a_pending_tool_call_holds_the_cursor_until_it_completes_or_grows_old(tm
         )
     third = MemoryFeed(memory.store, now=now).run()  # c3 never completed (an interrupted session): passed over
     assert third.tool_calls == 2 and third.items_created == 1
+    # ...but looked at again: a sub-agent's task that ran past the grace has its output fed when it lands.
+    with db.transaction() as s:
+        s.execute(
+            update(ToolCallRow).where(ToolCallRow.key == "c3").values(status="ok", output="contents of c.txt here")
+        )
+    fourth = MemoryFeed(memory.store, now=now).run()
+    assert fourth.items_created == 1 and fourth.tool_calls == 0
+    with db.sessions() as s:
+        contents = set(s.execute(select(MemoryItemRow.content)).scalars())
+    assert any("contents of c.txt" in c for c in contents)
+    assert MemoryFeed(memory.store, now=now).run().items_created == 0  # once only
+    db.close()
+
+
+def test_a_call_passed_over_is_forgotten_after_a_while_and_a_damaged_list_reads_as_empty(tmp_path: Path) -> None:
+    from headroom.daemon.memory_feed import _LATE, LATE_KEEP
+    from headroom.memory.identity import current_machine
+    from headroom.memory.models import SessionRow
+    from headroom.memory.store import get_state, set_state
+
+    db = open_database(f"sqlite:///{tmp_path / 'feed.db'}")
+    now = utcnow()
+    with db.transaction() as s:
+        session = SessionRow(agent="codex", key="s1", cwd="/p", project_root="/p")
+        s.add(session)
+        s.flush()
+        s.add(
+            ToolCallRow(
+                session_id=session.id, key="c1", name="exec_command", input="{}", kind="shell",
+                command="cat a.txt", status="pending", started_at=now - PENDING_GRACE - timedelta(minutes=1),
+            )
+        )  # fmt: skip
+    memory = Memory(db)
+    MemoryFeed(memory.store, now=now).run()
+    with db.sessions() as s:
+        assert get_state(s, _LATE, current_machine()) is not None
+    MemoryFeed(memory.store, now=now + LATE_KEEP + timedelta(minutes=1)).run()
+    with db.sessions() as s:
+        assert get_state(s, _LATE, current_machine()) == "[]"
+        set_state(s, _LATE, "not json", current_machine())
+        s.commit()
+    assert MemoryFeed(memory.store, now=now).run().items_created == 0
     db.close()
 
 

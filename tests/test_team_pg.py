@@ -178,7 +178,10 @@ def test_two_daemons_feeding_one_backlog_make_each_item_once_and_embed_it_once(p
     assert len(embedder.seen) == len(drafts) and set(embedder.seen.values()) == {1}  # each embedded once
 
 
-def test_a_deadlock_between_two_daemons_is_retried_whole(pg_db: Database) -> None:
+@pytest.mark.parametrize("through", ["engine", "transaction"])
+def test_a_deadlock_between_two_daemons_is_retried_whole(pg_db: Database, through: str) -> None:
+    """Also through ``Database.transaction`` (what the feed and lesson sync use): it once turned PostgreSQL's
+    "deadlock detected ... blocked by process" into DatabaseLocked, which ``retrying`` never retried."""
     with pg_db.engine.begin() as conn:
         conn.execute(text("CREATE TABLE counters (id int PRIMARY KEY, n int NOT NULL)"))
         conn.execute(text("INSERT INTO counters VALUES (1, 0), (2, 0)"))
@@ -189,7 +192,7 @@ def test_a_deadlock_between_two_daemons_is_retried_whole(pg_db: Database) -> Non
     def daemon(first: int, second: int) -> None:
         def work() -> None:
             attempts[first] += 1
-            with pg_db.engine.begin() as conn:
+            with pg_db.engine.begin() if through == "engine" else pg_db.transaction() as conn:
                 conn.execute(text("UPDATE counters SET n = n + 1 WHERE id = :i"), {"i": first})
                 if attempts[first] == 1:
                     barrier.wait(10)  # both hold their first row: each now waits for the other's
