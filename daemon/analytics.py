@@ -28,8 +28,10 @@ from headroom.daemon.groupings import (
     DIMENSIONS,
     GROUPINGS,
     TOKEN_FIELDS,
+    add_calls,
     blank_row,
     finish_row,
+    finished_rows,
     period_key,
     totals,
 )
@@ -194,15 +196,8 @@ def _period_rows(dbs: Session, by: str, filters: Filters) -> list[dict[str, Any]
     for stored, agent, count, failures, failed_chars in dbs.execute(calls_query):
         day = costs.local_day(str(stored), filters.tz)[0] if filters.local else stored
         row = rows.setdefault((_period(day, by), agent), _blank(by, _period(day, by), agent))
-        row["tool_calls"] += int(count or 0)
-        row["failed_tool_calls"] += int(failures or 0)
-        row["failed_call_tokens"] += int(failed_chars or 0) // CHARS_PER_TOKEN
-    for key, row in rows.items():
-        row.update(spends[key].fields())
-    result = sorted(rows.values(), key=lambda r: (r[by], r["agent"]))
-    for row in result:
-        _finish(row)
-    return result
+        add_calls(row, count, failures, failed_chars)
+    return finished_rows(rows, lambda key: spends[key].fields(), by)
 
 
 def _model_rows(dbs: Session, filters: Filters) -> list[dict[str, Any]]:

@@ -59,3 +59,21 @@ def finish_row(row: dict[str, Any], separate_reasoning: int | None = None) -> No
     row["total_tokens"] = sum(row[name] for name in TOKEN_FIELDS if name != "reasoning_tokens") + separate_reasoning
     calls = row.get("tool_calls", 0)
     row["failure_rate"] = round(row.get("failed_tool_calls", 0) / calls, 4) if calls else 0.0
+
+
+def add_calls(row: dict[str, Any], count: int | None, failures: int | None, failed_chars: int | None) -> None:
+    """Add one grouped tool-call row (calls, failed calls, characters of failed output) to a period row."""
+    row["tool_calls"] += int(count or 0)
+    row["failed_tool_calls"] += int(failures or 0)
+    row["failed_call_tokens"] += int(failed_chars or 0) // CHARS_PER_TOKEN
+
+
+def finished_rows(rows: dict[tuple[str, str], dict[str, Any]], fields_of: Any, by: str) -> list[dict[str, Any]]:
+    """The period rows with their cost fields (``fields_of(key)``), sorted by period then agent, derived
+    columns added: the last step of both the ORM and the sqlite3 path, so their tables stay the same bytes."""
+    for key, row in rows.items():
+        row.update(fields_of(key))
+    result = sorted(rows.values(), key=lambda r: (r[by], r["agent"]))
+    for row in result:
+        finish_row(row)
+    return result

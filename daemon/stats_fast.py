@@ -35,7 +35,7 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 from headroom.daemon import pricing
-from headroom.daemon.groupings import CHARS_PER_TOKEN, blank_row, finish_row, period_key
+from headroom.daemon.groupings import add_calls, blank_row, finished_rows, period_key
 from headroom.daemon.spend import SUMS, Spend, local_day, price_sum
 from headroom.daemon.statusline import data_and_state_dirs
 from headroom.daemon.zones import BadTimezone, is_utc, zone
@@ -285,15 +285,8 @@ def _period_rows(conn: sqlite3.Connection, by: str, window: Window, cache: RateC
     for stored, agent_name, count, failures, failed_chars in conn.execute(sql, call_params):
         period = period_key(local_day(str(stored), window.tz)[0] if local else _day(stored), by)
         row = rows.setdefault((period, agent_name), blank_row(by, period, agent_name))
-        row["tool_calls"] += int(count or 0)
-        row["failed_tool_calls"] += int(failures or 0)
-        row["failed_call_tokens"] += int(failed_chars or 0) // CHARS_PER_TOKEN
-    for key, row in rows.items():
-        row.update(spends[key].fields())
-    result = sorted(rows.values(), key=lambda r: (r[by], r["agent"]))
-    for row in result:
-        finish_row(row)
-    return result
+        add_calls(row, count, failures, failed_chars)
+    return finished_rows(rows, lambda key: spends[key].fields(), by)
 
 
 class RateCache:

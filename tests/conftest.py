@@ -11,7 +11,7 @@ import pytest
 
 from tests.helpers import copy_tree, point_agents_at
 from tests.leaks import no_leaks  # noqa: F401  (autouse: a test that leaks a thread or an fd fails)
-from tests.pg import pg_db, pg_head_url, pg_server, pg_template, pg_url  # noqa: F401  (PostgreSQL fixtures)
+from tests.pg import pg_db, pg_head_url, pg_server, pg_team, pg_template, pg_url  # noqa: F401  (PostgreSQL fixtures)
 
 if TYPE_CHECKING:
     from headroom.daemon.service import Service

@@ -134,3 +134,27 @@ def run_ok(*args: str) -> Result:
     result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return result
+
+
+@pytest.fixture
+def pg_team(
+    pg_server: PgServer, pg_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, str]]:
+    """A team database: the owner's URL and a role each for alice and bob (made by `headroom team add-user`),
+    the agents pointed at empty folders so no command reads a real log."""
+    import json
+
+    from headroom.memory import identity
+    from tests.helpers import point_agents_at
+
+    monkeypatch.setenv("HEADROOM_HOME", str(tmp_path / "hh"))
+    empty = tmp_path / "none"
+    point_agents_at(monkeypatch, tmp_path, empty / "claude", empty / "codex", empty / "gemini")
+    act_as(monkeypatch, "admin", pg_db.url)
+    name = urlsplit(pg_db.url).path.lstrip("/")
+    for user in ("alice", "bob"):
+        run_ok("team", "add-user", user)
+    users = json.loads(run_ok("team", "users", "--json").output)
+    assert [u["user"] for u in users] == ["alice", "bob"]
+    yield {"owner": pg_db.url, "alice": pg_server.url(name, "alice"), "bob": pg_server.url(name, "bob")}
+    identity.reset()

@@ -8,9 +8,7 @@ rows, by the commands or by raw SQL, and his forget / redact act on nothing of h
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 from click.testing import CliRunner
@@ -19,38 +17,19 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
 from headroom.daemon.cli import cli
-from headroom.memory import identity
 from headroom.memory.api import Memory
-from headroom.memory.db import Database, open_database
+from headroom.memory.db import open_database
 from headroom.memory.errors import DatabaseError
 from tests.helpers import CWD, claude_record, claude_tree, point_agents_at
-from tests.pg import PgServer, act_as, run_ok
+from tests.pg import act_as, run_ok
 
 pytestmark = [pytest.mark.pg, pytest.mark.slow]
 
 TOKEN = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
 
 
-@pytest.fixture
-def team(
-    pg_server: PgServer, pg_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[dict[str, str]]:
-    """The owner's URL and a role each for alice and bob (made by `headroom team add-user`)."""
-    monkeypatch.setenv("HEADROOM_HOME", str(tmp_path / "hh"))
-    empty = tmp_path / "none"
-    point_agents_at(monkeypatch, tmp_path, empty / "claude", empty / "codex", empty / "gemini")
-    act_as(monkeypatch, "admin", pg_db.url)
-    name = urlsplit(pg_db.url).path.lstrip("/")
-    for user in ("alice", "bob"):
-        run_ok("team", "add-user", user)
-    users = json.loads(run_ok("team", "users", "--json").output)
-    assert [u["user"] for u in users] == ["alice", "bob"]
-    yield {"owner": pg_db.url, "alice": pg_server.url(name, "alice"), "bob": pg_server.url(name, "bob")}
-    identity.reset()
-
-
-def _alice_writes(team: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
-    act_as(monkeypatch, "alice", team["alice"])
+def _alice_writes(pg_team: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    act_as(monkeypatch, "alice", pg_team["alice"])
     log = claude_tree(tmp_path / "claude-a" / "projects")
     lines = [
         claude_record("prompt", 0, text="draft the payroll migration plan for billing"),
@@ -64,7 +43,7 @@ def _alice_writes(team: dict[str, str], tmp_path: Path, monkeypatch: pytest.Monk
     run_ok("memory", "search", "payroll", "--text-only", "--all-projects")  # catches up and feeds the memory
     private = json.loads(run_ok("memory", "save", "alice private note about payroll", "-p", CWD, "--json").output)
     shared = json.loads(run_ok("memory", "save", "release with make release", "--team", "-p", CWD, "--json").output)
-    db = open_database(team["alice"])
+    db = open_database(pg_team["alice"])
     try:
         read = Memory(db).put("def app():\n    return 42\n", "file_read", project=CWD, path=f"{CWD}/src/app.py")
     finally:
@@ -79,11 +58,11 @@ def _count(engine: Engine, sql: str) -> int:
 
 
 def test_bob_cannot_read_alices_private_rows_by_raw_sql(
-    team: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    pg_team: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ids = _alice_writes(team, tmp_path, monkeypatch)
-    owner = create_engine(team["owner"])
-    bob = create_engine(team["bob"])
+    ids = _alice_writes(pg_team, tmp_path, monkeypatch)
+    owner = create_engine(pg_team["owner"])
+    bob = create_engine(pg_team["bob"])
     try:
         # Alice's transcript is in the database, and its tool output was redacted on write (issue 14).
         assert _count(owner, "SELECT count(*) FROM sessions WHERE user_id = 'alice'") == 1
@@ -122,16 +101,16 @@ def test_bob_cannot_read_alices_private_rows_by_raw_sql(
 
 
 def test_commands_act_only_within_what_bob_owns(
-    team: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    pg_team: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ids = _alice_writes(team, tmp_path, monkeypatch)
-    owner = create_engine(team["owner"])
+    ids = _alice_writes(pg_team, tmp_path, monkeypatch)
+    owner = create_engine(pg_team["owner"])
     with owner.begin() as conn:  # a secret today's rules would catch, stored before they existed
         conn.execute(
             text("UPDATE memory_items SET content = content || ' ' || :t WHERE id IN (:a, :b)"),
             {"t": TOKEN, "a": ids["private"], "b": ids["team"]},
         )
-    act_as(monkeypatch, "bob", team["bob"])
+    act_as(monkeypatch, "bob", pg_team["bob"])
     point_agents_at(monkeypatch, tmp_path / "b", tmp_path / "none", tmp_path / "none", tmp_path / "none")
     mine = json.loads(run_ok("memory", "save", "bob private note about payroll", "-p", CWD, "--json").output)["id"]
     found = json.loads(run_ok("memory", "search", "payroll", "--all-projects", "--text-only", "--json").output)
@@ -141,7 +120,7 @@ def test_commands_act_only_within_what_bob_owns(
     sessions = json.loads(run_ok("sessions", "--json").output)
     assert sessions == [] or all(s.get("user", "bob") == "bob" for s in sessions)
 
-    db = open_database(team["bob"])
+    db = open_database(pg_team["bob"])
     try:
         memory = Memory(db)
         assert memory.get(ids["private"]) is None and memory.get(ids["team"]) is not None
@@ -153,8 +132,8 @@ def test_commands_act_only_within_what_bob_owns(
     assert _count(owner, f"SELECT count(*) FROM memory_items WHERE id IN ({ids['private']}, {ids['team']})") == 2
     assert _count(owner, f"SELECT count(*) FROM memory_items WHERE content LIKE '%{TOKEN}%'") == 2
 
-    act_as(monkeypatch, "alice", team["alice"])
-    db = open_database(team["alice"])
+    act_as(monkeypatch, "alice", pg_team["alice"])
+    db = open_database(pg_team["alice"])
     try:
         scan = Memory(db).store.redact_scan(apply=True)
         assert {ids["private"], ids["team"]} <= set(scan["ids"])
@@ -165,17 +144,17 @@ def test_commands_act_only_within_what_bob_owns(
 
 
 def test_a_role_used_with_another_users_identity_is_refused_clearly(
-    team: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    pg_team: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    act_as(monkeypatch, "mallory", team["bob"])
+    act_as(monkeypatch, "mallory", pg_team["bob"])
     with pytest.raises(DatabaseError, match="belongs to team user 'bob'"):
-        open_database(team["bob"])
+        open_database(pg_team["bob"])
 
 
 def test_add_user_refuses_bad_names_and_sqlite(
-    team: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    pg_team: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    act_as(monkeypatch, "admin", team["owner"])
+    act_as(monkeypatch, "admin", pg_team["owner"])
     result = CliRunner().invoke(cli, ["team", "add-user", 'x"; DROP TABLE sessions; --'])
     assert result.exit_code == 1 and "not a usable role name" in result.output
     monkeypatch.setenv("HEADROOM_DATABASE_URL", f"sqlite:///{tmp_path / 'one.db'}")

@@ -9,10 +9,8 @@ cursors, private lessons or jobs, reads the accepted lesson, and a lesson both m
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -22,29 +20,14 @@ from sqlalchemy.exc import DBAPIError
 from headroom.learn.lessons import sync
 from headroom.learn.mining import LessonDraft
 from headroom.memory import identity
-from headroom.memory.db import Database, open_database
+from headroom.memory.db import open_database
 from headroom.memory.store import set_state
 from tests.helpers import SESSION, claude_record, claude_tree, point_agents_at
-from tests.pg import PgServer, act_as, run_ok
+from tests.pg import act_as, run_ok
 
 pytestmark = [pytest.mark.pg, pytest.mark.slow]
 
 TOKEN = "ghp_" + "Z9y8X7w6V5u4T3s2R1q0P9o8N7m6L5k4J3i2"
-
-
-@pytest.fixture
-def team(
-    pg_server: PgServer, pg_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[dict[str, str]]:
-    monkeypatch.setenv("HEADROOM_HOME", str(tmp_path / "hh"))
-    empty = tmp_path / "none"
-    point_agents_at(monkeypatch, tmp_path, empty / "claude", empty / "codex", empty / "gemini")
-    act_as(monkeypatch, "admin", pg_db.url)
-    name = urlsplit(pg_db.url).path.lstrip("/")
-    for user in ("alice", "bob"):
-        run_ok("team", "add-user", user)
-    yield {"owner": pg_db.url, "alice": pg_server.url(name, "alice"), "bob": pg_server.url(name, "bob")}
-    identity.reset()
 
 
 def _draft(key: str, text_: str) -> LessonDraft:
@@ -79,14 +62,14 @@ def _rows(engine: Engine, sql: str) -> list[tuple[object, ...]]:
 
 
 def test_a_member_reads_only_its_usage_state_jobs_and_lessons(
-    team: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    pg_team: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from apscheduler.triggers.interval import IntervalTrigger
 
     from headroom.daemon.scheduler import Scheduler
 
-    _ingest(monkeypatch, tmp_path, "alice", team["alice"], "payroll ready")
-    db = open_database(team["alice"])
+    _ingest(monkeypatch, tmp_path, "alice", pg_team["alice"], "payroll ready")
+    db = open_database(pg_team["alice"])
     try:
         with db.transaction() as s:
             set_state(s, "feed.cursor", "41", identity.current_machine())
@@ -97,7 +80,7 @@ def test_a_member_reads_only_its_usage_state_jobs_and_lessons(
         scheduler.stop()
     finally:
         db.close()
-    owner, alice, bob = (create_engine(team[u]) for u in ("owner", "alice", "bob"))
+    owner, alice, bob = (create_engine(pg_team[u]) for u in ("owner", "alice", "bob"))
     try:
         with owner.begin() as conn:  # a reviewer accepted one of them for the team
             conn.execute(text("UPDATE lessons SET team_status = 'accepted' WHERE key = 'k-team'"))
@@ -123,7 +106,7 @@ def test_a_member_reads_only_its_usage_state_jobs_and_lessons(
             with bob.begin() as conn, pytest.raises(DBAPIError):
                 conn.execute(text(sql))
         # A member's stats --by user: its own figures only (the team-wide view is the owner's).
-        act_as(monkeypatch, "bob", team["bob"])
+        act_as(monkeypatch, "bob", pg_team["bob"])
         by_user = json.loads(run_ok("stats", "--by", "user", "--json").output)
         assert "alice" not in json.dumps(by_user)
     finally:
@@ -132,23 +115,23 @@ def test_a_member_reads_only_its_usage_state_jobs_and_lessons(
 
 
 def test_two_members_mining_one_lesson_meet_in_one_proposal(
-    team: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    pg_team: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    act_as(monkeypatch, "alice", team["alice"])
-    db = open_database(team["alice"])
+    act_as(monkeypatch, "alice", pg_team["alice"])
+    db = open_database(pg_team["alice"])
     try:
         sync(db, [_draft("k-both", "run make test before pushing"), _draft("k-hers", "hers alone")])
     finally:
         db.close()
-    act_as(monkeypatch, "bob", team["bob"])
-    db = open_database(team["bob"])
+    act_as(monkeypatch, "bob", pg_team["bob"])
+    db = open_database(pg_team["bob"])
     try:
         report = sync(db, [_draft("k-both", "run make test before pushing")])  # was a unique-key failure
     finally:
         db.close()
     assert report.new == 0
-    owner = create_engine(team["owner"])
-    bob = create_engine(team["bob"])
+    owner = create_engine(pg_team["owner"])
+    bob = create_engine(pg_team["bob"])
     try:
         rows = _rows(owner, "SELECT key, user_id, seen_by, team_status FROM lessons ORDER BY key")
         assert rows == [
@@ -162,20 +145,20 @@ def test_two_members_mining_one_lesson_meet_in_one_proposal(
 
 
 def test_owner_redact_scan_cleans_only_the_owners_rows(
-    team: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    pg_team: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _ingest(monkeypatch, tmp_path, "alice", team["alice"], "payroll ready")
-    _ingest(monkeypatch, tmp_path, "admin", team["owner"], "admin output")
-    owner = create_engine(team["owner"])
+    _ingest(monkeypatch, tmp_path, "alice", pg_team["alice"], "payroll ready")
+    _ingest(monkeypatch, tmp_path, "admin", pg_team["owner"], "admin output")
+    owner = create_engine(pg_team["owner"])
     try:
         with owner.begin() as conn:  # a secret today's rules catch, stored before they existed
             conn.execute(text("UPDATE tool_calls SET output = output || ' ' || :t"), {"t": TOKEN})
-        act_as(monkeypatch, "admin", team["owner"])
+        act_as(monkeypatch, "admin", pg_team["owner"])
         report = json.loads(run_ok("memory", "redact", "--scan", "--json").output)
         assert report["stored"]["by_table"] == {"tool_calls": 1}
         leaked = _rows(owner, f"SELECT user_id FROM tool_calls WHERE output LIKE '%{TOKEN}%'")
         assert leaked == [("alice",)]  # hers is hers to clean
-        act_as(monkeypatch, "alice", team["alice"])
+        act_as(monkeypatch, "alice", pg_team["alice"])
         run_ok("memory", "redact", "--scan")
         assert _rows(owner, f"SELECT count(*) FROM tool_calls WHERE output LIKE '%{TOKEN}%'") == [(0,)]
     finally:
