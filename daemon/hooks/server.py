@@ -110,6 +110,7 @@ class HookServer:
         self.requests = dict(requests or {})
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._warm: threading.Thread | None = None
 
     def start(self) -> None:
         """Bind (replacing a stale socket file) and serve; ``OSError`` when the path cannot be bound."""
@@ -131,7 +132,8 @@ class HookServer:
             target=server.serve_forever, kwargs={"poll_interval": 0.2}, name="headroom-hooks", daemon=True
         )
         self._thread.start()
-        threading.Thread(target=self.answers.warm_up, name="headroom-hooks-warm", daemon=True).start()
+        self._warm = threading.Thread(target=self.answers.warm_up, name="headroom-hooks-warm", daemon=True)
+        self._warm.start()
         log.info("hooks: answering on %s", self.path)
 
     @property
@@ -144,6 +146,8 @@ class HookServer:
             self._server.server_close()
         if self._thread is not None:
             self._thread.join(5)
+        if self._warm is not None:  # a stop right after the start: the warm-up is a query and a table load
+            self._warm.join(10)
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
         log.info("hooks: stopped")
