@@ -34,6 +34,7 @@ from typing import Literal
 
 from headroom.daemon.errors import DaemonError
 from headroom.daemon.paths import Paths
+from headroom.learn.homes import HOME_VARIABLES
 from headroom.memory.files import write_atomic
 
 UNIT_NAME = "headroom.service"
@@ -50,9 +51,7 @@ SERVICE_ENV = (
     "HEADROOM_PROXY_PORT",
     "HEADROOM_EMBEDDINGS",
     "HEADROOM_EMBED_BACKEND",
-    "CLAUDE_CONFIG_DIR",
-    "CODEX_HOME",
-    "GEMINI_CLI_HOME",
+    *HOME_VARIABLES,
     "SSL_CERT_FILE",
     "HTTPS_PROXY",
     "HTTP_PROXY",

@@ -218,3 +218,11 @@ def test_plan_refuses_what_it_cannot_check(homes: Path) -> None:
     path.write_text('{"hooks": {"SessionStart": "not a list"}}')
     with pytest.raises(InstallError):
         hooks_install.plan_install("claude")
+
+
+def test_claude_hooks_go_to_the_first_of_several_config_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``CLAUDE_CONFIG_DIR`` may list several folders (as ccusage reads it): the hooks belong in the first, where
+    Claude Code reads its settings — not in a folder named after the whole list."""
+    first, second = tmp_path / "work-claude", tmp_path / "home-claude"
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", f"{first},{second}")
+    assert hooks_install.hooks_file("claude") == first / "settings.json"

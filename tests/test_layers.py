@@ -88,6 +88,38 @@ def test_imports_point_one_way(package: str) -> None:
     assert {m: names for m, names in offenders.items() if names} == {}
 
 
+#: What finds an agent's home: its variables and its default folders. Agent knowledge, so learn's alone.
+_AGENT_HOME_NAMES = {"CLAUDE_CONFIG_DIR", "CODEX_HOME", "GEMINI_CLI_HOME", ".claude", ".codex", ".gemini"}
+
+
+def agent_home_names(path: Path) -> set[str]:
+    """The agents' home variables and folder names ``path`` spells out in code (docstrings aside)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    docstrings = {
+        id(node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+    }
+    return {
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and node.value in _AGENT_HOME_NAMES and id(node) not in docstrings
+    }
+
+
+def test_no_module_outside_learn_finds_the_agent_homes() -> None:
+    """Where each agent keeps its home (``~/.claude``, ``$CODEX_HOME``, …) is decided in learn.homes: the
+    installers, ingestion and the service ask it (a second copy in the hooks installer had missed
+    ``CLAUDE_CONFIG_DIR``'s comma-separated form)."""
+    offenders = {
+        module: sorted(found)
+        for module, path in MODULES.items()
+        if not _within(module, "headroom.learn") and (found := agent_home_names(path))
+    }
+    assert offenders == {}
+    assert agent_home_names(MODULES["headroom.learn.homes"]) == _AGENT_HOME_NAMES  # the check reads real code
+
+
 #: Renames that move a file the code did not just write (a SQLite database and its side files), not file writes.
 _RENAMES_NOT_WRITES = {"headroom.memory.db", "headroom.memory.dbguard"}
 

@@ -31,7 +31,7 @@ from headroom.daemon.hooks import client, codex
 from headroom.daemon.hooks.client import EVENTS
 from headroom.daemon.mcp import jsontext
 from headroom.daemon.mcp.install import Change, InstallError, apply, backup_file, config_file, read_config
-from headroom.daemon.paths import paths
+from headroom.daemon.paths import claude_settings_file, paths
 from headroom.learn.model import AGENTS, Agent
 
 HOST_TIMEOUT_S = 10  # the host's own limit; the client gives up on the daemon long before (client.TIMEOUTS)
@@ -43,8 +43,7 @@ _EVENT_NAMES = {event for _, event in EVENTS}
 def hooks_file(agent: Agent) -> Path:
     """The file in which ``agent`` reads its user-wide hooks (found the way the agent finds it)."""
     if agent == "claude":
-        config_dir = os.environ.get("CLAUDE_CONFIG_DIR")
-        return (Path(config_dir).expanduser() if config_dir else Path.home() / ".claude") / "settings.json"
+        return claude_settings_file()
     if agent == "codex":
         return config_file("codex").with_name("hooks.json")
     return config_file("gemini")
