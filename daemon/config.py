@@ -355,10 +355,13 @@ _SECTIONS: dict[str, type[Any]] = {
 }
 
 
-def load_config(path: Path | None = None) -> Config:
+def load_config(path: Path | None = None, *, set_identity: bool = True) -> Config:
     """Read the config file (default: ``config.toml`` in the config dir) and apply env overrides.
 
     A file named explicitly (``--config``) must exist; the default one may be absent (a first run).
+    ``set_identity``: make the config's user and machine this process's (not for a running daemon's reload:
+    its cursors, jobs and leadership were taken under the identity it started with, so ``[team]`` waits for a
+    restart).
     """
     where = paths()
     file = path or where.config_file
@@ -376,7 +379,7 @@ def load_config(path: Path | None = None) -> Config:
         except ConfigError as exc:
             raise ConfigError(_with_line(str(exc), file, text)) from None
         config.source = file
-    _apply_environment(config)
+    _apply_environment(config, set_identity=set_identity)
     return config
 
 
@@ -401,7 +404,7 @@ def _with_line(message: str, file: Path, text: str) -> str:
     return message
 
 
-def _apply_environment(config: Config) -> None:
+def _apply_environment(config: Config, *, set_identity: bool = True) -> None:
     where = config.paths
     env_port = os.environ.get("HEADROOM_PROXY_PORT")
     if env_port:
@@ -418,7 +421,8 @@ def _apply_environment(config: Config) -> None:
     if not config.database_url:
         config.database_url = f"sqlite:///{where.db_file}"
     # The one place the process's identity is set: every model's user_id/machine_id default reads it.
-    config.identity = identity.configure(config.team.user, config.team.machine, where.state_dir)
+    decide = identity.configure if set_identity else identity.resolve
+    config.identity = decide(config.team.user, config.team.machine, where.state_dir)
 
 
 def _apply(config: Config, data: dict[str, Any], file: Path) -> None:
@@ -518,7 +522,7 @@ def config_changes(old: Config, new: Config) -> list[str]:
     """The keys that differ, as ``section.key`` (``engine``, ``agents`` as a whole; paths and source ignored)."""
     changed = []
     for f in fields(old):
-        if f.name in ("paths", "source"):
+        if f.name in ("paths", "source", "identity"):
             continue
         a, b = getattr(old, f.name), getattr(new, f.name)
         if a == b:

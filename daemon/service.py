@@ -242,7 +242,7 @@ class Service:
     def reload(self) -> None:
         """Re-read the config file and hand every component what it can take live (``config.LIVE_KEYS``)."""
         try:
-            new = load_config(self.config_file)
+            new = load_config(self.config_file, set_identity=False)  # [team] needs a restart
         except ConfigError as exc:  # names the file and the key
             self.errors.note("config", f"config not reloaded, the old one stays: {exc}")
             return

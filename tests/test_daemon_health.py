@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from headroom.daemon.cli.daemon_cmd import daemon_health
 from headroom.daemon.config import load_config
 from headroom.daemon.paths import paths
 from headroom.daemon.proxy.server import build_app
 from headroom.daemon.service import Service
+from headroom.memory import identity
 from tests.helpers import claude_session_lines, claude_tree
 from tests.test_service import DAEMON, _daemon, wait_for
 
@@ -73,6 +75,19 @@ def test_reload_applies_live_settings_to_the_running_components(running_service:
     running_service.reload()
     assert running_service.config.engine.min_tokens == 300
     assert "engine.min_tokens" in running_service.health()["config"]["last_error"]
+
+
+def test_a_team_change_waits_for_a_restart(running_service: Service, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loading a config sets the process's identity; a reload must not switch a running daemon to another user
+    or machine (its cursors, jobs and leadership were taken under the first), as its warning says."""
+    monkeypatch.delenv("HEADROOM_USER", raising=False)
+    monkeypatch.delenv("HEADROOM_MACHINE", raising=False)
+    wait_for(lambda: _started(running_service))
+    before = identity.current()
+    paths().config_file.write_text('[team]\nuser = "someone-else"\nmachine = "another-box"\n', encoding="utf-8")
+    running_service.reload()
+    assert identity.current() == before != identity.resolve("someone-else", "another-box")
+    assert running_service.config.team.user != "someone-else"
 
 
 def test_health_says_disabled(claude_root: Path) -> None:
