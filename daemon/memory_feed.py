@@ -9,11 +9,6 @@ looked at again for :data:`LATE_KEEP` (a sub-agent's task that ran longer than t
 with its results written later): when its result lands, its output is fed then (the team load test found
 such outputs missing against a read of the finished logs).
 
-The mirror may rewrite a row the feed has passed (a prompt or an output completed by a later line of a
-live-tailed log): such an update stamps the row with its machine's next revision (migration 0013), and each
-batch first feeds the rows revised since its revision cursor, up to the highest revision it saw when it began,
-so a rewrite is fed once, whatever the order of ingestion and feeding.
-
 Cursors and rows are per machine (issue 17): on a database shared by a team, each daemon feeds the sessions
 its own machine ingested, under its own cursors, so two daemons never put the same backlog twice.
 
@@ -28,7 +23,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from headroom.learn.knowledge import Found, from_prompt, from_tool_call
@@ -47,10 +42,6 @@ BATCH = 200
 _TOOLS_CURSOR = "memory_feed.tool_calls"
 _PROMPTS_CURSOR = "memory_feed.prompts"
 _LATE = "memory_feed.late_calls"  # JSON: [[tool call id, when it was passed over (epoch seconds)], ...]
-_TOOLS_REVISION = "memory_feed.tool_calls_revision"
-_PROMPTS_REVISION = "memory_feed.prompts_revision"
-#: The most revised rows taken in one batch (revisions are rare: a rewritten log, not the usual flow).
-REVISED_BATCH = 5 * BATCH
 
 
 @dataclass
@@ -113,7 +104,6 @@ class MemoryFeed:
             late = self._late(s)
             before = dict(late)
             drafts = self._late_results(s, late, now)
-            drafts += self._revised(s, ToolCallRow, _TOOLS_REVISION, cursor, report)
             last = cursor
             for call, agent, session_key, cwd, project in rows:
                 if call.status == "pending":
@@ -187,7 +177,7 @@ class MemoryFeed:
                 .order_by(EventRow.id)
                 .limit(BATCH)
             ).all()
-            drafts = self._revised(s, EventRow, _PROMPTS_REVISION, cursor, report)
+            drafts: list[Draft] = []
             for _id, key, text, ts, agent, session_key, cwd, project in rows:
                 report.prompts += 1
                 found = from_prompt(text)
@@ -197,48 +187,6 @@ class MemoryFeed:
             if rows:
                 self.store.set_state(s, _PROMPTS_CURSOR, str(rows[-1][0]), machine=self.machine)
         return report
-
-    def _revised(
-        self, s: Session, table: type[ToolCallRow] | type[EventRow], name: str, cursor: int, report: FeedReport
-    ) -> list[Draft]:
-        """Drafts of the rows at or before ``cursor`` that the mirror rewrote since the last batch; the revision
-        cursor moves to the highest revision seen when this began (later rewrites are the next batch's)."""
-        mine = table.machine_id == self.machine
-        seen = int(self.store.state(name, s, machine=self.machine) or 0)
-        top = s.execute(select(func.max(table.revision)).where(mine)).scalar() or 0
-        if top <= seen:
-            return []
-        query = (
-            select(table, SessionRow.agent, SessionRow.key, SessionRow.cwd, SessionRow.project_root)
-            .join(SessionRow, SessionRow.id == table.session_id)
-            .where(mine, table.revision > seen, table.revision <= top, table.id <= cursor)
-            .order_by(table.revision)
-            .limit(REVISED_BATCH)
-        )
-        if table is EventRow:
-            query = query.where(EventRow.kind == "user_prompt")
-        rows = s.execute(query).all()
-        drafts = []
-        revision = top
-        for row, agent, session_key, cwd, project in rows:
-            draft = None
-            if isinstance(row, EventRow):
-                revision = row.revision
-                report.prompts += 1
-                found = from_prompt(row.text)
-                if found is not None:
-                    draft = _draft(found, agent, session_key, f"prompt:{row.key}", project or cwd, row.ts)
-            elif isinstance(row, ToolCallRow):
-                revision = row.revision
-                if row.status == "pending":
-                    continue  # the id cursor's own rules (grace, late calls) decide about a pending call
-                report.tool_calls += 1
-                draft = _call_draft(row, agent, session_key, cwd, project)
-            if draft is not None:
-                drafts.append(draft)
-        reached = revision if len(rows) == REVISED_BATCH else top
-        self.store.set_state(s, name, str(reached), machine=self.machine)
-        return drafts
 
     def _put(self, drafts: list[Draft], report: FeedReport, s: Session) -> None:
         for result in self.store.put_many(drafts, session=s):

@@ -21,7 +21,7 @@ import functools
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, case, func, literal_column, or_, select, update
+from sqlalchemy import Connection, Table, and_, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -115,10 +115,6 @@ def _statement(dialect: str, kind: str, shape: tuple[str, ...]) -> Any:
             set_ = {} if kind == "events-replay" else {name: stmt.excluded[name] for name in names}
         if not set_:  # a tool call known by its key only, or a replayed event: nothing to overwrite
             return stmt.on_conflict_do_nothing(index_elements=["session_id", "key"])
-        fed = [name for name in _FED_COLUMNS[table.name] if name in set_]
-        if fed:  # what the memory feed took from the row changes: stamp it (see _next_revision)
-            changed = or_(*(set_[name].is_distinct_from(table.c[name]) for name in fed))
-            set_["revision"] = case((changed, _next_revision(table)), else_=table.c.revision)
         return stmt.on_conflict_do_update(index_elements=["session_id", "key"], set_=set_)
     stmt = insert(_USAGE)
     set_ = {name: stmt.excluded[name] for name in shape if name not in ("agent", "key")}
@@ -130,24 +126,6 @@ def _statement(dialect: str, kind: str, shape: tuple[str, ...]) -> Any:
             and_(new.sidechain == old.sidechain, _total(new) > _total(old)),
         )
     return stmt.on_conflict_do_update(index_elements=["agent", "key"], set_=set_, where=where)
-
-
-#: The columns the memory feed reads from a row: an update that changes one is a revision the feed must see.
-_FED_COLUMNS = {"events": ("text",), "tool_calls": ("status", "output")}
-
-
-def _next_revision(table: Table) -> Any:
-    """The row's machine's next revision number (migration 0013): one more than the highest of its rows.
-
-    Only one ingestion writes a machine's rows, one transaction at a time, so a machine's revisions grow in
-    commit order and the memory feed can follow them with a cursor (``daemon/memory_feed.py``).
-    """
-    other = table.alias("revised")
-    return (
-        select(func.coalesce(func.max(other.c.revision), literal_column("0")) + literal_column("1"))
-        .where(other.c.machine_id == table.c.machine_id)
-        .scalar_subquery()
-    )
 
 
 _compiled: dict[tuple[Any, ...], tuple[str, tuple[tuple[str, Any], ...]]] = {}

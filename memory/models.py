@@ -49,10 +49,6 @@ NAMING_CONVENTION = {
 }
 
 
-#: A server default of 0 (``EventRow`` has a column named ``text``, which hides the function in its class body).
-_ZERO = text("0")
-
-
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
@@ -202,13 +198,10 @@ class EventRow(Owned, Base):
     status_code: Mapped[int | None] = mapped_column(Integer)
     sidechain: Mapped[bool] = mapped_column(Boolean, default=False)
     raw: Mapped[str | None] = mapped_column(Text)
-    # Its machine's revision when an update changed the text after the row was written (0: never; 0013).
-    revision: Mapped[int] = mapped_column(BigInteger, default=0, server_default=_ZERO)
 
     __table_args__ = (
         UniqueConstraint("session_id", "key"),
         Index("ix_events_session_id_ts", "session_id", "ts"),
-        Index("ix_events_machine_id_revision", "machine_id", "revision"),
     )
 
 
@@ -236,13 +229,10 @@ class ToolCallRow(Owned, Base):
     by_user: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     ended_at: Mapped[datetime | None] = mapped_column(DateTime)
     duration_ms: Mapped[int | None] = mapped_column(Integer)
-    # Its machine's revision when an update changed the status or output after the row was written (0013).
-    revision: Mapped[int] = mapped_column(BigInteger, default=0, server_default=_ZERO)
 
     __table_args__ = (
         UniqueConstraint("session_id", "key"),
         Index("ix_tool_calls_day_status", "day", "status"),
-        Index("ix_tool_calls_machine_id_revision", "machine_id", "revision"),
         Index("ix_tool_calls_day_failed", "day", "failed"),
     )
 

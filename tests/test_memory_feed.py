@@ -12,8 +12,6 @@ from headroom.daemon.config import load_config
 from headroom.daemon.memory_feed import PENDING_GRACE, MemoryFeed
 from headroom.daemon.service import make_ingestor
 from headroom.learn.knowledge import Found, describe_call, from_prompt, from_tool_call, unwrap_output
-from headroom.learn.mirror import write_batch
-from headroom.learn.model import Batch, Event, EventKind, SessionInfo, ToolCall, ToolKind, ToolStatus
 from headroom.memory.api import Memory
 from headroom.memory.db import Database, open_database
 from headroom.memory.models import MemoryItemRow, MemorySightingRow, ToolCallRow
@@ -299,64 +297,3 @@ def test_long_outputs_and_fetches_are_kept_with_a_title() -> None:
     doc = _found("WebFetch", '{"url": "https://docs.example.com/x"}', "doc text " * 50)
     assert doc is not None and doc.kind == "fetched_doc" and doc.title == "https://docs.example.com/x"
     assert unwrap_output("Script completed\nWall time 0.0 seconds\nOutput:\nhello") == "hello"
-
-
-def _batch(prompt: str, output: str | None, *, result: bool = True) -> Batch:
-    """A Codex session with one prompt and one file read (its result side only when ``result``)."""
-    now = utcnow()
-    batch = Batch()
-    batch.session(SessionInfo(key="rev-1", cwd="/work/app", project_root="/work/app", started_at=now))
-    batch.events.append(Event("rev-1", "u1", EventKind.USER_PROMPT, ts=now, role="user", text=prompt))
-    call = ToolCall("rev-1", "c1", name="read_file", input='{"path": "notes.md"}', started_at=now)
-    call.kind, call.path = ToolKind.READ, "/work/app/notes.md"
-    if result:
-        call.status, call.output, call.failed = ToolStatus.OK, output, False
-    batch.tool_calls.append(call)
-    return batch
-
-
-def _contents(db: Database) -> set[str]:
-    with db.sessions() as s:
-        return set(s.execute(select(MemoryItemRow.content)).scalars())
-
-
-def test_a_row_the_mirror_rewrites_after_it_was_fed_is_fed_again(database_url: str) -> None:
-    """A prompt or an output completed by a later line of a live-tailed log (the team load test found such
-    rewrites missing): the mirror stamps the revision, the feed takes it once, and only what changed."""
-    db = open_database(database_url)
-    memory = Memory(db)
-    first_output = "The release checklist says to tag from main after the changelog is merged."
-    with db.transaction() as s:
-        write_batch(s, "codex", _batch("Use the release checklist in notes.md when you cut a release", first_output))
-    first = MemoryFeed(memory.store).run()
-    assert first.tool_calls == 1 and first.prompts == 1
-    second_output = first_output + " Then publish the wheel with twine from the tagged commit only."
-    prompt = "Use the release checklist in notes.md when you cut a release, and never publish from a branch"
-    with db.transaction() as s:
-        write_batch(s, "codex", _batch(prompt, second_output))
-    again = MemoryFeed(memory.store).run()
-    assert (again.tool_calls, again.prompts) == (1, 1)
-    contents = _contents(db)
-    assert any("twine from the tagged commit" in c for c in contents)
-    assert any("never publish from a branch" in c for c in contents)
-    with db.transaction() as s:  # the same rows written again, unchanged: not a revision
-        write_batch(s, "codex", _batch(prompt, second_output))
-    assert (MemoryFeed(memory.store).run().tool_calls, MemoryFeed(memory.store).run().prompts) == (0, 0)
-    db.close()
-
-
-def test_a_call_completed_before_it_was_fed_is_fed_once(database_url: str) -> None:
-    """The usual flow: the result lands (a revision of the call's row) before the feed reaches the call."""
-    db = open_database(database_url)
-    memory = Memory(db)
-    output = "Deploys go through the staging cluster first; production needs a second reviewer's approval."
-    with db.transaction() as s:
-        write_batch(s, "codex", _batch("Read notes.md before deploying anything to production", None, result=False))
-    with db.transaction() as s:
-        write_batch(s, "codex", _batch("Read notes.md before deploying anything to production", output))
-    with db.sessions() as s:
-        assert s.execute(select(ToolCallRow.revision)).scalar_one() > 0  # the result was a revision
-    first = MemoryFeed(memory.store).run()
-    assert first.tool_calls == 1 and any("second reviewer" in c for c in _contents(db))
-    assert MemoryFeed(memory.store).run().tool_calls == 0  # not again through the revision cursor
-    db.close()
