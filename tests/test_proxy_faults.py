@@ -207,8 +207,8 @@ def test_an_overloaded_upstream_passes_through_byte_identical() -> None:
         assert direct.status_code == via.status_code == 529
         assert via.content == direct.content
         assert via.headers["content-type"] == direct.headers["content-type"]
-        claude, _ = sdk_clients(rig)
-        with pytest.raises(anthropic.APIStatusError) as caught:
+        claude, gpt = sdk_clients(rig)
+        with claude, gpt, pytest.raises(anthropic.APIStatusError) as caught:  # closed: the SDK retries 529s
             claude.messages.create(model="overload", max_tokens=5, messages=HI)  # type: ignore[arg-type]
         assert caught.value.status_code == 529 and "Overloaded" in caught.value.message
         assert health(rig)["upstream_errors"] == 0  # the upstream answered: not the proxy's error
