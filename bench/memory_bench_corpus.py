@@ -11,7 +11,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from headroom.memory.store import Draft
+from headroom.memory.records import Draft
 
 PROJECTS = 50
 

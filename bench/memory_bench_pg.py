@@ -43,7 +43,7 @@ from headroom.memory.embed import HashEmbedder
 from headroom.memory.identity import current_user
 from headroom.memory.models import MemoryItemRow, MemorySightingRow
 from headroom.memory.pgsearch import Scope
-from headroom.memory.store import Draft
+from headroom.memory.records import Draft
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{4,}")
 

@@ -37,8 +37,9 @@ from headroom.memory.db import Database
 from headroom.memory.dedup import clean_text, content_hash, looks_binary, normalize
 from headroom.memory.embed import HashEmbedder
 from headroom.memory.identity import current_machine, current_user
+from headroom.memory.records import Draft, excerpt
 from headroom.memory.redact import redact
-from headroom.memory.store import INLINE_CHARS, Draft, _title, excerpt
+from headroom.memory.store import INLINE_CHARS, title_of
 from headroom.memory.vectors import _embed_text
 from headroom.memory.visibility import dedup_key, visibility_for
 
@@ -209,7 +210,7 @@ class Loader:
             if item_id is None:
                 item_id = self.ids[digest] = self.next_item
                 self.next_item += 1
-                title = _title(d)
+                title = title_of(d)
                 stored, ref = (body, d.ref) if len(body) <= INLINE_CHARS else (excerpt(body), d.ref or "not kept")
                 supersedes, reason = None, None
                 if d.path and d.kind == "file_read":

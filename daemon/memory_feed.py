@@ -29,7 +29,8 @@ from sqlalchemy.orm import Session
 from headroom.learn.knowledge import Found, from_prompt, from_tool_call
 from headroom.memory.identity import current_machine
 from headroom.memory.models import EventRow, SessionRow, ToolCallRow
-from headroom.memory.store import Draft, MemoryStore, utcnow
+from headroom.memory.records import Draft
+from headroom.memory.store import MemoryStore, utcnow
 from headroom.memory.upsert import retrying
 
 log = logging.getLogger("headroom.memory")

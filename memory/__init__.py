@@ -16,20 +16,20 @@ if TYPE_CHECKING:
     from headroom.memory.api import Memory
     from headroom.memory.db import Database, open_database
     from headroom.memory.embed import Embedder, EmbedderUnavailable, HashEmbedder, SentenceTransformerEmbedder
+    from headroom.memory.records import Draft, Item, PutResult
     from headroom.memory.redact import Redacted, has_secrets, redact, redact_text
     from headroom.memory.search import Hit, SearchResult
-    from headroom.memory.store import Draft, Item, PutResult
 
 _WHERE = {
     "Database": "db",
-    "Draft": "store",
+    "Draft": "records",
     "Embedder": "embed",
     "EmbedderUnavailable": "embed",
     "HashEmbedder": "embed",
     "Hit": "search",
-    "Item": "store",
+    "Item": "records",
     "Memory": "api",
-    "PutResult": "store",
+    "PutResult": "records",
     "Redacted": "redact",
     "SearchResult": "search",
     "SentenceTransformerEmbedder": "embed",

@@ -14,8 +14,9 @@ from typing import Any
 
 from headroom.memory.db import Database
 from headroom.memory.embed import Embedder
+from headroom.memory.records import Item, PutResult
 from headroom.memory.search import Searcher, SearchResult
-from headroom.memory.store import Item, MemoryStore, PutResult
+from headroom.memory.store import MemoryStore
 from headroom.memory.vectors import EmbedReport, Vectors
 
 log = logging.getLogger("headroom.memory")

@@ -21,7 +21,7 @@ import re
 from collections.abc import Mapping
 from pathlib import PurePosixPath
 
-from headroom.memory.store import Item
+from headroom.memory.records import Item
 
 #: Kinds whose title is a path the item holds in full (a fetched page's title is often a page title, not a URL).
 SOURCE_KINDS = frozenset({"file_read"})

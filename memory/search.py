@@ -37,7 +37,8 @@ from headroom.memory.identity import current_user
 from headroom.memory.models import MemoryItemRow
 from headroom.memory.pgsearch import Scope
 from headroom.memory.ranking import rerank
-from headroom.memory.store import Item, MemoryStore
+from headroom.memory.records import Item
+from headroom.memory.store import MemoryStore
 from headroom.memory.vectors import Vectors
 
 RRF_K = 60

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -30,6 +29,7 @@ from headroom.memory.dedup import clean_text, content_hash, looks_binary, normal
 from headroom.memory.identity import current_machine, current_user
 from headroom.memory.kinds import KINDS
 from headroom.memory.models import MemoryItemRow, MemorySightingRow, MemoryVectorRow, StateValueRow
+from headroom.memory.records import Draft, Item, PutResult, Sighting, excerpt, item_of, sighting_of
 from headroom.memory.redact import redact
 from headroom.memory.upsert import insert_for, upsert
 from headroom.memory.visibility import TEAM, dedup_key, owned, readable, visibility_for
@@ -38,137 +38,12 @@ log = logging.getLogger("headroom.memory")
 
 SOURCES = ("log", "proxy", "mcp", "cli", "api")
 INLINE_CHARS = 1 << 20  # 1 M characters stored whole; larger is stored by reference
-EXCERPT_CHARS = 16_000  # head + tail kept (and indexed) for content stored by reference
 TITLE_CHARS = 200
 _GENERATION = "memory.generation"
 
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
-
-
-@dataclass(frozen=True)
-class Draft:
-    """Content to put, and where it was met. ``project`` is a git root or cwd ("" for none)."""
-
-    content: str
-    kind: str
-    project: str = ""
-    agent: str = ""
-    session_key: str = ""
-    tool_call_key: str = ""
-    path: str | None = None
-    title: str | None = None
-    ts: datetime | None = None
-    source: str = "api"
-    global_scope: bool = False
-    team: bool = False  # shared with every user of a team database (see headroom.memory.visibility)
-    ref: str | None = None  # where the whole lives, for content stored by reference
-
-
-@dataclass(frozen=True)
-class PutResult:
-    """What a put did. ``item_id`` is None when the content was skipped (``skipped`` says why)."""
-
-    item_id: int | None
-    created: bool = False
-    new_sighting: bool = False
-    redactions: int = 0
-    supersedes: int | None = None
-    skipped: str | None = None
-
-
-@dataclass
-class Sighting:
-    project: str
-    agent: str
-    session_key: str
-    tool_call_key: str
-    path: str | None
-    source: str
-    ts: datetime
-
-
-@dataclass
-class Item:
-    """An item as shown to a user or an agent (content already redacted)."""
-
-    id: int
-    kind: str
-    title: str | None
-    content: str
-    size: int
-    ref: str | None
-    global_scope: bool
-    status: str
-    supersedes_id: int | None
-    superseded_by: list[int]
-    link_reason: str | None
-    redactions: int
-    created_at: datetime
-    last_seen_at: datetime
-    sightings: list[Sighting] = field(default_factory=list)
-
-    @property
-    def agents(self) -> list[str]:
-        return sorted({s.agent for s in self.sightings if s.agent})
-
-    @property
-    def projects(self) -> list[str]:
-        return sorted({s.project for s in self.sightings})
-
-    def scoped(self, project: str | None) -> Item:
-        """This item as ``project`` may see it: only that project's sightings, and its own path as the title.
-
-        Another project's paths, sessions and agents never show through a shared item (None: all of them).
-        """
-        if project is None:
-            return self
-        mine = [s for s in self.sightings if s.project == project]
-        paths = [s.path for s in mine if s.path]
-        title = paths[-1] if paths else (None if self.kind == "file_read" and self.sightings else self.title)
-        return replace(self, sightings=mine, title=title)
-
-    def as_dict(self, *, content: bool = True) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "id": self.id,
-            "kind": self.kind,
-            "title": self.title,
-            "size": self.size,
-            "ref": self.ref,
-            "global": self.global_scope,
-            "status": self.status,
-            "supersedes": self.supersedes_id,
-            "superseded_by": self.superseded_by,
-            "link_reason": self.link_reason,
-            "redactions": self.redactions,
-            "created_at": self.created_at.isoformat(),
-            "last_seen_at": self.last_seen_at.isoformat(),
-            "agents": self.agents,
-            "sightings": [
-                {
-                    "project": s.project,
-                    "agent": s.agent,
-                    "session": s.session_key,
-                    "tool_call": s.tool_call_key,
-                    "path": s.path,
-                    "source": s.source,
-                    "ts": s.ts.isoformat(),
-                }
-                for s in self.sightings
-            ],
-        }
-        if content:
-            out["content"] = self.content
-        return out
-
-
-def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
-    """Head and tail of ``text`` within ``limit`` characters, with a note of what is left out."""
-    if len(text) <= limit:
-        return text
-    half = limit // 2
-    return f"{text[:half]}\n[… {len(text) - 2 * half} characters not stored inline …]\n{text[-half:]}"
 
 
 class MemoryStore:
@@ -209,7 +84,7 @@ class MemoryStore:
         digest = dedup_key(content_hash(text), visibility, shared_database=not self.db.is_sqlite)
         now = utcnow()
         ts = d.ts.astimezone(timezone.utc).replace(tzinfo=None) if d.ts and d.ts.tzinfo else (d.ts or now)
-        title = _title(d)
+        title = title_of(d)
         stored, ref = (text, d.ref) if len(text) <= self.inline_chars else (excerpt(text), d.ref or "not kept")
         # One statement, so that two daemons putting the same content at once make one item (the loser's
         # insert waits for the winner's commit, then does nothing): never a unique violation (issue 17).
@@ -345,7 +220,7 @@ class MemoryStore:
                 select(MemorySightingRow).where(MemorySightingRow.item_id == item_id).order_by(MemorySightingRow.ts)
             ).scalars()
             newer = s.execute(select(MemoryItemRow.id).where(MemoryItemRow.supersedes_id == item_id)).scalars().all()
-            item = _item(row, list(newer), [_sighting(x) for x in sightings])
+            item = item_of(row, list(newer), [sighting_of(x) for x in sightings])
         if project is not None and not item.global_scope and project not in item.projects:
             return None
         return item
@@ -360,14 +235,14 @@ class MemoryStore:
             for x in s.execute(
                 select(MemorySightingRow).where(MemorySightingRow.item_id.in_(ids)).order_by(MemorySightingRow.ts)
             ).scalars():
-                sightings.setdefault(x.item_id, []).append(_sighting(x))
+                sightings.setdefault(x.item_id, []).append(sighting_of(x))
             newer: dict[int, list[int]] = {}
             for new_id, old_id in s.execute(
                 select(MemoryItemRow.id, MemoryItemRow.supersedes_id).where(MemoryItemRow.supersedes_id.in_(ids))
             ):
                 if old_id is not None:
                     newer.setdefault(old_id, []).append(new_id)
-        return {r.id: _item(r, newer.get(r.id, []), sightings.get(r.id, [])) for r in rows}
+        return {r.id: item_of(r, newer.get(r.id, []), sightings.get(r.id, [])) for r in rows}
 
     def history(self, item_id: int) -> list[int]:
         """The version chain through ``item_id``, oldest first."""
@@ -576,33 +451,9 @@ def link(old: MemoryItemRow, new: MemoryItemRow, reason: str) -> None:
     old.status = "superseded"
 
 
-def _title(d: Draft) -> str | None:
+def title_of(d: Draft) -> str | None:
     title = d.title or d.path
     if title is None:
         first = next((line.strip() for line in d.content.splitlines() if line.strip()), "")
         title = first[:TITLE_CHARS] or None
     return redact(clean_text(title)).text[:TITLE_CHARS] if title else None
-
-
-def _sighting(x: MemorySightingRow) -> Sighting:
-    return Sighting(x.project, x.agent, x.session_key, x.tool_call_key, x.path, x.source, x.ts)
-
-
-def _item(r: MemoryItemRow, newer: list[int], sightings: list[Sighting]) -> Item:
-    return Item(
-        r.id,
-        r.kind,
-        r.title,
-        r.content,
-        r.size,
-        r.ref,
-        r.global_scope,
-        r.status,
-        r.supersedes_id,
-        newer,
-        r.link_reason,
-        r.redactions,
-        r.created_at,
-        r.last_seen_at,
-        sightings,
-    )

@@ -10,7 +10,7 @@ from headroom.memory.api import Memory
 from headroom.memory.db import Database
 from headroom.memory.embed import HashEmbedder
 from headroom.memory.ranking import named
-from headroom.memory.store import Item
+from headroom.memory.records import Item
 
 pytestmark = pytest.mark.both_backends  # each test runs on SQLite and on PostgreSQL (marked pg, slow)
 

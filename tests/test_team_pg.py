@@ -24,7 +24,8 @@ from headroom.memory import identity
 from headroom.memory.db import Database, open_database
 from headroom.memory.embed import FloatMatrix, HashEmbedder
 from headroom.memory.models import SchedulerJobRow, SourceFileRow
-from headroom.memory.store import Draft, MemoryStore
+from headroom.memory.records import Draft
+from headroom.memory.store import MemoryStore
 from headroom.memory.upsert import retrying
 from headroom.memory.vectors import Vectors
 from tests.helpers import SESSION, claude_session_lines

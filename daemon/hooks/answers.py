@@ -49,9 +49,10 @@ from headroom.memory.briefing import build_briefing
 from headroom.memory.db import Database
 from headroom.memory.files import write_atomic
 from headroom.memory.models import MemoryItemRow
+from headroom.memory.records import Item
 from headroom.memory.redact import redact_text
 from headroom.memory.search import Searcher
-from headroom.memory.store import Item, MemoryStore, utcnow
+from headroom.memory.store import MemoryStore, utcnow
 
 log = logging.getLogger("headroom.hooks")
 
