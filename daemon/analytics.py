@@ -28,11 +28,8 @@ from headroom.daemon.groupings import (
     DIMENSIONS,
     GROUPINGS,
     TOKEN_FIELDS,
-    add_calls,
-    blank_row,
+    PeriodRows,
     finish_row,
-    finished_rows,
-    period_key,
     totals,
 )
 from headroom.learn.knowledge import last_command_words
@@ -42,8 +39,8 @@ from headroom.learn.projects import REPO_PREFIX, display_names, repository_name
 from headroom.memory.models import EventRow, SessionRow, ToolCallRow, UsageRow
 
 # The groupings and the footer sums need no SQLAlchemy: they live apart, for the CLI's fast path.
-# (the row helpers live there too: the CLI's SQLite fast path, daemon/stats_fast.py, builds the same rows)
-_blank, _finish, _period = blank_row, finish_row, period_key
+# (PeriodRows too: the CLI's SQLite fast path, daemon/stats_fast.py, fills the same rows)
+
 __all__ = ["CHARS_PER_TOKEN", "DIMENSIONS", "GROUPINGS", "TOKEN_FIELDS", "totals"]
 
 
@@ -151,19 +148,13 @@ def token_rows(dbs: Session, by: str, filters: Filters) -> list[dict[str, Any]]:
 
 
 def _period_rows(dbs: Session, by: str, filters: Filters) -> list[dict[str, Any]]:
-    rows: dict[tuple[str, str], dict[str, Any]] = {}
-    spends: dict[tuple[str, str], costs.Spend] = defaultdict(costs.Spend)
+    rows = PeriodRows(by)
     for _, day, _utc, agent, spend, tokens, calls in costs.grouped(
         dbs, [], where=usage_where(filters), join_sessions=filters.on_sessions, tz=filters.tz
     ):
         if day is None:
             continue
-        key = (_period(day, by), agent)
-        row = rows.setdefault(key, _blank(by, key[0], agent))
-        row["model_calls"] += calls
-        for name, amount in tokens.items():
-            row[name] = row.get(name, 0) + amount
-        spends[key].add(spend)
+        rows.add_usage(day, agent, spend, tokens, calls)
     t = ToolCallRow
     failed = agent_failure(t)
     day_col = costs.hour_expr(dbs, t.started_at) if filters.local else t.day  # local days fold from hours
@@ -195,9 +186,8 @@ def _period_rows(dbs: Session, by: str, filters: Filters) -> list[dict[str, Any]
         calls_query = calls_query.where(literal(False))
     for stored, agent, count, failures, failed_chars in dbs.execute(calls_query):
         day = costs.local_day(str(stored), filters.tz)[0] if filters.local else stored
-        row = rows.setdefault((_period(day, by), agent), _blank(by, _period(day, by), agent))
-        add_calls(row, count, failures, failed_chars)
-    return finished_rows(rows, lambda key: spends[key].fields(), by)
+        rows.add_calls(day, agent, count, failures, failed_chars)
+    return rows.finished()
 
 
 def _model_rows(dbs: Session, filters: Filters) -> list[dict[str, Any]]:
@@ -217,7 +207,7 @@ def _model_rows(dbs: Session, filters: Filters) -> list[dict[str, Any]]:
         spends[key].add(spend)
     for key, row in rows.items():
         row.update(spends[key].fields())
-        _finish(row)
+        finish_row(row)
     return sorted(rows.values(), key=lambda r: (-(r["cost_usd"] or 0), -r["total_tokens"], r["model"]))
 
 
@@ -265,7 +255,7 @@ def _dimension_rows(dbs: Session, by: str, filters: Filters) -> list[dict[str, A
         row["tool_calls"] = int(calls or 0)
         row["failed_tool_calls"] = int(failures or 0)
         row.update(spends[key].fields())
-        _finish(row, separate)
+        finish_row(row, separate)
         result.append(row)
     if by == "project":  # six projects named `calc` must read apart: the shortest path suffix that does
         names = display_names(row["project"] for row in result if not _is_repository(row["project"]))
@@ -313,7 +303,7 @@ def with_costs(dbs: Session, sessions: list[SessionRow], filters: Filters | None
             row = session_dict(s)
             if wanted.model:
                 row.update(sums[s.id])
-                _finish(row)
+                finish_row(row)
             row.update(spends[s.id].fields())
             row["first_prompt"] = prompts.get(s.id)
             row["title"] = s.title or prompts.get(s.id)
@@ -370,7 +360,7 @@ def session_dict(s: SessionRow) -> dict[str, Any]:
         "compactions": s.compactions,
     }
     row.update({name: getattr(s, name) for name in TOKEN_FIELDS})
-    _finish(row)
+    finish_row(row)
     return row
 
 

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from headroom.daemon import costs
+from headroom.daemon.groupings import finish_row
 from headroom.memory.models import SessionRow, UsageRow
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ BLOCK = timedelta(hours=5)
 def block_rows(dbs: Session, filters: Filters, *, now: datetime | None = None) -> list[dict[str, Any]]:
     """One row per (block, agent), oldest first, with tokens, cost and whether the block is still running."""
     # lazy: analytics imports this module
-    from headroom.daemon.analytics import TOKEN_FIELDS, _finish, iso, usage_where
+    from headroom.daemon.analytics import TOKEN_FIELDS, iso, usage_where
 
     u = UsageRow
     query: Any = (
@@ -63,7 +64,7 @@ def block_rows(dbs: Session, filters: Filters, *, now: datetime | None = None) -
             prompt = tokens["input_tokens"] + tokens["cache_read_tokens"] + tokens["cache_creation_tokens"]
             spend.add(_priced(model, agent, ts, prompt, tokens))
         row.update(spend.fields())
-        _finish(row)
+        finish_row(row)
         rows.append(row)
     return sorted(rows, key=lambda r: (r["started_at"], r["agent"]))
 

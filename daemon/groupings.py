@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from datetime import date, timedelta
 from typing import Any
 
+from headroom.daemon.spend import Spend
 from headroom.learn.model import REASONING_OUTSIDE_OUTPUT
 
 GROUPINGS = ("day", "week", "month", "session", "project", "agent", "model", "block", "user", "machine")
@@ -61,19 +62,39 @@ def finish_row(row: dict[str, Any], separate_reasoning: int | None = None) -> No
     row["failure_rate"] = round(row.get("failed_tool_calls", 0) / calls, 4) if calls else 0.0
 
 
-def add_calls(row: dict[str, Any], count: int | None, failures: int | None, failed_chars: int | None) -> None:
-    """Add one grouped tool-call row (calls, failed calls, characters of failed output) to a period row."""
-    row["tool_calls"] += int(count or 0)
-    row["failed_tool_calls"] += int(failures or 0)
-    row["failed_call_tokens"] += int(failed_chars or 0) // CHARS_PER_TOKEN
+class PeriodRows:
+    """The rows of ``stats --by day|week|month`` being summed: usage per (period, agent) with its spend, then the
+    tool calls. The ORM path (analytics) and the sqlite3 path (stats_fast) both fill one, so their tables stay
+    the same bytes."""
 
+    def __init__(self, by: str) -> None:
+        self.by = by
+        self.rows: dict[tuple[str, str], dict[str, Any]] = {}
+        self.spends: dict[tuple[str, str], Spend] = defaultdict(Spend)
 
-def finished_rows(rows: dict[tuple[str, str], dict[str, Any]], fields_of: Any, by: str) -> list[dict[str, Any]]:
-    """The period rows with their cost fields (``fields_of(key)``), sorted by period then agent, derived
-    columns added: the last step of both the ORM and the sqlite3 path, so their tables stay the same bytes."""
-    for key, row in rows.items():
-        row.update(fields_of(key))
-    result = sorted(rows.values(), key=lambda r: (r[by], r["agent"]))
-    for row in result:
-        finish_row(row)
-    return result
+    def _row(self, day: date, agent: str) -> tuple[tuple[str, str], dict[str, Any]]:
+        key = (period_key(day, self.by), agent)
+        return key, self.rows.setdefault(key, blank_row(self.by, key[0], agent))
+
+    def add_usage(self, day: date, agent: str, spend: Spend, tokens: dict[str, int], calls: int) -> None:
+        key, row = self._row(day, agent)
+        row["model_calls"] += calls
+        for name, amount in tokens.items():
+            row[name] = row.get(name, 0) + amount
+        self.spends[key].add(spend)
+
+    def add_calls(self, day: date, agent: str, count: int | None, failures: int | None, chars: int | None) -> None:
+        """One grouped tool-call row: calls, failed calls, characters of failed output."""
+        _, row = self._row(day, agent)
+        row["tool_calls"] += int(count or 0)
+        row["failed_tool_calls"] += int(failures or 0)
+        row["failed_call_tokens"] += int(chars or 0) // CHARS_PER_TOKEN
+
+    def finished(self) -> list[dict[str, Any]]:
+        """The rows with their cost fields, sorted by period then agent, derived columns added."""
+        for key, row in self.rows.items():
+            row.update(self.spends[key].fields())
+        result = sorted(self.rows.values(), key=lambda r: (r[self.by], r["agent"]))
+        for row in result:
+            finish_row(row)
+        return result

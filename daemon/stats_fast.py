@@ -20,7 +20,6 @@ import json
 import os
 import sqlite3
 import sys
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
@@ -35,7 +34,7 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 from headroom.daemon import pricing
-from headroom.daemon.groupings import add_calls, blank_row, finished_rows, period_key
+from headroom.daemon.groupings import PeriodRows
 from headroom.daemon.spend import SUMS, Spend, local_day, price_sum
 from headroom.daemon.statusline import data_and_state_dirs
 from headroom.daemon.zones import BadTimezone, is_utc, zone
@@ -247,15 +246,9 @@ def _period_rows(conn: sqlite3.Connection, by: str, window: Window, cache: RateC
     priced = _grouped(conn, window, cache)
     if priced is None:
         return None
-    rows: dict[tuple[str, str], dict[str, Any]] = {}
-    spends: dict[tuple[str, str], Spend] = defaultdict(Spend)
+    rows = PeriodRows(by)
     for day, agent_name, spend, tokens, calls in priced:
-        key = (period_key(day, by), agent_name)
-        row = rows.setdefault(key, blank_row(by, key[0], agent_name))
-        row["model_calls"] += calls
-        for name, amount in tokens.items():
-            row[name] = row.get(name, 0) + amount
-        spends[key].add(spend)
+        rows.add_usage(day, agent_name, spend, tokens, calls)
     local = window.local
     day_col, call_params = ("strftime(?, tool_calls.started_at)", [_HOUR]) if local else ("tool_calls.day", [])
     where = ["tool_calls.started_at IS NOT NULL" if local else "tool_calls.day IS NOT NULL"]
@@ -283,10 +276,10 @@ def _period_rows(conn: sqlite3.Connection, by: str, window: Window, cache: RateC
     if local:
         call_params.append(_HOUR)
     for stored, agent_name, count, failures, failed_chars in conn.execute(sql, call_params):
-        period = period_key(local_day(str(stored), window.tz)[0] if local else _day(stored), by)
-        row = rows.setdefault((period, agent_name), blank_row(by, period, agent_name))
-        add_calls(row, count, failures, failed_chars)
-    return finished_rows(rows, lambda key: spends[key].fields(), by)
+        rows.add_calls(
+            local_day(str(stored), window.tz)[0] if local else _day(stored), agent_name, count, failures, failed_chars
+        )
+    return rows.finished()
 
 
 class RateCache:
