@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import json
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -92,6 +93,23 @@ def test_a_fresh_feed_over_the_same_rows_gives_the_same_store(fed: tuple[Memory,
     assert report.tool_calls > 0 and report.sightings == 0 and report.items_created == 0
 
 
+def _shell_call(
+    session_id: int, key: str, name: str, *, started_at: datetime, output: str | None = None
+) -> ToolCallRow:
+    """A Codex ``cat <name>`` call as the mirror stores it: pending without ``output``, ok with it."""
+    return ToolCallRow(
+        session_id=session_id,
+        key=key,
+        name="exec_command",
+        input=json.dumps({"cmd": f"cat {name}"}),
+        kind="shell",
+        command=f"cat {name}",
+        status="pending" if output is None else "ok",
+        output=output,
+        started_at=started_at,
+    )
+
+
 def test_a_pending_tool_call_holds_the_cursor_until_it_completes_or_grows_old(tmp_path: Path) -> None:
     db = open_database(f"sqlite:///{tmp_path / 'feed.db'}")
     from headroom.memory.models import SessionRow
@@ -101,31 +119,8 @@ def test_a_pending_tool_call_holds_the_cursor_until_it_completes_or_grows_old(tm
         session = SessionRow(agent="codex", key="s1", cwd="/p", project_root="/p")
         s.add(session)
         s.flush()
-        s.add(
-            ToolCallRow(
-                session_id=session.id,
-                key="c1",
-                name="exec_command",
-                input='{"cmd": "cat a.txt"}',
-                kind="shell",
-                command="cat a.txt",
-                status="pending",
-                started_at=now,
-            )
-        )
-        s.add(
-            ToolCallRow(
-                session_id=session.id,
-                key="c2",
-                name="exec_command",
-                input='{"cmd": "cat b.txt"}',
-                kind="shell",
-                command="cat b.txt",
-                status="ok",
-                output="contents of b.txt here",
-                started_at=now,
-            )
-        )
+        s.add(_shell_call(session.id, "c1", "a.txt", started_at=now))
+        s.add(_shell_call(session.id, "c2", "b.txt", started_at=now, output="contents of b.txt here"))
     memory = Memory(db)
     first = MemoryFeed(memory.store, now=now).run()
     assert first.tool_calls == 0  # c1 is waiting for its output: nothing past it is taken yet
@@ -136,31 +131,8 @@ def test_a_pending_tool_call_holds_the_cursor_until_it_completes_or_grows_old(tm
     second = MemoryFeed(memory.store, now=now).run()
     assert second.tool_calls == 2 and second.items_created == 2
     with db.transaction() as s:
-        s.add(
-            ToolCallRow(
-                session_id=1,
-                key="c3",
-                name="exec_command",
-                input='{"cmd": "cat c.txt"}',
-                kind="shell",
-                command="cat c.txt",
-                status="pending",
-                started_at=now - PENDING_GRACE - timedelta(minutes=1),
-            )
-        )
-        s.add(
-            ToolCallRow(
-                session_id=1,
-                key="c4",
-                name="exec_command",
-                input='{"cmd": "cat d.txt"}',
-                kind="shell",
-                command="cat d.txt",
-                status="ok",
-                output="contents of d.txt here",
-                started_at=now,
-            )
-        )
+        s.add(_shell_call(1, "c3", "c.txt", started_at=now - PENDING_GRACE - timedelta(minutes=1)))
+        s.add(_shell_call(1, "c4", "d.txt", started_at=now, output="contents of d.txt here"))
     third = MemoryFeed(memory.store, now=now).run()  # c3 never completed (an interrupted session): passed over
     assert third.tool_calls == 2 and third.items_created == 1
     # ...but looked at again: a sub-agent's task that ran past the grace has its output fed when it lands.
@@ -189,12 +161,7 @@ def test_a_call_passed_over_is_forgotten_after_a_while_and_a_damaged_list_reads_
         session = SessionRow(agent="codex", key="s1", cwd="/p", project_root="/p")
         s.add(session)
         s.flush()
-        s.add(
-            ToolCallRow(
-                session_id=session.id, key="c1", name="exec_command", input="{}", kind="shell",
-                command="cat a.txt", status="pending", started_at=now - PENDING_GRACE - timedelta(minutes=1),
-            )
-        )  # fmt: skip
+        s.add(_shell_call(session.id, "c1", "a.txt", started_at=now - PENDING_GRACE - timedelta(minutes=1)))
     memory = Memory(db)
     MemoryFeed(memory.store, now=now).run()
     with db.sessions() as s:
