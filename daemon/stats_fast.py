@@ -28,15 +28,10 @@ from urllib.parse import quote
 
 import orjson
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
-
 from headroom.daemon import pricing
 from headroom.daemon.groupings import PeriodRows
 from headroom.daemon.spend import SUMS, Spend, local_day, price_sum
-from headroom.daemon.statusline import data_and_state_dirs
+from headroom.daemon.statusline import configured_url, data_and_state_dirs
 from headroom.daemon.zones import BadTimezone, is_utc, zone
 from headroom.learn.model import AGENTS
 from headroom.memory.files import write_atomic
@@ -399,7 +394,7 @@ def quick_main(args: list[str]) -> int | None:
     except (BadTimezone, ValueError):
         return None
     data_dir, state_dir = data_and_state_dirs()
-    url = _database_url(data_dir)
+    url = configured_url(data_dir, strict=True)
     if url is None:
         return None
     by = options.get("--by", "day")
@@ -411,28 +406,3 @@ def quick_main(args: list[str]) -> int | None:
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
     return 0
-
-
-def _database_url(data_dir: Path) -> str | None:
-    """The database URL as the config gives it (``HEADROOM_DATABASE_URL``, then ``database_url`` in config.toml,
-    else the data folder's SQLite file); None when the config file cannot be read or parsed (the CLI says why)."""
-    url = os.environ.get("HEADROOM_DATABASE_URL", "")
-    if url:
-        return url
-    if os.environ.get("HEADROOM_HOME"):
-        config = data_dir / "config.toml"
-    else:
-        xdg = os.environ.get("XDG_CONFIG_HOME", "").strip() or str(Path.home() / ".config")
-        config = Path(xdg) / "headroom" / "config.toml"
-    try:
-        text = config.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        text = ""
-    except (OSError, ValueError):
-        return None
-    if text.strip():
-        try:
-            url = str(tomllib.loads(text).get("database_url") or "")
-        except ValueError:
-            return None
-    return url or f"sqlite:///{data_dir / 'headroom.db'}"

@@ -45,27 +45,40 @@ def data_and_state_dirs() -> tuple[Path, Path]:
     return Path(data) / APP, Path(state) / APP
 
 
+def configured_url(data_dir: Path, *, strict: bool = False) -> str | None:
+    """The database URL the config gives: ``HEADROOM_DATABASE_URL``, then ``database_url`` in config.toml, else the
+    data folder's SQLite file. None when the config file cannot be read or parsed and ``strict`` (the CLI then
+    says why); otherwise such a file counts as none. Not strict, a file that never names ``database_url`` is not
+    parsed (tomllib costs a redraw a few milliseconds)."""
+    url = os.environ.get("HEADROOM_DATABASE_URL", "")
+    if url:
+        return url
+    config = data_dir / "config.toml" if os.environ.get("HEADROOM_HOME") else None
+    if config is None:
+        xdg = os.environ.get("XDG_CONFIG_HOME", "").strip() or str(Path.home() / ".config")
+        config = Path(xdg) / APP / "config.toml"
+    try:
+        text = config.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = ""
+    except (OSError, ValueError):
+        if strict:
+            return None
+        text = ""
+    if text.strip() if strict else "database_url" in text:
+        import tomllib
+
+        try:
+            url = str(tomllib.loads(text).get("database_url") or "")
+        except ValueError:
+            if strict:
+                return None
+    return url or f"sqlite:///{data_dir / 'headroom.db'}"
+
+
 def _sqlite_file(data_dir: Path) -> Path | None:
     """The SQLite file, or None when the database is elsewhere (``HEADROOM_DATABASE_URL`` or config.toml)."""
-    url = os.environ.get("HEADROOM_DATABASE_URL", "")
-    if not url:
-        config = data_dir / "config.toml" if os.environ.get("HEADROOM_HOME") else None
-        if config is None:
-            xdg = os.environ.get("XDG_CONFIG_HOME", "").strip() or str(Path.home() / ".config")
-            config = Path(xdg) / APP / "config.toml"
-        try:
-            text = config.read_text(encoding="utf-8")
-        except OSError:
-            text = ""
-        if "database_url" in text:
-            import tomllib
-
-            try:
-                url = str(tomllib.loads(text).get("database_url") or "")
-            except ValueError:
-                url = ""
-    if not url:
-        return data_dir / "headroom.db"
+    url = configured_url(data_dir) or ""
     if url.startswith("sqlite:///"):
         return Path(url.removeprefix("sqlite:///"))
     return None
