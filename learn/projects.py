@@ -135,6 +135,12 @@ def sha256_of(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def hashed_name(path: str) -> str:
+    """How a project known only by its hash (a legacy Gemini folder no known root matches) is shown: the
+    hash's first 8 hex digits, marked unresolved, instead of 71 characters of ``sha256:…``."""
+    return f"(unresolved {path.removeprefix(HASH_PREFIX)[:8]})"
+
+
 def display_names(paths: Iterable[str | None]) -> dict[str, str]:
     """Each project's shortest trailing path that no other project of ``paths`` ends with.
 
@@ -146,7 +152,7 @@ def display_names(paths: Iterable[str | None]) -> dict[str, str]:
     names: dict[str, str] = {}
     for path in unique:
         if path.startswith(HASH_PREFIX):
-            names[path] = f"(unresolved {path.removeprefix(HASH_PREFIX)[:8]})"
+            names[path] = hashed_name(path)
             continue
         mine = parts[path]
         others = [parts[other] for other in unique if other != path and not other.startswith(HASH_PREFIX)]

@@ -272,3 +272,19 @@ def test_a_machine_fact_retires_once_the_program_ran(db: Database, project: Path
             )
         )
     assert review(db, now=NOW + timedelta(hours=2)).retired == {"python ran successfully since": 1}
+
+
+def test_report_names_a_hash_only_gemini_project_briefly(database_url: str) -> None:
+    """A legacy Gemini folder whose root no other log names stays a hash: the table shows its first 8 hex
+    digits as unresolved, not a 71-character ``sha256:…`` (the JSON keeps the stored key)."""
+    load_config().paths.ensure()
+    db = open_database(database_url)
+    hashed = "sha256:" + "80f4c1d2" * 8
+    lesson = draft(hashed, "path:log", "Server logs are in `logs/`, not `log/`.")
+    sync(db, [lesson], now=NOW)
+    db.close()
+    runner = CliRunner()
+    table = runner.invoke(cli, ["learn", "report"], catch_exceptions=False, terminal_width=200)
+    assert "(unresolved 80f4c1d2)" in table.output and "sha256:" not in table.output
+    rows = json.loads(runner.invoke(cli, ["learn", "report", "--json"], catch_exceptions=False).output)
+    assert rows[0]["project"] == hashed

@@ -18,6 +18,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 
 from headroom.daemon.config import Config, default_config, load_config
 from headroom.daemon.errors import ConfigError
+from headroom.learn.projects import HASH_PREFIX, hashed_name
 
 if TYPE_CHECKING:  # the DB modules load SQLAlchemy and alembic: only commands that open the DB import them
     from headroom.daemon.ingest import ScanReport
@@ -289,5 +290,7 @@ def printable(text: str | None) -> str:
 def project_name(path: str | None) -> str:
     if not path:
         return "-"
+    if path.startswith(HASH_PREFIX):
+        return hashed_name(path)
     path = printable(path)
     return re.split(r"[\\/]", path.rstrip("/\\"))[-1] or path
