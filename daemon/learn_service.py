@@ -38,7 +38,7 @@ from headroom.memory.store import get_state, set_state, utcnow
 log = logging.getLogger("headroom.learn")
 
 IDLE_CHECK_MINUTES = 5
-_CURSOR = "learn.idle_checked_until"
+IDLE_CURSOR = "learn.idle_checked_until"
 
 
 def journal_for(config: Config) -> Any:
@@ -102,7 +102,7 @@ def idle_projects(db: Database, idle: timedelta, now: datetime | None = None) ->
     until = now - idle
     machine = current_machine()  # a machine mines the sessions it ran: lessons go into its own files
     with db.transaction() as s:
-        stored = get_state(s, _CURSOR, machine)
+        stored = get_state(s, IDLE_CURSOR, machine)
         since = datetime.fromisoformat(stored) if stored is not None else until - timedelta(days=1)
         projects = sorted(
             p
@@ -118,7 +118,7 @@ def idle_projects(db: Database, idle: timedelta, now: datetime | None = None) ->
             ).scalars()
             if p
         )
-        set_state(s, _CURSOR, until.isoformat(), machine)
+        set_state(s, IDLE_CURSOR, until.isoformat(), machine)
     return projects
 
 

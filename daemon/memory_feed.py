@@ -43,6 +43,8 @@ BATCH = 200
 _TOOLS_CURSOR = "memory_feed.tool_calls"
 _PROMPTS_CURSOR = "memory_feed.prompts"
 _LATE = "memory_feed.late_calls"  # JSON: [[tool call id, when it was passed over (epoch seconds)], ...]
+#: The state values that are one machine's (``headroom team adopt`` moves unowned ones to a machine).
+MACHINE_CURSORS = (_TOOLS_CURSOR, _PROMPTS_CURSOR, _LATE)
 
 
 @dataclass

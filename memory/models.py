@@ -58,7 +58,7 @@ class Owned:
 
     The defaults are read from :mod:`headroom.memory.identity` at insert time, ORM or Core, so no write path
     can leave them out; rows written before revision 0008 carry the identity of the machine that upgraded a
-    SQLite file, and ``""`` on a shared PostgreSQL database (nobody's in particular).
+    SQLite file, and ``""`` on a shared PostgreSQL database (nobody's in particular, until ``team adopt``).
     """
 
     user_id: Mapped[str] = mapped_column(String(64), default=current_user, server_default="")

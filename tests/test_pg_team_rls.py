@@ -163,3 +163,49 @@ def test_owner_redact_scan_cleans_only_the_owners_rows(
         assert _rows(owner, f"SELECT count(*) FROM tool_calls WHERE output LIKE '%{TOKEN}%'") == [(0,)]
     finally:
         owner.dispose()
+
+
+def test_team_adopt_gives_rows_from_before_identities_to_their_developer(
+    pg_team: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database one developer used alone before revision 0008 holds rows of nobody (``''``): no member's role
+    reads them, until the owner runs ``team adopt``; the member's daemon then goes on from them, reading
+    nothing twice."""
+    _ingest(monkeypatch, tmp_path, "alice", pg_team["alice"], "payroll ready")
+    owner, alice, bob = (create_engine(pg_team[u]) for u in ("owner", "alice", "bob"))
+    tables = ("source_files", "sessions", "events", "tool_calls", "usage")
+    try:
+        with owner.begin() as conn:  # the database as revision 0008 left a shared one
+            conn.execute(text("INSERT INTO state_values (machine_id, user_id, name, value) VALUES "
+                              "('alice-laptop', 'alice', 'memory_feed.tool_calls', '7')"))  # fmt: skip
+            for table in (*tables, "state_values"):
+                conn.execute(text(f"UPDATE {table} SET user_id = '', machine_id = ''"))
+        before = {t: _rows(owner, f"SELECT count(*) FROM {t}")[0][0] for t in tables}
+        assert all(before.values()) and _rows(alice, "SELECT count(*) FROM sessions") == [(0,)]
+
+        act_as(monkeypatch, "admin", pg_team["owner"])
+        dry = json.loads(run_ok("team", "adopt", "alice", "--machine", "alice-laptop", "--dry-run", "--json").output)
+        assert dry["rows"]["sessions"] == before["sessions"] and dry["rows"]["state_values"] == 1
+        assert _rows(owner, "SELECT count(*) FROM sessions WHERE user_id = ''") == [(before["sessions"],)]
+        done = run_ok("team", "adopt", "alice", "--machine", "alice-laptop").output
+        assert f"gave {sum(v for k, v in dry['rows'].items() if '.' not in k)} unowned row(s)" in done
+
+        assert _rows(owner, "SELECT count(*) FROM sessions WHERE user_id = ''") == [(0,)]
+        assert _rows(alice, "SELECT count(*) FROM sessions") == [(before["sessions"],)]
+        assert _rows(alice, "SELECT value FROM state_values WHERE machine_id = 'alice-laptop'") == [("7",)]
+        assert _rows(bob, "SELECT count(*) FROM sessions") == [(0,)]
+        act_as(monkeypatch, "alice", pg_team["alice"])
+        run_ok("ingest")  # her daemon meets the same log again: its source row is hers now, nothing is read twice
+        assert {t: _rows(owner, f"SELECT count(*) FROM {t}")[0][0] for t in tables} == before
+    finally:
+        for engine in (owner, alice, bob):
+            engine.dispose()
+
+
+def test_team_adopt_needs_postgres() -> None:
+    from click.testing import CliRunner
+
+    from headroom.daemon.cli import cli
+
+    result = CliRunner().invoke(cli, ["team", "adopt", "alice", "--machine", "m1"])
+    assert result.exit_code == 1 and "PostgreSQL" in result.output

@@ -76,5 +76,37 @@ def team_users(app: App, as_json: bool) -> None:
         click.echo(f"{user}\trole {role}\tsince {created:%Y-%m-%d}")
 
 
+@team_group.command("adopt")
+@click.argument("user")
+@click.option("--machine", required=True, help="The machine id of the daemon that wrote them ([team] machine).")
+@click.option("--dry-run", is_flag=True, help="Count the rows, change nothing.")
+@json_option
+@pass_app
+def team_adopt(app: App, user: str, machine: str, dry_run: bool, as_json: bool) -> None:
+    """Give the rows written before team identities (revision 0008 left them to nobody) to USER on MACHINE.
+
+    Until then no member's role can read them, and that member's daemon reads the same logs again beside them.
+    Run as the database owner, once, for the one developer whose daemon used the database alone before.
+    """
+    from headroom.daemon.learn_service import IDLE_CURSOR
+    from headroom.daemon.memory_feed import MACHINE_CURSORS
+    from headroom.memory.adopt import adopt
+
+    _require_postgres(app)
+    with app.db.engine.begin() as conn:
+        counts = adopt(conn, user, machine, cursors=(*MACHINE_CURSORS, IDLE_CURSOR), dry_run=dry_run)
+    if as_json:
+        emit_json({"user": user, "machine": machine, "dry_run": dry_run, "rows": counts})
+        return
+    total = sum(n for table, n in counts.items() if "." not in table)
+    verb = "would give" if dry_run else "gave"
+    click.echo(f"{verb} {total} unowned row(s) to {user} on {machine}")
+    for table, n in counts.items():
+        if n:
+            click.echo(f"  {table}: {n}")
+    if counts.get("source_files.kept"):
+        click.echo("  (source_files.kept: files this machine already follows under its own row stay unowned)")
+
+
 def register(cli: click.Group) -> None:
     cli.add_command(team_group)
