@@ -16,12 +16,13 @@ Large content (over ``inline_chars``) is stored by reference: an excerpt (head a
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Dialect, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from headroom.memory.db import Database
@@ -72,6 +73,25 @@ _SIGHTING_COLUMNS = (
     MemorySightingRow.source,
     MemorySightingRow.ts,
 )
+
+_ITEM_NAMES = ", ".join(c.key for c in _ITEM_COLUMNS)
+_SIGHTING_NAMES = ", ".join(c.key for c in _SIGHTING_COLUMNS)
+Converter = Callable[[Any], Any] | None
+
+
+@functools.cache
+def _converters(dialect: Dialect) -> tuple[list[Converter], list[Converter]]:
+    """The result converters of :data:`_ITEM_COLUMNS` and :data:`_SIGHTING_COLUMNS` on ``dialect`` (SQLite: its
+    datetime strings and 0/1 booleans), the ones SQLAlchemy applies to the same columns."""
+
+    def of(columns: tuple[Any, ...]) -> list[Converter]:
+        return [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
+
+    return of(_ITEM_COLUMNS), of(_SIGHTING_COLUMNS)
+
+
+def _converted(row: Sequence[Any], converters: list[Converter]) -> list[Any]:
+    return [v if f is None or v is None else f(v) for v, f in zip(row, converters, strict=True)]
 
 
 class MemoryStore:
@@ -261,6 +281,8 @@ class MemoryStore:
         (bench/README.md, Memory). The values are the same (the same column types convert them)."""
         if not ids:
             return {}
+        if self.db.is_sqlite:
+            return self._items_sqlite(list(ids))
         with self.db.sessions() as s:
             rows = s.execute(select(*_ITEM_COLUMNS).where(MemoryItemRow.id.in_(ids))).all()
             sightings: dict[int, list[Sighting]] = {}
@@ -277,6 +299,39 @@ class MemoryStore:
                 if old_id is not None:
                     newer.setdefault(old_id, []).append(new_id)
         return {r.id: item_of(r, newer.get(r.id, []), sightings.get(r.id, [])) for r in rows}
+
+    def _items_sqlite(self, ids: list[int]) -> dict[int, Item]:
+        """:meth:`items` through the DB-API cursor, with the column types' own converters (SQLAlchemy's
+        statement building was ~1 ms of the ~1.4 a search's front runners took at 100k items)."""
+        item_conv, sighting_conv = _converters(self.db.engine.dialect)
+        marks = ",".join("?" for _ in ids)
+        with self.db.sessions() as s:
+            cursor = s.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+            try:
+                cursor.execute(f"SELECT {_ITEM_NAMES} FROM memory_items WHERE id IN ({marks})", ids)
+                rows = [_converted(r, item_conv) for r in cursor.fetchall()]
+                sightings: dict[int, list[Sighting]] = {}
+                cursor.execute(
+                    f"SELECT item_id, {_SIGHTING_NAMES} FROM memory_sightings WHERE item_id IN ({marks}) ORDER BY ts",
+                    ids,
+                )
+                for x in cursor.fetchall():
+                    sightings.setdefault(x[0], []).append(Sighting(*_converted(x[1:], sighting_conv)))
+                newer: dict[int, list[int]] = {}
+                cursor.execute(f"SELECT id, supersedes_id FROM memory_items WHERE supersedes_id IN ({marks})", ids)
+                for new_id, old_id in cursor.fetchall():
+                    if old_id is not None:
+                        newer.setdefault(old_id, []).append(new_id)
+            finally:
+                cursor.close()
+        # _ITEM_COLUMNS are named as Item's fields: all of them but ``superseded_by`` and ``sightings``.
+        keys = [c.key for c in _ITEM_COLUMNS]
+        return {
+            r[0]: Item(
+                **dict(zip(keys, r, strict=True)), superseded_by=newer.get(r[0], []), sightings=sightings.get(r[0], [])
+            )
+            for r in rows
+        }
 
     def history(self, item_id: int) -> list[int]:
         """The version chain through ``item_id``, oldest first."""
