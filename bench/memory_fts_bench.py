@@ -35,8 +35,9 @@ from sqlalchemy import func, select, text
 
 from headroom.memory.api import Memory
 from headroom.memory.db import open_database
+from headroom.memory.fts import COMMON_FRACTION, COMMON_MIN, MAX_TERMS
 from headroom.memory.models import MemoryItemRow
-from headroom.memory.search import _WORD, COMMON_FRACTION, COMMON_MIN, MAX_TERMS, Searcher
+from headroom.memory.search import _WORD, Searcher
 
 
 def loop_fts(searcher: Searcher, words: list[str], allowed: Any) -> list[int]:

@@ -7,9 +7,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from headroom.memory.models import MemoryItemRow, MemorySightingRow
+
+if TYPE_CHECKING:
+    from sqlalchemy import Row
+    from typing_extensions import Unpack
 
 EXCERPT_CHARS = 16_000  # head + tail kept (and indexed) for content stored by reference
 
@@ -142,7 +146,8 @@ def sighting_of(x: MemorySightingRow) -> Sighting:
     return Sighting(x.project, x.agent, x.session_key, x.tool_call_key, x.path, x.source, x.ts)
 
 
-def item_of(r: MemoryItemRow, newer: list[int], sightings: list[Sighting]) -> Item:
+def item_of(r: MemoryItemRow | Row[Unpack[tuple[Any, ...]]], newer: list[int], sightings: list[Sighting]) -> Item:
+    """An :class:`Item` from an ORM row or a row of its columns (read by name)."""
     return Item(
         r.id,
         r.kind,

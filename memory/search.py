@@ -20,7 +20,6 @@ that query otherwise.
 
 from __future__ import annotations
 
-import math
 import re
 import threading
 from collections.abc import Callable, Collection, Sequence
@@ -28,11 +27,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
-from sqlalchemy import func, or_, select, text
+from sqlalchemy import or_, select
 
 from headroom.memory import pgsearch
+from headroom.memory.fts import FullText
 from headroom.memory.identity import current_user
 from headroom.memory.models import MemoryItemRow
 from headroom.memory.pgsearch import Scope
@@ -43,9 +41,6 @@ from headroom.memory.vectors import Vectors
 
 RRF_K = 60
 _WORD = re.compile(r"\w+")  # as FTS5's unicode61 tokenizer splits text
-COMMON_FRACTION = 0.02  # a word in more than this share of items does not narrow a search
-COMMON_MIN = 50
-MAX_TERMS = 6
 
 
 @dataclass
@@ -81,7 +76,7 @@ class Searcher:
         self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
         self._tsv: bool | None = None
-        self._members: dict[int, tuple[Collection[int], npt.NDArray[np.int64]]] = {}
+        self._fulltext = FullText(store)
 
     @property
     def in_database(self) -> bool:
@@ -107,9 +102,11 @@ class Searcher:
         if executor is not None:
             executor.shutdown(wait=True)
 
-    def visible(self, project: str | None, include_global: bool = True) -> set[int] | None:
+    def visible(self, project: str | None, include_global: bool = True, version: int | None = None) -> set[int] | None:
+        """The ids ``project`` may see, kept per store generation (``version``: that generation, read by the
+        caller; read here when None)."""
         key = (project, include_global)
-        version = self.store.generation()
+        version = self.store.generation() if version is None else version
         with self._lock:
             hit = self._visible.get(key)
         if hit is not None and hit[0] == version:
@@ -135,7 +132,8 @@ class Searcher:
         if self.in_database:
             scope = Scope(project, include_global, tuple(kinds or ()), current_user())
             return self._search_in_db(query, scope, k)
-        allowed = self.visible(project, include_global)
+        version = self.store.generation()
+        allowed = self.visible(project, include_global, version)
         if allowed is not None and kinds:
             allowed = self._of_kinds(allowed, kinds)
         elif kinds:
@@ -145,7 +143,7 @@ class Searcher:
         # The query embedding (torch, GIL released) runs beside the full-text query: latency is the slower
         # of the two, not their sum.
         pending = self._pool().submit(self.vectors.search, query, self.pool, allowed) if self.vectors else None
-        text_ranked = self._text(query, allowed)
+        text_ranked = self._text(query, allowed, version)
         vec_ranked: list[tuple[int, float]] = pending.result() if pending is not None else []
         mode, note = self._mode()
         return self._fuse(query, text_ranked, vec_ranked, k, mode, note, lambda ids: ids & allowed if allowed else ids)
@@ -213,12 +211,12 @@ class Searcher:
             ids = set(s.execute(q).scalars())
         return ids if allowed is None else ids & allowed
 
-    def _text(self, query: str, allowed: Collection[int] | None) -> list[int]:
+    def _text(self, query: str, allowed: Collection[int] | None, version: int | None = None) -> list[int]:
         words = list(dict.fromkeys(w for w in _WORD.findall(query.lower()) if len(w) > 1))[:32]
         if not words:
             return []
         if self.store.db.is_sqlite:
-            return self._fts(words, allowed)
+            return self._fts(words, allowed, version)
         with self.store.db.sessions() as s:  # PostgreSQL: no FTS5; a plain scan is enough for a team's store
             conds = [MemoryItemRow.content.ilike(f"%{w}%") for w in words] + [
                 MemoryItemRow.title.ilike(f"%{w}%") for w in words
@@ -234,72 +232,6 @@ class Searcher:
             ids = [i for i in ids if i in allowed]
         return ids[: self.pool]
 
-    def _fts(self, words: list[str], allowed: Collection[int] | None) -> list[int]:
-        """Items holding the query's selective words, ranked by the summed idf of the words they hold.
-
-        FTS5's own bm25 ranking scores every match and, restricted to a project with ``rowid IN (…)``, runs
-        the match again per listed id: seconds at 100k items. Instead each selective word's posting list is
-        read once (no scoring: a walk of the doclist), filtered by the project's ids here, and scored with
-        the idf the vocabulary table gives. Words held by more than :data:`COMMON_FRACTION` of the items are
-        left out unless nothing else is left; at most :data:`MAX_TERMS` of the rarest are used.
-        """
-        with self.store.db.sessions() as s:
-            marks = ",".join(f":w{i}" for i in range(len(words)))
-            params: dict[str, Any] = {f"w{i}": w for i, w in enumerate(words)}
-            vocab = text(f"SELECT term, doc FROM memory_fts_vocab WHERE term IN ({marks})")
-            held: dict[str, int] = {str(term): int(doc) for term, doc in s.execute(vocab, params)}
-            if not held:
-                return []
-            total = int(s.execute(select(func.max(MemoryItemRow.id))).scalar() or 1)
-            ranked = sorted(held, key=lambda w: held[w])
-            selective = [w for w in ranked if held[w] <= max(COMMON_MIN, total * COMMON_FRACTION)]
-            members = self._sorted_ids(allowed)
-            found: list[npt.NDArray[np.int64]] = []
-            weights: list[npt.NDArray[np.float64]] = []
-            # The DB-API cursor directly, and each posting list as one string: tens of thousands of rowids as
-            # Python tuples, then ints in a dict, were most of a search at 100k items; parsed, filtered and
-            # summed in numpy they are a few C loops.
-            cursor = s.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
-            try:
-                for term in (selective or ranked[:2])[:MAX_TERMS]:
-                    idf = math.log((total - held[term] + 0.5) / (held[term] + 0.5) + 1)
-                    cursor.execute(
-                        "SELECT group_concat(rowid) FROM memory_fts WHERE memory_fts MATCH ?", ('"' + term + '"',)
-                    )
-                    joined = cursor.fetchone()[0]
-                    if not joined:
-                        continue
-                    ids = np.fromstring(joined, dtype=np.int64, sep=",")
-                    if members is not None:
-                        ids = ids[_member(ids, members)]
-                    found.append(ids)
-                    weights.append(np.full(len(ids), idf))
-            finally:
-                cursor.close()
-        if not found:
-            return []
-        # Summed per item in the order of the words (as a running sum would), best first, ties to the newest.
-        unique, where = np.unique(np.concatenate(found), return_inverse=True)
-        scores = np.bincount(where, weights=np.concatenate(weights))
-        best = np.lexsort((-unique, -scores))[: self.pool]
-        return [int(i) for i in unique[best]]
-
-    def _sorted_ids(self, allowed: Collection[int] | None) -> npt.NDArray[np.int64] | None:
-        """``allowed`` as a sorted array, kept while the same set comes back (the visible-id cache's sets)."""
-        if allowed is None:
-            return None
-        cached = self._members.get(id(allowed))
-        if cached is not None and cached[0] is allowed:  # the set itself is kept: its id cannot be reused
-            return cached[1]
-        members = np.sort(np.fromiter(allowed, dtype=np.int64, count=len(allowed)))
-        if len(self._members) >= 64:  # one entry per project's visible set, and sets replaced on store changes
-            self._members.clear()
-        self._members[id(allowed)] = (allowed, members)
-        return members
-
-
-def _member(ids: npt.NDArray[np.int64], members: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
-    """Which of ``ids`` are in the sorted, non-empty ``members``."""
-    at = np.minimum(np.searchsorted(members, ids), len(members) - 1)
-    out: npt.NDArray[np.bool_] = members[at] == ids
-    return out
+    def _fts(self, words: list[str], allowed: Collection[int] | None, version: int | None = None) -> list[int]:
+        """The full-text ranking on SQLite (memory/fts.py); ``version``: the store's generation, for its cache."""
+        return self._fulltext.rank(words, allowed, self.pool, version)

@@ -354,3 +354,19 @@ def test_a_reused_allowed_set_follows_every_change_of_the_index() -> None:
         if key <= 300 and key not in (10, 1)
     )
     assert [key for key, _ in got[1:]] == [key for _, key in sorted(brute, reverse=True)[:4]]
+
+
+def test_an_allowed_subset_is_scored_block_by_block_as_a_whole_scan_would() -> None:
+    """A subset smaller than a quarter of the index is gathered 256 rows at a time (``_gathered_scores``):
+    the same ids and scores as brute force for a subset spanning several blocks, with a partial last one."""
+    rng = np.random.default_rng(4)
+    ids, vectors = np.arange(3000, dtype=np.int64) + 7, unit(rng, 3000)
+    index = VectorIndex(DIM, "m")
+    index.add(ids.tolist(), vectors)
+    chosen = rng.choice(3000, size=601, replace=False)
+    allowed = set(ids[chosen].tolist())
+    mask = np.isin(ids, list(allowed))
+    for q in unit(rng, 10):
+        got = index.search(q, 25, allowed=allowed)
+        assert [i for i, _ in got] == brute(ids[mask], vectors[mask], q, 25)
+        np.testing.assert_allclose([s for _, s in got], np.sort(vectors[mask] @ q)[::-1][:25], rtol=1e-5)

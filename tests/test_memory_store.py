@@ -207,3 +207,22 @@ def test_store_is_usable_from_many_threads(memory: Memory) -> None:
 def test_memory_store_without_api(db: Database) -> None:
     store = MemoryStore(db)
     assert store.visible_ids(None) is None and store.visible_ids("/nowhere") == set()
+
+
+def test_items_reads_what_get_reads(memory: Memory) -> None:
+    """``items`` (search's front runners; on SQLite through the DB-API cursor with the column types' converters)
+    gives the same records as ``get``: datetimes with microseconds, booleans, links both ways, None titles."""
+    when = datetime(2026, 11, 3, 9, 30, 15, 123456)
+    old = memory.put("v1\nline", "file_read", project="/p", path="/p/f.txt", session_key="a", ts=when)
+    new = memory.put("v2\nline", "file_read", project="/p", path="/p/f.txt", session_key="b", agent="codex")
+    memory.put("v2\nline", "file_read", project="/q", path="/q/f.txt", session_key="c", agent="claude")
+    glob = memory.put(f"a shared note with {FAKE_KEY}", "decision", global_scope=True, title=None)
+    ids = [i for i in (old.item_id, new.item_id, glob.item_id) if i is not None]
+    got = memory.store.items([*ids, 10**9])  # an unknown id is left out
+    assert sorted(got) == sorted(ids)
+    for item_id in ids:
+        assert got[item_id] == memory.get(item_id)
+    assert got[ids[0]].superseded_by == [ids[1]] and got[ids[1]].supersedes_id == ids[0]
+    assert got[ids[0]].sightings[0].ts == when and len(got[ids[1]].sightings) == 2
+    assert got[ids[2]].global_scope is True and got[ids[2]].redactions == 1
+    assert memory.store.items([]) == {}
