@@ -21,7 +21,7 @@ import functools
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, case, func, or_, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -230,9 +230,22 @@ def _upsert_sessions(dbs: Session, agent: m.Agent, infos: list[m.SessionInfo]) -
     _redact_fields(rows, ("title",))
     stmt = _statement(_dialect(dbs), "sessions", ())
     _execute_many(dbs, stmt, rows, ("sessions",))
-    old = _SESSIONS.c
-    found = dbs.execute(select(old.key, old.id).where(old.agent == agent, old.key.in_([info.key for info in infos])))
-    return {key: ident for key, ident in found.all()}  # noqa: C416 (rows, not pairs, for mypy)
+    return _session_ids(dbs, agent, [info.key for info in infos])
+
+
+def _session_ids(dbs: Session, agent: str, keys: list[str]) -> dict[str, int]:
+    """The ids of the sessions just upserted. On SQLite one plain query per 500 keys (it runs per chunk)."""
+    if dbs.get_bind().dialect.name != "sqlite":
+        old = _SESSIONS.c
+        found = dbs.execute(select(old.key, old.id).where(old.agent == agent, old.key.in_(keys)))
+        return {key: ident for key, ident in found.all()}  # noqa: C416 (rows, not pairs, for mypy)
+    conn = dbs.connection()
+    ids: dict[str, int] = {}
+    for at in range(0, len(keys), 500):
+        part = keys[at : at + 500]
+        sql = f'SELECT "key", id FROM sessions WHERE agent = ? AND "key" IN ({", ".join("?" * len(part))})'
+        ids.update(conn.exec_driver_sql(sql, (agent, *part)).all())
+    return ids
 
 
 def _one_spelling(dbs: Session, rows: list[dict[str, Any]]) -> None:
@@ -481,10 +494,14 @@ def refresh_sessions(dbs: Session, limit: int = 500) -> int:
     )
     for sid, started, ended in bounds:
         _widen(values[sid], started, ended)
-    for sid, row in values.items():
-        row["models"] = ",".join(row["models"]) or None
-        dbs.execute(update(_SESSIONS).where(_SESSIONS.c.id == sid).values(stale=False, **row))
+    rows = [
+        {**row, "models": ",".join(row["models"]) or None, "stale": False, "sid": sid} for sid, row in values.items()
+    ]
+    dbs.connection().execute(_REFRESHED, rows)  # one executemany: every row has the same columns
     return len(stale)
+
+
+_REFRESHED = update(_SESSIONS).where(_SESSIONS.c.id == bindparam("sid"))
 
 
 def _empty_counters() -> dict[str, Any]:
