@@ -112,6 +112,9 @@ class _Rule:
     # the whole match and the value, None for no secret; ``kinds`` lists what it may name.
     kind_of: Callable[[str, str], str | None] | None = None
     kinds: tuple[str, ...] = ()
+    # Literals of which every match holds one, in the scanned (not lowercased) text: where none occurs, the rule
+    # cannot match and its pass is skipped (see _present). Empty: the rule always runs.
+    needs: tuple[str, ...] = ()
 
 
 def _rule(
@@ -123,8 +126,68 @@ def _rule(
     head: Callable[[str, int], int] | None = None,
     kind_of: Callable[[str, str], str | None] | None = None,
     kinds: tuple[str, ...] = (),
+    needs: tuple[str, ...] = (),
 ) -> _Rule:
-    return _Rule(kind, re.compile(pattern, re.MULTILINE), check, lower, head, kind_of, kinds or (kind,))
+    if not needs and not lower and head is None:
+        prefix = _literal_prefix(pattern)
+        needs = (prefix,) if len(prefix) >= _MIN_NEED else ()
+    return _Rule(kind, re.compile(pattern, re.MULTILINE), check, lower, head, kind_of, kinds or (kind,), needs)
+
+
+_MIN_NEED = 3  # a shorter literal ("gh", "do", "-") is in nearly every text: looking for it saves nothing
+_REGEX_META = frozenset(".^$*+?{}[]()|")
+
+
+def _literal_prefix(pattern: str) -> str:
+    """The literal text every match of ``pattern`` starts with (the literal the regex engine itself searches for).
+
+    Read from the pattern's source: plain characters and escaped punctuation, up to the first metacharacter or
+    class escape; a character a quantifier follows is left out (it may be absent or repeated). A pattern with a
+    top-level alternative has no such prefix.
+    """
+    if _top_level_alternative(pattern):
+        return ""
+    out: list[str] = []
+    i = 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\" and i + 1 < len(pattern) and not pattern[i + 1].isalnum():
+            out.append(pattern[i + 1])
+            i += 2
+        elif char == "\\" or char in _REGEX_META:
+            break
+        else:
+            out.append(char)
+            i += 1
+        if i < len(pattern) and pattern[i] in "?*+{":
+            out.pop()
+            break
+    return "".join(out)
+
+
+def _top_level_alternative(pattern: str) -> bool:
+    depth, i, in_class = 0, 0, False
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+            if pattern[i + 1 : i + 2] == "^":
+                i += 1
+            if pattern[i + 1 : i + 2] == "]":  # a "]" first in a class is a member
+                i += 1
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "|" and depth == 0:
+            return True
+        i += 1
+    return False
 
 
 def _token(prefix: str, body: str, boundary: str = r"[\w-]") -> str:
@@ -178,6 +241,8 @@ def _authorization_kind(match: str, value: str) -> str | None:
     return "bearer_token" if len(value) >= 8 and values.bearer_value(value) else None
 
 
+_GITLAB = ("pat", "dt", "rt", "cbt", "ptt", "ft", "imt", "agent", "oas", "soat", "ffct")
+
 # Order matters on equal spans: an earlier rule is more specific and wins.
 _RULES: tuple[_Rule, ...] = (
     _rule(
@@ -198,10 +263,18 @@ _RULES: tuple[_Rule, ...] = (
     _rule("google_api_key", _token("AIza", r"[\w-]{35}(?![\w-])")),
     _rule("google_oauth_secret", _token("GOCSPX-", r"[\w-]{20,}")),
     _rule("google_oauth_token", _token("ya29.", r"[\w-]{20,}(?:\.[\w-]+)*")),
-    _rule("aws_access_key", _token("A", r"(?:KIA|SIA|BIA|CCA)[A-Z0-9]{16}(?![A-Za-z0-9])", "[A-Za-z0-9]")),
-    _rule("github_token", _token("gh", r"[pousr]_[A-Za-z0-9]{36,}")),
+    _rule(
+        "aws_access_key",
+        _token("A", r"(?:KIA|SIA|BIA|CCA)[A-Z0-9]{16}(?![A-Za-z0-9])", "[A-Za-z0-9]"),
+        needs=("AKIA", "ASIA", "ABIA", "ACCA"),
+    ),
+    _rule("github_token", _token("gh", r"[pousr]_[A-Za-z0-9]{36,}"), needs=tuple(f"gh{c}_" for c in "pousr")),
     _rule("github_token", _token("github_pat_", r"[A-Za-z0-9_]{40,}")),
-    _rule("gitlab_token", _token("gl", r"(?:pat|dt|rt|cbt|ptt|ft|imt|agent|oas|soat|ffct)-[\w-]{20,}(?:\.[\w-]+)*")),
+    _rule(
+        "gitlab_token",
+        _token("gl", rf"(?:{'|'.join(_GITLAB)})-[\w-]{{20,}}(?:\.[\w-]+)*"),
+        needs=tuple(f"gl{kind}-" for kind in _GITLAB),
+    ),
     _rule("slack_token", _token("xox", r"[abposre]-[A-Za-z0-9-]{10,}"), values.not_placeholder),
     _rule("slack_token", _token("xapp-", r"\d-[A-Za-z0-9-]{10,}")),
     _rule("stripe_key", _token("sk_", r"(?:live|test)_[A-Za-z0-9]{16,}")),
@@ -215,10 +288,10 @@ _RULES: tuple[_Rule, ...] = (
     _rule("sendgrid_key", _token("SG.", r"[\w-]{16,32}\.[\w-]{30,64}(?![\w-])")),
     _rule("twilio_key", _token("SK", r"[0-9a-f]{32}(?![A-Za-z0-9])", "[A-Za-z0-9]")),
     _rule("jwt", _token("eyJ", r"[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]*")),
-    _rule("vault_token", _token("hv", r"[sbr]\.[\w-]{24,}")),
+    _rule("vault_token", _token("hv", r"[sbr]\.[\w-]{24,}"), needs=("hvs.", "hvb.", "hvr.")),
     _rule("shopify_token", _token("shp", r"(?:at|ss|ca|pa)_[0-9a-fA-F]{32}(?![\w-])")),
     _rule("databricks_token", _token("dapi", r"[0-9a-f]{32}(?:-\d)?(?![\w-])")),
-    _rule("digitalocean_token", _token("do", r"[opr]_v1_[0-9a-f]{64}(?![\w-])")),
+    _rule("digitalocean_token", _token("do", r"[opr]_v1_[0-9a-f]{64}(?![\w-])"), needs=("_v1_",)),
     _rule("discord_token", r"\.[\w-]{6}\.[\w-]{27,40}(?![\w-])", values.mixed, head=_discord_head),
     # Context rules: the value alone is not recognisable, what surrounds it is.
     _rule("slack_webhook", r"hooks\.slack\.com/(?:services|workflows|triggers)/(?P<s>[A-Za-z0-9_/]{20,})"),
@@ -404,7 +477,10 @@ def _candidates(text: str) -> list[tuple[int, int, str]]:
     scan = _ascii_view(text)
     lowered = scan.lower()
     found: list[tuple[int, int, str]] = []
+    present = _present(scan)
     for rule in _RULES:
+        if rule.needs and present is not None and present.isdisjoint(rule.needs):
+            continue  # none of its literals occurs: it cannot match
         for m in rule.pattern.finditer(lowered if rule.lower else scan):
             start, end = m.span("s") if "s" in rule.pattern.groupindex else m.span()
             if rule.head is not None and (start := rule.head(scan, start)) < 0:
@@ -419,6 +495,38 @@ def _candidates(text: str) -> list[tuple[int, int, str]]:
                 found.append((start, end, rule.kind))
     found.extend(_name_findings(text, lowered))
     return found
+
+
+def _prefilter() -> Callable[[str], frozenset[str]] | None:
+    """One pass that names every rule literal occurring in a text (Aho-Corasick over all of them at once).
+
+    Each rule is a pass over the text at the regex engine's literal-search speed, and most rules' literals are
+    in almost no text: one multi-literal pass (about the cost of eight regex passes) tells which rules can match
+    at all, so the others are skipped. Exact: a rule is skipped only when none of the literals every match of it
+    holds occurs. Without the optional ``ahocorasick_rs`` module every rule runs (the same findings, slower).
+    """
+    try:
+        import ahocorasick_rs
+    except ImportError:  # pragma: no cover - a dependency; the fallback is exercised by tests/test_redact.py
+        return None
+    literals = sorted({need for rule in _RULES for need in rule.needs})
+    automaton = ahocorasick_rs.BytesAhoCorasick([literal.encode("ascii") for literal in literals])
+
+    def present(scan: str) -> frozenset[str]:
+        # ``scan`` is ASCII (_ascii_view): its bytes have the same offsets; overlapping, so no occurrence hides
+        # inside another (``gsk_`` holds ``sk_``).
+        found = automaton.find_matches_as_indexes(scan.encode("ascii"), overlapping=True)
+        return frozenset(literals[index] for index in {index for index, _, _ in found})
+
+    return present
+
+
+_PRESENT = _prefilter()
+
+
+def _present(scan: str) -> frozenset[str] | None:
+    """The rule literals that occur in ``scan``; None when there is no prefilter (every rule runs)."""
+    return _PRESENT(scan) if _PRESENT is not None else None
 
 
 def _overlapping(specific: list[tuple[int, int, str]], ends: list[int], start: int, end: int) -> list[int]:
