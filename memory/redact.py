@@ -38,8 +38,9 @@ recall, false positives and throughput (figures in bench/README.md).
 
 Speed. Every rule scans an ASCII view of the text (same offsets; see :func:`_ascii_view`), and
 :func:`redact_many` redacts many short texts in one call, as ingestion needs (the session mirror is redacted as
-it is written). On real agent logs that is ~30-35 MB/s of CPU on the 2-core development machine; each rule is a
-pass over the text, so a new rule costs about 1/50 of that. Adversarial inputs made of one rule's prefix repeated
+it is written). Each rule is a pass over the text, but one Aho-Corasick pass first names the rule literals that
+occur (:mod:`headroom.memory.redact_literals`), and a rule none of whose literals occurs is skipped: on real agent
+logs about 20 of the ~50 passes run, ~70 MB/s of CPU on the 2-core development machine. Adversarial inputs made of one rule's prefix repeated
 (``password="a`` * n, ``-----BEGIN ...`` * n) stay linear.
 """
 
@@ -56,6 +57,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from headroom.memory import redact_values as values
+from headroom.memory.redact_literals import MIN_NEED, literal_prefix, prefilter
 
 __all__ = [
     "KINDS",
@@ -113,7 +115,7 @@ class _Rule:
     kind_of: Callable[[str, str], str | None] | None = None
     kinds: tuple[str, ...] = ()
     # Literals of which every match holds one, in the scanned (not lowercased) text: where none occurs, the rule
-    # cannot match and its pass is skipped (see _present). Empty: the rule always runs.
+    # cannot match and its pass is skipped (see redact_literals.prefilter). Empty: the rule always runs.
     needs: tuple[str, ...] = ()
 
 
@@ -129,65 +131,9 @@ def _rule(
     needs: tuple[str, ...] = (),
 ) -> _Rule:
     if not needs and not lower and head is None:
-        prefix = _literal_prefix(pattern)
-        needs = (prefix,) if len(prefix) >= _MIN_NEED else ()
+        prefix = literal_prefix(pattern)
+        needs = (prefix,) if len(prefix) >= MIN_NEED else ()
     return _Rule(kind, re.compile(pattern, re.MULTILINE), check, lower, head, kind_of, kinds or (kind,), needs)
-
-
-_MIN_NEED = 3  # a shorter literal ("gh", "do", "-") is in nearly every text: looking for it saves nothing
-_REGEX_META = frozenset(".^$*+?{}[]()|")
-
-
-def _literal_prefix(pattern: str) -> str:
-    """The literal text every match of ``pattern`` starts with (the literal the regex engine itself searches for).
-
-    Read from the pattern's source: plain characters and escaped punctuation, up to the first metacharacter or
-    class escape; a character a quantifier follows is left out (it may be absent or repeated). A pattern with a
-    top-level alternative has no such prefix.
-    """
-    if _top_level_alternative(pattern):
-        return ""
-    out: list[str] = []
-    i = 0
-    while i < len(pattern):
-        char = pattern[i]
-        if char == "\\" and i + 1 < len(pattern) and not pattern[i + 1].isalnum():
-            out.append(pattern[i + 1])
-            i += 2
-        elif char == "\\" or char in _REGEX_META:
-            break
-        else:
-            out.append(char)
-            i += 1
-        if i < len(pattern) and pattern[i] in "?*+{":
-            out.pop()
-            break
-    return "".join(out)
-
-
-def _top_level_alternative(pattern: str) -> bool:
-    depth, i, in_class = 0, 0, False
-    while i < len(pattern):
-        char = pattern[i]
-        if char == "\\":
-            i += 2
-            continue
-        if in_class:
-            in_class = char != "]"
-        elif char == "[":
-            in_class = True
-            if pattern[i + 1 : i + 2] == "^":
-                i += 1
-            if pattern[i + 1 : i + 2] == "]":  # a "]" first in a class is a member
-                i += 1
-        elif char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-        elif char == "|" and depth == 0:
-            return True
-        i += 1
-    return False
 
 
 def _token(prefix: str, body: str, boundary: str = r"[\w-]") -> str:
@@ -497,31 +443,7 @@ def _candidates(text: str) -> list[tuple[int, int, str]]:
     return found
 
 
-def _prefilter() -> Callable[[str], frozenset[str]] | None:
-    """One pass that names every rule literal occurring in a text (Aho-Corasick over all of them at once).
-
-    Each rule is a pass over the text at the regex engine's literal-search speed, and most rules' literals are
-    in almost no text: one multi-literal pass (about the cost of eight regex passes) tells which rules can match
-    at all, so the others are skipped. Exact: a rule is skipped only when none of the literals every match of it
-    holds occurs. Without the optional ``ahocorasick_rs`` module every rule runs (the same findings, slower).
-    """
-    try:
-        import ahocorasick_rs
-    except ImportError:  # pragma: no cover - a dependency; the fallback is exercised by tests/test_redact.py
-        return None
-    literals = sorted({need for rule in _RULES for need in rule.needs})
-    automaton = ahocorasick_rs.BytesAhoCorasick([literal.encode("ascii") for literal in literals])
-
-    def present(scan: str) -> frozenset[str]:
-        # ``scan`` is ASCII (_ascii_view): its bytes have the same offsets; overlapping, so no occurrence hides
-        # inside another (``gsk_`` holds ``sk_``).
-        found = automaton.find_matches_as_indexes(scan.encode("ascii"), overlapping=True)
-        return frozenset(literals[index] for index in {index for index, _, _ in found})
-
-    return present
-
-
-_PRESENT = _prefilter()
+_PRESENT = prefilter(sorted({need for rule in _RULES for need in rule.needs}))
 
 
 def _present(scan: str) -> frozenset[str] | None:

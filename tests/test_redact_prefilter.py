@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from redaction_corpus import NEGATIVES, POSITIVES
 
 from headroom.memory import redact as r
+from headroom.memory.redact_literals import literal_prefix
 
 CORPUS = [case.text for case in POSITIVES] + [case.text for case in NEGATIVES]
 LITERALS = sorted({need for rule in r._RULES for need in rule.needs})
@@ -110,4 +111,4 @@ def test_generated_text_redacts_the_same(seed: int) -> None:
     ],
 )
 def test_literal_prefix(pattern: str, prefix: str) -> None:
-    assert r._literal_prefix(pattern) == prefix
+    assert literal_prefix(pattern) == prefix
