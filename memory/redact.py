@@ -40,8 +40,8 @@ Speed. Every rule scans an ASCII view of the text (same offsets; see :func:`_asc
 :func:`redact_many` redacts many short texts in one call, as ingestion needs (the session mirror is redacted as
 it is written). Each rule is a pass over the text, but one Aho-Corasick pass first names the rule literals that
 occur (:mod:`headroom.memory.redact_literals`), and a rule none of whose literals occurs is skipped: on real agent
-logs about 20 of the ~50 passes run, ~70 MB/s of CPU on the 2-core development machine. Adversarial inputs made of one rule's prefix repeated
-(``password="a`` * n, ``-----BEGIN ...`` * n) stay linear.
+logs about 20 of the ~50 passes run, ~70 MB/s of CPU on the 2-core development machine. Adversarial inputs made
+of one rule's prefix repeated (``password="a`` * n, ``-----BEGIN ...`` * n) stay linear.
 """
 
 from __future__ import annotations
