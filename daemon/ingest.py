@@ -50,7 +50,6 @@ log = logging.getLogger("headroom.ingest")
 
 _FILES: Table = SourceFileRow.__table__  # type: ignore[assignment]
 
-# A file's stored progress: the row by its path, or a renamed file's by (device, inode).
 # A file's stored progress: the row by its path, or a renamed file's by (device, inode). A union, as each half
 # has its index (SQLite does not use both for an OR).
 _SOURCE_ROW = union_all(
