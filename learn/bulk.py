@@ -20,13 +20,7 @@ _FROM_ROW = object()
 
 
 def execute_many(dbs: Session, stmt: Any, rows: list[dict[str, Any]], cache_key: tuple[Any, ...]) -> None:
-    """Run one upsert for many rows.
-
-    On SQLite the statement is compiled once per shape and run with the driver's ``executemany`` on plain
-    tuples: SQLAlchemy's per-row parameter processing costs more than SQLite's insert itself, and this is
-    the backfill's hot path. Values are converted exactly as SQLAlchemy would store them. Other backends
-    take the ordinary path.
-    """
+    """Run one upsert for many rows (see the module doc); ``cache_key`` names the statement, with the rows' shape."""
     if not rows:
         return
     bind = dbs.get_bind()
