@@ -176,6 +176,25 @@ def markdown(report: dict[str, Any]) -> str:
                 f"| {i} | {r['wall_s']} | {r['scan_s']} | {r['cpu_s']} | {r['mb_s_scan']} | {r['mb_s_wall']} | "
                 f"{r['max_rss_mb']} | {r['files']} | {r['records']} | {r['problems']} | {r['db_mb']} |"
             )
+    base = report.get("baseline")
+    if back and base:
+        lines += ["", f"## Against the baseline (`{base['command']}`, backfilled in turn with this code)", ""]
+        lines += [
+            "| | median wall | median CPU | MB/s (wall) | MB/s (scan) |",
+            "|---|---|---|---|---|",
+            f"| baseline | {base['median_wall_s']} s | {base['median_cpu_s']} s | {base['median_mb_s_wall']} | "
+            f"{base['median_mb_s_scan']} |",
+            f"| this code | {back['median_wall_s']} s | {back['median_cpu_s']} s | {back['median_mb_s_wall']} | "
+            f"{back['median_mb_s_scan']} |",
+            "",
+            f"* This code ÷ baseline: {back['median_wall_s'] / base['median_wall_s']:.2f}× the wall time, "
+            f"{back['median_cpu_s'] / base['median_cpu_s']:.2f}× the CPU time.",
+            "* The last two databases hold "
+            + ("**the same rows** (bench/mirror_compare.py)." if base["same_rows"] else "**different rows**:"),
+        ]
+        lines += [f"  * {line}" for line in base["differences"]]
+        runs = ", ".join(f"{r['wall_s']}/{r['cpu_s']}" for r in base["runs"])
+        lines += ["", f"Baseline runs (wall s / CPU s): {runs}"]
     if peer:
         lines += ["", "ccusage runs (wall s): " + ", ".join(str(r["wall_s"]) for r in peer["runs"])]
     if stats:

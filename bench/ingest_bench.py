@@ -21,7 +21,9 @@ targets. Every figure comes from the real CLI run as a subprocess, as a user wou
 
 The corpus stays in the file cache for both tools ("cold" means an empty database, not a cold disk).
 
-Usage: ``python bench/ingest_bench.py [--mb 200] [--runs 3] [--parts backfill,ccusage,stats,live]``
+Usage: ``python bench/ingest_bench.py [--mb 200] [--runs 3] [--parts backfill,ccusage,stats,live]``;
+``--baseline CMD`` also backfills with another headroom command (``bench/baseline.py`` makes one for any commit)
+in turn with this code, and compares the two databases row for row.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import corpus
+import mirror_compare
 from bench_report import _version, machine, markdown, source_digest
 from benchlib import (
     DEFAULT_MB,
@@ -55,6 +58,43 @@ from benchlib import (
 from live_bench import bench_live
 
 
+def _fresh(base: Path, previous: Path | None) -> Path:
+    """An empty HEADROOM_HOME at ``base``; the previous run's is removed (one DB of each kind on disk at a time)."""
+    shutil.rmtree(base, ignore_errors=True)
+    if previous is not None:
+        shutil.rmtree(previous, ignore_errors=True)
+    return base
+
+
+def _backfill(cmd: list[str], env: dict[str, str], work: Path, base: Path) -> dict[str, Any]:
+    result = checked(run(cmd, env, work), "headroom ingest")
+    summary = json.loads(result.stdout)
+    return {
+        "wall_s": round(result.wall_s, 3),
+        "scan_s": summary["seconds"],
+        "cpu_s": round(result.cpu_s, 3),
+        "max_rss_mb": round(result.max_rss_mb, 1),
+        "bytes_read": summary["bytes_read"],
+        "files": summary["files"],
+        "records": summary["records"],
+        "problems": summary["problems"],
+        "mb_s_scan": round(summary["bytes_read"] / corpus.MB / summary["seconds"], 2),
+        "mb_s_wall": round(summary["bytes_read"] / corpus.MB / result.wall_s, 2),
+        "db_mb": round(db_bytes(base) / corpus.MB, 1),
+    }
+
+
+def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "runs": runs,
+        "median_mb_s_scan": round(median([r["mb_s_scan"] for r in runs]), 2),
+        "median_mb_s_wall": round(median([r["mb_s_wall"] for r in runs]), 2),
+        "median_wall_s": round(median([r["wall_s"] for r in runs]), 3),
+        "median_cpu_s": round(median([r["cpu_s"] for r in runs]), 3),
+        "median_max_rss_mb": round(median([r["max_rss_mb"] for r in runs]), 1),
+    }
+
+
 def bench_backfill_and_peer(args: argparse.Namespace, logs: Path, work: Path, report: dict[str, Any]) -> Path | None:
     """Alternate cold backfills and ccusage runs; return the last backfilled HEADROOM_HOME."""
     headroom, ccusage = headroom_binary(), ccusage_binary(args.ccusage)
@@ -64,32 +104,22 @@ def bench_backfill_and_peer(args: argparse.Namespace, logs: Path, work: Path, re
     if "ccusage" in args.parts and ccusage is None:
         report["ccusage"] = {"skipped": "ccusage not found (make tools, or --ccusage PATH)"}
     backfills: list[dict[str, Any]] = []
+    baselines: list[dict[str, Any]] = []
     peers: list[dict[str, Any]] = []
     last_base: Path | None = None
+    last_baseline: Path | None = None
+    # With a baseline both write rows tagged with one machine id, so their databases can be compared row for row.
+    machine_id = {"HEADROOM_MACHINE": "bench"} if args.baseline else {}
     for index in range(args.runs):
+        if do_backfill and args.baseline:
+            last_baseline = _fresh(work / f"hr-baseline-{index}", last_baseline)
+            env = {**headroom_env(last_baseline, home, logs), **machine_id}
+            baselines.append(_backfill([args.baseline, "ingest", "--json"], env, work, last_baseline))
+            say(f"baseline backfill {index + 1}/{args.runs}: {baselines[-1]}")
         if do_backfill:
-            base = work / f"hr-backfill-{index}"
-            shutil.rmtree(base, ignore_errors=True)
-            if last_base is not None:
-                shutil.rmtree(last_base, ignore_errors=True)  # keep one DB at a time on disk
-            env = headroom_env(base, home, logs)
-            result = checked(run([headroom, "ingest", "--json"], env, work), "headroom ingest")
-            summary = json.loads(result.stdout)
-            backfills.append(
-                {
-                    "wall_s": round(result.wall_s, 3),
-                    "scan_s": summary["seconds"],
-                    "cpu_s": round(result.cpu_s, 3),
-                    "max_rss_mb": round(result.max_rss_mb, 1),
-                    "bytes_read": summary["bytes_read"],
-                    "files": summary["files"],
-                    "records": summary["records"],
-                    "problems": summary["problems"],
-                    "mb_s_scan": round(summary["bytes_read"] / corpus.MB / summary["seconds"], 2),
-                    "mb_s_wall": round(summary["bytes_read"] / corpus.MB / result.wall_s, 2),
-                    "db_mb": round(db_bytes(base) / corpus.MB, 1),
-                }
-            )
+            base = _fresh(work / f"hr-backfill-{index}", last_base)
+            env = {**headroom_env(base, home, logs), **machine_id}
+            backfills.append(_backfill([headroom, "ingest", "--json"], env, work, base))
             say(f"backfill {index + 1}/{args.runs}: {backfills[-1]}")
             last_base = base
         if do_peer:
@@ -106,14 +136,17 @@ def bench_backfill_and_peer(args: argparse.Namespace, logs: Path, work: Path, re
             (work / "ccusage-daily.json").write_text(result.stdout, encoding="utf-8")
             say(f"ccusage {index + 1}/{args.runs}: {peers[-1]}")
     if backfills:
-        report["backfill"] = {
-            "runs": backfills,
-            "median_mb_s_scan": round(median([r["mb_s_scan"] for r in backfills]), 2),
-            "median_mb_s_wall": round(median([r["mb_s_wall"] for r in backfills]), 2),
-            "median_wall_s": round(median([r["wall_s"] for r in backfills]), 3),
-            "median_cpu_s": round(median([r["cpu_s"] for r in backfills]), 3),
-            "median_max_rss_mb": round(median([r["max_rss_mb"] for r in backfills]), 1),
+        report["backfill"] = _summary(backfills)
+    if baselines and last_base is not None and last_baseline is not None:
+        differences = mirror_compare.compare(last_baseline / "headroom.db", last_base / "headroom.db")
+        report["baseline"] = {
+            "command": args.baseline,
+            **_summary(baselines),
+            "same_rows": not differences,
+            "differences": differences[:20],
         }
+        say(f"baseline vs this: {'the same rows' if not differences else f'{len(differences)} differences'}")
+        shutil.rmtree(last_baseline, ignore_errors=True)
     if peers:
         report["ccusage"] = {
             "version": _version([ccusage or "ccusage", "--version"]),
@@ -208,6 +241,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--idle-seconds", type=float, default=30.0, help="idle window (default 30)")
     parser.add_argument("--results", type=Path, default=REPO / "bench" / "results", help="where results go")
     parser.add_argument("--no-save", action="store_true", help="print the report instead of saving it")
+    parser.add_argument(
+        "--baseline",
+        help="another headroom command (the code before a change) to backfill in turn with this one; the two "
+        "databases are then compared row for row (bench/mirror_compare.py)",
+    )
     args = parser.parse_args(argv)
     args.parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     unknown = set(args.parts) - set(PARTS)

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import orjson
-from sqlalchemy import Connection, Table, and_, delete, or_, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, delete, or_, select, union_all, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from headroom.learn.mirror import record_issue, refresh_sessions, resolve_hashed_projects, write_batch
@@ -49,6 +49,19 @@ from headroom.memory.models import EventRow, SessionRow, SourceFileRow, ToolCall
 log = logging.getLogger("headroom.ingest")
 
 _FILES: Table = SourceFileRow.__table__  # type: ignore[assignment]
+
+# A file's stored progress: the row by its path, or a renamed file's by (device, inode). A union, as each half
+# has its index (SQLite does not use both for an OR).
+_SOURCE_ROW = union_all(
+    select(_FILES).where(_FILES.c.machine_id == bindparam("machine"), _FILES.c.path == bindparam("path")),
+    select(_FILES).where(
+        _FILES.c.machine_id == bindparam("machine"),
+        _FILES.c.device == bindparam("device"),
+        _FILES.c.inode == bindparam("inode"),
+    ),
+).order_by("id")
+
+_UPDATE_FILE = update(_FILES).where(_FILES.c.id == bindparam("file_id"))
 
 FINGERPRINT_BYTES = 1024
 TORN_DOCUMENT_GRACE_S = 5.0  # a whole-file JSON that does not decode is a torn write until this old
@@ -303,17 +316,19 @@ class Ingestor:
     def _source_row(self, item: LogFile, st: os.stat_result) -> FileProgress:
         """The stored progress for this file: by path, else a renamed file by (device, inode)."""
         sf = _FILES.c
-        with self.db.sessions() as dbs:
-            mine = sf.machine_id == self.machine
-            found = dbs.execute(select(_FILES).where(mine, sf.path == str(item.path))).mappings().first()
-            row: dict[str, Any] | None = dict(found) if found is not None else None
-            if row is None:
-                for moved in dbs.execute(
-                    select(_FILES).where(mine, sf.device == st.st_dev, sf.inode == st.st_ino)
-                ).mappings():
-                    if not os.path.exists(moved["path"]):
-                        row = dict(moved)
-                        break
+        # One query on a plain connection for both lookups (it runs once per file: a backfill's thousands of
+        # small files paid more for two ORM selects than for reading some of them).
+        with self.db.engine.connect() as conn:
+            found = conn.execute(
+                _SOURCE_ROW, {"machine": self.machine, "path": str(item.path), "device": st.st_dev, "inode": st.st_ino}
+            ).mappings()
+            candidates = [dict(r) for r in found]
+        row: dict[str, Any] | None = next((r for r in candidates if r["path"] == str(item.path)), None)
+        if row is None:
+            for moved in candidates:  # in id order, as the index on (machine, device, inode) gave them
+                if moved["device"] == st.st_dev and moved["inode"] == st.st_ino and not os.path.exists(moved["path"]):
+                    row = moved
+                    break
         if row is not None and row["path"] != str(item.path):
             log.info("%s was renamed to %s; resuming at byte %d", row["path"], item.path, row["offset"])
             with self.db.transaction() as dbs:
@@ -428,11 +443,14 @@ class Ingestor:
                 self.problem_counts[kind] += 1
                 if record_issue(dbs, str(item.path), kind, detail, now):
                     first_time.append((kind, detail))
+            # Core statements on the session's connection: the ORM's bulk-update machinery costs more than the
+            # write, once per chunk.
+            conn = dbs.connection()
             if row.id is None:
-                inserted = dbs.execute(_FILES.insert().values(first_seen=now, machine_id=self.machine, **values))
-                row.id = inserted.inserted_primary_key[0]  # type: ignore[attr-defined]
+                inserted = conn.execute(_FILES.insert(), {"first_seen": now, "machine_id": self.machine, **values})
+                row.id = inserted.inserted_primary_key[0]  # type: ignore[index]
             else:
-                dbs.execute(update(SourceFileRow).where(_FILES.c.id == row.id).values(**values))
+                conn.execute(_UPDATE_FILE, {"file_id": row.id, **values})
         for kind, detail in first_time:
             log.warning("%s: %s (%s); counted, further ones in this file are not logged", item.path, kind, detail)
         for found in new_types:

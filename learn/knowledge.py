@@ -53,6 +53,8 @@ _CHAIN = frozenset({"&&", "||", ";", "|", "&", ";;", "|&"})
 _PREFIX_WORDS = frozenset({"sudo", "env", "time", "exec", "nice", "!"})
 _ENV_ASSIGN = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*=")
 _SHELLS = frozenset({"bash", "sh", "zsh", "dash", "bash.exe", "sh.exe"})
+_FIRST_WORD = re.compile(r"[ \t\r\n]*([^ \t\r\n]*)")  # shlex's whitespace, not str.split's
+_QUOTING = re.compile(r"[\"'\\]")
 _POWERSHELLS = frozenset({"powershell", "powershell.exe", "pwsh", "pwsh.exe"})
 _CODE_MODE_CMD = re.compile(r"""tools\.exec_command\(\s*\{\s*["']?cmd["']?\s*:\s*("(?:[^"\\\n]|\\.)*")""")
 _CODE_MODE_PATCH = re.compile(r"\*\*\* (?:Update|Add|Delete) File: ([^\\\n\"']+)")
@@ -176,6 +178,11 @@ def unwrap_output(output: str) -> str:
 
 def unwrap_shell(command: str) -> str:
     """``bash -lc 'cmd'`` → ``cmd`` (the shell the agent wraps every command in is not the command)."""
+    # Most commands are no wrapper, and splitting them all is a backfill's cost: a first word without quotes
+    # or escapes is the first word shlex would give, so when it names no shell the answer is already known.
+    first = _FIRST_WORD.match(command).group(1)  # type: ignore[union-attr]  # the pattern always matches
+    if not first or (os.path.basename(first) not in _SHELLS and not _QUOTING.search(first)):
+        return command
     try:
         words = shlex.split(command)
     except ValueError:

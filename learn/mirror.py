@@ -18,14 +18,15 @@ is redacted without anyone remembering to. Redaction is deterministic, so a re-r
 from __future__ import annotations
 
 import functools
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, case, func, or_, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from headroom.learn import model as m
+from headroom.learn.bulk import execute_many
 from headroom.learn.knowledge import describe_call, is_failure, unwrap_output
 from headroom.learn.projects import (
     HASH_PREFIX,
@@ -128,63 +129,6 @@ def _statement(dialect: str, kind: str, shape: tuple[str, ...]) -> Any:
     return stmt.on_conflict_do_update(index_elements=["agent", "key"], set_=set_, where=where)
 
 
-_compiled: dict[tuple[Any, ...], tuple[str, tuple[tuple[str, Any], ...]]] = {}
-_FROM_ROW = object()
-
-
-def _execute_many(dbs: Session, stmt: Any, rows: list[dict[str, Any]], cache_key: tuple[Any, ...]) -> None:
-    """Run one upsert for many rows.
-
-    On SQLite the statement is compiled once per shape and run with the driver's ``executemany`` on plain
-    tuples: SQLAlchemy's per-row parameter processing costs more than SQLite's insert itself, and this is
-    the backfill's hot path. Values are converted exactly as SQLAlchemy would store them. Other backends
-    take the ordinary path.
-    """
-    if not rows:
-        return
-    bind = dbs.get_bind()
-    if bind.dialect.name != "sqlite":
-        dbs.execute(stmt, rows)
-        return
-    key = (*cache_key, tuple(rows[0]))
-    compiled = _compiled.get(key)
-    if compiled is None:
-        statement = stmt.compile(dialect=bind.dialect, column_keys=list(rows[0]))
-        # Binds come from the row; columns the rows leave out take their scalar Python default (as
-        # SQLAlchemy would), and literals of the ON CONFLICT clause their compiled value.
-        columns, given, fixed = stmt.table.c, set(rows[0]), statement.params
-        binds = tuple(
-            (
-                name,
-                _FROM_ROW
-                if name in given
-                else columns[name].default.arg
-                if name in columns and columns[name].default is not None
-                else fixed[name],
-            )
-            for name in statement.positiontup or ()
-        )
-        compiled = (str(statement), binds)
-        _compiled[key] = compiled
-    sql, binds = compiled
-    # A callable default (the writer's user and machine ids) is asked once per batch, as it may change.
-    binds = tuple((name, value(None) if callable(value) else value) for name, value in binds)
-    params = [tuple(_sqlite_value(row[name] if value is _FROM_ROW else value) for name, value in binds) for row in rows]
-    dbs.connection().exec_driver_sql(sql, params)
-
-
-def _sqlite_value(value: Any) -> Any:
-    kind = type(value)
-    if kind is datetime:  # as SQLAlchemy stores it: always with microseconds, so text order is time order
-        text = value.isoformat(" ")
-        return text if value.microsecond else text + ".000000"
-    if kind is date:
-        return value.isoformat()
-    if kind is bool:
-        return int(value)
-    return value
-
-
 def write_batch(dbs: Session, agent: m.Agent, batch: m.Batch) -> int:
     """Upsert everything in ``batch`` (inside the caller's transaction). Returns the rows written."""
     keys = {e.session_key for e in batch.events}
@@ -229,10 +173,23 @@ def _upsert_sessions(dbs: Session, agent: m.Agent, infos: list[m.SessionInfo]) -
     _one_spelling(dbs, rows)
     _redact_fields(rows, ("title",))
     stmt = _statement(_dialect(dbs), "sessions", ())
-    _execute_many(dbs, stmt, rows, ("sessions",))
-    old = _SESSIONS.c
-    found = dbs.execute(select(old.key, old.id).where(old.agent == agent, old.key.in_([info.key for info in infos])))
-    return {key: ident for key, ident in found.all()}  # noqa: C416 (rows, not pairs, for mypy)
+    execute_many(dbs, stmt, rows, ("sessions",))
+    return _session_ids(dbs, agent, [info.key for info in infos])
+
+
+def _session_ids(dbs: Session, agent: str, keys: list[str]) -> dict[str, int]:
+    """The ids of the sessions just upserted. On SQLite one plain query per 500 keys (it runs per chunk)."""
+    if dbs.get_bind().dialect.name != "sqlite":
+        old = _SESSIONS.c
+        found = dbs.execute(select(old.key, old.id).where(old.agent == agent, old.key.in_(keys)))
+        return {key: ident for key, ident in found.all()}  # noqa: C416 (rows, not pairs, for mypy)
+    conn = dbs.connection()
+    ids: dict[str, int] = {}
+    for at in range(0, len(keys), 500):
+        part = keys[at : at + 500]
+        sql = f'SELECT "key", id FROM sessions WHERE agent = ? AND "key" IN ({", ".join("?" * len(part))})'
+        ids.update(conn.exec_driver_sql(sql, (agent, *part)).all())
+    return ids
 
 
 def _one_spelling(dbs: Session, rows: list[dict[str, Any]]) -> None:
@@ -315,7 +272,7 @@ def _upsert_events(dbs: Session, ids: dict[str, int], events: list[m.Event], *, 
     _redact_fields(rows, ("text", "raw"))
     kind = "events-replay" if replay else "events"
     stmt = _statement(_dialect(dbs), kind, tuple(rows[0]))
-    _execute_many(dbs, stmt, rows, (kind,))
+    execute_many(dbs, stmt, rows, (kind,))
     return len(rows)
 
 
@@ -340,7 +297,7 @@ def _upsert_tool_calls(dbs: Session, ids: dict[str, int], calls: list[m.ToolCall
     kind = "tool_calls-replay" if replay else "tool_calls"
     for shape, rows in by_shape.items():
         stmt = _statement(_dialect(dbs), kind, shape)
-        _execute_many(dbs, stmt, rows, (kind,))
+        execute_many(dbs, stmt, rows, (kind,))
     return len(merged)
 
 
@@ -380,7 +337,7 @@ def _upsert_usage(dbs: Session, agent: m.Agent, ids: dict[str, int], usage: list
         if not rows:
             continue
         stmt = _statement(_dialect(dbs), f"usage-{merge.value}", tuple(rows[0]))
-        _execute_many(dbs, stmt, rows, ("usage", merge.value))
+        execute_many(dbs, stmt, rows, ("usage", merge.value))
         written += len(rows)
     return written
 
@@ -481,10 +438,14 @@ def refresh_sessions(dbs: Session, limit: int = 500) -> int:
     )
     for sid, started, ended in bounds:
         _widen(values[sid], started, ended)
-    for sid, row in values.items():
-        row["models"] = ",".join(row["models"]) or None
-        dbs.execute(update(_SESSIONS).where(_SESSIONS.c.id == sid).values(stale=False, **row))
+    rows = [
+        {**row, "models": ",".join(row["models"]) or None, "stale": False, "sid": sid} for sid, row in values.items()
+    ]
+    dbs.connection().execute(_REFRESHED, rows)  # one executemany: every row has the same columns
     return len(stale)
+
+
+_REFRESHED = update(_SESSIONS).where(_SESSIONS.c.id == bindparam("sid"))
 
 
 def _empty_counters() -> dict[str, Any]:
