@@ -130,7 +130,7 @@ def test_a_database_from_before_0007_gives_the_answers_of_a_fresh_ingest(
     from sqlalchemy import update
 
     import headroom.learn.readers.claude as claude_reader
-    from headroom.daemon.ingest import upgrade_identity
+    from headroom.daemon.ingest_upgrade import upgrade_identity
 
     windows = Path(__file__).resolve().parent / "fixtures" / "projects-windows"
     claude = tmp_path / "claude"

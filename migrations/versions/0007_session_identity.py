@@ -1,7 +1,7 @@
 """session identity: replayed Claude histories, bookkeeping-only files, projects (issue 15)
 
 No schema change. Rows ingested before this revision are brought to what a fresh ingest gives now
-(``headroom.daemon.ingest.upgrade_identity``): Claude's ``agent-acompact-*`` / ``agent-aside_question-*``
+(``headroom.daemon.ingest_upgrade.upgrade_identity``): Claude's ``agent-acompact-*`` / ``agent-aside_question-*``
 files stop being sessions of their own and are read again into their parent session, files holding only
 bookkeeping records stop being sessions, Gemini files in legacy sha256 folders are read again so that
 their project resolves, and stored projects fold worktrees and Windows spellings into one.
@@ -24,7 +24,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    from headroom.daemon.ingest import upgrade_identity
+    from headroom.daemon.ingest_upgrade import upgrade_identity
 
     upgrade_identity(op.get_bind())
 
