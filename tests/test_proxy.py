@@ -13,8 +13,10 @@ from proxy_helpers import fixture_requests, proxy_rig
 
 def test_anthropic_stream_is_compressed_and_relayed(shared: Path) -> None:
     body = max(fixture_requests(shared, "claude", "big-output", "anthropic-main"), key=lambda b: len(json.dumps(b)))
-    with proxy_rig() as rig:
-        client = anthropic.Anthropic(base_url=rig.url, api_key="sk-ant-test-secret-key", max_retries=0)
+    with (
+        proxy_rig() as rig,
+        anthropic.Anthropic(base_url=rig.url, api_key="sk-ant-test-secret-key", max_retries=0) as client,
+    ):
         with client.messages.stream(
             model=body["model"], max_tokens=64, messages=body["messages"], system=body["system"], tools=body["tools"]
         ) as stream:
@@ -54,8 +56,10 @@ def test_openai_chat_and_responses_through_the_sdk() -> None:
         },
         {"role": "tool", "tool_call_id": "c1", "content": log_text},
     ]
-    with proxy_rig() as rig:
-        client = openai.OpenAI(base_url=f"{rig.url}/v1", api_key="sk-test-openai-secret", max_retries=0)
+    with (
+        proxy_rig() as rig,
+        openai.OpenAI(base_url=f"{rig.url}/v1", api_key="sk-test-openai-secret", max_retries=0) as client,
+    ):
         chunks = client.chat.completions.create(
             model="gpt-5.5",
             messages=chat_messages,
@@ -145,8 +149,7 @@ def test_lossless_prefix_leaves_no_markers(shared: Path) -> None:
 
 def test_anthropic_count_tokens_sees_the_compressed_conversation(shared: Path) -> None:
     body = max(fixture_requests(shared, "claude", "big-output", "anthropic-main"), key=lambda b: len(json.dumps(b)))
-    with proxy_rig() as rig:
-        client = anthropic.Anthropic(base_url=rig.url, api_key="k", max_retries=0)
+    with proxy_rig() as rig, anthropic.Anthropic(base_url=rig.url, api_key="k", max_retries=0) as client:
         counted = client.messages.count_tokens(model=body["model"], messages=body["messages"])
         direct = httpx.post(
             f"{rig.upstream}/v1/messages/count_tokens", json={"model": "m", "messages": body["messages"]}

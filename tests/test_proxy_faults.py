@@ -14,7 +14,7 @@ import json
 import logging
 import socket
 import time
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -78,11 +78,23 @@ def health(rig: Rig) -> dict[str, Any]:
     return data
 
 
+_CLIENTS: list[anthropic.Anthropic | openai.OpenAI] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_sdk_clients() -> Iterator[None]:
+    """Close the SDK clients a test made before the leak check looks: their pooled sockets otherwise wait for
+    the garbage collector, which a loaded machine runs late (a ResourceWarning at teardown)."""
+    yield
+    while _CLIENTS:
+        _CLIENTS.pop().close()
+
+
 def sdk_clients(rig: Rig) -> tuple[anthropic.Anthropic, openai.OpenAI]:
-    return (
-        anthropic.Anthropic(base_url=rig.url, api_key=SECRETS["anthropic"], max_retries=0),
-        openai.OpenAI(base_url=f"{rig.url}/v1", api_key=SECRETS["openai"], max_retries=0),
-    )
+    claude = anthropic.Anthropic(base_url=rig.url, api_key=SECRETS["anthropic"], max_retries=0)
+    gpt = openai.OpenAI(base_url=f"{rig.url}/v1", api_key=SECRETS["openai"], max_retries=0)
+    _CLIENTS.extend((claude, gpt))
+    return claude, gpt
 
 
 async def _disconnect_within(receive: Any, seconds: float) -> bool:

@@ -145,8 +145,8 @@ def proxy_rows(db_file: Path) -> list[dict[str, object]]:
 
 
 def ask(url: str) -> str:
-    client = anthropic.Anthropic(base_url=url, api_key=ANTHROPIC_KEY, max_retries=0)
-    reply = client.messages.create(model="claude-x", max_tokens=5, messages=[{"role": "user", "content": "hi"}])
+    with anthropic.Anthropic(base_url=url, api_key=ANTHROPIC_KEY, max_retries=0) as client:
+        reply = client.messages.create(model="claude-x", max_tokens=5, messages=[{"role": "user", "content": "hi"}])
     return reply.content[0].text  # type: ignore[union-attr]
 
 
