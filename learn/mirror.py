@@ -313,10 +313,47 @@ def _upsert_events(dbs: Session, ids: dict[str, int], events: list[m.Event], *, 
         for e in latest.values()
     ]
     _redact_fields(rows, ("text", "raw"))
+    if not replay:
+        prompts = [e for e in latest.values() if e.kind is m.EventKind.USER_PROMPT]
+        _renumber_stand_ins(dbs, [(ids[e.session_key], e.key) for e in prompts])
     kind = "events-replay" if replay else "events"
     stmt = _statement(_dialect(dbs), kind, tuple(rows[0]))
     _execute_many(dbs, stmt, rows, (kind,))
     return len(rows)
+
+
+_PROMPT = m.EventKind.USER_PROMPT.value
+
+
+def _renumber_stand_ins(dbs: Session, keys: list[tuple[int, str]]) -> None:
+    """Give a new id to every stored row that the coming upsert turns into a prompt (it was something else).
+
+    Such a row is a stand-in: a replay (a compaction agent's copy of its parent's history, read before the
+    parent's own lines) wrote the parent's prompts as META, since a compaction file's prompts are the
+    harness's. The parent's line overwrites it as a prompt under the same key, but the row would keep its id,
+    which the memory feed (it follows event ids with a cursor) may already have passed: the prompt was never
+    fed, while a read of the finished files feeds it (issue 17's team load test: 5 prompts of two developers).
+    A fresh id, above every id given so far, puts it after the cursor whatever order the files came in. Only
+    prompts are renumbered (a handful per batch, one indexed look-up); nothing refers to an event by its id.
+    """
+    if not keys:
+        return
+    ev = _EVENTS.c
+    by_session: dict[int, list[str]] = {}
+    for session_id, key in keys:
+        by_session.setdefault(session_id, []).append(key)
+    stale: list[int] = []
+    for session_id, names in by_session.items():
+        for start in range(0, len(names), 500):
+            chunk = names[start : start + 500]
+            found = select(ev.id).where(ev.session_id == session_id, ev.key.in_(chunk), ev.kind != _PROMPT)
+            stale += dbs.execute(found).scalars()
+    for old in stale:
+        if _dialect(dbs) == "postgresql":
+            fresh: Any = func.nextval(func.pg_get_serial_sequence(_EVENTS.name, "id"))
+        else:  # no AUTOINCREMENT: the next rowid is one above the largest, this row's own included
+            fresh = int(dbs.execute(select(func.max(ev.id))).scalar_one()) + 1
+        dbs.execute(update(_EVENTS).where(ev.id == old).values(id=fresh))
 
 
 def _upsert_tool_calls(dbs: Session, ids: dict[str, int], calls: list[m.ToolCall], *, replay: bool = False) -> int:
