@@ -40,10 +40,12 @@ from headroom.learn.projects import (
 from headroom.memory import models as orm
 from headroom.memory.identity import current_machine
 from headroom.memory.redact import redact_many, redact_text
+from headroom.memory.store import bump_generation
 
 _SESSIONS: Table = orm.SessionRow.__table__  # type: ignore[assignment]
 _EVENTS: Table = orm.EventRow.__table__  # type: ignore[assignment]
 _TOOLS: Table = orm.ToolCallRow.__table__  # type: ignore[assignment]
+_SIGHTINGS: Table = orm.MemorySightingRow.__table__  # type: ignore[assignment]
 _USAGE: Table = orm.UsageRow.__table__  # type: ignore[assignment]
 _ISSUES: Table = orm.IngestIssueRow.__table__  # type: ignore[assignment]
 _FILES: Table = orm.SourceFileRow.__table__  # type: ignore[assignment]
@@ -256,9 +258,24 @@ def _one_spelling(dbs: Session, rows: list[dict[str, Any]]) -> None:
         moved = (variants & stored) - {best}
         if moved:
             dbs.execute(update(_SESSIONS).where(column.in_(moved)).values(project_root=best))
+            _move_sightings(dbs, moved, best)
         chosen.update(dict.fromkeys(variants, best))
     for row in rows:
         row["project_root"] = chosen.get(row["project_root"], row["project_root"])
+
+
+def _move_sightings(dbs: Session, old: set[str], new: str) -> None:
+    """Memory sightings follow their sessions to the project's new name.
+
+    The memory feed records a sighting under its session's project as it stands then; a project search
+    matches sightings by that name exactly. Without this, what the feed put before a rename (a Windows
+    spelling giving way to the preferred one, a Gemini hash named) is out of the project's sight for good,
+    while a read of the finished logs puts it under the final name (found by the team load test, issue 17).
+    """
+    sightings = _SIGHTINGS.c
+    moved = update(_SIGHTINGS).where(sightings.project.in_(old - {new})).values(project=new).returning(sightings.id)
+    if dbs.execute(moved).first() is not None:
+        bump_generation(dbs)  # cached visible ids of the project must be read again
 
 
 def resolve_hashed_projects(dbs: Session) -> int:
@@ -283,6 +300,7 @@ def resolve_hashed_projects(dbs: Session) -> int:
                 continue
             project = project_root(spelling)
             dbs.execute(update(_SESSIONS).where(column == placeholder).values(project_root=project))
+            _move_sightings(dbs, {placeholder}, project)
             resolved += 1
             _one_spelling(dbs, [{"project_root": project}])
         if not wanted:

@@ -310,3 +310,30 @@ def test_a_prompt_first_stored_by_a_compaction_replay_is_fed_when_its_own_line_a
     prompt = "Thanks. Now tidy the README."
     assert _instructions(db) == {(prompt, "prompt:e4000000-0000-4000-8000-000000000020")}
     assert MemoryFeed(memory.store).run().items_created == 0  # once only
+
+
+def test_sightings_follow_their_sessions_project_when_it_is_renamed(db: Database, tmp_path: Path) -> None:
+    """The team load test's item-by-item comparison: a Windows project first seen as ``c:\\...`` and later as
+    ``C:\\...`` (the preferred spelling, to which the mirror moves the sessions), or a Gemini project known only by
+    its hash until another agent's session names it. The feed had put the first session's items with the old
+    name; a search in the project (sightings match it exactly) must find them as a read of the finished logs does."""
+    from headroom.daemon.ingest import Ingestor, LogFile
+    from tests.helpers import claude_record, claude_tree
+
+    root = tmp_path / "projects"
+    ingestor = Ingestor(db, {"claude": [root]})
+    memory = Memory(db)
+    sessions = (("aaaaaaaa-1111-4111-8111-111111111111", "c:\\Users\\lo\\vault"), (None, "C:\\Users\\lo\\vault"))
+    for n, (session, cwd) in enumerate(sessions):
+        key = session or "bbbbbbbb-2222-4222-8222-222222222222"
+        text = f"Please tidy the vault's daily notes, part {n}"
+        line = claude_record("prompt", 0, text=text, cwd=cwd, sessionId=key, uuid=f"p{n}")
+        log = claude_tree(root, key)
+        log.write_text(json.dumps(line) + "\n", encoding="utf-8")
+        ingestor.ingest_file(LogFile("claude", root, log))
+        ingestor.refresh()
+        MemoryFeed(memory.store).run()
+    with db.sessions() as s:
+        assert set(s.execute(select(MemorySightingRow.project)).scalars()) == {"C:\\Users\\lo\\vault"}
+    hits = memory.search("tidy daily notes", project="C:\\Users\\lo\\vault", kinds=["instruction"]).hits
+    assert {h.item.content[-6:] for h in hits} == {"part 0", "part 1"}
