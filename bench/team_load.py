@@ -54,6 +54,7 @@ from headroom.daemon.paths import agent_roots_from_homes
 from headroom.memory import identity
 from headroom.memory.api import Memory
 from headroom.memory.db import open_database
+from headroom.memory.visibility import PRIVATE, visibility_for
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SHARED = Path(os.environ.get("HEADROOM_SHARED") or REPO.parent / "shared")
@@ -184,11 +185,45 @@ def counts(engine: Engine, user: str | None) -> dict[str, Any]:
         out["session_keys"] = sorted(
             f"{a}:{k}" for a, k in conn.execute(text(f"SELECT agent, key FROM sessions {where}"), params)
         )
-        out["private_items"] = one(f"SELECT count(*) FROM memory_items WHERE visibility = 'private' {and_}")
         out["sightings"] = one(f"SELECT count(*) FROM memory_sightings {where}")
-        team = conn.execute(text("SELECT kind, content FROM memory_items WHERE visibility = 'team'")).all()
+        if user is None:
+            out["private_items"], team = as_shared(conn)
+        else:
+            out["private_items"] = one(f"SELECT count(*) FROM memory_items WHERE visibility = 'private' {and_}")
+            shared = text("SELECT kind, content FROM memory_items WHERE visibility = 'team'")
+            team = [(str(kind), str(content)) for kind, content in conn.execute(shared)]
     out["team_items"] = sorted({f"{kind}:{hash_text(content)}" for kind, content in team})
     return out
+
+
+def as_shared(conn: Any) -> tuple[int, list[tuple[str, str]]]:
+    """A single-user SQLite file's items as a shared database keeps them: the private count, the team items.
+
+    One person's file keys an item by its content alone, so content met both privately (a ``cat`` of a
+    repository file through the shell: a tool output) and as a repository file read is one item there, made
+    ``team`` by the read. A shared database keys a private item by content and owner (memory/visibility.py),
+    so the same user's two meetings are two items: the team's file read, and a private one holding the shell
+    sighting, which no other member may read. Each sighting is classed as its draft was (only a file read has a
+    path, and is ``team`` when the path is inside the project): an item counts as private when it has a private
+    sighting, and as a team file read when it has a team one (both, when both).
+    """
+    rows = conn.execute(
+        text(
+            "SELECT i.id, i.kind, i.content, i.visibility, s.id, s.path, s.project "
+            "FROM memory_items i LEFT JOIN memory_sightings s ON s.item_id = i.id"
+        )
+    ).all()
+    private: set[int] = set()
+    team: dict[int, tuple[str, str]] = {}
+    for item_id, kind, content, visibility, sighting, path, project in rows:
+        seen = visibility  # an item without sightings (saved, not fed): as it was stored
+        if sighting is not None:
+            seen = visibility_for("file_read", path, project or "") if path else PRIVATE
+        if seen == PRIVATE:
+            private.add(item_id)
+        else:
+            team[item_id] = ("file_read" if path else kind, content)
+    return len(private), list(team.values())
 
 
 def hash_text(content: str) -> str:

@@ -41,10 +41,12 @@ from headroom.learn.projects import (
 from headroom.memory import models as orm
 from headroom.memory.identity import current_machine
 from headroom.memory.redact import redact_many, redact_text
+from headroom.memory.store import bump_generation
 
 _SESSIONS: Table = orm.SessionRow.__table__  # type: ignore[assignment]
 _EVENTS: Table = orm.EventRow.__table__  # type: ignore[assignment]
 _TOOLS: Table = orm.ToolCallRow.__table__  # type: ignore[assignment]
+_SIGHTINGS: Table = orm.MemorySightingRow.__table__  # type: ignore[assignment]
 _USAGE: Table = orm.UsageRow.__table__  # type: ignore[assignment]
 _ISSUES: Table = orm.IngestIssueRow.__table__  # type: ignore[assignment]
 _FILES: Table = orm.SourceFileRow.__table__  # type: ignore[assignment]
@@ -213,9 +215,24 @@ def _one_spelling(dbs: Session, rows: list[dict[str, Any]]) -> None:
         moved = (variants & stored) - {best}
         if moved:
             dbs.execute(update(_SESSIONS).where(column.in_(moved)).values(project_root=best))
+            _move_sightings(dbs, moved, best)
         chosen.update(dict.fromkeys(variants, best))
     for row in rows:
         row["project_root"] = chosen.get(row["project_root"], row["project_root"])
+
+
+def _move_sightings(dbs: Session, old: set[str], new: str) -> None:
+    """Memory sightings follow their sessions to the project's new name.
+
+    The memory feed records a sighting under its session's project as it stands then; a project search
+    matches sightings by that name exactly. Without this, what the feed put before a rename (a Windows
+    spelling giving way to the preferred one, a Gemini hash named) is out of the project's sight for good,
+    while a read of the finished logs puts it under the final name (found by the team load test, issue 17).
+    """
+    sightings = _SIGHTINGS.c
+    moved = update(_SIGHTINGS).where(sightings.project.in_(old - {new})).values(project=new).returning(sightings.id)
+    if dbs.execute(moved).first() is not None:
+        bump_generation(dbs)  # cached visible ids of the project must be read again
 
 
 def resolve_hashed_projects(dbs: Session) -> int:
@@ -240,6 +257,7 @@ def resolve_hashed_projects(dbs: Session) -> int:
                 continue
             project = project_root(spelling)
             dbs.execute(update(_SESSIONS).where(column == placeholder).values(project_root=project))
+            _move_sightings(dbs, {placeholder}, project)
             resolved += 1
             _one_spelling(dbs, [{"project_root": project}])
         if not wanted:
@@ -270,10 +288,47 @@ def _upsert_events(dbs: Session, ids: dict[str, int], events: list[m.Event], *, 
         for e in latest.values()
     ]
     _redact_fields(rows, ("text", "raw"))
+    if not replay:
+        prompts = [e for e in latest.values() if e.kind is m.EventKind.USER_PROMPT]
+        _renumber_stand_ins(dbs, [(ids[e.session_key], e.key) for e in prompts])
     kind = "events-replay" if replay else "events"
     stmt = _statement(_dialect(dbs), kind, tuple(rows[0]))
     execute_many(dbs, stmt, rows, (kind,))
     return len(rows)
+
+
+_PROMPT = m.EventKind.USER_PROMPT.value
+
+
+def _renumber_stand_ins(dbs: Session, keys: list[tuple[int, str]]) -> None:
+    """Give a new id to every stored row that the coming upsert turns into a prompt (it was something else).
+
+    Such a row is a stand-in: a replay (a compaction agent's copy of its parent's history, read before the
+    parent's own lines) wrote the parent's prompts as META, since a compaction file's prompts are the
+    harness's. The parent's line overwrites it as a prompt under the same key, but the row would keep its id,
+    which the memory feed (it follows event ids with a cursor) may already have passed: the prompt was never
+    fed, while a read of the finished files feeds it (issue 17's team load test: 5 prompts of two developers).
+    A fresh id, above every id given so far, puts it after the cursor whatever order the files came in. Only
+    prompts are renumbered (a handful per batch, one indexed look-up); nothing refers to an event by its id.
+    """
+    if not keys:
+        return
+    ev = _EVENTS.c
+    by_session: dict[int, list[str]] = {}
+    for session_id, key in keys:
+        by_session.setdefault(session_id, []).append(key)
+    stale: list[int] = []
+    for session_id, names in by_session.items():
+        for start in range(0, len(names), 500):
+            chunk = names[start : start + 500]
+            found = select(ev.id).where(ev.session_id == session_id, ev.key.in_(chunk), ev.kind != _PROMPT)
+            stale += dbs.execute(found).scalars()
+    for old in stale:
+        if _dialect(dbs) == "postgresql":
+            fresh: Any = func.nextval(func.pg_get_serial_sequence(_EVENTS.name, "id"))
+        else:  # no AUTOINCREMENT: the next rowid is one above the largest, this row's own included
+            fresh = int(dbs.execute(select(func.max(ev.id))).scalar_one()) + 1
+        dbs.execute(update(_EVENTS).where(ev.id == old).values(id=fresh))
 
 
 def _upsert_tool_calls(dbs: Session, ids: dict[str, int], calls: list[m.ToolCall], *, replay: bool = False) -> int:

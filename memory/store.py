@@ -507,7 +507,7 @@ class MemoryStore:
         return int(self.state(_GENERATION) or 0)
 
     def _bump(self, session: Session) -> None:
-        self.set_state(session, _GENERATION, str(int(self.state(_GENERATION, session) or 0) + 1))
+        bump_generation(session)
 
     def state(self, name: str, session: Session | None = None, *, machine: str = "") -> str | None:
         """A stored value: the database's (``machine`` ``""``) or one machine's (its cursors)."""
@@ -518,6 +518,11 @@ class MemoryStore:
 
     def set_state(self, session: Session, name: str, value: str, *, machine: str = "") -> None:
         set_state(session, name, value, machine)
+
+
+def bump_generation(session: Session) -> None:
+    """Say (in ``session``'s transaction) that which items a project sees has changed (see ``generation``)."""
+    set_state(session, _GENERATION, str(int(get_state(session, _GENERATION) or 0) + 1))
 
 
 def get_state(session: Session, name: str, machine: str = "") -> str | None:

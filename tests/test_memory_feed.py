@@ -264,3 +264,76 @@ def test_long_outputs_and_fetches_are_kept_with_a_title() -> None:
     doc = _found("WebFetch", '{"url": "https://docs.example.com/x"}', "doc text " * 50)
     assert doc is not None and doc.kind == "fetched_doc" and doc.title == "https://docs.example.com/x"
     assert unwrap_output("Script completed\nWall time 0.0 seconds\nOutput:\nhello") == "hello"
+
+
+REPLAY = Path(__file__).resolve().parent / "fixtures" / "claude-replay" / "projects"
+REPLAY_SESSION = "44444444-4444-4444-8444-444444444444"
+
+
+def _replay_files() -> tuple[Path, Path]:
+    parent = REPLAY / "-home-dev-vault" / f"{REPLAY_SESSION}.jsonl"
+    return parent, parent.with_suffix("") / "subagents" / "agent-acompact-0a1b2c3d4e5f6a7b.jsonl"
+
+
+def _instructions(db: Database) -> set[tuple[str, str]]:
+    with db.sessions() as s:
+        rows = s.execute(
+            select(MemoryItemRow.content, MemorySightingRow.tool_call_key)
+            .join(MemorySightingRow, MemorySightingRow.item_id == MemoryItemRow.id)
+            .where(MemoryItemRow.kind == "instruction")
+        ).all()
+    return {(content, key) for content, key in rows}
+
+
+def test_a_prompt_first_stored_by_a_compaction_replay_is_fed_when_its_own_line_arrives(
+    db: Database, tmp_path: Path
+) -> None:
+    """The team load test's missing prompts (issue 17): a compaction agent's file replays its parent's history
+    (same uuids), and its copies of the parent's prompts are stored as META (a compaction file's prompts are
+    the harness's). When that file is read and fed before the parent's own lines arrive, the parent's line
+    makes the row a prompt — and the prompt must be fed then, as a read of the finished files feeds it."""
+    from headroom.daemon.ingest import Ingestor, LogFile
+    from tests.helpers import claude_session_lines, claude_tree
+
+    parent, compact = _replay_files()
+    root = tmp_path / "projects"
+    ingestor = Ingestor(db, {"claude": [root]})
+    memory = Memory(db)
+    other = claude_tree(root)  # another session, prompted after the compaction: the feed's cursor passes it
+    steps = [(compact, root / compact.relative_to(REPLAY)), (None, other), (parent, root / parent.relative_to(REPLAY))]
+    for source, target in steps:  # the compaction file, fed; another session's prompt, fed; the parent's lines
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(source.read_bytes() if source else b"".join(claude_session_lines(1)))
+        ingestor.ingest_file(LogFile("claude", root, target))
+        ingestor.refresh()
+        MemoryFeed(memory.store).run()
+    prompt = "Thanks. Now tidy the README."
+    assert _instructions(db) == {(prompt, "prompt:e4000000-0000-4000-8000-000000000020")}
+    assert MemoryFeed(memory.store).run().items_created == 0  # once only
+
+
+def test_sightings_follow_their_sessions_project_when_it_is_renamed(db: Database, tmp_path: Path) -> None:
+    """The team load test's item-by-item comparison: a Windows project first seen as ``c:\\...`` and later as
+    ``C:\\...`` (the preferred spelling, to which the mirror moves the sessions), or a Gemini project known only by
+    its hash until another agent's session names it. The feed had put the first session's items with the old
+    name; a search in the project (sightings match it exactly) must find them as a read of the finished logs does."""
+    from headroom.daemon.ingest import Ingestor, LogFile
+    from tests.helpers import claude_record, claude_tree
+
+    root = tmp_path / "projects"
+    ingestor = Ingestor(db, {"claude": [root]})
+    memory = Memory(db)
+    sessions = (("aaaaaaaa-1111-4111-8111-111111111111", "c:\\Users\\lo\\vault"), (None, "C:\\Users\\lo\\vault"))
+    for n, (session, cwd) in enumerate(sessions):
+        key = session or "bbbbbbbb-2222-4222-8222-222222222222"
+        text = f"Please tidy the vault's daily notes, part {n}"
+        line = claude_record("prompt", 0, text=text, cwd=cwd, sessionId=key, uuid=f"p{n}")
+        log = claude_tree(root, key)
+        log.write_text(json.dumps(line) + "\n", encoding="utf-8")
+        ingestor.ingest_file(LogFile("claude", root, log))
+        ingestor.refresh()
+        MemoryFeed(memory.store).run()
+    with db.sessions() as s:
+        assert set(s.execute(select(MemorySightingRow.project)).scalars()) == {"C:\\Users\\lo\\vault"}
+    hits = memory.search("tidy daily notes", project="C:\\Users\\lo\\vault", kinds=["instruction"]).hits
+    assert {h.item.content[-6:] for h in hits} == {"part 0", "part 1"}

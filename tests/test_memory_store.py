@@ -51,6 +51,28 @@ def test_exact_duplicates_are_one_item_with_many_sightings(memory: Memory) -> No
     assert item is not None and item.agents == ["claude", "codex"] and len(item.sightings) == 2
 
 
+def test_a_file_met_in_a_shell_output_and_in_a_read_is_one_item_alone_two_on_a_shared_database(
+    memory: Memory, db: Database
+) -> None:
+    """A ``cat`` of a repository file (a private tool output) and a read of it (the team's) by one user.
+
+    One person's file keys by content: one item, made ``team`` by the read. A shared database keys a private
+    item by content and owner, so the shell sighting stays on a private item of the user's own, which no other
+    member can read (the team load test's baseline models this, bench/team_load.py ``as_shared``)."""
+    text = "# Vault\nThe swarm's state layer, version 1, awaiting review.\n"
+    shell = memory.put(text, "tool_output", project="/p", agent="claude", session_key="s", tool_call_key="sh")
+    read = memory.put(
+        text, "file_read", project="/p", agent="claude", session_key="s", tool_call_key="rd", path="/p/a.md"
+    )
+    with db.sessions() as s:
+        items = s.execute(select(MemoryItemRow.kind, MemoryItemRow.visibility).order_by(MemoryItemRow.id)).all()
+    if db.is_sqlite:
+        assert read.item_id == shell.item_id and [tuple(i) for i in items] == [("tool_output", "team")]
+    else:
+        assert read.item_id != shell.item_id
+        assert [tuple(i) for i in items] == [("tool_output", "private"), ("file_read", "team")]
+
+
 def test_the_same_meeting_read_again_adds_nothing(memory: Memory) -> None:
     where = {"project": "/p", "agent": "gemini", "session_key": "s", "tool_call_key": "t"}
     first = memory.put("some output that matters", "tool_output", **where)
