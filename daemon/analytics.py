@@ -32,8 +32,8 @@ from headroom.daemon.groupings import (
     finish_row,
     totals,
 )
+from headroom.learn.counters import agent_failure
 from headroom.learn.knowledge import last_command_words
-from headroom.learn.mirror import agent_failure
 from headroom.learn.model import REASONING_OUTSIDE_OUTPUT
 from headroom.learn.projects import REPO_PREFIX, display_names, repository_name
 from headroom.memory.models import EventRow, SessionRow, ToolCallRow, UsageRow

@@ -35,7 +35,8 @@ import orjson
 from sqlalchemy import Table, bindparam, select, union_all, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from headroom.learn.mirror import record_issue, refresh_sessions, resolve_hashed_projects, write_batch
+from headroom.learn.counters import refresh_sessions
+from headroom.learn.mirror import record_issue, resolve_hashed_projects, write_batch
 from headroom.learn.model import AGENTS, Agent, Batch, EventKind
 from headroom.learn.readers import LogReader, State, parse_chunk, reader_for
 from headroom.learn.readers.base import record_type

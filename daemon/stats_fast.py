@@ -44,7 +44,7 @@ CACHE_FORMAT = 1
 BUSY_TIMEOUT_S = 30.0
 _PROMPT = "usage.input_tokens + usage.cache_read_tokens + usage.cache_creation_tokens"
 _SUM_COLUMNS = ", ".join(f"sum(usage.{name})" for name in SUMS)
-_FAILED = "tool_calls.failed IS 1 AND tool_calls.by_user IS 0"  # learn.mirror.agent_failure, as SQLite spells it
+_FAILED = "tool_calls.failed IS 1 AND tool_calls.by_user IS 0"  # learn.counters.agent_failure, as SQLite spells it
 _HOUR = "%Y-%m-%d %H"  # costs.hour_expr on SQLite
 
 

@@ -16,10 +16,11 @@ from headroom.memory.facade import lazy_getattr
 
 if TYPE_CHECKING:
     from headroom.learn.apply import LearnRun, run_learn
+    from headroom.learn.counters import refresh_sessions
     from headroom.learn.failures import Failure, find_failures
     from headroom.learn.journal import Journal
     from headroom.learn.mining import LessonDraft, mine_db
-    from headroom.learn.mirror import refresh_sessions, write_batch
+    from headroom.learn.mirror import write_batch
     from headroom.learn.model import AGENTS, Agent, Batch, Event, SessionInfo, ToolCall, Usage
     from headroom.learn.projects import project_of, project_root
     from headroom.learn.readers import LogReader, reader_for
@@ -47,7 +48,7 @@ _WHERE = {
     "project_of": "projects",
     "project_root": "projects",
     "reader_for": "readers",
-    "refresh_sessions": "mirror",
+    "refresh_sessions": "counters",
     "run_learn": "apply",
     "write_batch": "mirror",
 }
