@@ -96,15 +96,11 @@ def load(db: Any, items: int, corpus: Corpus) -> list[Any]:
     return samples
 
 
-def measure_hybrid(db: Any, work: Path, queries: list[tuple[str, str, str]], items: int) -> dict[str, Any]:
-    """Whole searches: hybrid (real query embedding + index + fusion), text only, and the embedding alone."""
+def random_vectors(db: Any, items: int, model: str) -> None:
+    """A seeded random unit vector for each of items 1..``items``, stored as ``model``'s (the search's cost does
+    not depend on what the vectors mean; the labelled quality bench measures that)."""
     import numpy as np
-    from memory_bench_load import QueryRealItemsHash
 
-    from headroom.memory.embed import SentenceTransformerEmbedder
-
-    real = SentenceTransformerEmbedder(threads=1)
-    embedder = QueryRealItemsHash(real)
     rng = np.random.default_rng(3)
     raw = db.engine.raw_connection()
     try:
@@ -114,14 +110,25 @@ def measure_hybrid(db: Any, work: Path, queries: list[tuple[str, str, str]], ite
             vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
             raw.cursor().executemany(
                 "INSERT INTO memory_vectors (item_id, model, dim, vector) VALUES (?,?,384,?)",
-                [(i, embedder.name, v.tobytes()) for i, v in zip(ids, vectors, strict=True)],
+                [(i, model, v.tobytes()) for i, v in zip(ids, vectors, strict=True)],
             )
             raw.cursor().execute(
-                "UPDATE memory_items SET embed_model = ? WHERE id BETWEEN ? AND ?", (embedder.name, ids[0], ids[-1])
+                "UPDATE memory_items SET embed_model = ? WHERE id BETWEEN ? AND ?", (model, ids[0], ids[-1])
             )
         raw.commit()
     finally:
         raw.close()
+
+
+def measure_hybrid(db: Any, work: Path, queries: list[tuple[str, str, str]], items: int) -> dict[str, Any]:
+    """Whole searches: hybrid (real query embedding + index + fusion), text only, and the embedding alone."""
+    from memory_bench_load import QueryRealItemsHash
+
+    from headroom.memory.embed import SentenceTransformerEmbedder
+
+    real = SentenceTransformerEmbedder(threads=1)
+    embedder = QueryRealItemsHash(real)
+    random_vectors(db, items, embedder.name)
     memory = Memory(db, embedder=embedder, index_dir=work / "index")
     text_only = Memory(db)
     assert memory.vectors is not None

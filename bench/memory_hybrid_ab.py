@@ -42,10 +42,9 @@ MODEL_NAME = "bench-hash384+minilm-queries"  # memory_bench_load.QueryRealItemsH
 
 def build(work: Path, items: int) -> None:
     """The 100k store, its 200 queries (pickled) and the vector index file."""
-    import numpy as np
     from memory_bench_corpus import Corpus, make_queries
     from memory_bench_load import QueryRealItemsHash
-    from memory_fts_bench import load
+    from memory_fts_bench import load, random_vectors
 
     from headroom.memory.api import Memory
     from headroom.memory.db import open_database
@@ -56,21 +55,7 @@ def build(work: Path, items: int) -> None:
     corpus = Corpus(1)
     samples = load(db, items, corpus)
     (work / "queries.pkl").write_bytes(pickle.dumps(make_queries(corpus, samples, 200)))
-    rng = np.random.default_rng(3)
-    raw = db.engine.raw_connection()
-    for lo in range(0, items, 5000):
-        ids = range(lo + 1, min(items, lo + 5000) + 1)
-        vectors = rng.standard_normal((len(ids), 384)).astype(np.float32)
-        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        raw.cursor().executemany(
-            "INSERT INTO memory_vectors (item_id, model, dim, vector) VALUES (?, ?, 384, ?)",
-            [(i, MODEL_NAME, v.tobytes()) for i, v in zip(ids, vectors, strict=True)],
-        )
-        raw.cursor().execute(
-            "UPDATE memory_items SET embed_model = ? WHERE id BETWEEN ? AND ?", (MODEL_NAME, ids[0], ids[-1])
-        )
-    raw.commit()
-    raw.close()
+    random_vectors(db, items, MODEL_NAME)
     memory = Memory(db, embedder=QueryRealItemsHash(SentenceTransformerEmbedder(threads=1)), index_dir=work / "index")
     memory.vectors.index()  # built from the table and saved beside the DB
     db.close()
