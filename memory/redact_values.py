@@ -1,7 +1,7 @@
 """How a value found under a secret-sounding name is judged: a secret, or a placeholder, a version, a path, code.
 
-Split from :mod:`headroom.memory.redact` (the one redaction module; nothing else should import this): the rules
-there find candidates, these predicates keep the look-alikes (``changeme``, ``${VAR}``, ``^4.24.13``,
+Split from :mod:`headroom.memory.redact` (redaction's own; only it and :mod:`headroom.memory.redact_names` import
+this): the rules there find candidates, these predicates keep the look-alikes (``changeme``, ``${VAR}``, ``^4.24.13``,
 ``src/app/auth/``, ``super-secret``, ``"Password is required."``) out of the redactions.
 """
 
@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 
 PLACEHOLDER_MARK = "[REDACTED:"
+#: An optional quote before a separator, possibly JSON-escaped (`"key\": "…"` inside a logged tool output).
+OPT_QUOTE = r"\\{0,3}[\"']?"
 
 # Values that stand for a secret in docs and templates, or are keywords and type names in code.
 PLACEHOLDER_WORDS = re.compile(
