@@ -183,6 +183,11 @@ def unwrap_shell(command: str) -> str:
     first = _FIRST_WORD.match(command).group(1)  # type: ignore[union-attr]  # the pattern always matches
     if not first or (os.path.basename(first) not in _SHELLS and not _QUOTING.search(first)):
         return command
+    return unwrap_shell_split(command)
+
+
+def unwrap_shell_split(command: str) -> str:
+    """:func:`unwrap_shell` by its definition: split as a POSIX shell would; ``SHELL -c|-lc SCRIPT`` gives SCRIPT."""
     try:
         words = shlex.split(command)
     except ValueError:
