@@ -77,6 +77,7 @@ def _row_builder(binds: tuple[tuple[str, Any], ...], columns: Any) -> Callable[.
 
 
 def sqlite_value(value: Any) -> Any:
+    """``value`` as SQLAlchemy's SQLite types would bind it (the driver is given plain tuples here)."""
     kind = type(value)
     if kind is datetime:  # as SQLAlchemy stores it: always with microseconds, so text order is time order
         text = value.isoformat(" ")
