@@ -200,6 +200,7 @@ def test_cli_dry_run_apply_report_undo(project: Path, monkeypatch: pytest.Monkey
     runner = CliRunner()
     dry = runner.invoke(cli, ["learn", "-p", str(project)], catch_exceptions=False)
     assert dry.exit_code == 0 and "would change" in dry.output and "+- Server logs" in dry.output
+    assert ": 1 lesson mined" in dry.output and "(would change; 1 lesson)" in dry.output  # not "1 lessons"
     assert not (project / "CLAUDE.local.md").exists()
     done = runner.invoke(cli, ["learn", "-p", str(project), "--apply", "--json"], catch_exceptions=False)
     files = json.loads(done.output)["files"]

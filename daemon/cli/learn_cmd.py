@@ -95,7 +95,7 @@ def learn_group(
         )
         return
     stored = f", {run.synced.new} new" if do_apply else ""
-    click.echo(f"{scope}: {len(run.drafts)} lessons mined{stored}")
+    click.echo(f"{scope}: {_lessons(len(run.drafts))} mined{stored}")
     for d in run.drafts:
         where = {"machine": "this machine", "agent": "agent"}.get(d.scope, "project")
         only = f", {d.agents[0]} only" if d.agents else ""
@@ -105,7 +105,7 @@ def learn_group(
     for plan in run.plans:
         state = "written" if plan in run.written else ("unchanged" if not plan.changed else "would change")
         extra = f", {plan.lessons_dropped} left out for the file's size limit" if plan.lessons_dropped else ""
-        click.echo(f"  {plan.target.agent}: {plan.target.path} ({state}; {plan.lessons_written} lessons{extra})")
+        click.echo(f"  {plan.target.agent}: {plan.target.path} ({state}; {_lessons(plan.lessons_written)}{extra})")
         if plan.changed and plan not in run.written:
             click.echo(printable(plan.diff()), nl=False)
     if not do_apply and any(p.changed for p in run.plans):
@@ -245,3 +245,7 @@ def _write_accepted(app: App, project: str) -> list[str]:
 
 def register(cli: click.Group) -> None:
     cli.add_command(learn_group)
+
+
+def _lessons(count: int) -> str:
+    return f"{count} lesson" if count == 1 else f"{count} lessons"
