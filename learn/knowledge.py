@@ -18,7 +18,9 @@ content, and outputs too short to matter are skipped.
 from __future__ import annotations
 
 import json
+import ntpath
 import os
+import posixpath
 import re
 import shlex
 from dataclasses import dataclass
@@ -27,6 +29,7 @@ from typing import Any
 import orjson
 
 from headroom.learn.model import ToolKind, ToolStatus
+from headroom.learn.projects import is_windows
 
 MIN_FILE_CHARS = 8
 MIN_OUTPUT_CHARS = 200
@@ -295,21 +298,41 @@ class Found:
     title: str | None = None
 
 
-def _cat_path(command: str) -> str | None:
-    """The file of a plain ``cat FILE`` (anything fancier is a tool output, not a file's content)."""
+_QUIET = frozenset({"2>/dev/null", "2>&1"})  # a successful cat writes nothing to stderr
+_DRIVE_ONLY = re.compile(r"\A[A-Za-z]:(?![\\/])")  # what shlex leaves of an unquoted C:\Users\x
+
+
+def _cat_path(command: str, cwd: str | None) -> str | None:
+    """The file of a plain ``cat FILE``, resolved against ``cwd``; anything fancier (a pipe, several files,
+    options) is a tool output, not a file's content.
+
+    Agents on Windows run it in the project with a ``cd`` first (``cd "C:\\…" && cat "notes.md" 2>&1``, as
+    Claude Code does through Git Bash): that is the same read, met in the folder it names.
+    """
     try:
         words = shlex.split(command)
     except ValueError:
         return None
+    if len(words) > 3 and words[0] == "cd" and words[2] == "&&":
+        if _DRIVE_ONLY.match(words[1]):
+            return None  # its backslashes were taken as escapes: the folder is not known
+        cwd, words = _resolve(words[1], cwd), words[3:]
+    if words and words[-1] in _QUIET:
+        words = words[:-1]
     if len(words) == 2 and words[0] == "cat" and not words[1].startswith("-"):
-        return words[1]
+        return _resolve(words[1], cwd)
     return None
 
 
 def _resolve(path: str, cwd: str | None) -> str:
-    if os.path.isabs(path) or not cwd:
-        return os.path.normpath(path)
-    return os.path.normpath(os.path.join(cwd, path))
+    """``path`` made absolute against ``cwd``. A Windows path is absolute (``C:\\…``, ``c:/…``) and keeps the
+    agent's spelling; a relative one in a Windows folder takes that folder's separators."""
+    if is_windows(path) or not cwd or posixpath.isabs(path):
+        return posixpath.normpath(path)
+    if is_windows(cwd):
+        joined = ntpath.normpath(ntpath.join(cwd, path))
+        return joined if "\\" in cwd else joined.replace("\\", "/")
+    return posixpath.normpath(posixpath.join(cwd, path))
 
 
 def from_tool_call(
@@ -348,10 +371,9 @@ def from_tool_call(
             return None
         return Found("fetched_doc", output, None, str(title)[:200] if title else None)
     if kind is ToolKind.SHELL and command:
-        cat = _cat_path(command)
+        cat = _cat_path(command, cwd)
         if cat is not None and len(output.strip()) >= MIN_FILE_CHARS:
-            resolved = _resolve(cat, cwd)
-            return Found("file_read", output, resolved, resolved)
+            return Found("file_read", output, cat, cat)
     if len(output.strip()) < MIN_OUTPUT_CHARS:
         return None
     title = f"$ {command}" if command else name

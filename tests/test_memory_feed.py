@@ -250,6 +250,47 @@ def _found(name: str, args: str, output: str) -> Found | None:
     return from_tool_call(kind, name, command, path, unwrap_output(output), args, "/p")
 
 
+WINDOWS_CWD = "C:\\Users\\ada\\vault"
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "path"),
+    [
+        # an absolute Windows path is the file's, whatever the session's folder (it was joined onto it)
+        ("Read", '{"file_path": "c:/Users/ada/vault/notes.md"}', "c:/Users/ada/vault/notes.md"),
+        ("read_file", '{"file_path": "C:\\\\Users\\\\ada\\\\vault\\\\notes.md"}', "C:\\Users\\ada\\vault\\notes.md"),
+        ("read_file", '{"file_path": "docs/notes.md"}', "C:\\Users\\ada\\vault\\docs\\notes.md"),
+        ("Read", '{"file_path": "/c/Users/ada/vault/notes.md"}', "/c/Users/ada/vault/notes.md"),  # Git Bash
+        # Claude Code on Windows reads through Git Bash in the folder it names first
+        (
+            "Bash",
+            '{"command": "cd \\"C:\\\\Users\\\\ada\\\\vault\\" && cat \\"notes.md\\" 2>&1"}',
+            "C:\\Users\\ada\\vault\\notes.md",
+        ),
+        ("Bash", '{"command": "cd docs && cat notes.md"}', "C:\\Users\\ada\\vault\\docs\\notes.md"),
+    ],
+)
+def test_windows_file_reads_keep_the_files_path(name: str, args: str, path: str) -> None:
+    kind, command, logged = describe_call(name, args)
+    found = from_tool_call(kind, name, command, logged, "milk\neggs\nbread\n", args, WINDOWS_CWD)
+    assert found is not None and (found.kind, found.path, found.title) == ("file_read", path, path)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        'cd "C:\\Users\\ada\\vault" && cat "notes.md" 2>&1 | head -80',  # the first lines only
+        "cd C:\\Users\\ada\\vault && cat notes.md",  # unquoted: shlex drops the backslashes, the folder is unknown
+        "cd docs && cat -n notes.md",
+    ],
+)
+def test_a_cat_elsewhere_that_is_not_a_plain_read_is_an_output(command: str) -> None:
+    args = json.dumps({"command": command})
+    kind, shell, path = describe_call("Bash", args)
+    found = from_tool_call(kind, "Bash", shell, path, "x" * 300, args, WINDOWS_CWD)
+    assert found is not None and found.kind == "tool_output"
+
+
 def test_what_is_not_kept() -> None:
     assert _found("Edit", '{"file_path": "/p/a"}', "The file has been updated." * 20) is None
     assert _found("apply_patch", "*** Begin Patch", "Success. Updated the following files" * 20) is None
