@@ -5,7 +5,7 @@ SQLite needs batch mode for most ALTERs; the models' naming convention keeps con
 """
 
 # The newest revision, so that opening an up-to-date DB needs no Alembic import (a test keeps it true).
-HEAD = "0013"
+HEAD = "0014"
 #: The oldest revision whose code can still use a schema at HEAD. ``headroom db upgrade`` records it in the
 #: database; a client behind the schema continues only when it is at or past it. Raise it with a migration
 #: that older code cannot live with (a dropped or renamed column, a new NOT NULL column without a default).

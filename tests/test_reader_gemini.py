@@ -416,6 +416,17 @@ def test_real_logs_match_a_plain_scan(shared: Path, tmp_path: Path) -> None:
     assert _read_root(generated).days() == CCUSAGE_GENERATED
 
 
+def test_the_clis_own_please_continue_is_no_prompt(shared: Path) -> None:
+    """Gemini CLI sends "System: Please continue." itself (an invalid stream, its next-speaker check): a real
+    session holds it twelve times between the user's prompts; it is not a turn of the user's, nor an instruction."""
+    root = shared / "fixtures" / "sessions-more" / ".gemini" / "tmp"
+    path = root / "idaho-vault" / "chats" / "session-2026-04-16T22-38-b1f31681.json"
+    events = read(path, root).events
+    harness = [e for e in events if (e.text or "").strip() == "System: Please continue."]
+    assert len(harness) == 12 and {e.kind for e in harness} == {EventKind.META}
+    assert sum(e.kind is EventKind.USER_PROMPT for e in events) > 0
+
+
 def test_real_shell_failures(shared: Path, tmp_path: Path) -> None:
     sessions = shared / "fixtures" / "sessions" / "gemini" / "tmp"
     # Plain scan: the last copy of each shell call, its status and the "Exit Code: N" it printed.

@@ -77,6 +77,9 @@ _OVERFLOW = re.compile(
     r"context window|exceeds the maximum number of tokens|input token count|maximum context length", re.I
 )
 _CONTEXT = "<session_context>"
+# What the CLI sends as a user message by itself (after an invalid stream, or when its next-speaker check says
+# the model should go on): the harness's, not a turn of the user's.
+_CONTINUE = "System: Please continue."
 _SNAPSHOT = "<state_snapshot>"
 _SNAPSHOT_ACK = "Got it. Thanks for the additional context"
 _SUB = 1024  # seq slots per message of a legacy document (events of one message share its slot)
@@ -222,7 +225,7 @@ def _message(
         shown = msg.get("displayContent")
         if shown:
             text = _parts(shown)[0] or text
-        if text.lstrip().startswith(_CONTEXT):
+        if text.lstrip().startswith(_CONTEXT) or text.strip() == _CONTINUE:
             event(mid, EventKind.META, 0, "user", text)
         elif replay and _SNAPSHOT in text[:200]:
             event(mid, EventKind.COMPACTION, 0, "user", text)
