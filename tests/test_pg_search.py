@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from headroom.memory.api import Memory
 from headroom.memory.db import Database
@@ -47,6 +48,30 @@ def test_text_search_ranks_identifiers_and_filters_the_project_before_the_limit(
     assert memory.search("policy builder", project="/mine").hits[0].item.id == camel
     assert memory.search("fetch_remote_config", project="/nowhere").hits == []
     assert memory.search("...", project="/mine").hits == []
+
+
+def test_a_word_the_statistics_call_common_is_not_counted(pg_db: Database) -> None:
+    """A word ANALYZE saw in every item is common without a count (counting builds its whole bitmap: the slow
+    part of a search at 1M items); the rare word is counted and ranks as it did."""
+    memory = Memory(pg_db)
+    for n in range(300):
+        memory.put(f"entry {n}: a common line of the build output", "tool_output", project="/p")
+    rare = {memory.put(f"rare sighting {n} in a common place", "tool_output", project="/p").item_id for n in range(3)}
+    with pg_db.engine.begin() as conn:
+        conn.execute(text("ANALYZE memory_items"))
+    statements: list[tuple[str, Any]] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
+        statements.append((statement, parameters))
+
+    event.listen(pg_db.engine, "before_cursor_execute", seen)
+    try:
+        hits = {h.item.id for h in memory.search("common rare", project="/p", k=10).hits}
+    finally:
+        event.remove(pg_db.engine, "before_cursor_execute", seen)
+    assert hits == rare
+    counts = [params for sql, params in statements if "count(*)" in sql and "LIMIT" in sql]
+    assert counts and all("common" not in str(params) for params in counts)
 
 
 def test_kinds_and_global_items_are_filtered_in_sql(pg_db: Database) -> None:
