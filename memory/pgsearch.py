@@ -178,7 +178,8 @@ def _estimates(session: Session, terms: list[str]) -> dict[str, int]:
     row by row; up to 640 ms for a query of three). ANALYZE keeps the column's most common lexemes with their
     frequencies, so the planner's estimate for such a word is close (a sample of 30,000 rows); a word it does
     not track gets a small estimate and is counted as before, as is everything when the table was never
-    analysed (the default estimate is 0.5 % of the rows). Members' roles plan with the same statistics.
+    analysed (the default estimate is 0.5 % of the rows). A member's role gets the estimate of the rows its
+    policies let it see, as its count would be of those.
     """
     out: dict[str, int] = {}
     for term in terms:
