@@ -179,7 +179,8 @@ def _estimates(session: Session, terms: list[str]) -> dict[str, int]:
     frequencies, so the planner's estimate for such a word is close (a sample of 30,000 rows); a word it does
     not track gets a small estimate and is counted as before, as is everything when the table was never
     analysed (the default estimate is 0.5 % of the rows). A member's role gets the estimate of the rows its
-    policies let it see, as its count would be of those.
+    policies let it see, as its count would be of those. An estimate costs ~0.1 ms a term at any size; counting
+    a word every item holds cost 0.26 ms at 5k items, 3.5 ms at 100k, 124-172 ms at 1M (one GIN table, idle).
     """
     out: dict[str, int] = {}
     for term in terms:

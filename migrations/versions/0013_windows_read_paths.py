@@ -39,12 +39,15 @@ def own_path(path: str) -> str:
     return found.group("own") if found else path
 
 
-def _mend(conn: sa.Connection, table: str, column: str) -> int:
+def _mend(conn: sa.Connection, table: str, column: str) -> None:
     rows = conn.execute(sa.text(f"SELECT id, {column} FROM {table} WHERE {_LIKELY.format(column=column)}")).all()
-    changed = [{"id": ident, "value": own_path(value)} for ident, value in rows if own_path(value) != value]
+    changed = []
+    for ident, value in rows:
+        mended = own_path(value)
+        if mended != value:
+            changed.append({"id": ident, "value": mended})
     if changed:
         conn.execute(sa.text(f"UPDATE {table} SET {column} = :value WHERE id = :id"), changed)
-    return len(changed)
 
 
 def upgrade() -> None:
