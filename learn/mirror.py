@@ -18,10 +18,11 @@ is redacted without anyone remembering to. Redaction is deterministic, so a re-r
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, case, func, or_, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -131,24 +132,82 @@ def _statement(dialect: str, kind: str, shape: tuple[str, ...]) -> Any:
     return stmt.on_conflict_do_update(index_elements=["agent", "key"], set_=set_, where=where)
 
 
+@dataclass
+class Prepared:
+    """A batch as rows, redacted: everything of a write that needs no database (picklable).
+
+    Built where the log is read (in a backfill, a helper process: parsing and redaction run beside the writer,
+    see ``daemon/ingest_pipeline.py``). Rows name their session by its key in ``session_id`` until
+    :func:`write_prepared` knows the ids.
+    """
+
+    sessions: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    prompts: list[tuple[str, str]] = field(default_factory=list)  # (session key, event key) of the prompts
+    tool_calls: dict[tuple[str, ...], list[dict[str, Any]]] = field(default_factory=dict)  # by row shape
+    usage: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=list)  # (merge, rows)
+    retracted: list[str] = field(default_factory=list)  # usage keys a last copy without tokens withdraws
+    replay: bool = False
+
+    @property
+    def empty(self) -> bool:
+        return not self.sessions
+
+
 def write_batch(dbs: Session, agent: m.Agent, batch: m.Batch) -> int:
     """Upsert everything in ``batch`` (inside the caller's transaction). Returns the rows written."""
+    return write_prepared(dbs, agent, prepare_batch(agent, batch))
+
+
+def prepare_batch(agent: m.Agent, batch: m.Batch) -> Prepared:
+    """The rows :func:`write_prepared` upserts for ``batch``, redacted (DESIGN invariant 4); no database needed."""
     keys = {e.session_key for e in batch.events}
     keys |= {t.session_key for t in batch.tool_calls}
     keys |= {u.session_key for u in batch.usage}
     for key in keys - batch.sessions.keys():
         batch.sessions[key] = m.SessionInfo(key=key)
+    prepared = Prepared(replay=batch.replay)
     if not batch.sessions:
+        return prepared
+    prepared.sessions = _session_rows(agent, list(batch.sessions.values()))
+    prepared.events, prepared.prompts = _event_rows(batch.events, replay=batch.replay)
+    prepared.tool_calls = _tool_rows(batch.tool_calls)
+    prepared.retracted, prepared.usage = _usage_rows(agent, batch.usage)
+    return prepared
+
+
+def write_prepared(dbs: Session, agent: m.Agent, prepared: Prepared) -> int:
+    """Upsert prepared rows (inside the caller's transaction). Returns the rows written."""
+    if prepared.empty:
         return 0
-    ids = _upsert_sessions(dbs, agent, list(batch.sessions.values()))
+    dialect = _dialect(dbs)
+    _one_spelling(dbs, prepared.sessions)
+    execute_many(dbs, _statement(dialect, "sessions", ()), prepared.sessions, ("sessions",))
+    ids = _session_ids(dbs, agent, [row["key"] for row in prepared.sessions])
     written = len(ids)
-    written += _upsert_events(dbs, ids, batch.events, replay=batch.replay)
-    written += _upsert_tool_calls(dbs, ids, batch.tool_calls, replay=batch.replay)
-    written += _upsert_usage(dbs, agent, ids, batch.usage)
+    if prepared.events:
+        _renumber_stand_ins(dbs, [(ids[session], key) for session, key in prepared.prompts])
+        kind = "events-replay" if prepared.replay else "events"
+        written += _write_rows(dbs, ids, kind, prepared.events, (kind,))
+    kind = "tool_calls-replay" if prepared.replay else "tool_calls"
+    for rows in prepared.tool_calls.values():
+        written += _write_rows(dbs, ids, kind, rows, (kind,))
+    if prepared.retracted:
+        dbs.execute(_USAGE.delete().where(_USAGE.c.agent == agent, _USAGE.c.key.in_(prepared.retracted)))
+    for merge, rows in prepared.usage:
+        written += _write_rows(dbs, ids, f"usage-{merge}", rows, ("usage", merge))
     return written
 
 
-def _upsert_sessions(dbs: Session, agent: m.Agent, infos: list[m.SessionInfo]) -> dict[str, int]:
+def _write_rows(dbs: Session, ids: dict[str, int], kind: str, rows: list[dict[str, Any]], key: tuple[str, ...]) -> int:
+    """Upsert rows of one shape, their session keys turned into ids first."""
+    for row in rows:
+        row["session_id"] = ids[row["session_id"]]
+    execute_many(dbs, _statement(_dialect(dbs), kind, tuple(rows[0])), rows, key)
+    return len(rows)
+
+
+def _session_rows(agent: m.Agent, infos: list[m.SessionInfo]) -> list[dict[str, Any]]:
     rows = []
     for info in infos:
         project = info.project_root or info.cwd
@@ -172,11 +231,8 @@ def _upsert_sessions(dbs: Session, agent: m.Agent, infos: list[m.SessionInfo]) -
                 "stale": True,
             }
         )
-    _one_spelling(dbs, rows)
     _redact_fields(rows, ("title",))
-    stmt = _statement(_dialect(dbs), "sessions", ())
-    execute_many(dbs, stmt, rows, ("sessions",))
-    return _session_ids(dbs, agent, [info.key for info in infos])
+    return rows
 
 
 def _session_ids(dbs: Session, agent: str, keys: list[str]) -> dict[str, int]:
@@ -265,15 +321,14 @@ def resolve_hashed_projects(dbs: Session) -> int:
     return resolved
 
 
-def _upsert_events(dbs: Session, ids: dict[str, int], events: list[m.Event], *, replay: bool = False) -> int:
+def _event_rows(events: list[m.Event], *, replay: bool) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    """Event rows (the last copy of a key wins, as on conflict), and the prompts among them (not in a replay)."""
     latest: dict[tuple[str, str], m.Event] = {}
-    for event in events:  # the last copy of a key wins, as on conflict below
+    for event in events:
         latest[(event.session_key, event.key)] = event
-    if not latest:
-        return 0
     rows = [
         {
-            "session_id": ids[e.session_key],
+            "session_id": e.session_key,
             "key": e.key,
             "kind": e.kind.value,
             "ts": e.ts,
@@ -288,16 +343,18 @@ def _upsert_events(dbs: Session, ids: dict[str, int], events: list[m.Event], *, 
         for e in latest.values()
     ]
     _redact_fields(rows, ("text", "raw"))
-    if not replay:
-        prompts = [e for e in latest.values() if e.kind is m.EventKind.USER_PROMPT]
-        _renumber_stand_ins(dbs, [(ids[e.session_key], e.key) for e in prompts])
-    kind = "events-replay" if replay else "events"
-    stmt = _statement(_dialect(dbs), kind, tuple(rows[0]))
-    execute_many(dbs, stmt, rows, (kind,))
-    return len(rows)
+    if replay:
+        return rows, []
+    return rows, [(e.session_key, e.key) for e in latest.values() if e.kind is m.EventKind.USER_PROMPT]
 
 
 _PROMPT = m.EventKind.USER_PROMPT.value
+# Built once: it runs per session per batch, and building the statement cost more than running it.
+_STAND_INS = select(_EVENTS.c.id).where(
+    _EVENTS.c.session_id == bindparam("session"),
+    _EVENTS.c.key.in_(bindparam("keys", expanding=True)),
+    _EVENTS.c.kind != _PROMPT,
+)
 
 
 def _renumber_stand_ins(dbs: Session, keys: list[tuple[int, str]]) -> None:
@@ -320,9 +377,7 @@ def _renumber_stand_ins(dbs: Session, keys: list[tuple[int, str]]) -> None:
     stale: list[int] = []
     for session_id, names in by_session.items():
         for start in range(0, len(names), 500):
-            chunk = names[start : start + 500]
-            found = select(ev.id).where(ev.session_id == session_id, ev.key.in_(chunk), ev.kind != _PROMPT)
-            stale += dbs.execute(found).scalars()
+            stale += dbs.execute(_STAND_INS, {"session": session_id, "keys": names[start : start + 500]}).scalars()
     for old in stale:
         if _dialect(dbs) == "postgresql":
             fresh: Any = func.nextval(func.pg_get_serial_sequence(_EVENTS.name, "id"))
@@ -331,7 +386,8 @@ def _renumber_stand_ins(dbs: Session, keys: list[tuple[int, str]]) -> None:
         dbs.execute(update(_EVENTS).where(ev.id == old).values(id=fresh))
 
 
-def _upsert_tool_calls(dbs: Session, ids: dict[str, int], calls: list[m.ToolCall], *, replay: bool = False) -> int:
+def _tool_rows(calls: list[m.ToolCall]) -> dict[tuple[str, ...], list[dict[str, Any]]]:
+    """Tool-call rows by shape: an upsert may only overwrite the columns this batch knows about."""
     merged: dict[tuple[str, str], dict[str, Any]] = {}
     for call in calls:
         fields = merged.setdefault((call.session_key, call.key), {})
@@ -342,39 +398,33 @@ def _upsert_tool_calls(dbs: Session, ids: dict[str, int], calls: list[m.ToolCall
         if call.by_user:  # False says nothing: the other half of a user's command does not know it
             fields["by_user"] = True
     _redact_fields(list(merged.values()))  # every text field; enums (status, kind), flags and numbers are not str
-    # One statement per shape: an upsert may only overwrite the columns this batch knows about.
     by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for (session_key, key), fields in merged.items():
-        row = {"session_id": ids[session_key], "key": key, **fields}
+        row = {"session_id": session_key, "key": key, **fields}
         if "started_at" in fields:
             row["day"] = fields["started_at"].date()
         by_shape.setdefault(tuple(sorted(row)), []).append(row)
-    kind = "tool_calls-replay" if replay else "tool_calls"
-    for shape, rows in by_shape.items():
-        stmt = _statement(_dialect(dbs), kind, shape)
-        execute_many(dbs, stmt, rows, (kind,))
-    return len(merged)
+    return by_shape
 
 
-def _upsert_usage(dbs: Session, agent: m.Agent, ids: dict[str, int], usage: list[m.Usage]) -> int:
+def _usage_rows(agent: m.Agent, usage: list[m.Usage]) -> tuple[list[str], list[tuple[str, list[dict[str, Any]]]]]:
+    """The usage keys withdrawn, and the rows to upsert per merge rule."""
     kept: dict[str, m.Usage] = {}
-    for item in usage:  # the same rule as the SQL below, within the batch
+    for item in usage:  # the same rule as the SQL upsert, within the batch
         known = kept.get(item.key)
         if known is None or item.merge is m.Merge.LAST or _rank(item) > _rank(known):
             kept[item.key] = item
     # A last copy with no tokens retracts the call (Codex withdraws a replayed call once it knows).
     retracted = [k for k, u in kept.items() if u.merge is m.Merge.LAST and u.total == 0 and not u.reasoning_tokens]
-    if retracted:
-        dbs.execute(_USAGE.delete().where(_USAGE.c.agent == agent, _USAGE.c.key.in_(retracted)))
-        for key in retracted:
-            del kept[key]
-    written = 0
+    for key in retracted:
+        del kept[key]
+    by_merge: list[tuple[str, list[dict[str, Any]]]] = []
     for merge in m.Merge:
         rows = [
             {
                 "agent": agent,
                 "key": u.key,
-                "session_id": ids[u.session_key],
+                "session_id": u.session_key,
                 "ts": u.ts,
                 "day": u.ts.date() if u.ts else None,
                 "model": u.model,
@@ -389,12 +439,9 @@ def _upsert_usage(dbs: Session, agent: m.Agent, ids: dict[str, int], usage: list
             for u in kept.values()
             if u.merge is merge
         ]
-        if not rows:
-            continue
-        stmt = _statement(_dialect(dbs), f"usage-{merge.value}", tuple(rows[0]))
-        execute_many(dbs, stmt, rows, ("usage", merge.value))
-        written += len(rows)
-    return written
+        if rows:
+            by_merge.append((merge.value, rows))
+    return retracted, by_merge
 
 
 def _rank(item: m.Usage) -> tuple[bool, int]:
@@ -492,8 +539,11 @@ def _fold_code_mode(conn: Connection) -> None:
 
 
 __all__ = [
+    "Prepared",
     "backfill_tool_fields",
+    "prepare_batch",
     "record_issue",
     "resolve_hashed_projects",
     "write_batch",
+    "write_prepared",
 ]
