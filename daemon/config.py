@@ -13,6 +13,7 @@ to start. Example::
     [ingest]
     max_line_mb = 64      # longer lines are skipped and counted, never loaded whole
     chunk_mb = 4          # bytes read (and committed) per transaction
+    helper_process = true # a large backfill parses in a second process beside the writer
 
     [watcher]
     debounce_ms = 200     # a burst of writes to one file is read once
@@ -202,6 +203,7 @@ class AgentSettings:
 class IngestSettings:
     max_line_mb: PositiveFloat = 64.0
     chunk_mb: PositiveFloat = 4.0
+    helper_process: bool = True
 
 
 @dataclass

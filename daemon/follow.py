@@ -41,6 +41,7 @@ def make_ingestor(config: Config, db: Database) -> Ingestor:
         config.agent_roots(),
         max_line_bytes=int(config.ingest.max_line_mb * (1 << 20)),
         chunk_bytes=int(config.ingest.chunk_mb * (1 << 20)),
+        helper=config.ingest.helper_process,
     )
 
 

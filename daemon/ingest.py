@@ -19,28 +19,27 @@ streaming past them, never loaded whole), unreadable files. Each problem is coun
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import stat
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import orjson
 from sqlalchemy import Table, bindparam, select, union_all, update
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
+from headroom.daemon.ingest_pipeline import Moved, pipelined, use_helper
+from headroom.daemon.ingest_read import INGESTED, UNCHANGED, Chunk, FileProgress, Limits, LogFile, read_chunks
 from headroom.learn.counters import refresh_sessions
-from headroom.learn.mirror import record_issue, resolve_hashed_projects, write_batch
-from headroom.learn.model import AGENTS, Agent, Batch, EventKind
-from headroom.learn.readers import LogReader, State, parse_chunk, reader_for
-from headroom.learn.readers.base import record_type
-from headroom.learn.readers.jsonl import MALFORMED, OVERSIZED
+from headroom.learn.mirror import record_issue, resolve_hashed_projects, write_prepared
+from headroom.learn.model import AGENTS, Agent, EventKind
+from headroom.learn.readers import LogReader, reader_for
 from headroom.memory.db import Database
 from headroom.memory.identity import current_machine
 from headroom.memory.models import EventRow, SessionRow, SourceFileRow
@@ -61,9 +60,8 @@ _SOURCE_ROW = union_all(
 ).order_by("id")
 
 _UPDATE_FILE = update(_FILES).where(_FILES.c.id == bindparam("file_id"))
-
-FINGERPRINT_BYTES = 1024
-TORN_DOCUMENT_GRACE_S = 5.0  # a whole-file JSON that does not decode is a torn write until this old
+# The same, only if no other process moved the file's progress since it was read (see ``store_chunks``).
+_UPDATE_FILE_AT = _UPDATE_FILE.where(_FILES.c.offset == bindparam("stored_offset"))
 
 Progress = Callable[[int, int, str], None]  # (bytes done, bytes total, current path)
 
@@ -92,53 +90,6 @@ class ScanReport:
     seconds: float = 0.0
 
 
-@dataclass
-class FileProgress:
-    """Where ingestion stands in one log file (its ``source_files`` row): resumable at ``offset`` with ``state``.
-
-    ``id`` is None until the first chunk of a new file is stored; ``state`` is the reader's state as stored
-    (JSON text), ``fingerprint`` the hash of the bytes before ``offset`` that proves the file was not rewritten.
-    """
-
-    id: int | None
-    path: str
-    offset: int = 0
-    state: str | None = None
-    fingerprint: str | None = None
-    size: int = 0
-    mtime_ns: int = 0
-    records: int = 0
-
-    @classmethod
-    def of(cls, row: Mapping[str, Any]) -> FileProgress:
-        """From a ``source_files`` row (a mapping of its columns)."""
-        return cls(*(row[name] for name in _PROGRESS_FIELDS))
-
-
-_PROGRESS_FIELDS = ("id", "path", "offset", "state", "fingerprint", "size", "mtime_ns", "records")
-
-
-@dataclass
-class Chunk:
-    """What one transaction stores for a file: the rows read from bytes ``[start, end)``, the problems found
-    there, and the reader's state at ``end`` (None: keep the stored one). ``handle`` fingerprints ``end``."""
-
-    batch: Batch
-    start: int
-    end: int
-    state: State | None
-    records: int = 0
-    problems: list[tuple[str, str]] = field(default_factory=list)
-    handle: BinaryIO | None = None
-
-
-@dataclass(frozen=True)
-class LogFile:
-    agent: Agent
-    root: Path
-    path: Path
-
-
 class Ingestor:
     """Reads every agent's log roots into the database. One ingestor per process; not thread-safe."""
 
@@ -149,6 +100,7 @@ class Ingestor:
         *,
         max_line_bytes: int = 64 << 20,
         chunk_bytes: int = 4 << 20,
+        helper: bool = True,
     ) -> None:
         self.db = db
         # The files this ingestor knows are this machine's only (issue 17: a database shared by a team holds
@@ -158,6 +110,11 @@ class Ingestor:
         self.readers: dict[Agent, LogReader] = {agent: reader_for(agent) for agent in AGENTS}
         self.max_line_bytes = max_line_bytes
         self.chunk_bytes = min(chunk_bytes, max_line_bytes)
+        # A scan with much to read parses and redacts in a helper process beside the writer (see
+        # ``daemon/ingest_pipeline.py``); False keeps it all in this process.
+        self.helper = helper
+        # The stored offset of every file this machine has read (loaded at each scan): how much a scan has to read.
+        self._offsets: dict[str, int] = {}
         # (inode, size, mtime) of files fully read in this process: an unchanged file costs one stat().
         self._seen: dict[str, tuple[int, int, int]] = {}
         self.problem_counts: Counter[str] = Counter()
@@ -167,6 +124,10 @@ class Ingestor:
         self.new_record_types: list[dict[str, str | None]] = []
         # Checked between files and chunks so a shutdown never waits for a whole backfill.
         self.should_stop: Callable[[], bool] = lambda: False
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(self.chunk_bytes, self.max_line_bytes)
 
     # -- discovery -------------------------------------------------------------------------------
 
@@ -203,10 +164,8 @@ class Ingestor:
         files = self.discover()
         sizes = [_size(f.path) for f in files]
         total, done = sum(sizes), 0
-        for item, size in zip(files, sizes):
-            if self.should_stop():
-                break
-            outcome = self.ingest_file(item)
+        unread = sum(max(0, size - self._offsets.get(str(item.path), 0)) for item, size in zip(files, sizes))
+        for item, size, outcome in zip(files, sizes, self._ingest_all(files, unread)):
             report.files += 1
             report.bytes_read += outcome.bytes_read
             report.records += outcome.records
@@ -220,6 +179,17 @@ class Ingestor:
         report.seconds = time.monotonic() - started
         return report
 
+    def _ingest_all(self, files: list[LogFile], unread: int) -> Iterator[FileOutcome]:
+        """Each file's outcome, in order, until asked to stop; through the helper process when ``unread`` (about
+        how many bytes are new) makes one worth starting."""
+        if self.helper and use_helper(unread):
+            yield from pipelined(self, files)
+            return
+        for item in files:
+            if self.should_stop():
+                return
+            yield self.ingest_file(item)
+
     def forget(self) -> None:
         """Drop what this process remembers of files read (the DB now in use is another one: read them again)."""
         self._seen.clear()
@@ -227,6 +197,7 @@ class Ingestor:
     def _preload_seen(self) -> None:
         """Trust the DB for files read to their end, so a fresh process re-checks them with one stat()."""
         sf = _FILES.c
+        self._offsets.clear()
         with self.db.sessions() as dbs:
             rows = dbs.execute(
                 select(sf.path, sf.inode, sf.size, sf.mtime_ns, sf.offset).where(
@@ -234,6 +205,7 @@ class Ingestor:
                 )
             )
             for path, inode, size, mtime_ns, offset in rows:
+                self._offsets[path] = offset
                 if offset == size:
                     self._seen.setdefault(path, (inode, size, mtime_ns))
 
@@ -258,8 +230,23 @@ class Ingestor:
 
     def ingest_file(self, item: LogFile) -> FileOutcome:
         """Read whatever is new in one file."""
-        path = item.path
-        key = str(path)
+        checked = self.check_file(item)
+        if isinstance(checked, FileOutcome):
+            return checked
+        st = checked
+
+        def read() -> FileOutcome:
+            with open(item.path, "rb") as handle:
+                row = self.stored_progress(item, st)
+                reader = self.readers[item.agent]
+                parts = read_chunks(reader, item, handle, st, row, self.limits, self.should_stop)
+                return self.store_chunks(item, st, row, parts)
+
+        return self.guarded(item, st, read)
+
+    def check_file(self, item: LogFile) -> os.stat_result | FileOutcome:
+        """The file's stat, or what ingesting it comes to without reading it (gone, not a file, unchanged)."""
+        path, key = item.path, str(item.path)
         try:
             st = os.stat(path)
         except FileNotFoundError:
@@ -270,19 +257,19 @@ class Ingestor:
             return self._unreadable(item, exc)
         if not stat.S_ISREG(st.st_mode):
             return FileOutcome(path, "skipped")
-        signature = (st.st_ino, st.st_size, st.st_mtime_ns)
-        if self._seen.get(key) == signature:
+        if self._seen.get(key) == (st.st_ino, st.st_size, st.st_mtime_ns):
             return FileOutcome(path, "unchanged")
+        return st
+
+    def guarded(self, item: LogFile, st: os.stat_result, read: Callable[[], FileOutcome]) -> FileOutcome:
+        """Run ``read`` for one file, its bad input a counted skip; remember a file read to its end."""
+        key = str(item.path)
+        signature = (st.st_ino, st.st_size, st.st_mtime_ns)
         try:
-            with open(path, "rb") as handle:
-                row = self._source_row(item, st)
-                if self.readers[item.agent].whole_file(path):
-                    outcome = self._read_document(item, handle, st, row)
-                else:
-                    outcome = self._read_lines(item, handle, st, row)
+            outcome = read()
         except FileNotFoundError:
             self.mark_missing(keep=None, only={key})
-            return FileOutcome(path, "missing")
+            return FileOutcome(item.path, "missing")
         except (PermissionError, IsADirectoryError) as exc:
             return self._unreadable(item, exc)
         except DBAPIError as exc:
@@ -290,8 +277,29 @@ class Ingestor:
                 raise
             self._seen[key] = signature  # read again when the file changes, not on every pass
             return self._not_stored(item, exc)
-        if outcome.status in ("ingested", "unchanged"):
+        if outcome.status in (INGESTED, UNCHANGED):
             self._seen[key] = signature
+        return outcome
+
+    def store_chunks(
+        self, item: LogFile, st: os.stat_result, row: FileProgress, parts: Iterable[Chunk | str], *, check: bool = False
+    ) -> FileOutcome:
+        """Commit a file's chunks as they come (each with its offset); the outcome, with the file's last status.
+
+        ``check``: the progress ``row`` was read a while ago (the chunks come from the helper process), so the
+        first commit checks that no other process moved it since (:class:`Moved`).
+        """
+        outcome = FileOutcome(item.path, UNCHANGED)
+        for part in parts:
+            if isinstance(part, str):
+                outcome.status = part
+                break
+            row = self._commit(item, row, st, part, check=check)
+            check = False
+            outcome.bytes_read += part.bytes_read
+            outcome.records += part.records
+            outcome.problems += len(part.problems)
+            outcome.status = INGESTED
         return outcome
 
     def mark_missing(self, keep: set[str] | None, only: set[str] | None = None) -> int:
@@ -312,7 +320,7 @@ class Ingestor:
 
     # -- reading ---------------------------------------------------------------------------------
 
-    def _source_row(self, item: LogFile, st: os.stat_result) -> FileProgress:
+    def stored_progress(self, item: LogFile, st: os.stat_result) -> FileProgress:
         """The stored progress for this file: by path, else a renamed file by (device, inode)."""
         sf = _FILES.c
         # One query on a plain connection for both lookups (it runs once per file: a backfill's thousands of
@@ -337,89 +345,12 @@ class Ingestor:
             return FileProgress(None, str(item.path))
         return FileProgress.of(row)
 
-    def _start(self, item: LogFile, handle: BinaryIO, st: os.stat_result, row: FileProgress) -> tuple[int, State]:
-        """Where to resume, and with what reader state: from the stored offset, or from scratch."""
-        offset = row.offset
-        if offset and st.st_size >= offset and _fingerprint(handle, offset) == row.fingerprint:
-            return offset, orjson.loads(row.state) if row.state else {}
-        if offset:
-            log.info("re-reading %s from the start (truncated, replaced or rewritten)", item.path)
-        return 0, self.readers[item.agent].begin(item.path, item.root)
-
-    def _read_lines(self, item: LogFile, handle: BinaryIO, st: os.stat_result, row: FileProgress) -> FileOutcome:
-        reader = self.readers[item.agent]
-        offset, state = self._start(item, handle, st, row)
-        outcome = FileOutcome(item.path, "unchanged")
-        handle.seek(offset)
-        while not self.should_stop():
-            data = handle.read(self.chunk_bytes)
-            if not data:
-                break
-            at_eof = len(data) < self.chunk_bytes
-            while b"\n" not in data and not at_eof and len(data) < self.max_line_bytes:
-                more = handle.read(self.chunk_bytes)
-                at_eof = len(more) < self.chunk_bytes
-                data += more
-            cut = data.rfind(b"\n")
-            if cut == -1 and len(data) >= self.max_line_bytes:
-                skipped = _skip_line(handle, offset + len(data), self.chunk_bytes)
-                if skipped is None:  # still being written: wait for its newline
-                    outcome.status = "waiting"
-                    break
-                problem = (OVERSIZED, f"line of {skipped - offset} bytes at byte {offset} skipped")
-                row = self._commit(item, row, st, Chunk(Batch(), offset, skipped, state, 0, [problem], handle))
-                outcome.problems += 1
-                offset = skipped
-                handle.seek(offset)
-                continue
-            batch = Batch()
-            chunk = data if at_eof else data[: cut + 1]
-            result = parse_chunk(reader, chunk, offset, state, batch, at_eof=False)
-            if result.consumed == 0:
-                outcome.status = "waiting"  # a torn last line: the agent has not finished writing it
-                break
-            end = offset + result.consumed
-            row = self._commit(item, row, st, Chunk(batch, offset, end, state, result.records, result.problems, handle))
-            outcome.status = "ingested"
-            outcome.bytes_read += result.consumed
-            outcome.records += result.records
-            outcome.problems += len(result.problems)
-            offset = end
-            handle.seek(offset)
-            if at_eof and result.consumed < len(chunk):
-                outcome.status = "waiting"  # the last line is still being written
-                break
-        return outcome
-
-    def _read_document(self, item: LogFile, handle: BinaryIO, st: os.stat_result, row: FileProgress) -> FileOutcome:
-        if row.id is not None and row.size == st.st_size and row.mtime_ns == st.st_mtime_ns:
-            return FileOutcome(item.path, "unchanged")
-        data = handle.read()
-        try:
-            doc = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            if time.time() - st.st_mtime < TORN_DOCUMENT_GRACE_S:
-                return FileOutcome(item.path, "waiting")  # a rewrite in progress; the next event retries
-            problem = (MALFORMED, "the JSON document does not decode")
-            self._commit(item, row, st, Chunk(Batch(), 0, row.offset, None, 0, [problem]))
-            return FileOutcome(item.path, "ingested", problems=1)
-        reader = self.readers[item.agent]
-        state = reader.begin(item.path, item.root)
-        batch = Batch()
-        try:
-            reader.feed_document(doc, state, batch)
-        except Exception as exc:
-            problem = ("reader_error", f"{type(exc).__name__}: {exc}")
-            self._commit(item, row, st, Chunk(Batch(), 0, len(data), state, 0, [problem]))
-            return FileOutcome(item.path, "ingested", problems=1)
-        self._commit(item, row, st, Chunk(batch, 0, len(data), state, 1))
-        return FileOutcome(item.path, "ingested", bytes_read=len(data), records=1)
-
-    def _commit(self, item: LogFile, row: FileProgress, st: os.stat_result, chunk: Chunk) -> FileProgress:
+    def _commit(
+        self, item: LogFile, row: FileProgress, st: os.stat_result, chunk: Chunk, *, check: bool = False
+    ) -> FileProgress:
         """Write a chunk's rows, problems and the new offset in one transaction; the progress after it."""
-        batch, start, end, state = chunk.batch, chunk.start, chunk.end, chunk.state
+        start, end, state = chunk.start, chunk.end, chunk.state
         now = datetime.now(timezone.utc).replace(tzinfo=None)
-        fingerprint = _fingerprint(chunk.handle, end) if chunk.handle is not None else None
         values: dict[str, Any] = {
             "agent": item.agent,
             "path": str(item.path),
@@ -428,26 +359,35 @@ class Ingestor:
             "size": st.st_size,
             "mtime_ns": st.st_mtime_ns,
             "offset": end,
-            "fingerprint": fingerprint,
+            "fingerprint": chunk.fingerprint,
             "state": orjson.dumps(state).decode() if state is not None else row.state,
             "records": (row.records if start else 0) + chunk.records,
             "missing": False,
             "ingested_at": now,
         }
         first_time: list[tuple[str, str]] = []
-        new_types = self._new_record_types(item, batch)
+        new_types = self._new_record_types(item, chunk.record_types)
         with self.db.transaction() as dbs:
-            write_batch(dbs, item.agent, batch)
+            # Core statements on the session's connection: the ORM's bulk-update machinery costs more than the
+            # write, once per chunk.
+            conn = dbs.connection()
+            write_prepared(dbs, item.agent, chunk.rows)
             for kind, detail in chunk.problems:
                 self.problem_counts[kind] += 1
                 if record_issue(dbs, str(item.path), kind, detail, now):
                     first_time.append((kind, detail))
-            # Core statements on the session's connection: the ORM's bulk-update machinery costs more than the
-            # write, once per chunk.
-            conn = dbs.connection()
             if row.id is None:
-                inserted = conn.execute(_FILES.insert(), {"first_seen": now, "machine_id": self.machine, **values})
+                try:
+                    inserted = conn.execute(_FILES.insert(), {"first_seen": now, "machine_id": self.machine, **values})
+                except IntegrityError as exc:  # its (machine, path) row: another process stored the file meanwhile
+                    if check:
+                        raise Moved(str(item.path)) from exc
+                    raise
                 row.id = inserted.inserted_primary_key[0]  # type: ignore[index]
+            elif check:
+                moved = conn.execute(_UPDATE_FILE_AT, {"file_id": row.id, "stored_offset": row.offset, **values})
+                if moved.rowcount != 1:
+                    raise Moved(str(item.path))
             else:
                 conn.execute(_UPDATE_FILE, {"file_id": row.id, **values})
         for kind, detail in first_time:
@@ -463,27 +403,20 @@ class Ingestor:
                 found["type"],
                 found["cli_version"] or "version unknown",
             )
-        return FileProgress(
-            row.id, str(item.path), end, values["state"], fingerprint, st.st_size, st.st_mtime_ns, values["records"]
-        )
+        path, state_text, records = str(item.path), values["state"], values["records"]
+        return FileProgress(row.id, path, end, state_text, chunk.fingerprint, st.st_size, st.st_mtime_ns, records)
 
-    def _new_record_types(self, item: LogFile, batch: Batch) -> list[dict[str, str | None]]:
-        """Name the batch's UNKNOWN events by their record type; the types never stored before."""
-        found: dict[str, dict[str, str | None]] = {}
-        for event in batch.events:
-            if event.kind is not EventKind.UNKNOWN:
-                continue
-            if event.text is None:
-                event.text = record_type(event.raw or "")
-            if event.text not in found:
-                session = batch.sessions.get(event.session_key)
-                version = session.cli_version if session is not None else None
-                found[event.text] = {"agent": item.agent, "type": event.text, "cli_version": version}
+    def _new_record_types(self, item: LogFile, found: dict[str, str | None]) -> list[dict[str, str | None]]:
+        """The record types kept raw in a chunk that were never stored before."""
         if not found:
             return []
         if self._record_types is None:
             self._record_types = known_record_types(self.db)
-        return [entry for name, entry in found.items() if (item.agent, name) not in self._record_types]
+        return [
+            {"agent": item.agent, "type": name, "cli_version": version}
+            for name, version in found.items()
+            if (item.agent, name) not in self._record_types
+        ]
 
     def _not_stored(self, item: LogFile, exc: DBAPIError) -> FileOutcome:
         """A file whose rows the database refused (a value it cannot hold): a logged, counted skip.
@@ -529,30 +462,6 @@ def known_record_types(db: Database) -> set[tuple[str, str]]:
     )
     with db.sessions() as dbs:
         return {(agent, text or "") for agent, text in dbs.execute(query)}
-
-
-def _fingerprint(handle: BinaryIO | None, offset: int) -> str | None:
-    """A hash of the file's first bytes (up to ``offset``): tells an appended file from a rewritten one."""
-    if handle is None or offset <= 0:
-        return None
-    position = handle.tell()
-    handle.seek(0)
-    head = handle.read(min(offset, FINGERPRINT_BYTES))
-    handle.seek(position)
-    return hashlib.blake2b(head, digest_size=16).hexdigest()
-
-
-def _skip_line(handle: BinaryIO, position: int, chunk: int) -> int | None:
-    """Stream past an oversized line without holding it; the offset after its newline, or None at EOF."""
-    handle.seek(position)
-    while True:
-        data = handle.read(chunk)
-        if not data:
-            return None
-        cut = data.find(b"\n")
-        if cut != -1:
-            return position + cut + 1
-        position += len(data)
 
 
 def _size(path: Path) -> int:
