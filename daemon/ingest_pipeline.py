@@ -17,17 +17,19 @@ process. The pipe holds one chunk at a time, so the helper is never more than a 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
-import multiprocessing
 import os
 import pickle
 import queue
+import select
+import subprocess
+import sys
 import threading
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from headroom.daemon.ingest_read import Chunk, FileProgress, Limits, LogFile, read_chunks
 from headroom.learn.model import AGENTS
@@ -50,7 +52,7 @@ _READY = "ready"  # the helper's first message: it has started (its imports take
 
 def use_helper(unread: int) -> bool:
     """Whether a scan with about ``unread`` new bytes is worth a helper process (and there is a core for it)."""
-    return unread >= HELPER_MIN_BYTES and (os.cpu_count() or 1) >= 2
+    return unread >= HELPER_MIN_BYTES and (os.cpu_count() or 1) >= 2 and os.name == "posix"  # select() on pipes
 
 
 class Moved(Exception):
@@ -78,34 +80,38 @@ class _Entry:
 
 
 class Helper:
-    """The helper process and the pipe to it. Tasks go in file order; chunks come back in the same order."""
+    """The helper process and the pipes to it. Tasks go in file order; chunks come back in the same order.
+
+    A plain ``python -c`` child, not ``multiprocessing``: its spawn would run the parent's main module again in
+    the child (the CLI, or whatever script embeds the ingestor), and fork would copy the daemon's threads' locks.
+    Messages are pickles with a length before each (:func:`_write`); both ends are this package's own code.
+    """
 
     def __init__(self, limits: Limits) -> None:
-        # spawn, not fork: the daemon has threads (watcher, proxy), and a forked copy of their locks may deadlock.
-        context = multiprocessing.get_context("spawn")
-        self._conn, child = context.Pipe()
-        self._process = context.Process(target=serve, args=(child, limits), name="headroom-ingest-helper", daemon=True)
-        self._process.start()
-        child.close()
+        code = f"from {__name__} import serve; serve({limits.chunk_bytes}, {limits.max_line_bytes})"
+        command = [sys.executable, "-c", code]
+        self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+        assert self._process.stdin is not None and self._process.stdout is not None
+        self._tasks: IO[bytes] = self._process.stdin
+        self._chunks: IO[bytes] = self._process.stdout
+        _widen(self._chunks)
+        self.pid = self._process.pid
         self.broken = False
         self._started = False
 
     def started(self) -> bool:
         """Whether the helper is up and reading (False while it starts, and for good once it is gone)."""
-        if self._started or self.broken:
-            return self._started and not self.broken
-        try:
-            if self._conn.poll(0):
-                self._started = self._conn.recv() == _READY
-            elif not self._process.is_alive():
-                raise EOFError
-        except (EOFError, OSError):
-            self._gone(f"it exited while starting ({self._process.exitcode})")
-        return self._started
+        if not self._started and not self.broken:
+            try:
+                if self._ready(0):
+                    self._started = _read(self._chunks) == _READY
+            except (EOFError, OSError):
+                self._gone(f"it exited while starting ({self._process.poll()})")
+        return self._started and not self.broken
 
     def submit(self, ident: int, item: LogFile, st: os.stat_result, row: FileProgress) -> None:
         try:
-            self._conn.send((ident, item, st, row))
+            _write(self._tasks, (ident, item, st, row))
         except OSError as exc:
             self._gone(f"cannot hand it a file ({exc})")
 
@@ -115,12 +121,11 @@ class Helper:
             if self.broken:
                 raise HelperFailed("the helper is gone")
             try:
-                while not self._conn.poll(_POLL_S):
-                    if not self._process.is_alive():
-                        raise EOFError
-                got, part = self._conn.recv()
-            except (EOFError, OSError) as exc:
-                self._gone(f"it exited ({self._process.exitcode})" if isinstance(exc, EOFError) else str(exc))
+                while not self._ready(_POLL_S):
+                    pass
+                got, part = _read(self._chunks)
+            except (EOFError, OSError, pickle.UnpicklingError) as exc:
+                self._gone(f"it exited ({self._process.poll()})" if isinstance(exc, EOFError) else repr(exc))
                 raise HelperFailed("the helper is gone") from exc
             if got != ident:  # never: tasks are answered in order; if it happens, stop trusting the helper
                 self._gone(f"it answered task {got} for task {ident}")
@@ -131,6 +136,14 @@ class Helper:
             if isinstance(part, str):
                 return
 
+    def _ready(self, timeout: float) -> bool:
+        """Whether a message (or the end of the pipe) is there to read; EOFError when the helper died silent."""
+        if select.select([self._chunks], [], [], timeout)[0]:
+            return True
+        if self._process.poll() is not None:
+            raise EOFError
+        return False
+
     def _gone(self, why: str) -> None:
         if not self.broken:
             log.warning("ingest helper process stopped: %s; reading in this process", why)
@@ -138,14 +151,16 @@ class Helper:
 
     def close(self, finished: bool = True) -> None:
         """Stop the helper: let it exit when all it was handed is read (``finished``), else end it now."""
-        if finished and not self.broken:
-            with contextlib.suppress(OSError):
-                self._conn.send(None)
-            self._process.join(timeout=2)
-        self._conn.close()
-        if self._process.is_alive():
-            self._process.terminate()
-            self._process.join(timeout=2)
+        with contextlib.suppress(OSError):
+            self._tasks.close()  # its end of the task pipe: it exits once it has sent what it read
+        if not finished or self.broken:
+            self._process.kill()
+        try:
+            self._process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._chunks.close()
 
 
 def pipelined(ingestor: Ingestor, files: list[LogFile]) -> Iterator[FileOutcome]:
@@ -230,28 +245,30 @@ def _store(ingestor: Ingestor, helper: Helper, entry: _Entry, st: os.stat_result
                 pass
 
 
-def serve(conn: Connection, limits: Limits) -> None:
-    """The helper process: read each file it is handed into chunks and send them, until told to stop.
+def serve(chunk_bytes: int, max_line_bytes: int) -> None:
+    """The helper process: read each file it is handed into chunks and send them, until its input ends.
 
-    A thread sends what this one has pickled, up to :data:`OUTBOX` chunks behind: the reader goes on while
-    the writer is busy with a transaction (a pipe alone would hold it at every chunk).
+    Three threads: one takes tasks as they come (so the writer never blocks handing one over), this one reads
+    files, one sends what this one has pickled, up to :data:`OUTBOX` chunks behind: the reader goes on while the
+    writer is busy with a transaction. The pipe to the writer is a copy of stdout, and stdout itself goes to
+    stderr, so nothing a library prints can corrupt it.
     """
+    out = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)
+    tasks_in = os.fdopen(0, "rb", buffering=0)
+    limits = Limits(chunk_bytes, max_line_bytes)
     readers = {agent: reader_for(agent) for agent in AGENTS}
+    tasks: queue.Queue[tuple[int, LogFile, os.stat_result, FileProgress] | None] = queue.Queue()
     outbox: queue.Queue[bytes | None] = queue.Queue(maxsize=OUTBOX)
-    sender = threading.Thread(target=_send_all, args=(conn, outbox), name="send", daemon=True)
+    threading.Thread(target=_take_all, args=(tasks_in, tasks), name="tasks", daemon=True).start()
+    sender = threading.Thread(target=_send_all, args=(out, outbox), name="send", daemon=True)
     sender.start()
 
     def put(message: object) -> None:
         outbox.put(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
 
     put(_READY)
-    while True:
-        try:
-            task = conn.recv()
-        except (EOFError, OSError):
-            break
-        if task is None:
-            break
+    while (task := tasks.get()) is not None:
         ident, item, st, row = task
         try:
             with open(item.path, "rb") as handle:
@@ -263,9 +280,47 @@ def serve(conn: Connection, limits: Limits) -> None:
     sender.join()
 
 
-def _send_all(conn: Connection, outbox: queue.Queue[bytes | None]) -> None:
+def _take_all(stream: IO[bytes], tasks: queue.Queue[Any]) -> None:
+    try:
+        while True:
+            tasks.put(_read(stream))
+    except (EOFError, OSError, pickle.UnpicklingError):
+        tasks.put(None)  # the writer closed its end (done, or gone)
+
+
+def _send_all(stream: IO[bytes], outbox: queue.Queue[bytes | None]) -> None:
     while (data := outbox.get()) is not None:
         try:
-            conn.send_bytes(data)
-        except OSError:  # the writer is gone; the process ends with it (it is a daemon process)
-            return
+            stream.write(len(data).to_bytes(8, "little"))
+            stream.write(data)
+        except OSError:  # the writer is gone: stop reading too
+            os._exit(0)
+
+
+def _widen(pipe: IO[bytes]) -> None:
+    """A 1 MB pipe instead of 64 KB where Linux allows it: a chunk crosses in a few writes, not a hundred turns."""
+    with contextlib.suppress(AttributeError, OSError):
+        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
+
+
+def _write(stream: IO[bytes], message: object) -> None:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(len(data).to_bytes(8, "little"))
+    stream.write(data)
+
+
+def _read(stream: IO[bytes]) -> Any:
+    size = int.from_bytes(_exactly(stream, 8), "little")
+    return pickle.loads(_exactly(stream, size))
+
+
+def _exactly(stream: IO[bytes], size: int) -> bytes:
+    """``size`` bytes from an unbuffered pipe (a read may return fewer); EOFError at its end."""
+    parts, left = [], size
+    while left:
+        data = stream.read(min(left, 1 << 20))
+        if not data:
+            raise EOFError
+        parts.append(data)
+        left -= len(data)
+    return b"".join(parts)

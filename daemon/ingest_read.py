@@ -1,7 +1,7 @@
 """Reading one log file into the chunks ingestion commits: everything of ingestion that needs no database.
 
 :func:`read_chunks` reads a file from its stored progress and yields one :class:`Chunk` per transaction to come,
-its rows already prepared and redacted (:func:`headroom.learn.mirror.prepare_batch`), then the file's status.
+its rows already prepared and redacted (:func:`headroom.learn.prepare.prepare_batch`), then the file's status.
 The ingestor commits each chunk as it comes (``daemon/ingest.py``); in a backfill a helper process runs this
 beside the writer and sends the chunks over (``daemon/ingest_pipeline.py``). Both see the same chunks, so both
 store the same rows. (Split from ``daemon/ingest.py``, which decides what is stored and when.)
@@ -20,8 +20,8 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from headroom.learn.mirror import Prepared, prepare_batch
 from headroom.learn.model import Agent, Batch, EventKind
+from headroom.learn.prepare import Prepared, prepare_batch
 from headroom.learn.readers import LogReader, State, parse_chunk
 from headroom.learn.readers.base import record_type
 from headroom.learn.readers.jsonl import MALFORMED, OVERSIZED, READER_ERROR

@@ -9,16 +9,14 @@ fills unknown fields: whichever file is read first, the original's rows win. Ses
 derived data: writers mark sessions ``stale`` and :func:`headroom.learn.counters.refresh_sessions` recomputes
 them from the child rows in a few grouped queries.
 
-The mirror's text is redacted as it is written (DESIGN invariant 4: only the CCR originals and the proxy's
-block memo may keep what an agent saw byte for byte). Every plain string field of an event or a tool call is
-redacted except the few that are identifiers (keys, kind, role, tool name), so a column added to the model later
-is redacted without anyone remembering to. Redaction is deterministic, so a re-read batch still converges.
+The mirror's text is redacted before it is written (DESIGN invariant 4: only the CCR originals and the proxy's
+block memo may keep what an agent saw byte for byte): a batch becomes redacted rows in ``learn/prepare.py``
+(:func:`prepare_batch`, no database needed), and :func:`write_prepared` upserts them.
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +28,7 @@ from headroom.learn import model as m
 from headroom.learn.bulk import execute_many
 from headroom.learn.counters import TOKEN_COLUMNS
 from headroom.learn.knowledge import describe_call, is_failure, unwrap_output
+from headroom.learn.prepare import Prepared, prepare_batch
 from headroom.learn.projects import (
     HASH_PREFIX,
     hash_candidates,
@@ -37,12 +36,11 @@ from headroom.learn.projects import (
     preferred,
     project_key,
     project_root,
-    repository_of,
     sha256_of,
 )
 from headroom.memory import models as orm
 from headroom.memory.identity import current_machine
-from headroom.memory.redact import redact_many, redact_text
+from headroom.memory.redact import redact_text
 from headroom.memory.store import bump_generation
 
 _SESSIONS: Table = orm.SessionRow.__table__  # type: ignore[assignment]
@@ -52,26 +50,6 @@ _SIGHTINGS: Table = orm.MemorySightingRow.__table__  # type: ignore[assignment]
 _USAGE: Table = orm.UsageRow.__table__  # type: ignore[assignment]
 _ISSUES: Table = orm.IngestIssueRow.__table__  # type: ignore[assignment]
 _FILES: Table = orm.SourceFileRow.__table__  # type: ignore[assignment]
-
-_TOOL_CALL_SIDE = ("name", "input", "started_at", "kind", "command", "path")
-_TOOL_RESULT_SIDE = ("status", "output", "output_size", "exit_code", "failed", "ended_at", "duration_ms")
-# Tool-call fields that name things rather than carry text: stored as they are.
-_TOOL_IDENTIFIERS = frozenset({"name", "status", "kind"})
-
-
-def _redact_fields(rows: list[dict[str, Any]], names: tuple[str, ...] | None = None) -> None:
-    """Redact, in place, the text of ``rows``: the fields in ``names``, or every plain string but identifiers.
-
-    One :func:`redact_many` call per batch: a batch is thousands of short texts (DESIGN invariant 4).
-    """
-    spots = [
-        (row, name)
-        for row in rows
-        for name, value in row.items()
-        if type(value) is str and value and (name in names if names else name not in _TOOL_IDENTIFIERS)
-    ]
-    for (row, name), clean in zip(spots, redact_many([row[name] for row, name in spots])):
-        row[name] = clean
 
 
 def _dialect(dbs: Session) -> str:
@@ -123,7 +101,7 @@ def _statement(dialect: str, kind: str, shape: tuple[str, ...]) -> Any:
     stmt = insert(_USAGE)
     set_ = {name: stmt.excluded[name] for name in shape if name not in ("agent", "key")}
     where = None
-    if kind == f"usage-{m.Merge.MAX.value}":  # see _rank; on a tie the first copy stays
+    if kind == f"usage-{m.Merge.MAX.value}":  # see prepare._rank; on a tie the first copy stays
         new, old = stmt.excluded, _USAGE.c
         where = or_(
             and_(new.sidechain.is_(False), old.sidechain.is_(True)),
@@ -132,48 +110,9 @@ def _statement(dialect: str, kind: str, shape: tuple[str, ...]) -> Any:
     return stmt.on_conflict_do_update(index_elements=["agent", "key"], set_=set_, where=where)
 
 
-@dataclass
-class Prepared:
-    """A batch as rows, redacted: everything of a write that needs no database (picklable).
-
-    Built where the log is read (in a backfill, a helper process: parsing and redaction run beside the writer,
-    see ``daemon/ingest_pipeline.py``). Rows name their session by its key in ``session_id`` until
-    :func:`write_prepared` knows the ids.
-    """
-
-    sessions: list[dict[str, Any]] = field(default_factory=list)
-    events: list[dict[str, Any]] = field(default_factory=list)
-    prompts: list[tuple[str, str]] = field(default_factory=list)  # (session key, event key) of the prompts
-    tool_calls: dict[tuple[str, ...], list[dict[str, Any]]] = field(default_factory=dict)  # by row shape
-    usage: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=list)  # (merge, rows)
-    retracted: list[str] = field(default_factory=list)  # usage keys a last copy without tokens withdraws
-    replay: bool = False
-
-    @property
-    def empty(self) -> bool:
-        return not self.sessions
-
-
 def write_batch(dbs: Session, agent: m.Agent, batch: m.Batch) -> int:
     """Upsert everything in ``batch`` (inside the caller's transaction). Returns the rows written."""
     return write_prepared(dbs, agent, prepare_batch(agent, batch))
-
-
-def prepare_batch(agent: m.Agent, batch: m.Batch) -> Prepared:
-    """The rows :func:`write_prepared` upserts for ``batch``, redacted (DESIGN invariant 4); no database needed."""
-    keys = {e.session_key for e in batch.events}
-    keys |= {t.session_key for t in batch.tool_calls}
-    keys |= {u.session_key for u in batch.usage}
-    for key in keys - batch.sessions.keys():
-        batch.sessions[key] = m.SessionInfo(key=key)
-    prepared = Prepared(replay=batch.replay)
-    if not batch.sessions:
-        return prepared
-    prepared.sessions = _session_rows(agent, list(batch.sessions.values()))
-    prepared.events, prepared.prompts = _event_rows(batch.events, replay=batch.replay)
-    prepared.tool_calls = _tool_rows(batch.tool_calls)
-    prepared.retracted, prepared.usage = _usage_rows(agent, batch.usage)
-    return prepared
 
 
 def write_prepared(dbs: Session, agent: m.Agent, prepared: Prepared) -> int:
@@ -205,34 +144,6 @@ def _write_rows(dbs: Session, ids: dict[str, int], kind: str, rows: list[dict[st
         row["session_id"] = ids[row["session_id"]]
     execute_many(dbs, _statement(_dialect(dbs), kind, tuple(rows[0])), rows, key)
     return len(rows)
-
-
-def _session_rows(agent: m.Agent, infos: list[m.SessionInfo]) -> list[dict[str, Any]]:
-    rows = []
-    for info in infos:
-        project = info.project_root or info.cwd
-        root = project_root(project) if project else None
-        rows.append(
-            {
-                "agent": agent,
-                "key": info.key,
-                "parent_key": info.parent_key,
-                "subagent_id": info.subagent_id,
-                "kind": info.kind or ("subagent" if info.parent_key else "main"),
-                "title": info.title,
-                "cwd": info.cwd,
-                "project_root": root,
-                # The repository it is a checkout of, read here where the checkout is (issue 17).
-                "repository": repository_of(root) if root else None,
-                "git_branch": info.git_branch,
-                "cli_version": info.cli_version,
-                "started_at": info.started_at,
-                "ended_at": info.ended_at,
-                "stale": True,
-            }
-        )
-    _redact_fields(rows, ("title",))
-    return rows
 
 
 def _session_ids(dbs: Session, agent: str, keys: list[str]) -> dict[str, int]:
@@ -321,33 +232,6 @@ def resolve_hashed_projects(dbs: Session) -> int:
     return resolved
 
 
-def _event_rows(events: list[m.Event], *, replay: bool) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
-    """Event rows (the last copy of a key wins, as on conflict), and the prompts among them (not in a replay)."""
-    latest: dict[tuple[str, str], m.Event] = {}
-    for event in events:
-        latest[(event.session_key, event.key)] = event
-    rows = [
-        {
-            "session_id": e.session_key,
-            "key": e.key,
-            "kind": e.kind.value,
-            "ts": e.ts,
-            "seq": e.seq,
-            "role": e.role,
-            "text": e.text,
-            "tool_call_key": e.tool_call_key,
-            "status_code": e.status_code,
-            "sidechain": e.sidechain,
-            "raw": e.raw,
-        }
-        for e in latest.values()
-    ]
-    _redact_fields(rows, ("text", "raw"))
-    if replay:
-        return rows, []
-    return rows, [(e.session_key, e.key) for e in latest.values() if e.kind is m.EventKind.USER_PROMPT]
-
-
 _PROMPT = m.EventKind.USER_PROMPT.value
 # Built once: it runs per session per batch, and building the statement cost more than running it.
 _STAND_INS = select(_EVENTS.c.id).where(
@@ -384,73 +268,6 @@ def _renumber_stand_ins(dbs: Session, keys: list[tuple[int, str]]) -> None:
         else:  # no AUTOINCREMENT: the next rowid is one above the largest, this row's own included
             fresh = int(dbs.execute(select(func.max(ev.id))).scalar_one()) + 1
         dbs.execute(update(_EVENTS).where(ev.id == old).values(id=fresh))
-
-
-def _tool_rows(calls: list[m.ToolCall]) -> dict[tuple[str, ...], list[dict[str, Any]]]:
-    """Tool-call rows by shape: an upsert may only overwrite the columns this batch knows about."""
-    merged: dict[tuple[str, str], dict[str, Any]] = {}
-    for call in calls:
-        fields = merged.setdefault((call.session_key, call.key), {})
-        for name in _TOOL_CALL_SIDE + _TOOL_RESULT_SIDE:
-            value = getattr(call, name)
-            if value is not None:
-                fields[name] = value.value if isinstance(value, (m.ToolStatus, m.ToolKind)) else value
-        if call.by_user:  # False says nothing: the other half of a user's command does not know it
-            fields["by_user"] = True
-    _redact_fields(list(merged.values()))  # every text field; enums (status, kind), flags and numbers are not str
-    by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for (session_key, key), fields in merged.items():
-        row = {"session_id": session_key, "key": key, **fields}
-        if "started_at" in fields:
-            row["day"] = fields["started_at"].date()
-        by_shape.setdefault(tuple(sorted(row)), []).append(row)
-    return by_shape
-
-
-def _usage_rows(agent: m.Agent, usage: list[m.Usage]) -> tuple[list[str], list[tuple[str, list[dict[str, Any]]]]]:
-    """The usage keys withdrawn, and the rows to upsert per merge rule."""
-    kept: dict[str, m.Usage] = {}
-    for item in usage:  # the same rule as the SQL upsert, within the batch
-        known = kept.get(item.key)
-        if known is None or item.merge is m.Merge.LAST or _rank(item) > _rank(known):
-            kept[item.key] = item
-    # A last copy with no tokens retracts the call (Codex withdraws a replayed call once it knows).
-    retracted = [k for k, u in kept.items() if u.merge is m.Merge.LAST and u.total == 0 and not u.reasoning_tokens]
-    for key in retracted:
-        del kept[key]
-    by_merge: list[tuple[str, list[dict[str, Any]]]] = []
-    for merge in m.Merge:
-        rows = [
-            {
-                "agent": agent,
-                "key": u.key,
-                "session_id": u.session_key,
-                "ts": u.ts,
-                "day": u.ts.date() if u.ts else None,
-                "model": u.model,
-                "input_tokens": u.input_tokens,
-                "output_tokens": u.output_tokens,
-                "cache_read_tokens": u.cache_read_tokens,
-                "cache_creation_tokens": u.cache_creation_tokens,
-                "reasoning_tokens": u.reasoning_tokens,
-                "cache_write_1h_tokens": u.cache_write_1h_tokens,
-                "sidechain": u.sidechain,
-            }
-            for u in kept.values()
-            if u.merge is merge
-        ]
-        if rows:
-            by_merge.append((merge.value, rows))
-    return retracted, by_merge
-
-
-def _rank(item: m.Usage) -> tuple[bool, int]:
-    """Which of two copies of one model call to keep (``Merge.MAX``), as ccusage decides.
-
-    A copy logged by the main conversation beats a sidechain copy (Claude mirrors a sub-agent's responses
-    into the parent log), then the larger total wins: streamed lines carry partial output counts.
-    """
-    return (not item.sidechain, item.total)
 
 
 def _total(columns: Any) -> Any:
@@ -539,9 +356,7 @@ def _fold_code_mode(conn: Connection) -> None:
 
 
 __all__ = [
-    "Prepared",
     "backfill_tool_fields",
-    "prepare_batch",
     "record_issue",
     "resolve_hashed_projects",
     "write_batch",

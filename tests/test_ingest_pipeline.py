@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import importlib
 import logging
-import multiprocessing
 import os
-import pickle
+import signal
 import sys
-import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -25,7 +24,7 @@ import pytest
 
 import headroom.daemon.ingest_pipeline as pipeline
 from headroom.daemon.ingest import Ingestor, ScanReport
-from headroom.daemon.ingest_read import FileProgress, Limits, LogFile
+from headroom.daemon.ingest_read import Chunk, FileProgress, Limits, LogFile
 from headroom.learn.model import Agent
 from headroom.memory.db import Database, open_database
 from tests.conftest import _shared_dir
@@ -94,11 +93,19 @@ def serial(corpus: dict[Agent, list[Path]], tmp_path_factory: pytest.TempPathFac
 
 
 @pytest.fixture
-def helpers() -> Iterator[None]:
-    """No helper process outlives a scan."""
-    yield
-    left = [p for p in multiprocessing.active_children() if p.name == "headroom-ingest-helper"]
-    assert left == [], f"helper processes left running: {left}"
+def helpers(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """The pids of the helper processes started; none outlives its scan (each is waited for, not left a zombie)."""
+    pids: list[int] = []
+    start = pipeline.Helper.__init__
+
+    def record(self: pipeline.Helper, limits: Limits) -> None:
+        start(self, limits)
+        pids.append(self.pid)
+
+    monkeypatch.setattr(pipeline.Helper, "__init__", record)
+    yield pids
+    left = [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+    assert left == [], f"helper processes left: {left}"
 
 
 def same_rows(serial: tuple[Path, ScanReport], path: Path, report: ScanReport) -> None:
@@ -109,20 +116,23 @@ def same_rows(serial: tuple[Path, ScanReport], path: Path, report: ScanReport) -
 
 
 def test_the_helper_stores_what_one_process_stores(
-    corpus: dict[Agent, list[Path]], serial: tuple[Path, ScanReport], tmp_path: Path, helpers: None
+    corpus: dict[Agent, list[Path]], serial: tuple[Path, ScanReport], tmp_path: Path, helpers: list[int]
 ) -> None:
     assert pipeline.use_helper(sum(os.path.getsize(p) for r in corpus.values() for p in r[0].rglob("*") if p.is_file()))
-    spawned: list[int] = []
-    db, _, report = backfill(
-        tmp_path / "h.db",
-        corpus,
-        helper=True,
-        progress=lambda _: spawned.extend(
-            p.pid or 0 for p in multiprocessing.active_children() if p.name == "headroom-ingest-helper"
-        ),
-    )
+    stored = Ingestor.store_chunks
+    from_helper: list[Path] = []
+
+    def store_chunks(self: Ingestor, item: Any, *args: Any, check: bool = False) -> Any:
+        if check:  # what the helper read (the writer reads some files itself while the helper starts)
+            from_helper.append(item.path)
+        return stored(self, item, *args, check=check)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Ingestor, "store_chunks", store_chunks)
+        db, _, report = backfill(tmp_path / "h.db", corpus, helper=True)
     db.close()
-    assert spawned, "the scan never started a helper"
+    # Most files (~150 of 194 here), the bad one, read last, among them.
+    assert len(helpers) == 1 and from_helper and from_helper[-1].name == "bad-input.jsonl"
     same_rows(serial, tmp_path / "h.db", report)
     # The bad file (read last, by the helper): junk, malformed, not an object, oversized; its torn tail waits.
     assert report.problems == 4 and report.statuses["waiting"] == 1
@@ -132,7 +142,7 @@ def test_a_helper_killed_mid_scan_costs_nothing(
     corpus: dict[Agent, list[Path]],
     serial: tuple[Path, ScanReport],
     tmp_path: Path,
-    helpers: None,
+    helpers: list[int],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     done = 0
@@ -141,9 +151,7 @@ def test_a_helper_killed_mid_scan_costs_nothing(
         nonlocal done
         done += 1
         if done == 40:
-            for process in multiprocessing.active_children():
-                if process.name == "headroom-ingest-helper":
-                    process.kill()
+            os.kill(helpers[0], signal.SIGKILL)
 
     with caplog.at_level(logging.WARNING, logger="headroom.ingest"):
         db, _, report = backfill(tmp_path / "k.db", corpus, helper=True, progress=kill_after_some)
@@ -153,7 +161,7 @@ def test_a_helper_killed_mid_scan_costs_nothing(
 
 
 def test_files_another_process_stored_meanwhile_are_read_again_not_refused(
-    corpus: dict[Agent, list[Path]], serial: tuple[Path, ScanReport], tmp_path: Path, helpers: None
+    corpus: dict[Agent, list[Path]], serial: tuple[Path, ScanReport], tmp_path: Path, helpers: list[int]
 ) -> None:
     """``headroom ingest`` beside the daemon: the other one stores the files this one has handed to its helper."""
     path = tmp_path / "m.db"
@@ -187,29 +195,29 @@ def test_files_another_process_stored_meanwhile_are_read_again_not_refused(
     assert _mirror_compare().compare(serial[0], path) == []
 
 
-def test_the_helper_answers_a_file_it_cannot_open_with_a_failure(tmp_path: Path) -> None:
-    """What makes the writer read a file itself (the helper's side of it, run in a thread here)."""
-    mine, theirs = multiprocessing.Pipe()
-    thread = threading.Thread(target=pipeline.serve, args=(theirs, Limits(1 << 20, 2 << 20)))
-    thread.start()
-    assert pickle.loads(mine.recv_bytes()) == "ready"
-    item = LogFile("claude", tmp_path, tmp_path / "gone.jsonl")
-    mine.send((7, item, os.stat(tmp_path), FileProgress(None, str(item.path))))
-    ident, answer = pickle.loads(mine.recv_bytes())
-    assert ident == 7 and "FileNotFoundError" in answer.detail
-    live = tmp_path / "live.jsonl"
-    live.write_bytes(b"".join(claude_session_lines(2)))
-    mine.send((8, LogFile("claude", tmp_path, live), os.stat(live), FileProgress(None, str(live))))
-    ident, chunk = pickle.loads(mine.recv_bytes())
-    assert ident == 8 and chunk.end == live.stat().st_size and chunk.records > 0
-    assert pickle.loads(mine.recv_bytes()) == (8, "ingested")
-    mine.send(None)
-    thread.join(5)
-    assert not thread.is_alive()
+def test_the_helper_answers_a_file_it_cannot_open_with_a_failure(tmp_path: Path, helpers: list[int]) -> None:
+    """What makes the writer read a file itself: the helper's answer for a file it could not open."""
+    helper = pipeline.Helper(Limits(1 << 20, 2 << 20))
+    try:
+        while not helper.started():
+            assert not helper.broken
+            time.sleep(0.01)
+        gone = LogFile("claude", tmp_path, tmp_path / "gone.jsonl")
+        helper.submit(7, gone, os.stat(tmp_path), FileProgress(None, str(gone.path)))
+        with pytest.raises(pipeline.HelperFailed, match="FileNotFoundError"):
+            next(helper.parts(7))
+        live = tmp_path / "live.jsonl"
+        live.write_bytes(b"".join(claude_session_lines(2)))
+        helper.submit(8, LogFile("claude", tmp_path, live), os.stat(live), FileProgress(None, str(live)))
+        chunk, status = list(helper.parts(8))
+        assert isinstance(chunk, Chunk) and chunk.end == live.stat().st_size and chunk.records > 0
+        assert status == "ingested" and not helper.broken
+    finally:
+        helper.close()
 
 
 def test_a_stop_request_ends_the_scan_and_the_helper(
-    corpus: dict[Agent, list[Path]], tmp_path: Path, helpers: None
+    corpus: dict[Agent, list[Path]], tmp_path: Path, helpers: list[int]
 ) -> None:
     db = open_database(f"sqlite:///{tmp_path / 's.db'}")
     ingestor = Ingestor(db, corpus, helper=True)
