@@ -33,9 +33,10 @@ from typing import Any
 import orjson
 from sqlalchemy import Table, bindparam, select, union_all, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.orm import Session
 
 from headroom.daemon.ingest_pipeline import Moved, pipelined, use_helper
-from headroom.daemon.ingest_read import INGESTED, UNCHANGED, Chunk, FileProgress, Limits, LogFile, read_chunks
+from headroom.daemon.ingest_read import INGESTED, UNCHANGED, WAITING, Chunk, FileProgress, Limits, LogFile, read_chunks
 from headroom.learn.counters import refresh_sessions
 from headroom.learn.mirror import record_issue, resolve_hashed_projects, write_prepared
 from headroom.learn.model import AGENTS, Agent, EventKind
@@ -291,6 +292,9 @@ class Ingestor:
         """
         outcome = FileOutcome(item.path, UNCHANGED)
         for part in parts:
+            if self.should_stop():  # the rest on the next scan (a shutdown never waits for a big file)
+                outcome.status = WAITING  # not read to its end: not remembered as read
+                break
             if isinstance(part, str):
                 outcome.status = part
                 break
@@ -365,31 +369,53 @@ class Ingestor:
             "missing": False,
             "ingested_at": now,
         }
-        first_time: list[tuple[str, str]] = []
         new_types = self._new_record_types(item, chunk.record_types)
         with self.db.transaction() as dbs:
-            # Core statements on the session's connection: the ORM's bulk-update machinery costs more than the
-            # write, once per chunk.
-            conn = dbs.connection()
-            write_prepared(dbs, item.agent, chunk.rows)
-            for kind, detail in chunk.problems:
-                self.problem_counts[kind] += 1
-                if record_issue(dbs, str(item.path), kind, detail, now):
-                    first_time.append((kind, detail))
-            if row.id is None:
-                try:
-                    inserted = conn.execute(_FILES.insert(), {"first_seen": now, "machine_id": self.machine, **values})
-                except IntegrityError as exc:  # its (machine, path) row: another process stored the file meanwhile
-                    if check:
-                        raise Moved(str(item.path)) from exc
-                    raise
-                row.id = inserted.inserted_primary_key[0]  # type: ignore[index]
-            elif check:
-                moved = conn.execute(_UPDATE_FILE_AT, {"file_id": row.id, "stored_offset": row.offset, **values})
-                if moved.rowcount != 1:
-                    raise Moved(str(item.path))
-            else:
-                conn.execute(_UPDATE_FILE, {"file_id": row.id, **values})
+            first_time = self._write_chunk(dbs, item, row, chunk, values, now, check)
+        self._announce(item, first_time, new_types)
+        path, state_text, records = str(item.path), values["state"], values["records"]
+        return FileProgress(row.id, path, end, state_text, chunk.fingerprint, st.st_size, st.st_mtime_ns, records)
+
+    def _write_chunk(
+        self,
+        dbs: Session,
+        item: LogFile,
+        row: FileProgress,
+        chunk: Chunk,
+        values: dict[str, Any],
+        now: datetime,
+        check: bool,
+    ) -> list[tuple[str, str]]:
+        """Write a chunk's rows, problems and offset; the problems met the first time (logged after the commit)."""
+        first_time: list[tuple[str, str]] = []
+        # Core statements on the session's connection: the ORM's bulk-update machinery costs more than the
+        # write, once per chunk.
+        conn = dbs.connection()
+        write_prepared(dbs, item.agent, chunk.rows)
+        for kind, detail in chunk.problems:
+            self.problem_counts[kind] += 1
+            if record_issue(dbs, str(item.path), kind, detail, now):
+                first_time.append((kind, detail))
+        if row.id is None:
+            try:
+                inserted = conn.execute(_FILES.insert(), {"first_seen": now, "machine_id": self.machine, **values})
+            except IntegrityError as exc:  # its (machine, path) row: another process stored the file meanwhile
+                if check:
+                    raise Moved(str(item.path)) from exc
+                raise
+            row.id = inserted.inserted_primary_key[0]  # type: ignore[index]
+        elif check:
+            moved = conn.execute(_UPDATE_FILE_AT, {"file_id": row.id, "stored_offset": row.offset, **values})
+            if moved.rowcount != 1:
+                raise Moved(str(item.path))
+        else:
+            conn.execute(_UPDATE_FILE, {"file_id": row.id, **values})
+        return first_time
+
+    def _announce(
+        self, item: LogFile, first_time: list[tuple[str, str]], new_types: list[dict[str, str | None]]
+    ) -> None:
+        """Log, once stored, a file's first problems of each kind and the record types never seen before."""
         for kind, detail in first_time:
             log.warning("%s: %s (%s); counted, further ones in this file are not logged", item.path, kind, detail)
         for found in new_types:
@@ -403,8 +429,6 @@ class Ingestor:
                 found["type"],
                 found["cli_version"] or "version unknown",
             )
-        path, state_text, records = str(item.path), values["state"], values["records"]
-        return FileProgress(row.id, path, end, state_text, chunk.fingerprint, st.st_size, st.st_mtime_ns, records)
 
     def _new_record_types(self, item: LogFile, found: dict[str, str | None]) -> list[dict[str, str | None]]:
         """The record types kept raw in a chunk that were never stored before."""

@@ -11,13 +11,12 @@ What can differ is only *when* a file's progress was read: a few files before it
 (``headroom ingest`` beside the daemon) may store part of that file meanwhile; the first commit checks the
 stored progress and, if it moved, the file is read again here from where it now stands (:class:`Moved`).
 A helper that fails on a file, or dies, costs nothing either: that file and every later one are read in this
-process. The pipe holds one chunk at a time, so the helper is never more than a chunk ahead in memory.
+process. The helper is at most :data:`OUTBOX` chunks ahead of the writer, so memory stays bounded.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import pickle
@@ -40,7 +39,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("headroom.ingest")
 
-#: A helper is started when a scan has at least this much to read (its start costs ~0.5 s of the other core).
+#: A helper is started when a scan has at least this much to read (its start costs ~0.1 s of the other core).
 HELPER_MIN_BYTES = 16 << 20
 #: Files handed to the helper before their turn: enough that it never waits for the writer's next task.
 AHEAD = 8
@@ -240,9 +239,10 @@ def _store(ingestor: Ingestor, helper: Helper, entry: _Entry, st: os.stat_result
             log.debug("%s: the helper could not read it (%s); reading it here", item.path, exc)
         return ingestor.ingest_file(item)
     finally:
-        with contextlib.suppress(HelperFailed):
-            for _ in parts:  # what is left of this file (after a refused row, a move): the next file's come next
-                pass
+        if not ingestor.should_stop():  # on a stop the helper is ended, not waited for
+            with contextlib.suppress(HelperFailed):
+                for _ in parts:  # what is left of this file (after a refused row, a move): the next file's come next
+                    pass
 
 
 def serve(chunk_bytes: int, max_line_bytes: int) -> None:
@@ -299,7 +299,9 @@ def _send_all(stream: IO[bytes], outbox: queue.Queue[bytes | None]) -> None:
 
 def _widen(pipe: IO[bytes]) -> None:
     """A 1 MB pipe instead of 64 KB where Linux allows it: a chunk crosses in a few writes, not a hundred turns."""
-    with contextlib.suppress(AttributeError, OSError):
+    with contextlib.suppress(ImportError, AttributeError, OSError):
+        import fcntl  # POSIX only (the helper is too)
+
         fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
 
 
