@@ -300,7 +300,8 @@ def _send_all(stream: IO[bytes], outbox: queue.Queue[bytes | None]) -> None:
 def _widen(pipe: IO[bytes]) -> None:
     """A 1 MB pipe instead of 64 KB where Linux allows it: a chunk crosses in a few writes, not a hundred turns."""
     with contextlib.suppress(ImportError, AttributeError, OSError):
-        import fcntl  # POSIX only (the helper is too)
+        # lazy: fcntl is POSIX only (so is the helper)
+        import fcntl
 
         fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
 
