@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
+import sys
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -226,3 +229,13 @@ def move_next_run(db: Database, name: str, when: datetime) -> None:
     assert job is not None, f"no stored job {name}"
     job.next_run_time = when
     store.update_job(job)
+
+
+def bench_module(name: str) -> ModuleType:
+    """A module of bench/ (not a package), imported as the benchmark runs it: tests check what it reports."""
+    folder = str(Path(__file__).resolve().parent.parent / "bench")
+    sys.path.insert(0, folder)
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(folder)

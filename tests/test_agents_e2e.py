@@ -9,15 +9,15 @@ tool outputs must be at least half as many bytes, a follow-up request must repea
 
 from __future__ import annotations
 
-import importlib
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+
+from tests.helpers import bench_module
 
 REPO = Path(__file__).resolve().parent.parent
 AGENTS = ("claude", "codex-ws", "gemini")
@@ -26,22 +26,13 @@ SCENARIO = "big-output"
 pytestmark = pytest.mark.slow
 
 
-def _agents_bench() -> ModuleType:
-    """bench/agents_bench.py: the same analysis the benchmark reports (bench/ is not a package)."""
-    sys.path.insert(0, str(REPO / "bench"))
-    try:
-        return importlib.import_module("agents_bench")
-    finally:
-        sys.path.remove(str(REPO / "bench"))
-
-
 def test_agent_clis_through_the_proxy(shared: Path, tmp_path: Path) -> None:
     if not shutil.which("node") or not shutil.which("npm"):
         pytest.skip("node and npm are needed: run_all.sh installs the agent CLIs from the npm registry")
     headroom = Path(sys.executable).with_name("headroom")
     if not headroom.exists():
         pytest.skip(f"no headroom command beside {sys.executable} (make setup)")
-    ab = _agents_bench()
+    ab = bench_module("agents_bench")
     fixtures = tmp_path / "fixtures"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HEADROOM_", "VIA"))}
     env |= {

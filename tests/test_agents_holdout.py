@@ -8,16 +8,16 @@ must be marked and belong to one conversation per CLI run, and ``stats --proxy``
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+
+from tests.helpers import bench_module
 
 REPO = Path(__file__).resolve().parent.parent
 AGENTS = ("claude", "codex")
@@ -26,21 +26,13 @@ SCENARIO = "big-output"
 pytestmark = pytest.mark.slow
 
 
-def _agents_bench() -> ModuleType:
-    sys.path.insert(0, str(REPO / "bench"))
-    try:
-        return importlib.import_module("agents_bench")
-    finally:
-        sys.path.remove(str(REPO / "bench"))
-
-
 def test_held_out_conversations_of_the_real_clis_go_upstream_untouched(shared: Path, tmp_path: Path) -> None:
     if not shutil.which("node") or not shutil.which("npm"):
         pytest.skip("node and npm are needed: run_all.sh installs the agent CLIs from the npm registry")
     headroom = Path(sys.executable).with_name("headroom")
     if not headroom.exists():
         pytest.skip(f"no headroom command beside {sys.executable} (make setup)")
-    ab = _agents_bench()
+    ab = bench_module("agents_bench")
     fixtures, home = tmp_path / "fixtures", tmp_path / "headroom-home"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HEADROOM_", "VIA"))}
     env |= {

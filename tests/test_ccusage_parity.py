@@ -8,28 +8,17 @@ and total tokens must be equal on every row.
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from click.testing import CliRunner
 
 from headroom.daemon.cli import cli
-from tests.helpers import ccusage_binary, copy_tree, point_agents_at
+from tests.helpers import bench_module, ccusage_binary, copy_tree, point_agents_at
 
-REPO = Path(__file__).resolve().parent.parent
 OWN = Path(__file__).resolve().parent / "fixtures"
-
-
-def _parity() -> ModuleType:
-    sys.path.insert(0, str(REPO / "bench"))
-    try:
-        return importlib.import_module("ccusage_parity")
-    finally:
-        sys.path.remove(str(REPO / "bench"))
 
 
 @pytest.mark.ccusage
@@ -41,7 +30,9 @@ def test_every_row_equals_ccusage(shared: Path, folder: str) -> None:
         pytest.skip(f"no headroom command beside {sys.executable} (make setup)")
     binary = ccusage_binary()
     assert binary is not None
-    compared, equal, differences, costs = _parity().parity_with_costs(shared, folder, binary, str(headroom))
+    compared, equal, differences, costs = bench_module("ccusage_parity").parity_with_costs(
+        shared, folder, binary, str(headroom)
+    )
     assert compared > 0, "ccusage and headroom found no usage: the fixture layout changed"
     assert differences == [] and equal == compared
     # Cost: within 1 % of ccusage's on every (day, agent) row, over the models both price.

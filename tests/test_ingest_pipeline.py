@@ -9,15 +9,12 @@ table in key order, row ids included; only the columns saying when ingestion ran
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import signal
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -28,17 +25,7 @@ from headroom.daemon.ingest_read import Chunk, FileProgress, Limits, LogFile
 from headroom.learn.model import Agent
 from headroom.memory.db import Database, open_database
 from tests.conftest import _shared_dir
-from tests.helpers import claude_session_lines, copy_tree
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def _mirror_compare() -> ModuleType:
-    sys.path.insert(0, str(REPO / "bench"))
-    try:
-        return importlib.import_module("mirror_compare")
-    finally:
-        sys.path.remove(str(REPO / "bench"))
+from tests.helpers import bench_module, claude_session_lines, copy_tree
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +96,7 @@ def helpers(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
 
 
 def same_rows(serial: tuple[Path, ScanReport], path: Path, report: ScanReport) -> None:
-    assert _mirror_compare().compare(serial[0], path) == []
+    assert bench_module("mirror_compare").compare(serial[0], path) == []
     expected = serial[1]
     assert (report.files, report.bytes_read, report.records) == (expected.files, expected.bytes_read, expected.records)
     assert report.problems == expected.problems and report.statuses == expected.statuses
@@ -192,7 +179,7 @@ def test_files_another_process_stored_meanwhile_are_read_again_not_refused(
     assert ingestor.problem_counts["not_stored"] == 0 and "not_stored" not in report.statuses
     # Every file was read once between the two (the files handed over are found read and read no further).
     assert report.bytes_read + other[0].bytes_read == serial[1].bytes_read
-    assert _mirror_compare().compare(serial[0], path) == []
+    assert bench_module("mirror_compare").compare(serial[0], path) == []
 
 
 def test_the_helper_answers_a_file_it_cannot_open_with_a_failure(tmp_path: Path, helpers: list[int]) -> None:
