@@ -36,7 +36,17 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from headroom.daemon.ingest_pipeline import Moved, pipelined, use_helper
-from headroom.daemon.ingest_read import INGESTED, UNCHANGED, WAITING, Chunk, FileProgress, Limits, LogFile, read_chunks
+from headroom.daemon.ingest_read import (
+    INGESTED,
+    UNCHANGED,
+    WAITING,
+    Chunk,
+    FileOutcome,
+    FileProgress,
+    Limits,
+    LogFile,
+    read_chunks,
+)
 from headroom.learn.counters import refresh_sessions
 from headroom.learn.mirror import record_issue, resolve_hashed_projects, write_prepared
 from headroom.learn.model import AGENTS, Agent, EventKind
@@ -65,17 +75,6 @@ _UPDATE_FILE = update(_FILES).where(_FILES.c.id == bindparam("file_id"))
 _UPDATE_FILE_AT = _UPDATE_FILE.where(_FILES.c.offset == bindparam("stored_offset"))
 
 Progress = Callable[[int, int, str], None]  # (bytes done, bytes total, current path)
-
-
-@dataclass
-class FileOutcome:
-    """What one call to :meth:`Ingestor.ingest_file` did."""
-
-    path: Path
-    status: str  # ingested | unchanged | waiting | missing | unreadable | skipped | failed
-    bytes_read: int = 0
-    records: int = 0
-    problems: int = 0
 
 
 @dataclass
@@ -283,14 +282,22 @@ class Ingestor:
         return outcome
 
     def store_chunks(
-        self, item: LogFile, st: os.stat_result, row: FileProgress, parts: Iterable[Chunk | str], *, check: bool = False
+        self,
+        item: LogFile,
+        st: os.stat_result,
+        row: FileProgress,
+        parts: Iterable[Chunk | str],
+        *,
+        check: bool = False,
+        outcome: FileOutcome | None = None,
     ) -> FileOutcome:
         """Commit a file's chunks as they come (each with its offset); the outcome, with the file's last status.
 
         ``check``: the progress ``row`` was read a while ago (the chunks come from the helper process), so the
-        first commit checks that no other process moved it since (:class:`Moved`).
+        first commit checks that no other process moved it since (:class:`Moved`). ``outcome``: where to count
+        what is committed, so that a caller still has the count when the parts fail half-way (the helper died).
         """
-        outcome = FileOutcome(item.path, UNCHANGED)
+        outcome = outcome if outcome is not None else FileOutcome(item.path, UNCHANGED)
         for part in parts:
             if self.should_stop():  # the rest on the next scan (a shutdown never waits for a big file)
                 outcome.status = WAITING  # not read to its end: not remembered as read

@@ -30,12 +30,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
-from headroom.daemon.ingest_read import Chunk, FileProgress, Limits, LogFile, read_chunks
+from headroom.daemon.ingest_read import (
+    INGESTED,
+    UNCHANGED,
+    Chunk,
+    FileOutcome,
+    FileProgress,
+    Limits,
+    LogFile,
+    read_chunks,
+)
 from headroom.learn.model import AGENTS
 from headroom.learn.readers import reader_for
 
 if TYPE_CHECKING:
-    from headroom.daemon.ingest import FileOutcome, Ingestor
+    from headroom.daemon.ingest import Ingestor
 
 log = logging.getLogger("headroom.ingest")
 
@@ -232,12 +241,19 @@ def _store(ingestor: Ingestor, helper: Helper, entry: _Entry, st: os.stat_result
     """Commit the helper's chunks of one file; the file read in this process if the helper failed or it moved."""
     item = entry.item
     parts = helper.parts(entry.ident)
+    done = FileOutcome(item.path, UNCHANGED)  # what is committed before a failure half-way still counts
     try:
-        return ingestor.guarded(item, st, lambda: ingestor.store_chunks(item, st, row, parts, check=True))
+        return ingestor.guarded(item, st, lambda: ingestor.store_chunks(item, st, row, parts, check=True, outcome=done))
     except (Moved, HelperFailed) as exc:
         if isinstance(exc, HelperFailed):
             log.debug("%s: the helper could not read it (%s); reading it here", item.path, exc)
-        return ingestor.ingest_file(item)
+        rest = ingestor.ingest_file(item)
+        rest.bytes_read += done.bytes_read
+        rest.records += done.records
+        rest.problems += done.problems
+        if done.status == INGESTED and rest.status == UNCHANGED:
+            rest.status = INGESTED
+        return rest
     finally:
         if not ingestor.should_stop():  # on a stop the helper is ended, not waited for
             with contextlib.suppress(HelperFailed):

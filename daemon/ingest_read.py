@@ -43,6 +43,17 @@ class LogFile:
 
 
 @dataclass
+class FileOutcome:
+    """What ingesting one file did (:meth:`headroom.daemon.ingest.Ingestor.ingest_file`)."""
+
+    path: Path
+    status: str  # ingested | unchanged | waiting | missing | unreadable | skipped | failed
+    bytes_read: int = 0
+    records: int = 0
+    problems: int = 0
+
+
+@dataclass
 class FileProgress:
     """Where ingestion stands in one log file (its ``source_files`` row): resumable at ``offset`` with ``state``.
 

@@ -109,10 +109,10 @@ def test_the_helper_stores_what_one_process_stores(
     stored = Ingestor.store_chunks
     from_helper: list[Path] = []
 
-    def store_chunks(self: Ingestor, item: Any, *args: Any, check: bool = False) -> Any:
+    def store_chunks(self: Ingestor, item: Any, *args: Any, check: bool = False, **more: Any) -> Any:
         if check:  # what the helper read (the writer reads some files itself while the helper starts)
             from_helper.append(item.path)
-        return stored(self, item, *args, check=check)
+        return stored(self, item, *args, check=check, **more)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(Ingestor, "store_chunks", store_chunks)
@@ -147,6 +147,43 @@ def test_a_helper_killed_mid_scan_costs_nothing(
     same_rows(serial, tmp_path / "k.db", report)
 
 
+def test_a_file_the_helper_fails_half_way_is_finished_here_and_counted_once(
+    corpus: dict[Agent, list[Path]],
+    serial: tuple[Path, ScanReport],
+    tmp_path: Path,
+    helpers: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The helper fails after the first chunk of a file of several (1 MB chunks): the writer reads the rest."""
+    biggest = max((p for root in corpus.values() for p in root[0].rglob("*.jsonl")), key=lambda p: p.stat().st_size)
+    assert biggest.stat().st_size > 1 << 20  # more than one chunk
+    parts = pipeline.Helper.parts
+    failed: list[Path] = []
+
+    def fail_half_way(self: pipeline.Helper, ident: int) -> Iterator[Chunk | str]:
+        real = parts(self, ident)
+        first = next(real)
+        yield first
+        if isinstance(first, Chunk) and first.end < biggest.stat().st_size and first.end == _end_of_first(biggest):
+            for _ in real:  # the helper's rest of this file, left unread by the writer
+                pass
+            failed.append(biggest)
+            raise pipeline.HelperFailed("failed half-way (test)")
+        yield from real
+
+    monkeypatch.setattr(pipeline.Helper, "parts", fail_half_way)
+    db, _, report = backfill(tmp_path / "f.db", corpus, helper=True)
+    db.close()
+    assert failed == [biggest]
+    same_rows(serial, tmp_path / "f.db", report)
+
+
+def _end_of_first(path: Path) -> int:
+    """Where the first 1 MB chunk of ``path`` ends (its last newline within the first MB)."""
+    with path.open("rb") as handle:
+        return handle.read(1 << 20).rfind(b"\n") + 1
+
+
 def test_files_another_process_stored_meanwhile_are_read_again_not_refused(
     corpus: dict[Agent, list[Path]], serial: tuple[Path, ScanReport], tmp_path: Path, helpers: list[int]
 ) -> None:
@@ -158,12 +195,12 @@ def test_files_another_process_stored_meanwhile_are_read_again_not_refused(
     other: list[ScanReport] = []
     fallbacks: list[Path] = []
 
-    def store_chunks(*args: Any, check: bool = False) -> Any:
+    def store_chunks(*args: Any, check: bool = False, **more: Any) -> Any:
         if check and not other:  # the first file from the helper: its progress was read before the other's scan
             other_db = open_database(f"sqlite:///{path}")
             other.append(Ingestor(other_db, corpus, helper=False, max_line_bytes=2 << 20, chunk_bytes=1 << 20).scan())
             other_db.close()
-        return store(*args, check=check)
+        return store(*args, check=check, **more)
 
     def ingest_file(item: Any) -> Any:
         if other:
