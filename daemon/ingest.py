@@ -184,7 +184,11 @@ class Ingestor:
         how many bytes are new) makes one worth starting."""
         if self.helper and use_helper(unread):
             yield from pipelined(self, files)
-            return
+        else:
+            yield from self.ingest_each(files)
+
+    def ingest_each(self, files: Iterable[LogFile]) -> Iterator[FileOutcome]:
+        """Each file read in this process, in order, until asked to stop."""
         for item in files:
             if self.should_stop():
                 return

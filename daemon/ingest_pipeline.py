@@ -177,10 +177,7 @@ def pipelined(ingestor: Ingestor, files: list[LogFile]) -> Iterator[FileOutcome]
         helper = Helper(ingestor.limits)
     except OSError as exc:  # no process to be had (limits, a sandbox): the one-process path
         log.warning("cannot start the ingest helper process (%s); reading in this process", exc)
-        for item in files:
-            if ingestor.should_stop():
-                return
-            yield ingestor.ingest_file(item)
+        yield from ingestor.ingest_each(files)
         return
     finished = False
     try:
@@ -228,10 +225,7 @@ def pipelined(ingestor: Ingestor, files: list[LogFile]) -> Iterator[FileOutcome]
                 handed -= 1
                 yield _store(ingestor, helper, entry, entry.st, entry.row)
             fill()
-        for _, item in todo:  # the helper broke: the rest here
-            if ingestor.should_stop():
-                return
-            yield ingestor.ingest_file(item)
+        yield from ingestor.ingest_each(item for _, item in todo)  # the helper broke: the rest here
         finished = True
     finally:
         helper.close(finished)

@@ -119,9 +119,8 @@ def write_prepared(dbs: Session, agent: m.Agent, prepared: Prepared) -> int:
     """Upsert prepared rows (inside the caller's transaction). Returns the rows written."""
     if prepared.empty:
         return 0
-    dialect = _dialect(dbs)
     _one_spelling(dbs, prepared.sessions)
-    execute_many(dbs, _statement(dialect, "sessions", ()), prepared.sessions, ("sessions",))
+    execute_many(dbs, _statement(_dialect(dbs), "sessions", ()), prepared.sessions, ("sessions",))
     ids = _session_ids(dbs, agent, [row["key"] for row in prepared.sessions])
     written = len(ids)
     if prepared.events:
@@ -139,9 +138,9 @@ def write_prepared(dbs: Session, agent: m.Agent, prepared: Prepared) -> int:
 
 
 def _write_rows(dbs: Session, ids: dict[str, int], kind: str, rows: list[dict[str, Any]], key: tuple[str, ...]) -> int:
-    """Upsert rows of one shape, their session keys turned into ids first."""
-    for row in rows:
-        row["session_id"] = ids[row["session_id"]]
+    """Upsert rows of one shape, their session keys turned into ids (in copies: the prepared rows stay as they
+    were, so writing them again, in a transaction run again after a rollback, gives that transaction's ids)."""
+    rows = [{**row, "session_id": ids[row["session_id"]]} for row in rows]
     execute_many(dbs, _statement(_dialect(dbs), kind, tuple(rows[0])), rows, key)
     return len(rows)
 
