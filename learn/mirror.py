@@ -138,10 +138,9 @@ def write_prepared(dbs: Session, agent: m.Agent, prepared: Prepared) -> int:
 
 
 def _write_rows(dbs: Session, ids: dict[str, int], kind: str, rows: list[dict[str, Any]], key: tuple[str, ...]) -> int:
-    """Upsert rows of one shape, their session keys turned into ids (in copies: the prepared rows stay as they
-    were, so writing them again, in a transaction run again after a rollback, gives that transaction's ids)."""
-    rows = [{**row, "session_id": ids[row["session_id"]]} for row in rows]
-    execute_many(dbs, _statement(_dialect(dbs), kind, tuple(rows[0])), rows, key)
+    """Upsert rows of one shape, their session keys stored as the ids (the prepared rows are not changed, so
+    writing them again, in a transaction run again after a rollback, gives that transaction's ids)."""
+    execute_many(dbs, _statement(_dialect(dbs), kind, tuple(rows[0])), rows, key, session_ids=ids)
     return len(rows)
 
 

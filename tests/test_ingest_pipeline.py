@@ -9,6 +9,7 @@ table in key order, row ids included; only the columns saying when ingestion ran
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import signal
@@ -18,14 +19,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 import headroom.daemon.ingest_pipeline as pipeline
 from headroom.daemon.ingest import Ingestor, ScanReport
 from headroom.daemon.ingest_read import Chunk, FileProgress, Limits, LogFile
+from headroom.learn.mirror import write_prepared
 from headroom.learn.model import Agent
+from headroom.learn.prepare import prepare_batch
+from headroom.learn.readers import reader_for
 from headroom.memory.db import Database, open_database
+from headroom.memory.models import EventRow, SessionRow
 from tests.conftest import _shared_dir
-from tests.helpers import bench_module, claude_session_lines, copy_tree
+from tests.helpers import bench_module, claude_session_lines, claude_tree, copy_tree, read_whole
 
 
 @pytest.fixture(scope="module")
@@ -265,3 +271,24 @@ def test_small_scans_and_one_core_stay_in_one_process(monkeypatch: pytest.Monkey
     assert pipeline.use_helper(pipeline.HELPER_MIN_BYTES)
     monkeypatch.setattr(os, "cpu_count", lambda: 1)
     assert not pipeline.use_helper(1 << 30)
+
+
+@pytest.mark.both_backends
+def test_prepared_rows_are_not_changed_by_their_write(db: Database, tmp_path: Path) -> None:
+    """A transaction run again (after a rollback) writes the same prepared rows once more, with its own ids."""
+    root = tmp_path / "projects"
+    path = claude_tree(root)
+    path.write_bytes(b"".join(claude_session_lines(6)))
+    batch = read_whole(reader_for("claude"), path, root)
+    prepared = prepare_batch("claude", batch)
+    before = copy.deepcopy(prepared)
+    with pytest.raises(RuntimeError), db.transaction() as dbs:
+        write_prepared(dbs, "claude", prepared)
+        raise RuntimeError("rolled back")
+    assert prepared == before
+    with db.transaction() as dbs:
+        assert write_prepared(dbs, "claude", prepared) > 0
+    assert prepared == before
+    with db.sessions() as dbs:
+        session_ids = set(dbs.execute(select(EventRow.session_id)).scalars())
+        assert session_ids and session_ids <= set(dbs.execute(select(SessionRow.id)).scalars())
