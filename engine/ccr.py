@@ -107,9 +107,15 @@ class MemoryCCRStore:
         return len(self._entries)
 
 
+def text_digest(text: str) -> str:
+    """SHA-256 (hex) of ``text``; lone surrogates from JSON are hashed, not rejected. Its first
+    :data:`ID_HEX` digits are the text's :func:`content_id`."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def content_id(text: str) -> str:
-    """The deterministic id of an original (lone surrogates from JSON are hashed, not rejected)."""
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:ID_HEX]
+    """The deterministic id of an original."""
+    return text_digest(text)[:ID_HEX]
 
 
 def parse_ref(ref: str) -> Ref:

@@ -16,7 +16,6 @@ leaves no marker, and only when that saves at least :data:`MIN_SAVING`.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import logging
 import threading
@@ -24,7 +23,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import cast
 
-from headroom.engine.ccr import REF_RE, CCREntry
+from headroom.engine.ccr import ID_HEX, REF_RE, CCREntry, text_digest
 from headroom.engine.compressors.base import Block, Compressor, Context, Skip, estimate_tokens, looks_binary
 from headroom.engine.config import EngineConfig
 from headroom.engine.lossless import lossless_transform
@@ -140,13 +139,15 @@ def _chain(kind: str, config: EngineConfig) -> list[str]:
     return out
 
 
-def _attempt(kind: str, block: Block, question: str | None, hints: str, config: EngineConfig) -> Outcome | str:
+def _attempt(
+    kind: str, block: Block, question: str | None, hints: str, config: EngineConfig, block_id: str | None
+) -> Outcome | str:
     """Run one compressor; an :class:`Outcome` on success, else the reason it was not used."""
     comp = compressor(kind)
     if comp is None:
         return f"{kind}: unavailable"
     name = "text" if kind == "text-model" else kind
-    ctx = Context(block.text, question=question, hints=hints, config=config, kind=name)
+    ctx = Context(block.text, question=question, hints=hints, config=config, kind=name, original_id=block_id)
     try:
         out: object = comp.compress(block, ctx)
     except Skip as exc:
@@ -165,9 +166,9 @@ def _attempt(kind: str, block: Block, question: str | None, hints: str, config: 
     return Outcome(out, name, kind, list(ctx.entries), None, dict(ctx.dropped))
 
 
-def _head_tail(block: Block, config: EngineConfig) -> Outcome:
+def _head_tail(block: Block, config: EngineConfig, block_id: str | None) -> Outcome:
     """A block too large to parse: keep the head and the tail, one marker for the middle."""
-    ctx = Context(block.text, config=config, kind="text")
+    ctx = Context(block.text, config=config, kind="text", original_id=block_id)
     lines = block.text.splitlines(keepends=True)
     head, tail = 200, 100
     if len(lines) <= head + tail + 1:  # a few giant lines: cut by characters instead
@@ -236,8 +237,11 @@ def _route_lossless(block: Block, config: EngineConfig) -> Outcome:
     return Outcome(out, kind, f"lossless-{name}", reason="lossless mode")
 
 
-def route(block: Block, question: str | None, hints: str, config: EngineConfig) -> Outcome:
-    """Compress one block with the best compressor that fits (never raises)."""
+def route(block: Block, question: str | None, hints: str, config: EngineConfig, block_id: str | None = None) -> Outcome:
+    """Compress one block with the best compressor that fits (never raises).
+
+    ``block_id`` is ``content_id(block.text)`` when the caller has computed it (saves hashing the text again).
+    """
     text = block.text
     if estimate_tokens(text) < config.min_tokens:
         return Outcome(text, "text", None, reason="below min_tokens")
@@ -246,7 +250,7 @@ def route(block: Block, question: str | None, hints: str, config: EngineConfig) 
     if config.lossless:
         return _route_lossless(block, config)
     if len(text) > config.max_block_bytes:
-        return _head_tail(block, config)
+        return _head_tail(block, config, block_id)
     kind = detect(block, config)
     if config.file_read_policy == "exact" and is_file_read(block, kind):
         return Outcome(text, kind, None, reason="file_read_policy=exact")
@@ -255,9 +259,10 @@ def route(block: Block, question: str | None, hints: str, config: EngineConfig) 
         split = _split_preamble(block, config)
         if split is not None:
             pre, block, post, kind = split
+            block_id = None  # the section is an original of its own
     reasons: list[str] = []
     for k in _chain(kind, config):
-        got = _attempt(k, block, question, hints, config)
+        got = _attempt(k, block, question, hints, config, block_id)
         if isinstance(got, Outcome):
             got.text = pre + got.text + post
             got.reason = "; ".join(reasons) or None
@@ -267,27 +272,27 @@ def route(block: Block, question: str | None, hints: str, config: EngineConfig) 
 
 
 _CACHE_SIZE = 512
-_cache: OrderedDict[str, Outcome] = OrderedDict()
+_CacheKey = tuple[str, str | None, str, str | None, str | None, EngineConfig]
+_cache: OrderedDict[_CacheKey, Outcome] = OrderedDict()
 
 
 def route_cached(block: Block, question: str | None, hints: str, config: EngineConfig) -> Outcome:
     """:func:`route` behind a small LRU keyed on everything the result depends on.
 
     Output is a pure function of the key, so the cache changes speed only: an agent re-sends its whole
-    history every turn and the same tool results come back again and again.
+    history every turn and the same tool results come back again and again. The text enters the key as its
+    whole SHA-256 digest, whose first digits are the content id a compression needs anyway (that of the
+    original its markers point at): one pass over the text serves both.
     """
-    h = hashlib.sha256()
-    for part in (block.text, question or "", hints, block.path or "", block.tool_name or "", repr(config)):
-        h.update(part.encode("utf-8", "surrogatepass"))
-        h.update(b"\x00")
-    key = h.hexdigest()
+    digest = text_digest(block.text)
+    key = (digest, question, hints, block.path, block.tool_name, config)
     with _lock:
         hit = _cache.get(key)
         if hit is not None:
             _cache.move_to_end(key)
     if hit is not None:
         return hit.copy()
-    outcome = route(block, question, hints, config)
+    outcome = route(block, question, hints, config, digest[:ID_HEX])
     with _lock:
         _cache[key] = outcome
         while len(_cache) > _CACHE_SIZE:

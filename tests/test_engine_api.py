@@ -280,3 +280,59 @@ def test_parse_line_range_rejects_the_rest(value: str) -> None:
 
     with pytest.raises(ValueError, match="expected FIRST-LAST"):
         parse_line_range(value)
+
+
+# -- the route cache: keyed on the text's digest, never serving one block's result for another -----------
+
+
+def _listing_block(text: str, path: str = "Lib/textwrap.py") -> Any:
+    from headroom.engine.compressors.base import Block
+
+    numbered = "".join(f"{i:6d}\t{line}\n" for i, line in enumerate(text.splitlines(), start=1))
+    return Block(numbered, "Read", {"file_path": path}, path)
+
+
+def test_the_route_cache_gives_what_routing_afresh_gives() -> None:
+    from headroom.engine import router
+    from headroom.engine.ccr import content_id
+
+    block = _listing_block((STDLIB / "textwrap.py").read_text())
+    questions = (None, "what does `TextWrapper._wrap_chunks` do?")
+    configs = (EngineConfig(), EngineConfig(disabled=frozenset({"listing"})))
+    router._cache.clear()
+    for _ in range(2):  # the second round is served from the cache
+        for question in questions:
+            for config in configs:
+                cached = router.route_cached(block, question, "", config)
+                fresh = router.route(block, question, "", config)
+                assert (cached.text, cached.kind, cached.compressor, cached.entries) == (
+                    fresh.text,
+                    fresh.kind,
+                    fresh.compressor,
+                    fresh.entries,
+                )
+    # Distinct questions and configs are distinct entries, and markers name the original by its content id.
+    assert len(router._cache) == len(questions) * len(configs)
+    outcome = router.route_cached(block, None, "", EngineConfig())
+    assert outcome.compressor == "listing"
+    assert [e.id for e in outcome.entries] == [content_id(block.text)]
+    assert all(ref.id == content_id(block.text) for ref in find_refs(outcome.text))
+
+
+def test_a_block_the_router_splits_names_its_own_section_as_the_original() -> None:
+    """A preamble split off a block makes the rest an original of its own: its markers must not borrow the id
+    of the whole block the route cache was keyed on."""
+    from headroom.engine import router
+    from headroom.engine.ccr import content_id
+    from headroom.engine.compressors.base import Block
+
+    body = json.dumps(
+        [{"id": i, "name": f"item {i}", "tags": ["a", "b"], "ok": i % 3 == 0} for i in range(400)], indent=1
+    )
+    text = "Chunk ID: 1a2b\nOutput:\n" + body
+    router._cache.clear()
+    outcome = router.route_cached(Block(text, "exec_command", {}), None, "", EngineConfig())
+    assert outcome.changed and outcome.text.startswith("Chunk ID: 1a2b\nOutput:\n")
+    ids = {ref.id for ref in find_refs(outcome.text)}
+    assert ids and content_id(text) not in ids
+    assert ids <= {e.id for e in outcome.entries} and all(content_id(e.text) == e.id for e in outcome.entries)

@@ -128,6 +128,7 @@ class Context:
         hints: str = "",
         config: EngineConfig | None = None,
         kind: str = "text",
+        original_id: str | None = None,
     ) -> None:
         self.original = original
         self.question = question
@@ -152,13 +153,15 @@ class Context:
         #: What was left out, by unit (``{"lines": 120, "rows": 30}``), for the block's decision record.
         self.dropped: dict[str, int] = {}
         self._original_id: str | None = None
+        #: ``content_id(original)`` when the caller has it already (the router keys its cache on it).
+        self._known_id = original_id
 
     # -- recording what is left out -------------------------------------------------------------------
 
     def original_id(self) -> str:
         """The id of the whole original block (stored on first use)."""
         if self._original_id is None:
-            self._original_id = content_id(self.original)
+            self._original_id = self._known_id or content_id(self.original)
             self.entries.append(CCREntry(self._original_id, self.original, self.kind))
         return self._original_id
 
