@@ -601,3 +601,17 @@ def test_outline_cache_is_bounded() -> None:
     for k in range(outline_cache.MAX_FILES + 20):
         run(CODE, PY + f"\nVERSION_{k} = {k}\n" * 3, path="store.py")
     assert len(outline_cache._entries) == outline_cache.MAX_FILES
+
+
+def test_outline_cache_bounds_the_source_its_keys_hold(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keys hold their source text (an exact comparison, not a digest): their characters are bounded too."""
+    outline_cache.clear()
+    sources = [PY + f"\nVERSION_{k} = {k}\n" * 3 for k in range(10)]
+    monkeypatch.setattr(outline_cache, "MAX_SOURCE_CHARS", 3 * len(sources[0]) + 10)
+    for source in sources:
+        run(CODE, source, path="store.py")
+    held = [key[0] for key in outline_cache._entries]
+    assert len(held) == 3 and sum(map(len, held)) == outline_cache._source_chars[0] <= outline_cache.MAX_SOURCE_CHARS
+    assert held == ["\n".join(source.splitlines()) for source in sources[-3:]]  # the most recent files stay
+    outline_cache.clear()
+    assert outline_cache._source_chars[0] == 0

@@ -6,7 +6,10 @@ question only through its ``wanted`` answers (:attr:`._outline.Outliner.asked`),
 file, a few variants of (the names the walk asked about with their answers, the ranges it chose); a lookup
 returns a variant only when the new context answers every one of those names the same way. The walk is
 deterministic, so the ranges are exactly what a fresh parse would give: the cache changes speed, never
-output. Keys are SHA-256 digests of everything else the outline depends on, chosen by the caller.
+output. A key is everything else the outline depends on, the source text itself first (see
+:func:`headroom.engine.compressors.code.source_key`): comparing keys is then exact, and costs one pass of
+Python's string hash instead of a digest of the text on every read. The sources a key holds are bounded by
+:data:`MAX_SOURCE_CHARS` as well as the count of files.
 """
 
 from __future__ import annotations
@@ -18,8 +21,13 @@ from typing import NamedTuple
 
 from headroom.engine.compressors.base import Context
 
-#: Files kept (least recently used first out); an entry is a few hundred small tuples.
+#: Files kept (least recently used first out); an entry is a few hundred small tuples and its key's source.
 MAX_FILES = 128
+#: Characters of source the keys may hold together (the least recently used files go first).
+MAX_SOURCE_CHARS = 16_000_000
+
+#: The source text first, then every setting the outline depends on (hashable values).
+Key = tuple[object, ...]
 #: Variants kept per file: one per distinct set of answers a question gave to the walk.
 MAX_VARIANTS = 4
 
@@ -42,7 +50,9 @@ class _Variant:
         return all(ctx.wants(name) for name in self.yes) and ctx.wanted_names.isdisjoint(self.no_lower)
 
 
-_entries: OrderedDict[str, str | list[_Variant]] = OrderedDict()
+_entries: OrderedDict[Key, str | list[_Variant]] = OrderedDict()
+#: Characters of source the keys in ``_entries`` hold (a one-item list: changed under ``_lock``).
+_source_chars = [0]
 _lock = threading.Lock()
 
 
@@ -53,7 +63,11 @@ class Outline(NamedTuple):
     indents: list[str]
 
 
-def lookup(key: str, ctx: Context) -> Outline | str | None:
+def _chars(key: Key) -> int:
+    return len(key[0]) if key and isinstance(key[0], str) else 0
+
+
+def lookup(key: Key, ctx: Context) -> Outline | str | None:
     """The cached outline for ``key`` under ``ctx``, the reason a cached file did not parse, or ``None``."""
     with _lock:
         entry = _entries.get(key)
@@ -69,9 +83,11 @@ def lookup(key: str, ctx: Context) -> Outline | str | None:
     return None
 
 
-def store(key: str, outline: Outline | str, asked: list[tuple[str, bool]] | None = None) -> None:
+def store(key: Key, outline: Outline | str, asked: list[tuple[str, bool]] | None = None) -> None:
     """Keep ``outline`` (or a parse failure's reason) for ``key``, with the ``wanted`` answers it rests on."""
     with _lock:
+        if key not in _entries:
+            _source_chars[0] += _chars(key)
         if isinstance(outline, str):
             _entries[key] = outline
         else:
@@ -89,11 +105,12 @@ def store(key: str, outline: Outline | str, asked: list[tuple[str, bool]] | None
                 current.append(variant)
                 del current[:-MAX_VARIANTS]
         _entries.move_to_end(key)
-        while len(_entries) > MAX_FILES:
-            _entries.popitem(last=False)
+        while len(_entries) > MAX_FILES or (_source_chars[0] > MAX_SOURCE_CHARS and len(_entries) > 1):
+            _source_chars[0] -= _chars(_entries.popitem(last=False)[0])
 
 
 def clear() -> None:
     """Forget every outline (tests and the benchmark's cold runs)."""
     with _lock:
         _entries.clear()
+        _source_chars[0] = 0

@@ -14,7 +14,6 @@ original numbered lines.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable, Sequence
 from typing import ClassVar
@@ -58,11 +57,9 @@ def candidate_languages(block: Block, text: str) -> tuple[tuple[str, ...], bool]
     return langs.detect_languages(text), True
 
 
-def source_key(source: str, *parts: object) -> str:
-    """The outline cache's key: a digest of the text and of every setting the outline depends on."""
-    h = hashlib.sha256(source.encode("utf-8", "surrogatepass"))
-    h.update(repr(parts).encode())
-    return h.hexdigest()
+def source_key(source: str, *parts: object) -> outline_cache.Key:
+    """The outline cache's key: the text and every setting the outline depends on (hashable values)."""
+    return (source, *parts)
 
 
 def outline(
@@ -71,7 +68,7 @@ def outline(
     ctx: Context,
     detail: Detail,
     line_cost: int = 1,
-    key: str | None = None,
+    key: outline_cache.Key | None = None,
 ) -> outline_cache.Outline:
     """Row ranges of ``code_lines`` to elide (0-based, inclusive, sorted, disjoint) and each marker's indentation;
     :class:`Skip` if unparsable.
