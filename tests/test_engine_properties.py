@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from headroom.engine import EngineConfig, MemoryCCRStore, compress, find_refs, retrieve
 from headroom.engine.compressors.base import Block, Context, looks_binary
-from headroom.engine.compressors.code import is_listing
+from headroom.engine.compressors.code import LISTING_SAMPLE, is_listing
 from headroom.engine.compressors.diff import DiffCompressor
 from headroom.engine.compressors.listing import strip_numbers
 from headroom.engine.compressors.testout import TestOutputCompressor
@@ -175,9 +175,18 @@ def test_strip_numbers_is_a_match_per_line(lines: list[str]) -> None:
 @given(_LINES)
 def test_is_listing_is_a_match_per_line(lines: list[str]) -> None:
     text = "\n".join(lines)
-    sample = [line for line in text[:40000].splitlines()[:200] if line.strip()]
+    sample = [line for line in text[: LISTING_SAMPLE * 200].splitlines()[:LISTING_SAMPLE] if line.strip()]
     expected = len(sample) >= 2 and sum(1 for line in sample if _LISTING_LINE.match(line)) >= 0.8 * len(sample)
     assert is_listing(text) == expected
+
+
+def test_is_listing_decides_on_its_sample_of_lines() -> None:
+    """A read file with a long unnumbered note after it is still a listing; a long preamble hides one."""
+    numbered = "".join(f"{i:6d}\t{'x' * (i % 7)}\n" for i in range(1, LISTING_SAMPLE + 1))
+    note = "".join(f"note line {i}\n" for i in range(300))
+    assert is_listing(numbered + note)
+    assert not is_listing(note + numbered)
+    assert not is_listing(numbered[: numbered.index("\n") + 1] + note)
 
 
 @given(_LINES, st.sampled_from(["", "what calls `parse_args`?", "fix a.b and foo", "İstanbul note"]))
