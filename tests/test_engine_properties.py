@@ -18,6 +18,7 @@ from headroom.engine.compressors.base import Block, Context, looks_binary
 from headroom.engine.compressors.code import LISTING_SAMPLE, is_listing
 from headroom.engine.compressors.diff import DiffCompressor
 from headroom.engine.compressors.listing import strip_numbers
+from headroom.engine.compressors.search import _all_prefixed, _prefixed
 from headroom.engine.compressors.testout import TestOutputCompressor
 
 CONFIG = EngineConfig(min_tokens=20)
@@ -178,6 +179,16 @@ def test_is_listing_is_a_match_per_line(lines: list[str]) -> None:
     sample = [line for line in text[: LISTING_SAMPLE * 200].splitlines()[:LISTING_SAMPLE] if line.strip()]
     expected = len(sample) >= 2 and sum(1 for line in sample if _LISTING_LINE.match(line)) >= 0.8 * len(sample)
     assert is_listing(text) == expected
+
+
+_GREP_PIECES = st.sampled_from(["src/a.py", "a-b", "-12-", ":3:", "-7:", ":", "-", "12", "x y", "C:\\w", "٣"])
+
+
+@given(st.lists(st.one_of(_GREP_PIECES, st.text(max_size=4)), max_size=8).map("".join))
+def test_the_one_reading_fast_path_agrees_with_reading_every_prefix(line: str) -> None:
+    line = "".join(line.splitlines())
+    readings, fallback = _prefixed(line)
+    assert (list(readings), fallback) == _all_prefixed(line)
 
 
 def test_is_listing_decides_on_its_sample_of_lines() -> None:

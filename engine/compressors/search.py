@@ -18,7 +18,7 @@ import functools
 import json
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -103,10 +103,30 @@ def _has_ext(p: str) -> bool:
 _Prefixed = tuple[str, str, int, str]
 
 
-def _prefixed(line: str) -> tuple[list[_Prefixed], _Prefixed | None]:
+def _prefixed(line: str) -> tuple[Sequence[_Prefixed], _Prefixed | None]:
     """Every (kind, path, line, text) reading of ``path:N:text`` / ``path-N-text`` (the path may itself hold
     ``-N-``), in order, and the one to take when no path is known: the last path-like one, preferring one
-    with a file extension."""
+    with a file extension.
+
+    Most lines have one reading: after a ``:N:`` any later one's path would hold a colon, and after a
+    ``-N-`` there is usually no other. That case is one regex match (grep output is thousands of lines);
+    the rest go through :func:`_all_prefixed`, which this must always agree with.
+    """
+    m = _PREFIX_RE.search(line)
+    if m is None or ":" in line[: m.start()]:
+        return (), None
+    sep, number = m.group(1, 2)
+    if sep == "-":
+        after = _PREFIX_RE.search(line, m.end())
+        if after is not None and ":" not in line[m.end() : after.start()]:
+            return _all_prefixed(line)
+    path = line[: m.start()]
+    got = ("match" if sep == ":" else "context", path, int(number), line[m.end() :])
+    return (got,), (got if _looks_path(path) else None)
+
+
+def _all_prefixed(line: str) -> tuple[list[_Prefixed], _Prefixed | None]:
+    """:func:`_prefixed`, reading by reading."""
     readings: list[_Prefixed] = []
     fallback: _Prefixed | None = None
     for m in _PREFIX_RE.finditer(line):
@@ -153,11 +173,12 @@ def _parse_text(text: str) -> list[_Rec]:
     lines = [r.rstrip("\r\n") for r in raws]
     # Two passes: the paths of match lines first, so a context line is split at a path that matched. Each
     # line's readings are found once and reused by the second pass.
-    readings = [_prefixed(line) for line in lines]
+    readings = list(map(_prefixed, lines))
     known: dict[str, None] = {}
     first: list[tuple[str, str | None, int | None, str]] = []
     for line, (_, fallback) in zip(lines, readings, strict=True):
-        got = _classify(line, {}, fallback)
+        # A line with a path-like reading is never blank nor ``--``: that reading is what _classify gives.
+        got = fallback or _classify(line, {}, None)
         first.append(got)
         if got[0] == "match" and got[1] is not None:
             known.setdefault(got[1], None)
