@@ -18,7 +18,7 @@ from headroom.engine.compressors.base import Block, Context, looks_binary
 from headroom.engine.compressors.code import LISTING_SAMPLE, is_listing
 from headroom.engine.compressors.diff import DiffCompressor
 from headroom.engine.compressors.listing import strip_numbers
-from headroom.engine.compressors.search import _all_prefixed, _prefixed
+from headroom.engine.compressors.search import _all_prefixed, _first_line, _prefixed
 from headroom.engine.compressors.testout import TestOutputCompressor
 
 CONFIG = EngineConfig(min_tokens=20)
@@ -189,6 +189,14 @@ def test_the_one_reading_fast_path_agrees_with_reading_every_prefix(line: str) -
     line = "".join(line.splitlines())
     readings, fallback = _prefixed(line)
     assert (list(readings), fallback) == _all_prefixed(line)
+
+
+_BREAKING = st.text(alphabet="ab \r\n\x0b\u2028", max_size=30)
+
+
+@given(st.tuples(_BREAKING, st.integers(0, 5000), _BREAKING).map(lambda t: t[0] + "x" * t[1] + t[2]))
+def test_first_line_is_the_first_of_splitlines(text: str) -> None:
+    assert _first_line(text) == (text.splitlines() or [""])[0]
 
 
 def test_is_listing_decides_on_its_sample_of_lines() -> None:

@@ -18,7 +18,7 @@ import functools
 import json
 import re
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -202,6 +202,16 @@ def _parse_text(text: str) -> list[_Rec]:
     return recs
 
 
+def _first_line(text: str) -> str:
+    """``text.splitlines()[0]`` (``""`` for no text), without splitting a large text into all its lines."""
+    width = 256
+    while True:
+        lines = text[:width].splitlines()
+        if len(lines) > 1 or width >= len(text):
+            return lines[0] if lines else ""
+        width *= 8
+
+
 def _json_text(obj: Any) -> str:
     """ripgrep's ``{"text": ...}``, or ``{"bytes": base64}`` for what is not UTF-8."""
     if not isinstance(obj, dict) or isinstance(obj.get("text"), str):
@@ -366,8 +376,7 @@ class SearchCompressor:
 
     def _compress(self, block: Block, ctx: Context) -> str:
         text = block.text
-        first = next((ln for ln in text.splitlines() if ln.strip()), "")
-        is_json = bool(_JSON_TYPE_RE.match(first.strip()))
+        is_json = bool(_JSON_TYPE_RE.match(_first_line(text.lstrip()).strip()))
         recs = _parse_json(text) if is_json else _parse_text(text)
         files = _group(recs, block.path)
         n_matches = sum(len(f.matches) for f in files.values())
@@ -378,8 +387,9 @@ class SearchCompressor:
             names = _common_name([recs[i].text for f in files.values() for i in f.matches])
         def_re = definition_re(names)
         if def_re is not None:
+            mentions = _mention_test(names)
             for f in files.values():
-                _keep_definitions(f, recs, def_re, names)
+                _keep_definitions(f, recs, def_re, mentions)
         ranked = _rank(list(files.values()), recs, ctx)
         return _render(ranked, recs, ctx, text, n_matches, is_json)
 
@@ -403,17 +413,26 @@ def _group(recs: list[_Rec], default_path: str | None) -> dict[str, _File]:
     return files
 
 
-def _keep_definitions(f: _File, recs: list[_Rec], def_re: re.Pattern[str], names: list[str]) -> None:
+def _mention_test(names: list[str]) -> Callable[[str], object]:
+    """A test for a line that holds any of ``names`` (a plain substring test for one, one regex for several)."""
+    if len(names) == 1:
+        name = names[0]
+        return lambda text: name in text
+    return re.compile("|".join(map(re.escape, names))).search
+
+
+def _keep_definitions(f: _File, recs: list[_Rec], def_re: re.Pattern[str], mentions: Callable[[str], object]) -> None:
     """Keep each definition line with its decorators and the rest of a signature that spans lines.
 
-    A definition of a name holds the name: a substring test skips most lines before the large regex runs.
+    A definition of a name holds the name: the ``mentions`` test (:func:`_mention_test`) skips most lines
+    before the large regex runs.
     """
     if _DOC_EXT_RE.search(f.path):
         return
     body = [i for i in f.recs if recs[i].kind in ("match", "context")]
     for pos, i in enumerate(body):
         text = recs[i].text
-        if not any(name in text for name in names) or not _is_definition(text, def_re):
+        if not mentions(text) or not _is_definition(text, def_re):
             continue
         f.defines = True
         f.keep.add(i)
