@@ -17,7 +17,7 @@ from headroom.engine import EngineConfig, MemoryCCRStore, compress, find_refs, r
 from headroom.engine.compressors.base import Block, Context, looks_binary
 from headroom.engine.compressors.code import LISTING_SAMPLE, is_listing
 from headroom.engine.compressors.diff import DiffCompressor
-from headroom.engine.compressors.listing import strip_numbers
+from headroom.engine.compressors.listing import numbered_part, strip_numbers
 from headroom.engine.compressors.search import _all_prefixed, _first_line, _prefixed
 from headroom.engine.compressors.testout import TestOutputCompressor
 
@@ -189,6 +189,19 @@ def test_the_one_reading_fast_path_agrees_with_reading_every_prefix(line: str) -
     line = "".join(line.splitlines())
     readings, fallback = _prefixed(line)
     assert (list(readings), fallback) == _all_prefixed(line)
+
+
+@given(
+    st.lists(st.sampled_from(["  1\tx", "  2→y", "note", "", " "]), min_size=1, max_size=8),
+    st.lists(st.sampled_from(["\n", "\r\n", "\r", "\x0c", "\u2028"]), min_size=8, max_size=8),
+    st.sampled_from(["", "\n", "\r\n", "\x0b"]),
+)
+def test_numbered_part_determines_the_numbered_lines(rows: list[str], ends: list[str], final: str) -> None:
+    text = "".join(row + end for row, end in zip(rows, ends, strict=False))[: -len(ends[len(rows) - 1])] + final
+    lines = text.splitlines()
+    numbered = [i for i, line in enumerate(lines) if line.strip() and line.lstrip()[0].isdigit()]
+    last = numbered[-1] if numbered else -1
+    assert numbered_part(text, lines, last).splitlines() == lines[: last + 1]
 
 
 _BREAKING = st.text(alphabet="ab \r\n\x0b\u2028", max_size=30)

@@ -67,6 +67,26 @@ def strip_numbers(lines: list[str]) -> tuple[list[str], int]:
     return code, last_numbered
 
 
+#: What ``str.splitlines`` ends a line at, besides ``\r\n``.
+_LINE_ENDS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+
+
+def numbered_part(text: str, lines: list[str], last: int) -> str:
+    """A text that determines ``lines[: last + 1]`` (``text.splitlines()`` up to the last numbered row): the
+    slice of ``text`` before the rows after ``last`` when they are joined by plain newlines (so no copy of each
+    line is joined again), else those rows joined."""
+    end = len(text)
+    if text.endswith("\r\n"):
+        end -= 2
+    elif text and text[-1] in _LINE_ENDS:
+        end -= 1
+    after = "".join("\n" + line for line in lines[last + 1 :])
+    cut = end - len(after)
+    if cut >= 0 and text.startswith(after, cut, end):
+        return text[:cut]
+    return "\n".join(lines[: last + 1])
+
+
 def text_ranges(lines: Sequence[str], ctx: Context, named: bool) -> list[tuple[int, int]]:
     """Row ranges to elide from a non-code listing: all but head, tail, structure and relevant lines."""
     n = len(lines)
@@ -101,7 +121,7 @@ class ListingCompressor:
         # The numbered lines and the count of unnumbered ones after them determine the code exactly (an
         # unnumbered line's code is ""), so a cached outline needs no stripping of numbers: a tool's trailing
         # note may change from one read of the file to the next.
-        key = source_key("\n".join(lines[: last_numbered + 1]), "listing", block.path, len(lines), detail)
+        key = source_key(numbered_part(block.text, lines, last_numbered), "listing", block.path, len(lines), detail)
         try:
             found = outline_cache.lookup(key, ctx)
             if isinstance(found, str):
