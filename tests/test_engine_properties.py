@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from headroom.engine import EngineConfig, MemoryCCRStore, compress, find_refs, retrieve
+from headroom.engine.ccr import REF_RE
 from headroom.engine.compressors.base import Block, Context, looks_binary
 from headroom.engine.compressors.code import LISTING_SAMPLE, is_listing
 from headroom.engine.compressors.diff import DiffCompressor
@@ -202,6 +203,17 @@ def test_numbered_part_determines_the_numbered_lines(rows: list[str], ends: list
     numbered = [i for i, line in enumerate(lines) if line.strip() and line.lstrip()[0].isdigit()]
     last = numbered[-1] if numbered else -1
     assert numbered_part(text, lines, last).splitlines() == lines[: last + 1]
+
+
+_REF_PIECES = st.sampled_from(["hr:", "0123456789ab", ":1-2", "x", "_", " ", "é", "f", "[", "hr:hr:"])
+
+
+@given(st.lists(st.one_of(_REF_PIECES, st.text(max_size=3)), max_size=10).map("".join))
+def test_references_are_found_where_a_word_boundary_before_them_says(text: str) -> None:
+    plain = re.compile(r"\bhr:([0-9a-f]{12})(?::(\d+)-(\d+))?(?![0-9a-f])")
+    assert [(m.span(), m.groups()) for m in REF_RE.finditer(text)] == [
+        (m.span(), m.groups()) for m in plain.finditer(text)
+    ]
 
 
 _BREAKING = st.text(alphabet="ab \r\n\x0b\u2028", max_size=30)
