@@ -19,7 +19,7 @@ from headroom.engine.compressors.base import Block, Context, looks_binary
 from headroom.engine.compressors.code import LISTING_SAMPLE, is_listing
 from headroom.engine.compressors.diff import DiffCompressor
 from headroom.engine.compressors.listing import numbered_part, strip_numbers
-from headroom.engine.compressors.search import _all_prefixed, _first_line, _prefixed
+from headroom.engine.compressors.search import _all_prefixed, _first_line, _first_lines, _prefixed
 from headroom.engine.compressors.testout import TestOutputCompressor
 
 CONFIG = EngineConfig(min_tokens=20)
@@ -222,6 +222,11 @@ _BREAKING = st.text(alphabet="ab \r\n\x0b\u2028", max_size=30)
 @given(st.tuples(_BREAKING, st.integers(0, 5000), _BREAKING).map(lambda t: t[0] + "x" * t[1] + t[2]))
 def test_first_line_is_the_first_of_splitlines(text: str) -> None:
     assert _first_line(text) == (text.splitlines() or [""])[0]
+
+
+@given(st.lists(_BREAKING, max_size=40).map("".join), st.integers(1, 5))
+def test_first_lines_are_those_of_splitlines(text: str, n: int) -> None:
+    assert _first_lines(text, n) == text.splitlines()[:n]
 
 
 def test_is_listing_decides_on_its_sample_of_lines() -> None:

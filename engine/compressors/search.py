@@ -202,14 +202,20 @@ def _parse_text(text: str) -> list[_Rec]:
     return recs
 
 
-def _first_line(text: str) -> str:
-    """``text.splitlines()[0]`` (``""`` for no text), without splitting a large text into all its lines."""
-    width = 256
+def _first_lines(text: str, n: int) -> list[str]:
+    """``text.splitlines()[:n]``, without splitting a large text into all its lines: a head of the text holds
+    them once it splits into more than ``n`` (the last may be cut short; those before it are whole)."""
+    width = 128 * n
     while True:
         lines = text[:width].splitlines()
-        if len(lines) > 1 or width >= len(text):
-            return lines[0] if lines else ""
+        if len(lines) > n or width >= len(text):
+            return lines[:n]
         width *= 8
+
+
+def _first_line(text: str) -> str:
+    """``text.splitlines()[0]``, ``""`` for no text."""
+    return next(iter(_first_lines(text, 1)), "")
 
 
 def _json_text(obj: Any) -> str:
@@ -356,7 +362,7 @@ class SearchCompressor:
     kind: ClassVar[str] = "search"
 
     def sniff(self, block: Block) -> bool:
-        lines = [ln for ln in block.text.splitlines()[:60] if ln.strip()][:40]
+        lines = [ln for ln in _first_lines(block.text, 60) if ln.strip()][:40]
         if len(lines) < 2 or sum(1 for ln in lines if _COMPILER_RE.match(ln)) > len(lines) // 4:
             return False
         if is_ripgrep_json(block.text):
