@@ -24,7 +24,7 @@ from headroom.engine.compressors.base import Context
 #: Files kept (least recently used first out); an entry is a few hundred small tuples and its key's source.
 MAX_FILES = 128
 #: Characters of source the keys may hold together (the least recently used files go first).
-MAX_SOURCE_CHARS = 16_000_000
+MAX_SOURCE_CHARS = 8_000_000
 
 #: The source text first, then every setting the outline depends on (hashable values).
 Key = tuple[object, ...]
