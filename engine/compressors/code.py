@@ -162,7 +162,7 @@ LISTING_SAMPLE = 64
 
 def is_listing(text: str, sample: int = LISTING_SAMPLE) -> bool:
     """At least 80 % of the (first ``sample``) non-blank lines are numbered listing lines."""
-    # Cut at the sample's last newline first: splitlines of the whole 40 KB head would be mostly wasted.
+    # Cut at the sample's last newline first: splitlines of all the characters it may span would be mostly wasted.
     head = "\n".join(text[: sample * 200].split("\n", sample)[:sample])
     lines = [line for line in head.splitlines()[:sample] if line.strip()]
     if len(lines) < 2:
