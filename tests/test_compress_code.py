@@ -615,3 +615,19 @@ def test_outline_cache_bounds_the_source_its_keys_hold(monkeypatch: pytest.Monke
     assert held == ["\n".join(source.splitlines()) for source in sources[-3:]]  # the most recent files stay
     outline_cache.clear()
     assert outline_cache._source_chars[0] == 0
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["how does `TextWrapper._wrap_chunks` handle long words?", "how does _wrap_chunks decide where a line ends?"],
+)
+def test_a_private_method_the_question_names_is_kept_whole(question: str) -> None:
+    """A question naming a private method as written, underscore and all, keeps it (it was elided as private)."""
+    text = (STDLIB / "textwrap.py").read_text()
+    body = "cur_len = sum(map(len, cur_line))"  # a line deep inside _wrap_chunks
+    outline_cache.clear()
+    for comp, source in ((CODE, text), (LISTING, _numbered(text))):
+        asked = run(comp, source, path="Lib/textwrap.py", question=question)[0]
+        assert "def _wrap_chunks(self, chunks):" in asked and body in asked
+        plain = run(comp, source, path="Lib/textwrap.py")[0]
+        assert "def _wrap_chunks" not in plain  # without the question it is private, so elided whole

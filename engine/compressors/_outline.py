@@ -261,7 +261,8 @@ class Outliner:
         if node.type not in self.spec.functions and node.type not in self.spec.containers:
             return False
         name = _node_name(node)
-        if not name or self.wanted(name.lstrip("_#")):
+        # A question names a private definition as written (`_wrap_chunks`) or as a word (wrap_chunks).
+        if not name or self.wanted(name) or self.wanted(name.lstrip("_#")):
             return False
         if self.spec.docstrings:
             if self.exported is not None and self._top_level(node):
