@@ -21,16 +21,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from headroom.engine.ccr import (
-    ID_HEX,
-    CCREntry,
-    CCRStore,
-    entry_marker,
-    find_refs,
-    join_entries,
-    put_all,
-    text_digest,
-)
+from headroom.engine.ccr import CCREntry, CCRStore, content_id, entry_marker, find_refs, join_entries, put_all
 from headroom.engine.ccr import retrieve as _retrieve
 from headroom.engine.compressors.base import Block, estimate_tokens, looks_binary
 from headroom.engine.config import EngineConfig
@@ -178,10 +169,33 @@ def _exact_file_read(block: Block, config: EngineConfig) -> bool:
     return config.file_read_policy == "exact" and is_file_read(block, detect(block, config))
 
 
-def _repeat(block: Block, first: Slot, config: EngineConfig, digest: str | None) -> Outcome:
+class _FirstSeen:
+    """The first slot with each text, found without hashing whole texts.
+
+    A request re-sends the whole conversation, most of it frozen (the provider's cache): hashing every tool
+    result to find repeats cost a pass over megabytes per request. A text's length, head and tail pick the
+    few candidates, and only those are compared in full (equal texts are then compared once, byte for byte).
+    """
+
+    _EDGE = 64
+
+    def __init__(self) -> None:
+        self._slots: dict[tuple[int, str, str], list[Slot]] = {}
+
+    def first(self, slot: Slot) -> Slot:
+        text = slot.text
+        group = self._slots.setdefault((len(text), text[: self._EDGE], text[-self._EDGE :]), [])
+        for earlier in group:
+            if earlier.text == text:
+                return earlier
+        group.append(slot)
+        return slot
+
+
+def _repeat(block: Block, first: Slot, config: EngineConfig) -> Outcome:
     """The marker for a tool result that repeats ``first``: the original stays one retrieve call away."""
     kind = _kind(block, config)
-    entry = CCREntry((digest or text_digest(block.text))[:ID_HEX], block.text, kind)
+    entry = CCREntry(content_id(block.text), block.text, kind)
     marker = entry_marker(entry.id, f"same output as an earlier tool result (message {first.message})")
     lines = len(block.text.splitlines())
     return Outcome(marker, kind, "repeat", [entry], f"same as message {first.message}", {"lines": lines})
@@ -236,16 +250,14 @@ def compress(
     slots = list(iter_slots(messages))
     last_user = max((s.message for s in slots if s.role == "user" and not s.is_tool_result), default=-1)
     dedup = config.dedup_repeats and not config.lossless
-    #: The first tool result with each text (by its SHA-256), frozen ones included: slots come in message
-    #: order, so a repeat only ever points backwards and appending messages never changes an earlier one's
-    #: output. The digest also keys the route cache and gives the content id: one pass over each text.
-    first_seen: dict[str, Slot] = {}
+    #: The first tool result with each text, frozen ones included: slots come in message order, so a
+    #: repeat only ever points backwards and appending messages never changes an earlier one's output.
+    seen = _FirstSeen()
     out = list(messages)
     decisions: list[BlockDecision] = []
     entries: list[CCREntry] = []
     for slot in slots:
-        digest = text_digest(slot.text) if dedup and slot.is_tool_result else None
-        first = first_seen.setdefault(digest, slot) if digest is not None else slot
+        first = seen.first(slot) if dedup and slot.is_tool_result else slot
         if slot.message < frozen or not _compressible(slot, config, last_user):
             continue
         block = Block(
@@ -260,12 +272,12 @@ def compress(
             and not _exact_file_read(block, config)
         ):
             if first is not slot:
-                outcome = _repeat(block, first, config, digest)
+                outcome = _repeat(block, first, config)
             elif memo is not None:
                 key = memo_key(slot.text, config)
                 outcome = _memo_hit(block, key, memo, store, config)
         if outcome is None:
-            outcome = route_cached(block, question or slot.question, tool_hints(slot.tool), config, digest)
+            outcome = route_cached(block, question or slot.question, tool_hints(slot.tool), config)
             if memo is not None and key is not None and outcome.changed:
                 memo.put(key, outcome.text, [e.id for e in outcome.entries])
         if outcome.changed:

@@ -276,18 +276,15 @@ _CacheKey = tuple[str, str | None, str, str | None, str | None, EngineConfig]
 _cache: OrderedDict[_CacheKey, Outcome] = OrderedDict()
 
 
-def route_cached(
-    block: Block, question: str | None, hints: str, config: EngineConfig, digest: str | None = None
-) -> Outcome:
+def route_cached(block: Block, question: str | None, hints: str, config: EngineConfig) -> Outcome:
     """:func:`route` behind a small LRU keyed on everything the result depends on.
 
     Output is a pure function of the key, so the cache changes speed only: an agent re-sends its whole
     history every turn and the same tool results come back again and again. The text enters the key as its
     whole SHA-256 digest, whose first digits are the content id a compression needs anyway (that of the
-    original its markers point at): one pass over the text serves both. ``digest`` is ``text_digest(block.text)``
-    when the caller has it.
+    original its markers point at): one pass over the text serves both.
     """
-    digest = digest or text_digest(block.text)
+    digest = text_digest(block.text)
     key = (digest, question, hints, block.path, block.tool_name, config)
     with _lock:
         hit = _cache.get(key)

@@ -170,6 +170,19 @@ def test_two_equal_results_in_one_message_point_at_that_message() -> None:
     assert out[1]["content"] == _marker(log, 2)
 
 
+def test_results_alike_at_both_ends_are_not_repeats_unless_equal() -> None:
+    """Repeats are looked up by length, head and tail, then compared whole: a one-character difference in
+    the middle is a different result; an equal one is still a repeat, the first of the equal ones named."""
+    log = _log()
+    middle = len(log) // 2
+    other = log[:middle] + ("x" if log[middle] != "x" else "y") + log[middle + 1 :]
+    assert len(other) == len(log) and other[:64] == log[:64] and other[-64:] == log[-64:]
+    result = compress(_anthropic([log, other, log, other]), "claude-sonnet-4-5")
+    outs = [result.messages[i]["content"][0]["content"] for i in (2, 4, 6, 8)]
+    assert outs[2] == _marker(log, 2) and outs[3] == _marker(other, 4)
+    assert _marker(log, 2) != outs[1] != _marker(other, 4)
+
+
 def test_small_repeats_are_left_alone() -> None:
     small = "total 3\n-rw-r--r-- 1 me me 12 a.txt\n"
     result = compress(_anthropic([small, small]), "claude-sonnet-4-5")
