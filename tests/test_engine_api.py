@@ -336,3 +336,18 @@ def test_a_block_the_router_splits_names_its_own_section_as_the_original() -> No
     ids = {ref.id for ref in find_refs(outcome.text)}
     assert ids and content_id(text) not in ids
     assert ids <= {e.id for e in outcome.entries} and all(content_id(e.text) == e.id for e in outcome.entries)
+
+
+def test_the_history_benchmark_runs_and_reports_the_frozen_prefix() -> None:
+    """bench/engine_history_bench.py (a request re-sending a cached history) stays runnable."""
+    script = Path(__file__).resolve().parent.parent / "bench" / "engine_history_bench.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--reads", "4", "--new", "1", "--runs", "2"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    report = json.loads(done.stdout)
+    assert report["reads"] == 4 and report["frozen_messages"] == 7
+    assert report["tool_result_chars"] > 20_000 and report["cpu_ms_median"] >= 0
