@@ -175,20 +175,31 @@ class _FirstSeen:
     A request re-sends the whole conversation, most of it frozen (the provider's cache): hashing every tool
     result to find repeats cost a pass over megabytes per request. A text's length, head and tail pick the
     few candidates, and only those are compared in full (equal texts are then compared once, byte for byte).
+    A crowd of texts alike at both ends (a hostile request) would make that quadratic: past
+    :data:`_CROWD` candidates, their group is a dict keyed by the whole text.
     """
 
     _EDGE = 64
+    _CROWD = 8
 
     def __init__(self) -> None:
-        self._slots: dict[tuple[int, str, str], list[Slot]] = {}
+        self._slots: dict[tuple[int, str, str], list[Slot] | dict[str, Slot]] = {}
 
     def first(self, slot: Slot) -> Slot:
         text = slot.text
-        group = self._slots.setdefault((len(text), text[: self._EDGE], text[-self._EDGE :]), [])
+        key = (len(text), text[: self._EDGE], text[-self._EDGE :])
+        group = self._slots.get(key)
+        if group is None:
+            self._slots[key] = [slot]
+            return slot
+        if isinstance(group, dict):
+            return group.setdefault(text, slot)
         for earlier in group:
             if earlier.text == text:
                 return earlier
         group.append(slot)
+        if len(group) > self._CROWD:
+            self._slots[key] = {s.text: s for s in group}  # distinct texts, in order: each maps to its first
         return slot
 
 

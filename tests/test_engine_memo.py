@@ -183,6 +183,19 @@ def test_results_alike_at_both_ends_are_not_repeats_unless_equal() -> None:
     assert _marker(log, 2) != outs[1] != _marker(other, 4)
 
 
+def test_a_crowd_of_results_alike_at_both_ends_still_finds_each_repeat() -> None:
+    """Many results that differ only in the middle (what a hostile request could send to make the lookup
+    quadratic) are told apart, and a repeat of any of them still names its first occurrence."""
+    log = _log()
+    middle = len(log) // 2
+    crowd = [log[:middle] + f"{i:04d}" + log[middle + 4 :] for i in range(30)]
+    texts = [*crowd, crowd[3], crowd[25], crowd[29]]
+    result = compress(_anthropic(texts), "claude-sonnet-4-5")
+    outs = [result.messages[2 + 2 * i]["content"][0]["content"] for i in range(len(texts))]
+    assert outs[30:] == [_marker(crowd[3], 2 + 2 * 3), _marker(crowd[25], 2 + 2 * 25), _marker(crowd[29], 2 + 2 * 29)]
+    assert not any(out.startswith("[same output") for out in outs[:30])
+
+
 def test_small_repeats_are_left_alone() -> None:
     small = "total 3\n-rw-r--r-- 1 me me 12 a.txt\n"
     result = compress(_anthropic([small, small]), "claude-sonnet-4-5")
