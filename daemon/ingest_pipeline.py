@@ -30,16 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
-from headroom.daemon.ingest_read import (
-    INGESTED,
-    UNCHANGED,
-    Chunk,
-    FileOutcome,
-    FileProgress,
-    Limits,
-    LogFile,
-    read_chunks,
-)
+from headroom.daemon.ingest_read import UNCHANGED, Chunk, FileOutcome, FileProgress, Limits, LogFile, read_chunks
 from headroom.learn.model import AGENTS
 from headroom.learn.readers import reader_for
 
@@ -241,13 +232,7 @@ def _store(ingestor: Ingestor, helper: Helper, entry: _Entry, st: os.stat_result
     except (Moved, HelperFailed) as exc:
         if isinstance(exc, HelperFailed):
             log.debug("%s: the helper could not read it (%s); reading it here", item.path, exc)
-        rest = ingestor.ingest_file(item)
-        rest.bytes_read += done.bytes_read
-        rest.records += done.records
-        rest.problems += done.problems
-        if done.status == INGESTED and rest.status == UNCHANGED:
-            rest.status = INGESTED
-        return rest
+        return ingestor.ingest_file(item).add(done)
     finally:
         if not ingestor.should_stop():  # on a stop the helper is ended, not waited for
             with contextlib.suppress(HelperFailed):

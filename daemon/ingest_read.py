@@ -52,6 +52,15 @@ class FileOutcome:
     records: int = 0
     problems: int = 0
 
+    def add(self, earlier: FileOutcome) -> FileOutcome:
+        """This outcome with what an earlier, interrupted read of the same file committed counted in."""
+        self.bytes_read += earlier.bytes_read
+        self.records += earlier.records
+        self.problems += earlier.problems
+        if earlier.status == INGESTED and self.status == UNCHANGED:
+            self.status = INGESTED
+        return self
+
 
 @dataclass
 class FileProgress:
