@@ -611,10 +611,10 @@ def test_outline_cache_bounds_the_source_its_keys_hold(monkeypatch: pytest.Monke
     for source in sources:
         run(CODE, source, path="store.py")
     held = [key[0] for key in outline_cache._entries]
-    assert len(held) == 3 and sum(map(len, held)) == outline_cache._source_chars[0] <= outline_cache.MAX_SOURCE_CHARS
+    assert len(held) == 3 and sum(map(len, held)) == outline_cache.source_chars() <= outline_cache.MAX_SOURCE_CHARS
     assert held == ["\n".join(source.splitlines()) for source in sources[-3:]]  # the most recent files stay
     outline_cache.clear()
-    assert outline_cache._source_chars[0] == 0
+    assert outline_cache.source_chars() == 0
 
 
 @pytest.mark.parametrize(

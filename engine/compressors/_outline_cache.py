@@ -51,8 +51,6 @@ class _Variant:
 
 
 _entries: OrderedDict[Key, str | list[_Variant]] = OrderedDict()
-#: Characters of source the keys in ``_entries`` hold (a one-item list: changed under ``_lock``).
-_source_chars = [0]
 _lock = threading.Lock()
 
 
@@ -65,6 +63,12 @@ class Outline(NamedTuple):
 
 def _chars(key: Key) -> int:
     return len(key[0]) if key and isinstance(key[0], str) else 0
+
+
+def source_chars() -> int:
+    """Characters of source the cached keys hold (summed when asked: a store is a parse's rare companion)."""
+    with _lock:
+        return sum(map(_chars, _entries))
 
 
 def lookup(key: Key, ctx: Context) -> Outline | str | None:
@@ -86,8 +90,6 @@ def lookup(key: Key, ctx: Context) -> Outline | str | None:
 def store(key: Key, outline: Outline | str, asked: list[tuple[str, bool]] | None = None) -> None:
     """Keep ``outline`` (or a parse failure's reason) for ``key``, with the ``wanted`` answers it rests on."""
     with _lock:
-        if key not in _entries:
-            _source_chars[0] += _chars(key)
         if isinstance(outline, str):
             _entries[key] = outline
         else:
@@ -105,12 +107,14 @@ def store(key: Key, outline: Outline | str, asked: list[tuple[str, bool]] | None
                 current.append(variant)
                 del current[:-MAX_VARIANTS]
         _entries.move_to_end(key)
-        while len(_entries) > MAX_FILES or (_source_chars[0] > MAX_SOURCE_CHARS and len(_entries) > 1):
-            _source_chars[0] -= _chars(_entries.popitem(last=False)[0])
+        while len(_entries) > MAX_FILES:
+            _entries.popitem(last=False)
+        held = sum(map(_chars, _entries))
+        while held > MAX_SOURCE_CHARS and len(_entries) > 1:
+            held -= _chars(_entries.popitem(last=False)[0])
 
 
 def clear() -> None:
     """Forget every outline (tests and the benchmark's cold runs)."""
     with _lock:
         _entries.clear()
-        _source_chars[0] = 0
