@@ -35,6 +35,13 @@ sys.exit(main())
 """
 
 
+def use_export(root: Path) -> None:
+    """Make ``headroom.*`` imports in this process resolve to the package exported under ``root`` (what the
+    launcher does), for a benchmark that imports the engine itself."""
+    sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f)]
+    sys.path.insert(0, str(root))
+
+
 def export(commit: str, target: Path) -> Path:
     """Export ``commit``'s package under ``target``; the launcher's path."""
     data = subprocess.run(

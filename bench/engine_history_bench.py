@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from baseline import use_export
+
 
 def conversation(reads: int) -> list[dict[str, Any]]:
     """A user's request, then ``reads`` Read calls with their numbered results (5 to 60 KB modules, by name)."""
@@ -43,9 +45,8 @@ def main() -> None:
     parser.add_argument("--new", type=int, default=6, help="reads after the frozen prefix")
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()
-    if args.code is not None:  # the exported package first, the editable install's finder out of the way
-        sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f)]
-        sys.path.insert(0, str(args.code))
+    if args.code is not None:
+        use_export(args.code)
     from headroom.engine import MemoryCCRStore, compress
 
     messages = conversation(args.reads)
